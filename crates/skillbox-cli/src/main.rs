@@ -1,0 +1,362 @@
+//! `skillbox`: list, inspect, validate and run skills. This binary only parses arguments and
+//! prints; everything else lives in `skillbox-skills`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use skillbox_skills::{
+    enforcement_entries, Enforcement, LoadedSkill, Registry, Runtime, SecurityContext, SkillResult,
+    Status, TrustLevel,
+};
+
+mod output;
+
+use output::{print_problems, terminal_safe};
+
+/// Exit codes, one per run status. Documented in README.md and `skillbox run --help`.
+fn exit_code(status: Status) -> u8 {
+    match status {
+        Status::Success => 0,
+        Status::Failed => 1,
+        Status::Denied => 3,
+        Status::Invalid => 4,
+        Status::Timeout => 5,
+        Status::LimitExceeded => 6,
+        Status::Error => 7,
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "skillbox",
+    version,
+    about = "Run agent skills with exactly the rights their trust level and declaration allow",
+    after_help = "Exit codes of `run`: 0 success, 1 failed, 2 usage error, 3 denied, 4 invalid, \
+                  5 timeout, 6 limit_exceeded, 7 error.\nOther commands: 0 ok, 1 problems found, \
+                  2 usage error, 4 invalid or unknown skill name.\n\nEnvironment: SKILLBOX_HOME \
+                  (default $XDG_CONFIG_HOME/skillbox or ~/.config/skillbox) holds global skills in \
+                  skills/.\nDocs: docs/getting-started.md, docs/writing-skills.md, \
+                  docs/security-model.md"
+)]
+struct Cli {
+    /// Workspace whose skills are used and in which commands run [default: current directory]
+    #[arg(long, global = true, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the skills found (workspace, global, built-in), and name the files that failed
+    List {
+        /// Print one JSON object instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a skill, and its effective permissions and limits at its trust level
+    Info {
+        /// Skill name or alias
+        name: String,
+        /// Show the grant at this level instead of the skill's default level
+        #[arg(long, value_name = "LEVEL")]
+        trust: Option<TrustLevel>,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check skill files; with no PATH, every skill location of the workspace
+    Validate {
+        /// Skill files or directories to check
+        paths: Vec<PathBuf>,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a skill under its security context and report the result
+    #[command(
+        after_help = "The skill's stdout and stderr are captured and printed after it ends, with \
+                      terminal control characters escaped; --raw prints them unchanged.\nExit \
+                      codes: 0 success, 1 failed, 3 denied, 4 invalid, 5 timeout, 6 \
+                      limit_exceeded, 7 error."
+    )]
+    Run {
+        /// Skill name or alias
+        name: String,
+        /// Parameters as a JSON object, e.g. '{"path": "src"}'
+        #[arg(long, value_name = "JSON_OBJECT")]
+        params: Option<String>,
+        /// Run at this trust level: untrusted, user-verified or system-trusted
+        #[arg(long, value_name = "LEVEL")]
+        trust: Option<TrustLevel>,
+        /// Print the result as one JSON object
+        #[arg(long)]
+        json: bool,
+        /// Print the skill's output bytes unchanged (terminal control characters included)
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("skillbox: error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(7)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<u8> {
+    let workspace = match cli.workspace {
+        Some(w) => w,
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    match cli.command {
+        Command::Validate { paths, json } => Ok(validate(&workspace, &paths, json)),
+        Command::List { json } => {
+            let rt = Runtime::open(&workspace)?;
+            Ok(list(&rt, json))
+        }
+        Command::Info { name, trust, json } => {
+            let rt = Runtime::open(&workspace)?;
+            Ok(info(&rt, &name, trust, json))
+        }
+        Command::Run { name, params, trust, json, raw } => {
+            // The name is checked before any skill file is read.
+            if let Err(e) = skillbox_skills::name::check_name(&name) {
+                let msg =
+                    format!("{} is not a valid skill name: {e}", one_line(&format!("{name:?}")));
+                return Ok(report_refusal(Status::Invalid, msg, json));
+            }
+            let params: Value = match params.as_deref().map(serde_json::from_str) {
+                None => json!({}),
+                Some(Ok(v @ Value::Object(_))) => v,
+                Some(Ok(_)) => {
+                    let msg = "--params: must be a JSON object such as '{\"name\": \"value\"}'";
+                    return Ok(report_refusal(Status::Invalid, msg.into(), json));
+                }
+                Some(Err(e)) => {
+                    let msg = format!("--params: not valid JSON: {e}");
+                    return Ok(report_refusal(Status::Invalid, msg, json));
+                }
+            };
+            let rt = Arc::new(Runtime::open(&workspace)?);
+            print_problems(rt.registry(), false);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let result = runtime.block_on(rt.run(&name, &params, trust));
+            Ok(report_run(&result, json, raw))
+        }
+    }
+}
+
+fn report_refusal(status: Status, message: String, json: bool) -> u8 {
+    if json {
+        let v = json!({"status": status.as_str(), "message": message, "exit_code": null,
+                       "stdout": "", "stderr": "", "duration_ms": 0, "execution_id": null});
+        println!("{v}");
+    } else {
+        eprintln!("skillbox: {}: {}", status.as_str(), message);
+    }
+    exit_code(status)
+}
+
+fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
+    if json {
+        match serde_json::to_string(result) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("skillbox: error: cannot encode the result: {e}"),
+        }
+        return exit_code(result.status);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    if raw {
+        let _ = out.write_all(result.stdout.as_bytes());
+        let _ = err.write_all(result.stderr.as_bytes());
+    } else {
+        let _ = out.write_all(terminal_safe(&result.stdout).as_bytes());
+        let _ = err.write_all(terminal_safe(&result.stderr).as_bytes());
+        // Keep the status line on its own line.
+        if !result.stdout.is_empty() && !result.stdout.ends_with('\n') {
+            let _ = out.write_all(b"\n");
+        }
+        if !result.stderr.is_empty() && !result.stderr.ends_with('\n') {
+            let _ = err.write_all(b"\n");
+        }
+    }
+    let _ = out.flush();
+    let not_enforced: Vec<&str> =
+        result.enforcement.iter().filter(|e| !e.enforced).map(|e| e.mechanism.as_str()).collect();
+    if !not_enforced.is_empty() {
+        let _ = writeln!(
+            err,
+            "skillbox: note: not enforced by the kernel in this build: {}; the skill's declared \
+             permissions were checked, not confined (see docs/security-model.md)",
+            not_enforced.join(", ")
+        );
+    }
+    let level = result.trust_level.map(|l| format!(" at {l}")).unwrap_or_default();
+    let what = if result.skill.is_empty() { String::new() } else { format!("{}: ", result.skill) };
+    match (&result.message, result.status) {
+        (_, Status::Success) => {
+            let _ = writeln!(
+                err,
+                "skillbox: {what}success{level} in {} ms (execution {})",
+                result.duration_ms, result.execution_id
+            );
+        }
+        (msg, status) => {
+            let _ = writeln!(
+                err,
+                "skillbox: {what}{}{level}: {} (execution {})",
+                status.as_str(),
+                one_line(msg.as_deref().unwrap_or("")),
+                result.execution_id
+            );
+        }
+    }
+    exit_code(result.status)
+}
+
+fn skill_summary(s: &LoadedSkill) -> Value {
+    json!({
+        "name": s.def.name,
+        "type": s.def.skill_type.as_str(),
+        "description": s.def.description,
+        "version": s.def.version,
+        "source": s.source.as_str(),
+        "path": s.path,
+        "trust_level": s.source.default_trust(),
+        "aliases": s.def.aliases,
+    })
+}
+
+fn list(rt: &Runtime, json: bool) -> u8 {
+    let reg = rt.registry();
+    if json {
+        let v = json!({
+            "workspace": rt.workspace(),
+            "skills": reg.skills().map(skill_summary).collect::<Vec<_>>(),
+            "problems": reg.problems().iter().map(|d| json!({
+                "path": d.path, "field": d.field, "reason": d.reason, "message": d.to_string(),
+            })).collect::<Vec<_>>(),
+            "shadowed": reg.shadowed(),
+        });
+        println!("{v}");
+    } else {
+        let rows: Vec<[String; 5]> = reg
+            .skills()
+            .map(|s| {
+                [
+                    s.def.name.clone(),
+                    s.def.skill_type.as_str().to_string(),
+                    s.source.as_str().to_string(),
+                    s.source.default_trust().to_string(),
+                    terminal_safe(&s.def.description).replace('\n', " "),
+                ]
+            })
+            .collect();
+        output::table(&["NAME", "TYPE", "SOURCE", "TRUST", "DESCRIPTION"], &rows);
+        print_problems(reg, true);
+    }
+    u8::from(!reg.problems().is_empty())
+}
+
+fn info(rt: &Runtime, name: &str, trust: Option<TrustLevel>, json: bool) -> u8 {
+    let skill = match rt.registry().get(name) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skillbox: {}", one_line(&e.to_string()));
+            return 4;
+        }
+    };
+    let level = trust.unwrap_or_else(|| skill.source.default_trust());
+    let ctx = SecurityContext::for_trust_level(level, rt.workspace());
+    let grant = ctx.validate_execution(&skill.def);
+    let enforcement = enforcement_entries(&Enforcement::current());
+    let d = &skill.def;
+    let parameters: Vec<Value> =
+        d.parameters.iter().map(|p| serde_json::to_value(&p.spec).unwrap_or(Value::Null)).collect();
+    let v = json!({
+        "name": d.name,
+        "type": d.skill_type.as_str(),
+        "description": d.description,
+        "version": d.version,
+        "source": skill.source.as_str(),
+        "path": skill.path,
+        "aliases": d.aliases,
+        "command": d.command,
+        "args": d.args,
+        "prompt_template": d.prompt_template,
+        "parameters": parameters,
+        "input_schema": skillbox_skills::input_schema(d),
+        "declared": {
+            "permissions": d.permissions,
+            "resource_limits": d.limits,
+            "environment": d.environment.keys().collect::<Vec<_>>(),
+        },
+        "resilience": d.resilience,
+        "metadata": d.metadata,
+        "extra": d.extra,
+        "trust_level": level,
+        "context": ctx,
+        "grant": grant.as_ref().ok(),
+        "denial": grant.as_ref().err(),
+        "enforcement": enforcement,
+    });
+    if json {
+        println!("{v}");
+        return 0;
+    }
+    output::info_text(&v, grant.as_ref().err().map(|d| d.message()));
+    0
+}
+
+fn validate(workspace: &std::path::Path, paths: &[PathBuf], json: bool) -> u8 {
+    let reg = if paths.is_empty() {
+        match Runtime::open(workspace) {
+            Ok(rt) => rt.registry().clone(),
+            Err(e) => {
+                eprintln!("skillbox: error: {}", one_line(&e.to_string()));
+                return 7;
+            }
+        }
+    } else {
+        Registry::load_paths(paths)
+    };
+    if json {
+        let v = json!({
+            "valid": reg.skills().map(skill_summary).collect::<Vec<_>>(),
+            "problems": reg.problems().iter().map(|d| json!({
+                "path": d.path, "field": d.field, "reason": d.reason, "message": d.to_string(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    } else {
+        for s in reg.skills() {
+            println!("ok: {} ({})", s.def.name, s.path.display());
+        }
+        print_problems(&reg, true);
+        if reg.problems().is_empty() {
+            println!("{} skill(s) valid", reg.len());
+        } else {
+            println!("{} skill(s) valid, {} problem(s)", reg.len(), reg.problems().len());
+        }
+    }
+    u8::from(!reg.problems().is_empty())
+}

@@ -1,0 +1,108 @@
+//! Printing helpers: tables, problem lists, and escaping of text a skill controls.
+
+use serde_json::Value;
+use skillbox_skills::Registry;
+
+/// Escapes control characters other than newline and tab, so that a skill's output or
+/// description cannot move the cursor, retitle the terminal or hide text (ANSI/OSC escapes).
+pub fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Prints load problems and shadowing warnings to stderr, one line each.
+pub fn print_problems(reg: &Registry, with_shadowed: bool) {
+    for d in reg.problems() {
+        eprintln!("skillbox: error: {d}");
+    }
+    if with_shadowed {
+        for s in reg.shadowed() {
+            eprintln!("skillbox: warning: {s}");
+        }
+    }
+}
+
+/// A plain left-aligned table.
+pub fn table(headers: &[&str; 5], rows: &[[String; 5]]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()).take(4) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i < 4 {
+                s.push_str(&format!("{:<w$}  ", c, w = widths[i]));
+            } else {
+                s.push_str(c);
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(headers.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(x) => terminal_safe(x),
+        Value::Null => "-".into(),
+        other => terminal_safe(&other.to_string()),
+    }
+}
+
+/// Human-readable `info`.
+pub fn info_text(v: &Value, denial: Option<String>) {
+    println!("{} ({}, {} skill)", s(&v["name"]), s(&v["type"]), s(&v["source"]));
+    println!("  file:        {}", s(&v["path"]));
+    if let Some(d) = v["description"].as_str().filter(|d| !d.is_empty()) {
+        println!("  description: {}", terminal_safe(d));
+    }
+    if !v["version"].is_null() {
+        println!("  version:     {}", s(&v["version"]));
+    }
+    if v["aliases"].as_array().is_some_and(|a| !a.is_empty()) {
+        println!("  aliases:     {}", s(&v["aliases"]));
+    }
+    if !v["command"].is_null() {
+        println!("  command:     {} {}", s(&v["command"]), s(&v["args"]));
+    }
+    if let Some(params) = v["parameters"].as_array() {
+        for p in params {
+            let req = if p["required"].as_bool() == Some(true) { "required" } else { "optional" };
+            println!("  parameter:   {} ({}, {})", s(&p["name"]), s(&p["type"]), req);
+        }
+    }
+    println!("  declared:    {}", s(&v["declared"]["permissions"]));
+    println!("  trust level: {}", s(&v["trust_level"]));
+    match denial {
+        Some(d) => println!("  DENIED:      {}", terminal_safe(&d)),
+        None => {
+            let g = &v["grant"];
+            println!("  reads:       {} (and system directories)", s(&g["file_read"]));
+            println!("  writes:      {} (and a private temp dir)", s(&g["file_write"]));
+            println!("  network:     {}", s(&g["network"]));
+            println!("  processes:   {}", s(&g["process_spawn"]));
+            println!("  limits:      {}", s(&g["limits"]));
+        }
+    }
+    if let Some(list) = v["enforcement"].as_array() {
+        let (on, off): (Vec<&Value>, Vec<&Value>) =
+            list.iter().partition(|e| e["enforced"].as_bool() == Some(true));
+        let names =
+            |l: &[&Value]| l.iter().map(|e| s(&e["mechanism"])).collect::<Vec<_>>().join(", ");
+        println!("  enforced:    {}", names(&on));
+        println!("  NOT enforced (declared only): {}", names(&off));
+    }
+}

@@ -1,0 +1,281 @@
+//! Running one skill under a [`SecurityContext`]: the plan's `execute_with_security`.
+//!
+//! Order: parameters are validated, the declaration is checked against the context, and only
+//! then is anything started. A refusal at either step returns a result without running.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::Value;
+use skillbox_sandbox::{ChildSpec, Enforcement, ExitStatus, MechanismState};
+
+use crate::format::SkillType;
+use crate::params::{self, build_args, Params};
+use crate::registry::LoadedSkill;
+use crate::result::{new_execution_id, EnforcementEntry, SkillResult, Status};
+use crate::security::{EffectiveGrant, EnvPolicy, SecurityContext};
+
+/// `PATH` given to skills that do not inherit the host environment.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Output kept per stream (head and tail), in bytes.
+pub const OUTPUT_LIMIT: usize = 1024 * 1024;
+
+impl LoadedSkill {
+    /// Runs this skill with `params` under `ctx`, and returns what happened.
+    ///
+    /// This is the only way to run a skill: there is no variant without a context. The
+    /// result is always a [`SkillResult`]; refusals and failures are statuses, not `Err`s,
+    /// so that every caller (CLI, MCP, an embedding agent) reports them the same way.
+    pub async fn execute_with_security(
+        &self,
+        params: &Value,
+        ctx: &SecurityContext,
+    ) -> SkillResult {
+        let started = Instant::now();
+        let def = &self.def;
+        let mut result = SkillResult::new(Status::Error, &def.name, new_execution_id());
+        result.trust_level = Some(ctx.trust_level);
+
+        let params = match params::validate(def, params) {
+            Ok(p) => p,
+            Err(problems) => {
+                result.status = Status::Invalid;
+                let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                result.message = Some(format!("invalid parameters: {}", list.join("; ")));
+                result.problems = problems;
+                return finish(result, started);
+            }
+        };
+        let grant = match ctx.validate_execution(def) {
+            Ok(g) => g,
+            Err(denial) => {
+                result.status = Status::Denied;
+                result.message = Some(denial.message());
+                result.denial = Some(denial);
+                return finish(result, started);
+            }
+        };
+
+        match def.skill_type {
+            SkillType::Command | SkillType::CodeInline => {
+                self.run_process(&params, ctx, &grant, &mut result).await;
+            }
+            SkillType::CodeSession => {
+                result.status = Status::Error;
+                result.message = Some(format!(
+                    "skill `{}` is a code_session skill; skillbox loads and validates these, but \
+                     cannot run them yet",
+                    def.name
+                ));
+            }
+            SkillType::PromptInline | SkillType::Conversation => {
+                match crate::prompt::render(def, &params, &ctx.workspace, &grant.file_read) {
+                    Ok(text) => {
+                        result.status = Status::Success;
+                        result.stdout = text;
+                    }
+                    Err(e) => {
+                        result.status = Status::Error;
+                        result.message = Some(format!("cannot render the prompt: {e}"));
+                    }
+                }
+            }
+        }
+        result.grant = Some(grant);
+        finish(result, started)
+    }
+
+    async fn run_process(
+        &self,
+        params: &Params,
+        ctx: &SecurityContext,
+        grant: &EffectiveGrant,
+        result: &mut SkillResult,
+    ) {
+        let def = &self.def;
+        let private = match PrivateDir::create() {
+            Ok(p) => p,
+            Err(e) => {
+                result.message = Some(format!("cannot create the run's private directory: {e}"));
+                return;
+            }
+        };
+        let env = environment(ctx, def, &private);
+        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+        let command = def.command.as_deref().unwrap_or_default();
+        let (program, mut argv) =
+            match resolve_command(command, &ctx.workspace, path_var.as_deref()) {
+                Ok(x) => x,
+                Err(e) => {
+                    result.message = Some(e);
+                    return;
+                }
+            };
+        argv.extend(build_args(&def.args, def, params));
+
+        let mut spec = ChildSpec::new(program, &ctx.workspace);
+        spec.args = argv.into_iter().map(OsString::from).collect();
+        spec.env = env;
+        spec.timeout = grant.limits.max_execution_time;
+        spec.output_limit = OUTPUT_LIMIT;
+
+        result.enforcement = enforcement_entries(&Enforcement::current());
+        let outcome = match skillbox_sandbox::run(&spec).await {
+            Ok(o) => o,
+            Err(e) => {
+                result.message = Some(e.to_string());
+                return;
+            }
+        };
+        result.stdout = outcome.stdout.to_text();
+        result.stderr = outcome.stderr.to_text();
+        result.stdout_truncated = outcome.stdout.truncated();
+        result.stderr_truncated = outcome.stderr.truncated();
+        match outcome.status {
+            ExitStatus::Exited(0) => {
+                result.status = Status::Success;
+                result.exit_code = Some(0);
+            }
+            ExitStatus::Exited(code) => {
+                result.status = Status::Failed;
+                result.exit_code = Some(code);
+                result.message = Some(format!("skill `{}` exited with code {code}", def.name));
+            }
+            ExitStatus::Signaled(sig) => {
+                result.status = Status::Failed;
+                result.signal = Some(sig);
+                result.message = Some(format!("skill `{}` was killed by signal {sig}", def.name));
+            }
+            ExitStatus::TimedOut => {
+                result.status = Status::Timeout;
+                result.message = Some(format!(
+                    "skill `{}` timed out after {:.1} s (its limit at trust level {}); all its \
+                     processes were killed",
+                    def.name,
+                    grant.limits.max_execution_time.as_secs_f64(),
+                    ctx.trust_level
+                ));
+            }
+        }
+    }
+}
+
+fn finish(mut result: SkillResult, started: Instant) -> SkillResult {
+    result.duration_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+    result
+}
+
+/// Converts the sandbox report into result entries.
+pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
+    e.mechanisms
+        .iter()
+        .map(|m| EnforcementEntry {
+            mechanism: m.name.to_string(),
+            enforced: m.state == MechanismState::Enforced,
+            detail: m.detail.to_string(),
+        })
+        .collect()
+}
+
+/// A directory private to one run: `home/` becomes `HOME`, `tmp/` becomes `TMPDIR`. Removed
+/// when dropped.
+struct PrivateDir {
+    dir: tempfile::TempDir,
+}
+
+impl PrivateDir {
+    fn create() -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("skillbox-run-").tempdir()?;
+        for sub in ["home", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub))?;
+            std::fs::set_permissions(dir.path().join(sub), std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(Self { dir })
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
+    }
+}
+
+/// The child's whole environment.
+///
+/// Clean (untrusted, user-verified): `PATH`, `HOME` and `TMPDIR` in the private directory,
+/// `LANG`, and what the skill declares. Inherit (system-trusted): the host's environment, then
+/// what the skill declares.
+fn environment(
+    ctx: &SecurityContext,
+    def: &crate::format::SkillDef,
+    private: &PrivateDir,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = match ctx.environment {
+        EnvPolicy::Inherit => std::env::vars_os().collect(),
+        EnvPolicy::Clean => {
+            let lang = std::env::var("LANG")
+                .ok()
+                .filter(|l| {
+                    !l.is_empty()
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b))
+                })
+                .unwrap_or_else(|| "C.UTF-8".to_string());
+            vec![
+                ("PATH".into(), DEFAULT_PATH.into()),
+                ("HOME".into(), private.home().into()),
+                ("TMPDIR".into(), private.tmp().into()),
+                ("LANG".into(), lang.into()),
+            ]
+        }
+    };
+    for (k, v) in &def.environment {
+        env.retain(|(ek, _)| ek != OsStr::new(k));
+        env.push((k.into(), v.into()));
+    }
+    env
+}
+
+/// Splits `command` into a program and leading arguments (without a shell) and finds the
+/// program: a path with a `/` is taken relative to the workspace, a bare name is searched in
+/// the child's `PATH`.
+fn resolve_command(
+    command: &str,
+    workspace: &Path,
+    path_var: Option<&OsStr>,
+) -> Result<(PathBuf, Vec<String>), String> {
+    let mut words = shell_words::split(command)
+        .map_err(|e| format!("cannot split command {command:?}: {e}"))?
+        .into_iter();
+    let program = words.next().ok_or_else(|| "the command is empty".to_string())?;
+    let rest: Vec<String> = words.collect();
+    if program.contains('/') {
+        let p = workspace.join(&program);
+        return if is_executable(&p) {
+            Ok((p, rest))
+        } else {
+            Err(format!(
+                "command `{program}` is not an executable file (looked at {})",
+                p.display()
+            ))
+        };
+    }
+    let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
+    for dir in std::env::split_paths(path_var) {
+        if !dir.is_absolute() {
+            continue;
+        }
+        let p = dir.join(&program);
+        if is_executable(&p) {
+            return Ok((p, rest));
+        }
+    }
+    Err(format!("command `{program}` was not found in PATH ({})", path_var.to_string_lossy()))
+}
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}

@@ -1,0 +1,866 @@
+//! The JSON skill file format that existing skills use, loaded unchanged.
+//!
+//! Every field and spelling of the old chat-CLI format is accepted (see
+//! `docs/writing-skills.md`). Parsing happens in three steps so that errors are precise:
+//!
+//! 1. bytes to JSON, with the file size bounded and UTF-8 checked first;
+//! 2. JSON to typed sections, where a type error names the field path;
+//! 3. semantic checks (required fields per type, regexes, names), which collect *every*
+//!    problem instead of stopping at the first.
+//!
+//! Unknown keys are kept: the old loader kept them, and metadata tools rely on that.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::diag::Diagnostic;
+use crate::name::{check_name, quote};
+
+/// Largest skill file accepted. Real skill files are a few KiB; a bound keeps a hostile or
+/// accidental huge file (a log renamed `.json`) from costing memory or time.
+pub const MAX_SKILL_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Longest accepted timeout, in seconds (one day). Trust levels cap it far lower.
+const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// Compiled-size bound for parameter and classification regexes.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The five kinds of skill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkillType {
+    /// Runs a program with arguments.
+    Command,
+    /// Runs a short program given inline (an interpreter and its code), like `command`.
+    CodeInline,
+    /// A long-lived interpreter session. Loaded and validated; not runnable yet.
+    CodeSession,
+    /// Renders a prompt, with context files from the workspace.
+    Conversation,
+    /// Renders a prompt template.
+    PromptInline,
+}
+
+impl SkillType {
+    /// The spelling used in skill files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::CodeInline => "code_inline",
+            Self::CodeSession => "code_session",
+            Self::Conversation => "conversation",
+            Self::PromptInline => "prompt_inline",
+        }
+    }
+
+    /// True for the types that start a process.
+    pub fn runs_process(self) -> bool {
+        matches!(self, Self::Command | Self::CodeInline | Self::CodeSession)
+    }
+}
+
+/// Type of a declared parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    /// A JSON string, optionally constrained by `pattern`.
+    String,
+    /// A JSON number.
+    Number,
+    /// A JSON boolean.
+    Boolean,
+    /// A JSON string that must be one of `values`.
+    Enum,
+}
+
+/// One declared parameter, as written in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParameterSpec {
+    /// Parameter name, `[A-Za-z0-9_-]+`.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub param_type: ParamType,
+    /// Whether the caller must supply it.
+    #[serde(default)]
+    pub required: bool,
+    /// Allowed values of an `enum` parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// Regex the whole value of a `string` parameter must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Shown to people and models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// How much network a skill asks for, or a context grants. Ordered from least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkLevel {
+    /// No network at all, loopback included.
+    None,
+    /// TCP to port 443 and DNS to the resolver.
+    HttpsOnly,
+    /// Any network the host has.
+    Full,
+}
+
+impl NetworkLevel {
+    /// The spelling used in files and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::HttpsOnly => "https-only",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// How many processes a skill may create. Ordered from least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcessSpawn {
+    /// The command itself only; it cannot create processes.
+    None,
+    /// A bounded number of processes at once.
+    Limited,
+    /// No bound beyond the host's.
+    Full,
+}
+
+impl ProcessSpawn {
+    /// The spelling used in files and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Limited => "limited",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// `security.permissions`, or the design-doc `sandbox` object: both spellings are read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PermissionsSection {
+    /// Paths the skill reads, relative to the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_read: Option<Vec<String>>,
+    /// Paths the skill writes, relative to the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_write: Option<Vec<String>>,
+    /// `true`/`false`, or a level: `"none"`, `"https-only"`, `"full"`.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "network_decl")]
+    pub network_access: Option<NetworkLevel>,
+    /// Older spelling of `network_access: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_network: Option<bool>,
+    /// Older spelling: `allowed_paths` are also writable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_file_write: Option<bool>,
+    /// Older spelling of `file_read`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_paths: Option<Vec<String>>,
+    /// skillbox extension: `"none"`, `"limited"` or `"full"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_spawn: Option<ProcessSpawn>,
+}
+
+/// `security.resource_limits`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LimitsSection {
+    /// Memory of the whole process tree, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
+    /// Wall-clock seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_execution_time: Option<f64>,
+    /// Share of one CPU, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpu_percent: Option<u32>,
+    /// Processes at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_processes: Option<u64>,
+    /// Open file descriptors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_files: Option<u64>,
+    /// Bytes written to disk, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disk_io_mb: Option<u64>,
+}
+
+/// The `security` object.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SecuritySection {
+    /// What the skill asks to access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<PermissionsSection>,
+    /// What the skill asks to be limited to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_limits: Option<LimitsSection>,
+}
+
+/// One entry of `fallback_commands`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FallbackCommand {
+    /// Program to run.
+    pub command: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// `error_classification`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ErrorClassification {
+    /// Regexes over stderr or the error text that mark a failure as worth retrying.
+    #[serde(default)]
+    pub transient_patterns: Vec<String>,
+    /// Regexes that mark a failure as permanent: never retried.
+    #[serde(default)]
+    pub permanent_patterns: Vec<String>,
+}
+
+/// `retry_config` (the global form of retry settings).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RetryConfig {
+    /// Attempts after the first; same meaning as `retry_attempts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// `exponential` (the only strategy the old format defined), `linear` or `fixed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_strategy: Option<String>,
+    /// Failure classes to retry: `timeout`, `resource_limit`, `network_error`.
+    #[serde(default)]
+    pub retry_on: Vec<String>,
+}
+
+/// `circuit_breaker`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CircuitBreaker {
+    /// Consecutive failures that open the circuit.
+    pub failure_threshold: u32,
+    /// Seconds the circuit stays open.
+    pub recovery_timeout: f64,
+}
+
+/// The `resilience` object.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ResilienceSection {
+    /// Attempts after the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_attempts: Option<u32>,
+    /// Seconds; another spelling of the skill timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// One fallback, a command line split into argv without a shell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_command: Option<String>,
+    /// Fallbacks tried in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_commands: Option<Vec<FallbackCommand>>,
+    /// Which failures are transient or permanent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_classification: Option<ErrorClassification>,
+    /// Retry settings in the global spelling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_config: Option<RetryConfig>,
+    /// Circuit breaker settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+}
+
+/// `session_config`, for `code_session` skills.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionConfig {
+    /// Seconds of inactivity before a session ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_timeout: Option<f64>,
+    /// Sessions at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
+    /// Whether to remove session state on exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_on_exit: Option<bool>,
+}
+
+/// `context_files`, for `conversation` skills.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContextFiles {
+    /// Glob patterns relative to the workspace.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// At most this many files (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<usize>,
+    /// Files larger than this are skipped (default 100 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_size_kb: Option<u64>,
+    /// Glob patterns to leave out.
+    #[serde(default)]
+    pub exclude_patterns: Vec<String>,
+}
+
+/// The typed view of a skill file. Private: [`SkillDef`] is what the rest of the crate uses.
+#[derive(Deserialize)]
+struct RawSkill {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(rename = "type")]
+    skill_type: SkillType,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    timeout: Option<f64>,
+    #[serde(default)]
+    prompt_template: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    parameters: Vec<ParameterSpec>,
+    #[serde(default)]
+    security: Option<SecuritySection>,
+    #[serde(default)]
+    sandbox: Option<PermissionsSection>,
+    #[serde(default)]
+    resilience: Option<ResilienceSection>,
+    #[serde(default)]
+    retry_config: Option<RetryConfig>,
+    #[serde(default)]
+    circuit_breaker: Option<CircuitBreaker>,
+    #[serde(default)]
+    session_config: Option<SessionConfig>,
+    #[serde(default)]
+    context_files: Option<ContextFiles>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    requires_worktree: Option<bool>,
+    #[serde(default)]
+    author: Option<String>,
+    #[serde(default)]
+    license: Option<String>,
+    #[serde(default)]
+    homepage: Option<String>,
+    #[serde(default)]
+    dependencies: Option<Value>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// Top-level keys the format defines. Anything else is kept in [`SkillDef::extra`].
+const KNOWN_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "version",
+    "type",
+    "command",
+    "args",
+    "timeout",
+    "prompt_template",
+    "prompt",
+    "parameters",
+    "security",
+    "sandbox",
+    "resilience",
+    "retry_config",
+    "circuit_breaker",
+    "session_config",
+    "context_files",
+    "environment",
+    "aliases",
+    "requires_worktree",
+    "author",
+    "license",
+    "homepage",
+    "dependencies",
+    "metadata",
+    "scope",
+];
+
+/// A declared parameter, with its pattern compiled.
+#[derive(Debug, Clone)]
+pub struct Parameter {
+    /// The declaration as written.
+    pub spec: ParameterSpec,
+    /// `pattern`, anchored to match the whole value.
+    pub pattern: Option<Regex>,
+}
+
+/// What a skill declares it needs, with every spelling folded into one view.
+///
+/// `None` means "not declared", which is different from "declared as nothing": an old skill
+/// file that says nothing about the network gets none, while one that says nothing about
+/// process creation keeps what its trust level allows (the old format had no such field).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeclaredPermissions {
+    /// Paths to read, relative to the workspace, as written. `None`: not declared.
+    pub file_read: Option<Vec<String>>,
+    /// Paths to write, relative to the workspace, as written.
+    pub file_write: Vec<String>,
+    /// Network asked for. `None`: not declared, which means none.
+    pub network: Option<NetworkLevel>,
+    /// Process creation asked for. `None`: not declared.
+    pub process_spawn: Option<ProcessSpawn>,
+}
+
+/// A loaded, validated skill.
+#[derive(Debug, Clone)]
+pub struct SkillDef {
+    /// Unique name.
+    pub name: String,
+    /// What it does, for people and models.
+    pub description: String,
+    /// Dotted integers, if given.
+    pub version: Option<String>,
+    /// Kind of skill.
+    pub skill_type: SkillType,
+    /// Program (for process types).
+    pub command: Option<String>,
+    /// argv after the command, with `{param}` placeholders.
+    pub args: Vec<String>,
+    /// Template (for prompt types), from `prompt_template` or `prompt`.
+    pub prompt_template: Option<String>,
+    /// Declared parameters.
+    pub parameters: Vec<Parameter>,
+    /// Declared permissions, all spellings merged.
+    pub permissions: DeclaredPermissions,
+    /// Declared resource limits.
+    pub limits: LimitsSection,
+    /// Timeout asked for: `timeout`, else `resource_limits.max_execution_time`, else
+    /// `resilience.timeout`.
+    pub timeout: Option<Duration>,
+    /// Retry, fallback and circuit-breaker settings, all spellings merged.
+    pub resilience: ResilienceSection,
+    /// `code_session` settings.
+    pub session_config: Option<SessionConfig>,
+    /// `conversation` context files.
+    pub context_files: Option<ContextFiles>,
+    /// Extra environment variables for the command.
+    pub environment: BTreeMap<String, String>,
+    /// Other names that resolve to this skill.
+    pub aliases: Vec<String>,
+    /// Metadata fields (`author`, `license`, `homepage`, `scope`, `requires_worktree`,
+    /// `dependencies`, `metadata`) as written.
+    pub metadata: BTreeMap<String, Value>,
+    /// Top-level keys the format does not define, kept as written.
+    pub extra: BTreeMap<String, Value>,
+    /// The whole file as parsed, for tools that need nested unknown keys.
+    pub raw: Value,
+}
+
+impl SkillDef {
+    /// The declared parameter named `name`.
+    pub fn parameter(&self, name: &str) -> Option<&Parameter> {
+        self.parameters.iter().find(|p| p.spec.name == name)
+    }
+}
+
+/// Parses a skill file's bytes. `path` is used only to label problems.
+///
+/// Returns every problem found; an `Err` never holds an empty list.
+pub fn parse_skill(path: &Path, bytes: &[u8]) -> Result<SkillDef, Vec<Diagnostic>> {
+    if bytes.len() as u64 > MAX_SKILL_FILE_BYTES {
+        return Err(vec![too_large(path, bytes.len() as u64)]);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        vec![Diagnostic::file(
+            path,
+            format!("not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
+        )]
+    })?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| vec![Diagnostic::file(path, format!("not valid JSON: {e}"))])?;
+    let Value::Object(map) = &value else {
+        return Err(vec![Diagnostic::file(path, "a skill file must hold one JSON object")]);
+    };
+    let extra: BTreeMap<String, Value> = map
+        .iter()
+        .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let raw: RawSkill = serde_path_to_error::deserialize(&value).map_err(|e| {
+        let field = e.path().to_string();
+        let reason = e.inner().to_string();
+        vec![if field == "." {
+            Diagnostic::file(path, reason)
+        } else {
+            Diagnostic::field(path, field, reason)
+        }]
+    })?;
+    check(path, raw, extra, value.clone())
+}
+
+/// The message for a file over [`MAX_SKILL_FILE_BYTES`].
+pub(crate) fn too_large(path: &Path, size: u64) -> Diagnostic {
+    Diagnostic::file(
+        path,
+        format!("file is {size} bytes; skill files are limited to {MAX_SKILL_FILE_BYTES} bytes"),
+    )
+}
+
+/// Compiles a regex from a skill file with a size bound; `anchor` makes it match whole values.
+fn compile(pattern: &str, anchor: bool) -> Result<Regex, String> {
+    let source = if anchor { format!("^(?:{pattern})$") } else { pattern.to_string() };
+    regex::RegexBuilder::new(&source)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("invalid regex: {}", e.to_string().lines().last().unwrap_or("")))
+}
+
+fn seconds(v: f64) -> Result<Duration, String> {
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("must be a positive number of seconds, not {v}"));
+    }
+    if v > MAX_TIMEOUT_SECS {
+        return Err(format!("{v} s is more than the maximum of {MAX_TIMEOUT_SECS} s"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Semantic checks. Collects every problem.
+fn check(
+    path: &Path,
+    raw: RawSkill,
+    extra: BTreeMap<String, Value>,
+    value: Value,
+) -> Result<SkillDef, Vec<Diagnostic>> {
+    let mut errs = Vec::new();
+    let mut err = |field: &str, reason: String| errs.push(Diagnostic::field(path, field, reason));
+
+    if let Err(e) = check_name(&raw.name) {
+        err("name", format!("{} is not a valid skill name: {e}", quote(&raw.name)));
+    }
+    if let Some(v) = &raw.version {
+        let ok = !v.is_empty()
+            && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !ok {
+            err("version", format!("{} is not dotted integers such as 1.0.0", quote(v)));
+        }
+    }
+
+    // Type-specific required fields.
+    let template = match (raw.prompt_template, raw.prompt) {
+        (Some(_), Some(_)) => {
+            err("prompt", "`prompt` and `prompt_template` are the same field; give one".into());
+            None
+        }
+        (a, b) => a.or(b),
+    };
+    match raw.skill_type {
+        SkillType::Command | SkillType::CodeInline | SkillType::CodeSession => {
+            match raw.command.as_deref() {
+                None => {
+                    err("command", format!("required for a `{}` skill", raw.skill_type.as_str()))
+                }
+                Some(c) if c.trim().is_empty() => err("command", "must not be empty".into()),
+                Some(c) if c.contains('\0') => err("command", "contains a NUL byte".into()),
+                Some(c) => {
+                    if let Err(e) = shell_words::split(c) {
+                        err("command", format!("cannot be split into words: {e}"));
+                    }
+                }
+            }
+        }
+        SkillType::Conversation | SkillType::PromptInline => {
+            if template.is_none() {
+                err(
+                    "prompt_template",
+                    format!(
+                        "required for a `{}` skill (or its alias `prompt`)",
+                        raw.skill_type.as_str()
+                    ),
+                );
+            }
+        }
+    }
+    for (i, a) in raw.args.iter().enumerate() {
+        if a.contains('\0') {
+            err(&format!("args[{i}]"), "contains a NUL byte".into());
+        }
+    }
+
+    // Parameters.
+    let mut parameters = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, spec) in raw.parameters.into_iter().enumerate() {
+        let at = |f: &str| format!("parameters[{i}].{f}");
+        if let Err(e) = check_name(&spec.name) {
+            err(&at("name"), format!("{} is not a valid parameter name: {e}", quote(&spec.name)));
+        } else if !seen.insert(spec.name.clone()) {
+            err(&at("name"), format!("parameter `{}` is declared twice", spec.name));
+        }
+        match (spec.param_type, &spec.values) {
+            (ParamType::Enum, None) => {
+                err(&at("values"), "an `enum` parameter needs `values`".into())
+            }
+            (ParamType::Enum, Some(v)) if v.is_empty() => {
+                err(&at("values"), "must list at least one value".into())
+            }
+            (ParamType::Enum, Some(_)) | (_, None) => {}
+            (t, Some(_)) => err(
+                &at("values"),
+                format!("only `enum` parameters take `values`, this one is `{t:?}`").to_lowercase(),
+            ),
+        }
+        let mut pattern = None;
+        if let Some(p) = &spec.pattern {
+            if spec.param_type != ParamType::String {
+                err(&at("pattern"), "only `string` parameters take a `pattern`".into());
+            }
+            match compile(p, true) {
+                Ok(re) => pattern = Some(re),
+                Err(e) => err(&at("pattern"), e),
+            }
+        }
+        parameters.push(Parameter { spec, pattern });
+    }
+
+    // Permissions: `security.permissions` and `sandbox` are merged; a skill asking in both
+    // places asks for the union.
+    let mut permissions = DeclaredPermissions::default();
+    let security = raw.security.unwrap_or_default();
+    for section in [security.permissions.as_ref(), raw.sandbox.as_ref()].into_iter().flatten() {
+        merge_permissions(&mut permissions, section);
+    }
+    for (field, list) in [
+        ("security.permissions.file_read", permissions.file_read.as_deref().unwrap_or(&[])),
+        ("security.permissions.file_write", &permissions.file_write[..]),
+    ] {
+        for p in list {
+            if p.is_empty() || p.contains('\0') {
+                err(field, format!("{} is not a usable path", quote(p)));
+            }
+        }
+    }
+
+    let limits = security.resource_limits.unwrap_or_default();
+    if limits.max_cpu_percent == Some(0) {
+        err("security.resource_limits.max_cpu_percent", "must be at least 1".into());
+    }
+    for (f, v) in [
+        ("max_memory_mb", limits.max_memory_mb),
+        ("max_processes", limits.max_processes),
+        ("max_open_files", limits.max_open_files),
+    ] {
+        if v == Some(0) {
+            err(&format!("security.resource_limits.{f}"), "must be at least 1".into());
+        }
+    }
+
+    // Timeout: `timeout`, else `max_execution_time`, else `resilience.timeout`.
+    let mut resilience = raw.resilience.unwrap_or_default();
+    let mut timeout = None;
+    for (field, v) in [
+        ("timeout", raw.timeout),
+        ("security.resource_limits.max_execution_time", limits.max_execution_time),
+        ("resilience.timeout", resilience.timeout),
+    ] {
+        if let Some(v) = v {
+            match seconds(v) {
+                Ok(d) => timeout = timeout.or(Some(d)),
+                Err(e) => err(field, e),
+            }
+        }
+    }
+
+    // Resilience: the top-level global forms fold into the section.
+    if resilience.retry_config.is_none() {
+        resilience.retry_config = raw.retry_config;
+    }
+    if resilience.circuit_breaker.is_none() {
+        resilience.circuit_breaker = raw.circuit_breaker;
+    }
+    if let Some(n) = resilience.retry_attempts {
+        if n > 100 {
+            err("resilience.retry_attempts", format!("{n} is more than the maximum of 100"));
+        }
+    }
+    if let Some(rc) = &resilience.retry_config {
+        if let Some(s) = &rc.backoff_strategy {
+            if !["exponential", "linear", "fixed"].contains(&s.as_str()) {
+                err(
+                    "retry_config.backoff_strategy",
+                    format!("{} is not one of exponential, linear, fixed", quote(s)),
+                );
+            }
+        }
+        for (i, r) in rc.retry_on.iter().enumerate() {
+            if !["timeout", "resource_limit", "network_error"].contains(&r.as_str()) {
+                err(
+                    &format!("retry_config.retry_on[{i}]"),
+                    format!("{} is not one of timeout, resource_limit, network_error", quote(r)),
+                );
+            }
+        }
+        if rc.max_attempts.is_some_and(|n| n > 100) {
+            err("retry_config.max_attempts", "more than the maximum of 100".into());
+        }
+    }
+    if let Some(cb) = &resilience.circuit_breaker {
+        if cb.failure_threshold == 0 {
+            err("circuit_breaker.failure_threshold", "must be at least 1".into());
+        }
+        if let Err(e) = seconds(cb.recovery_timeout) {
+            err("circuit_breaker.recovery_timeout", e);
+        }
+    }
+    if let Some(fc) = &resilience.fallback_command {
+        match shell_words::split(fc) {
+            Ok(words) if words.is_empty() => {
+                err("resilience.fallback_command", "must not be empty".into())
+            }
+            Ok(_) => {}
+            Err(e) => err("resilience.fallback_command", format!("cannot be split: {e}")),
+        }
+    }
+    for (i, fc) in resilience.fallback_commands.iter().flatten().enumerate() {
+        if fc.command.trim().is_empty() {
+            err(&format!("resilience.fallback_commands[{i}].command"), "must not be empty".into());
+        }
+    }
+    if let Some(ec) = &resilience.error_classification {
+        for (kind, list) in [
+            ("transient_patterns", &ec.transient_patterns),
+            ("permanent_patterns", &ec.permanent_patterns),
+        ] {
+            for (i, p) in list.iter().enumerate() {
+                if let Err(e) = compile(p, false) {
+                    err(&format!("resilience.error_classification.{kind}[{i}]"), e);
+                }
+            }
+        }
+    }
+
+    // Context files.
+    if let Some(cf) = &raw.context_files {
+        for (kind, list) in [("patterns", &cf.patterns), ("exclude_patterns", &cf.exclude_patterns)]
+        {
+            for (i, p) in list.iter().enumerate() {
+                if let Err(e) = globset::Glob::new(p) {
+                    err(&format!("context_files.{kind}[{i}]"), format!("invalid glob: {e}"));
+                }
+            }
+        }
+    }
+
+    // Environment and aliases.
+    for (k, v) in &raw.environment {
+        let ok = k.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            err("environment", format!("{} is not a valid variable name", quote(k)));
+        }
+        if v.contains('\0') {
+            err(&format!("environment.{k}"), "contains a NUL byte".into());
+        }
+    }
+    for (i, a) in raw.aliases.iter().enumerate() {
+        if let Err(e) = check_name(a) {
+            err(&format!("aliases[{i}]"), format!("{} is not a valid name: {e}", quote(a)));
+        } else if *a == raw.name {
+            err(&format!("aliases[{i}]"), "an alias must differ from the skill's name".into());
+        }
+    }
+
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+
+    let mut metadata = BTreeMap::new();
+    for (k, v) in [
+        ("author", raw.author.map(Value::String)),
+        ("license", raw.license.map(Value::String)),
+        ("homepage", raw.homepage.map(Value::String)),
+        ("scope", raw.scope.map(Value::String)),
+        ("requires_worktree", raw.requires_worktree.map(Value::Bool)),
+        ("dependencies", raw.dependencies),
+        ("metadata", raw.metadata),
+    ] {
+        if let Some(v) = v {
+            metadata.insert(k.to_string(), v);
+        }
+    }
+
+    Ok(SkillDef {
+        name: raw.name,
+        description: raw.description.unwrap_or_default(),
+        version: raw.version,
+        skill_type: raw.skill_type,
+        command: raw.command,
+        args: raw.args,
+        prompt_template: template,
+        parameters,
+        permissions,
+        limits,
+        timeout,
+        resilience,
+        session_config: raw.session_config,
+        context_files: raw.context_files,
+        environment: raw.environment,
+        aliases: raw.aliases,
+        metadata,
+        extra,
+        raw: value,
+    })
+}
+
+fn merge_permissions(into: &mut DeclaredPermissions, s: &PermissionsSection) {
+    let mut read: Vec<String> = Vec::new();
+    read.extend(s.file_read.iter().flatten().cloned());
+    read.extend(s.allowed_paths.iter().flatten().cloned());
+    if s.file_read.is_some() || s.allowed_paths.is_some() {
+        into.file_read.get_or_insert_with(Vec::new).extend(read);
+    }
+    into.file_write.extend(s.file_write.iter().flatten().cloned());
+    if s.allow_file_write == Some(true) {
+        into.file_write.extend(s.allowed_paths.iter().flatten().cloned());
+    }
+    let net = match (s.network_access, s.allow_network) {
+        (Some(level), _) => Some(level),
+        (None, Some(true)) => Some(NetworkLevel::HttpsOnly),
+        (None, Some(false)) => Some(NetworkLevel::None),
+        (None, None) => None,
+    };
+    into.network = into.network.max(net);
+    into.process_spawn = into.process_spawn.max(s.process_spawn);
+}
+
+/// Reads `network_access` as a boolean (`true` asks for the least network that works:
+/// HTTPS) or as a level name.
+fn network_decl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NetworkLevel>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(true)) => Ok(Some(NetworkLevel::HttpsOnly)),
+        Some(Value::Bool(false)) => Ok(Some(NetworkLevel::None)),
+        Some(Value::String(s)) => match s.as_str() {
+            "none" => Ok(Some(NetworkLevel::None)),
+            "https-only" | "https" => Ok(Some(NetworkLevel::HttpsOnly)),
+            "full" => Ok(Some(NetworkLevel::Full)),
+            _ => Err(D::Error::custom(format!(
+                "{} is not a network level; use true, false, \"none\", \"https-only\" or \"full\"",
+                quote(&s)
+            ))),
+        },
+        Some(_) => {
+            Err(D::Error::custom("expected true, false, \"none\", \"https-only\" or \"full\""))
+        }
+    }
+}

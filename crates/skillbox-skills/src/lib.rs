@@ -1,0 +1,51 @@
+//! skillbox's skills layer: skill files, the registry, security contexts, parameter checks,
+//! and the `Tool`/`SkillTool` integration for agent CLIs.
+//!
+//! This crate knows nothing of the command line or of MCP; both sit on top of it. It knows
+//! nothing of *how* a child is confined either: that is `skillbox-sandbox`, which this crate
+//! asks to run a fully specified child and which reports what it enforced.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use skillbox_skills::{Runtime, Tool};
+//!
+//! let runtime = Arc::new(Runtime::open(std::path::Path::new("."))?);
+//! for tool in runtime.tools() {
+//!     println!("{}: {}", tool.name(), tool.description());
+//! }
+//! let result = runtime.run("echo", &serde_json::json!({"text": "hi"}), None).await;
+//! println!("{}", serde_json::to_string(&result)?);
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod diag;
+mod exec;
+pub mod format;
+pub mod name;
+pub mod params;
+mod prompt;
+pub mod registry;
+mod result;
+mod runtime;
+pub mod security;
+mod tool;
+
+pub use diag::Diagnostic;
+pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};
+pub use format::{parse_skill, SkillDef, SkillType};
+pub use registry::{LoadedSkill, Locations, LookupError, Registry, SourceKind};
+pub use result::{new_execution_id, EnforcementEntry, SkillResult, Status};
+pub use runtime::{OpenError, Runtime};
+pub use security::{
+    Denial, EffectiveGrant, PermissionSet, ResourceLimits, SecurityContext, TrustLevel,
+};
+pub use tool::{input_schema, to_tool_result, SkillTool, Tool, ToolResult};
+
+/// Re-exported so that embedders can show what is enforced without depending on the
+/// sandbox crate directly.
+pub use skillbox_sandbox::Enforcement;

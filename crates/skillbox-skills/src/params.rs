@@ -1,0 +1,210 @@
+//! Parameter validation and `{name}` placeholder substitution.
+//!
+//! Parameters come from a model that may have been prompt-injected. They are checked against
+//! the skill's declaration (type, required, enum values, whole-value regex), undeclared ones
+//! are refused, and accepted values are only ever placed *inside* one argv element or the
+//! prompt text. Nothing here involves a shell, so `$(touch x); rm -rf ~` stays text.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::format::{ParamType, SkillDef};
+use crate::name::quote;
+
+/// Longest accepted value of one parameter, in bytes.
+pub const MAX_PARAM_BYTES: usize = 64 * 1024;
+/// Longest accepted total of all parameter values, in bytes (well under `ARG_MAX`).
+pub const MAX_PARAMS_TOTAL_BYTES: usize = 512 * 1024;
+
+/// Accepted parameters, each rendered as the text that replaces its placeholder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    values: BTreeMap<String, String>,
+}
+
+impl Params {
+    /// The text of parameter `name`, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// Iterates over the given parameters.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// One problem with the parameters of a call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParamProblem {
+    /// The parameter concerned (empty when the input as a whole is wrong).
+    pub parameter: String,
+    /// Why it is refused.
+    pub reason: String,
+}
+
+impl std::fmt::Display for ParamProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.parameter.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "parameter `{}`: {}", self.parameter, self.reason)
+        }
+    }
+}
+
+/// Checks `input` against the parameters `skill` declares. Collects every problem.
+pub fn validate(skill: &SkillDef, input: &Value) -> Result<Params, Vec<ParamProblem>> {
+    let empty = serde_json::Map::new();
+    let obj = match input {
+        Value::Null => &empty,
+        Value::Object(o) => o,
+        other => {
+            return Err(vec![ParamProblem {
+                parameter: String::new(),
+                reason: format!("parameters must be a JSON object, not {}", kind(other)),
+            }])
+        }
+    };
+    let mut problems = Vec::new();
+    let mut bad = |p: &str, r: String| {
+        problems.push(ParamProblem { parameter: sanitize_key(p), reason: r });
+    };
+
+    for key in obj.keys() {
+        if skill.parameter(key).is_none() {
+            let declared: Vec<&str> =
+                skill.parameters.iter().map(|p| p.spec.name.as_str()).collect();
+            let hint = if declared.is_empty() {
+                "this skill takes no parameters".to_string()
+            } else {
+                format!("this skill declares: {}", declared.join(", "))
+            };
+            bad(key, format!("is not declared by skill `{}`; {hint}", skill.name));
+        }
+    }
+
+    let mut values = BTreeMap::new();
+    let mut total = 0usize;
+    for p in &skill.parameters {
+        let name = &p.spec.name;
+        let Some(v) = obj.get(name) else {
+            if p.spec.required {
+                bad(name, "is required".into());
+            }
+            continue;
+        };
+        let text = match (p.spec.param_type, v) {
+            (ParamType::String, Value::String(s)) => s.clone(),
+            (ParamType::Number, Value::Number(n)) => n.to_string(),
+            (ParamType::Boolean, Value::Bool(b)) => b.to_string(),
+            (ParamType::Enum, Value::String(s)) => {
+                let allowed = p.spec.values.as_deref().unwrap_or(&[]);
+                if !allowed.iter().any(|a| a == s) {
+                    bad(name, format!("{} is not one of: {}", quote(s), allowed.join(", ")));
+                    continue;
+                }
+                s.clone()
+            }
+            (t, other) => {
+                let want = match t {
+                    ParamType::String | ParamType::Enum => "a string",
+                    ParamType::Number => "a number",
+                    ParamType::Boolean => "true or false",
+                };
+                bad(name, format!("must be {want}, not {}", kind(other)));
+                continue;
+            }
+        };
+        if text.contains('\0') {
+            bad(name, "contains a NUL byte, which cannot be passed to a program".into());
+            continue;
+        }
+        if text.len() > MAX_PARAM_BYTES {
+            bad(name, format!("is {} bytes; at most {MAX_PARAM_BYTES} are allowed", text.len()));
+            continue;
+        }
+        if let Some(re) = &p.pattern {
+            if !re.is_match(&text) {
+                let pat = p.spec.pattern.as_deref().unwrap_or("");
+                bad(name, format!("{} does not match the pattern {}", quote(&text), quote(pat)));
+                continue;
+            }
+        }
+        total += text.len();
+        values.insert(name.clone(), text);
+    }
+    if total > MAX_PARAMS_TOTAL_BYTES {
+        bad("", format!("parameters total {total} bytes; at most {MAX_PARAMS_TOTAL_BYTES}"));
+    }
+    if problems.is_empty() {
+        Ok(Params { values })
+    } else {
+        Err(problems)
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Keys come from the caller; keep them printable and short in messages.
+fn sanitize_key(k: &str) -> String {
+    let q = quote(k);
+    q[1..q.len() - 1].to_string()
+}
+
+/// Replaces `{name}` placeholders of *declared* parameters in `text`, in one pass.
+///
+/// A placeholder of a declared parameter that was not given becomes empty. Braces that do not
+/// name a declared parameter (`{}` in an awk script, `{x}` in JSON) stay as written. Values are
+/// inserted once and never scanned again, so a value containing `{other}` stays literal.
+pub fn substitute(text: &str, skill: &SkillDef, params: &Params) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        match end {
+            Some(len) if len > 0 && after[len..].starts_with('}') => {
+                let name = &after[..len];
+                if skill.parameter(name).is_some() {
+                    out.push_str(params.get(name).unwrap_or(""));
+                } else {
+                    out.push('{');
+                    out.push_str(name);
+                    out.push('}');
+                }
+                rest = &after[len + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Builds argv elements from `args`: each element is substituted on its own, and an element
+/// that is exactly one placeholder of a parameter that was not given is left out (so an
+/// optional flag value does not become an empty argument).
+pub fn build_args(args: &[String], skill: &SkillDef, params: &Params) -> Vec<String> {
+    args.iter()
+        .filter(|a| {
+            let inner = a.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
+            !matches!(inner, Some(n) if skill.parameter(n).is_some() && params.get(n).is_none())
+        })
+        .map(|a| substitute(a, skill, params))
+        .collect()
+}

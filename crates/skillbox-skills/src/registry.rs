@@ -1,0 +1,364 @@
+//! Discovery of skill files and the name-to-skill registry.
+//!
+//! Sources, lowest precedence first: built-ins, global directories, workspace directories.
+//! A later source shadows an earlier one with a warning that names both files. A bad file is
+//! reported and skipped; it never stops the others from loading.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::diag::Diagnostic;
+use crate::format::{parse_skill, too_large, SkillDef, MAX_SKILL_FILE_BYTES};
+use crate::name::{check_name, NameError};
+use crate::security::TrustLevel;
+
+/// Most files read from one directory; a directory with more is reported, not read further.
+pub const MAX_FILES_PER_DIR: usize = 100_000;
+
+/// Skill files compiled into the binary.
+const BUILTINS: &[(&str, &str)] = &[
+    ("echo", include_str!("../builtin/echo.json")),
+    ("explain-denial", include_str!("../builtin/explain-denial.json")),
+];
+
+/// Where a skill came from. Decides its default trust level and its precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Shipped inside skillbox.
+    Builtin,
+    /// The user's global skill directories.
+    Global,
+    /// The workspace's skill directories.
+    Workspace,
+}
+
+impl SourceKind {
+    /// The trust level a skill from this source runs at unless a run overrides it.
+    pub fn default_trust(self) -> TrustLevel {
+        match self {
+            Self::Builtin => TrustLevel::SystemTrusted,
+            Self::Global | Self::Workspace => TrustLevel::UserVerified,
+        }
+    }
+
+    /// The spelling used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Builtin => "builtin",
+            Self::Global => "global",
+            Self::Workspace => "workspace",
+        }
+    }
+}
+
+/// A skill with where it was found.
+#[derive(Debug, Clone)]
+pub struct LoadedSkill {
+    /// The parsed definition.
+    pub def: SkillDef,
+    /// The kind of source.
+    pub source: SourceKind,
+    /// The file (`builtin:NAME` for built-ins).
+    pub path: PathBuf,
+}
+
+/// The directories to search, lowest precedence first within each kind.
+#[derive(Debug, Clone, Default)]
+pub struct Locations {
+    /// Global directories, lowest precedence first.
+    pub global: Vec<PathBuf>,
+    /// Workspace directories, lowest precedence first.
+    pub workspace: Vec<PathBuf>,
+    /// Whether to include the built-in skills.
+    pub builtins: bool,
+}
+
+impl Locations {
+    /// The standard places for `workspace`:
+    ///
+    /// * global: `~/.q-skills`, then `$SKILLBOX_HOME/skills` (default
+    ///   `$XDG_CONFIG_HOME/skillbox`, else `~/.config/skillbox`);
+    /// * workspace: `<ws>/.q-skills`, then `<ws>/.skillbox/skills`.
+    ///
+    /// `vars` looks up environment variables (pass `|k| std::env::var_os(k)`), so that
+    /// embedding programs and tests decide what the environment is.
+    pub fn standard(workspace: &Path, vars: impl Fn(&str) -> Option<std::ffi::OsString>) -> Self {
+        let mut global = Vec::new();
+        let home = vars("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        if let Some(home) = &home {
+            global.push(home.join(".q-skills"));
+        }
+        if let Some(sb) = skillbox_home(&vars) {
+            global.push(sb.join("skills"));
+        }
+        Self {
+            global,
+            workspace: vec![
+                workspace.join(".q-skills"),
+                workspace.join(".skillbox").join("skills"),
+            ],
+            builtins: true,
+        }
+    }
+}
+
+/// `$SKILLBOX_HOME`, else `$XDG_CONFIG_HOME/skillbox`, else `~/.config/skillbox`.
+pub fn skillbox_home(vars: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let nonempty = |k: &str| vars(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    nonempty("SKILLBOX_HOME")
+        .or_else(|| nonempty("XDG_CONFIG_HOME").map(|x| x.join("skillbox")))
+        .or_else(|| nonempty("HOME").map(|h| h.join(".config").join("skillbox")))
+}
+
+/// A skill replaced by one of the same name from a higher-precedence source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shadowed {
+    /// The name.
+    pub name: String,
+    /// The file that wins.
+    pub winner: PathBuf,
+    /// The file that is hidden.
+    pub hidden: PathBuf,
+}
+
+impl std::fmt::Display for Shadowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "skill `{}` in {} shadows the one in {}",
+            self.name,
+            self.winner.display(),
+            self.hidden.display()
+        )
+    }
+}
+
+/// Why a lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// The name could never be a skill; nothing was looked up.
+    #[error("{quoted} is not a valid skill name: {source}")]
+    InvalidName {
+        /// The name, quoted and escaped for display.
+        quoted: String,
+        /// Why.
+        source: NameError,
+    },
+    /// No skill or alias has that name.
+    #[error("no skill named `{0}`; run `skillbox list` to see the skills found")]
+    NotFound(String),
+}
+
+/// All skills found, by name, with the problems met while loading.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    skills: BTreeMap<String, LoadedSkill>,
+    aliases: BTreeMap<String, String>,
+    problems: Vec<Diagnostic>,
+    shadowed: Vec<Shadowed>,
+}
+
+impl Registry {
+    /// Loads every skill from `locations`. Never fails: problems are kept in
+    /// [`Registry::problems`] and the good skills load regardless.
+    pub fn load(locations: &Locations) -> Self {
+        let mut reg = Self::default();
+        if locations.builtins {
+            for (name, text) in BUILTINS {
+                let path = PathBuf::from(format!("builtin:{name}"));
+                match parse_skill(&path, text.as_bytes()) {
+                    Ok(def) => reg.insert(LoadedSkill { def, source: SourceKind::Builtin, path }),
+                    Err(d) => reg.problems.extend(d),
+                }
+            }
+        }
+        for (kind, dirs) in
+            [(SourceKind::Global, &locations.global), (SourceKind::Workspace, &locations.workspace)]
+        {
+            for dir in dirs {
+                reg.load_dir(dir, kind);
+            }
+        }
+        reg.build_aliases();
+        reg
+    }
+
+    /// Loads the given files and directories only (for `skillbox validate PATH...`).
+    pub fn load_paths(paths: &[PathBuf]) -> Self {
+        let mut reg = Self::default();
+        for p in paths {
+            if p.is_dir() {
+                reg.load_dir(p, SourceKind::Workspace);
+            } else {
+                reg.load_file(p, SourceKind::Workspace, &mut BTreeMap::new());
+            }
+        }
+        reg.build_aliases();
+        reg
+    }
+
+    fn load_dir(&mut self, dir: &Path, kind: SourceKind) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.problems.push(Diagnostic::file(dir, format!("cannot read directory: {e}")));
+                return;
+            }
+        };
+        let mut files: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                if files.len() == MAX_FILES_PER_DIR {
+                    self.problems.push(Diagnostic::file(
+                        dir,
+                        format!("more than {MAX_FILES_PER_DIR} skill files; the rest are ignored"),
+                    ));
+                    break;
+                }
+                files.push(path);
+            }
+        }
+        files.sort();
+        // Duplicate names within one directory are an error: neither is "the" skill's
+        // override of the other. The first file (by name) is kept.
+        let mut here = BTreeMap::new();
+        for f in files {
+            self.load_file(&f, kind, &mut here);
+        }
+    }
+
+    fn load_file(&mut self, path: &Path, kind: SourceKind, here: &mut BTreeMap<String, PathBuf>) {
+        let bytes = match read_bounded(path) {
+            Ok(b) => b,
+            Err(d) => {
+                self.problems.push(d);
+                return;
+            }
+        };
+        let def = match parse_skill(path, &bytes) {
+            Ok(d) => d,
+            Err(ds) => {
+                self.problems.extend(ds);
+                return;
+            }
+        };
+        if let Some(first) = here.get(&def.name) {
+            self.problems.push(Diagnostic::field(
+                path,
+                "name",
+                format!(
+                    "duplicate skill name `{}`: also defined in {}, which is used",
+                    def.name,
+                    first.display()
+                ),
+            ));
+            return;
+        }
+        here.insert(def.name.clone(), path.to_path_buf());
+        self.insert(LoadedSkill { def, source: kind, path: path.to_path_buf() });
+    }
+
+    fn insert(&mut self, skill: LoadedSkill) {
+        if let Some(old) = self.skills.get(&skill.def.name) {
+            self.shadowed.push(Shadowed {
+                name: skill.def.name.clone(),
+                winner: skill.path.clone(),
+                hidden: old.path.clone(),
+            });
+        }
+        self.skills.insert(skill.def.name.clone(), skill);
+    }
+
+    fn build_aliases(&mut self) {
+        self.aliases.clear();
+        for skill in self.skills.values() {
+            for alias in &skill.def.aliases {
+                if self.skills.contains_key(alias) {
+                    self.problems.push(Diagnostic::field(
+                        &skill.path,
+                        "aliases",
+                        format!("alias `{alias}` is ignored: a skill has that name"),
+                    ));
+                } else if let Some(other) = self.aliases.get(alias) {
+                    self.problems.push(Diagnostic::field(
+                        &skill.path,
+                        "aliases",
+                        format!("alias `{alias}` is ignored: skill `{other}` already uses it"),
+                    ));
+                } else {
+                    self.aliases.insert(alias.clone(), skill.def.name.clone());
+                }
+            }
+        }
+    }
+
+    /// Looks up a skill by name or alias. The name is validated first, so an invalid one
+    /// (`../x`, empty, NUL) is refused without touching anything.
+    pub fn get(&self, name: &str) -> Result<&LoadedSkill, LookupError> {
+        check_name(name).map_err(|source| LookupError::InvalidName {
+            quoted: crate::name::quote(name),
+            source,
+        })?;
+        let key = self.aliases.get(name).map_or(name, String::as_str);
+        self.skills.get(key).ok_or_else(|| LookupError::NotFound(name.to_string()))
+    }
+
+    /// All skills, by name.
+    pub fn skills(&self) -> impl Iterator<Item = &LoadedSkill> {
+        self.skills.values()
+    }
+
+    /// Number of skills loaded.
+    pub fn len(&self) -> usize {
+        self.skills.len()
+    }
+
+    /// True when no skill loaded.
+    pub fn is_empty(&self) -> bool {
+        self.skills.is_empty()
+    }
+
+    /// Files that could not be loaded, and why.
+    pub fn problems(&self) -> &[Diagnostic] {
+        &self.problems
+    }
+
+    /// Skills hidden by a higher-precedence one of the same name.
+    pub fn shadowed(&self) -> &[Shadowed] {
+        &self.shadowed
+    }
+}
+
+/// Reads a skill file without trusting it: it must be a regular file (a FIFO or device would
+/// block or never end), and no more than [`MAX_SKILL_FILE_BYTES`] are read. The open is
+/// non-blocking so that a FIFO planted as `x.json` does not hang discovery.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, Diagnostic> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Diagnostic::file(path, format!("cannot open: {e}")))?;
+    let meta = file.metadata().map_err(|e| Diagnostic::file(path, format!("cannot stat: {e}")))?;
+    if !meta.is_file() {
+        return Err(Diagnostic::file(path, "not a regular file"));
+    }
+    if meta.len() > MAX_SKILL_FILE_BYTES {
+        return Err(too_large(path, meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_SKILL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Diagnostic::file(path, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_SKILL_FILE_BYTES {
+        return Err(too_large(path, bytes.len() as u64));
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,146 @@
+//! The structured result of a skill run, the same object for the library, `run --json` and
+//! MCP.
+
+use serde::Serialize;
+
+use crate::params::ParamProblem;
+use crate::security::{Denial, EffectiveGrant, TrustLevel};
+
+/// How a run ended. Every run ends in exactly one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The skill ran and exited 0, or its prompt rendered.
+    Success,
+    /// The skill ran and failed (non-zero exit, or killed by a signal).
+    Failed,
+    /// Refused before running: it asks for more than its trust level grants.
+    Denied,
+    /// Refused before running: bad parameters, or an unknown or invalid skill name.
+    Invalid,
+    /// Killed at its time limit.
+    Timeout,
+    /// Stopped by a resource limit.
+    LimitExceeded,
+    /// skillbox could not run it (program missing, unsupported type, OS error).
+    Error,
+}
+
+impl Status {
+    /// The spelling used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Denied => "denied",
+            Self::Invalid => "invalid",
+            Self::Timeout => "timeout",
+            Self::LimitExceeded => "limit_exceeded",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One line of the enforcement report, as it appears in results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnforcementEntry {
+    /// Mechanism name, e.g. `filesystem`.
+    pub mechanism: String,
+    /// Whether the kernel (or the supervisor) enforced it for this run.
+    pub enforced: bool,
+    /// How, or why not.
+    pub detail: String,
+}
+
+/// Everything known about one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkillResult {
+    /// How it ended.
+    pub status: Status,
+    /// The skill's name as resolved (an alias resolves to the skill's own name).
+    pub skill: String,
+    /// Unique id of this run, for matching with logs.
+    pub execution_id: String,
+    /// The trust level it ran at (absent when it failed before a level was chosen).
+    pub trust_level: Option<TrustLevel>,
+    /// Exit code of the program, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+    /// Captured standard output; for prompt skills, the rendered prompt.
+    pub stdout: String,
+    /// Captured standard error.
+    pub stderr: String,
+    /// Whether the middle of stdout was dropped to stay within the output budget.
+    pub stdout_truncated: bool,
+    /// Whether the middle of stderr was dropped.
+    pub stderr_truncated: bool,
+    /// Wall-clock milliseconds, from the start of validation to the end of the run.
+    pub duration_ms: u64,
+    /// One line for people when the status is not `success`.
+    pub message: Option<String>,
+    /// Parameter problems, when the status is `invalid`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ParamProblem>,
+    /// The refusal, when the status is `denied`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denial: Option<Denial>,
+    /// What the run was granted, once the declaration was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<EffectiveGrant>,
+    /// What was enforced during the run, mechanism by mechanism.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub enforcement: Vec<EnforcementEntry>,
+}
+
+impl SkillResult {
+    /// A result with nothing run yet.
+    pub(crate) fn new(status: Status, skill: &str, execution_id: String) -> Self {
+        Self {
+            status,
+            skill: skill.to_string(),
+            execution_id,
+            trust_level: None,
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            duration_ms: 0,
+            message: None,
+            problems: Vec::new(),
+            denial: None,
+            grant: None,
+            enforcement: Vec::new(),
+        }
+    }
+
+    /// A run that was refused or failed before anything started.
+    pub(crate) fn refused(status: Status, skill: &str, message: String) -> Self {
+        let mut r = Self::new(status, skill, new_execution_id());
+        r.message = Some(message);
+        r
+    }
+
+    /// True for `success`.
+    pub fn is_success(&self) -> bool {
+        self.status == Status::Success
+    }
+}
+
+/// A random 128-bit id, formatted like a UUID v4.
+pub fn new_execution_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // No entropy source: fall back to time and pid. Ids must only be unique, not secret.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b[..16].copy_from_slice(&(t ^ (u128::from(std::process::id()) << 64)).to_le_bytes());
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}

@@ -1,0 +1,496 @@
+//! Trust levels, what each grants, and the check of a skill's declaration against a grant.
+//!
+//! The vocabulary is the plan's: [`TrustLevel`], [`PermissionSet`], [`ResourceLimits`] and
+//! [`SecurityContext::for_trust_level`], with the defaults of the old trust table.
+//!
+//! [`SecurityContext::validate_execution`] is a *decision*, made before anything runs: a
+//! skill that asks for more than its context grants is refused. It is not a confinement.
+//! What the kernel enforces during the run is reported separately (see
+//! `skillbox_sandbox::Enforcement`), and the two are never confused in output.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::format::{NetworkLevel, ProcessSpawn, SkillDef};
+
+/// How far a skill is trusted. Ordered: `Untrusted < UserVerified < SystemTrusted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustLevel {
+    /// External content: a download, a cloned repository's skill run with no grant.
+    Untrusted,
+    /// Created or accepted by the user. The default for workspace and global skills.
+    UserVerified,
+    /// Shipped with skillbox (built-ins), or explicitly raised by the user.
+    SystemTrusted,
+}
+
+impl TrustLevel {
+    /// All levels, lowest first.
+    pub const ALL: [TrustLevel; 3] = [Self::Untrusted, Self::UserVerified, Self::SystemTrusted];
+
+    /// The spelling used on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Untrusted => "untrusted",
+            Self::UserVerified => "user-verified",
+            Self::SystemTrusted => "system-trusted",
+        }
+    }
+}
+
+impl fmt::Display for TrustLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The string is not a trust level.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown trust level {0:?}; use untrusted, user-verified or system-trusted")]
+pub struct ParseTrustLevelError(String);
+
+impl FromStr for TrustLevel {
+    type Err = ParseTrustLevelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "untrusted" => Ok(Self::Untrusted),
+            "user-verified" | "userverified" => Ok(Self::UserVerified),
+            "system-trusted" | "systemtrusted" => Ok(Self::SystemTrusted),
+            _ => Err(ParseTrustLevelError(s.to_string())),
+        }
+    }
+}
+
+/// A place a trust level lets a skill read or write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileScope {
+    /// The workspace the skill runs in, and everything under it.
+    Workspace,
+    /// A temporary directory private to the run, removed afterwards (also `HOME`).
+    PrivateTemp,
+    /// Every path the user can access.
+    Everything,
+}
+
+/// The file, network and process rights a context grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PermissionSet {
+    /// Where reads are allowed (system directories a program needs are readable in any case).
+    pub file_read: Vec<FileScope>,
+    /// Where writes are allowed.
+    pub file_write: Vec<FileScope>,
+    /// Network granted.
+    pub network_access: NetworkLevel,
+    /// Process creation granted.
+    pub process_spawn: ProcessSpawn,
+}
+
+/// Limits a context imposes on a run. A skill may ask for less, never for more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceLimits {
+    /// Wall-clock limit.
+    #[serde(serialize_with = "secs")]
+    pub max_execution_time: Duration,
+    /// Memory of the process tree, MiB.
+    pub max_memory_mb: u64,
+    /// Share of one CPU, percent.
+    pub max_cpu_percent: u32,
+    /// Bytes written, MiB.
+    pub max_disk_io_mb: u64,
+    /// Processes at once.
+    pub max_processes: u64,
+    /// Open file descriptors.
+    pub max_open_files: u64,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Whether the run sees the host's environment variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvPolicy {
+    /// Only a small safe set, plus what the skill declares.
+    Clean,
+    /// The host's environment, plus what the skill declares.
+    Inherit,
+}
+
+/// Everything a run is allowed: the plan's `SecurityContext`.
+///
+/// There is no public way to execute a skill without one: every entry point that runs a
+/// skill takes a `&SecurityContext`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecurityContext {
+    /// The level the rights come from.
+    pub trust_level: TrustLevel,
+    /// Files, network, processes.
+    pub permissions: PermissionSet,
+    /// Time, memory, CPU, disk, processes, files.
+    pub resource_limits: ResourceLimits,
+    /// Environment inheritance.
+    pub environment: EnvPolicy,
+    /// The workspace that relative paths resolve against and that commands run in.
+    pub workspace: PathBuf,
+}
+
+impl SecurityContext {
+    /// The default context of `level` for a run in `workspace`, with the old trust table's
+    /// values.
+    pub fn for_trust_level(level: TrustLevel, workspace: impl Into<PathBuf>) -> Self {
+        use FileScope::*;
+        let (read, write, net, spawn, limits, env) = match level {
+            TrustLevel::Untrusted => (
+                vec![Workspace, PrivateTemp],
+                vec![PrivateTemp],
+                NetworkLevel::None,
+                ProcessSpawn::None,
+                (10, 64, 25, 10, 1, 10),
+                EnvPolicy::Clean,
+            ),
+            TrustLevel::UserVerified => (
+                vec![Workspace, PrivateTemp],
+                vec![Workspace, PrivateTemp],
+                NetworkLevel::HttpsOnly,
+                ProcessSpawn::Limited,
+                (60, 256, 50, 100, 5, 50),
+                EnvPolicy::Clean,
+            ),
+            TrustLevel::SystemTrusted => (
+                vec![Everything],
+                vec![Everything],
+                NetworkLevel::Full,
+                ProcessSpawn::Full,
+                (300, 1024, 80, 1000, 100, 1000),
+                EnvPolicy::Inherit,
+            ),
+        };
+        Self {
+            trust_level: level,
+            permissions: PermissionSet {
+                file_read: read,
+                file_write: write,
+                network_access: net,
+                process_spawn: spawn,
+            },
+            resource_limits: ResourceLimits {
+                max_execution_time: Duration::from_secs(limits.0),
+                max_memory_mb: limits.1,
+                max_cpu_percent: limits.2,
+                max_disk_io_mb: limits.3,
+                max_processes: limits.4,
+                max_open_files: limits.5,
+            },
+            environment: env,
+            workspace: workspace.into(),
+        }
+    }
+
+    /// Compares what `skill` declares with what this context grants.
+    ///
+    /// Returns the effective grant (the intersection) when the declaration fits, or a
+    /// [`Denial`] naming the first permission that does not. Nothing has run at this point.
+    pub fn validate_execution(&self, skill: &SkillDef) -> Result<EffectiveGrant, Denial> {
+        let declared = &skill.permissions;
+        let workspace = normalize(&self.workspace);
+
+        // Files. A skill that declares no reads gets the workspace, as old skills expect.
+        let reads: Vec<PathBuf> = match &declared.file_read {
+            Some(list) => list.iter().map(|p| resolve(&workspace, p)).collect(),
+            None => vec![workspace.clone()],
+        };
+        for (path, written) in reads.iter().zip(declared.file_read.iter().flatten()) {
+            if !self.covers(&self.permissions.file_read, path) {
+                return Err(self.deny(skill, Permission::FileRead, written, path));
+            }
+        }
+        let writes: Vec<PathBuf> =
+            declared.file_write.iter().map(|p| resolve(&workspace, p)).collect();
+        for (path, written) in writes.iter().zip(&declared.file_write) {
+            if !self.covers(&self.permissions.file_write, path) {
+                return Err(self.deny(skill, Permission::FileWrite, written, path));
+            }
+        }
+
+        // Network: undeclared means none.
+        let asked_net = declared.network.unwrap_or(NetworkLevel::None);
+        if asked_net > self.permissions.network_access {
+            return Err(Denial {
+                skill: skill.name.clone(),
+                trust_level: self.trust_level,
+                permission: Permission::Network,
+                asked: asked_net.as_str().to_string(),
+                granted: self.permissions.network_access.as_str().to_string(),
+                fix: fix_for(self.trust_level, |l| {
+                    SecurityContext::for_trust_level(l, PathBuf::new()).permissions.network_access
+                        >= asked_net
+                }),
+            });
+        }
+
+        // Processes: undeclared keeps what the level allows (the old format had no field).
+        let spawn = match declared.process_spawn {
+            Some(asked) if asked > self.permissions.process_spawn => {
+                return Err(Denial {
+                    skill: skill.name.clone(),
+                    trust_level: self.trust_level,
+                    permission: Permission::ProcessSpawn,
+                    asked: asked.as_str().to_string(),
+                    granted: self.permissions.process_spawn.as_str().to_string(),
+                    fix: fix_for(self.trust_level, |l| {
+                        SecurityContext::for_trust_level(l, PathBuf::new())
+                            .permissions
+                            .process_spawn
+                            >= asked
+                    }),
+                })
+            }
+            Some(asked) => asked,
+            None => self.permissions.process_spawn,
+        };
+
+        Ok(EffectiveGrant {
+            file_read: reads,
+            file_write: writes,
+            network: asked_net,
+            process_spawn: spawn,
+            limits: self.effective_limits(skill),
+        })
+    }
+
+    /// The limits for `skill`: what it asks for, capped by this context.
+    pub fn effective_limits(&self, skill: &SkillDef) -> ResourceLimits {
+        let cap = &self.resource_limits;
+        let l = &skill.limits;
+        ResourceLimits {
+            max_execution_time: skill
+                .timeout
+                .map_or(cap.max_execution_time, |t| t.min(cap.max_execution_time)),
+            max_memory_mb: l.max_memory_mb.map_or(cap.max_memory_mb, |v| v.min(cap.max_memory_mb)),
+            max_cpu_percent: l
+                .max_cpu_percent
+                .map_or(cap.max_cpu_percent, |v| v.min(cap.max_cpu_percent)),
+            max_disk_io_mb: l
+                .max_disk_io_mb
+                .map_or(cap.max_disk_io_mb, |v| v.min(cap.max_disk_io_mb)),
+            max_processes: l.max_processes.map_or(cap.max_processes, |v| v.min(cap.max_processes)),
+            max_open_files: l
+                .max_open_files
+                .map_or(cap.max_open_files, |v| v.min(cap.max_open_files)),
+        }
+    }
+
+    fn covers(&self, scopes: &[FileScope], path: &Path) -> bool {
+        let workspace = normalize(&self.workspace);
+        scopes.iter().any(|s| match s {
+            FileScope::Everything => true,
+            FileScope::Workspace => path.starts_with(&workspace),
+            // The private directory is created per run; no declared path can name it.
+            FileScope::PrivateTemp => false,
+        })
+    }
+
+    fn deny(&self, skill: &SkillDef, permission: Permission, written: &str, path: &Path) -> Denial {
+        let path_buf = path.to_path_buf();
+        let wants_write = permission == Permission::FileWrite;
+        let workspace = normalize(&self.workspace);
+        Denial {
+            skill: skill.name.clone(),
+            trust_level: self.trust_level,
+            permission,
+            asked: if written == path.to_string_lossy() {
+                written.to_string()
+            } else {
+                format!("{written} (= {})", path.display())
+            },
+            granted: describe_scopes(if wants_write {
+                &self.permissions.file_write
+            } else {
+                &self.permissions.file_read
+            }),
+            fix: fix_for(self.trust_level, |l| {
+                let c = SecurityContext::for_trust_level(l, workspace.clone());
+                let scopes =
+                    if wants_write { &c.permissions.file_write } else { &c.permissions.file_read };
+                c.covers(scopes, &path_buf)
+            }),
+        }
+    }
+}
+
+fn describe_scopes(scopes: &[FileScope]) -> String {
+    let parts: Vec<&str> = scopes
+        .iter()
+        .map(|s| match s {
+            FileScope::Workspace => "the workspace",
+            FileScope::PrivateTemp => "a private temporary directory",
+            FileScope::Everything => "everything",
+        })
+        .collect();
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join(" and ")
+    }
+}
+
+/// The lowest level above `current` that satisfies `ok`.
+fn fix_for(current: TrustLevel, ok: impl Fn(TrustLevel) -> bool) -> Option<TrustLevel> {
+    TrustLevel::ALL.into_iter().find(|l| *l > current && ok(*l))
+}
+
+/// What a run actually gets: the declaration intersected with the context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EffectiveGrant {
+    /// Absolute paths readable (besides system directories and the private temp dir).
+    pub file_read: Vec<PathBuf>,
+    /// Absolute paths writable (besides the private temp dir).
+    pub file_write: Vec<PathBuf>,
+    /// Network.
+    pub network: NetworkLevel,
+    /// Process creation.
+    pub process_spawn: ProcessSpawn,
+    /// Limits.
+    pub limits: ResourceLimits,
+}
+
+/// The kinds of permission a skill can be refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// `security.permissions.file_read`.
+    FileRead,
+    /// `security.permissions.file_write`.
+    FileWrite,
+    /// `security.permissions.network_access`.
+    Network,
+    /// `security.permissions.process_spawn`.
+    ProcessSpawn,
+}
+
+impl Permission {
+    /// The field of the skill file that declares it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::FileRead => "security.permissions.file_read",
+            Self::FileWrite => "security.permissions.file_write",
+            Self::Network => "security.permissions.network_access",
+            Self::ProcessSpawn => "security.permissions.process_spawn",
+        }
+    }
+}
+
+/// A refusal before anything runs: the skill declares more than its context grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{}", self.message())]
+pub struct Denial {
+    /// The skill refused.
+    pub skill: String,
+    /// The level it was to run at.
+    pub trust_level: TrustLevel,
+    /// The permission that does not fit.
+    pub permission: Permission,
+    /// What the skill asked for.
+    pub asked: String,
+    /// What the level grants.
+    pub granted: String,
+    /// The lowest trust level that would grant it, if any.
+    pub fix: Option<TrustLevel>,
+}
+
+impl Denial {
+    /// One line: what was refused, why, and how to grant it.
+    pub fn message(&self) -> String {
+        let what = match self.permission {
+            Permission::FileRead => format!("read access to {}", self.asked),
+            Permission::FileWrite => format!("write access to {}", self.asked),
+            Permission::Network => format!("network access ({})", self.asked),
+            Permission::ProcessSpawn => format!("process creation ({})", self.asked),
+        };
+        let fix = match self.fix {
+            Some(level) => format!(
+                "to grant it, run with --trust {level} if you trust this skill, or remove the \
+                 request from the skill file"
+            ),
+            None => "no trust level grants it; remove the request from the skill file".into(),
+        };
+        format!(
+            "permission denied: skill `{}` declares {} ({}), but trust level {} grants {}; {}",
+            self.skill,
+            what,
+            self.permission.field(),
+            self.trust_level,
+            self.granted,
+            fix
+        )
+    }
+}
+
+/// Lexically normalizes `p`: removes `.`, resolves `..` without touching the disk.
+///
+/// Symlinks are not resolved here on purpose: this is the *declaration* check. The kernel
+/// confinement works on the objects themselves, where a symlink cannot widen anything.
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Resolves a declared path against the workspace: absolute paths stay, `~/` is not
+/// expanded (it would depend on who runs the skill), relative ones join the workspace.
+pub fn resolve(workspace: &Path, declared: &str) -> PathBuf {
+    normalize(&workspace.join(declared))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_ordered_and_parse() {
+        assert!(TrustLevel::Untrusted < TrustLevel::UserVerified);
+        assert!(TrustLevel::UserVerified < TrustLevel::SystemTrusted);
+        for l in TrustLevel::ALL {
+            assert_eq!(l.as_str().parse::<TrustLevel>().ok(), Some(l));
+        }
+        assert_eq!("UserVerified".parse::<TrustLevel>().ok(), Some(TrustLevel::UserVerified));
+        assert!("root".parse::<TrustLevel>().is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_trust_table() {
+        let u = SecurityContext::for_trust_level(TrustLevel::Untrusted, "/w");
+        assert_eq!(u.resource_limits.max_execution_time, Duration::from_secs(10));
+        assert_eq!(u.resource_limits.max_memory_mb, 64);
+        assert_eq!(u.permissions.network_access, NetworkLevel::None);
+        assert_eq!(u.environment, EnvPolicy::Clean);
+        let v = SecurityContext::for_trust_level(TrustLevel::UserVerified, "/w");
+        assert_eq!(v.resource_limits.max_processes, 5);
+        assert_eq!(v.permissions.network_access, NetworkLevel::HttpsOnly);
+        let s = SecurityContext::for_trust_level(TrustLevel::SystemTrusted, "/w");
+        assert_eq!(s.resource_limits.max_open_files, 1000);
+        assert_eq!(s.environment, EnvPolicy::Inherit);
+    }
+
+    #[test]
+    fn dotdot_cannot_escape_the_workspace_lexically() {
+        assert_eq!(resolve(Path::new("/w"), "../etc/passwd"), PathBuf::from("/etc/passwd"));
+        assert_eq!(resolve(Path::new("/w"), "a/./b/../c"), PathBuf::from("/w/a/c"));
+        assert_eq!(resolve(Path::new("/w"), "/etc"), PathBuf::from("/etc"));
+    }
+}

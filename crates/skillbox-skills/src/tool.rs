@@ -1,0 +1,148 @@
+//! The `Tool` trait agent CLIs implement their tools with, and `SkillTool`, which exposes one
+//! skill as a tool that always runs through its security context.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+
+use crate::format::{ParamType, SkillDef};
+use crate::result::{SkillResult, Status};
+use crate::runtime::Runtime;
+use crate::security::TrustLevel;
+
+/// What a tool call returns: text for the model, a structured object for programs.
+#[derive(Debug, Clone)]
+pub struct ToolResult {
+    /// True when the call did not succeed (refused, invalid, failed, timed out, ...).
+    pub is_error: bool,
+    /// What a model reads: the output on success, the one-line reason otherwise.
+    pub text: String,
+    /// The full result object (for skills: the same object as `skillbox run --json`).
+    pub structured: Value,
+}
+
+/// A tool an agent can call: a name, a description, a JSON Schema of its input, and an
+/// asynchronous invocation.
+#[async_trait]
+pub trait Tool: Send + Sync {
+    /// Name the model calls the tool by.
+    fn name(&self) -> &str;
+    /// What the tool does, for the model.
+    fn description(&self) -> &str;
+    /// JSON Schema (draft 2020-12 subset) of the input object.
+    fn input_schema(&self) -> Value;
+    /// Runs the tool with `input`.
+    async fn invoke(&self, input: Value) -> ToolResult;
+}
+
+/// One skill as a [`Tool`]. Every invocation goes through [`Runtime::run`], and so through
+/// the skill's security context: there is no way to call the skill around it.
+#[derive(Clone)]
+pub struct SkillTool {
+    runtime: Arc<Runtime>,
+    name: String,
+    description: String,
+    schema: Value,
+    trust: Option<TrustLevel>,
+}
+
+impl SkillTool {
+    /// A tool for the skill `name` of `runtime`, run at the skill's default trust level, or
+    /// at `trust` when given. Returns `None` if the runtime has no such skill.
+    pub fn new(runtime: Arc<Runtime>, name: &str, trust: Option<TrustLevel>) -> Option<Self> {
+        let skill = runtime.registry().get(name).ok()?;
+        let description = if skill.def.description.is_empty() {
+            format!("Run the skill `{}`", skill.def.name)
+        } else {
+            skill.def.description.clone()
+        };
+        let schema = input_schema(&skill.def);
+        let name = skill.def.name.clone();
+        Some(Self { runtime, name, description, schema, trust })
+    }
+
+    /// Runs the skill and returns the full result.
+    pub async fn execute(&self, input: &Value) -> SkillResult {
+        self.runtime.run(&self.name, input, self.trust).await
+    }
+}
+
+#[async_trait]
+impl Tool for SkillTool {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn input_schema(&self) -> Value {
+        self.schema.clone()
+    }
+
+    async fn invoke(&self, input: Value) -> ToolResult {
+        let result = self.execute(&input).await;
+        to_tool_result(&result)
+    }
+}
+
+/// Converts a [`SkillResult`] into what a model and a program see.
+pub fn to_tool_result(result: &SkillResult) -> ToolResult {
+    let is_error = result.status != Status::Success;
+    let text = if is_error {
+        let reason = result.message.clone().unwrap_or_else(|| result.status.as_str().into());
+        if result.stderr.is_empty() {
+            reason
+        } else {
+            format!("{reason}\nstderr:\n{}", result.stderr)
+        }
+    } else {
+        result.stdout.clone()
+    };
+    let structured =
+        serde_json::to_value(result).unwrap_or_else(|e| json!({"error": e.to_string()}));
+    ToolResult { is_error, text, structured }
+}
+
+/// The JSON Schema of a skill's parameters, as an object schema that forbids undeclared keys
+/// (the same rule the validator applies).
+pub fn input_schema(def: &SkillDef) -> Value {
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for p in &def.parameters {
+        let mut s = Map::new();
+        match p.spec.param_type {
+            ParamType::String => {
+                s.insert("type".into(), json!("string"));
+                if let Some(pat) = &p.spec.pattern {
+                    s.insert("pattern".into(), json!(format!("^(?:{pat})$")));
+                }
+            }
+            ParamType::Number => {
+                s.insert("type".into(), json!("number"));
+            }
+            ParamType::Boolean => {
+                s.insert("type".into(), json!("boolean"));
+            }
+            ParamType::Enum => {
+                s.insert("type".into(), json!("string"));
+                s.insert("enum".into(), json!(p.spec.values.clone().unwrap_or_default()));
+            }
+        }
+        if let Some(d) = &p.spec.description {
+            s.insert("description".into(), json!(d));
+        }
+        props.insert(p.spec.name.clone(), Value::Object(s));
+        if p.spec.required {
+            required.push(json!(p.spec.name));
+        }
+    }
+    json!({
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
