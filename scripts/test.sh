@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md documents it.
+#
+# 1. `cargo test` for the workspace, as the current user (root in CI).
+# 2. When run as root, every test binary again as the unprivileged user `nobody` (setpriv),
+#    because a sandbox that only holds as root, or only as non-root, does not hold.
+#
+# A clean machine has Rust, Python 3 and apt only; anything else the tests need is installed
+# by scripts/install-test-deps.sh, which this script calls first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+scripts/install-test-deps.sh
+
+echo "== cargo test (as $(id -un))"
+cargo test --workspace --locked
+
+if [ "$(id -u)" != 0 ]; then
+    echo "== not root: the root pass of this suite runs in CI; the tests above ran as $(id -un)"
+    exit 0
+fi
+
+echo "== the same test binaries again as nobody (setpriv, all capabilities dropped)"
+# nobody must be able to reach the repository (test binaries read examples/ and run the
+# skillbox binary). If a parent directory is private (a clone under /root), build and run
+# from a world-readable copy instead.
+src=$repo
+if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -r "$repo/Cargo.toml" 2>/dev/null; then
+    src=$(mktemp -d /tmp/skillbox-nobody.XXXXXX)
+    echo "   $repo is not readable by nobody; copying it to $src"
+    tar -C "$repo" --exclude=./target -cf - . | tar -C "$src" -xf -
+    chmod -R a+rX "$src"
+    chmod a+rx "$src"
+fi
+export CARGO_TARGET_DIR="$src/target"
+list=$(mktemp)
+(cd "$src" && cargo test --workspace --locked --no-run --message-format=json 2>/dev/null) \
+    | python3 -c '
+import json, sys, os
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m.get("profile", {}).get("test"):
+        print(os.path.dirname(m["manifest_path"]) + "\t" + m["executable"])
+' > "$list"
+chmod -R a+rX "$CARGO_TARGET_DIR"
+status=0
+while IFS=$'\t' read -r dir exe; do
+    echo "-- $(basename "$exe") as nobody (cwd $dir)"
+    if ! (cd "$dir" && setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+            --bounding-set=-all env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp \
+            LANG=C.UTF-8 "$exe" --test-threads=2); then
+        status=1
+    fi
+done < "$list"
+rm -f "$list"
+if [ "$status" != 0 ]; then
+    echo "== FAILED: some tests failed as nobody"
+    exit 1
+fi
+echo "== all test binaries passed as root and as nobody"
