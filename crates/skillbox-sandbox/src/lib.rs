@@ -15,7 +15,7 @@
 //!
 //! * no shell: the program is executed directly with the argv given;
 //! * a cleared environment: only the variables in the spec reach the child;
-//! * no inherited descriptors beyond stdin (`/dev/null`), stdout and stderr (pipes);
+//! * stdin is `/dev/null`; stdout and stderr are pipes read by the supervisor;
 //! * a new process group, killed as a whole with `SIGKILL` on timeout or drop;
 //! * bounded capture of stdout and stderr (head and tail kept, the middle counted).
 //!

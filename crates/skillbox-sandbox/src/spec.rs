@@ -57,6 +57,9 @@ impl ChildSpec {
                 return bad("an environment variable value contains a NUL byte");
             }
         }
+        if !self.cwd.is_absolute() {
+            return bad("cwd must be an absolute path");
+        }
         if self.timeout.is_zero() {
             return bad("timeout must be positive");
         }
