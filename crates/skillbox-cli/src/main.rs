@@ -10,8 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 use skillbox_skills::{
-    enforcement_entries, Enforcement, LoadedSkill, Registry, Runtime, SecurityContext, SkillResult,
-    Status, TrustLevel,
+    LoadedSkill, Registry, Runtime, SecurityContext, SkillResult, Status, TrustLevel,
 };
 
 mod output;
@@ -288,7 +287,7 @@ fn info(rt: &Runtime, name: &str, trust: Option<TrustLevel>, json: bool) -> u8 {
     let level = trust.unwrap_or_else(|| skill.source.default_trust());
     let ctx = SecurityContext::for_trust_level(level, rt.workspace());
     let grant = ctx.validate_execution(&skill.def);
-    let enforcement = enforcement_entries(&Enforcement::current());
+    let enforcement = skill.preview_enforcement(&ctx);
     let d = &skill.def;
     let parameters: Vec<Value> =
         d.parameters.iter().map(|p| serde_json::to_value(&p.spec).unwrap_or(Value::Null)).collect();
@@ -317,7 +316,8 @@ fn info(rt: &Runtime, name: &str, trust: Option<TrustLevel>, json: bool) -> u8 {
         "context": ctx,
         "grant": grant.as_ref().ok(),
         "denial": grant.as_ref().err(),
-        "enforcement": enforcement,
+        "enforcement": enforcement.as_ref().ok(),
+        "enforcement_error": enforcement.as_ref().err(),
     });
     if json {
         println!("{v}");

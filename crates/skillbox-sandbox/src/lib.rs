@@ -1,36 +1,52 @@
 //! Confinement of one child process.
 //!
-//! This crate starts a single program with an explicit argv, environment and working
-//! directory, captures its output within fixed bounds, enforces a wall-clock timeout, and
-//! reports which confinement mechanisms were actually in force for the run.
+//! This crate starts a single program with an explicit argv, environment, working directory
+//! and [`Policy`], confines it and all its descendants with the kernel's own mechanisms,
+//! captures its output within fixed bounds, enforces a wall-clock timeout, and reports which
+//! mechanisms were actually in force ([`Enforcement`]).
 //!
 //! It deliberately knows nothing about skills, trust levels or agents: callers hand it a
 //! [`ChildSpec`] and get a [`ChildOutcome`] back. Keeping that boundary small is what lets
 //! the confinement code be read and reviewed on its own.
 //!
-//! # What is enforced today
+//! # Mechanisms
 //!
-//! The report in [`Enforcement`] is the source of truth, and every caller should surface it.
-//! At this stage the crate enforces, for every child:
+//! | what | how |
+//! |---|---|
+//! | files | Landlock allow-list built in the parent (`landlock` module) |
+//! | TCP | Landlock network rules |
+//! | signals, abstract Unix sockets | Landlock scopes (ABI 6) |
+//! | socket families, io_uring, namespaces, TIOCSTI, keyctl, bpf, ptrace, x32 | seccomp deny-list (`seccomp` module) |
+//! | privileges | `no_new_privs`, all capabilities dropped |
+//! | descriptors | `close_range` in the child |
+//! | the whole tree | a new session, `setsid`/`setpgid` denied, the group killed at the end |
+//! | limits | rlimits, hard = soft |
 //!
-//! * no shell: the program is executed directly with the argv given;
-//! * a cleared environment: only the variables in the spec reach the child;
-//! * stdin is `/dev/null`; stdout and stderr are pipes read by the supervisor;
-//! * a new process group, killed as a whole with `SIGKILL` on timeout or drop;
-//! * bounded capture of stdout and stderr (head and tail kept, the middle counted).
+//! The child is created with `clone(CLONE_VM | CLONE_VFORK)` (`spawn` module), never by
+//! forking the embedding process, so the cost does not grow with the parent's memory.
 //!
-//! Kernel confinement of files, network and privileges (Landlock, seccomp, namespaces,
-//! rlimits) is **not** applied yet; [`Enforcement::current`] lists those mechanisms as
-//! not enforced so that nobody mistakes a declaration for a control.
+//! Where the host lacks Landlock (ABI 6) or seccomp, [`run`] refuses with
+//! [`SandboxError::Unsupported`], unless the spec sets [`ChildSpec::allow_weaker`].
 
+mod landlock;
 mod output;
+mod policy;
+mod probe;
 mod report;
 mod run;
+mod seccomp;
+mod spawn;
 mod spec;
 
+pub use landlock::{kernel_abi as landlock_abi, REQUIRED_ABI as LANDLOCK_REQUIRED_ABI};
 pub use output::CapturedOutput;
+pub use policy::{
+    default_protected, NetworkAccess, Policy, ProcessAccess, Rlimits, DEVICES, ETC_SECRETS,
+    SYSTEM_READ,
+};
+pub use probe::HostSupport;
 pub use report::{Enforcement, Mechanism, MechanismState};
-pub use run::{run, ChildOutcome, ExitStatus};
+pub use run::{host, preview, run, ChildOutcome, ExitStatus};
 pub use spec::ChildSpec;
 
 /// Errors from starting or supervising a child.
@@ -39,9 +55,32 @@ pub use spec::ChildSpec;
 /// is killed on timeout is a successful supervision and is reported in [`ChildOutcome`].
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    /// The spec itself cannot be executed (empty program, NUL byte in an argument, ...).
+    /// The spec itself cannot be executed (relative program, NUL byte in an argument, ...).
     #[error("invalid child spec: {0}")]
     InvalidSpec(String),
+    /// The policy cannot be expressed (a granted path through a symlink, ...).
+    #[error("cannot confine the child: {0}")]
+    Policy(String),
+    /// The host lacks a mechanism the policy needs, and the spec did not opt into weaker
+    /// isolation.
+    #[error("refusing to run: {reason}. Fix: {fix}")]
+    Unsupported {
+        /// `landlock` or `seccomp`.
+        mechanism: &'static str,
+        /// What is missing.
+        reason: String,
+        /// How to get it, or how to opt out.
+        fix: String,
+    },
+    /// A confinement step in the child failed; the program was not started.
+    #[error("confining the child failed while {step}: {source}")]
+    Confine {
+        /// The step that failed.
+        step: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The kernel refused to start the program.
     #[error("cannot start `{program}`: {source}")]
     Spawn {

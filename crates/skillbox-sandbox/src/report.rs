@@ -1,10 +1,27 @@
 /// Whether a confinement mechanism was in force for a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MechanismState {
-    /// The kernel enforces it for the child and every descendant.
+    /// The kernel (or the supervisor, where the detail says so) enforces it for the child and
+    /// every descendant.
     Enforced,
-    /// Not applied. What the caller declared for this area is a declaration, not a control.
+    /// Not restricted, because the policy grants everything in this area (a system-trusted
+    /// run's network, for instance).
+    Unrestricted,
+    /// Not applied although the policy asks for it: the host lacks the mechanism and the run
+    /// was allowed by an explicit opt-in, or it is not implemented. What the policy says for
+    /// this area is a declaration, not a control.
     NotEnforced,
+}
+
+impl MechanismState {
+    /// The spelling used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforced => "enforced",
+            Self::Unrestricted => "unrestricted",
+            Self::NotEnforced => "not-enforced",
+        }
+    }
 }
 
 /// One line of the enforcement report: a mechanism, its state, and what it covers.
@@ -15,47 +32,41 @@ pub struct Mechanism {
     /// Whether it was in force.
     pub state: MechanismState,
     /// One sentence a person can read: how it is enforced, or why it is not.
-    pub detail: &'static str,
+    pub detail: String,
 }
 
-/// What this crate actually enforced for a run, mechanism by mechanism.
+/// What was actually enforced for a run, mechanism by mechanism.
 ///
 /// Modelled on rust-landlock's best-effort reporting: callers get the truth about what held,
 /// so that they can refuse to run, warn, or record it, instead of assuming.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Enforcement {
-    /// Every mechanism this crate knows about, enforced or not.
+    /// Every mechanism, enforced or not.
     pub mechanisms: Vec<Mechanism>,
 }
 
 impl Enforcement {
-    /// The report for children started by this build.
-    pub fn current() -> Self {
-        use MechanismState::*;
-        let m = |name, state, detail| Mechanism { name, state, detail };
-        Self {
-            mechanisms: vec![
-                m("no-shell", Enforced, "the program is executed directly; arguments never pass through a shell"),
-                m("environment", Enforced, "the environment is cleared; only the variables given are set"),
-                m("process-group", Enforced, "the child leads a new process group, killed with SIGKILL on timeout, exit or drop"),
-                m("output-cap", Enforced, "stdout and stderr are captured within a fixed budget (head and tail kept)"),
-                m("timeout", Enforced, "wall-clock timeout; processes that leave the group (setsid) are not yet reached"),
-                m("filesystem", NotEnforced, "no Landlock ruleset yet: file permissions are declarations only"),
-                m("network", NotEnforced, "no seccomp or Landlock network rules yet: network permission is a declaration only"),
-                m("privileges", NotEnforced, "no_new_privs and capability dropping are not applied yet"),
-                m("resource-limits", NotEnforced, "memory, CPU, process and file limits are not applied yet"),
-                m("descriptors", NotEnforced, "descriptors the embedding process opened without O_CLOEXEC are inherited"),
-            ],
-        }
+    pub(crate) fn push(
+        &mut self,
+        name: &'static str,
+        state: MechanismState,
+        detail: impl Into<String>,
+    ) {
+        self.mechanisms.push(Mechanism { name, state, detail: detail.into() });
     }
 
-    /// The mechanisms that are not in force.
+    /// The mechanisms the policy asked for that were not in force.
     pub fn not_enforced(&self) -> impl Iterator<Item = &Mechanism> {
         self.mechanisms.iter().filter(|m| m.state == MechanismState::NotEnforced)
     }
 
+    /// The state of the named mechanism, if it is in the report.
+    pub fn state(&self, name: &str) -> Option<MechanismState> {
+        self.mechanisms.iter().find(|m| m.name == name).map(|m| m.state)
+    }
+
     /// True when the named mechanism is enforced.
     pub fn is_enforced(&self, name: &str) -> bool {
-        self.mechanisms.iter().any(|m| m.name == name && m.state == MechanismState::Enforced)
+        self.state(name) == Some(MechanismState::Enforced)
     }
 }

@@ -1,14 +1,21 @@
-use std::process::Stdio;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
 use crate::output::Capture;
-use crate::{CapturedOutput, ChildSpec, SandboxError};
+use crate::policy::{NetworkAccess, ProcessAccess};
+use crate::probe::HostSupport;
+use crate::report::MechanismState::{Enforced, NotEnforced, Unrestricted};
+use crate::spawn::{spawn, Prepared};
+use crate::{CapturedOutput, ChildSpec, Enforcement, SandboxError};
 
-/// How long output readers may keep draining after the child has gone. A descendant that
-/// escaped the process group may hold the pipe open forever; we must not wait for it.
+/// How long output readers may keep draining after the run's processes are gone.
 const DRAIN_GRACE: Duration = Duration::from_millis(250);
 
 /// How a supervised child ended.
@@ -33,86 +40,350 @@ pub struct ChildOutcome {
     pub stderr: CapturedOutput,
     /// Wall-clock time from spawn to exit.
     pub wall_time: Duration,
+    /// User plus system CPU time of the child and the descendants it waited for.
+    pub cpu_time: Duration,
+    /// Peak resident memory of the largest of those processes, in KiB.
+    pub max_rss_kib: u64,
+    /// What was enforced for this run.
+    pub enforcement: Enforcement,
 }
 
-/// Kills the whole process group when dropped, so that a cancelled future (an agent that
-/// gives up on a call) never leaves the group running.
-struct GroupGuard(Option<i32>);
+/// The host's mechanisms, probed once per process.
+pub fn host() -> &'static HostSupport {
+    static HOST: OnceLock<HostSupport> = OnceLock::new();
+    HOST.get_or_init(HostSupport::probe)
+}
 
-impl GroupGuard {
-    fn kill(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            // SAFETY: killpg takes plain integers and has no memory effects. The group id is
-            // the pid of a child we spawned and have not yet reaped, so it cannot have been
-            // recycled for an unrelated group.
-            unsafe {
-                libc::killpg(pgid, libc::SIGKILL);
-            }
+/// Kills the run's process group and reaps the leader, unless the run was supervised to the
+/// end. A cancelled run (an agent that drops the future) leaves nothing behind.
+struct Reaper {
+    pid: libc::pid_t,
+    done: bool,
+}
+
+impl Reaper {
+    fn kill_group(&self) {
+        // SAFETY: killpg takes plain integers. The group id is the pid of our child, which
+        // is not reaped yet (a zombie keeps its pid and group), so it cannot name a
+        // recycled, unrelated group.
+        unsafe {
+            libc::killpg(self.pid, libc::SIGKILL);
         }
     }
 }
 
-impl Drop for GroupGuard {
+impl Drop for Reaper {
     fn drop(&mut self) {
-        self.kill();
+        if self.done {
+            return;
+        }
+        self.kill_group();
+        let pid = self.pid;
+        // The leader dies at once, but not synchronously; reap it off this thread.
+        std::thread::spawn(move || {
+            let mut status = 0;
+            // SAFETY: waits for our own child; writes only to `status`.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        });
     }
 }
 
-/// Starts the child described by `spec`, supervises it to the end, and returns its outcome.
+/// Starts the child described by `spec` under its policy, supervises it to the end, and
+/// returns its outcome.
 ///
-/// The future is cancel-safe in the sense that matters: dropping it kills the child's
-/// process group.
+/// Dropping the future kills the child's process group. Because the filter denies `setsid`
+/// and `setpgid`, that group holds every process of the run.
 pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     spec.check()?;
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    let (prepared, enforcement) = prepare(spec)?;
 
+    let stdin = cloexec_fd(open_dev_null()?)?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
-        program: spec.program.display().to_string(),
-        source,
-    })?;
-    let pid = child.id().map(|p| p as i32);
-    let mut guard = GroupGuard(pid);
-
-    let stdout = reader(child.stdout.take(), spec.output_limit);
-    let stderr = reader(child.stderr.take(), spec.output_limit);
-
-    let status = match tokio::time::timeout(spec.timeout, child.wait()).await {
-        Ok(Ok(st)) => {
-            use std::os::unix::process::ExitStatusExt;
-            match (st.code(), st.signal()) {
-                (Some(code), _) => ExitStatus::Exited(code),
-                (None, Some(sig)) => ExitStatus::Signaled(sig),
-                (None, None) => ExitStatus::Signaled(0),
+    let spawned = spawn(&prepared, [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()])
+        .map_err(|f| match f.stage {
+            Some(crate::spawn::Stage::Exec) | None => {
+                SandboxError::Spawn { program: spec.program.display().to_string(), source: f.error }
             }
-        }
+            Some(stage) => SandboxError::Confine { step: stage.describe(), source: f.error },
+        })?;
+    drop((stdin, out_w, err_w, prepared));
+    let mut reaper = Reaper { pid: spawned.pid, done: false };
+
+    let stdout = reader(out_r, spec.output_limit)?;
+    let stderr = reader(err_r, spec.output_limit)?;
+
+    // SAFETY: the pidfd is an OwnedFd moved into the AsyncFd, so it stays open and names
+    // the same process for the AsyncFd's whole life.
+    let pidfd =
+        unsafe { AsyncFd::register_with_interest(spawned.pidfd, tokio::io::Interest::READABLE) }
+            .map_err(|e| SandboxError::Supervise(e.into()))?;
+    let timed_out = match tokio::time::timeout(spec.timeout, pidfd.readable()).await {
+        Ok(Ok(_)) => false,
         Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
-        Err(_) => ExitStatus::TimedOut,
+        Err(_) => true,
     };
-    // Whatever happened, nothing of the group outlives the run. On timeout the leader is
-    // still alive, so kill first, then reap it.
-    guard.kill();
-    if status == ExitStatus::TimedOut {
-        child.wait().await.map_err(SandboxError::Supervise)?;
+    // Whatever happened, nothing of the group outlives the run. The leader is unreaped
+    // (alive or a zombie), so the group id is still ours.
+    reaper.kill_group();
+    if timed_out {
+        let _ready = pidfd.readable().await.map_err(SandboxError::Supervise)?;
+    }
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 writes `status` and `usage` for our own child,
+    // which has exited (the pidfd is readable), so it returns at once.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(spawned.pid, &mut status, 0, &mut usage) };
+    reaper.done = true;
+    if r < 0 {
+        return Err(SandboxError::Supervise(std::io::Error::last_os_error()));
     }
     let wall_time = started.elapsed();
-
-    Ok(ChildOutcome { status, stdout: drain(stdout).await, stderr: drain(stderr).await, wall_time })
+    let status = if timed_out {
+        ExitStatus::TimedOut
+    } else if libc::WIFEXITED(status) {
+        ExitStatus::Exited(libc::WEXITSTATUS(status))
+    } else {
+        ExitStatus::Signaled(libc::WTERMSIG(status))
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    Ok(ChildOutcome {
+        status,
+        stdout: drain(stdout).await,
+        stderr: drain(stderr).await,
+        wall_time,
+        cpu_time: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss as u64,
+        enforcement,
+    })
 }
 
-type Reader = Option<(JoinHandle<()>, std::sync::Arc<std::sync::Mutex<Capture>>)>;
+/// The enforcement report `spec` would get, without starting anything: what `skillbox info`
+/// shows. Fails exactly where [`run`] would refuse.
+pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
+    spec.check()?;
+    prepare(spec).map(|(_, report)| report)
+}
 
-fn reader<R: AsyncRead + Unpin + Send + 'static>(stream: Option<R>, limit: usize) -> Reader {
-    let mut stream = stream?;
+/// Builds everything the child needs, and the report of what will be enforced. Refuses when
+/// the policy needs a mechanism the host lacks, unless the spec opts into weaker isolation.
+fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
+    let host = host();
+    let policy = &spec.policy;
+    let mut rep = Enforcement::default();
+    let cstr = |b: &[u8]| CString::new(b).map_err(|_| SandboxError::InvalidSpec("NUL byte".into()));
+
+    rep.push(
+        "no-shell",
+        Enforced,
+        "the program is executed directly; arguments never pass through a shell",
+    );
+    rep.push(
+        "environment",
+        Enforced,
+        "the environment is replaced by the one given; nothing else is inherited",
+    );
+    rep.push("descriptors", Enforced, "close_range in the child: only stdin (/dev/null), stdout and stderr (pipes) reach the program");
+    rep.push("process-group", Enforced, "a new session; setsid and setpgid are denied, so every descendant stays in the group that is killed when the run ends");
+    rep.push(
+        "timeout",
+        Enforced,
+        "wall-clock limit; at the limit the whole process group is killed with SIGKILL",
+    );
+    rep.push(
+        "output-cap",
+        Enforced,
+        "stdout and stderr are captured within a fixed budget (head and tail kept)",
+    );
+
+    // Landlock: files, TCP, signals and abstract Unix sockets.
+    let landlock = match crate::landlock::build(policy) {
+        Ok(fd) => {
+            let abi = host.landlock_abi;
+            if policy.confine_files {
+                rep.push("filesystem", Enforced, format!("Landlock ABI {abi}: reads only under the granted trees and system directories, writes only under the granted trees; protected entries stay read-only"));
+            } else {
+                rep.push("filesystem", Unrestricted, "the policy grants every path the user can access");
+            }
+            rep.push("ipc", Enforced, format!("Landlock ABI {abi} scopes: no signal to, and no abstract Unix socket of, any process outside the run; ptrace and process_vm_* denied by seccomp"));
+            Some(fd)
+        }
+        Err(crate::landlock::LandlockError::Unsupported { found }) if spec.allow_weaker => {
+            let why = format!("host has Landlock ABI {found}, {} needed; run allowed by explicit opt-in", crate::landlock::REQUIRED_ABI);
+            rep.push("filesystem", if policy.confine_files { NotEnforced } else { Unrestricted }, why.clone());
+            rep.push("ipc", NotEnforced, why);
+            None
+        }
+        Err(crate::landlock::LandlockError::Unsupported { found }) => {
+            return Err(SandboxError::Unsupported {
+                mechanism: "landlock",
+                reason: format!("this kernel offers Landlock ABI {found}; skillbox needs ABI {} (Linux 6.12 or later) to confine files, TCP, signals and abstract sockets", crate::landlock::REQUIRED_ABI),
+                fix: "boot a kernel with Landlock enabled (CONFIG_SECURITY_LANDLOCK=y and `landlock` in the lsm= boot parameter), or opt into weaker isolation for this run".into(),
+            })
+        }
+        Err(e @ crate::landlock::LandlockError::Symlink(_)) => return Err(SandboxError::Policy(e.to_string())),
+        Err(e) => return Err(SandboxError::Policy(e.to_string())),
+    };
+
+    // seccomp: socket families, side doors, process creation.
+    let seccomp = if host.seccomp {
+        let prog = crate::seccomp::program(policy.network, policy.processes)
+            .map_err(|e| SandboxError::Policy(e.to_string()))?;
+        rep.push("side-doors", Enforced, "seccomp: io_uring, TIOCSTI, keyctl, bpf, perf_event_open, userfaultfd, mount, namespaces, ptrace, process_vm_* and the x32 ABI are denied; 32-bit syscalls kill the process");
+        Some(prog)
+    } else if spec.allow_weaker {
+        rep.push(
+            "side-doors",
+            NotEnforced,
+            "host has no seccomp filters; run allowed by explicit opt-in",
+        );
+        None
+    } else {
+        return Err(SandboxError::Unsupported {
+            mechanism: "seccomp",
+            reason: "this kernel cannot install seccomp filters".into(),
+            fix: "use a kernel built with CONFIG_SECCOMP_FILTER=y, or opt into weaker isolation for this run".into(),
+        });
+    };
+    let both = landlock.is_some() && seccomp.is_some();
+    let (net_state, net_detail) = match policy.network {
+        NetworkAccess::None if both => (Enforced, "no sockets but socketpair (seccomp) and no TCP (Landlock): no network, no loopback service, no Unix socket"),
+        NetworkAccess::HttpsOnly if both => (Enforced, "TCP connect to port 443 only, no bind (Landlock); IPv4, IPv6 and netlink route sockets only (seccomp); UDP destinations are not restricted"),
+        NetworkAccess::Full => (Unrestricted, "the policy grants full network"),
+        _ => (NotEnforced, "Landlock or seccomp is missing; network not confined (explicit opt-in)"),
+    };
+    rep.push("network", net_state, net_detail);
+    let (proc_state, proc_detail) = match policy.processes {
+        ProcessAccess::None if seccomp.is_some() => (
+            Enforced,
+            "fork, vfork and clone of processes are denied (seccomp); threads are allowed"
+                .to_string(),
+        ),
+        ProcessAccess::None => (
+            NotEnforced,
+            "seccomp missing; process creation not denied (explicit opt-in)".to_string(),
+        ),
+        ProcessAccess::Limited => match policy.rlimits.processes {
+            Some(n) if !host.root => {
+                (Enforced, format!("RLIMIT_NPROC {n} (counts every process of the user)"))
+            }
+            _ => (
+                NotEnforced,
+                "process creation allowed; the number of processes is not bounded yet".to_string(),
+            ),
+        },
+        ProcessAccess::Full => (Unrestricted, "the policy grants process creation".to_string()),
+    };
+    rep.push("processes", proc_state, proc_detail);
+    rep.push("privileges", Enforced, if host.root {
+        "no_new_privs; every capability dropped (bounding, ambient, permitted, effective), so uid 0 gains nothing from any exec"
+    } else {
+        "no_new_privs: no privilege gain through setuid or file capabilities"
+    });
+
+    // Resource limits.
+    let r = &policy.rlimits;
+    let mut rlimits = vec![(libc::RLIMIT_CORE as libc::c_int, lim(0))];
+    let mut applied = vec!["core dumps off".to_string()];
+    for (res, v, what) in [
+        (libc::RLIMIT_NOFILE, r.open_files, "open files"),
+        (libc::RLIMIT_FSIZE, r.file_size, "file size"),
+        (libc::RLIMIT_CPU, r.cpu_seconds, "CPU seconds"),
+        (libc::RLIMIT_AS, r.address_space, "address space"),
+    ] {
+        if let Some(v) = v {
+            rlimits.push((res as libc::c_int, lim(v)));
+            applied.push(format!("{what} {v}"));
+        }
+    }
+    if let (Some(n), false) = (r.processes, host.root) {
+        rlimits.push((libc::RLIMIT_NPROC as libc::c_int, lim(n)));
+    }
+    rep.push(
+        "resource-limits",
+        Enforced,
+        format!("rlimits (hard = soft, cannot be raised): {}", applied.join(", ")),
+    );
+
+    let mut argv = vec![cstr(spec.program.as_os_str().as_bytes())?];
+    for a in &spec.args {
+        argv.push(cstr(a.as_bytes())?);
+    }
+    let mut envp = Vec::with_capacity(spec.env.len());
+    for (k, v) in &spec.env {
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        envp.push(cstr(&kv)?);
+    }
+    Ok((
+        Prepared {
+            program: cstr(spec.program.as_os_str().as_bytes())?,
+            argv,
+            envp,
+            cwd: cstr(spec.cwd.as_os_str().as_bytes())?,
+            rlimits,
+            drop_caps: true,
+            caps_required: host.root,
+            landlock,
+            seccomp,
+        },
+        rep,
+    ))
+}
+
+fn lim(v: u64) -> libc::rlimit {
+    libc::rlimit { rlim_cur: v as libc::rlim_t, rlim_max: v as libc::rlim_t }
+}
+
+fn open_dev_null() -> Result<OwnedFd, SandboxError> {
+    let f = std::fs::File::open("/dev/null").map_err(SandboxError::Supervise)?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Moves a descriptor to 3 or above, so that the child's dup2 onto 0..2 never clobbers
+/// another of its inputs (an embedding program may have closed its own stdio).
+fn cloexec_fd(fd: OwnedFd) -> Result<OwnedFd, SandboxError> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: duplicates a descriptor we own; the new one is owned by the returned OwnedFd.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if n < 0 {
+        return Err(SandboxError::Supervise(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `n` is a fresh descriptor returned by fcntl.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// A pipe: the read end non-blocking for the supervisor, the write end blocking for the child.
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(SandboxError::Supervise(std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (r, w) = (cloexec_fd(r)?, cloexec_fd(w)?);
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let fl = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    Ok((r, w))
+}
+
+type Reader = (JoinHandle<()>, std::sync::Arc<std::sync::Mutex<Capture>>);
+
+fn reader(fd: OwnedFd, limit: usize) -> Result<Reader, SandboxError> {
+    let stream =
+        tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(SandboxError::Supervise)?;
+    Ok(read_into(stream, limit))
+}
+
+fn read_into<R: AsyncRead + Unpin + Send + 'static>(mut stream: R, limit: usize) -> Reader {
     let capture = std::sync::Arc::new(std::sync::Mutex::new(Capture::new(limit)));
     let shared = capture.clone();
     let task = tokio::spawn(async move {
@@ -127,13 +398,10 @@ fn reader<R: AsyncRead + Unpin + Send + 'static>(stream: Option<R>, limit: usize
             }
         }
     });
-    Some((task, capture))
+    (task, capture)
 }
 
-async fn drain(reader: Reader) -> CapturedOutput {
-    let Some((mut task, capture)) = reader else {
-        return CapturedOutput::default();
-    };
+async fn drain((mut task, capture): Reader) -> CapturedOutput {
     if tokio::time::timeout(DRAIN_GRACE, &mut task).await.is_err() {
         task.abort();
     }

@@ -21,10 +21,17 @@ pub struct ChildSpec {
     pub timeout: Duration,
     /// Maximum bytes kept of each of stdout and stderr (split between head and tail).
     pub output_limit: usize,
+    /// What the kernel allows the child and its descendants.
+    pub policy: crate::Policy,
+    /// Run even when the host lacks a mechanism the policy needs (Landlock, seccomp). The
+    /// outcome's report then says what was not enforced. Off by default: a run never gets
+    /// less isolation than asked for without someone saying so.
+    pub allow_weaker: bool,
 }
 
 impl ChildSpec {
-    /// A spec with an empty environment, a 10 s timeout and 1 MiB of output per stream.
+    /// A spec with an empty environment, a 10 s timeout, 1 MiB of output per stream, and the
+    /// strict policy ([`crate::Policy::strict`]).
     pub fn new(program: impl Into<PathBuf>, cwd: impl Into<PathBuf>) -> Self {
         Self {
             program: program.into(),
@@ -33,6 +40,8 @@ impl ChildSpec {
             cwd: cwd.into(),
             timeout: Duration::from_secs(10),
             output_limit: 1024 * 1024,
+            policy: crate::Policy::strict(),
+            allow_weaker: false,
         }
     }
 

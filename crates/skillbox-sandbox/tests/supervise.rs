@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use skillbox_sandbox::{
-    run, CapturedOutput, ChildOutcome, ChildSpec, Enforcement, ExitStatus, MechanismState,
-    SandboxError,
+    run, CapturedOutput, ChildOutcome, ChildSpec, ExitStatus, MechanismState, Policy, SandboxError,
 };
 
 const SH: &str = "/bin/sh";
@@ -35,9 +34,12 @@ fn scratch() -> tempfile::TempDir {
     dir
 }
 
+/// These tests are about supervision (argv, environment, exit, timeout, output), so the
+/// child gets the permissive policy; confinement has its own tests in `confine.rs`.
 fn spec(program: &str, args: &[&str], cwd: &Path) -> ChildSpec {
     let mut spec = ChildSpec::new(program, cwd);
     spec.args = args.iter().map(OsString::from).collect();
+    spec.policy = Policy::permissive();
     spec
 }
 
@@ -573,7 +575,7 @@ async fn programs_that_cannot_start_are_spawn_errors() {
     let not_executable = dir.path().join("script");
     fs::write(&not_executable, "#!/bin/sh\necho ran\n").unwrap();
     fs::set_permissions(&not_executable, fs::Permissions::from_mode(0o644)).unwrap();
-    match run(&ChildSpec::new(&not_executable, dir.path())).await {
+    match run(&spec(not_executable.to_str().unwrap(), &[], dir.path())).await {
         Err(e @ SandboxError::Spawn { .. }) => {
             assert!(e.to_string().contains("script"), "error does not name the program: {e}");
             let SandboxError::Spawn { source, .. } = e else { unreachable!() };
@@ -584,10 +586,12 @@ async fn programs_that_cannot_start_are_spawn_errors() {
 
     let gone = dir.path().join("no-such-dir");
     match run(&spec("/bin/echo", &["hi"], &gone)).await {
-        Err(SandboxError::Spawn { source, .. }) => {
+        Err(e @ SandboxError::Confine { .. }) => {
+            assert!(e.to_string().contains("working directory"), "{e}");
+            let SandboxError::Confine { source, .. } = e else { unreachable!() };
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
         }
-        other => panic!("expected a spawn error for a missing cwd, got {other:?}"),
+        other => panic!("expected a confinement error for a missing cwd, got {other:?}"),
     }
 }
 
@@ -595,39 +599,51 @@ async fn programs_that_cannot_start_are_spawn_errors() {
 // the enforcement report
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn enforcement_report_states_what_is_and_is_not_enforced() {
-    let report = Enforcement::current();
+#[tokio::test]
+async fn enforcement_report_states_what_is_and_is_not_enforced() {
+    let dir = scratch();
+    let mut strict = ChildSpec::new("/bin/true", dir.path());
+    strict.policy = Policy::strict();
+    let report = run_ok(&strict).await.enforcement;
 
     let mut names: Vec<&str> = report.mechanisms.iter().map(|m| m.name).collect();
     names.sort_unstable();
     let before = names.len();
     names.dedup();
     assert_eq!(before, names.len(), "mechanism names must be unique");
-
     // Flipping any of these must be a deliberate change to the report and to this test.
-    let mut enforced: Vec<&str> = report
-        .mechanisms
-        .iter()
-        .filter(|m| m.state == MechanismState::Enforced)
-        .map(|m| m.name)
-        .collect();
-    enforced.sort_unstable();
-    assert_eq!(enforced, ["environment", "no-shell", "output-cap", "process-group", "timeout"]);
-
-    let mut not_enforced: Vec<&str> = report.not_enforced().map(|m| m.name).collect();
-    not_enforced.sort_unstable();
     assert_eq!(
-        not_enforced,
-        ["descriptors", "filesystem", "network", "privileges", "resource-limits"]
+        names,
+        [
+            "descriptors",
+            "environment",
+            "filesystem",
+            "ipc",
+            "network",
+            "no-shell",
+            "output-cap",
+            "privileges",
+            "process-group",
+            "processes",
+            "resource-limits",
+            "side-doors",
+            "timeout"
+        ]
     );
-
-    for name in ["no-shell", "environment"] {
-        assert!(report.is_enforced(name), "{name} should be enforced");
+    // The strict policy on a host with Landlock and seccomp: everything enforced.
+    for m in &report.mechanisms {
+        assert_eq!(m.state, MechanismState::Enforced, "{}: {}", m.name, m.detail);
+        assert!(!m.detail.is_empty());
     }
-    for name in ["filesystem", "network", "privileges"] {
-        assert!(!report.is_enforced(name), "{name} must not claim to be enforced");
-    }
+    assert!(report.not_enforced().next().is_none());
     assert!(!report.is_enforced("no-such-mechanism"));
-    assert!(report.mechanisms.iter().all(|m| !m.detail.is_empty()));
+
+    // The permissive policy lifts files, network and processes, and says so.
+    let permissive = run_ok(&spec("/bin/true", &[], dir.path())).await.enforcement;
+    for name in ["filesystem", "network", "processes"] {
+        assert_eq!(permissive.state(name), Some(MechanismState::Unrestricted), "{name}");
+    }
+    for name in ["side-doors", "privileges", "descriptors", "ipc", "process-group"] {
+        assert!(permissive.is_enforced(name), "{name} must stay enforced when permissive");
+    }
 }

@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::Value;
-use skillbox_sandbox::{ChildSpec, Enforcement, ExitStatus, MechanismState};
+use skillbox_sandbox::{
+    ChildSpec, Enforcement, ExitStatus, MechanismState, NetworkAccess, Policy, ProcessAccess,
+    Rlimits, SandboxError,
+};
 
-use crate::format::SkillType;
+use crate::format::{NetworkLevel, ProcessSpawn, SkillType};
 use crate::params::{self, build_args, Params};
 use crate::registry::LoadedSkill;
 use crate::result::{new_execution_id, EnforcementEntry, SkillResult, Status};
@@ -87,6 +90,24 @@ impl LoadedSkill {
         finish(result, started)
     }
 
+    /// What a run of this skill under `ctx` would have enforced, without running it: the
+    /// report `skillbox info` shows. Empty for prompt skills, which start no process. An
+    /// `Err` is the message a run would fail with (a denial, or a missing mechanism).
+    pub fn preview_enforcement(
+        &self,
+        ctx: &SecurityContext,
+    ) -> Result<Vec<EnforcementEntry>, String> {
+        let grant = ctx.validate_execution(&self.def).map_err(|d| d.message())?;
+        if !self.def.skill_type.runs_process() {
+            return Ok(Vec::new());
+        }
+        let private = PrivateDir::create().map_err(|e| e.to_string())?;
+        let mut spec = ChildSpec::new("/bin/true", &ctx.workspace);
+        spec.policy = policy_for(&grant, &private);
+        spec.allow_weaker = ctx.allow_weaker_isolation;
+        skillbox_sandbox::preview(&spec).map(|e| enforcement_entries(&e)).map_err(|e| e.to_string())
+    }
+
     async fn run_process(
         &self,
         params: &Params,
@@ -103,10 +124,11 @@ impl LoadedSkill {
             }
         };
         let env = environment(ctx, def, &private);
+        let policy = policy_for(grant, &private);
         let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
         let command = def.command.as_deref().unwrap_or_default();
         let (program, mut argv) =
-            match resolve_command(command, &ctx.workspace, path_var.as_deref()) {
+            match resolve_command(command, &ctx.workspace, path_var.as_deref(), &policy) {
                 Ok(x) => x,
                 Err(e) => {
                     result.message = Some(e);
@@ -120,15 +142,22 @@ impl LoadedSkill {
         spec.env = env;
         spec.timeout = grant.limits.max_execution_time;
         spec.output_limit = OUTPUT_LIMIT;
+        spec.policy = policy;
+        spec.allow_weaker = ctx.allow_weaker_isolation;
 
-        result.enforcement = enforcement_entries(&Enforcement::current());
         let outcome = match skillbox_sandbox::run(&spec).await {
             Ok(o) => o,
+            Err(e @ SandboxError::Policy(_)) => {
+                result.status = Status::Denied;
+                result.message = Some(e.to_string());
+                return;
+            }
             Err(e) => {
                 result.message = Some(e.to_string());
                 return;
             }
         };
+        result.enforcement = enforcement_entries(&outcome.enforcement);
         result.stdout = outcome.stdout.to_text();
         result.stderr = outcome.stderr.to_text();
         result.stdout_truncated = outcome.stdout.truncated();
@@ -174,19 +203,58 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
         .map(|m| EnforcementEntry {
             mechanism: m.name.to_string(),
             enforced: m.state == MechanismState::Enforced,
-            detail: m.detail.to_string(),
+            state: m.state.as_str().to_string(),
+            detail: m.detail.clone(),
         })
         .collect()
 }
 
+/// The kernel policy for a grant: the grant's paths, the run's private directory, the
+/// protected entries, network and process rights, and rlimits from the limits.
+///
+/// Not set here, on purpose: `RLIMIT_NPROC` counts every process of the user (a desktop
+/// session has hundreds), and `RLIMIT_AS` breaks runtimes that reserve address space; both
+/// wait for the resource-limits work.
+pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir) -> Policy {
+    let mut write = grant.file_write.clone();
+    write.push(private.dir.path().to_path_buf());
+    let mut read = grant.file_read.clone();
+    read.push(private.dir.path().to_path_buf());
+    let limits = &grant.limits;
+    Policy {
+        confine_files: true,
+        read,
+        write,
+        protected: skillbox_sandbox::default_protected(),
+        network: match grant.network {
+            NetworkLevel::None => NetworkAccess::None,
+            NetworkLevel::HttpsOnly => NetworkAccess::HttpsOnly,
+            NetworkLevel::Full => NetworkAccess::Full,
+        },
+        processes: match grant.process_spawn {
+            ProcessSpawn::None => ProcessAccess::None,
+            ProcessSpawn::Limited => ProcessAccess::Limited,
+            ProcessSpawn::Full => ProcessAccess::Full,
+        },
+        rlimits: Rlimits {
+            open_files: Some(limits.max_open_files),
+            file_size: Some(limits.max_disk_io_mb.saturating_mul(1024 * 1024)),
+            cpu_seconds: Some(limits.max_execution_time.as_secs_f64().ceil() as u64),
+            processes: None,
+            address_space: None,
+        },
+    }
+}
+
 /// A directory private to one run: `home/` becomes `HOME`, `tmp/` becomes `TMPDIR`. Removed
 /// when dropped.
-struct PrivateDir {
+pub struct PrivateDir {
     dir: tempfile::TempDir,
 }
 
 impl PrivateDir {
-    fn create() -> std::io::Result<Self> {
+    /// Creates `skillbox-run-XXXX/{home,tmp}` in the system temp directory, mode 0700.
+    pub fn create() -> std::io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("skillbox-run-").tempdir()?;
         for sub in ["home", "tmp"] {
             std::fs::create_dir(dir.path().join(sub))?;
@@ -241,11 +309,13 @@ fn environment(
 
 /// Splits `command` into a program and leading arguments (without a shell) and finds the
 /// program: a path with a `/` is taken relative to the workspace, a bare name is searched in
-/// the child's `PATH`.
+/// the child's `PATH`, among the directories the policy lets the child read (an inherited
+/// `PATH` may name a directory under a home the child cannot see).
 fn resolve_command(
     command: &str,
     workspace: &Path,
     path_var: Option<&OsStr>,
+    policy: &Policy,
 ) -> Result<(PathBuf, Vec<String>), String> {
     let mut words = shell_words::split(command)
         .map_err(|e| format!("cannot split command {command:?}: {e}"))?
@@ -264,8 +334,13 @@ fn resolve_command(
         };
     }
     let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
+    let readable = |d: &Path| {
+        !policy.confine_files
+            || skillbox_sandbox::SYSTEM_READ.iter().any(|s| d.starts_with(s))
+            || policy.read.iter().chain(&policy.write).any(|r| d.starts_with(r))
+    };
     for dir in std::env::split_paths(path_var) {
-        if !dir.is_absolute() {
+        if !dir.is_absolute() || !readable(&dir) {
             continue;
         }
         let p = dir.join(&program);

@@ -48,6 +48,8 @@ pub struct EnforcementEntry {
     pub mechanism: String,
     /// Whether the kernel (or the supervisor) enforced it for this run.
     pub enforced: bool,
+    /// `enforced`, `unrestricted` (the grant allows everything here) or `not-enforced`.
+    pub state: String,
     /// How, or why not.
     pub detail: String,
 }

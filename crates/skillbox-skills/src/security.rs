@@ -139,6 +139,9 @@ pub struct SecurityContext {
     pub environment: EnvPolicy,
     /// The workspace that relative paths resolve against and that commands run in.
     pub workspace: PathBuf,
+    /// Run even where the host lacks a mechanism the grant needs (Landlock, seccomp). Off
+    /// unless a person asks for it for one run; the result then lists what was not enforced.
+    pub allow_weaker_isolation: bool,
 }
 
 impl SecurityContext {
@@ -190,6 +193,7 @@ impl SecurityContext {
             },
             environment: env,
             workspace: workspace.into(),
+            allow_weaker_isolation: false,
         }
     }
 

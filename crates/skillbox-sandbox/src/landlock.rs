@@ -1,0 +1,241 @@
+//! The Landlock ruleset of a run, built in the parent.
+//!
+//! Landlock can only grant, never deny a subpath of a granted tree. So secrets inside
+//! readable trees (`/etc/shadow`) and protected entries inside writable trees (`.git`) are
+//! handled by granting the surrounding directory entry by entry, skipping or downgrading the
+//! entries that must stay out of reach.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
+};
+
+use crate::policy::{NetworkAccess, Policy, DEVICES, ETC_SECRETS, SYSTEM_READ};
+
+/// Lowest Landlock ABI that provides everything this sandbox relies on: TCP rules (4),
+/// device ioctl control (5), and scoping of signals and abstract Unix sockets (6).
+pub const REQUIRED_ABI: i32 = 6;
+
+/// Errors building the ruleset.
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    /// A granted path goes through a symbolic link. Grants name real directories; following
+    /// a link planted in a workspace could grant something else entirely.
+    #[error("granted path {0} goes through a symbolic link; grant the real path instead")]
+    Symlink(PathBuf),
+    /// The kernel's Landlock is older than [`REQUIRED_ABI`] or absent.
+    #[error("Landlock ABI {found} is available, {REQUIRED_ABI} or later is needed")]
+    Unsupported {
+        /// What the kernel offers (0: none).
+        found: i32,
+    },
+    /// The landlock crate or the kernel refused a rule.
+    #[error("building the Landlock ruleset failed: {0}")]
+    Ruleset(#[from] landlock::RulesetError),
+}
+
+/// Asks the kernel for its Landlock ABI version; 0 when Landlock is absent or disabled.
+pub fn kernel_abi() -> i32 {
+    // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the VERSION flag only
+    // returns a number; it reads and writes no memory.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32, /* LANDLOCK_CREATE_RULESET_VERSION */
+        )
+    };
+    if v < 0 {
+        0
+    } else {
+        v as i32
+    }
+}
+
+/// Builds the ruleset for `policy` and returns its descriptor, ready for
+/// `landlock_restrict_self` in the child.
+///
+/// Every access right is requested as a hard requirement for the ABI the kernel reports, so
+/// that nothing is silently dropped: either the ruleset is what the policy says, or this
+/// fails.
+pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
+    let found = kernel_abi();
+    if found < REQUIRED_ABI {
+        return Err(LandlockError::Unsupported { found });
+    }
+    let abi = ABI::V6;
+    let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
+    if policy.confine_files {
+        ruleset = ruleset.handle_access(AccessFs::from_all(abi))?;
+    }
+    if policy.network != NetworkAccess::Full {
+        ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
+    }
+    ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
+    let mut created = ruleset.create()?;
+
+    if policy.confine_files {
+        let read = AccessFs::from_read(abi);
+        let write = AccessFs::from_all(abi) & !AccessFs::Refer & !AccessFs::IoctlDev;
+        let file_read = AccessFs::ReadFile | AccessFs::Execute;
+        let file_write = file_read | AccessFs::WriteFile | AccessFs::Truncate;
+
+        for dir in SYSTEM_READ {
+            created = add(created, Path::new(dir), read)?;
+        }
+        created = add(created, Path::new("/proc"), read)?;
+        for dev in DEVICES {
+            created = add(created, Path::new(dev), AccessFs::ReadFile | AccessFs::WriteFile)?;
+        }
+        created = grant_excluding(created, Path::new("/etc"), "", read, ETC_SECRETS)?;
+        for p in &policy.read {
+            created = add_exact(created, p, read)?;
+        }
+        for p in &policy.write {
+            created = grant_write(created, p, &policy.protected, read, write, file_write)?;
+        }
+    }
+    if policy.network == NetworkAccess::HttpsOnly {
+        created = created.add_rule(NetPort::new(443, AccessNet::ConnectTcp))?;
+    }
+    let fd: Option<OwnedFd> = created.into();
+    fd.ok_or(LandlockError::Unsupported { found })
+}
+
+/// Grants write access to the tree `root`. When the top of the tree holds a protected entry
+/// (`.git` in a workspace), the tree is granted entry by entry instead: its own directory
+/// readable, each other existing entry writable, the protected ones read-only (through the
+/// read grants). New entries cannot then be created at the top of that tree: the right to
+/// create there would extend to the protected entries beneath. Links among the entries are
+/// not granted.
+fn grant_write(
+    mut ruleset: landlock::RulesetCreated,
+    root: &Path,
+    protected: &[String],
+    read: BitFlags<AccessFs>,
+    write: BitFlags<AccessFs>,
+    file_write: BitFlags<AccessFs>,
+) -> Result<landlock::RulesetCreated, LandlockError> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        // A file, or a path that does not exist (which grants nothing).
+        return add_exact(ruleset, root, file_write);
+    };
+    let entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
+    let is_protected =
+        |e: &std::fs::DirEntry| protected.iter().any(|x| e.file_name().to_str() == Some(x));
+    if !entries.iter().any(is_protected) {
+        return add_exact(ruleset, root, write);
+    }
+    ruleset = add_exact(ruleset, root, read)?;
+    for e in entries.iter().filter(|e| !is_protected(e)) {
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_symlink() {
+            continue;
+        }
+        ruleset = add_exact(ruleset, &e.path(), if t.is_dir() { write } else { file_write })?;
+    }
+    Ok(ruleset)
+}
+
+/// Adds a rule for a system path if it exists. Missing system directories (`/lib32` on most
+/// hosts) are not an error; access to them is simply not granted. System paths are owned by
+/// root and may be links (`/bin -> usr/bin`), so links are followed here, and only here.
+fn add(
+    ruleset: landlock::RulesetCreated,
+    path: &Path,
+    access: BitFlags<AccessFs>,
+) -> Result<landlock::RulesetCreated, LandlockError> {
+    let Ok(fd) = PathFd::new(path) else {
+        return Ok(ruleset);
+    };
+    // A rule on a file may carry only file rights.
+    let access = if path.is_dir() { access } else { access & AccessFs::from_file(ABI::V6) };
+    Ok(ruleset.add_rule(PathBeneath::new(fd, access))?)
+}
+
+/// Adds a rule for a path a policy grants (a workspace, a declared path). No component may
+/// be a symbolic link (`openat2` with `RESOLVE_NO_SYMLINKS`), so that a link planted in a
+/// cloned repository cannot turn a grant of `docs/` into a grant of `~/.ssh`. A path that
+/// does not exist grants nothing.
+fn add_exact(
+    ruleset: landlock::RulesetCreated,
+    path: &Path,
+    access: BitFlags<AccessFs>,
+) -> Result<landlock::RulesetCreated, LandlockError> {
+    let fd = match open_no_symlinks(path) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(LandlockError::Symlink(path.to_path_buf()))
+        }
+        Err(_) => return Ok(ruleset),
+    };
+    let is_dir =
+        std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).is_ok_and(|m| m.is_dir());
+    let access = if is_dir { access } else { access & AccessFs::from_file(ABI::V6) };
+    Ok(ruleset.add_rule(PathBeneath::new(fd, access))?)
+}
+
+/// `openat2(path, O_PATH | O_CLOEXEC, RESOLVE_NO_SYMLINKS)`.
+fn open_no_symlinks(path: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: open_how is plain data; zero is a valid value for every field.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: `c` is a valid NUL-terminated string and `how` a valid open_how whose size is
+    // passed; both outlive the call. The returned descriptor is owned by us alone.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Grants `dir` with `access`, except the relative paths in `secrets`: a directory holding a
+/// secret is granted entry by entry, a secret itself is skipped.
+fn grant_excluding(
+    mut ruleset: landlock::RulesetCreated,
+    dir: &Path,
+    rel: &str,
+    access: BitFlags<AccessFs>,
+    secrets: &[&str],
+) -> Result<landlock::RulesetCreated, LandlockError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(ruleset);
+    };
+    // The directory itself may be listed; its entries are granted one by one.
+    if let Ok(fd) = PathFd::new(dir) {
+        ruleset = ruleset.add_rule(PathBeneath::new(fd, AccessFs::ReadDir))?;
+    }
+    for e in entries.flatten() {
+        let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+        let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        if secrets.contains(&r.as_str()) {
+            continue;
+        }
+        let path: PathBuf = e.path();
+        let holds_secret = secrets.iter().any(|s| s.starts_with(&format!("{r}/")));
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        if holds_secret && is_dir {
+            ruleset = grant_excluding(ruleset, &path, &r, access, secrets)?;
+        } else {
+            ruleset = add(ruleset, &path, access)?;
+        }
+    }
+    Ok(ruleset)
+}

@@ -1,0 +1,162 @@
+use std::path::PathBuf;
+
+/// Network a child may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NetworkAccess {
+    /// No socket but `socketpair`: no TCP, UDP, raw, netlink or Unix socket of any address.
+    None,
+    /// TCP connections to port 443 only (Landlock), plus UDP for DNS and netlink route
+    /// queries. UDP destinations are not restricted (see the security model).
+    HttpsOnly,
+    /// Everything the host allows.
+    Full,
+}
+
+/// Whether a child may create processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProcessAccess {
+    /// `fork`, `vfork` and `clone` of anything but a thread fail with `EPERM`.
+    None,
+    /// Processes may be created; the count is bounded by [`Rlimits::processes`] where the
+    /// kernel enforces it.
+    Limited,
+    /// No bound from the sandbox.
+    Full,
+}
+
+/// Kernel resource limits, set as both soft and hard limit so that the child cannot raise
+/// them (raising a hard limit needs `CAP_SYS_RESOURCE`, which is dropped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rlimits {
+    /// `RLIMIT_NOFILE`: open descriptors.
+    pub open_files: Option<u64>,
+    /// `RLIMIT_FSIZE`: largest file the child may write, in bytes.
+    pub file_size: Option<u64>,
+    /// `RLIMIT_CPU`: CPU seconds.
+    pub cpu_seconds: Option<u64>,
+    /// `RLIMIT_NPROC`: processes of the real user. Not enforced for root.
+    pub processes: Option<u64>,
+    /// `RLIMIT_AS`: address space in bytes.
+    pub address_space: Option<u64>,
+}
+
+/// What the kernel should allow one child and all its descendants.
+///
+/// Files are an allow-list: the child reads only beneath [`Policy::read`] (plus the system
+/// directories of [`Policy::system_read`]) and writes only beneath [`Policy::write`]. Inside a
+/// writable tree, the entries named in [`Policy::protected`] stay read-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// `false` turns file confinement off entirely (the child sees what its user sees).
+    pub confine_files: bool,
+    /// Trees the child may read and execute from.
+    pub read: Vec<PathBuf>,
+    /// Trees the child may read and write.
+    pub write: Vec<PathBuf>,
+    /// Names of entries that stay read-only at the top of every writable tree, such as
+    /// `.git`: a skill must not plant what later runs with more trust.
+    pub protected: Vec<String>,
+    /// Network.
+    pub network: NetworkAccess,
+    /// Process creation.
+    pub processes: ProcessAccess,
+    /// Resource limits.
+    pub rlimits: Rlimits,
+}
+
+impl Policy {
+    /// The tightest policy: system directories readable, nothing writable, no network, no
+    /// process creation.
+    pub fn strict() -> Self {
+        Self {
+            confine_files: true,
+            read: Vec::new(),
+            write: Vec::new(),
+            protected: default_protected(),
+            network: NetworkAccess::None,
+            processes: ProcessAccess::None,
+            rlimits: Rlimits::default(),
+        }
+    }
+
+    /// No file, network or process restriction. Side doors (io_uring, `TIOCSTI`, `bpf`,
+    /// namespaces, ...) stay shut and privileges are still dropped.
+    pub fn permissive() -> Self {
+        Self {
+            confine_files: false,
+            read: Vec::new(),
+            write: Vec::new(),
+            protected: Vec::new(),
+            network: NetworkAccess::Full,
+            processes: ProcessAccess::Full,
+            rlimits: Rlimits::default(),
+        }
+    }
+}
+
+/// Entries that stay read-only inside a writable tree: skill directories, version-control
+/// metadata and hooks, CI and editor task definitions, and shell start-up files.
+pub fn default_protected() -> Vec<String> {
+    [
+        ".git",
+        ".q-skills",
+        ".skillbox",
+        ".agents",
+        ".claude",
+        ".codex",
+        ".github",
+        ".gitlab-ci.yml",
+        ".vscode",
+        ".idea",
+        ".envrc",
+        ".gitmodules",
+        ".gitattributes",
+        ".bashrc",
+        ".bash_profile",
+        ".bash_login",
+        ".bash_logout",
+        ".profile",
+        ".zshrc",
+        ".zshenv",
+        ".zprofile",
+        ".zlogin",
+        ".config",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Directories every program needs to start, readable (and executable) for every child.
+pub const SYSTEM_READ: &[&str] =
+    &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt"];
+
+/// Device files any program may open: `/dev/null` and friends. Not terminals.
+pub const DEVICES: &[&str] =
+    &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+
+/// Entries of `/etc` (relative paths) that are never readable unless a policy grants them
+/// explicitly: account databases, credentials, private keys and privilege configuration.
+/// A directory that holds a secret (`ssl` holds `ssl/private`) is granted entry by entry.
+pub const ETC_SECRETS: &[&str] = &[
+    "shadow",
+    "shadow-",
+    "gshadow",
+    "gshadow-",
+    "passwd",
+    "passwd-",
+    "sudoers",
+    "sudoers.d",
+    "ssh",
+    "ssl/private",
+    "pki",
+    "security",
+    "krb5.keytab",
+    "docker",
+    "containerd",
+    "NetworkManager",
+    "wpa_supplicant",
+    "credstore",
+    "credstore.encrypted",
+    "machine-id",
+];

@@ -1,0 +1,77 @@
+//! What confinement the host offers, found by asking the kernel.
+
+use std::path::Path;
+
+/// The confinement mechanisms of this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSupport {
+    /// Landlock ABI version; 0 when Landlock is absent or disabled at boot.
+    pub landlock_abi: i32,
+    /// Whether seccomp filters can be installed.
+    pub seccomp: bool,
+    /// Whether unprivileged user namespaces are allowed (not needed by the sandbox today).
+    pub user_namespaces: bool,
+    /// Whether this process runs as root (capabilities are then dropped for every child).
+    pub root: bool,
+    /// The cgroup layout: `v2`, `v1`, `hybrid` or `none`.
+    pub cgroups: &'static str,
+    /// Whether this process could create a memory cgroup for a run (root, or a delegated
+    /// cgroup v2 subtree).
+    pub cgroup_memory_writable: bool,
+}
+
+impl HostSupport {
+    /// Probes the running kernel. Cheap (a few system calls and file reads), but not free:
+    /// call it once per process.
+    pub fn probe() -> Self {
+        // SAFETY: geteuid has no failure mode and no memory effects.
+        let root = unsafe { libc::geteuid() } == 0;
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let v1_mem = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
+        let cgroups = match (v2, v1_mem, Path::new("/sys/fs/cgroup/unified").exists()) {
+            (true, _, _) => "v2",
+            (false, true, true) => "hybrid",
+            (false, true, false) => "v1",
+            _ => "none",
+        };
+        let cgroup_memory_writable = if v1_mem {
+            writable("/sys/fs/cgroup/memory")
+        } else {
+            v2 && std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+                .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
+                && writable("/sys/fs/cgroup")
+        };
+        Self {
+            landlock_abi: crate::landlock::kernel_abi(),
+            seccomp: seccomp_available(),
+            user_namespaces: user_namespaces(),
+            root,
+            cgroups,
+            cgroup_memory_writable,
+        }
+    }
+}
+
+fn writable(p: &str) -> bool {
+    let c = std::ffi::CString::new(p).unwrap_or_default();
+    // SAFETY: access() reads the NUL-terminated path only.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+fn seccomp_available() -> bool {
+    // SAFETY: prctl(PR_GET_SECCOMP) only returns the calling thread's mode.
+    let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) };
+    // EINVAL means the kernel was built without seccomp. Filters additionally need
+    // CONFIG_SECCOMP_FILTER, which /proc/self/status reveals by its Seccomp_filters line.
+    mode >= 0
+        && std::fs::read_to_string("/proc/self/status")
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Seccomp_filters:")))
+}
+
+fn user_namespaces() -> bool {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return false;
+    }
+    read("/proc/sys/user/max_user_namespaces").is_some_and(|v| v != "0")
+}
