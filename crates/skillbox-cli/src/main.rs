@@ -99,6 +99,16 @@ enum Command {
         /// Print the skill's output bytes unchanged (terminal control characters included)
         #[arg(long, conflicts_with = "json")]
         raw: bool,
+        /// Run even if this host lacks Landlock or seccomp; the result lists what was not
+        /// enforced. Without it, such a run is refused
+        #[arg(long)]
+        allow_weaker_isolation: bool,
+    },
+    /// Report the confinement mechanisms this host offers and what each trust level gets
+    Doctor {
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -132,7 +142,8 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             let rt = Runtime::open(&workspace)?;
             Ok(info(&rt, &name, trust, json))
         }
-        Command::Run { name, params, trust, json, raw } => {
+        Command::Doctor { json } => Ok(doctor(&workspace, json)),
+        Command::Run { name, params, trust, json, raw, allow_weaker_isolation } => {
             // The name is checked before any skill file is read.
             if let Err(e) = skillbox_skills::name::check_name(&name) {
                 let msg =
@@ -157,7 +168,8 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            let result = runtime.block_on(rt.run(&name, &params, trust));
+            let options = skillbox_skills::RunOptions { trust, allow_weaker_isolation };
+            let result = runtime.block_on(rt.run_with(&name, &params, &options));
             Ok(report_run(&result, json, raw))
         }
     }
@@ -199,15 +211,23 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
         }
     }
     let _ = out.flush();
-    let not_enforced: Vec<&str> =
-        result.enforcement.iter().filter(|e| !e.enforced).map(|e| e.mechanism.as_str()).collect();
+    let not_enforced: Vec<&str> = result
+        .enforcement
+        .iter()
+        .filter(|e| e.state == "not-enforced")
+        .map(|e| e.mechanism.as_str())
+        .collect();
     if !not_enforced.is_empty() {
         let _ = writeln!(
             err,
-            "skillbox: note: not enforced by the kernel in this build: {}; the skill's declared \
-             permissions were checked, not confined (see docs/security-model.md)",
-            not_enforced.join(", ")
+            "skillbox: warning: not enforced for this run: {} (see `skillbox info {}` and \
+             docs/security-model.md)",
+            not_enforced.join(", "),
+            result.skill
         );
+    }
+    if let Some(hint) = &result.confinement {
+        let _ = writeln!(err, "skillbox: {}", one_line(hint));
     }
     let level = result.trust_level.map(|l| format!(" at {l}")).unwrap_or_default();
     let what = if result.skill.is_empty() { String::new() } else { format!("{}: ", result.skill) };
@@ -359,4 +379,18 @@ fn validate(workspace: &std::path::Path, paths: &[PathBuf], json: bool) -> u8 {
         }
     }
     u8::from(!reg.problems().is_empty())
+}
+
+fn doctor(workspace: &std::path::Path, json: bool) -> u8 {
+    let ws = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
+    let report = skillbox_skills::host_report(&ws);
+    if json {
+        match serde_json::to_string(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("skillbox: error: {e}"),
+        }
+    } else {
+        output::doctor_text(&report);
+    }
+    u8::from(!report.ready())
 }

@@ -106,3 +106,42 @@ pub fn info_text(v: &Value, denial: Option<String>) {
         println!("  NOT enforced (declared only): {}", names(&off));
     }
 }
+
+/// Human-readable `doctor`.
+pub fn doctor_text(r: &skillbox_skills::HostReport) {
+    println!("kernel {}", r.kernel);
+    println!();
+    for m in &r.mechanisms {
+        let mark = match (m.available, m.required) {
+            (true, _) => "ok     ",
+            (false, true) => "MISSING",
+            (false, false) => "absent ",
+        };
+        println!("  {mark} {:<16} {}", m.name, m.found);
+        println!("          {:<16} used for: {}", "", m.used_for);
+        if let (false, Some(fix)) = (m.available, m.fix) {
+            println!("          {:<16} fix: {fix}", "");
+        }
+    }
+    for l in &r.levels {
+        println!();
+        println!("{}:", l.trust_level);
+        match &l.enforcement {
+            Ok(entries) => {
+                for e in entries {
+                    println!("  {:<13} {:<16} {}", e.state, e.mechanism, e.detail);
+                }
+            }
+            Err(e) => println!("  REFUSED: {e}"),
+        }
+    }
+    println!();
+    if r.ready() {
+        println!("This host can run skills at every trust level with full confinement.");
+    } else {
+        println!(
+            "This host lacks a required mechanism: `skillbox run` refuses to start skills \
+             unless --allow-weaker-isolation is given for that run."
+        );
+    }
+}

@@ -26,6 +26,7 @@
 mod diag;
 mod exec;
 pub mod format;
+mod host;
 pub mod name;
 pub mod params;
 mod prompt;
@@ -38,9 +39,10 @@ mod tool;
 pub use diag::Diagnostic;
 pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};
 pub use format::{parse_skill, SkillDef, SkillType};
+pub use host::{host_report, HostMechanism, HostReport, LevelReport};
 pub use registry::{LoadedSkill, Locations, LookupError, Registry, SourceKind};
 pub use result::{new_execution_id, EnforcementEntry, SkillResult, Status};
-pub use runtime::{OpenError, Runtime};
+pub use runtime::{OpenError, RunOptions, Runtime};
 pub use security::{
     Denial, EffectiveGrant, PermissionSet, ResourceLimits, SecurityContext, TrustLevel,
 };

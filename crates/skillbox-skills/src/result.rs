@@ -90,6 +90,10 @@ pub struct SkillResult {
     /// What the run was granted, once the declaration was checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grant: Option<EffectiveGrant>,
+    /// When a run failed and its errors look like the kernel refused something: which
+    /// confinement rule was most likely involved, and what the run was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<String>,
     /// What was enforced during the run, mechanism by mechanism.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub enforcement: Vec<EnforcementEntry>,
@@ -114,6 +118,7 @@ impl SkillResult {
             problems: Vec::new(),
             denial: None,
             grant: None,
+            confinement: None,
             enforcement: Vec::new(),
         }
     }

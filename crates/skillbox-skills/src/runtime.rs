@@ -25,6 +25,16 @@ pub enum OpenError {
     },
 }
 
+/// Choices a person makes for one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run at this level instead of the skill's default.
+    pub trust: Option<TrustLevel>,
+    /// Run even where the host lacks Landlock or seccomp (see
+    /// [`SecurityContext::allow_weaker_isolation`]).
+    pub allow_weaker_isolation: bool,
+}
+
 /// Skills for one workspace, and the single execution path used by the CLI, the MCP server
 /// and [`SkillTool`].
 #[derive(Debug)]
@@ -69,8 +79,14 @@ impl Runtime {
     }
 
     /// Runs the skill `name` (or alias) with `params`, at its default trust level or at
-    /// `trust`. Every run in skillbox goes through here.
+    /// `trust`.
     pub async fn run(&self, name: &str, params: &Value, trust: Option<TrustLevel>) -> SkillResult {
+        self.run_with(name, params, &RunOptions { trust, ..RunOptions::default() }).await
+    }
+
+    /// Runs the skill `name` (or alias) with `params` and per-run `options`. Every run in
+    /// skillbox goes through here.
+    pub async fn run_with(&self, name: &str, params: &Value, options: &RunOptions) -> SkillResult {
         let skill = match self.registry.get(name) {
             Ok(s) => s,
             Err(e) => {
@@ -81,8 +97,9 @@ impl Runtime {
                 return SkillResult::refused(Status::Invalid, &shown, e.to_string());
             }
         };
-        let level = trust.unwrap_or_else(|| skill.source.default_trust());
-        let ctx = SecurityContext::for_trust_level(level, &self.workspace);
+        let level = options.trust.unwrap_or_else(|| skill.source.default_trust());
+        let mut ctx = SecurityContext::for_trust_level(level, &self.workspace);
+        ctx.allow_weaker_isolation = options.allow_weaker_isolation;
         skill.execute_with_security(params, &ctx).await
     }
 
