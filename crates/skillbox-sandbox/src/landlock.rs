@@ -5,12 +5,15 @@
 //! handled by granting the surrounding directory entry by entry, skipping or downgrading the
 //! entries that must stay out of reach.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, Scope, ABI,
 };
 
 use crate::policy::{NetworkAccess, Policy, DEVICES, ETC_SECRETS, SYSTEM_READ};
@@ -39,6 +42,11 @@ pub enum LandlockError {
 
 /// Asks the kernel for its Landlock ABI version; 0 when Landlock is absent or disabled.
 pub fn kernel_abi() -> i32 {
+    static ABI_FOUND: OnceLock<i32> = OnceLock::new();
+    *ABI_FOUND.get_or_init(probe_abi)
+}
+
+fn probe_abi() -> i32 {
     // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the VERSION flag only
     // returns a number; it reads and writes no memory.
     let v = unsafe {
@@ -84,14 +92,11 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
         let file_read = AccessFs::ReadFile | AccessFs::Execute;
         let file_write = file_read | AccessFs::WriteFile | AccessFs::Truncate;
 
-        for dir in SYSTEM_READ {
-            created = add(created, Path::new(dir), read)?;
+        let system = system_rules();
+        for (fd, access) in system.iter() {
+            created = created.add_rule(PathBeneath::new(fd.as_fd(), *access))?;
         }
-        created = add(created, Path::new("/proc"), read)?;
-        for dev in DEVICES {
-            created = add(created, Path::new(dev), AccessFs::ReadFile | AccessFs::WriteFile)?;
-        }
-        created = grant_excluding(created, Path::new("/etc"), "", read, ETC_SECRETS)?;
+        drop(system);
         for p in &policy.read {
             created = add_exact(created, p, read)?;
         }
@@ -141,20 +146,50 @@ fn grant_write(
     Ok(ruleset)
 }
 
+/// Rules for the system part of every ruleset: directories every program needs, `/proc`, the
+/// harmless devices, and `/etc` without its secrets. Opening ~150 paths costs more than the
+/// rest of a spawn, so the descriptors are opened once and kept, and opened again only when
+/// `/etc` changes (its modification time moves when an entry is added or removed).
+type SystemRules = Vec<(OwnedFd, BitFlags<AccessFs>)>;
+
+fn system_rules() -> Arc<SystemRules> {
+    static CACHE: OnceLock<Mutex<(Option<SystemTime>, Arc<SystemRules>)>> = OnceLock::new();
+    let etc_mtime = std::fs::metadata("/etc").and_then(|m| m.modified()).ok();
+    let cache = CACHE.get_or_init(|| Mutex::new((None, Arc::new(Vec::new()))));
+    let mut guard = match cache.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    if guard.0.is_none() || guard.0 != etc_mtime {
+        let read = AccessFs::from_read(ABI::V6);
+        let mut rules = Vec::new();
+        for dir in SYSTEM_READ {
+            add(&mut rules, Path::new(dir), read);
+        }
+        add(&mut rules, Path::new("/proc"), read);
+        for dev in DEVICES {
+            add(&mut rules, Path::new(dev), AccessFs::ReadFile | AccessFs::WriteFile);
+        }
+        grant_excluding(&mut rules, Path::new("/etc"), "", read, ETC_SECRETS);
+        *guard = (etc_mtime, Arc::new(rules));
+    }
+    guard.1.clone()
+}
+
 /// Adds a rule for a system path if it exists. Missing system directories (`/lib32` on most
 /// hosts) are not an error; access to them is simply not granted. System paths are owned by
 /// root and may be links (`/bin -> usr/bin`), so links are followed here, and only here.
-fn add(
-    ruleset: landlock::RulesetCreated,
-    path: &Path,
-    access: BitFlags<AccessFs>,
-) -> Result<landlock::RulesetCreated, LandlockError> {
-    let Ok(fd) = PathFd::new(path) else {
-        return Ok(ruleset);
+fn add(rules: &mut SystemRules, path: &Path, access: BitFlags<AccessFs>) {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return;
     };
     // A rule on a file may carry only file rights.
     let access = if path.is_dir() { access } else { access & AccessFs::from_file(ABI::V6) };
-    Ok(ruleset.add_rule(PathBeneath::new(fd, access))?)
+    rules.push((OwnedFd::from(file), access));
 }
 
 /// Adds a rule for a path a policy grants (a workspace, a declared path). No component may
@@ -209,19 +244,17 @@ fn open_no_symlinks(path: &Path) -> std::io::Result<OwnedFd> {
 /// Grants `dir` with `access`, except the relative paths in `secrets`: a directory holding a
 /// secret is granted entry by entry, a secret itself is skipped.
 fn grant_excluding(
-    mut ruleset: landlock::RulesetCreated,
+    rules: &mut SystemRules,
     dir: &Path,
     rel: &str,
     access: BitFlags<AccessFs>,
     secrets: &[&str],
-) -> Result<landlock::RulesetCreated, LandlockError> {
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(ruleset);
+        return;
     };
     // The directory itself may be listed; its entries are granted one by one.
-    if let Ok(fd) = PathFd::new(dir) {
-        ruleset = ruleset.add_rule(PathBeneath::new(fd, AccessFs::ReadDir))?;
-    }
+    add(rules, dir, AccessFs::ReadDir.into());
     for e in entries.flatten() {
         let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
         let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
@@ -232,10 +265,9 @@ fn grant_excluding(
         let holds_secret = secrets.iter().any(|s| s.starts_with(&format!("{r}/")));
         let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
         if holds_secret && is_dir {
-            ruleset = grant_excluding(ruleset, &path, &r, access, secrets)?;
+            grant_excluding(rules, &path, &r, access, secrets);
         } else {
-            ruleset = add(ruleset, &path, access)?;
+            add(rules, &path, access);
         }
     }
-    Ok(ruleset)
 }
