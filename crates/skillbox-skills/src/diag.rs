@@ -31,12 +31,26 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Reasons may quote file content; keep the line a line.
+        // Reasons may quote file content, and file names may hold newlines (legal on
+        // Linux); keep the line a line.
         let reason: String =
             self.reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let path: String =
+            self.path
+                .display()
+                .to_string()
+                .chars()
+                .flat_map(|c| {
+                    if c.is_control() {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
         match &self.field {
-            Some(field) => write!(f, "{}: field `{}`: {}", self.path.display(), field, reason),
-            None => write!(f, "{}: {}", self.path.display(), reason),
+            Some(field) => write!(f, "{path}: field `{field}`: {reason}"),
+            None => write!(f, "{path}: {reason}"),
         }
     }
 }

@@ -496,7 +496,7 @@ pub fn parse_skill(path: &Path, bytes: &[u8]) -> Result<SkillDef, Vec<Diagnostic
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let raw: RawSkill = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let field = e.path().to_string();
+        let field = one_line(&e.path().to_string());
         let reason = e.inner().to_string();
         vec![if field == "." {
             Diagnostic::file(path, reason)
@@ -513,6 +513,20 @@ pub(crate) fn too_large(path: &Path, size: u64) -> Diagnostic {
         path,
         format!("file is {size} bytes; skill files are limited to {MAX_SKILL_FILE_BYTES} bytes"),
     )
+}
+
+/// A field path for a diagnostic: map keys come from the file, so control characters in
+/// them are escaped to keep the diagnostic one line.
+fn one_line(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    for c in field.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Compiles a regex from a skill file with a size bound; `anchor` makes it match whole values.
@@ -542,7 +556,8 @@ fn check(
     value: Value,
 ) -> Result<SkillDef, Vec<Diagnostic>> {
     let mut errs = Vec::new();
-    let mut err = |field: &str, reason: String| errs.push(Diagnostic::field(path, field, reason));
+    let mut err =
+        |field: &str, reason: String| errs.push(Diagnostic::field(path, one_line(field), reason));
 
     if let Err(e) = check_name(&raw.name) {
         err("name", format!("{} is not a valid skill name: {e}", quote(&raw.name)));
@@ -557,9 +572,10 @@ fn check(
 
     // Type-specific required fields.
     let template = match (raw.prompt_template, raw.prompt) {
-        (Some(_), Some(_)) => {
+        (Some(t), Some(_)) => {
             err("prompt", "`prompt` and `prompt_template` are the same field; give one".into());
-            None
+            // Keep one, so the file is not also told that its template is missing.
+            Some(t)
         }
         (a, b) => a.or(b),
     };
