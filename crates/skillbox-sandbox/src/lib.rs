@@ -28,6 +28,7 @@
 //! Where the host lacks Landlock (ABI 6) or seccomp, [`run`] refuses with
 //! [`SandboxError::Unsupported`], unless the spec sets [`ChildSpec::allow_weaker`].
 
+mod cgroup;
 mod landlock;
 mod output;
 mod policy;

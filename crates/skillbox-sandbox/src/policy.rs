@@ -17,8 +17,8 @@ pub enum NetworkAccess {
 pub enum ProcessAccess {
     /// `fork`, `vfork` and `clone` of anything but a thread fail with `EPERM`.
     None,
-    /// Processes may be created; the count is bounded by [`Rlimits::processes`] where the
-    /// kernel enforces it.
+    /// Processes may be created; the count is bounded by [`Rlimits::processes`] where a
+    /// pids cgroup can be created.
     Limited,
     /// No bound from the sandbox.
     Full,
@@ -34,7 +34,9 @@ pub struct Rlimits {
     pub file_size: Option<u64>,
     /// `RLIMIT_CPU`: CPU seconds.
     pub cpu_seconds: Option<u64>,
-    /// `RLIMIT_NPROC`: processes of the real user. Not enforced for root.
+    /// At most this many processes of the run at once, with [`ProcessAccess::Limited`].
+    /// Enforced by a pids cgroup where this process can create one (root, or a delegated
+    /// cgroup); `RLIMIT_NPROC` is not used, as it counts every process of the user.
     pub processes: Option<u64>,
     /// `RLIMIT_AS`: address space in bytes.
     pub address_space: Option<u64>,

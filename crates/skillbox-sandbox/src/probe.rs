@@ -18,6 +18,8 @@ pub struct HostSupport {
     /// Whether this process could create a memory cgroup for a run (root, or a delegated
     /// cgroup v2 subtree).
     pub cgroup_memory_writable: bool,
+    /// Whether this process can create a pids cgroup per run (bounds the process count).
+    pub cgroup_pids: bool,
 }
 
 impl HostSupport {
@@ -48,6 +50,7 @@ impl HostSupport {
             root,
             cgroups,
             cgroup_memory_writable,
+            cgroup_pids: crate::cgroup::available(),
         }
     }
 }

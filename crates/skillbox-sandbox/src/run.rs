@@ -95,7 +95,7 @@ impl Drop for Reaper {
 /// and `setpgid`, that group holds every process of the run.
 pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     spec.check()?;
-    let (prepared, enforcement) = prepare(spec)?;
+    let (mut prepared, enforcement) = prepare(spec)?;
 
     let stdin = cloexec_fd(open_dev_null()?)?;
     let (out_r, out_w) = pipe()?;
@@ -108,6 +108,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
             }
             Some(stage) => SandboxError::Confine { step: stage.describe(), source: f.error },
         })?;
+    let cgroup = prepared.cgroup.take();
     drop((stdin, out_w, err_w, prepared));
     let mut reaper = Reaper { pid: spawned.pid, done: false };
 
@@ -147,6 +148,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     } else {
         ExitStatus::Signaled(libc::WTERMSIG(status))
     };
+    if let Some(cg) = cgroup {
+        cg.remove().await;
+    }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
     Ok(ChildOutcome {
         status,
@@ -254,6 +258,7 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         _ => (NotEnforced, "Landlock or seccomp is missing; network not confined (explicit opt-in)"),
     };
     rep.push("network", net_state, net_detail);
+    let mut cgroup = None;
     let (proc_state, proc_detail) = match policy.processes {
         ProcessAccess::None if seccomp.is_some() => (
             Enforced,
@@ -265,13 +270,26 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
             "seccomp missing; process creation not denied (explicit opt-in)".to_string(),
         ),
         ProcessAccess::Limited => match policy.rlimits.processes {
-            Some(n) if !host.root => {
-                (Enforced, format!("RLIMIT_NPROC {n} (counts every process of the user)"))
-            }
-            _ => (
-                NotEnforced,
-                "process creation allowed; the number of processes is not bounded yet".to_string(),
-            ),
+            Some(n) => match crate::cgroup::RunCgroup::with_pids_max(n) {
+                Ok(cg) => {
+                    cgroup = Some(cg);
+                    (
+                        Enforced,
+                        format!(
+                            "pids cgroup: at most {n} processes of the run at once (fork \
+                             bombs contained)"
+                        ),
+                    )
+                }
+                Err(e) => (
+                    NotEnforced,
+                    format!(
+                        "process creation allowed, count not bounded: no pids cgroup can be \
+                         created here ({e}); run as root or delegate a cgroup to this user"
+                    ),
+                ),
+            },
+            None => (NotEnforced, "process creation allowed; no count was given".to_string()),
         },
         ProcessAccess::Full => (Unrestricted, "the policy grants process creation".to_string()),
     };
@@ -297,9 +315,6 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
             applied.push(format!("{what} {v}"));
         }
     }
-    if let (Some(n), false) = (r.processes, host.root) {
-        rlimits.push((libc::RLIMIT_NPROC as libc::c_int, lim(n)));
-    }
     rep.push(
         "resource-limits",
         Enforced,
@@ -324,6 +339,7 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
             envp,
             cwd: cstr(spec.cwd.as_os_str().as_bytes())?,
             rlimits,
+            cgroup,
             drop_caps: true,
             caps_required: host.root,
             landlock,

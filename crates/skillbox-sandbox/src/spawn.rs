@@ -8,7 +8,7 @@
 //! the child makes only system calls and writes only to its result slot.
 //!
 //! Order in the child, each step needing the one before:
-//! signals to default, new session, stdio, working directory, rlimits, capabilities dropped,
+//! signals to default, new session, stdio, working directory, rlimits, cgroup, capabilities dropped,
 //! `no_new_privs`, Landlock, other descriptors closed, signal mask restored, seccomp, exec.
 
 use std::ffi::{c_int, c_void, CString};
@@ -26,6 +26,8 @@ pub enum Stage {
     Chdir,
     /// `setrlimit`.
     Rlimit,
+    /// Joining the run's cgroup.
+    Cgroup,
     /// Dropping capabilities.
     Capabilities,
     /// `PR_SET_NO_NEW_PRIVS`.
@@ -43,9 +45,21 @@ pub enum Stage {
 impl Stage {
     fn from_raw(v: i32) -> Option<Self> {
         use Stage::*;
-        [Session, Stdio, Chdir, Rlimit, Capabilities, NoNewPrivs, Landlock, CloseFds, Seccomp, Exec]
-            .into_iter()
-            .find(|s| *s as i32 == v)
+        [
+            Session,
+            Stdio,
+            Chdir,
+            Rlimit,
+            Cgroup,
+            Capabilities,
+            NoNewPrivs,
+            Landlock,
+            CloseFds,
+            Seccomp,
+            Exec,
+        ]
+        .into_iter()
+        .find(|s| *s as i32 == v)
     }
 
     /// What the step does, for error messages.
@@ -55,6 +69,7 @@ impl Stage {
             Stage::Stdio => "connecting stdin, stdout and stderr",
             Stage::Chdir => "changing to the working directory",
             Stage::Rlimit => "setting resource limits",
+            Stage::Cgroup => "joining the run's cgroup",
             Stage::Capabilities => "dropping capabilities",
             Stage::NoNewPrivs => "setting no_new_privs",
             Stage::Landlock => "applying the Landlock ruleset",
@@ -76,6 +91,7 @@ struct ChildArgs {
     stdio: [c_int; 3],
     rlimits: *const (libc::c_int, libc::rlimit),
     n_rlimits: usize,
+    cgroup_procs: c_int,
     drop_caps: bool,
     caps_required: bool,
     landlock_fd: c_int,
@@ -93,6 +109,7 @@ pub struct Prepared {
     pub envp: Vec<CString>,
     pub cwd: CString,
     pub rlimits: Vec<(libc::c_int, libc::rlimit)>,
+    pub cgroup: Option<crate::cgroup::RunCgroup>,
     pub drop_caps: bool,
     pub caps_required: bool,
     pub landlock: Option<OwnedFd>,
@@ -144,6 +161,7 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         stdio,
         rlimits: p.rlimits.as_ptr(),
         n_rlimits: p.rlimits.len(),
+        cgroup_procs: p.cgroup.as_ref().map_or(-1, |c| c.procs.as_raw_fd()),
         drop_caps: p.drop_caps,
         caps_required: p.caps_required,
         landlock_fd: p.landlock.as_ref().map_or(-1, |f| f.as_raw_fd()),
@@ -241,6 +259,10 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             if libc::setrlimit(res as _, &lim) < 0 {
                 return fail(a, Stage::Rlimit);
             }
+        }
+        if a.cgroup_procs >= 0 && libc::write(a.cgroup_procs, b"0".as_ptr() as *const c_void, 1) < 0
+        {
+            return fail(a, Stage::Cgroup);
         }
         if a.drop_caps {
             // The bounding set first (it needs CAP_SETPCAP, which the next step removes);

@@ -274,9 +274,8 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
 /// The kernel policy for a grant: the grant's paths, the run's private directory, the
 /// protected entries, network and process rights, and rlimits from the limits.
 ///
-/// Not set here, on purpose: `RLIMIT_NPROC` counts every process of the user (a desktop
-/// session has hundreds), and `RLIMIT_AS` breaks runtimes that reserve address space; both
-/// wait for the resource-limits work.
+/// Not set here, on purpose: `RLIMIT_AS` breaks runtimes that reserve address space; memory
+/// waits for the resource-limits work.
 pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir) -> Policy {
     let mut write = grant.file_write.clone();
     write.push(private.dir.path().to_path_buf());
@@ -302,7 +301,7 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir) -> Policy {
             open_files: Some(limits.max_open_files),
             file_size: Some(limits.max_disk_io_mb.saturating_mul(1024 * 1024)),
             cpu_seconds: Some(limits.max_execution_time.as_secs_f64().ceil() as u64),
-            processes: None,
+            processes: Some(limits.max_processes),
             address_space: None,
         },
     }

@@ -101,16 +101,24 @@ pub fn host_report(workspace: &Path) -> HostReport {
             fix: None,
         },
         HostMechanism {
-            name: "cgroups",
-            available: h.cgroup_memory_writable,
+            name: "pids-cgroup",
+            available: h.cgroup_pids,
             found: format!(
-                "layout {}; memory controller {}",
+                "layout {}; {}",
                 h.cgroups,
-                if h.cgroup_memory_writable { "writable by this user" } else { "not writable by this user" }
+                if h.cgroup_pids { "a pids cgroup can be created per run" } else { "no writable pids cgroup" }
             ),
-            used_for: "not used yet: memory and process-count limits of the whole tree (resource-limits milestone)",
+            used_for: "the process count of a run at process_spawn `limited` (fork bombs)",
             required: false,
-            fix: Some("run as root, or have root create a cgroup for your user and delegate it (chown)"),
+            fix: Some("run as root, or have root create a cgroup for your user and delegate it (chown the directory and its cgroup.procs)"),
+        },
+        HostMechanism {
+            name: "memory-cgroup",
+            available: h.cgroup_memory_writable,
+            found: if h.cgroup_memory_writable { "writable by this user".into() } else { "not writable by this user".into() },
+            used_for: "not used yet: memory of the whole tree (resource-limits milestone)",
+            required: false,
+            fix: Some("run as root, or have root create a cgroup for your user and delegate it"),
         },
     ];
     let levels = TrustLevel::ALL
