@@ -185,8 +185,30 @@ fn compile(
                         cond32(0, Op::Eq, libc::AF_NETLINK as u64)?,
                         cond32(2, Op::Ne, libc::NETLINK_ROUTE as u64)?,
                     ])?,
+                    // Protocols other than the default, TCP and UDP: Landlock's TCP rules
+                    // do not see MPTCP, SCTP or SMC (IPPROTO_SMC), which connect to any
+                    // port (an MPTCP connect falls back to plain TCP).
+                    rule(vec![
+                        cond32(2, Op::Ne, 0)?,
+                        cond32(2, Op::Ne, libc::IPPROTO_TCP as u64)?,
+                        cond32(2, Op::Ne, libc::IPPROTO_UDP as u64)?,
+                    ])?,
                 ],
             );
+            // listen() on an unbound socket binds it to an ephemeral port without the bind
+            // hook Landlock checks ports in; an HTTPS client never listens.
+            rules.insert(libc::SYS_listen, vec![]);
+            // TCP Fast Open connects from sendto/sendmsg without the connect hook Landlock
+            // checks ports in, so it would reach any port.
+            let fastopen = libc::MSG_FASTOPEN as u64;
+            for (nr, flags_arg) in
+                [(libc::SYS_sendto, 3), (libc::SYS_sendmsg, 2), (libc::SYS_sendmmsg, 3)]
+            {
+                rules.insert(
+                    nr,
+                    vec![rule(vec![cond32(flags_arg, Op::MaskedEq(fastopen), fastopen)?])?],
+                );
+            }
         }
         NetworkAccess::Full => {}
     }
