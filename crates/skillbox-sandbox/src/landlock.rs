@@ -101,7 +101,8 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
             created = add_exact(created, p, read)?;
         }
         for p in &policy.write {
-            created = grant_write(created, p, &policy.protected, read, write, file_write)?;
+            let guarded = policy.guarded.iter().any(|g| g == p);
+            created = grant_write(created, p, guarded, &policy.protected, read, write, file_write)?;
         }
     }
     if policy.network == NetworkAccess::HttpsOnly {
@@ -111,8 +112,8 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
     fd.ok_or(LandlockError::Unsupported { found })
 }
 
-/// Grants write access to the tree `root`. When the top of the tree holds a protected entry
-/// (`.git` in a workspace), the tree is granted entry by entry instead: its own directory
+/// Grants write access to the tree `root`. When the tree is guarded (a workspace) or its top
+/// holds a protected entry (`.git`), the tree is granted entry by entry instead: its own directory
 /// readable, each other existing entry writable, the protected ones read-only (through the
 /// read grants). New entries cannot then be created at the top of that tree: the right to
 /// create there would extend to the protected entries beneath. Links among the entries are
@@ -120,6 +121,7 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
 fn grant_write(
     mut ruleset: landlock::RulesetCreated,
     root: &Path,
+    guarded: bool,
     protected: &[String],
     read: BitFlags<AccessFs>,
     write: BitFlags<AccessFs>,
@@ -132,7 +134,7 @@ fn grant_write(
     let entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
     let is_protected =
         |e: &std::fs::DirEntry| protected.iter().any(|x| e.file_name().to_str() == Some(x));
-    if !entries.iter().any(is_protected) {
+    if !guarded && !entries.iter().any(is_protected) {
         return add_exact(ruleset, root, write);
     }
     ruleset = add_exact(ruleset, root, read)?;

@@ -58,6 +58,10 @@ pub struct Policy {
     /// Names of entries that stay read-only at the top of every writable tree, such as
     /// `.git`: a skill must not plant what later runs with more trust.
     pub protected: Vec<String>,
+    /// Writable trees granted entry by entry even when they hold no protected entry yet
+    /// (a workspace), so that none can be created at their top: no `.git/hooks`,
+    /// `.q-skills` or `.bashrc` planted in a workspace that lacked them.
+    pub guarded: Vec<PathBuf>,
     /// Network.
     pub network: NetworkAccess,
     /// Process creation.
@@ -75,6 +79,7 @@ impl Policy {
             read: Vec::new(),
             write: Vec::new(),
             protected: default_protected(),
+            guarded: Vec::new(),
             network: NetworkAccess::None,
             processes: ProcessAccess::None,
             rlimits: Rlimits::default(),
@@ -89,6 +94,7 @@ impl Policy {
             read: Vec::new(),
             write: Vec::new(),
             protected: Vec::new(),
+            guarded: Vec::new(),
             network: NetworkAccess::Full,
             processes: ProcessAccess::Full,
             rlimits: Rlimits::default(),

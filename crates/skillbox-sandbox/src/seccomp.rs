@@ -126,6 +126,19 @@ fn compile(
         libc::SYS_name_to_handle_at,
         libc::SYS_vhangup,
         libc::SYS_syslog,
+        // System V IPC: its objects are shared by every process of the user (and outlive
+        // the run), outside anything Landlock sees.
+        libc::SYS_shmget,
+        libc::SYS_shmat,
+        libc::SYS_shmctl,
+        libc::SYS_msgget,
+        libc::SYS_msgsnd,
+        libc::SYS_msgrcv,
+        libc::SYS_msgctl,
+        libc::SYS_semget,
+        libc::SYS_semop,
+        libc::SYS_semtimedop,
+        libc::SYS_semctl,
         #[cfg(target_arch = "x86_64")]
         libc::SYS_iopl,
         #[cfg(target_arch = "x86_64")]

@@ -770,13 +770,11 @@ async fn protected_entries_stay_unchanged_in_a_writable_workspace() {
     assert!(ws2.path().join(".git-old/hooks/post-commit").exists());
 }
 
-/// Threat model 7 for a workspace that holds no protected entry yet: `landlock::grant_write`
-/// then grants the whole tree writable, so `.git/hooks/`, `.q-skills/`, `.claude/` and shell
-/// start-up files can be created from scratch (a `.git` planted in a subdirectory of the
-/// user's repository, for one, is used by every git command run there). Fails today; it
-/// is ignored so that the gap stays visible and runnable with `--ignored`.
+/// Threat model 7 for a workspace that holds no protected entry yet: a guarded tree is
+/// granted entry by entry all the same, so `.git/hooks/`, `.q-skills/`, `.claude/` and shell
+/// start-up files cannot be created at its top. (A `.git` planted inside a writable
+/// subdirectory is not prevented: see the security model's gaps.)
 #[tokio::test]
-#[ignore = "GAP: a writable tree without any protected entry lets the child create .git/hooks, .q-skills, .bashrc"]
 async fn protected_entries_cannot_be_planted_in_a_workspace_that_lacks_them() {
     let ws = scratch();
     let w = ws.path();
@@ -789,7 +787,10 @@ attempt("bashrc", lambda: write(w + "/.bashrc", mode="xb"))
 attempt("claude", lambda: (os.makedirs(w + "/.claude"), write(w + "/.claude/settings.json", mode="xb"))[1])
 attempt("src", lambda: write(w + "/src/ok.txt", mode="xb"))
 "##;
-    let p = probe(writing(&[w]), w, body, &[s(w)]).await;
+    // The workspace is guarded: granted entry by entry although it holds no protected entry.
+    let mut policy = writing(&[w]);
+    policy.guarded = vec![w.to_path_buf()];
+    let p = probe(policy, w, body, &[s(w)]).await;
     p.ok("src");
     for name in ["git_hook", "skill", "bashrc", "claude"] {
         p.failed(name);
@@ -1223,7 +1224,6 @@ attempt("own_wait", lambda: str(own.wait()))
 /// Threat model 3 and 8: System V IPC is neither path-based (Landlock) nor denied (seccomp),
 /// so a run attaches to the shared memory of another process of the same user and reads it.
 #[tokio::test]
-#[ignore = "GAP: System V shared memory, message queues and semaphores of other processes are reachable"]
 async fn system_v_shared_memory_of_another_process_is_out_of_reach() {
     let secret = unique_secret("SHM");
     // SAFETY: a private 4 KiB segment, attached, written within bounds, detached; removed

@@ -103,7 +103,7 @@ impl LoadedSkill {
         }
         let private = PrivateDir::create().map_err(|e| e.to_string())?;
         let mut spec = ChildSpec::new("/bin/true", &ctx.workspace);
-        spec.policy = policy_for(&grant, &private);
+        spec.policy = policy_for(&grant, &private, &ctx.workspace);
         spec.allow_weaker = ctx.allow_weaker_isolation;
         skillbox_sandbox::preview(&spec).map(|e| enforcement_entries(&e)).map_err(|e| e.to_string())
     }
@@ -124,7 +124,7 @@ impl LoadedSkill {
             }
         };
         let env = environment(ctx, def, &private);
-        let policy = policy_for(grant, &private);
+        let policy = policy_for(grant, &private, &ctx.workspace);
         let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
         let command = def.command.as_deref().unwrap_or_default();
         let (program, mut argv) =
@@ -276,7 +276,7 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
 ///
 /// Not set here, on purpose: `RLIMIT_AS` breaks runtimes that reserve address space; memory
 /// waits for the resource-limits work.
-pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir) -> Policy {
+pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path) -> Policy {
     let mut write = grant.file_write.clone();
     write.push(private.dir.path().to_path_buf());
     let mut read = grant.file_read.clone();
@@ -287,6 +287,7 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir) -> Policy {
         read,
         write,
         protected: skillbox_sandbox::default_protected(),
+        guarded: vec![workspace.to_path_buf()],
         network: match grant.network {
             NetworkLevel::None => NetworkAccess::None,
             NetworkLevel::HttpsOnly => NetworkAccess::HttpsOnly,

@@ -149,7 +149,7 @@ fn preview_level(level: TrustLevel, workspace: &Path) -> Result<Vec<EnforcementE
     };
     let private = PrivateDir::create().map_err(|e| e.to_string())?;
     let mut spec = ChildSpec::new("/bin/true", workspace);
-    spec.policy = policy_for(&grant, &private);
+    spec.policy = policy_for(&grant, &private, workspace);
     skillbox_sandbox::preview(&spec).map(|e| enforcement_entries(&e)).map_err(|e| e.to_string())
 }
 

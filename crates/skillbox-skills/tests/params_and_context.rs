@@ -528,11 +528,12 @@ impl Ws {
     }
 }
 
-/// An empty workspace, and the test skills in a directory of their own loaded with
-/// `load_paths`. (A `.q-skills` in the workspace would be a protected entry, which keeps the
-/// workspace's top level from taking new files even where writes are granted.)
+/// A workspace holding only an empty `out/`, and the test skills in a directory of their own
+/// loaded with `load_paths`. (Runs cannot create new entries at the top of a workspace, so
+/// the writing skills write into `out/`.)
 fn workspace() -> Ws {
     let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("out")).unwrap();
     let skills_dir = tempfile::tempdir().unwrap();
     let skills = skills_dir.path().to_path_buf();
     let files = [
@@ -544,14 +545,14 @@ fn workspace() -> Ws {
             "parameters": [{"name": "v", "type": "string", "required": true}]
         }),
         json!({
-            "name": "net-marker", "type": "command", "command": "touch", "args": ["marker-net"],
-            "security": {"permissions": {"network_access": "full", "file_write": ["."]}}
+            "name": "net-marker", "type": "command", "command": "touch", "args": ["out/marker-net"],
+            "security": {"permissions": {"network_access": "full", "file_write": ["out"]}}
         }),
         json!({
-            "name": "writer", "type": "command", "command": "touch", "args": ["{file}"],
+            "name": "writer", "type": "command", "command": "touch", "args": ["out/{file}"],
             "parameters": [{"name": "file", "type": "string", "required": true,
                             "pattern": "marker-[a-z]+"}],
-            "security": {"permissions": {"file_write": ["."]}}
+            "security": {"permissions": {"file_write": ["out"]}}
         }),
         json!({
             "name": "schema", "type": "prompt_inline", "prompt": "{s} {n} {b} {e}",
@@ -585,7 +586,8 @@ async fn a_hostile_value_reaches_the_program_as_one_literal_argument() {
     assert_eq!(r.exit_code, Some(0));
     assert_eq!(r.stdout.trim(), "['$(touch pwned); rm -rf ~']", "{r:#?}");
     assert!(!ws.path().join("pwned").exists(), "the value was run by a shell");
-    assert_eq!(fs::read_dir(ws.path()).unwrap().count(), 0, "the workspace is unchanged");
+    assert_eq!(fs::read_dir(ws.path()).unwrap().count(), 1, "the workspace is unchanged");
+    assert_eq!(fs::read_dir(ws.path().join("out")).unwrap().count(), 0, "out/ is unchanged");
 
     // Braces in a value stay text, and an alias runs the same skill.
     let r = ws.runtime.run("show-argv", &json!({"v": "{v} {}"}), None).await;
@@ -630,7 +632,7 @@ async fn an_over_asking_skill_is_denied_and_does_not_run() {
     assert_eq!((d.permission, d.fix), (Permission::Network, Some(TrustLevel::SystemTrusted)));
     assert_eq!(r.message.as_deref(), Some(d.message().as_str()));
     assert!(r.exit_code.is_none() && r.grant.is_none());
-    assert!(!ws.path().join("marker-net").exists(), "a denied skill ran");
+    assert!(!ws.path().join("out/marker-net").exists(), "a denied skill ran");
 
     // The writer, at untrusted, is denied and writes nothing...
     let r = ws
@@ -639,13 +641,13 @@ async fn an_over_asking_skill_is_denied_and_does_not_run() {
         .await;
     assert_eq!(r.status, Status::Denied, "{r:#?}");
     assert_eq!(r.denial.as_ref().unwrap().permission, Permission::FileWrite);
-    assert!(!ws.path().join("marker-denied").exists(), "a denied skill ran");
+    assert!(!ws.path().join("out/marker-denied").exists(), "a denied skill ran");
 
     // ...while at its default level the same command does create the file, so the check above
     // would have seen it.
     let r = ws.runtime.run("writer", &json!({"file": "marker-allowed"}), None).await;
     assert_eq!(r.status, Status::Success, "{r:#?}");
-    assert!(ws.path().join("marker-allowed").is_file());
+    assert!(ws.path().join("out/marker-allowed").is_file());
 }
 
 // ---------------------------------------------------------------- the Tool trait
@@ -723,7 +725,7 @@ async fn a_denied_tool_call_is_an_error_with_the_denial_message() {
     assert_eq!(out.text, msg);
     assert!(msg.starts_with("permission denied"), "{msg}");
     assert!(msg.contains("--trust system-trusted"), "{msg}");
-    assert!(!ws.path().join("marker-net").exists());
+    assert!(!ws.path().join("out/marker-net").exists());
 
     // Raised explicitly for the tool, the same skill runs.
     let tool =
@@ -732,5 +734,5 @@ async fn a_denied_tool_call_is_an_error_with_the_denial_message() {
     assert!(!out.is_error, "{out:#?}");
     assert_eq!(out.structured["status"], "success");
     assert_eq!(out.structured["trust_level"], "system-trusted");
-    assert!(ws.path().join("marker-net").is_file());
+    assert!(ws.path().join("out/marker-net").is_file());
 }
