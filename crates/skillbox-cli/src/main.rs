@@ -13,6 +13,7 @@ use skillbox_skills::{
     LoadedSkill, Registry, Runtime, SecurityContext, SkillResult, Status, TrustLevel,
 };
 
+mod audit;
 mod output;
 
 use output::{print_problems, terminal_safe};
@@ -104,8 +105,46 @@ enum Command {
         #[arg(long)]
         allow_weaker_isolation: bool,
     },
+    /// Read and verify the security audit log
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Report the confinement mechanisms this host offers and what each trust level gets
     Doctor {
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Show events, oldest first, as a table (or JSON Lines with --json)
+    Show {
+        /// Only events of this skill
+        #[arg(long)]
+        skill: Option<String>,
+        /// Only events of this type, e.g. PermissionDenied
+        #[arg(long = "event-type", value_name = "TYPE")]
+        event_type: Option<String>,
+        /// Only events at or above this risk: Low, Medium, High, Critical
+        #[arg(long, value_name = "RISK")]
+        risk: Option<String>,
+        /// Only events at or after this time (RFC 3339, e.g. 2026-11-25T10:00:00Z) or this
+        /// long ago (e.g. 1h, 30m, 2days)
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Print the events as JSON Lines, as stored
+        #[arg(long)]
+        json: bool,
+        /// The log [default: $SKILLBOX_AUDIT_LOG or $SKILLBOX_HOME/logs/security_events.jsonl]
+        #[arg(long, value_name = "PATH")]
+        log: Option<PathBuf>,
+    },
+    /// Check the whole log, across rotations: exit 1 and name the first bad line on any problem
+    Verify {
+        /// The log [default: $SKILLBOX_AUDIT_LOG or $SKILLBOX_HOME/logs/security_events.jsonl]
+        #[arg(long, value_name = "PATH")]
+        log: Option<PathBuf>,
         /// Print one JSON object
         #[arg(long)]
         json: bool,
@@ -143,6 +182,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(info(&rt, &name, trust, json))
         }
         Command::Doctor { json } => Ok(doctor(&workspace, json)),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Run { name, params, trust, json, raw, allow_weaker_isolation } => {
             // The name is checked before any skill file is read.
             if let Err(e) = skillbox_skills::name::check_name(&name) {
@@ -162,7 +202,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                     return Ok(report_refusal(Status::Invalid, msg, json));
                 }
             };
-            let rt = Arc::new(Runtime::open(&workspace)?);
+            let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
+            log.echo_high_risk = true;
+            let rt = Arc::new(Runtime::open_with_audit(&workspace, log)?);
             print_problems(rt.registry(), false);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -158,6 +158,11 @@ impl LoadedSkill {
             }
         };
         result.enforcement = enforcement_entries(&outcome.enforcement);
+        result.usage = Some(crate::result::Usage {
+            wall_ms: outcome.wall_time.as_millis().try_into().unwrap_or(u64::MAX),
+            cpu_ms: outcome.cpu_time.as_millis().try_into().unwrap_or(u64::MAX),
+            max_rss_kib: outcome.max_rss_kib,
+        });
         result.confinement = confinement_hint(&outcome, grant);
         result.stdout = outcome.stdout.to_text();
         result.stderr = outcome.stderr.to_text();

@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+mod audit;
 mod diag;
 mod exec;
 pub mod format;
@@ -36,18 +37,22 @@ mod runtime;
 pub mod security;
 mod tool;
 
+pub use audit::{default_audit_path, params_digest};
 pub use diag::Diagnostic;
 pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};
 pub use format::{parse_skill, SkillDef, SkillType};
 pub use host::{host_report, HostMechanism, HostReport, LevelReport};
 pub use registry::{LoadedSkill, Locations, LookupError, Registry, SourceKind};
-pub use result::{new_execution_id, EnforcementEntry, SkillResult, Status};
+pub use result::{new_execution_id, EnforcementEntry, SkillResult, Status, Usage};
 pub use runtime::{OpenError, RunOptions, Runtime};
 pub use security::{
     Denial, EffectiveGrant, PermissionSet, ResourceLimits, SecurityContext, TrustLevel,
 };
 pub use tool::{input_schema, to_tool_result, SkillTool, Tool, ToolResult};
 
+/// Re-exported so that embedders can configure and read the audit log without depending on
+/// the audit crate directly.
+pub use skillbox_audit as audit_log;
 /// Re-exported so that embedders can show what is enforced without depending on the
 /// sandbox crate directly.
 pub use skillbox_sandbox::Enforcement;

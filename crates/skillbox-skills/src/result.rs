@@ -54,6 +54,17 @@ pub struct EnforcementEntry {
     pub detail: String,
 }
 
+/// What a run used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Wall-clock milliseconds of the process.
+    pub wall_ms: u64,
+    /// User plus system CPU milliseconds of the process and the descendants it waited for.
+    pub cpu_ms: u64,
+    /// Peak resident memory of the largest of those processes, KiB.
+    pub max_rss_kib: u64,
+}
+
 /// Everything known about one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct SkillResult {
@@ -94,6 +105,12 @@ pub struct SkillResult {
     /// confinement rule was most likely involved, and what the run was granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confinement: Option<String>,
+    /// What the run used, when a process ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Set when an audit event of this run could not be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
     /// What was enforced during the run, mechanism by mechanism.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub enforcement: Vec<EnforcementEntry>,
@@ -119,6 +136,8 @@ impl SkillResult {
             denial: None,
             grant: None,
             confinement: None,
+            usage: None,
+            audit_error: None,
             enforcement: Vec::new(),
         }
     }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use skillbox_audit::{AuditLog, LogConfig};
+
 use crate::registry::{Locations, LookupError, Registry};
 use crate::result::{SkillResult, Status};
 use crate::security::{SecurityContext, TrustLevel};
@@ -14,6 +16,12 @@ use crate::tool::SkillTool;
 /// Why a runtime could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The audit log cannot be opened; skillbox runs nothing it cannot record.
+    #[error(transparent)]
+    Audit(#[from] skillbox_audit::AuditError),
+    /// There is no place for the audit log.
+    #[error("no place for the audit log: set SKILLBOX_HOME or SKILLBOX_AUDIT_LOG (HOME is unset)")]
+    NoAuditLocation,
     /// The workspace does not exist or cannot be resolved.
     #[error("workspace {path}: {source}")]
     Workspace {
@@ -37,24 +45,74 @@ pub struct RunOptions {
 
 /// Skills for one workspace, and the single execution path used by the CLI, the MCP server
 /// and [`SkillTool`].
-#[derive(Debug)]
 pub struct Runtime {
     registry: Registry,
     workspace: PathBuf,
+    audit: Option<Arc<AuditLog>>,
+    reserved: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workspace", &self.workspace)
+            .field("skills", &self.registry.len())
+            .field("audit", &self.audit.as_ref().map(|a| a.config().path.clone()))
+            .finish()
+    }
 }
 
 impl Runtime {
     /// Opens `workspace` with the standard skill locations, reading `HOME`, `SKILLBOX_HOME`
     /// and `XDG_CONFIG_HOME` from this process's environment.
+    /// The audit log goes to [`default_audit_path`](crate::default_audit_path).
     pub fn open(workspace: &Path) -> Result<Self, OpenError> {
-        let workspace = canonical(workspace)?;
-        let locations = Locations::standard(&workspace, |k| std::env::var_os(k));
-        Ok(Self { registry: Registry::load(&locations), workspace })
+        let vars = |k: &str| std::env::var_os(k);
+        let path = crate::audit::default_audit_path(vars).ok_or(OpenError::NoAuditLocation)?;
+        Self::open_with_audit(workspace, LogConfig::new(path))
     }
 
-    /// A runtime over an already loaded registry.
+    /// Like [`Runtime::open`], with the audit log configured by the caller.
+    pub fn open_with_audit(workspace: &Path, audit: LogConfig) -> Result<Self, OpenError> {
+        let workspace = canonical(workspace)?;
+        let vars = |k: &str| std::env::var_os(k);
+        let locations = Locations::standard(&workspace, vars);
+        let mut reserved: Vec<PathBuf> = crate::registry::skillbox_home(vars).into_iter().collect();
+        if let Some(dir) = audit.path.parent() {
+            reserved.push(crate::security::normalize(
+                &std::env::current_dir().unwrap_or_default().join(dir),
+            ));
+        }
+        let log = AuditLog::open(audit)?;
+        Ok(Self {
+            registry: Registry::load(&locations),
+            workspace,
+            audit: Some(Arc::new(log)),
+            reserved,
+        })
+    }
+
+    /// A runtime over an already loaded registry, without an audit log (add one with
+    /// [`Runtime::with_audit`]).
     pub fn with_registry(registry: Registry, workspace: &Path) -> Result<Self, OpenError> {
-        Ok(Self { registry, workspace: canonical(workspace)? })
+        Ok(Self { registry, workspace: canonical(workspace)?, audit: None, reserved: Vec::new() })
+    }
+
+    /// Records every run of this runtime in `log`, and reserves the log's directory: no run
+    /// is granted writes to it.
+    pub fn with_audit(mut self, log: Arc<AuditLog>) -> Self {
+        if let Some(dir) = log.config().path.parent() {
+            self.reserved.push(crate::security::normalize(
+                &std::env::current_dir().unwrap_or_default().join(dir),
+            ));
+        }
+        self.audit = Some(log);
+        self
+    }
+
+    /// The audit log, if any.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
     }
 
     /// The skills.
@@ -94,13 +152,41 @@ impl Runtime {
                     LookupError::NotFound(_) => name.to_string(),
                     LookupError::InvalidName { .. } => String::new(),
                 };
-                return SkillResult::refused(Status::Invalid, &shown, e.to_string());
+                let mut r = SkillResult::refused(Status::Invalid, &shown, e.to_string());
+                if let Some(log) = &self.audit {
+                    r.audit_error = crate::audit::write(
+                        log,
+                        &[crate::audit::lookup_failed(name, &e.to_string(), params)],
+                    );
+                }
+                return r;
             }
         };
         let level = options.trust.unwrap_or_else(|| skill.source.default_trust());
         let mut ctx = SecurityContext::for_trust_level(level, &self.workspace);
         ctx.allow_weaker_isolation = options.allow_weaker_isolation;
-        skill.execute_with_security(params, &ctx).await
+        ctx.reserved = self.reserved.clone();
+        let Some(log) = &self.audit else {
+            return skill.execute_with_security(params, &ctx).await;
+        };
+        // Nothing runs that cannot be recorded.
+        let execution_id = crate::result::new_execution_id();
+        let start =
+            crate::audit::started(&skill.def.name, &skill.path, &ctx, &execution_id, params);
+        if let Some(err) = crate::audit::write(log, &[start]) {
+            let mut r = SkillResult::refused(
+                Status::Error,
+                &skill.def.name,
+                format!("refusing to run: cannot write the audit log: {err}"),
+            );
+            r.execution_id = execution_id;
+            r.audit_error = Some(err);
+            return r;
+        }
+        let mut result = skill.execute_with_security(params, &ctx).await;
+        result.execution_id = execution_id;
+        result.audit_error = crate::audit::write(log, &crate::audit::finished(&result, &ctx));
+        result
     }
 
     /// Every skill as a tool, at its default trust level.

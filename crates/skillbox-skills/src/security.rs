@@ -142,6 +142,10 @@ pub struct SecurityContext {
     /// Run even where the host lacks a mechanism the grant needs (Landlock, seccomp). Off
     /// unless a person asks for it for one run; the result then lists what was not enforced.
     pub allow_weaker_isolation: bool,
+    /// skillbox's own directories (global skills, the audit log): no level grants writes
+    /// to them or to a tree that holds them, since a run could then rewrite its own record
+    /// or plant skills that run later.
+    pub reserved: Vec<PathBuf>,
 }
 
 impl SecurityContext {
@@ -194,6 +198,7 @@ impl SecurityContext {
             environment: env,
             workspace: workspace.into(),
             allow_weaker_isolation: false,
+            reserved: Vec::new(),
         }
     }
 
@@ -220,6 +225,18 @@ impl SecurityContext {
         for (path, written) in writes.iter().zip(&declared.file_write) {
             if !self.covers(&self.permissions.file_write, path) {
                 return Err(self.deny(skill, Permission::FileWrite, written, path));
+            }
+            if let Some(r) =
+                self.reserved.iter().find(|r| r.starts_with(path) || path.starts_with(r))
+            {
+                return Err(Denial {
+                    skill: skill.name.clone(),
+                    trust_level: self.trust_level,
+                    permission: Permission::FileWrite,
+                    asked: format!("{written} (= {})", path.display()),
+                    granted: format!("no write access to skillbox's own directory {}", r.display()),
+                    fix: None,
+                });
             }
         }
 

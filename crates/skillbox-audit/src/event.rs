@@ -1,0 +1,137 @@
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Kinds of event. The names of the old security log are kept, so existing readers work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    /// A run was accepted and is about to start.
+    SkillExecutionStarted,
+    /// A run ended with success.
+    SkillExecutionCompleted,
+    /// A run ended with a failure of the program or of skillbox.
+    SkillExecutionFailed,
+    /// A run was refused: it asks for more than its trust level grants.
+    PermissionDenied,
+    /// A run was refused: its input (parameters, skill name) is invalid.
+    InputValidationFailed,
+    /// A run was killed at its time limit.
+    SkillExecutionTimedOut,
+    /// A run was stopped by a resource limit.
+    ResourceLimitExceeded,
+    /// The kernel refused an action of a run (detected from its errors or its death).
+    SandboxViolation,
+    /// A run was started with weaker isolation than its trust level promises, by an
+    /// explicit opt-in.
+    IsolationWeakened,
+    /// Another attempt of a run after a retryable failure.
+    RetryAttempt,
+    /// A fallback command ran after the skill's attempts failed.
+    FallbackExecuted,
+    /// Old vocabulary, kept for readers: a blocked security violation.
+    SecurityViolationBlocked,
+    /// Old vocabulary: suspicious activity.
+    SuspiciousActivity,
+    /// Old vocabulary: output failed validation.
+    OutputValidationFailed,
+    /// Old vocabulary: a file outside the grant.
+    UnauthorizedFileAccess,
+    /// Old vocabulary: network outside the grant.
+    UnauthorizedNetworkAccess,
+    /// Old vocabulary: an attempt to gain privileges.
+    PrivilegeEscalationAttempt,
+}
+
+/// How serious an event is. `High` and `Critical` are also reported on stderr when the log
+/// is configured to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RiskLevel {
+    /// Routine.
+    Low,
+    /// A refusal or a limit: worth a look.
+    Medium,
+    /// Isolation weakened or a confinement violation.
+    High,
+    /// Reserved for events that need immediate attention.
+    Critical,
+}
+
+/// What skillbox did about the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionTaken {
+    /// Let it happen.
+    Allowed,
+    /// Refused it.
+    Blocked,
+    /// Changed it (redacted, truncated) and let it through.
+    Sanitized,
+    /// Killed the run.
+    Terminated,
+    /// Kept the skill from running again.
+    Quarantined,
+}
+
+/// What a caller records; the log adds sequence, time, ids and hashes.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventDraft {
+    /// Kind.
+    pub event_type: EventType,
+    /// The skill concerned (may be empty when the name itself was invalid).
+    pub skill_name: String,
+    /// Its trust level for this run, when one was chosen.
+    pub skill_trust_level: Option<String>,
+    /// Seriousness.
+    pub risk_level: RiskLevel,
+    /// What was done.
+    pub action_taken: ActionTaken,
+    /// The run this belongs to.
+    pub execution_id: Option<String>,
+    /// Attempt number within the run (1 for the first).
+    pub attempt: Option<u32>,
+    /// Everything else: permissions, limits, usage, parameter digest, messages. Secrets are
+    /// redacted before writing.
+    pub details: Value,
+}
+
+/// Who caused the event, as far as the log can tell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserContext {
+    /// Real user id of the writing process.
+    pub uid: u32,
+    /// Process id of the writer.
+    pub pid: u32,
+}
+
+/// An event as written: what [`EventDraft`] holds plus the fields the log adds, in the order
+/// they appear on the line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the chain, from 1, never reused across rotations.
+    pub seq: u64,
+    /// Hash of the previous event.
+    pub prev_hash: String,
+    /// RFC 3339 time, UTC, microseconds.
+    pub timestamp: String,
+    /// Random id of this event.
+    pub event_id: String,
+    /// Kind (a string when read, so that unknown kinds from newer writers still parse).
+    pub event_type: String,
+    /// The skill concerned.
+    pub skill_name: String,
+    /// Its trust level.
+    pub skill_trust_level: Option<String>,
+    /// The writing process.
+    pub user_context: UserContext,
+    /// Seriousness.
+    pub risk_level: String,
+    /// What was done.
+    pub action_taken: String,
+    /// The run.
+    pub execution_id: Option<String>,
+    /// Attempt within the run.
+    pub attempt: Option<u32>,
+    /// Everything else.
+    pub details: Value,
+    /// This event's hash (absent from the hashed part of the line).
+    #[serde(default)]
+    pub hash: String,
+}

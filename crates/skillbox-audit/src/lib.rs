@@ -1,0 +1,58 @@
+//! The security audit log: one JSON object per line, each chained to the one before by a
+//! SHA-256 hash, so that an edited, removed, inserted or reordered event is detected.
+//!
+//! This crate knows the record format, not what produces the records: callers hand it an
+//! [`EventDraft`] (the plan's vocabulary: `event_type`, `risk_level`, `action_taken`,
+//! `details`) and it adds the sequence number, time, ids and hashes.
+//!
+//! # Format
+//!
+//! Each line is `{"seq":N,"prev_hash":H,...,"hash":X}` where `X = sha256(L)` and `L` is the
+//! line up to (without) `,"hash":...`, closed by `}`. `H` is the previous event's `X` (64
+//! zeros for the first). Verifying a line needs only its own bytes and the previous hash.
+//!
+//! The chain's head (last sequence number and hash) is also kept in a small file beside the
+//! log, so that removing the *last* events is detected too.
+//!
+//! # What this protects against
+//!
+//! Edits by anyone who does not rewrite the whole chain after the edit, and the head file
+//! with it: accidental corruption, a crash, a careless edit, a partial cleanup. It is not a
+//! signature: someone with write access to the log directory can recompute every hash. The
+//! log directory is therefore never granted to skills (see the skills crate).
+
+mod event;
+mod log;
+mod redact;
+mod verify;
+
+pub use event::{ActionTaken, Event, EventDraft, EventType, RiskLevel};
+pub use log::{AuditLog, Durability, LogConfig};
+pub use redact::{redact_text, redact_value};
+pub use verify::{read_events, verify, Problem, ReadLine, VerifyReport};
+
+/// Errors writing or reading the log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A file operation on the log failed.
+    #[error("audit log {path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The head file holds something that is not a head.
+    #[error("audit log head {0}: unreadable contents")]
+    Head(std::path::PathBuf),
+}
+
+/// Lowercase hex SHA-256 of `bytes`: the digest used for chain links, and by callers for
+/// parameter digests.
+pub fn digest_hex(bytes: &[u8]) -> String {
+    log::sha256_hex(bytes)
+}
+
+/// Hash of the first event's predecessor.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

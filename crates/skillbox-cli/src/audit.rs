@@ -1,0 +1,150 @@
+//! `skillbox audit show` and `skillbox audit verify`.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use skillbox_skills::audit_log::{read_events, verify, Event};
+
+use crate::output::terminal_safe;
+use crate::AuditCommand;
+
+/// The log path: `$SKILLBOX_AUDIT_LOG`, else under the skillbox home.
+pub fn default_path() -> anyhow::Result<PathBuf> {
+    skillbox_skills::default_audit_path(|k| std::env::var_os(k))
+        .context("no place for the audit log: set SKILLBOX_HOME or SKILLBOX_AUDIT_LOG")
+}
+
+pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
+    match cmd {
+        AuditCommand::Verify { log, json } => {
+            let path = match log {
+                Some(p) => p,
+                None => default_path()?,
+            };
+            let report = verify(&path)?;
+            if json {
+                let v = serde_json::json!({
+                    "ok": report.ok(),
+                    "files": report.files,
+                    "events": report.events,
+                    "last_seq": report.last_seq,
+                    "problems": report.problems.iter().map(|p| serde_json::json!({
+                        "file": p.file, "line": p.line, "message": p.message,
+                    })).collect::<Vec<_>>(),
+                });
+                println!("{v}");
+            } else if report.ok() {
+                println!(
+                    "ok: {} events in {} file(s), chain intact up to event {}, head matches",
+                    report.events,
+                    report.files.len(),
+                    report.last_seq
+                );
+            } else {
+                if let Some(first) = report.problems.first() {
+                    println!("FAILED: first bad line: {first}");
+                }
+                for p in report.problems.iter().skip(1) {
+                    println!("  also: {p}");
+                }
+                println!("{} problem(s); {} events verified", report.problems.len(), report.events);
+            }
+            Ok(u8::from(!report.ok()))
+        }
+        AuditCommand::Show { skill, event_type, risk, since, json, log } => {
+            let path = match log {
+                Some(p) => p,
+                None => default_path()?,
+            };
+            let min_risk = risk.as_deref().map(risk_rank).transpose()?;
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let mut bad = 0;
+            let mut rows = Vec::new();
+            for (file, line, ev) in read_events(&path)? {
+                let ev = match ev {
+                    Ok(e) => e,
+                    Err(e) => {
+                        bad += 1;
+                        eprintln!("skillbox: audit: {}:{line}: {e}", file.display());
+                        continue;
+                    }
+                };
+                if skill.as_ref().is_some_and(|s| *s != ev.skill_name)
+                    || event_type.as_ref().is_some_and(|t| !t.eq_ignore_ascii_case(&ev.event_type))
+                    || min_risk.is_some_and(|m| risk_rank(&ev.risk_level).unwrap_or(0) < m)
+                    || since.is_some_and(|t| !after(&ev, t))
+                {
+                    continue;
+                }
+                rows.push(ev);
+            }
+            if json {
+                for ev in &rows {
+                    println!("{}", serde_json::to_string(ev)?);
+                }
+            } else {
+                println!(
+                    "{:<6} {:<27} {:<24} {:<8} {:<10} {:<18} SKILL",
+                    "SEQ", "TIME", "EVENT", "RISK", "ACTION", "LEVEL"
+                );
+                for ev in &rows {
+                    let msg = ev.details.get("message").and_then(|m| m.as_str()).unwrap_or("");
+                    println!(
+                        "{:<6} {:<27} {:<24} {:<8} {:<10} {:<18} {}{}",
+                        ev.seq,
+                        ev.timestamp,
+                        ev.event_type,
+                        ev.risk_level,
+                        ev.action_taken,
+                        ev.skill_trust_level.as_deref().unwrap_or("-"),
+                        terminal_safe(&ev.skill_name).replace('\n', " "),
+                        if msg.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", terminal_safe(msg).replace('\n', " "))
+                        }
+                    );
+                }
+            }
+            if bad > 0 {
+                eprintln!(
+                    "skillbox: audit: {bad} line(s) do not verify; run `skillbox audit verify`"
+                );
+            }
+            Ok(u8::from(bad > 0))
+        }
+    }
+}
+
+fn risk_rank(r: &str) -> anyhow::Result<u8> {
+    match r.to_ascii_lowercase().as_str() {
+        "low" => Ok(0),
+        "medium" => Ok(1),
+        "high" => Ok(2),
+        "critical" => Ok(3),
+        _ => anyhow::bail!("--risk: {r:?} is not one of Low, Medium, High, Critical"),
+    }
+}
+
+fn parse_since(s: &str) -> anyhow::Result<SystemTime> {
+    if let Ok(t) = humantime_rfc3339(s) {
+        return Ok(t);
+    }
+    let d: Duration = parse_duration(s).with_context(|| {
+        format!("--since: {s:?} is neither an RFC 3339 time nor a duration such as 1h")
+    })?;
+    Ok(SystemTime::now() - d)
+}
+
+fn after(ev: &Event, t: SystemTime) -> bool {
+    humantime_rfc3339(&ev.timestamp).is_ok_and(|ts| ts >= t)
+}
+
+fn humantime_rfc3339(s: &str) -> Result<SystemTime, humantime::TimestampError> {
+    humantime::parse_rfc3339_weak(s)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(s)
+}

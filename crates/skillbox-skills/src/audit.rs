@@ -1,0 +1,165 @@
+//! Audit events of a run: what the skills layer records in the security log, and where the
+//! log lives.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use skillbox_audit::{ActionTaken, AuditLog, EventDraft, EventType, RiskLevel};
+
+use crate::result::{SkillResult, Status};
+use crate::security::SecurityContext;
+
+/// `$SKILLBOX_AUDIT_LOG`, else `<skillbox home>/logs/security_events.jsonl`.
+pub fn default_audit_path(vars: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    if let Some(p) = vars("SKILLBOX_AUDIT_LOG").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    crate::registry::skillbox_home(vars).map(|h| h.join("logs").join("security_events.jsonl"))
+}
+
+/// A digest of the parameters: recorded instead of their values, which may hold secrets.
+pub fn params_digest(params: &Value) -> String {
+    // serde_json's map is ordered by key, so equal parameters give equal digests.
+    skillbox_audit::digest_hex(params.to_string().as_bytes())
+}
+
+fn draft(
+    event_type: EventType,
+    risk: RiskLevel,
+    action: ActionTaken,
+    skill: &str,
+    ctx: Option<&SecurityContext>,
+    execution_id: Option<&str>,
+    details: Value,
+) -> EventDraft {
+    EventDraft {
+        event_type,
+        skill_name: skill.to_string(),
+        skill_trust_level: ctx.map(|c| c.trust_level.as_str().to_string()),
+        risk_level: risk,
+        action_taken: action,
+        execution_id: execution_id.map(str::to_string),
+        attempt: execution_id.map(|_| 1),
+        details,
+    }
+}
+
+/// The event that opens a run, written before anything runs.
+pub(crate) fn started(
+    skill: &str,
+    source: &std::path::Path,
+    ctx: &SecurityContext,
+    execution_id: &str,
+    params: &Value,
+) -> EventDraft {
+    draft(
+        EventType::SkillExecutionStarted,
+        RiskLevel::Low,
+        ActionTaken::Allowed,
+        skill,
+        Some(ctx),
+        Some(execution_id),
+        json!({
+            "skill_file": source,
+            "workspace": ctx.workspace,
+            "params_digest": params_digest(params),
+            "trust_level_limits": ctx.resource_limits,
+            "allow_weaker_isolation": ctx.allow_weaker_isolation,
+        }),
+    )
+}
+
+/// A run refused before a skill was even found (bad or unknown name).
+pub(crate) fn lookup_failed(name: &str, message: &str, params: &Value) -> EventDraft {
+    draft(
+        EventType::InputValidationFailed,
+        RiskLevel::Medium,
+        ActionTaken::Blocked,
+        name,
+        None,
+        None,
+        json!({"message": message, "params_digest": params_digest(params)}),
+    )
+}
+
+/// The events that close a run: its outcome, then a confinement violation and weakened
+/// isolation when they apply.
+pub(crate) fn finished(r: &SkillResult, ctx: &SecurityContext) -> Vec<EventDraft> {
+    let (kind, risk, action) = match r.status {
+        Status::Success => {
+            (EventType::SkillExecutionCompleted, RiskLevel::Low, ActionTaken::Allowed)
+        }
+        Status::Failed => (EventType::SkillExecutionFailed, RiskLevel::Low, ActionTaken::Allowed),
+        Status::Error => (EventType::SkillExecutionFailed, RiskLevel::Medium, ActionTaken::Blocked),
+        Status::Denied => (EventType::PermissionDenied, RiskLevel::Medium, ActionTaken::Blocked),
+        Status::Invalid => {
+            (EventType::InputValidationFailed, RiskLevel::Medium, ActionTaken::Blocked)
+        }
+        Status::Timeout => {
+            (EventType::SkillExecutionTimedOut, RiskLevel::Medium, ActionTaken::Terminated)
+        }
+        Status::LimitExceeded => {
+            (EventType::ResourceLimitExceeded, RiskLevel::Medium, ActionTaken::Terminated)
+        }
+    };
+    let not_enforced: Vec<&str> = r
+        .enforcement
+        .iter()
+        .filter(|e| e.state == "not-enforced")
+        .map(|e| e.mechanism.as_str())
+        .collect();
+    let id = Some(r.execution_id.as_str());
+    let mut out = vec![draft(
+        kind,
+        risk,
+        action,
+        &r.skill,
+        Some(ctx),
+        id,
+        json!({
+            "status": r.status.as_str(),
+            "message": r.message,
+            "exit_code": r.exit_code,
+            "signal": r.signal,
+            "duration_ms": r.duration_ms,
+            "usage": r.usage,
+            "grant": r.grant,
+            "denial": r.denial,
+            "problems": r.problems,
+            "stdout_bytes": r.stdout.len(),
+            "stderr_bytes": r.stderr.len(),
+            "not_enforced": not_enforced,
+        }),
+    )];
+    if let Some(hint) = &r.confinement {
+        out.push(draft(
+            EventType::SandboxViolation,
+            RiskLevel::High,
+            ActionTaken::Blocked,
+            &r.skill,
+            Some(ctx),
+            id,
+            json!({"message": hint}),
+        ));
+    }
+    if ctx.allow_weaker_isolation && !not_enforced.is_empty() {
+        out.push(draft(
+            EventType::IsolationWeakened,
+            RiskLevel::High,
+            ActionTaken::Allowed,
+            &r.skill,
+            Some(ctx),
+            id,
+            json!({
+                "message": format!("run with weaker isolation by explicit opt-in; not enforced: {}", not_enforced.join(", ")),
+                "not_enforced": not_enforced,
+            }),
+        ));
+    }
+    out
+}
+
+/// Appends `events`; the first failure is returned as text for the result.
+pub(crate) fn write(log: &AuditLog, events: &[EventDraft]) -> Option<String> {
+    events.iter().find_map(|e| log.append(e).err().map(|err| err.to_string()))
+}
