@@ -58,7 +58,12 @@ pub struct AuditLog {
     config: LogConfig,
     lock: File,
     head: File,
-    inner: Mutex<()>,
+    /// The current file, kept open between appends with its inode; reopened when another
+    /// process has rotated it.
+    current: Mutex<Option<(File, u64)>>,
+    /// Size of the current file right after this process's last append: when it is
+    /// unchanged, the file ends with our newline and need not be read.
+    last_end: Mutex<u64>,
 }
 
 /// Where the head of the chain is kept: fixed-size, rewritten in place.
@@ -94,7 +99,7 @@ impl AuditLog {
         };
         let lock = open(&lock_path).map_err(io(&lock_path))?;
         let head = open(&head_path).map_err(io(&head_path))?;
-        Ok(Self { config, lock, head, inner: Mutex::new(()) })
+        Ok(Self { config, lock, head, current: Mutex::new(None), last_end: Mutex::new(u64::MAX) })
     }
 
     /// The configuration.
@@ -106,7 +111,7 @@ impl AuditLog {
     /// first. Safe to call from many threads and processes at once: events never interleave,
     /// and the chain stays valid.
     pub fn append(&self, draft: &EventDraft) -> Result<u64, AuditError> {
-        let _in_process = match self.inner.lock() {
+        let mut current = match self.current.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
@@ -115,11 +120,27 @@ impl AuditLog {
         let io = |source| AuditError::Io { path: path.clone(), source };
 
         let (last_seq, last_hash) = self.read_head()?;
-        let mut file = self.current_file()?;
-        let mut size = file.metadata().map_err(io)?.len();
+        // One stat tells both the size and whether another writer rotated the file.
+        let (mut size, ino) = match std::fs::metadata(path) {
+            Ok(m) => (m.len(), Some(std::os::unix::fs::MetadataExt::ino(&m))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, None),
+            Err(e) => return Err(io(e)),
+        };
+        let reuse = matches!((&*current, ino), (Some((_, cached)), Some(i)) if *cached == i);
+        if !reuse {
+            let f = self.current_file()?;
+            let i = std::os::unix::fs::MetadataExt::ino(&f.metadata().map_err(io)?);
+            size = f.metadata().map_err(io)?.len();
+            *current = Some((f, i));
+        }
+        let Some((file, _)) = current.as_mut() else { unreachable!("set above") };
         // A line torn by a crash stays a line of its own (verify reports it); the chain
         // continues from the head, which was not advanced for the torn event.
-        if size > 0 {
+        let mut last_end = match self.last_end.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if size > 0 && size != *last_end {
             let mut last = [0u8; 1];
             file.read_exact_at(&mut last, size - 1).map_err(io)?;
             if last[0] != b'\n' {
@@ -132,9 +153,14 @@ impl AuditLog {
         let line = render(seq, &last_hash, draft);
         if size > 0 && size + line.text.len() as u64 > self.config.max_bytes {
             self.rotate()?;
-            file = self.current_file()?;
+            size = 0;
+            let f = self.current_file()?;
+            let i = std::os::unix::fs::MetadataExt::ino(&f.metadata().map_err(io)?);
+            *current = Some((f, i));
         }
+        let Some((file, _)) = current.as_mut() else { unreachable!("set above") };
         file.write_all(line.text.as_bytes()).map_err(io)?;
+        *last_end = size + line.text.len() as u64;
         if self.config.durability == Durability::Fsync {
             file.sync_data().map_err(io)?;
         }
@@ -288,10 +314,12 @@ fn render(seq: u64, prev_hash: &str, d: &EventDraft) -> Line {
 
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
     let mut s = String::with_capacity(64);
     for b in digest.iter() {
-        s.push_str(&format!("{b:02x}"));
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
 }

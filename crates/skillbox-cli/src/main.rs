@@ -40,8 +40,8 @@ fn exit_code(status: Status) -> u8 {
                   5 timeout, 6 limit_exceeded, 7 error.\nOther commands: 0 ok, 1 problems found, \
                   2 usage error, 4 invalid or unknown skill name.\n\nEnvironment: SKILLBOX_HOME \
                   (default $XDG_CONFIG_HOME/skillbox or ~/.config/skillbox) holds global skills in \
-                  skills/.\nDocs: docs/getting-started.md, docs/writing-skills.md, \
-                  docs/security-model.md"
+                  skills/ and the audit log in logs/; SKILLBOX_AUDIT_LOG moves the log.\nDocs: \
+                  docs/writing-skills.md, docs/security-model.md, docs/audit-log.md"
 )]
 struct Cli {
     /// Workspace whose skills are used and in which commands run [default: current directory]
