@@ -1,60 +1,86 @@
-//! A pids cgroup per run, where this process may create one (root, or a delegated subtree):
-//! the kernel then bounds the number of processes of the whole run, which `RLIMIT_NPROC`
-//! cannot do (it counts every process of the user, and root ignores it).
+//! A cgroup per run, where this process may create one (root, or a delegated subtree): the
+//! kernel then bounds the whole run's process count (`pids`) and memory (`memory`), which
+//! rlimits cannot do (`RLIMIT_NPROC` counts every process of the user and root ignores it;
+//! `RLIMIT_AS` limits address space per process, not memory of the tree).
 //!
-//! The child joins the group itself, between clone and exec, by writing `0` to the
+//! The child joins the groups itself, between clone and exec, by writing `0` to each
 //! `cgroup.procs` descriptor opened here, so every process it creates is counted from the
-//! start.
+//! start. cgroup v1 (one hierarchy per controller) and v2 (one hierarchy) are both handled.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-/// A cgroup created for one run, removed when dropped.
-pub struct RunCgroup {
-    dir: PathBuf,
-    /// `cgroup.procs` of the group, open for writing; the child writes `0` to join.
-    pub procs: OwnedFd,
+/// A controller this crate uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Controller {
+    /// `pids`: the number of processes.
+    Pids,
+    /// `memory`: memory of the whole group.
+    Memory,
 }
 
-/// Where this process's pids cgroup lives, if it can create groups beneath it.
-fn pids_parent() -> Option<&'static PathBuf> {
-    static PARENT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    PARENT.get_or_init(find_pids_parent).as_ref()
+impl Controller {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pids => "pids",
+            Self::Memory => "memory",
+        }
+    }
 }
 
-fn find_pids_parent() -> Option<PathBuf> {
+/// Where this process's cgroup for `c` lives, if it can create groups beneath it, and
+/// whether that hierarchy is v2.
+fn parent(c: Controller) -> Option<&'static (PathBuf, bool)> {
+    static PARENTS: OnceLock<HashMap<Controller, Option<(PathBuf, bool)>>> = OnceLock::new();
+    PARENTS
+        .get_or_init(|| {
+            [Controller::Pids, Controller::Memory]
+                .into_iter()
+                .map(|c| (c, find_parent(c)))
+                .collect()
+        })
+        .get(&c)?
+        .as_ref()
+}
+
+fn find_parent(c: Controller) -> Option<(PathBuf, bool)> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    // cgroup v1: a hierarchy whose options include `pids`.
     let v1_rel = cgroups.lines().find_map(|l| {
         let mut parts = l.splitn(3, ':');
         let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
-        ctrl.split(',').any(|c| c == "pids").then(|| path.to_string())
+        ctrl.split(',').any(|x| x == c.name()).then(|| path.to_string())
     });
     for line in mounts.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
-        let (mount_point, fstype, opts) =
-            (fields.get(4)?, fields.get(sep + 1)?, fields.get(sep + 3).unwrap_or(&""));
-        let dir = match (*fstype, &v1_rel) {
-            ("cgroup", Some(rel)) if opts.split(',').any(|o| o == "pids") => {
-                Path::new(mount_point).join(rel.trim_start_matches('/'))
+        let (Some(mount_point), Some(fstype)) = (fields.get(4), fields.get(sep + 1)) else {
+            continue;
+        };
+        let opts = fields.get(sep + 3).copied().unwrap_or("");
+        let (dir, v2) = match (*fstype, &v1_rel) {
+            ("cgroup", Some(rel)) if opts.split(',').any(|o| o == c.name()) => {
+                (Path::new(mount_point).join(rel.trim_start_matches('/')), false)
             }
             ("cgroup2", _) => {
-                let rel = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+                let Some(rel) = cgroups.lines().find_map(|l| l.strip_prefix("0::")) else {
+                    continue;
+                };
                 let dir = Path::new(mount_point).join(rel.trim_start_matches('/'));
-                let ctrls = std::fs::read_to_string(dir.join("cgroup.subtree_control")).ok()?;
-                if !ctrls.split_whitespace().any(|c| c == "pids") {
+                let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+                    .is_ok_and(|s| s.split_whitespace().any(|x| x == c.name()));
+                if !enabled {
                     continue;
                 }
-                dir
+                (dir, true)
             }
             _ => continue,
         };
         if writable(&dir) {
-            return Some(dir);
+            return Some((dir, v2));
         }
     }
     None
@@ -67,45 +93,99 @@ fn writable(p: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
-/// True when runs can be given a pids cgroup on this host.
-pub fn available() -> bool {
-    pids_parent().is_some()
+/// True when runs can be given a group with controller `c` on this host.
+pub fn available(c: Controller) -> bool {
+    parent(c).is_some()
+}
+
+/// The groups created for one run, removed by [`RunCgroup::remove`].
+pub struct RunCgroup {
+    /// Group directories, one per hierarchy.
+    dirs: Vec<PathBuf>,
+    /// The memory group's directory and whether it is v2.
+    memory: Option<(PathBuf, bool)>,
+    /// `cgroup.procs` of each group, open for writing; the child writes `0` to each.
+    pub procs: Vec<OwnedFd>,
 }
 
 impl RunCgroup {
-    /// Creates a group that allows at most `max` processes at once.
-    pub fn with_pids_max(max: u64) -> std::io::Result<Self> {
+    /// Creates groups bounding the run to `pids_max` processes and `memory_max` bytes,
+    /// for each limit whose controller is available. Returns `None` when neither is.
+    pub fn create(pids_max: Option<u64>, memory_max: Option<u64>) -> std::io::Result<Option<Self>> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let parent = pids_parent().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::Unsupported, "no writable pids cgroup")
-        })?;
-        let dir = parent.join(format!(
-            "skillbox-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir(&dir)?;
-        let made = Self::open(dir.clone(), max);
-        if made.is_err() {
-            let _ = std::fs::remove_dir(&dir);
+        let name =
+            format!("skillbox-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let mut wanted: Vec<(Controller, u64)> = Vec::new();
+        if let Some(n) = pids_max.filter(|_| available(Controller::Pids)) {
+            wanted.push((Controller::Pids, n));
         }
-        made
+        if let Some(m) = memory_max.filter(|_| available(Controller::Memory)) {
+            wanted.push((Controller::Memory, m));
+        }
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let mut cg = Self { dirs: Vec::new(), memory: None, procs: Vec::new() };
+        for (c, limit) in wanted {
+            let Some((parent, v2)) = parent(c) else { continue };
+            let dir = parent.join(&name);
+            if !cg.dirs.contains(&dir) {
+                std::fs::create_dir(&dir)?;
+                cg.dirs.push(dir.clone());
+                let procs =
+                    std::fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
+                cg.procs.push(OwnedFd::from(procs));
+            }
+            match (c, v2) {
+                (Controller::Pids, _) => std::fs::write(dir.join("pids.max"), limit.to_string())?,
+                (Controller::Memory, false) => {
+                    std::fs::write(dir.join("memory.limit_in_bytes"), limit.to_string())?;
+                    // Without swap accounting this file is absent; the limit above holds.
+                    let _ =
+                        std::fs::write(dir.join("memory.memsw.limit_in_bytes"), limit.to_string());
+                    cg.memory = Some((dir.clone(), false));
+                }
+                (Controller::Memory, true) => {
+                    std::fs::write(dir.join("memory.max"), limit.to_string())?;
+                    let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                    cg.memory = Some((dir.clone(), true));
+                }
+            }
+        }
+        Ok(Some(cg))
     }
 
-    fn open(dir: PathBuf, max: u64) -> std::io::Result<Self> {
-        std::fs::write(dir.join("pids.max"), max.to_string())?;
-        let procs = std::fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
-        Ok(Self { dir, procs: OwnedFd::from(procs) })
+    /// True when the memory group is in force.
+    pub fn limits_memory(&self) -> bool {
+        self.memory.is_some()
     }
-}
 
-impl RunCgroup {
-    /// Removes the group once its processes (already killed) have left it, waiting at most
-    /// about a second. A group that cannot be removed is left behind, empty or not; it holds
-    /// no process of a finished run that is still running.
-    pub async fn remove(self) {
+    /// True when the kernel killed a process of the run for exceeding the memory limit.
+    pub fn oom_killed(&self) -> bool {
+        let Some((dir, v2)) = &self.memory else { return false };
+        let file = if *v2 { "memory.events" } else { "memory.oom_control" };
+        std::fs::read_to_string(dir.join(file)).is_ok_and(|s| {
+            s.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .is_some_and(|n| n.trim().parse::<u64>().unwrap_or(0) > 0)
+            })
+        })
+    }
+
+    /// Peak memory of the whole run, in bytes.
+    pub fn memory_peak(&self) -> Option<u64> {
+        let (dir, v2) = self.memory.as_ref()?;
+        let file = if *v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
+        std::fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+    }
+
+    /// Removes the groups once their processes (already killed) have left, waiting at most
+    /// about a second. A group that cannot be removed is left behind, holding no process of
+    /// the run that is still running.
+    pub async fn remove(mut self) {
         for _ in 0..100 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
+            self.dirs.retain(|d| std::fs::remove_dir(d).is_err());
+            if self.dirs.is_empty() {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -115,7 +195,9 @@ impl RunCgroup {
 
 impl Drop for RunCgroup {
     fn drop(&mut self) {
-        // Best effort for a run that was cancelled: the group is usually empty by now.
-        let _ = std::fs::remove_dir(&self.dir);
+        // Best effort for a run that was cancelled: the groups are usually empty by now.
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
     }
 }

@@ -40,6 +40,10 @@ pub struct Rlimits {
     pub processes: Option<u64>,
     /// `RLIMIT_AS`: address space in bytes.
     pub address_space: Option<u64>,
+    /// Memory of the whole run, in bytes: a memory cgroup where one can be created, else
+    /// `RLIMIT_AS` per process (which limits address space, not resident memory, and breaks
+    /// runtimes that reserve large ranges).
+    pub memory: Option<u64>,
 }
 
 /// What the kernel should allow one child and all its descendants.

@@ -36,13 +36,7 @@ impl HostSupport {
             (false, true, false) => "v1",
             _ => "none",
         };
-        let cgroup_memory_writable = if v1_mem {
-            writable("/sys/fs/cgroup/memory")
-        } else {
-            v2 && std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-                .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
-                && writable("/sys/fs/cgroup")
-        };
+        let cgroup_memory_writable = crate::cgroup::available(crate::cgroup::Controller::Memory);
         Self {
             landlock_abi: crate::landlock::kernel_abi(),
             seccomp: seccomp_available(),
@@ -50,15 +44,9 @@ impl HostSupport {
             root,
             cgroups,
             cgroup_memory_writable,
-            cgroup_pids: crate::cgroup::available(),
+            cgroup_pids: crate::cgroup::available(crate::cgroup::Controller::Pids),
         }
     }
-}
-
-fn writable(p: &str) -> bool {
-    let c = std::ffi::CString::new(p).unwrap_or_default();
-    // SAFETY: access() reads the NUL-terminated path only.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 fn seccomp_available() -> bool {

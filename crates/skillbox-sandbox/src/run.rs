@@ -42,8 +42,11 @@ pub struct ChildOutcome {
     pub wall_time: Duration,
     /// User plus system CPU time of the child and the descendants it waited for.
     pub cpu_time: Duration,
-    /// Peak resident memory of the largest of those processes, in KiB.
+    /// Peak memory: of the whole run where a memory cgroup measured it, else the peak
+    /// resident memory of the largest process the child waited for, in KiB.
     pub max_rss_kib: u64,
+    /// The limit that stopped the run, when one did: `memory`, `cpu` or `file-size`.
+    pub limit: Option<&'static str>,
     /// What was enforced for this run.
     pub enforcement: Enforcement,
 }
@@ -148,9 +151,17 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     } else {
         ExitStatus::Signaled(libc::WTERMSIG(status))
     };
+    let oom = cgroup.as_ref().is_some_and(|c| c.oom_killed());
+    let peak_kib = cgroup.as_ref().and_then(|c| c.memory_peak()).map(|b| b >> 10);
     if let Some(cg) = cgroup {
         cg.remove().await;
     }
+    let limit = match status {
+        _ if oom => Some("memory"),
+        ExitStatus::Signaled(libc::SIGXCPU) => Some("cpu"),
+        ExitStatus::Signaled(libc::SIGXFSZ) => Some("file-size"),
+        _ => None,
+    };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
     Ok(ChildOutcome {
         status,
@@ -158,7 +169,8 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         stderr: drain(stderr).await,
         wall_time,
         cpu_time: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss as u64,
+        max_rss_kib: peak_kib.unwrap_or(usage.ru_maxrss as u64),
+        limit,
         enforcement,
     })
 }
@@ -258,7 +270,12 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         _ => (NotEnforced, "Landlock or seccomp is missing; network not confined (explicit opt-in)"),
     };
     rep.push("network", net_state, net_detail);
-    let mut cgroup = None;
+    let pids_max =
+        (policy.processes == ProcessAccess::Limited).then_some(policy.rlimits.processes).flatten();
+    let cgroup = crate::cgroup::RunCgroup::create(pids_max, policy.rlimits.memory)
+        .map_err(|e| SandboxError::Policy(format!("cannot create the run's cgroup: {e}")))?;
+    let pids_in_cgroup =
+        pids_max.is_some() && crate::cgroup::available(crate::cgroup::Controller::Pids);
     let (proc_state, proc_detail) = match policy.processes {
         ProcessAccess::None if seccomp.is_some() => (
             Enforced,
@@ -269,26 +286,19 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
             NotEnforced,
             "seccomp missing; process creation not denied (explicit opt-in)".to_string(),
         ),
-        ProcessAccess::Limited => match policy.rlimits.processes {
-            Some(n) => match crate::cgroup::RunCgroup::with_pids_max(n) {
-                Ok(cg) => {
-                    cgroup = Some(cg);
-                    (
-                        Enforced,
-                        format!(
-                            "pids cgroup: at most {n} processes of the run at once (fork \
-                             bombs contained)"
-                        ),
-                    )
-                }
-                Err(e) => (
-                    NotEnforced,
-                    format!(
-                        "process creation allowed, count not bounded: no pids cgroup can be \
-                         created here ({e}); run as root or delegate a cgroup to this user"
-                    ),
+        ProcessAccess::Limited => match pids_max {
+            Some(n) if pids_in_cgroup => (
+                Enforced,
+                format!(
+                    "pids cgroup: at most {n} processes of the run at once (fork bombs contained)"
                 ),
-            },
+            ),
+            Some(_) => (
+                NotEnforced,
+                "process creation allowed, count not bounded: no pids cgroup can be created \
+                 here; run as root or delegate a cgroup to this user"
+                    .to_string(),
+            ),
             None => (NotEnforced, "process creation allowed; no count was given".to_string()),
         },
         ProcessAccess::Full => (Unrestricted, "the policy grants process creation".to_string()),
@@ -314,6 +324,29 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
             rlimits.push((res as libc::c_int, lim(v)));
             applied.push(format!("{what} {v}"));
         }
+    }
+    let memory_in_cgroup = cgroup.as_ref().is_some_and(|c| c.limits_memory());
+    match r.memory {
+        Some(m) if memory_in_cgroup => rep.push(
+            "memory",
+            Enforced,
+            format!("memory cgroup: {} MiB for the whole run; the kernel kills it beyond", m >> 20),
+        ),
+        Some(m) => {
+            if r.address_space.is_none() {
+                rlimits.push((libc::RLIMIT_AS as libc::c_int, lim(m)));
+            }
+            rep.push(
+                "memory",
+                Enforced,
+                format!(
+                    "RLIMIT_AS {} MiB per process (address space, not resident memory; no \
+                     memory cgroup can be created here)",
+                    m >> 20
+                ),
+            );
+        }
+        None => rep.push("memory", Unrestricted, "no memory limit was given"),
     }
     rep.push(
         "resource-limits",

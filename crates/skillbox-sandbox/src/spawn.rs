@@ -91,7 +91,7 @@ struct ChildArgs {
     stdio: [c_int; 3],
     rlimits: *const (libc::c_int, libc::rlimit),
     n_rlimits: usize,
-    cgroup_procs: c_int,
+    cgroup_procs: [c_int; 2],
     drop_caps: bool,
     caps_required: bool,
     landlock_fd: c_int,
@@ -161,7 +161,13 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         stdio,
         rlimits: p.rlimits.as_ptr(),
         n_rlimits: p.rlimits.len(),
-        cgroup_procs: p.cgroup.as_ref().map_or(-1, |c| c.procs.as_raw_fd()),
+        cgroup_procs: {
+            let mut fds = [-1; 2];
+            for (slot, fd) in fds.iter_mut().zip(p.cgroup.iter().flat_map(|c| c.procs.iter())) {
+                *slot = fd.as_raw_fd();
+            }
+            fds
+        },
         drop_caps: p.drop_caps,
         caps_required: p.caps_required,
         landlock_fd: p.landlock.as_ref().map_or(-1, |f| f.as_raw_fd()),
@@ -260,9 +266,10 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 return fail(a, Stage::Rlimit);
             }
         }
-        if a.cgroup_procs >= 0 && libc::write(a.cgroup_procs, b"0".as_ptr() as *const c_void, 1) < 0
-        {
-            return fail(a, Stage::Cgroup);
+        for fd in a.cgroup_procs {
+            if fd >= 0 && libc::write(fd, b"0".as_ptr() as *const c_void, 1) < 0 {
+                return fail(a, Stage::Cgroup);
+            }
         }
         if a.drop_caps {
             // The bounding set first (it needs CAP_SETPCAP, which the next step removes);

@@ -604,6 +604,7 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
     let dir = scratch();
     let mut strict = ChildSpec::new("/bin/true", dir.path());
     strict.policy = Policy::strict();
+    strict.policy.rlimits.memory = Some(256 << 20);
     let report = run_ok(&strict).await.enforcement;
 
     let mut names: Vec<&str> = report.mechanisms.iter().map(|m| m.name).collect();
@@ -619,6 +620,7 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
             "environment",
             "filesystem",
             "ipc",
+            "memory",
             "network",
             "no-shell",
             "output-cap",

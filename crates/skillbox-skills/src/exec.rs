@@ -168,6 +168,31 @@ impl LoadedSkill {
         result.stderr = outcome.stderr.to_text();
         result.stdout_truncated = outcome.stdout.truncated();
         result.stderr_truncated = outcome.stderr.truncated();
+        let limit = outcome.limit.or_else(|| memory_error(&outcome));
+        if let Some(which) = limit {
+            result.status = Status::LimitExceeded;
+            result.exit_code = match outcome.status {
+                ExitStatus::Exited(c) => Some(c),
+                _ => None,
+            };
+            result.signal = match outcome.status {
+                ExitStatus::Signaled(s) => Some(s),
+                _ => None,
+            };
+            let l = &grant.limits;
+            let what = match which {
+                "memory" => format!("memory ({} MiB)", l.max_memory_mb),
+                "cpu" => format!("CPU time ({} s)", l.max_execution_time.as_secs()),
+                "file-size" => format!("file size ({} MiB)", l.max_disk_io_mb),
+                other => other.to_string(),
+            };
+            result.limit = Some(which.to_string());
+            result.message = Some(format!(
+                "skill `{}` exceeded its {what} limit at trust level {} and was stopped",
+                def.name, ctx.trust_level
+            ));
+            return;
+        }
         match outcome.status {
             ExitStatus::Exited(0) => {
                 result.status = Status::Success;
@@ -250,6 +275,24 @@ fn confinement_hint(
     ))
 }
 
+/// Under `RLIMIT_AS` (no memory cgroup), an allocation beyond the limit fails inside the
+/// program instead of a kill: recognise the usual messages of a failed allocation.
+fn memory_error(outcome: &skillbox_sandbox::ChildOutcome) -> Option<&'static str> {
+    let by_rlimit = outcome
+        .enforcement
+        .mechanisms
+        .iter()
+        .any(|m| m.name == "memory" && m.detail.starts_with("RLIMIT_AS"));
+    if !by_rlimit || matches!(outcome.status, ExitStatus::Exited(0)) {
+        return None;
+    }
+    let err = outcome.stderr.to_text();
+    ["MemoryError", "Cannot allocate memory", "out of memory", "bad_alloc", "failed to allocate"]
+        .iter()
+        .any(|p| err.contains(p))
+        .then_some("memory")
+}
+
 fn paths(p: &[PathBuf]) -> String {
     if p.is_empty() {
         "nothing".into()
@@ -279,8 +322,8 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
 /// The kernel policy for a grant: the grant's paths, the run's private directory, the
 /// protected entries, network and process rights, and rlimits from the limits.
 ///
-/// Not set here, on purpose: `RLIMIT_AS` breaks runtimes that reserve address space; memory
-/// waits for the resource-limits work.
+/// Memory is a memory cgroup where the sandbox can create one, else `RLIMIT_AS` (see
+/// `skillbox_sandbox::Rlimits::memory`).
 pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path) -> Policy {
     let mut write = grant.file_write.clone();
     write.push(private.dir.path().to_path_buf());
@@ -309,6 +352,7 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path
             cpu_seconds: Some(limits.max_execution_time.as_secs_f64().ceil() as u64),
             processes: Some(limits.max_processes),
             address_space: None,
+            memory: Some(limits.max_memory_mb.saturating_mul(1024 * 1024)),
         },
     }
 }

@@ -105,6 +105,10 @@ pub struct SkillResult {
     /// confinement rule was most likely involved, and what the run was granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confinement: Option<String>,
+    /// The limit that stopped the run (`memory`, `cpu`, `file-size`), with status
+    /// `limit_exceeded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
     /// What the run used, when a process ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -136,6 +140,7 @@ impl SkillResult {
             denial: None,
             grant: None,
             confinement: None,
+            limit: None,
             usage: None,
             audit_error: None,
             enforcement: Vec::new(),
