@@ -210,7 +210,13 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            let options = skillbox_skills::RunOptions { trust, allow_weaker_isolation };
+            // SKILLBOX_RETRY_BASE_MS sets the backoff's base delay (tests use milliseconds).
+            let retry_base_delay = std::env::var("SKILLBOX_RETRY_BASE_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(std::time::Duration::from_millis);
+            let options =
+                skillbox_skills::RunOptions { trust, allow_weaker_isolation, retry_base_delay };
             let result = runtime.block_on(rt.run_with(&name, &params, &options));
             Ok(report_run(&result, json, raw))
         }
@@ -275,9 +281,14 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
     let what = if result.skill.is_empty() { String::new() } else { format!("{}: ", result.skill) };
     match (&result.message, result.status) {
         (_, Status::Success) => {
+            let how = match (&result.fallback, result.attempts) {
+                (Some(f), _) => format!(" by fallback `{}`", one_line(f)),
+                (None, n) if n > 1 => format!(" on attempt {n}"),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 err,
-                "skillbox: {what}success{level} in {} ms (execution {})",
+                "skillbox: {what}success{level}{how} in {} ms (execution {})",
                 result.duration_ms, result.execution_id
             );
         }

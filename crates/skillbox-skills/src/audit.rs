@@ -119,6 +119,9 @@ pub(crate) fn finished(r: &SkillResult, ctx: &SecurityContext) -> Vec<EventDraft
         json!({
             "status": r.status.as_str(),
             "message": r.message,
+            "attempts": r.attempts,
+            "fallback": r.fallback,
+            "limit": r.limit,
             "exit_code": r.exit_code,
             "signal": r.signal,
             "duration_ms": r.duration_ms,
@@ -157,6 +160,52 @@ pub(crate) fn finished(r: &SkillResult, ctx: &SecurityContext) -> Vec<EventDraft
         ));
     }
     out
+}
+
+/// The event for a retry or a fallback.
+pub(crate) fn step(
+    step: &crate::exec::Step<'_>,
+    skill: &str,
+    ctx: &SecurityContext,
+    execution_id: &str,
+) -> Option<EventDraft> {
+    let r = step.result;
+    let mut d = match (step.kind, &step.retry) {
+        ("attempt", Some((delay, why))) => draft(
+            EventType::RetryAttempt,
+            RiskLevel::Low,
+            ActionTaken::Allowed,
+            skill,
+            Some(ctx),
+            Some(execution_id),
+            json!({
+                "message": format!("attempt {} failed ({}); retrying in {} ms: {why}", step.number, r.status.as_str(), delay.as_millis()),
+                "failed_attempt": step.number,
+                "status": r.status.as_str(),
+                "exit_code": r.exit_code,
+                "delay_ms": delay.as_millis() as u64,
+                "reason": why,
+            }),
+        ),
+        ("fallback", _) => draft(
+            EventType::FallbackExecuted,
+            RiskLevel::Low,
+            ActionTaken::Allowed,
+            skill,
+            Some(ctx),
+            Some(execution_id),
+            json!({
+                "message": format!("fallback {} ran: {}", step.number, r.status.as_str()),
+                "fallback": step.number,
+                "command": step.command,
+                "status": r.status.as_str(),
+                "exit_code": r.exit_code,
+            }),
+        ),
+        _ => return None,
+    };
+    d.attempt = Some(if step.kind == "attempt" { step.number + 1 } else { step.number });
+    Some(d)
 }
 
 /// Appends `events`; the first failure is returned as text for the result.

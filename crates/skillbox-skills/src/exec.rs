@@ -36,6 +36,17 @@ impl LoadedSkill {
         params: &Value,
         ctx: &SecurityContext,
     ) -> SkillResult {
+        self.execute_with_options(params, ctx, &ExecOptions::default()).await
+    }
+
+    /// [`execute_with_security`](Self::execute_with_security) with retry timing and an
+    /// observer of each attempt and fallback (the audit log's hook).
+    pub async fn execute_with_options(
+        &self,
+        params: &Value,
+        ctx: &SecurityContext,
+        options: &ExecOptions<'_>,
+    ) -> SkillResult {
         let started = Instant::now();
         let def = &self.def;
         let mut result = SkillResult::new(Status::Error, &def.name, new_execution_id());
@@ -63,7 +74,7 @@ impl LoadedSkill {
 
         match def.skill_type {
             SkillType::Command | SkillType::CodeInline => {
-                self.run_process(&params, ctx, &grant, &mut result).await;
+                result = self.run_resilient(&params, ctx, &grant, result, options).await;
             }
             SkillType::CodeSession => {
                 result.status = Status::Error;
@@ -113,6 +124,7 @@ impl LoadedSkill {
         params: &Params,
         ctx: &SecurityContext,
         grant: &EffectiveGrant,
+        (command, args): (&str, &[String]),
         result: &mut SkillResult,
     ) {
         let def = &self.def;
@@ -126,7 +138,6 @@ impl LoadedSkill {
         let env = environment(ctx, def, &private);
         let policy = policy_for(grant, &private, &ctx.workspace);
         let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
-        let command = def.command.as_deref().unwrap_or_default();
         let (program, mut argv) =
             match resolve_command(command, &ctx.workspace, path_var.as_deref(), &policy) {
                 Ok(x) => x,
@@ -135,7 +146,7 @@ impl LoadedSkill {
                     return;
                 }
             };
-        argv.extend(build_args(&def.args, def, params));
+        argv.extend(build_args(args, def, params));
 
         let mut spec = ChildSpec::new(program, &ctx.workspace);
         spec.args = argv.into_iter().map(OsString::from).collect();
@@ -219,6 +230,120 @@ impl LoadedSkill {
                 ));
             }
         }
+    }
+}
+
+/// One attempt or fallback of a run, as reported to [`ExecOptions::observer`].
+#[derive(Debug)]
+pub struct Step<'a> {
+    /// `attempt` or `fallback`.
+    pub kind: &'static str,
+    /// Attempt number (1 for the first), or fallback number (1 for the first).
+    pub number: u32,
+    /// The command line that ran.
+    pub command: String,
+    /// What it gave.
+    pub result: &'a SkillResult,
+    /// When another attempt follows: after how long, and why the failure was retryable.
+    pub retry: Option<(std::time::Duration, String)>,
+}
+
+/// Options of one execution.
+#[derive(Clone, Copy)]
+pub struct ExecOptions<'a> {
+    /// Base delay of the retry backoff (the first retry waits about this long).
+    pub retry_base_delay: std::time::Duration,
+    /// Called after each attempt and each fallback.
+    pub observer: Option<&'a (dyn Fn(&Step<'_>) + Sync)>,
+}
+
+impl Default for ExecOptions<'_> {
+    fn default() -> Self {
+        Self { retry_base_delay: std::time::Duration::from_secs(1), observer: None }
+    }
+}
+
+impl LoadedSkill {
+    /// Attempts, retries with backoff, then fallbacks, each a fresh, fully confined run
+    /// under the same context and grant.
+    async fn run_resilient(
+        &self,
+        params: &Params,
+        ctx: &SecurityContext,
+        grant: &EffectiveGrant,
+        template: SkillResult,
+        options: &ExecOptions<'_>,
+    ) -> SkillResult {
+        let def = &self.def;
+        let plan = crate::resilience::Plan::of(def);
+        let command = def.command.as_deref().unwrap_or_default();
+        let observe = |step: &Step<'_>| {
+            if let Some(o) = options.observer {
+                o(step)
+            }
+        };
+        let mut number = 1;
+        let last = loop {
+            let mut r = template.clone();
+            self.run_process(params, ctx, grant, (command, &def.args), &mut r).await;
+            r.attempts = number;
+            let verdict = plan.classify(&r);
+            let retry = match &verdict {
+                crate::resilience::Verdict::Retry(why) if number <= plan.max_retries => {
+                    Some((plan.delay(number, options.retry_base_delay), why.clone()))
+                }
+                _ => None,
+            };
+            observe(&Step {
+                kind: "attempt",
+                number,
+                command: command.to_string(),
+                result: &r,
+                retry: retry.clone(),
+            });
+            match retry {
+                Some((delay, _)) => {
+                    tokio::time::sleep(delay).await;
+                    number += 1;
+                }
+                None if r.status == Status::Success || verdict.is_final() => return r,
+                None => break r,
+            }
+        };
+        let fallbacks = plan.fallbacks(def);
+        if fallbacks.is_empty() {
+            return last;
+        }
+        let mut result = last;
+        for (i, (fcommand, fargs)) in fallbacks.iter().enumerate() {
+            let mut r = template.clone();
+            self.run_process(params, ctx, grant, (fcommand, fargs), &mut r).await;
+            r.attempts = number;
+            let line = std::iter::once(fcommand.clone())
+                .chain(fargs.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            r.fallback = Some(line.clone());
+            observe(&Step {
+                kind: "fallback",
+                number: i as u32 + 1,
+                command: line,
+                result: &r,
+                retry: None,
+            });
+            if r.status == Status::Success {
+                return r;
+            }
+            result = r;
+        }
+        result.message = Some(format!(
+            "skill `{}` failed after {} attempt(s) and {} fallback(s); last: {}",
+            def.name,
+            number,
+            fallbacks.len(),
+            result.message.as_deref().unwrap_or("failed")
+        ));
+        result
     }
 }
 

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod audit;
+pub mod circuit;
 mod diag;
 mod exec;
 pub mod format;
@@ -32,6 +33,7 @@ pub mod name;
 pub mod params;
 mod prompt;
 pub mod registry;
+pub mod resilience;
 mod result;
 mod runtime;
 pub mod security;
@@ -39,7 +41,7 @@ mod tool;
 
 pub use audit::{default_audit_path, params_digest};
 pub use diag::Diagnostic;
-pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};
+pub use exec::{enforcement_entries, ExecOptions, Step, DEFAULT_PATH, OUTPUT_LIMIT};
 pub use format::{parse_skill, SkillDef, SkillType};
 pub use host::{host_report, HostMechanism, HostReport, LevelReport};
 pub use registry::{LoadedSkill, Locations, LookupError, Registry, SourceKind};

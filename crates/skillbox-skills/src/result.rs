@@ -105,6 +105,11 @@ pub struct SkillResult {
     /// confinement rule was most likely involved, and what the run was granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confinement: Option<String>,
+    /// Attempts of the skill's own command (retries included), 0 when nothing ran.
+    pub attempts: u32,
+    /// The fallback command line that produced this result, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
     /// The limit that stopped the run (`memory`, `cpu`, `file-size`), with status
     /// `limit_exceeded`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +145,8 @@ impl SkillResult {
             denial: None,
             grant: None,
             confinement: None,
+            attempts: 0,
+            fallback: None,
             limit: None,
             usage: None,
             audit_error: None,

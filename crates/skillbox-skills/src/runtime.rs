@@ -41,6 +41,8 @@ pub struct RunOptions {
     /// Run even where the host lacks Landlock or seccomp (see
     /// [`SecurityContext::allow_weaker_isolation`]).
     pub allow_weaker_isolation: bool,
+    /// Base delay of the retry backoff; `None`: one second.
+    pub retry_base_delay: Option<std::time::Duration>,
 }
 
 /// Skills for one workspace, and the single execution path used by the CLI, the MCP server
@@ -167,7 +169,13 @@ impl Runtime {
         ctx.allow_weaker_isolation = options.allow_weaker_isolation;
         ctx.reserved = self.reserved.clone();
         let Some(log) = &self.audit else {
-            return skill.execute_with_security(params, &ctx).await;
+            let exec = crate::exec::ExecOptions {
+                retry_base_delay: options
+                    .retry_base_delay
+                    .unwrap_or(std::time::Duration::from_secs(1)),
+                observer: None,
+            };
+            return skill.execute_with_options(params, &ctx, &exec).await;
         };
         // Nothing runs that cannot be recorded.
         let execution_id = crate::result::new_execution_id();
@@ -183,10 +191,73 @@ impl Runtime {
             r.audit_error = Some(err);
             return r;
         }
-        let mut result = skill.execute_with_security(params, &ctx).await;
+        if let Some(refused) = self.circuit_check(skill, &execution_id) {
+            let mut r = refused;
+            r.trust_level = Some(ctx.trust_level);
+            r.audit_error = crate::audit::write(log, &crate::audit::finished(&r, &ctx));
+            return r;
+        }
+        let audit_errors = std::sync::Mutex::new(Vec::<String>::new());
+        let observer = |step: &crate::exec::Step<'_>| {
+            if let Some(e) = crate::audit::step(step, &skill.def.name, &ctx, &execution_id)
+                .and_then(|d| crate::audit::write(log, &[d]))
+            {
+                if let Ok(mut v) = audit_errors.lock() {
+                    v.push(e);
+                }
+            }
+        };
+        let exec = crate::exec::ExecOptions {
+            retry_base_delay: options.retry_base_delay.unwrap_or(std::time::Duration::from_secs(1)),
+            observer: Some(&observer),
+        };
+        let mut result = skill.execute_with_options(params, &ctx, &exec).await;
         result.execution_id = execution_id;
-        result.audit_error = crate::audit::write(log, &crate::audit::finished(&result, &ctx));
+        self.circuit_record(skill, &result);
+        let mut errors = audit_errors.into_inner().unwrap_or_default();
+        errors.extend(crate::audit::write(log, &crate::audit::finished(&result, &ctx)));
+        result.audit_error = errors.into_iter().next();
         result
+    }
+
+    /// Refuses fast when the skill's circuit is open (see [`crate::circuit`]).
+    fn circuit_check(&self, skill: &crate::registry::LoadedSkill, id: &str) -> Option<SkillResult> {
+        let cb = skill.def.resilience.circuit_breaker.as_ref()?;
+        let dir = self.state_dir()?;
+        let until = crate::circuit::open_until(&dir, &skill.def.name, cb)?;
+        let mut r = SkillResult::refused(
+            Status::Error,
+            &skill.def.name,
+            format!(
+                "circuit open: skill `{}` failed {} times in a row; refused without running \
+                 until {} (recovery_timeout {} s)",
+                skill.def.name,
+                cb.failure_threshold,
+                humantime_like(until),
+                cb.recovery_timeout
+            ),
+        );
+        r.execution_id = id.to_string();
+        Some(r)
+    }
+
+    fn circuit_record(&self, skill: &crate::registry::LoadedSkill, r: &SkillResult) {
+        let (Some(cb), Some(dir)) =
+            (skill.def.resilience.circuit_breaker.as_ref(), self.state_dir())
+        else {
+            return;
+        };
+        let failed = matches!(
+            r.status,
+            Status::Failed | Status::Error | Status::Timeout | Status::LimitExceeded
+        );
+        crate::circuit::record(&dir, &skill.def.name, cb, failed);
+    }
+
+    /// Where shared run state (circuit breakers) lives: beside the audit log.
+    fn state_dir(&self) -> Option<PathBuf> {
+        let log = self.audit.as_ref()?;
+        Some(log.config().path.parent()?.parent()?.join("state").join("circuits"))
     }
 
     /// Every skill as a tool, at its default trust level.
@@ -209,4 +280,8 @@ fn canonical(p: &Path) -> Result<PathBuf, OpenError> {
         });
     }
     Ok(c)
+}
+
+fn humantime_like(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
