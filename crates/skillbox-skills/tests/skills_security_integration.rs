@@ -1,0 +1,283 @@
+//! The plan's integration tests (step 9), through the one execution path an agent uses:
+//! `Runtime::run_with`, with the audit log on. `cargo test security_integration` runs them.
+//! Each checks the effect, not only the status.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use skillbox_skills::audit_log::{read_events, verify, AuditLog, LogConfig};
+use skillbox_skills::{Registry, RunOptions, Runtime, SkillResult, Status, TrustLevel};
+
+struct Env {
+    ws: tempfile::TempDir,
+    logs: tempfile::TempDir,
+    rt: Runtime,
+}
+
+impl Env {
+    fn log(&self) -> PathBuf {
+        self.logs.path().join("logs/security_events.jsonl")
+    }
+
+    fn events(&self, execution_id: &str) -> Vec<(String, Value)> {
+        read_events(&self.log())
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, _, e)| e.ok())
+            .filter(|e| e.execution_id.as_deref() == Some(execution_id))
+            .map(|e| (e.event_type, e.details))
+            .collect()
+    }
+
+    async fn run(&self, name: &str, params: Value) -> SkillResult {
+        let options = RunOptions {
+            retry_base_delay: Some(Duration::from_millis(20)),
+            ..RunOptions::default()
+        };
+        self.rt.run_with(name, &params, &options).await
+    }
+}
+
+fn open_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
+/// A workspace with `src/` and `out/`, the given skills, and an audit log.
+fn env(skills: &[Value]) -> Env {
+    let ws = open_dir();
+    for d in ["src", "out"] {
+        fs::create_dir(ws.path().join(d)).unwrap();
+        fs::set_permissions(ws.path().join(d), fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let skills_dir = ws.path().join(".q-skills");
+    fs::create_dir(&skills_dir).unwrap();
+    for s in skills {
+        let name = s["name"].as_str().unwrap();
+        fs::write(skills_dir.join(format!("{name}.json")), s.to_string()).unwrap();
+    }
+    let reg = Registry::load_paths(&[skills_dir]);
+    assert!(reg.problems().is_empty(), "{:?}", reg.problems());
+    let logs = open_dir();
+    let log =
+        AuditLog::open(LogConfig::new(logs.path().join("logs/security_events.jsonl"))).unwrap();
+    let rt = Runtime::with_registry(reg, ws.path()).unwrap().with_audit(Arc::new(log));
+    Env { ws, logs, rt }
+}
+
+fn py(name: &str, code: &str, extra: Value) -> Value {
+    let mut s = json!({
+        "name": name, "type": "code_inline", "command": "/usr/bin/python3",
+        "args": ["-I", "-c", code],
+        "security": {"permissions": {"file_read": ["."], "file_write": ["out"]}},
+    });
+    if let (Some(obj), Value::Object(more)) = (s.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    s
+}
+
+#[tokio::test]
+async fn security_integration_etc_passwd_is_blocked() {
+    let e = env(&[py("read-passwd", "print(open('/etc/passwd').read())", json!({}))]);
+    let r = e.run("read-passwd", json!({})).await;
+    assert_eq!(r.status, Status::Failed, "{r:#?}");
+    assert!(!r.stdout.contains("root:"), "/etc/passwd was read: {}", r.stdout);
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+    assert!(r.confinement.is_some(), "the result must say the run was confined");
+    let kinds: Vec<String> = e.events(&r.execution_id).into_iter().map(|(k, _)| k).collect();
+    assert!(kinds.contains(&"SandboxViolation".to_string()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn security_integration_one_gib_of_memory_is_killed() {
+    let code = "x = bytearray(1024 * 1024 * 1024); open('out/survived', 'w').write(str(len(x)))";
+    let limits = json!({"security": {
+        "permissions": {"file_read": ["."], "file_write": ["out"]},
+        "resource_limits": {"max_memory_mb": 256}}});
+    let e = env(&[py("eat-memory", code, limits)]);
+    let r = e.run("eat-memory", json!({})).await;
+    assert_eq!(r.status, Status::LimitExceeded, "{r:#?}");
+    assert_eq!(r.limit.as_deref(), Some("memory"));
+    assert!(r.message.as_deref().unwrap_or("").contains("memory"), "{r:#?}");
+    assert!(!e.ws.path().join("out/survived").exists(), "the allocation succeeded");
+    let kinds: Vec<String> = e.events(&r.execution_id).into_iter().map(|(k, _)| k).collect();
+    assert!(kinds.contains(&"ResourceLimitExceeded".to_string()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn security_integration_a_long_run_is_timed_out_with_its_children() {
+    // A child process writes a heartbeat; after the timeout it must stop.
+    let code = "import subprocess, time\n\
+                subprocess.Popen(['/bin/sh', '-c', 'while true; do echo x >> out/beat; sleep 0.05; done'])\n\
+                time.sleep(60)";
+    let e = env(&[py(
+        "sleeper",
+        code,
+        json!({"timeout": 1,
+        "security": {"permissions": {"file_read": ["."], "file_write": ["out"], "process_spawn": "limited"}}}),
+    )]);
+    let t = Instant::now();
+    let r = e.run("sleeper", json!({})).await;
+    assert_eq!(r.status, Status::Timeout, "{r:#?}");
+    assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
+    let beat = e.ws.path().join("out/beat");
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let before = size(&beat);
+    assert!(before > 0, "control: the child never ran");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(size(&beat), before, "a child of the timed-out run is still writing");
+    let kinds: Vec<String> = e.events(&r.execution_id).into_iter().map(|(k, _)| k).collect();
+    assert!(kinds.contains(&"SkillExecutionTimedOut".to_string()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn security_integration_two_failures_then_success() {
+    let code = "import os\n\
+                p = 'out/count'\n\
+                n = int(open(p).read()) + 1 if os.path.exists(p) else 1\n\
+                open(p, 'w').write(str(n))\n\
+                if n < 3:\n    raise SystemExit('transient: attempt %d' % n)\n\
+                print('ok after', n)";
+    let e = env(&[py(
+        "flaky",
+        code,
+        json!({"resilience": {"retry_attempts": 3,
+        "error_classification": {"transient_patterns": ["transient"]}}}),
+    )]);
+    let r = e.run("flaky", json!({})).await;
+    assert_eq!(r.status, Status::Success, "{r:#?}");
+    assert_eq!(r.attempts, 3);
+    assert_eq!(r.stdout.trim(), "ok after 3");
+    assert_eq!(fs::read_to_string(e.ws.path().join("out/count")).unwrap(), "3");
+    let ev = e.events(&r.execution_id);
+    let retries: Vec<&Value> =
+        ev.iter().filter(|(k, _)| k == "RetryAttempt").map(|(_, d)| d).collect();
+    assert_eq!(retries.len(), 2, "{ev:?}");
+    // Exponential: about 20 ms then 40 ms, each with 50-100 % jitter.
+    let delays: Vec<u64> = retries.iter().map(|d| d["delay_ms"].as_u64().unwrap()).collect();
+    assert!((10..=20).contains(&delays[0]) && (20..=40).contains(&delays[1]), "{delays:?}");
+    assert_eq!(ev.last().map(|(k, _)| k.as_str()), Some("SkillExecutionCompleted"));
+}
+
+#[tokio::test]
+async fn security_integration_a_permanent_failure_is_not_retried() {
+    let e = env(&[py(
+        "broken",
+        "raise SystemExit('fatal: config missing')",
+        json!({"resilience": {
+        "retry_attempts": 5, "fallback_command": "/bin/echo fallback",
+        "error_classification": {"permanent_patterns": ["fatal"]}}}),
+    )]);
+    let r = e.run("broken", json!({})).await;
+    assert_eq!(r.status, Status::Failed, "{r:#?}");
+    assert_eq!(r.attempts, 1);
+    assert!(r.fallback.is_none(), "a permanent failure must not fall back");
+    let kinds: Vec<String> = e.events(&r.execution_id).into_iter().map(|(k, _)| k).collect();
+    assert!(!kinds.iter().any(|k| k == "RetryAttempt" || k == "FallbackExecuted"), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn security_integration_the_fallback_executes() {
+    let e = env(&[py(
+        "always-fails",
+        "raise SystemExit(2)",
+        json!({"resilience": {
+        "retry_attempts": 1,
+        "fallback_commands": [
+            {"command": "/bin/false"},
+            {"command": "/usr/bin/python3", "args": ["-I", "-c", "open('out/fb', 'w').write('x'); print('from fallback')"]}
+        ]}}),
+    )]);
+    let r = e.run("always-fails", json!({})).await;
+    assert_eq!(r.status, Status::Success, "{r:#?}");
+    assert_eq!(r.stdout.trim(), "from fallback");
+    assert!(r.fallback.as_deref().unwrap_or("").starts_with("/usr/bin/python3"), "{r:#?}");
+    assert_eq!(r.attempts, 2);
+    assert!(e.ws.path().join("out/fb").exists());
+    let fallbacks =
+        e.events(&r.execution_id).into_iter().filter(|(k, _)| k == "FallbackExecuted").count();
+    assert_eq!(fallbacks, 2);
+}
+
+#[tokio::test]
+async fn security_integration_a_fallback_is_confined_like_the_skill() {
+    let e = env(&[py(
+        "fb-escape",
+        "raise SystemExit(1)",
+        json!({"resilience": {
+        "fallback_command": "/bin/cat /etc/shadow"}}),
+    )]);
+    let r = e.run("fb-escape", json!({})).await;
+    assert_eq!(r.status, Status::Failed, "{r:#?}");
+    assert!(r.stdout.is_empty(), "the fallback read /etc/shadow: {}", r.stdout);
+}
+
+#[tokio::test]
+async fn security_integration_the_security_log_is_written_and_verifies() {
+    let e = env(&[
+        py("ok", "print(1)", json!({})),
+        py("net", "print(1)", json!({"security": {"permissions": {"network_access": true}}})),
+    ]);
+    let a = e.run("ok", json!({})).await;
+    let b = e.rt.run("net", &json!({}), Some(TrustLevel::Untrusted)).await;
+    let c = e.run("ok", json!({"undeclared": 1})).await;
+    assert_eq!((a.status, b.status, c.status), (Status::Success, Status::Denied, Status::Invalid));
+    let report = verify(&e.log()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.events, 6, "start and outcome of each of three runs");
+    let kinds: Vec<String> = e.events(&b.execution_id).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["SkillExecutionStarted", "PermissionDenied"]);
+    let (_, details) = &e.events(&c.execution_id)[1];
+    assert!(details["message"].as_str().unwrap().contains("undeclared"), "{details}");
+}
+
+#[tokio::test]
+async fn security_integration_every_example_loads_and_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/workspace");
+    let ws = open_dir();
+    copy(&root, ws.path());
+    let reg =
+        Registry::load_paths(&[ws.path().join(".q-skills"), ws.path().join(".skillbox/skills")]);
+    assert!(reg.problems().is_empty(), "{:?}", reg.problems());
+    let rt = Runtime::with_registry(reg, ws.path()).unwrap();
+    let cases = [
+        ("count-lines", json!({"path": "src/app.py"}), Status::Success, "src/app.py"),
+        ("find-todos", json!({"marker": "TODO", "ext": "py"}), Status::Success, "TODO"),
+        ("python-stats", json!({"numbers": "3,1,4"}), Status::Success, "mean="),
+        ("workspace-check", json!({"dir": "src"}), Status::Success, "python files: 2"),
+        ("commit-message", json!({"kind": "fix", "summary": "s"}), Status::Success, "type `fix`"),
+        ("review-python", json!({"focus": "security"}), Status::Success, "--- src/app.py ---"),
+        ("python-repl", json!({}), Status::Error, ""),
+    ];
+    for (name, params, status, needle) in cases {
+        let r = rt.run(name, &params, None).await;
+        assert_eq!(r.status, status, "{name}: {r:#?}");
+        assert!(r.stdout.contains(needle), "{name}: {}", r.stdout);
+    }
+    // fetch-status needs the network: refused untrusted, with a clear reason.
+    let r = rt
+        .run("fetch-status", &json!({"url": "https://example.com"}), Some(TrustLevel::Untrusted))
+        .await;
+    assert_eq!(r.status, Status::Denied);
+    let msg = r.message.unwrap_or_default();
+    assert!(msg.contains("network_access") && msg.contains("--trust user-verified"), "{msg}");
+}
+
+fn copy(from: &Path, to: &Path) {
+    for e in fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            fs::create_dir_all(&target).unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o777)).unwrap();
+            copy(&e.path(), &target);
+        } else {
+            fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
