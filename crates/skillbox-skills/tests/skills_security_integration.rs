@@ -281,3 +281,50 @@ fn copy(from: &Path, to: &Path) {
         }
     }
 }
+
+#[tokio::test]
+async fn security_integration_the_circuit_opens_after_repeated_failures_and_recovers() {
+    let marker = "open('out/ran', 'a').write('x'); raise SystemExit(1)";
+    let e = env(&[py(
+        "brittle",
+        marker,
+        json!({"circuit_breaker": {
+        "failure_threshold": 2, "recovery_timeout": 1}}),
+    )]);
+    let ran = |e: &Env| fs::read_to_string(e.ws.path().join("out/ran")).unwrap_or_default().len();
+    for _ in 0..2 {
+        assert_eq!(e.run("brittle", json!({})).await.status, Status::Failed);
+    }
+    assert_eq!(ran(&e), 2);
+    // Open: refused fast, without running.
+    let r = e.run("brittle", json!({})).await;
+    assert_eq!(r.status, Status::Error, "{r:#?}");
+    assert!(r.message.as_deref().unwrap_or("").contains("circuit open"), "{r:#?}");
+    assert_eq!(ran(&e), 2, "a run went through an open circuit");
+    // After the recovery time, one run is let through; it fails, so the circuit reopens.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(e.run("brittle", json!({})).await.status, Status::Failed);
+    assert_eq!(ran(&e), 3);
+    assert_eq!(e.run("brittle", json!({})).await.status, Status::Error);
+    assert_eq!(ran(&e), 3);
+    // The state lives beside the log, shared by every process.
+    assert!(e.logs.path().join("state/circuits/brittle.json").exists());
+}
+
+#[test]
+fn security_integration_the_host_offers_every_required_mechanism() {
+    let ws = open_dir();
+    let report = skillbox_skills::host_report(ws.path());
+    for m in &report.mechanisms {
+        if m.required {
+            assert!(m.available, "this host lacks {}: {} (fix: {:?})", m.name, m.found, m.fix);
+        }
+    }
+    assert!(report.ready());
+    for level in &report.levels {
+        let entries = level.enforcement.as_ref().expect("a level is refused on this host");
+        let state = |n: &str| entries.iter().find(|e| e.mechanism == n).map(|e| e.state.as_str());
+        assert_eq!(state("filesystem"), Some("enforced"), "{}", level.trust_level);
+        assert_eq!(state("side-doors"), Some("enforced"), "{}", level.trust_level);
+    }
+}
