@@ -20,6 +20,8 @@ pub enum Controller {
     Pids,
     /// `memory`: memory of the whole group.
     Memory,
+    /// `cpu`: share of CPU time of the whole group.
+    Cpu,
 }
 
 impl Controller {
@@ -27,6 +29,7 @@ impl Controller {
         match self {
             Self::Pids => "pids",
             Self::Memory => "memory",
+            Self::Cpu => "cpu",
         }
     }
 }
@@ -37,7 +40,7 @@ fn parent(c: Controller) -> Option<&'static (PathBuf, bool)> {
     static PARENTS: OnceLock<HashMap<Controller, Option<(PathBuf, bool)>>> = OnceLock::new();
     PARENTS
         .get_or_init(|| {
-            [Controller::Pids, Controller::Memory]
+            [Controller::Pids, Controller::Memory, Controller::Cpu]
                 .into_iter()
                 .map(|c| (c, find_parent(c)))
                 .collect()
@@ -104,14 +107,21 @@ pub struct RunCgroup {
     dirs: Vec<PathBuf>,
     /// The memory group's directory and whether it is v2.
     memory: Option<(PathBuf, bool)>,
+    /// Whether a CPU quota is in force.
+    cpu: bool,
     /// `cgroup.procs` of each group, open for writing; the child writes `0` to each.
     pub procs: Vec<OwnedFd>,
 }
 
 impl RunCgroup {
-    /// Creates groups bounding the run to `pids_max` processes and `memory_max` bytes,
-    /// for each limit whose controller is available. Returns `None` when neither is.
-    pub fn create(pids_max: Option<u64>, memory_max: Option<u64>) -> std::io::Result<Option<Self>> {
+    /// Creates groups bounding the run to `pids_max` processes, `memory_max` bytes and
+    /// `cpu_percent` of one CPU, for each limit whose controller is available. Returns `None`
+    /// when none is.
+    pub fn create(
+        pids_max: Option<u64>,
+        memory_max: Option<u64>,
+        cpu_percent: Option<u32>,
+    ) -> std::io::Result<Option<Self>> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let name =
             format!("skillbox-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
@@ -122,10 +132,15 @@ impl RunCgroup {
         if let Some(m) = memory_max.filter(|_| available(Controller::Memory)) {
             wanted.push((Controller::Memory, m));
         }
+        if let Some(p) = cpu_percent.filter(|_| available(Controller::Cpu)) {
+            wanted.push((Controller::Cpu, u64::from(p)));
+        }
         if wanted.is_empty() {
             return Ok(None);
         }
-        let mut cg = Self { dirs: Vec::new(), memory: None, procs: Vec::new() };
+        // The child joins at most four groups (one per hierarchy); see `spawn::ChildArgs`.
+        debug_assert!(wanted.len() <= 4);
+        let mut cg = Self { dirs: Vec::new(), memory: None, cpu: false, procs: Vec::new() };
         for (c, limit) in wanted {
             let Some((parent, v2)) = parent(c) else { continue };
             let dir = parent.join(&name);
@@ -150,9 +165,24 @@ impl RunCgroup {
                     let _ = std::fs::write(dir.join("memory.swap.max"), "0");
                     cg.memory = Some((dir.clone(), true));
                 }
+                // `limit` percent of one CPU per 100 ms period.
+                (Controller::Cpu, false) => {
+                    std::fs::write(dir.join("cpu.cfs_period_us"), "100000")?;
+                    std::fs::write(dir.join("cpu.cfs_quota_us"), (limit * 1000).to_string())?;
+                    cg.cpu = true;
+                }
+                (Controller::Cpu, true) => {
+                    std::fs::write(dir.join("cpu.max"), format!("{} 100000", limit * 1000))?;
+                    cg.cpu = true;
+                }
             }
         }
         Ok(Some(cg))
+    }
+
+    /// True when a CPU quota is in force.
+    pub fn limits_cpu(&self) -> bool {
+        self.cpu
     }
 
     /// True when the memory group is in force.

@@ -44,6 +44,9 @@ pub struct Rlimits {
     /// `RLIMIT_AS` per process (which limits address space, not resident memory, and breaks
     /// runtimes that reserve large ranges).
     pub memory: Option<u64>,
+    /// Share of one CPU, in percent, for the whole run: a cpu cgroup quota where one can be
+    /// created; otherwise not enforced (and reported so).
+    pub cpu_percent: Option<u32>,
 }
 
 /// What the kernel should allow one child and all its descendants.

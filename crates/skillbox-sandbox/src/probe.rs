@@ -20,6 +20,8 @@ pub struct HostSupport {
     pub cgroup_memory_writable: bool,
     /// Whether this process can create a pids cgroup per run (bounds the process count).
     pub cgroup_pids: bool,
+    /// Whether this process can create a cpu cgroup per run (bounds the CPU share).
+    pub cgroup_cpu: bool,
 }
 
 impl HostSupport {
@@ -45,6 +47,7 @@ impl HostSupport {
             cgroups,
             cgroup_memory_writable,
             cgroup_pids: crate::cgroup::available(crate::cgroup::Controller::Pids),
+            cgroup_cpu: crate::cgroup::available(crate::cgroup::Controller::Cpu),
         }
     }
 }

@@ -272,8 +272,12 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
     rep.push("network", net_state, net_detail);
     let pids_max =
         (policy.processes == ProcessAccess::Limited).then_some(policy.rlimits.processes).flatten();
-    let cgroup = crate::cgroup::RunCgroup::create(pids_max, policy.rlimits.memory)
-        .map_err(|e| SandboxError::Policy(format!("cannot create the run's cgroup: {e}")))?;
+    let cgroup = crate::cgroup::RunCgroup::create(
+        pids_max,
+        policy.rlimits.memory,
+        policy.rlimits.cpu_percent,
+    )
+    .map_err(|e| SandboxError::Policy(format!("cannot create the run's cgroup: {e}")))?;
     let pids_in_cgroup =
         pids_max.is_some() && crate::cgroup::available(crate::cgroup::Controller::Pids);
     let (proc_state, proc_detail) = match policy.processes {
@@ -347,6 +351,22 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
             );
         }
         None => rep.push("memory", Unrestricted, "no memory limit was given"),
+    }
+    match r.cpu_percent {
+        Some(p) if cgroup.as_ref().is_some_and(|c| c.limits_cpu()) => rep.push(
+            "cpu-share",
+            Enforced,
+            format!("cpu cgroup quota: {p}% of one CPU for the whole run"),
+        ),
+        Some(p) => rep.push(
+            "cpu-share",
+            NotEnforced,
+            format!(
+                "{p}% of one CPU is not enforced: no cpu cgroup can be created here (CPU time is \
+                 still bounded by RLIMIT_CPU)"
+            ),
+        ),
+        None => rep.push("cpu-share", Unrestricted, "no CPU share was given"),
     }
     rep.push(
         "resource-limits",

@@ -91,7 +91,7 @@ struct ChildArgs {
     stdio: [c_int; 3],
     rlimits: *const (libc::c_int, libc::rlimit),
     n_rlimits: usize,
-    cgroup_procs: [c_int; 2],
+    cgroup_procs: [c_int; 4],
     drop_caps: bool,
     caps_required: bool,
     landlock_fd: c_int,
@@ -162,7 +162,7 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         rlimits: p.rlimits.as_ptr(),
         n_rlimits: p.rlimits.len(),
         cgroup_procs: {
-            let mut fds = [-1; 2];
+            let mut fds = [-1; 4];
             for (slot, fd) in fds.iter_mut().zip(p.cgroup.iter().flat_map(|c| c.procs.iter())) {
                 *slot = fd.as_raw_fd();
             }

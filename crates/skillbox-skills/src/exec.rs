@@ -478,6 +478,7 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path
             processes: Some(limits.max_processes),
             address_space: None,
             memory: Some(limits.max_memory_mb.saturating_mul(1024 * 1024)),
+            cpu_percent: Some(limits.max_cpu_percent),
         },
     }
 }

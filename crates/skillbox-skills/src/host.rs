@@ -115,8 +115,16 @@ pub fn host_report(workspace: &Path) -> HostReport {
         HostMechanism {
             name: "memory-cgroup",
             available: h.cgroup_memory_writable,
-            found: if h.cgroup_memory_writable { "writable by this user".into() } else { "not writable by this user".into() },
-            used_for: "not used yet: memory of the whole tree (resource-limits milestone)",
+            found: if h.cgroup_memory_writable { "a memory cgroup can be created per run".into() } else { "no writable memory cgroup: RLIMIT_AS per process is used instead".into() },
+            used_for: "memory of the whole run (max_memory_mb)",
+            required: false,
+            fix: Some("run as root, or have root create a cgroup for your user and delegate it"),
+        },
+        HostMechanism {
+            name: "cpu-cgroup",
+            available: h.cgroup_cpu,
+            found: if h.cgroup_cpu { "a cpu cgroup can be created per run".into() } else { "no writable cpu cgroup: max_cpu_percent is not enforced".into() },
+            used_for: "the CPU share of a run (max_cpu_percent)",
             required: false,
             fix: Some("run as root, or have root create a cgroup for your user and delegate it"),
         },

@@ -328,3 +328,35 @@ fn security_integration_the_host_offers_every_required_mechanism() {
         assert_eq!(state("side-doors"), Some("enforced"), "{}", level.trust_level);
     }
 }
+
+#[tokio::test]
+async fn security_integration_the_cpu_share_holds_where_a_cpu_cgroup_exists() {
+    let code = "import time, resource\n\
+                t = time.time()\n\
+                while time.time() - t < 1.0: pass\n\
+                r = resource.getrusage(resource.RUSAGE_SELF)\n\
+                print(r.ru_utime + r.ru_stime)";
+    let e = env(&[py(
+        "burn",
+        code,
+        json!({"security": {
+        "permissions": {"file_read": ["."]}, "resource_limits": {"max_cpu_percent": 20}}}),
+    )]);
+    let r = e.run("burn", json!({})).await;
+    assert_eq!(r.status, Status::Success, "{r:#?}");
+    let cpu: f64 = r.stdout.trim().parse().unwrap();
+    let state = r.enforcement.iter().find(|m| m.mechanism == "cpu-share").map(|m| m.state.clone());
+    if skillbox_skills::host_report(e.ws.path())
+        .mechanisms
+        .iter()
+        .any(|m| m.name == "cpu-cgroup" && m.available)
+    {
+        assert_eq!(state.as_deref(), Some("enforced"));
+        assert!(cpu < 0.45, "20% of one CPU for 1 s of wall time, but the run used {cpu} s");
+    } else {
+        // No cpu cgroup (an unprivileged run): the share is not enforced, and says so.
+        eprintln!("!!! no cpu cgroup here: checking that the CPU share is reported not-enforced");
+        assert_eq!(state.as_deref(), Some("not-enforced"));
+        assert!(cpu > 0.6, "control: without a quota the loop gets the CPU ({cpu} s)");
+    }
+}
