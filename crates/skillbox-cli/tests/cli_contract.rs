@@ -1,0 +1,338 @@
+//! The `skillbox` command's contract (names, flags, JSON fields, exit codes), run as a real
+//! process against copies of the shipped examples, with effects checked.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_skillbox");
+
+struct Env {
+    home: tempfile::TempDir,
+    ws: tempfile::TempDir,
+}
+
+fn open_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
+fn copy(from: &Path, to: &Path) {
+    for e in fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            fs::create_dir_all(&target).unwrap();
+            copy(&e.path(), &target);
+        } else {
+            fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/workspace")
+}
+
+impl Env {
+    fn new() -> Self {
+        let ws = open_dir();
+        copy(&examples(), ws.path());
+        Env { home: open_dir(), ws }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", self.home.path())
+            .env("SKILLBOX_HOME", self.home.path().join("sb"))
+            .env("SKILLBOX_RETRY_BASE_MS", "10")
+            .current_dir(self.ws.path())
+            .output()
+            .unwrap()
+    }
+
+    fn run_json(&self, args: &[&str]) -> (i32, Value) {
+        let out = self.cmd(args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().count(), 1, "one JSON object expected, got: {text}");
+        (out.status.code().unwrap(), serde_json::from_str(&text).unwrap())
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn list_shows_every_example_and_exits_zero() {
+    let e = Env::new();
+    let out = e.cmd(&["list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "count-lines",
+        "find-todos",
+        "python-stats",
+        "python-repl",
+        "commit-message",
+        "review-python",
+        "fetch-status",
+        "workspace-check",
+        "echo",
+        "explain-denial",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    let (_, v) = e.run_json(&["list", "--json"]);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
+    assert!(v["skills"].as_array().unwrap().iter().all(|s| s["trust_level"].is_string()));
+}
+
+#[test]
+fn broken_files_are_named_and_the_good_ones_still_load() {
+    let e = Env::new();
+    let dir = e.ws.path().join(".q-skills");
+    fs::write(dir.join("trailing-comma.json"), r#"{"name": "a", "type": "command",}"#).unwrap();
+    fs::write(
+        dir.join("bad-timeout.json"),
+        r#"{"name": "b", "type": "command", "command": "true", "timeout": "soon"}"#,
+    )
+    .unwrap();
+    fs::write(dir.join("no-command.json"), r#"{"name": "c", "type": "command"}"#).unwrap();
+    fs::write(dir.join("not-utf8.json"), b"{\"name\": \"d\xff\"}").unwrap();
+    fs::write(dir.join("nested.json"), "[".repeat(100_000)).unwrap();
+    let big = fs::File::create(dir.join("huge.json")).unwrap();
+    big.set_len(50 * 1024 * 1024).unwrap();
+    let out = e.cmd(&["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    for (file, what) in [
+        ("trailing-comma.json", "not valid JSON"),
+        ("bad-timeout.json", "field `timeout`"),
+        ("no-command.json", "field `command`"),
+        ("not-utf8.json", "not valid UTF-8"),
+        ("nested.json", "not valid JSON"),
+        ("huge.json", "limited to"),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("{file} not named:\n{err}"));
+        assert!(line.contains(what), "{file}: {line}");
+    }
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("count-lines"),
+        "good skills must still load"
+    );
+}
+
+#[test]
+fn each_example_type_runs() {
+    let e = Env::new();
+    let cases: [(&str, &str, &str); 6] = [
+        ("count-lines", r#"{"path": "src/app.py"}"#, "src/app.py"),
+        ("find-todos", r#"{"marker": "TODO", "ext": "py"}"#, "TODO"),
+        ("python-stats", r#"{"numbers": "1,2,3"}"#, "mean=2"),
+        ("workspace-check", r#"{"dir": "src"}"#, "python files: 2"),
+        ("commit-message", r#"{"kind": "docs", "summary": "typo"}"#, "type `docs`"),
+        ("review-python", r#"{"focus": "readability"}"#, "def mean_of"),
+    ];
+    for (name, params, needle) in cases {
+        // --workspace after the subcommand, then before it.
+        let ws = e.ws.path().to_str().unwrap();
+        let (code, v) = e.run_json(&["run", name, "--params", params, "--json", "--workspace", ws]);
+        assert_eq!((code, v["status"].as_str()), (0, Some("success")), "{name}: {v}");
+        assert!(v["stdout"].as_str().unwrap().contains(needle), "{name}: {v}");
+        for field in ["exit_code", "stdout", "stderr", "duration_ms", "execution_id"] {
+            assert!(v.get(field).is_some(), "{name}: no {field}");
+        }
+        let out = e.cmd(&["--workspace", ws, "run", name, "--params", params]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let (code, v) = e.run_json(&["run", "python-repl", "--json"]);
+    assert_eq!((code, v["status"].as_str()), (7, Some("error")), "{v}");
+}
+
+#[test]
+fn a_hostile_parameter_stays_inert() {
+    let e = Env::new();
+    fs::write(
+        e.ws.path().join(".q-skills/say.json"),
+        r#"{"name": "say", "type": "command", "command": "printf", "args": ["%s\n", "{v}"],
+            "parameters": [{"name": "v", "type": "string", "required": true}],
+            "security": {"permissions": {"process_spawn": "none"}}}"#,
+    )
+    .unwrap();
+    for value in
+        ["$(touch pwned); rm -rf ~", "`touch pwned2`", "a\n{\"seq\":1}", "; touch pwned3 #"]
+    {
+        let params = serde_json::json!({ "v": value }).to_string();
+        let (code, v) = e.run_json(&["run", "say", "--params", &params, "--json"]);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["stdout"].as_str().unwrap(), format!("{value}\n"));
+    }
+    for f in ["pwned", "pwned2", "pwned3"] {
+        assert!(!e.ws.path().join(f).exists(), "{f} was created");
+        assert!(!e.home.path().join(f).exists(), "{f} was created");
+    }
+    let (code, v) = e.run_json(&["run", "say", "--params", r#"{"v": "a\u0000b"}"#, "--json"]);
+    assert_eq!((code, v["status"].as_str()), (4, Some("invalid")), "{v}");
+    let (code, v) = e.run_json(&["run", "say", "--params", r#"{"v": "x", "w": 1}"#, "--json"]);
+    assert_eq!(code, 4);
+    assert!(v["message"].as_str().unwrap().contains("`w`"), "{v}");
+    let out = e.cmd(&["run", "say", "--params", "[1]"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("--params"));
+}
+
+#[test]
+fn untrusted_network_skill_is_refused_with_the_fix() {
+    let e = Env::new();
+    let args = [
+        "run",
+        "fetch-status",
+        "--trust",
+        "untrusted",
+        "--params",
+        r#"{"url": "https://example.com"}"#,
+    ];
+    let out = e.cmd(&args);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(err.contains("network_access") && err.contains("--trust user-verified"), "{err}");
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let (_, v) = e.run_json(&json_args);
+    assert_eq!(v["status"], "denied");
+    assert!(v["exit_code"].is_null(), "nothing ran: {v}");
+}
+
+#[test]
+fn invalid_names_are_refused_before_any_file_is_read() {
+    let e = Env::new();
+    for name in ["../x", "a/b", "", "é"] {
+        let out = Command::new(BIN)
+            .args(["--workspace", "/nonexistent/ws", "run", name])
+            .env("HOME", e.home.path())
+            .env("SKILLBOX_HOME", e.home.path().join("sb"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{name}");
+        assert!(stderr(&out).contains("not a valid skill name"), "{name}: {}", stderr(&out));
+    }
+    let out = e.cmd(&["run", "no-such-skill"]);
+    assert_eq!(out.status.code(), Some(4));
+}
+
+#[test]
+fn aliases_shadowing_and_info() {
+    let e = Env::new();
+    let (code, v) = e.run_json(&["run", "wc", "--params", r#"{"path": "src/util.py"}"#, "--json"]);
+    assert_eq!((code, v["skill"].as_str()), (0, Some("count-lines")), "{v}");
+    let global = e.home.path().join("sb/skills");
+    fs::create_dir_all(&global).unwrap();
+    fs::write(
+        global.join("count-lines.json"),
+        r#"{"name": "count-lines", "type": "prompt_inline", "prompt": "x"}"#,
+    )
+    .unwrap();
+    fs::write(
+        e.ws.path().join(".q-skills/echo.json"),
+        r#"{"name": "echo", "type": "prompt_inline", "prompt": "mine"}"#,
+    )
+    .unwrap();
+    let out = e.cmd(&["list"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("count-lines")
+            && err.contains("shadows")
+            && err.contains("sb/skills/count-lines.json"),
+        "{err}"
+    );
+    assert!(err.contains("builtin:echo"), "{err}");
+    let (_, v) = e.run_json(&["info", "count-lines", "--json"]);
+    assert_eq!(v["source"], "workspace");
+    assert!(v["grant"]["limits"]["max_memory_mb"].is_number(), "{v}");
+    let (_, v) = e.run_json(&["info", "fetch-status", "--trust", "untrusted", "--json"]);
+    assert_eq!(v["denial"]["permission"], "network");
+}
+
+#[test]
+fn validate_names_problems() {
+    let e = Env::new();
+    let good = e.ws.path().join(".q-skills/count-lines.json");
+    assert_eq!(e.cmd(&["validate", good.to_str().unwrap()]).status.code(), Some(0));
+    let bad = e.ws.path().join("bad.json");
+    fs::write(&bad, r#"{"name": "x", "type": "enum-of-nothing"}"#).unwrap();
+    let out = e.cmd(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("field `type`"), "{}", stderr(&out));
+}
+
+#[test]
+fn terminal_escapes_are_escaped_unless_raw() {
+    let e = Env::new();
+    fs::write(
+        e.ws.path().join(".q-skills/esc.json"),
+        r#"{"name": "esc", "type": "command", "command": "printf", "args": ["\u001b]0;pwned\u0007red\n"]}"#,
+    )
+    .unwrap();
+    let out = e.cmd(&["run", "esc"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\u{1b}'), "escape reached the terminal: {text:?}");
+    assert!(text.contains("\\u{1b}"), "{text:?}");
+    let out = e.cmd(&["run", "esc", "--raw"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
+}
+
+#[test]
+fn runs_are_audited_and_the_log_verifies() {
+    let e = Env::new();
+    e.cmd(&["run", "count-lines", "--params", r#"{"path": "src/app.py"}"#]);
+    e.cmd(&[
+        "run",
+        "fetch-status",
+        "--trust",
+        "untrusted",
+        "--params",
+        r#"{"url": "https://example.com"}"#,
+    ]);
+    let out = e.cmd(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = e.cmd(&["audit", "show", "--json", "--event-type", "PermissionDenied"]);
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["skill_name"], "fetch-status");
+    // One edited byte is caught, and the line is named.
+    let log = e.home.path().join("sb/logs/security_events.jsonl");
+    let text = fs::read_to_string(&log).unwrap().replacen("count-lines", "count-linez", 1);
+    fs::write(&log, text).unwrap();
+    let out = e.cmd(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("security_events.jsonl:1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn doctor_reports_a_ready_host() {
+    let e = Env::new();
+    let out = e.cmd(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "this host lacks a required mechanism:\n{text}");
+    for level in ["untrusted:", "user-verified:", "system-trusted:"] {
+        assert!(text.contains(level), "{text}");
+    }
+}
