@@ -336,3 +336,26 @@ fn doctor_reports_a_ready_host() {
         assert!(text.contains(level), "{text}");
     }
 }
+
+#[test]
+fn the_shipped_broken_examples_are_reported_file_by_file() {
+    let e = Env::new();
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/broken");
+    let out = e.cmd(&["--workspace", ws.to_str().unwrap(), "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("hello") && text.contains("summarize"), "{text}");
+    let err = stderr(&out);
+    for f in [
+        "trailing-comma.json",
+        "bad-timeout.json",
+        "no-command.json",
+        "enum-without-values.json",
+        "bad-pattern.json",
+        "bad-name.json",
+        "zz-duplicate.json",
+        "not-utf8.json",
+    ] {
+        assert_eq!(err.lines().filter(|l| l.contains(f)).count(), 1, "{f}:\n{err}");
+    }
+}
