@@ -259,12 +259,7 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
         }
     }
     let _ = out.flush();
-    let not_enforced: Vec<&str> = result
-        .enforcement
-        .iter()
-        .filter(|e| e.state == "not-enforced")
-        .map(|e| e.mechanism.as_str())
-        .collect();
+    let not_enforced = result.not_enforced();
     if !not_enforced.is_empty() {
         let _ = writeln!(
             err,

@@ -15,6 +15,8 @@
 //! can stand between them and the child), and where behaviour legitimately differs by uid
 //! (the capability bounding set, binding port 443) the test branches on `geteuid()`.
 
+mod common;
+use common::{is_running, wait_until_dead};
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
 use std::fs;
@@ -35,8 +37,6 @@ use skillbox_sandbox::{
 const PYTHON: &str = "/usr/bin/python3";
 const SH: &str = "/bin/sh";
 const PATH_VALUE: &str = "/usr/local/bin:/usr/bin:/bin";
-/// How long a killed process may take to disappear before a test fails.
-const DEATH_LIMIT: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -103,29 +103,6 @@ fn secret() -> Secret {
 
 fn s(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_string()
-}
-
-/// The state letter of `/proc/PID/stat`, or `None` if there is no such process.
-fn proc_state(pid: i32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.trim_start().chars().next()
-}
-
-/// True while `pid` exists and is not a zombie.
-fn is_running(pid: i32) -> bool {
-    matches!(proc_state(pid), Some(state) if state != 'Z' && state != 'X')
-}
-
-async fn wait_until_dead(pid: i32) -> bool {
-    let deadline = Instant::now() + DEATH_LIMIT;
-    while Instant::now() < deadline {
-        if !is_running(pid) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    !is_running(pid)
 }
 
 /// Waits (at most 10 s) for a complete `pid\n` file and returns the pid.

@@ -9,6 +9,8 @@
 //! grandchild is re-parented to PID 1, which in some containers never reaps, and a zombie
 //! has released everything and can no longer run.
 
+mod common;
+use common::{is_running, wait_until_dead};
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -24,8 +26,6 @@ const SH: &str = "/bin/sh";
 const PYTHON: &str = "/usr/bin/python3";
 /// Used where a test needs the shell to find ordinary tools (the positive controls).
 const PATH_VALUE: &str = "/usr/local/bin:/usr/bin:/bin";
-/// How long a killed process may take to disappear before a test fails.
-const DEATH_LIMIT: Duration = Duration::from_secs(5);
 
 /// A fresh directory any user can write to.
 fn scratch() -> tempfile::TempDir {
@@ -57,34 +57,6 @@ fn whole(out: &CapturedOutput) -> String {
     assert!(out.tail.is_empty(), "tail kept although nothing was dropped: {out:?}");
     assert_eq!(out.total_bytes, out.head.len() as u64);
     String::from_utf8(out.head.clone()).expect("utf-8 output")
-}
-
-/// The state letter of `/proc/PID/stat` (`R`, `S`, `Z`, ...), or `None` if there is no such
-/// process.
-fn proc_state(pid: i32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may itself contain spaces or parentheses; the
-    // state is the first field after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.trim_start().chars().next()
-}
-
-/// True while `pid` is a process that can still run (exists and is not a zombie).
-fn is_running(pid: i32) -> bool {
-    matches!(proc_state(pid), Some(state) if state != 'Z' && state != 'X')
-}
-
-/// Polls until `pid` can no longer run, for at most [`DEATH_LIMIT`]. Sleeps on the tokio
-/// timer so that the runtime keeps reaping orphaned children meanwhile.
-async fn wait_until_dead(pid: i32) -> bool {
-    let deadline = Instant::now() + DEATH_LIMIT;
-    while Instant::now() < deadline {
-        if !is_running(pid) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    !is_running(pid)
 }
 
 /// A pid written by a child with `echo $! > file`. `echo` writes the line in one call, so

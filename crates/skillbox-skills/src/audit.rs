@@ -102,12 +102,7 @@ pub(crate) fn finished(r: &SkillResult, ctx: &SecurityContext) -> Vec<EventDraft
             (EventType::ResourceLimitExceeded, RiskLevel::Medium, ActionTaken::Terminated)
         }
     };
-    let not_enforced: Vec<&str> = r
-        .enforcement
-        .iter()
-        .filter(|e| e.state == "not-enforced")
-        .map(|e| e.mechanism.as_str())
-        .collect();
+    let not_enforced = r.not_enforced();
     let id = Some(r.execution_id.as_str());
     let mut out = vec![draft(
         kind,

@@ -161,6 +161,15 @@ impl SkillResult {
         r
     }
 
+    /// The mechanisms the run's grant asked for that were not enforced.
+    pub fn not_enforced(&self) -> Vec<&str> {
+        self.enforcement
+            .iter()
+            .filter(|e| e.state == "not-enforced")
+            .map(|e| e.mechanism.as_str())
+            .collect()
+    }
+
     /// True for `success`.
     pub fn is_success(&self) -> bool {
         self.status == Status::Success

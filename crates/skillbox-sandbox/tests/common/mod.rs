@@ -1,0 +1,36 @@
+//! Helpers shared by the sandbox's test files: checking that a process is gone.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+/// How long a killed process may take to disappear before a test fails.
+pub const DEATH_LIMIT: Duration = Duration::from_secs(5);
+
+/// The state letter of `/proc/PID/stat` (`R`, `S`, `Z`, ...), or `None` if there is no such
+/// process.
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself contain spaces or parentheses; the
+    // state is the first field after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.trim_start().chars().next()
+}
+
+/// True while `pid` is a process that can still run (exists and is not a zombie: a killed
+/// grandchild is re-parented to PID 1, which in some containers never reaps).
+pub fn is_running(pid: i32) -> bool {
+    matches!(proc_state(pid), Some(state) if state != 'Z' && state != 'X')
+}
+
+/// Polls until `pid` can no longer run, for at most [`DEATH_LIMIT`]. Sleeps on the tokio
+/// timer so that the runtime keeps reaping orphaned children meanwhile.
+pub async fn wait_until_dead(pid: i32) -> bool {
+    let deadline = Instant::now() + DEATH_LIMIT;
+    while Instant::now() < deadline {
+        if !is_running(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    !is_running(pid)
+}
