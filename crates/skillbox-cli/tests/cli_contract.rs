@@ -359,3 +359,47 @@ fn the_shipped_broken_examples_are_reported_file_by_file() {
         assert_eq!(err.lines().filter(|l| l.contains(f)).count(), 1, "{f}:\n{err}");
     }
 }
+
+/// Runs `cmd` to completion; returns its exit code, its peak resident memory in KiB (from
+/// the kernel's rusage) and its stdout.
+// The child is reaped with wait4 (for its rusage), which clippy does not see.
+#[allow(clippy::zombie_processes)]
+fn run_measured(cmd: &mut Command) -> (i32, u64, String) {
+    use std::io::Read;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 reaps our own child and writes only to `status`
+    // and `usage`.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss as u64, stdout)
+}
+
+#[test]
+fn an_output_flood_does_not_grow_skillbox() {
+    let e = Env::new();
+    fs::write(
+        e.ws.path().join(".q-skills/flood.json"),
+        r#"{"name": "flood", "type": "command", "command": "head", "args": ["-c", "1073741824", "/dev/zero"],
+            "security": {"permissions": {"process_spawn": "none"}, "resource_limits": {"max_execution_time": 60}}}"#,
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "flood", "--json"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", e.home.path())
+        .env("SKILLBOX_HOME", e.home.path().join("sb"))
+        .current_dir(e.ws.path());
+    let (code, rss_kib, stdout) = run_measured(&mut cmd);
+    eprintln!("skillbox peak RSS during a 1 GiB flood: {rss_kib} KiB");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(code, 0, "{}", &stdout[..stdout.len().min(500)]);
+    assert_eq!(v["stdout_truncated"], true);
+    assert!(v["stdout"].as_str().unwrap().contains("bytes of output omitted"));
+    // 1 GiB went through; skillbox kept 1 MiB of it. 50 MiB is the documented bound.
+    assert!(rss_kib < 50 * 1024, "skillbox peaked at {rss_kib} KiB during a 1 GiB flood");
+}
