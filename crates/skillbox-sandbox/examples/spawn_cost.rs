@@ -1,5 +1,6 @@
 //! Side-by-side cost of starting `/bin/true`: bare `std::process::Command` against
-//! `skillbox_sandbox::run` with the strict and the permissive policy, in one run.
+//! `skillbox_sandbox::run` with the strict and the permissive policy, and strict with a PID
+//! namespace (what skills get), in one run.
 //!
 //! `cargo run --release -p skillbox-sandbox --example spawn_cost [N]`
 //!
@@ -23,8 +24,10 @@ fn main() {
     let strict = ChildSpec::new("/bin/true", &cwd);
     let mut permissive = strict.clone();
     permissive.policy = Policy::permissive();
+    let mut pidns = strict.clone();
+    pidns.policy.pid_namespace = true;
 
-    let (mut bare, mut conf, mut perm) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare, mut conf, mut perm, mut ns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // Interleaved, so that drift of the machine affects all three alike.
     for _ in 0..n {
         let t = Instant::now();
@@ -40,6 +43,10 @@ fn main() {
         let t = Instant::now();
         rt.block_on(run(&permissive)).expect("run permissive");
         perm.push(t.elapsed());
+
+        let t = Instant::now();
+        rt.block_on(run(&pidns)).expect("run with a pid namespace");
+        ns.push(t.elapsed());
     }
     let (b50, b95) = stats(bare);
     println!(
@@ -53,6 +60,7 @@ fn main() {
         ("bare std::process::Command", (b50, b95)),
         ("sandbox, strict policy", stats(conf)),
         ("sandbox, permissive policy", stats(perm)),
+        ("sandbox, strict + PID namespace", stats(ns)),
     ] {
         println!(
             "{:<40} {:>8.3}ms {:>8.3}ms {:>7.2}x",

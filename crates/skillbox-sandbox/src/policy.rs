@@ -75,6 +75,13 @@ pub struct Policy {
     pub processes: ProcessAccess,
     /// Resource limits.
     pub rlimits: Rlimits,
+    /// Start the child as the first process of a new PID namespace (in a new user
+    /// namespace), killed with `SIGKILL` when the thread that started it dies. The kernel
+    /// then kills every process of the run when its first process exits, or when the
+    /// supervisor is killed, even with `SIGKILL`. Costs a user namespace per run, and the
+    /// program runs as PID 1 of its namespace (signals it sends itself are ignored unless
+    /// handled). Needs unprivileged user namespaces; reported when unavailable.
+    pub pid_namespace: bool,
 }
 
 impl Policy {
@@ -90,6 +97,7 @@ impl Policy {
             network: NetworkAccess::None,
             processes: ProcessAccess::None,
             rlimits: Rlimits::default(),
+            pid_namespace: false,
         }
     }
 
@@ -105,6 +113,7 @@ impl Policy {
             network: NetworkAccess::Full,
             processes: ProcessAccess::Full,
             rlimits: Rlimits::default(),
+            pid_namespace: false,
         }
     }
 }

@@ -374,6 +374,30 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         format!("rlimits (hard = soft, cannot be raised): {}", applied.join(", ")),
     );
 
+    let namespaces = if policy.pid_namespace && host.user_namespaces {
+        // SAFETY: getuid/getgid have no failure mode and no memory effects.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        rep.push(
+            "tree-kill",
+            Enforced,
+            "a new PID namespace: when the run's first process ends, or skillbox itself dies \
+             (even by SIGKILL), the kernel kills every process of the run",
+        );
+        Some([
+            (cstr(b"/proc/self/setgroups")?, "deny".to_string()),
+            (cstr(b"/proc/self/uid_map")?, format!("{uid} {uid} 1")),
+            (cstr(b"/proc/self/gid_map")?, format!("{gid} {gid} 1")),
+        ])
+    } else {
+        let why = if policy.pid_namespace {
+            "no unprivileged user namespaces here: if skillbox itself is killed, the run's \
+             processes are not"
+        } else {
+            "not asked for: if skillbox itself is killed, the run's processes are not"
+        };
+        rep.push("tree-kill", if policy.pid_namespace { NotEnforced } else { Unrestricted }, why);
+        None
+    };
     let mut argv = vec![cstr(spec.program.as_os_str().as_bytes())?];
     for a in &spec.args {
         argv.push(cstr(a.as_bytes())?);
@@ -393,6 +417,7 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
             cwd: cstr(spec.cwd.as_os_str().as_bytes())?,
             rlimits,
             cgroup,
+            namespaces,
             drop_caps: true,
             caps_required: host.root,
             landlock,

@@ -20,6 +20,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub enum Stage {
     /// `setsid`.
     Session = 1,
+    /// Writing the user namespace's id maps.
+    IdMaps,
+    /// `PR_SET_PDEATHSIG`.
+    DeathSignal,
     /// `dup2` of stdin, stdout, stderr.
     Stdio,
     /// `chdir`.
@@ -47,6 +51,8 @@ impl Stage {
         use Stage::*;
         [
             Session,
+            IdMaps,
+            DeathSignal,
             Stdio,
             Chdir,
             Rlimit,
@@ -66,6 +72,8 @@ impl Stage {
     pub fn describe(self) -> &'static str {
         match self {
             Stage::Session => "starting a new session",
+            Stage::IdMaps => "mapping the user and group ids of the new namespace",
+            Stage::DeathSignal => "setting the parent-death signal",
             Stage::Stdio => "connecting stdin, stdout and stderr",
             Stage::Chdir => "changing to the working directory",
             Stage::Rlimit => "setting resource limits",
@@ -97,6 +105,9 @@ struct ChildArgs {
     landlock_fd: c_int,
     seccomp: *const libc::sock_fprog,
     sigmask: libc::sigset_t,
+    /// In a new user namespace: `/proc/self/...` files and what to write to them.
+    id_maps: [(*const libc::c_char, *const u8, usize); 3],
+    new_namespaces: bool,
     // Result slot: written by the child only when a step fails.
     fail_stage: c_int,
     fail_errno: c_int,
@@ -114,6 +125,8 @@ pub struct Prepared {
     pub caps_required: bool,
     pub landlock: Option<OwnedFd>,
     pub seccomp: Option<std::sync::Arc<Vec<libc::sock_filter>>>,
+    /// New user and PID namespaces, with the id maps (`setgroups`, `uid_map`, `gid_map`).
+    pub namespaces: Option<[(CString, String); 3]>,
 }
 
 /// A started child.
@@ -173,6 +186,14 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         landlock_fd: p.landlock.as_ref().map_or(-1, |f| f.as_raw_fd()),
         seccomp: fprog.as_ref().map_or(std::ptr::null(), |f| f as *const libc::sock_fprog),
         sigmask: old,
+        id_maps: match &p.namespaces {
+            Some(maps) => {
+                let f = |i: usize| (maps[i].0.as_ptr(), maps[i].1.as_ptr(), maps[i].1.len());
+                [f(0), f(1), f(2)]
+            }
+            None => [(std::ptr::null(), std::ptr::null(), 0); 3],
+        },
+        new_namespaces: p.namespaces.is_some(),
         fail_stage: 0,
         fail_errno: 0,
     };
@@ -188,7 +209,11 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         libc::clone(
             child_main,
             top as *mut c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::CLONE_PIDFD
+                | libc::SIGCHLD
+                | if p.namespaces.is_some() { libc::CLONE_NEWUSER | libc::CLONE_NEWPID } else { 0 },
             &mut args as *mut ChildArgs as *mut c_void,
             &mut pidfd as *mut c_int,
         )
@@ -249,6 +274,21 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             }
         }
 
+        if a.new_namespaces {
+            // Keep our own ids inside the new user namespace (git and others compare file
+            // owners with getuid), and die with the thread that started us: as PID 1 of the
+            // new PID namespace, our death takes every process of the run with it.
+            for (path, data, len) in a.id_maps {
+                let fd = libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, data as *const c_void, len) != len as isize {
+                    return fail(a, Stage::IdMaps);
+                }
+                libc::close(fd);
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                return fail(a, Stage::DeathSignal);
+            }
+        }
         if libc::setsid() < 0 {
             return fail(a, Stage::Session);
         }

@@ -1590,11 +1590,11 @@ attempt("own_group", lambda: f"{os.getpgrp()} {os.getsid(0)}")
     assert_eq!(first, second, "the heartbeat still grows after the run ended");
 }
 
-/// Threat model 5, "the runtime itself being killed": documented as not covered yet
-/// (docs/security-model.md, resource-limits milestone). Runs `run()` in a helper process
-/// (this test binary again), kills that helper with SIGKILL, and checks the run's processes.
+/// Threat model 5, "the runtime itself being killed": with `pid_namespace`, the run's first
+/// process dies with the thread that started it, and the kernel then kills the rest of its
+/// namespace. Runs `run()` in a helper process (this test binary again), kills that helper
+/// with SIGKILL, and checks the run's processes.
 #[tokio::test]
-#[ignore = "GAP (documented): when the runtime is SIGKILLed, the run's processes survive"]
 async fn nothing_of_the_run_survives_the_runtime_being_killed() {
     let dir = scratch();
     let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
@@ -1627,10 +1627,17 @@ async fn runtime_killed_helper() {
     let Some(dir) = std::env::var_os(HELPER_ENV) else { return };
     let dir = PathBuf::from(dir);
     let mut spec = ChildSpec::new(SH, &dir);
-    spec.args =
-        vec!["-c".into(), "echo $$ > leader.pid; /bin/sleep 30 & echo $! > bg.pid; wait".into()];
+    // Inside a PID namespace `$$` and `$!` are namespace pids; /proc/self/stat (of the
+    // host's /proc) gives the pids the test can see.
+    spec.args = vec![
+        "-c".into(),
+        "read -r p _ < /proc/self/stat; echo $p > leader.pid; \
+         /bin/sh -c 'read -r p _ < /proc/self/stat; echo $p > bg.pid; exec /bin/sleep 30' & wait"
+            .into(),
+    ];
     let mut policy = writing(&[&dir]);
     policy.processes = ProcessAccess::Full;
+    policy.pid_namespace = true;
     spec.policy = policy;
     spec.timeout = Duration::from_secs(60);
     let _ = run(&spec).await;

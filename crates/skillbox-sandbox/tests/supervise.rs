@@ -578,6 +578,7 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
     strict.policy = Policy::strict();
     strict.policy.rlimits.memory = Some(256 << 20);
     strict.policy.rlimits.cpu_percent = Some(50);
+    strict.policy.pid_namespace = true;
     let report = run_ok(&strict).await.enforcement;
 
     let mut names: Vec<&str> = report.mechanisms.iter().map(|m| m.name).collect();
@@ -603,7 +604,8 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
             "processes",
             "resource-limits",
             "side-doors",
-            "timeout"
+            "timeout",
+            "tree-kill"
         ]
     );
     // The strict policy on a host with Landlock and seccomp: everything enforced, but the

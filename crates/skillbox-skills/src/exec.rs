@@ -461,6 +461,7 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path
         write,
         protected: skillbox_sandbox::default_protected(),
         guarded: vec![workspace.to_path_buf()],
+        pid_namespace: true,
         network: match grant.network {
             NetworkLevel::None => NetworkAccess::None,
             NetworkLevel::HttpsOnly => NetworkAccess::HttpsOnly,
