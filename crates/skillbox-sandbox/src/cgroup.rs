@@ -109,6 +109,8 @@ pub struct RunCgroup {
     memory: Option<(PathBuf, bool)>,
     /// Whether a CPU quota is in force.
     cpu: bool,
+    /// The pids group's directory.
+    pids: Option<PathBuf>,
     /// `cgroup.procs` of each group, open for writing; the child writes `0` to each.
     pub procs: Vec<OwnedFd>,
 }
@@ -140,7 +142,8 @@ impl RunCgroup {
         }
         // The child joins at most four groups (one per hierarchy); see `spawn::ChildArgs`.
         debug_assert!(wanted.len() <= 4);
-        let mut cg = Self { dirs: Vec::new(), memory: None, cpu: false, procs: Vec::new() };
+        let mut cg =
+            Self { dirs: Vec::new(), memory: None, cpu: false, pids: None, procs: Vec::new() };
         for (c, limit) in wanted {
             let Some((parent, v2)) = parent(c) else { continue };
             let dir = parent.join(&name);
@@ -152,7 +155,10 @@ impl RunCgroup {
                 cg.procs.push(OwnedFd::from(procs));
             }
             match (c, v2) {
-                (Controller::Pids, _) => std::fs::write(dir.join("pids.max"), limit.to_string())?,
+                (Controller::Pids, _) => {
+                    std::fs::write(dir.join("pids.max"), limit.to_string())?;
+                    cg.pids = Some(dir.clone());
+                }
                 (Controller::Memory, false) => {
                     std::fs::write(dir.join("memory.limit_in_bytes"), limit.to_string())?;
                     // Without swap accounting this file is absent; the limit above holds.
@@ -200,6 +206,13 @@ impl RunCgroup {
                     .is_some_and(|n| n.trim().parse::<u64>().unwrap_or(0) > 0)
             })
         })
+    }
+
+    /// Most processes of the run alive at once, where the kernel keeps the count
+    /// (`pids.peak`, Linux 6.1 and later).
+    pub fn processes_peak(&self) -> Option<u64> {
+        let dir = self.pids.as_ref()?;
+        std::fs::read_to_string(dir.join("pids.peak")).ok()?.trim().parse().ok()
     }
 
     /// Peak memory of the whole run, in bytes.

@@ -47,6 +47,8 @@ pub struct ChildOutcome {
     pub max_rss_kib: u64,
     /// The limit that stopped the run, when one did: `memory`, `cpu` or `file-size`.
     pub limit: Option<&'static str>,
+    /// Most processes of the run alive at once, where a pids cgroup counted them.
+    pub processes_peak: Option<u64>,
     /// What was enforced for this run.
     pub enforcement: Enforcement,
 }
@@ -153,6 +155,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     };
     let oom = cgroup.as_ref().is_some_and(|c| c.oom_killed());
     let peak_kib = cgroup.as_ref().and_then(|c| c.memory_peak()).map(|b| b >> 10);
+    let processes_peak = cgroup.as_ref().and_then(|c| c.processes_peak());
     if let Some(cg) = cgroup {
         cg.remove().await;
     }
@@ -171,6 +174,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         cpu_time: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss_kib: peak_kib.unwrap_or(usage.ru_maxrss as u64),
         limit,
+        processes_peak,
         enforcement,
     })
 }

@@ -173,6 +173,7 @@ impl LoadedSkill {
             wall_ms: outcome.wall_time.as_millis().try_into().unwrap_or(u64::MAX),
             cpu_ms: outcome.cpu_time.as_millis().try_into().unwrap_or(u64::MAX),
             max_rss_kib: outcome.max_rss_kib,
+            processes_peak: outcome.processes_peak,
         });
         result.confinement = confinement_hint(&outcome, grant);
         result.stdout = outcome.stdout.to_text();

@@ -61,8 +61,12 @@ pub struct Usage {
     pub wall_ms: u64,
     /// User plus system CPU milliseconds of the process and the descendants it waited for.
     pub cpu_ms: u64,
-    /// Peak resident memory of the largest of those processes, KiB.
+    /// Peak memory, KiB: of the whole run where a memory cgroup measured it, else of the
+    /// largest process the run's first process waited for.
     pub max_rss_kib: u64,
+    /// Most processes of the run alive at once, where a pids cgroup counted them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes_peak: Option<u64>,
 }
 
 /// Everything known about one run.

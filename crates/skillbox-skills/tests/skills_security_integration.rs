@@ -360,3 +360,31 @@ async fn security_integration_the_cpu_share_holds_where_a_cpu_cgroup_exists() {
         assert!(cpu > 0.6, "control: without a quota the loop gets the CPU ({cpu} s)");
     }
 }
+
+#[tokio::test]
+async fn security_integration_a_fork_bomb_is_contained_where_a_pids_cgroup_exists() {
+    // Each shell forks two more, forever; at user-verified a run may hold 5 processes.
+    let limited = json!({"file_read": ["."], "process_spawn": "limited"});
+    let bomb = json!({"name": "bomb", "type": "command", "command": "/bin/sh",
+        "args": ["-c", "b() { b & b & wait; }; b"], "timeout": 3,
+        "security": {"permissions": limited}});
+    let probe = json!({"name": "probe", "type": "command", "command": "/bin/true",
+        "security": {"permissions": limited}});
+    let e = env(&[bomb, probe]);
+    // Where the count is not enforced, the bomb is not set off: it would really run.
+    let r = e.run("probe", json!({})).await;
+    let state = r.enforcement.iter().find(|m| m.mechanism == "processes").map(|m| m.state.clone());
+    if state.as_deref() != Some("enforced") {
+        eprintln!(
+            "!!! no pids cgroup here: checking that the process count is reported not-enforced"
+        );
+        assert_eq!(state.as_deref(), Some("not-enforced"), "{r:#?}");
+        return;
+    }
+    let t = Instant::now();
+    let r = e.run("bomb", json!({})).await;
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    let peak = r.usage.as_ref().and_then(|u| u.processes_peak).expect("peak counted");
+    assert!(peak <= 5, "the run held {peak} processes at once: {r:#?}");
+    assert!(r.stderr.contains("fork"), "the shell should report failed forks: {}", r.stderr);
+}
