@@ -233,7 +233,7 @@ impl Runtime {
                  until {} (recovery_timeout {} s)",
                 skill.def.name,
                 cb.failure_threshold,
-                humantime_like(until),
+                rfc3339_seconds(until),
                 cb.recovery_timeout
             ),
         );
@@ -282,6 +282,6 @@ fn canonical(p: &Path) -> Result<PathBuf, OpenError> {
     Ok(c)
 }
 
-fn humantime_like(t: std::time::SystemTime) -> String {
+fn rfc3339_seconds(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
