@@ -166,12 +166,13 @@ impl AuditLog {
         }
         self.write_head(seq, &line.hash)?;
         if self.config.echo_high_risk && draft.risk_level >= RiskLevel::High {
+            // A pointer to the record, not a copy of it: the caller reports the details.
             eprintln!(
-                "skillbox: audit: {:?} risk: {:?} for skill `{}`: {}",
-                draft.risk_level,
+                "skillbox: audit: recorded {:?} ({:?} risk) for skill `{}` as event {seq} in {}",
                 draft.event_type,
-                draft.skill_name.escape_debug(),
-                crate::redact_text(&summary(&draft.details)).escape_debug()
+                draft.risk_level,
+                one_line(&draft.skill_name),
+                self.config.path.display()
             );
         }
         Ok(seq)
@@ -336,11 +337,12 @@ fn random_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn summary(details: &Value) -> String {
-    details
-        .get("message")
-        .and_then(Value::as_str)
-        .map_or_else(|| details.to_string(), str::to_string)
+/// Control characters escaped, everything else as is: a stderr line stays one line and
+/// cannot drive the terminal.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .collect()
 }
 
 /// An exclusive `flock`, released on drop.
