@@ -152,6 +152,7 @@ enum AuditCommand {
 }
 
 fn main() -> ExitCode {
+    exit_when_stdout_is_closed();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => ExitCode::from(code),
@@ -160,6 +161,28 @@ fn main() -> ExitCode {
             ExitCode::from(7)
         }
     }
+}
+
+/// `println!` panics when stdout cannot be written, e.g. a pipe whose reader has gone
+/// (`skillbox list | head -1`). End with exit code 7 instead of a panic and a backtrace:
+/// silently for a closed pipe, as a Unix filter would, with one line otherwise.
+fn exit_when_stdout_is_closed() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") {
+            if !msg.contains("os error 32") {
+                eprintln!("skillbox: error: {}", one_line(msg));
+            }
+            std::process::exit(7);
+        }
+        default_hook(info);
+    }));
 }
 
 fn one_line(s: &str) -> String {
@@ -417,7 +440,8 @@ fn validate(workspace: &std::path::Path, paths: &[PathBuf], json: bool) -> u8 {
         println!("{v}");
     } else {
         for s in reg.skills() {
-            println!("ok: {} ({})", s.def.name, s.path.display());
+            let path = output::one_line_safe(&s.path.display().to_string());
+            println!("ok: {} ({path})", s.def.name);
         }
         print_problems(&reg, true);
         if reg.problems().is_empty() {

@@ -17,6 +17,20 @@ pub fn terminal_safe(s: &str) -> String {
     out
 }
 
+/// Escapes every control character, newline and tab included: for text that must stay on
+/// one line, such as a file name (which may hold an escape sequence or a newline).
+pub fn one_line_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Prints load problems and shadowing warnings to stderr, one line each.
 pub fn print_problems(reg: &Registry, with_shadowed: bool) {
     for d in reg.problems() {
@@ -24,7 +38,8 @@ pub fn print_problems(reg: &Registry, with_shadowed: bool) {
     }
     if with_shadowed {
         for s in reg.shadowed() {
-            eprintln!("skillbox: warning: {s}");
+            // The message holds two file names, which come from the skill directories.
+            eprintln!("skillbox: warning: {}", one_line_safe(&s.to_string()));
         }
     }
 }
