@@ -18,6 +18,9 @@ pub enum EventType {
     SkillExecutionTimedOut,
     /// A run was stopped by a resource limit.
     ResourceLimitExceeded,
+    /// A run was abandoned by its caller (an MCP cancellation, a dropped future); its
+    /// processes were killed.
+    SkillExecutionCancelled,
     /// The kernel refused an action of a run (detected from its errors or its death).
     SandboxViolation,
     /// A run was started with weaker isolation than its trust level promises, by an

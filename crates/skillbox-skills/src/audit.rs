@@ -82,6 +82,30 @@ pub(crate) fn lookup_failed(name: &str, message: &str, params: &Value) -> EventD
     )
 }
 
+/// The event that closes a run its caller abandoned before it ended (an MCP
+/// `notifications/cancelled`, a dropped future). Its processes are gone by then: dropping
+/// the run kills its whole process group (and PID namespace).
+pub(crate) fn cancelled(
+    skill: &str,
+    ctx: &SecurityContext,
+    execution_id: &str,
+    elapsed: std::time::Duration,
+) -> EventDraft {
+    draft(
+        EventType::SkillExecutionCancelled,
+        RiskLevel::Low,
+        ActionTaken::Terminated,
+        skill,
+        Some(ctx),
+        Some(execution_id),
+        json!({
+            "status": "cancelled",
+            "message": format!("skill `{skill}` was cancelled by its caller after {} ms; all its processes were killed", elapsed.as_millis()),
+            "duration_ms": elapsed.as_millis() as u64,
+        }),
+    )
+}
+
 /// The events that close a run: its outcome, then a confinement violation and weakened
 /// isolation when they apply.
 pub(crate) fn finished(r: &SkillResult, ctx: &SecurityContext) -> Vec<EventDraft> {

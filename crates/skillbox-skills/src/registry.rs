@@ -79,6 +79,36 @@ pub struct Locations {
 }
 
 impl Locations {
+    /// A value that changes when a skill file in these directories is added, removed,
+    /// renamed or modified (by name, size, modification time and inode of each entry).
+    ///
+    /// Long-lived hosts such as the MCP server poll it to know when to reload: polling a
+    /// few directories costs microseconds, and, unlike inotify, works for directories that
+    /// do not exist yet and on network file systems. It is change detection, not integrity:
+    /// grants are pinned to content digests elsewhere.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        use std::os::unix::fs::MetadataExt;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for dir in self.global.iter().chain(&self.workspace) {
+            dir.hash(&mut h);
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                0u8.hash(&mut h);
+                continue;
+            };
+            let mut seen: Vec<(std::ffi::OsString, u64, i64, i64, u64)> = entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let m = std::fs::metadata(e.path()).ok()?;
+                    Some((e.file_name(), m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
+                })
+                .collect();
+            seen.sort();
+            seen.hash(&mut h);
+        }
+        h.finish()
+    }
+
     /// The standard places for `workspace`:
     ///
     /// * global: `~/.q-skills`, then `$SKILLBOX_HOME/skills` (default

@@ -52,6 +52,8 @@ pub struct Runtime {
     workspace: PathBuf,
     audit: Option<Arc<AuditLog>>,
     reserved: Vec<PathBuf>,
+    /// Where the registry was loaded from, when it was (not for [`Runtime::with_registry`]).
+    locations: Option<Locations>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -91,13 +93,20 @@ impl Runtime {
             workspace,
             audit: Some(Arc::new(log)),
             reserved,
+            locations: Some(locations),
         })
     }
 
     /// A runtime over an already loaded registry, without an audit log (add one with
     /// [`Runtime::with_audit`]).
     pub fn with_registry(registry: Registry, workspace: &Path) -> Result<Self, OpenError> {
-        Ok(Self { registry, workspace: canonical(workspace)?, audit: None, reserved: Vec::new() })
+        Ok(Self {
+            registry,
+            workspace: canonical(workspace)?,
+            audit: None,
+            reserved: Vec::new(),
+            locations: None,
+        })
     }
 
     /// Records every run of this runtime in `log`, and reserves the log's directory: no run
@@ -115,6 +124,26 @@ impl Runtime {
     /// The audit log, if any.
     pub fn audit(&self) -> Option<&Arc<AuditLog>> {
         self.audit.as_ref()
+    }
+
+    /// A fingerprint of the skill directories this runtime loaded from (see
+    /// [`Locations::fingerprint`]); `None` for a runtime built over a given registry.
+    pub fn skills_fingerprint(&self) -> Option<u64> {
+        self.locations.as_ref().map(Locations::fingerprint)
+    }
+
+    /// The same runtime (workspace, audit log, reserved paths) with its skills read again
+    /// from disk; `None` for a runtime built over a given registry, which has nothing to
+    /// re-read. Long-lived hosts call this when [`Runtime::skills_fingerprint`] changes.
+    pub fn reloaded(&self) -> Option<Self> {
+        let locations = self.locations.clone()?;
+        Some(Self {
+            registry: Registry::load(&locations),
+            workspace: self.workspace.clone(),
+            audit: self.audit.clone(),
+            reserved: self.reserved.clone(),
+            locations: Some(locations),
+        })
     }
 
     /// The skills.
@@ -197,6 +226,17 @@ impl Runtime {
             r.audit_error = crate::audit::write(log, &crate::audit::finished(&r, &ctx));
             return r;
         }
+        // If the caller drops this future before the run ends (an MCP cancellation), the
+        // run's processes are killed as the inner future drops, and then this guard records
+        // the cancellation: the log never shows a run that started and never ended.
+        let mut cancel_guard = CancelGuard {
+            log,
+            skill: &skill.def.name,
+            ctx: &ctx,
+            execution_id: &execution_id,
+            started: std::time::Instant::now(),
+            armed: true,
+        };
         let audit_errors = std::sync::Mutex::new(Vec::<String>::new());
         let observer = |step: &crate::exec::Step<'_>| {
             if let Some(e) = crate::audit::step(step, &skill.def.name, &ctx, &execution_id)
@@ -212,7 +252,8 @@ impl Runtime {
             observer: Some(&observer),
         };
         let mut result = skill.execute_with_options(params, &ctx, &exec).await;
-        result.execution_id = execution_id;
+        cancel_guard.armed = false;
+        result.execution_id = execution_id.clone();
         self.circuit_record(skill, &result);
         let mut errors = audit_errors.into_inner().unwrap_or_default();
         errors.extend(crate::audit::write(log, &crate::audit::finished(&result, &ctx)));
@@ -266,6 +307,32 @@ impl Runtime {
             .skills()
             .filter_map(|s| SkillTool::new(self.clone(), &s.def.name, None))
             .collect()
+    }
+}
+
+/// Writes the cancellation event of a run whose future was dropped before it ended.
+struct CancelGuard<'a> {
+    log: &'a AuditLog,
+    skill: &'a str,
+    ctx: &'a SecurityContext,
+    execution_id: &'a str,
+    started: std::time::Instant,
+    armed: bool,
+}
+
+impl Drop for CancelGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let event = crate::audit::cancelled(
+                self.skill,
+                self.ctx,
+                self.execution_id,
+                self.started.elapsed(),
+            );
+            // Nowhere to report a failure to: the caller has gone. The chain stays valid
+            // either way; a missing close is what `audit show` would then display.
+            let _ = crate::audit::write(self.log, &[event]);
+        }
     }
 }
 
