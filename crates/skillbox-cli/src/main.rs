@@ -108,6 +108,22 @@ enum Command {
     /// Read and verify the security audit log
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Serve the skills to an agent over the Model Context Protocol (stdio)
+    #[command(after_help = "Speaks JSON-RPC on stdin/stdout; messages and the audit notices of \
+                      High-risk events go to stderr. Each runnable skill is a tool; a call runs \
+                      through the same security context, confinement, limits and audit log as \
+                      `skillbox run`, at the skill's default trust level. Denials, invalid \
+                      parameters, timeouts and limits are tool errors (isError) with the same \
+                      message as `skillbox run`. Setup for Claude Code, Codex and the Q \
+                      Developer CLI: docs/mcp.md")]
+    Mcp {
+        /// Most skill runs in flight at once; further calls wait for a slot
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        max_concurrent: usize,
+        /// How often to look for added, changed or removed skill files, in milliseconds
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        poll_ms: u64,
+    },
     /// Report the confinement mechanisms this host offers and what each trust level gets
     Doctor {
         /// Print one JSON object
@@ -206,6 +222,27 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Doctor { json } => Ok(doctor(&workspace, json)),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Mcp { max_concurrent, poll_ms } => {
+            let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
+            log.echo_high_risk = true;
+            let rt = Runtime::open_with_audit(&workspace, log)?;
+            // Problems with skill files go to stderr, which MCP clients show as server logs.
+            print_problems(rt.registry(), false);
+            let options = skillbox_mcp::ServeOptions {
+                max_concurrent_runs: max_concurrent.max(1),
+                poll_interval: std::time::Duration::from_millis(poll_ms.max(50)),
+                ..skillbox_mcp::ServeOptions::default()
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(skillbox_mcp::serve_stdio(rt, options))?;
+            // Runs still in flight are dropped with the runtime, which kills them.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            Ok(0)
+        }
         Command::Run { name, params, trust, json, raw, allow_weaker_isolation } => {
             // The name is checked before any skill file is read.
             if let Err(e) = skillbox_skills::name::check_name(&name) {

@@ -120,7 +120,7 @@ async fn wait_for_pid(path: &Path) -> i32 {
 }
 
 fn hex_decode(h: &str) -> Vec<u8> {
-    assert!(h.len() % 2 == 0, "odd hex: {h}");
+    assert!(h.len().is_multiple_of(2), "odd hex: {h}");
     (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
 }
 

@@ -1,0 +1,379 @@
+//! `skillbox mcp` driven by clients no one here wrote, and by raw bytes.
+//!
+//! * `official_python_sdk_session`: the official MCP Python SDK (PyPI `mcp`, installed by
+//!   scripts/install-test-deps.sh) runs tests/mcp/client_session.py against the server:
+//!   listing, calls, a denial, a confinement failure, a refused connection, a timeout,
+//!   progress, a cancellation, ten concurrent calls and list_changed, on a 2026-07-28 and a
+//!   handshake-era session. This file then checks the effects again from the outside.
+//! * `garbage_input_gets_protocol_errors_and_the_server_keeps_serving`: lines that are not
+//!   JSON, oversized lines, wrong shapes and unknown methods, then a normal request.
+//! * `killing_the_server_kills_its_runs`: SIGKILL of `skillbox mcp` in the middle of a run.
+//!
+//! If the SDK is missing, the SDK test fails and says how to install it: it never passes
+//! without having run.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_skillbox");
+
+/// The Python interpreter that has the official MCP SDK: `SKILLBOX_TEST_PYTHON`, else the
+/// virtual environment scripts/install-test-deps.sh creates.
+fn sdk_python() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("SKILLBOX_TEST_PYTHON") {
+        candidates.push(p.into());
+    }
+    candidates.push("/opt/skillbox-test-venv/bin/python".into());
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(Path::new(&home).join(".cache/skillbox-test-venv/bin/python"));
+    }
+    for c in &candidates {
+        let ok = Command::new(c)
+            .args(["-c", "import mcp, anyio"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return c.clone();
+        }
+    }
+    panic!(
+        "THE OFFICIAL MCP PYTHON SDK IS NOT INSTALLED, so the MCP client tests cannot run. \
+         Run scripts/install-test-deps.sh (it creates /opt/skillbox-test-venv as root, or \
+         ~/.cache/skillbox-test-venv otherwise), or point SKILLBOX_TEST_PYTHON at a Python \
+         with `pip install mcp==2.3.0`. Looked in: {candidates:?}"
+    );
+}
+
+/// A workspace with the skills the sessions use, and the directories around it.
+struct World {
+    _root: tempfile::TempDir,
+    ws: PathBuf,
+    outside: PathBuf,
+    home: PathBuf,
+    marker: String,
+}
+
+impl World {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let ws = root.path().join("ws");
+        let outside = root.path().join("outside");
+        let home = root.path().join("home");
+        for d in [&ws.join("run"), &outside, &home] {
+            fs::create_dir_all(d).unwrap();
+        }
+        let marker = format!("skillbox-mcp-test-{}-{}", std::process::id(), nanos());
+        let w = World { _root: root, ws, outside, home, marker };
+        w.write_skills();
+        w
+    }
+
+    fn audit_log(&self) -> PathBuf {
+        self.home.join("sb/logs/security_events.jsonl")
+    }
+
+    fn write_skills(&self) {
+        let dir = self.ws.join(".skillbox/skills");
+        fs::create_dir_all(&dir).unwrap();
+        let m = &self.marker;
+        let out = self.outside.to_str().unwrap();
+        let spawn = json!({"process_spawn": "limited"});
+        // Runs write their heartbeats and stamps into `run/` of the workspace.
+        let spawn_write = json!({"process_spawn": "limited", "file_write": ["run"]});
+        let skills = [
+            json!({"name": "echo-back", "description": "Print the text", "type": "command",
+                   "command": "echo", "args": ["{text}"],
+                   "parameters": [{"name": "text", "type": "string", "required": true}]}),
+            json!({"name": "beat", "description": "Beat until stopped", "type": "command",
+                   "command": "sh",
+                   "args": ["-c", "(while :; do echo x >> run/beat.hb; sleep 0.05; done) & while :; do sleep 0.05; done", m],
+                   "security": {"permissions": spawn_write, "resource_limits": {"max_execution_time": 60}}}),
+            json!({"name": "nap-timeout", "description": "Outlive its limit", "type": "command",
+                   "command": "sh",
+                   "args": ["-c", "(while :; do echo x >> run/nap.hb; sleep 0.05; done) & sleep 30", m],
+                   "security": {"permissions": spawn_write, "resource_limits": {"max_execution_time": 1}}}),
+            json!({"name": "slow-ok", "description": "Take two seconds", "type": "command",
+                   "command": "sh",
+                   "args": ["-c", "date +%s.%N > run/slow.$1.start; sleep 2; date +%s.%N > run/slow.$1.end; echo done $1", m, "{n}"],
+                   "parameters": [{"name": "n", "type": "number", "required": true}],
+                   "security": {"permissions": spawn_write}}),
+            json!({"name": "escape-declared", "description": "Declare a write outside", "type": "command",
+                   "command": "sh", "args": ["-c", "echo pwned > \"$1\"/declared", m, out],
+                   "security": {"permissions": {"file_write": [out], "process_spawn": "limited"}}}),
+            json!({"name": "escape-sneaky", "description": "Write outside without declaring it", "type": "command",
+                   "command": "sh", "args": ["-c", "echo pwned > \"$1\"/sneaky", m, out],
+                   "security": {"permissions": spawn}}),
+            json!({"name": "connect-out", "description": "Connect to a local port", "type": "command",
+                   "command": "python3",
+                   "args": ["-I", "-c", "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=3)", "{port}", m],
+                   "parameters": [{"name": "port", "type": "number", "required": true}]}),
+            json!({"name": "progress-nap", "description": "Take two and a half seconds", "type": "command",
+                   "command": "sleep", "args": ["2.5"]}),
+            json!({"name": "code-session-skill", "description": "Not runnable", "type": "code_session",
+                   "command": "python3", "args": ["-I", "-q", "-i"]}),
+        ];
+        for s in skills {
+            let name = s["name"].as_str().unwrap().to_string();
+            fs::write(dir.join(format!("{name}.json")), serde_json::to_vec_pretty(&s).unwrap())
+                .unwrap();
+        }
+    }
+
+    fn server(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["mcp", "--poll-ms", "200"])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &self.home)
+            .env("SKILLBOX_HOME", self.home.join("sb"))
+            .current_dir(&self.ws);
+        cmd
+    }
+
+    /// Command lines of live processes that carry this world's marker.
+    fn marked_processes(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for e in fs::read_dir("/proc").unwrap().flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+                continue;
+            };
+            let Ok(cmdline) = fs::read(e.path().join("cmdline")) else { continue };
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(&self.marker) && !text.contains("client_session.py") {
+                found.push(format!("{pid}: {text}"));
+            }
+        }
+        found
+    }
+
+    fn no_marked_processes_within(&self, limit: Duration) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let left = self.marked_processes();
+            if left.is_empty() || start.elapsed() > limit {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// Kills the child if a test panics while it runs.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn official_python_sdk_session() {
+    let python = sdk_python();
+    let w = World::new();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client_session.py");
+    let child = Command::new(&python)
+        .arg(&script)
+        .args([BIN, w.ws.to_str().unwrap(), w.outside.to_str().unwrap(), &w.marker])
+        .arg(w.audit_log())
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &w.home)
+        .env("SKILLBOX_HOME", w.home.join("sb"))
+        .env("LANG", "C.UTF-8")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the MCP client session did not finish in 300 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    child.0.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.0.wait().unwrap();
+    eprintln!("{stdout}");
+    assert!(
+        status.success() && stdout.lines().last() == Some("ALL OK"),
+        "the client session failed ({status}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+
+    // The same effects, checked again from outside the client.
+    let escaped: Vec<_> = fs::read_dir(&w.outside).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(escaped.is_empty(), "files appeared outside the workspace: {escaped:?}");
+    assert_eq!(w.no_marked_processes_within(Duration::from_secs(5)), Vec::<String>::new());
+    for hb in ["beat.hb", "nap.hb"] {
+        let path = w.ws.join("run").join(hb);
+        let before = fs::metadata(&path).unwrap().len();
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(before, fs::metadata(&path).unwrap().len(), "{hb} still grows");
+    }
+    let verify = Command::new(BIN)
+        .args(["audit", "verify", "--json", "--log"])
+        .arg(w.audit_log())
+        .env_clear()
+        .env("HOME", &w.home)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "audit verify: {}", String::from_utf8_lossy(&verify.stdout));
+    let log = fs::read_to_string(w.audit_log()).unwrap();
+    let events: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let has = |kind: &str, skill: &str| {
+        events.iter().any(|e| e["event_type"] == kind && e["skill_name"] == skill)
+    };
+    assert!(has("SkillExecutionCancelled", "beat"), "no cancellation event");
+    assert!(has("PermissionDenied", "escape-declared"), "no denial event");
+    assert!(has("SkillExecutionTimedOut", "nap-timeout"), "no timeout event");
+    let slow_done = events
+        .iter()
+        .filter(|e| e["event_type"] == "SkillExecutionCompleted" && e["skill_name"] == "slow-ok")
+        .count();
+    assert_eq!(slow_done, 10, "each concurrent run has its own completion event");
+}
+
+/// A raw JSON-RPC peer: lines in, lines out.
+struct Raw {
+    child: KillOnDrop,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Raw {
+    fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let input = child.stdin.take().unwrap();
+        let output = BufReader::new(child.stdout.take().unwrap());
+        Raw { child: KillOnDrop(child), input, output }
+    }
+
+    fn send(&mut self, line: &[u8]) {
+        self.input.write_all(line).unwrap();
+        self.input.write_all(b"\n").unwrap();
+        self.input.flush().unwrap();
+    }
+
+    fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self.output.read_line(&mut line).unwrap();
+        assert!(n > 0, "the server closed its output");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Reads until the response with `id`; returns it and what came before.
+    fn recv_id(&mut self, id: i64) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let v = self.recv();
+            if v["id"] == id {
+                return (v, before);
+            }
+            before.push(v);
+        }
+    }
+
+    fn initialize(&mut self) {
+        self.send(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "raw-test", "version": "1"}}})
+            .to_string()
+            .as_bytes(),
+        );
+        let (v, _) = self.recv_id(1);
+        assert_eq!(v["result"]["serverInfo"]["name"], "skillbox", "{v}");
+        self.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    }
+}
+
+#[test]
+fn garbage_input_gets_protocol_errors_and_the_server_keeps_serving() {
+    let w = World::new();
+    let mut raw = Raw::start(w.server().stderr(Stdio::null()));
+    raw.initialize();
+
+    raw.send(b"this is not json {");
+    let v = raw.recv();
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+    assert_eq!(v["id"], Value::Null);
+
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    raw.send(deep.as_bytes());
+    assert_eq!(raw.recv()["error"]["code"], -32700, "100,000 nested arrays are refused");
+
+    let huge =
+        format!(r#"{{"jsonrpc":"2.0","id":9,"method":"x","params":"{}"}}"#, "a".repeat(5 << 20));
+    raw.send(huge.as_bytes());
+    let v = raw.recv();
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("exceeds the limit"), "{v}");
+
+    raw.send(br#"{"no":"jsonrpc"}"#);
+    assert_eq!(raw.recv()["error"]["code"], -32600);
+
+    raw.send(br#"{"jsonrpc":"2.0","id":3,"method":"no/such/method"}"#);
+    let (v, _) = raw.recv_id(3);
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+
+    raw.send(br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo-back","arguments":"not an object"}}"#);
+    let (v, _) = raw.recv_id(4);
+    assert!(v["error"]["code"].is_i64(), "wrong argument shape is a protocol error: {v}");
+
+    raw.send(
+        br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"../../etc/passwd","arguments":{}}}"#,
+    );
+    let (v, _) = raw.recv_id(5);
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+
+    raw.send(b"\x00\x01\x02\xff\xfe");
+    assert_eq!(raw.recv()["error"]["code"], -32700);
+
+    // Still serving, and serving correctly.
+    raw.send(br#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo-back","arguments":{"text":"still here"}}}"#);
+    let (v, _) = raw.recv_id(6);
+    assert_eq!(v["result"]["isError"], false, "{v}");
+    assert_eq!(v["result"]["content"][0]["text"], "still here\n", "{v}");
+    assert!(raw.child.0.try_wait().unwrap().is_none(), "the server exited");
+}
+
+#[test]
+fn killing_the_server_kills_its_runs() {
+    let w = World::new();
+    let mut raw = Raw::start(w.server().stderr(Stdio::null()));
+    raw.initialize();
+    raw.send(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"beat","arguments":{}}}"#);
+    let hb = w.ws.join("run/beat.hb");
+    let start = Instant::now();
+    while fs::metadata(&hb).map(|m| m.len()).unwrap_or(0) < 10 {
+        assert!(start.elapsed() < Duration::from_secs(20), "the run never started beating");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!w.marked_processes().is_empty(), "the run is alive");
+    // SAFETY: kill(2) with a pid of our own child and a plain signal number.
+    let r = unsafe { libc::kill(raw.child.0.id() as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(r, 0);
+    let _ = raw.child.0.wait();
+    let left = w.no_marked_processes_within(Duration::from_secs(5));
+    assert!(left.is_empty(), "processes outlived the killed server: {left:?}");
+    let before = fs::metadata(&hb).unwrap().len();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(before, fs::metadata(&hb).unwrap().len(), "the heartbeat still grows");
+}

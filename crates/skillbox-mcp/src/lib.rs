@@ -1,0 +1,358 @@
+//! The Model Context Protocol server of skillbox.
+//!
+//! Agent CLIs that speak MCP (Claude Code, Codex, Goose, the Q Developer CLI, ...) connect
+//! to `skillbox mcp` over stdio and see every runnable skill as a tool. A `tools/call` runs
+//! through [`SkillTool`], that is through [`Runtime::run`]: the same security context,
+//! kernel confinement, limits, retries and audit events as `skillbox run`. Nothing here
+//! decides what a skill may do; this crate only translates between MCP and the runtime.
+//!
+//! What the server adds around the runtime, and why:
+//!
+//! * **Cancellation.** `notifications/cancelled` drops the run's future, which kills the
+//!   run's whole process group (and its PID namespace); the runtime then records a
+//!   `SkillExecutionCancelled` event.
+//! * **Concurrency.** Every call runs in its own task with its own sandbox. At most
+//!   [`ServeOptions::max_concurrent_runs`] run at once; later calls wait for a slot (and can
+//!   be cancelled while they wait), so a flood of calls cannot fork the machine to death.
+//! * **Change notifications.** The skill directories are polled; when a file is added,
+//!   changed or removed the skills are reloaded and clients are told: with
+//!   `notifications/tools/list_changed` on handshake-era sessions, and on their
+//!   `subscriptions/listen` stream on 2026-07-28 sessions.
+//! * **Progress.** A call whose request carries a progress token gets a progress
+//!   notification every [`ServeOptions::progress_interval`] while its skill runs.
+//! * **Hostile input.** The framing layer (see `frame.rs`) answers lines that are not JSON
+//!   and oversized lines with JSON-RPC errors instead of ignoring them; the SDK answers
+//!   malformed requests and unknown methods.
+
+#![warn(missing_docs)]
+
+mod frame;
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, ErrorData,
+    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, ServerNotification, SubscriptionFilter, Tool,
+    ToolListChangedNotification,
+};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{Peer, RoleServer, ServerHandler, ServiceExt};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Semaphore};
+
+use skillbox_skills::{to_tool_result, Runtime, SkillTool, SkillType};
+
+/// How the server behaves; the defaults suit an agent on a workstation.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// How often the skill directories are checked for changes.
+    pub poll_interval: Duration,
+    /// Most skill runs in flight at once; further calls wait for a slot.
+    pub max_concurrent_runs: usize,
+    /// Longest accepted JSON-RPC message, in bytes; longer lines are discarded and answered
+    /// with an error.
+    pub max_message_bytes: usize,
+    /// How often a call that asked for progress gets a notification.
+    pub progress_interval: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            max_concurrent_runs: 16,
+            max_message_bytes: 4 * 1024 * 1024,
+            progress_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a session could not start or ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The MCP session could not be established (the client closed the stream or sent
+    /// no valid opening).
+    #[error("MCP session could not start: {0}")]
+    Start(String),
+    /// The session ended with a transport or protocol failure.
+    #[error("MCP session ended with an error: {0}")]
+    Session(String),
+}
+
+/// The MCP handler: every runnable skill of a [`Runtime`] as a tool.
+///
+/// Cloning is cheap and clones share state, as the SDK requires of handlers.
+#[derive(Clone)]
+pub struct SkillServer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The current skills; replaced whole when the skill files change, so a run in flight
+    /// keeps the definition it started with.
+    runtime: RwLock<Arc<Runtime>>,
+    /// Bumped on every reload; `subscriptions/listen` streams wait on it.
+    generation: watch::Sender<u64>,
+    /// Handshake-era clients, which are sent `notifications/tools/list_changed` directly.
+    legacy_peers: Mutex<Vec<Peer<RoleServer>>>,
+    runs: Arc<Semaphore>,
+    options: ServeOptions,
+}
+
+impl SkillServer {
+    /// A server over `runtime`.
+    pub fn new(runtime: Runtime, options: ServeOptions) -> Self {
+        let (generation, _) = watch::channel(0);
+        let runs = Arc::new(Semaphore::new(options.max_concurrent_runs.max(1)));
+        Self {
+            shared: Arc::new(Shared {
+                runtime: RwLock::new(Arc::new(runtime)),
+                generation,
+                legacy_peers: Mutex::new(Vec::new()),
+                runs,
+                options,
+            }),
+        }
+    }
+
+    /// The runtime calls run on now.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        match self.shared.runtime.read() {
+            Ok(g) => g.clone(),
+            // A panic while swapping cannot leave a half-written Arc; keep serving.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The tools clients see: every skill that can run (all types but `code_session`),
+    /// with its description and the JSON Schema of its parameters.
+    pub fn tools(&self) -> Vec<Tool> {
+        let rt = self.runtime();
+        rt.registry()
+            .skills()
+            .filter(|s| s.def.skill_type != SkillType::CodeSession)
+            .filter_map(|s| {
+                let tool = SkillTool::new(rt.clone(), &s.def.name, None)?;
+                let schema = match skillbox_skills::Tool::input_schema(&tool) {
+                    Value::Object(o) => o,
+                    _ => return None,
+                };
+                let level = s.source.default_trust();
+                let description = format!(
+                    "{} (runs confined by skillbox at trust level `{level}`)",
+                    skillbox_skills::Tool::description(&tool)
+                );
+                Some(Tool::new(s.def.name.clone(), description, Arc::new(schema)))
+            })
+            .collect()
+    }
+
+    /// Reloads the skills if their files changed since the last look; returns whether they
+    /// did, after telling every client.
+    pub async fn refresh(&self, last: &mut Option<u64>) -> bool {
+        let rt = self.runtime();
+        let now = rt.skills_fingerprint();
+        if now == *last {
+            return false;
+        }
+        *last = now;
+        let Some(fresh) = rt.reloaded() else { return false };
+        match self.shared.runtime.write() {
+            Ok(mut g) => *g = Arc::new(fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
+        }
+        self.shared.generation.send_modify(|g| *g += 1);
+        let peers: Vec<Peer<RoleServer>> = match self.shared.legacy_peers.lock() {
+            Ok(mut peers) => {
+                peers.retain(|p| !p.is_transport_closed());
+                peers.clone()
+            }
+            Err(_) => Vec::new(),
+        };
+        for peer in peers {
+            let _ = peer.notify_tool_list_changed().await;
+        }
+        true
+    }
+
+    /// Polls the skill directories until the session ends.
+    async fn watch_skills(self) {
+        let mut last = self.runtime().skills_fingerprint();
+        loop {
+            tokio::time::sleep(self.shared.options.poll_interval).await;
+            self.refresh(&mut last).await;
+        }
+    }
+
+    /// Runs one call to its end, or until the client cancels it.
+    async fn call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let rt = self.runtime();
+        let name = request.name.to_string();
+        let runnable =
+            rt.registry().get(&name).is_ok_and(|s| s.def.skill_type != SkillType::CodeSession);
+        let tool = match SkillTool::new(rt, &name, None) {
+            Some(t) if runnable => t,
+            _ => {
+                return Err(ErrorData::invalid_params(
+                    format!("unknown tool `{}`: no runnable skill has that name", printable(&name)),
+                    None,
+                ))
+            }
+        };
+        let input = Value::Object(request.arguments.unwrap_or_default());
+
+        let _slot = tokio::select! {
+            slot = self.shared.runs.clone().acquire_owned() => slot.map_err(|_| {
+                ErrorData::internal_error("the server is shutting down", None)
+            })?,
+            _ = context.ct.cancelled() => return Err(cancelled()),
+        };
+
+        let progress = context.meta.get_progress_token();
+        let started = Instant::now();
+        let run = tool.execute(&input);
+        tokio::pin!(run);
+        let mut tick = tokio::time::interval(self.shared.options.progress_interval);
+        tick.tick().await;
+        let result = loop {
+            tokio::select! {
+                result = &mut run => break result,
+                // Dropping `run` (by returning) kills the run's processes; the runtime
+                // records the cancellation in the audit log.
+                _ = context.ct.cancelled() => return Err(cancelled()),
+                _ = tick.tick(), if progress.is_some() => {
+                    if let Some(token) = &progress {
+                        let secs = started.elapsed().as_secs_f64();
+                        let note = ProgressNotificationParam::new(token.clone(), secs)
+                            .with_message(format!("skill `{name}` running for {secs:.0} s"));
+                        let _ = context.peer.notify_progress(note).await;
+                    }
+                }
+            }
+        };
+        let out = to_tool_result(&result);
+        let mut reply = if out.is_error {
+            CallToolResult::error(vec![ContentBlock::text(out.text)])
+        } else {
+            CallToolResult::success(vec![ContentBlock::text(out.text)])
+        };
+        reply.structured_content = Some(out.structured);
+        Ok(reply)
+    }
+}
+
+fn cancelled() -> ErrorData {
+    ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled; the run was killed", None)
+}
+
+/// `s` with control characters escaped, for messages that quote client input.
+fn printable(s: &str) -> String {
+    s.chars().flat_map(|c| c.escape_debug()).take(200).collect()
+}
+
+impl ServerHandler for SkillServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = ServerConfig::new(
+            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build(),
+        )
+        .with_instructions(
+            "Each tool is a skill run by skillbox: confined by the kernel (files, network, \
+             processes) to what its trust level and its own declaration allow, limited in \
+             time and resources, and recorded in an audit log. A refusal or a limit comes \
+             back as a tool error whose text says what was refused and how a person can \
+             grant it.",
+        );
+        info.server_info = Implementation::new("skillbox", env!("CARGO_PKG_VERSION"));
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools().into_iter().find(|t| t.name == name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.call(request, context).await.map(Into::into)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if let Ok(mut peers) = self.shared.legacy_peers.lock() {
+            peers.push(context.peer);
+        }
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.shared.generation.subscribe();
+        loop {
+            tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let note = ServerNotification::ToolListChangedNotification(
+                        ToolListChangedNotification::default(),
+                    );
+                    if context.sink().send(note).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Serves `runtime` over `input`/`output` (newline-delimited JSON-RPC, as on stdio) until
+/// the client closes `input`.
+///
+/// Runs still in flight when the session ends are dropped, which kills their processes.
+pub async fn serve<R, W>(
+    runtime: Runtime,
+    input: R,
+    output: W,
+    options: ServeOptions,
+) -> Result<(), ServeError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let server = SkillServer::new(runtime, options.clone());
+    let sdk = frame::start(input, output, options.max_message_bytes);
+    let running = server.clone().serve(sdk).await.map_err(|e| ServeError::Start(e.to_string()))?;
+    let watcher = tokio::spawn(server.watch_skills());
+    let ended = running.waiting().await;
+    watcher.abort();
+    ended.map(|_| ()).map_err(|e| ServeError::Session(e.to_string()))
+}
+
+/// [`serve`] on this process's stdin and stdout: what `skillbox mcp` runs.
+pub async fn serve_stdio(runtime: Runtime, options: ServeOptions) -> Result<(), ServeError> {
+    serve(runtime, tokio::io::stdin(), tokio::io::stdout(), options).await
+}
