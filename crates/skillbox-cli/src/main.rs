@@ -38,10 +38,12 @@ fn exit_code(status: Status) -> u8 {
     about = "Run agent skills with exactly the rights their trust level and declaration allow",
     after_help = "Exit codes of `run`: 0 success, 1 failed, 2 usage error, 3 denied, 4 invalid, \
                   5 timeout, 6 limit_exceeded, 7 error.\nOther commands: 0 ok, 1 problems found, \
-                  2 usage error, 4 invalid or unknown skill name.\n\nEnvironment: SKILLBOX_HOME \
-                  (default $XDG_CONFIG_HOME/skillbox or ~/.config/skillbox) holds global skills in \
-                  skills/ and the audit log in logs/; SKILLBOX_AUDIT_LOG moves the log.\nDocs: \
-                  docs/writing-skills.md, docs/security-model.md, docs/audit-log.md"
+                  2 usage error, 4 invalid or unknown skill name, 7 error.\n\nEnvironment: \
+                  SKILLBOX_HOME (default $XDG_CONFIG_HOME/skillbox or ~/.config/skillbox) holds \
+                  global skills in skills/ and the audit log in logs/; SKILLBOX_AUDIT_LOG moves \
+                  the log; SKILLBOX_RETRY_BASE_MS sets the retry backoff's base delay (default \
+                  1000).\nDocs: docs/README.md (the guide, in reading order); an error message \
+                  is explained in docs/troubleshooting.md"
 )]
 struct Cli {
     /// Workspace whose skills are used and in which commands run [default: current directory]
@@ -54,6 +56,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the skills found (workspace, global, built-in), and name the files that failed
+    #[command(after_help = "Skills are found in, highest precedence first: \
+                      <workspace>/.skillbox/skills/*.json, <workspace>/.q-skills/*.json, \
+                      $SKILLBOX_HOME/skills/*.json, ~/.q-skills/*.json, then the built-ins. A \
+                      skill shadowed by one of the same name is named in a warning.\nWorkspace \
+                      and global skills run at user-verified, built-ins at system-trusted \
+                      (docs/configuration.md).")]
     List {
         /// Print one JSON object instead of a table
         #[arg(long)]
@@ -63,7 +71,8 @@ enum Command {
     Info {
         /// Skill name or alias
         name: String,
-        /// Show the grant at this level instead of the skill's default level
+        /// Show the grant at this level (untrusted, user-verified or system-trusted) instead
+        /// of the skill's default level
         #[arg(long, value_name = "LEVEL")]
         trust: Option<TrustLevel>,
         /// Print one JSON object
@@ -81,9 +90,12 @@ enum Command {
     /// Run a skill under its security context and report the result
     #[command(
         after_help = "The skill's stdout and stderr are captured and printed after it ends, with \
-                      terminal control characters escaped; --raw prints them unchanged.\nExit \
-                      codes: 0 success, 1 failed, 3 denied, 4 invalid, 5 timeout, 6 \
-                      limit_exceeded, 7 error."
+                      terminal control characters escaped; --raw prints them unchanged. Then one \
+                      status line on stderr: `skillbox: NAME: STATUS at LEVEL: MESSAGE \
+                      (execution ID)`.\nA denial names the permission, the field of the skill \
+                      file and the --trust level that would grant it; every message is explained \
+                      in docs/troubleshooting.md.\nExit codes: 0 success, 1 failed, 2 usage \
+                      error, 3 denied, 4 invalid, 5 timeout, 6 limit_exceeded, 7 error."
     )]
     Run {
         /// Skill name or alias
@@ -91,7 +103,9 @@ enum Command {
         /// Parameters as a JSON object, e.g. '{"path": "src"}'
         #[arg(long, value_name = "JSON_OBJECT")]
         params: Option<String>,
-        /// Run at this trust level: untrusted, user-verified or system-trusted
+        /// Run at this trust level: untrusted, user-verified or system-trusted [default: the
+        /// skill's own: user-verified for workspace and global skills, system-trusted for
+        /// built-ins]
         #[arg(long, value_name = "LEVEL")]
         trust: Option<TrustLevel>,
         /// Print the result as one JSON object
@@ -125,6 +139,12 @@ enum Command {
         poll_ms: u64,
     },
     /// Report the confinement mechanisms this host offers and what each trust level gets
+    #[command(
+        after_help = "Exit code 0 when the host has every required mechanism (Landlock ABI 6, \
+                      seccomp filters), 1 otherwise: `run` then refuses unless \
+                      --allow-weaker-isolation is given. Each missing mechanism is printed with \
+                      its fix (docs/troubleshooting.md)."
+    )]
     Doctor {
         /// Print one JSON object
         #[arg(long)]
@@ -135,6 +155,9 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Show events, oldest first, as a table (or JSON Lines with --json)
+    #[command(after_help = "Exit code 1 when a line of the log cannot be read (each is named on \
+                      stderr); run `skillbox audit verify` to check the whole chain. The events \
+                      and their fields are described in docs/audit-log.md.")]
     Show {
         /// Only events of this skill
         #[arg(long)]

@@ -9,7 +9,7 @@ pub struct HostSupport {
     pub landlock_abi: i32,
     /// Whether seccomp filters can be installed.
     pub seccomp: bool,
-    /// Whether unprivileged user namespaces are allowed (not needed by the sandbox today).
+    /// Whether unprivileged user namespaces are allowed (for the PID namespace of a run).
     pub user_namespaces: bool,
     /// Whether this process runs as root (capabilities are then dropped for every child).
     pub root: bool,

@@ -96,7 +96,7 @@ pub fn host_report(workspace: &Path) -> HostReport {
             name: "user-namespaces",
             available: h.user_namespaces,
             found: if h.user_namespaces { "unprivileged user namespaces allowed".into() } else { "not allowed".into() },
-            used_for: "not used today",
+            used_for: "a PID namespace per run, so that nothing of a run survives skillbox being killed (tree-kill)",
             required: false,
             fix: None,
         },
