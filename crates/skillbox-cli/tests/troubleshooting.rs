@@ -59,7 +59,9 @@ const MIN_MESSAGES: usize = 60;
 fn sources() -> Vec<PathBuf> {
     let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
-    for dir in ["skillbox-sandbox/src", "skillbox-audit/src", "skillbox-cli/src"] {
+    for dir in
+        ["skillbox-sandbox/src", "skillbox-audit/src", "skillbox-cli/src", "skillbox-mcp/src"]
+    {
         for e in std::fs::read_dir(crates.join(dir)).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "rs") {

@@ -205,7 +205,7 @@ mod tests {
         let got = lines(input, 10).await;
         assert_eq!(
             got,
-            vec!["{\"a\":1}", "too long: 17", "short", "too long: 16"],
+            vec!["{\"a\":1}", "too long: 17", "short", "too long: 17"],
             "a line longer than the limit is reported with its size, and the next line is \
              read intact"
         );
