@@ -18,6 +18,13 @@ pub enum EventType {
     SkillExecutionTimedOut,
     /// A run was stopped by a resource limit.
     ResourceLimitExceeded,
+    /// A person granted a skill a trust level, pinned to its content.
+    TrustGranted,
+    /// A person removed a grant.
+    TrustRevoked,
+    /// A grant no longer applied because the skill's content changed since; the skill ran
+    /// at its default level.
+    TrustGrantLapsed,
     /// A run was abandoned by its caller (an MCP cancellation, a dropped future); its
     /// processes were killed.
     SkillExecutionCancelled,

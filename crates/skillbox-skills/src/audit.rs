@@ -106,6 +106,62 @@ pub(crate) fn cancelled(
     )
 }
 
+/// A grant made (`revoked` false) or removed (`revoked` true) by a person.
+pub(crate) fn trust_changed(
+    subject: &str,
+    grant: &crate::trust::Grant,
+    revoked: bool,
+) -> EventDraft {
+    let (kind, verb) = if revoked {
+        (EventType::TrustRevoked, "revoked from")
+    } else {
+        (EventType::TrustGranted, "granted to")
+    };
+    let mut d = draft(
+        kind,
+        RiskLevel::Medium,
+        ActionTaken::Allowed,
+        subject,
+        None,
+        None,
+        json!({
+            "message": format!("trust level {} {verb} `{subject}`", grant.level),
+            "level": grant.level,
+            "digest": grant.digest,
+            "path": grant.path,
+            "granted_at": grant.granted_at,
+        }),
+    );
+    d.skill_trust_level = Some(grant.level.as_str().to_string());
+    d
+}
+
+/// A grant that no longer matches the skill's content.
+pub(crate) fn trust_lapsed(
+    skill: &str,
+    grant: &crate::trust::Grant,
+    now: &str,
+    ctx: &SecurityContext,
+    message: &str,
+) -> EventDraft {
+    draft(
+        EventType::TrustGrantLapsed,
+        RiskLevel::Medium,
+        ActionTaken::Blocked,
+        skill,
+        Some(ctx),
+        None,
+        json!({
+            "message": message,
+            "granted_level": grant.level,
+            "granted_digest": grant.digest,
+            "granted_at": grant.granted_at,
+            "digest_now": now,
+            "path": grant.path,
+        }),
+    )
+}
+
 /// The events that close a run: its outcome, then a confinement violation and weakened
 /// isolation when they apply.
 pub(crate) fn finished(r: &SkillResult, ctx: &SecurityContext) -> Vec<EventDraft> {

@@ -463,6 +463,9 @@ pub struct SkillDef {
     pub extra: BTreeMap<String, Value>,
     /// The whole file as parsed, for tools that need nested unknown keys.
     pub raw: Value,
+    /// The directory of an Agent Skill this definition comes from: its scripts may always
+    /// read it (their interpreter has to open them). `None` for JSON skill files.
+    pub own_dir: Option<std::path::PathBuf>,
 }
 
 impl SkillDef {
@@ -834,6 +837,7 @@ fn check(
         metadata,
         extra,
         raw: value,
+        own_dir: None,
     })
 }
 

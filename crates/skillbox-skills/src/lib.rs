@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 mod audit;
 pub mod circuit;
 mod diag;
@@ -38,6 +39,7 @@ mod result;
 mod runtime;
 pub mod security;
 mod tool;
+pub mod trust;
 
 pub use audit::{default_audit_path, params_digest};
 pub use diag::Diagnostic;
@@ -46,7 +48,7 @@ pub use format::{parse_skill, SkillDef, SkillType};
 pub use host::{host_report, HostMechanism, HostReport, LevelReport};
 pub use registry::{LoadedSkill, Locations, LookupError, Registry, SourceKind};
 pub use result::{new_execution_id, EnforcementEntry, SkillResult, Status, Usage};
-pub use runtime::{OpenError, RunOptions, Runtime};
+pub use runtime::{GrantError, OpenError, RunOptions, Runtime, TrustDecision};
 pub use security::{
     Denial, EffectiveGrant, PermissionSet, ResourceLimits, SecurityContext, TrustLevel,
 };

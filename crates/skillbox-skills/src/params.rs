@@ -132,6 +132,13 @@ pub fn validate(skill: &SkillDef, input: &Value) -> Result<Params, Vec<ParamProb
                 continue;
             }
         }
+        let word_list = format!("{{{name}*}}");
+        if skill.args.contains(&word_list) {
+            if let Err(e) = shell_words::split(&text) {
+                bad(name, format!("cannot be split into arguments: {e}"));
+                continue;
+            }
+        }
         total += text.len();
         values.insert(name.clone(), text);
     }
@@ -199,12 +206,31 @@ pub fn substitute(text: &str, skill: &SkillDef, params: &Params) -> String {
 /// Builds argv elements from `args`: each element is substituted on its own, and an element
 /// that is exactly one placeholder of a parameter that was not given is left out (so an
 /// optional flag value does not become an empty argument).
+///
+/// An element that is exactly `{name*}` (a *word list*) becomes the words of the parameter's
+/// value, split as a shell would split them, quotes included, but without any expansion and
+/// without running a shell: `a "b c"` gives the two arguments `a` and `b c`. Agent Skill
+/// scripts take their arguments this way. [`validate`] refuses a value that cannot be split.
 pub fn build_args(args: &[String], skill: &SkillDef, params: &Params) -> Vec<String> {
-    args.iter()
-        .filter(|a| {
-            let inner = a.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
-            !matches!(inner, Some(n) if skill.parameter(n).is_some() && params.get(n).is_none())
-        })
-        .map(|a| substitute(a, skill, params))
-        .collect()
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        if let Some(n) = word_list_param(a, skill) {
+            if let Some(v) = params.get(n) {
+                out.extend(shell_words::split(v).unwrap_or_default());
+            }
+            continue;
+        }
+        let inner = a.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
+        if matches!(inner, Some(n) if skill.parameter(n).is_some() && params.get(n).is_none()) {
+            continue;
+        }
+        out.push(substitute(a, skill, params));
+    }
+    out
+}
+
+/// The declared parameter an argv element `{name*}` names, if it is one.
+fn word_list_param<'a>(arg: &'a str, skill: &SkillDef) -> Option<&'a str> {
+    let n = arg.strip_prefix('{')?.strip_suffix("*}")?;
+    skill.parameter(n).map(|_| n)
 }

@@ -26,7 +26,7 @@ const BUILTINS: &[(&str, &str)] = &[
 ];
 
 /// Where a skill came from. Decides its default trust level and its precedence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
     /// Shipped inside skillbox.
@@ -35,6 +35,10 @@ pub enum SourceKind {
     Global,
     /// The workspace's skill directories.
     Workspace,
+    /// The directories other agents keep Agent Skills in (`.agents/skills`,
+    /// `.claude/skills`, in the workspace and in the home directory), read only.
+    #[serde(rename = "agents")]
+    AgentDir,
 }
 
 impl SourceKind {
@@ -42,7 +46,7 @@ impl SourceKind {
     pub fn default_trust(self) -> TrustLevel {
         match self {
             Self::Builtin => TrustLevel::SystemTrusted,
-            Self::Global | Self::Workspace => TrustLevel::UserVerified,
+            Self::Global | Self::Workspace | Self::AgentDir => TrustLevel::UserVerified,
         }
     }
 
@@ -52,6 +56,7 @@ impl SourceKind {
             Self::Builtin => "builtin",
             Self::Global => "global",
             Self::Workspace => "workspace",
+            Self::AgentDir => "agents",
         }
     }
 }
@@ -63,8 +68,23 @@ pub struct LoadedSkill {
     pub def: SkillDef,
     /// The kind of source.
     pub source: SourceKind,
-    /// The file (`builtin:NAME` for built-ins).
+    /// The file (`builtin:NAME` for built-ins; `SKILL.md` for an Agent Skill and its
+    /// scripts).
     pub path: PathBuf,
+    /// The Agent Skill this entry comes from (its instructions, or one of its scripts).
+    pub agent: Option<std::sync::Arc<crate::agent::AgentSkill>>,
+}
+
+impl LoadedSkill {
+    /// What a trust grant is made to and pinned on: the skill file, or the whole directory
+    /// of an Agent Skill (whose scripts share its grant). Returns the subject's name and
+    /// path.
+    pub fn trust_subject(&self) -> (&str, &Path) {
+        match &self.agent {
+            Some(a) => (&a.name, &a.dir),
+            None => (&self.def.name, &self.path),
+        }
+    }
 }
 
 /// The directories to search, lowest precedence first within each kind.
@@ -74,6 +94,12 @@ pub struct Locations {
     pub global: Vec<PathBuf>,
     /// Workspace directories, lowest precedence first.
     pub workspace: Vec<PathBuf>,
+    /// Other agents' Agent Skill directories in the home directory, read only; below
+    /// `global` in precedence.
+    pub agent_global: Vec<PathBuf>,
+    /// Other agents' Agent Skill directories in the workspace, read only; between `global`
+    /// and `workspace` in precedence.
+    pub agent_workspace: Vec<PathBuf>,
     /// Whether to include the built-in skills.
     pub builtins: bool,
 }
@@ -90,21 +116,37 @@ impl Locations {
         use std::hash::{Hash, Hasher};
         use std::os::unix::fs::MetadataExt;
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        for dir in self.global.iter().chain(&self.workspace) {
-            dir.hash(&mut h);
+        // Agent Skills are directories: their SKILL.md, openai.yaml and scripts are two and
+        // three levels down, so look that deep (and no deeper: references and assets do not
+        // change what is offered).
+        fn walk(dir: &Path, depth: u32, h: &mut std::collections::hash_map::DefaultHasher) {
+            dir.hash(h);
             let Ok(entries) = std::fs::read_dir(dir) else {
-                0u8.hash(&mut h);
-                continue;
+                0u8.hash(h);
+                return;
             };
-            let mut seen: Vec<(std::ffi::OsString, u64, i64, i64, u64)> = entries
+            let mut seen: Vec<(std::ffi::OsString, u64, i64, i64, u64, bool)> = entries
                 .filter_map(Result::ok)
+                .take(MAX_FILES_PER_DIR)
                 .filter_map(|e| {
                     let m = std::fs::metadata(e.path()).ok()?;
-                    Some((e.file_name(), m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
+                    Some((e.file_name(), m.len(), m.mtime(), m.mtime_nsec(), m.ino(), m.is_dir()))
                 })
                 .collect();
             seen.sort();
-            seen.hash(&mut h);
+            seen.hash(h);
+            if depth > 0 {
+                for (name, .., is_dir) in &seen {
+                    let keep = depth > 1 || matches!(name.to_str(), Some("scripts" | "agents"));
+                    if *is_dir && keep {
+                        walk(&dir.join(name), depth - 1, h);
+                    }
+                }
+            }
+        }
+        let dirs = self.agent_global.iter().chain(&self.global);
+        for dir in dirs.chain(&self.agent_workspace).chain(&self.workspace) {
+            walk(dir, 2, &mut h);
         }
         h.finish()
     }
@@ -126,12 +168,17 @@ impl Locations {
         if let Some(sb) = skillbox_home(&vars) {
             global.push(sb.join("skills"));
         }
+        let agent_dirs = |base: &Path| {
+            vec![base.join(".claude").join("skills"), base.join(".agents").join("skills")]
+        };
         Self {
             global,
             workspace: vec![
                 workspace.join(".q-skills"),
                 workspace.join(".skillbox").join("skills"),
             ],
+            agent_global: home.as_deref().map(agent_dirs).unwrap_or_default(),
+            agent_workspace: agent_dirs(workspace),
             builtins: true,
         }
     }
@@ -202,14 +249,22 @@ impl Registry {
             for (name, text) in BUILTINS {
                 let path = PathBuf::from(format!("builtin:{name}"));
                 match parse_skill(&path, text.as_bytes()) {
-                    Ok(def) => reg.insert(LoadedSkill { def, source: SourceKind::Builtin, path }),
+                    Ok(def) => reg.insert(LoadedSkill {
+                        def,
+                        source: SourceKind::Builtin,
+                        path,
+                        agent: None,
+                    }),
                     Err(d) => reg.problems.extend(d),
                 }
             }
         }
-        for (kind, dirs) in
-            [(SourceKind::Global, &locations.global), (SourceKind::Workspace, &locations.workspace)]
-        {
+        for (kind, dirs) in [
+            (SourceKind::AgentDir, &locations.agent_global),
+            (SourceKind::Global, &locations.global),
+            (SourceKind::AgentDir, &locations.agent_workspace),
+            (SourceKind::Workspace, &locations.workspace),
+        ] {
             for dir in dirs {
                 reg.load_dir(dir, kind);
             }
@@ -222,7 +277,9 @@ impl Registry {
     pub fn load_paths(paths: &[PathBuf]) -> Self {
         let mut reg = Self::default();
         for p in paths {
-            if p.is_dir() {
+            if p.join(crate::agent::SKILL_FILE).is_file() {
+                reg.load_agent_dir(p, SourceKind::Workspace, &mut BTreeMap::new());
+            } else if p.is_dir() {
                 reg.load_dir(p, SourceKind::Workspace);
             } else {
                 reg.load_file(p, SourceKind::Workspace, &mut BTreeMap::new());
@@ -242,9 +299,19 @@ impl Registry {
             }
         };
         let mut files: Vec<PathBuf> = Vec::new();
+        let mut agent_dirs: Vec<PathBuf> = Vec::new();
         for entry in entries {
             let Ok(entry) = entry else { continue };
             let path = entry.path();
+            // A directory holding SKILL.md is an Agent Skill (followed if it is a symlink,
+            // as agents do; what a script may touch is decided by its grant, not by where
+            // its files live).
+            if path.join(crate::agent::SKILL_FILE).is_file() {
+                if agent_dirs.len() < MAX_FILES_PER_DIR {
+                    agent_dirs.push(path);
+                }
+                continue;
+            }
             if path.extension().is_some_and(|e| e == "json") {
                 if files.len() == MAX_FILES_PER_DIR {
                     self.problems.push(Diagnostic::file(
@@ -262,6 +329,48 @@ impl Registry {
         let mut here = BTreeMap::new();
         for f in files {
             self.load_file(&f, kind, &mut here);
+        }
+        agent_dirs.sort();
+        for d in agent_dirs {
+            self.load_agent_dir(&d, kind, &mut here);
+        }
+    }
+
+    fn load_agent_dir(
+        &mut self,
+        dir: &Path,
+        kind: SourceKind,
+        here: &mut BTreeMap<String, PathBuf>,
+    ) {
+        let (agent, defs, problems) = match crate::agent::load(dir, read_bounded) {
+            Ok(loaded) => loaded,
+            Err(ds) => {
+                self.problems.extend(ds);
+                return;
+            }
+        };
+        self.problems.extend(problems);
+        let path = dir.join(crate::agent::SKILL_FILE);
+        for def in defs {
+            if let Some(first) = here.get(&def.name) {
+                self.problems.push(Diagnostic::field(
+                    &path,
+                    "name",
+                    format!(
+                        "duplicate skill name `{}`: also defined in {}, which is used",
+                        def.name,
+                        first.display()
+                    ),
+                ));
+                continue;
+            }
+            here.insert(def.name.clone(), path.clone());
+            self.insert(LoadedSkill {
+                def,
+                source: kind,
+                path: path.clone(),
+                agent: Some(agent.clone()),
+            });
         }
     }
 
@@ -293,7 +402,7 @@ impl Registry {
             return;
         }
         here.insert(def.name.clone(), path.to_path_buf());
-        self.insert(LoadedSkill { def, source: kind, path: path.to_path_buf() });
+        self.insert(LoadedSkill { def, source: kind, path: path.to_path_buf(), agent: None });
     }
 
     fn insert(&mut self, skill: LoadedSkill) {
@@ -370,7 +479,7 @@ impl Registry {
 /// Reads a skill file without trusting it: it must be a regular file (a FIFO or device would
 /// block or never end), and no more than [`MAX_SKILL_FILE_BYTES`] are read. The open is
 /// non-blocking so that a FIFO planted as `x.json` does not hang discovery.
-fn read_bounded(path: &Path) -> Result<Vec<u8>, Diagnostic> {
+pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)

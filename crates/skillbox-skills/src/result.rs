@@ -80,6 +80,14 @@ pub struct SkillResult {
     pub execution_id: String,
     /// The trust level it ran at (absent when it failed before a level was chosen).
     pub trust_level: Option<TrustLevel>,
+    /// Why the run had that level: `flag` (chosen for this run), `grant` (a person's
+    /// pinned grant), `policy` (the policy file's default for the source) or `default`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_origin: Option<&'static str>,
+    /// Something a person should know about this run's trust, such as a grant that lapsed
+    /// because the skill changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
     /// Exit code of the program, when it exited.
     pub exit_code: Option<i32>,
     /// The signal that killed it, when one did.
@@ -137,6 +145,8 @@ impl SkillResult {
             skill: skill.to_string(),
             execution_id,
             trust_level: None,
+            trust_origin: None,
+            notice: None,
             exit_code: None,
             signal: None,
             stdout: String::new(),

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use skillbox_audit::{AuditLog, LogConfig};
 
-use crate::registry::{Locations, LookupError, Registry};
+use crate::registry::{LoadedSkill, Locations, LookupError, Registry};
 use crate::result::{SkillResult, Status};
 use crate::security::{SecurityContext, TrustLevel};
 use crate::tool::SkillTool;
@@ -54,6 +54,40 @@ pub struct Runtime {
     reserved: Vec<PathBuf>,
     /// Where the registry was loaded from, when it was (not for [`Runtime::with_registry`]).
     locations: Option<Locations>,
+    /// skillbox's home directory, which holds the trust store and the policy file; `None`:
+    /// no grants and the plan's defaults.
+    home: Option<PathBuf>,
+}
+
+/// Why a trust grant could not be made or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// The name does not resolve to a skill.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// The store, the policy or the skill's content could not be used.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
+    /// This runtime has no home directory to keep grants in.
+    #[error("no place for the trust store: set SKILLBOX_HOME (HOME is unset)")]
+    NoHome,
+    /// No grant exists for the name.
+    #[error("`{0}` has no trust grant; `skillbox trust --list` shows the grants")]
+    NoGrant(String),
+    /// The grant was made but the audit log refused the event.
+    #[error("the grant was saved, but the audit log could not record it: {0}")]
+    Audit(String),
+}
+
+/// The level a run gets, and why.
+#[derive(Debug, Clone)]
+pub struct TrustDecision {
+    /// The level.
+    pub level: TrustLevel,
+    /// `flag`, `grant`, `policy` or `default` (see [`SkillResult::trust_origin`]).
+    pub origin: &'static str,
+    /// A grant that lapsed, with the content's digest now.
+    pub lapsed: Option<(crate::trust::Grant, String)>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -94,6 +128,7 @@ impl Runtime {
             audit: Some(Arc::new(log)),
             reserved,
             locations: Some(locations),
+            home: crate::registry::skillbox_home(vars),
         })
     }
 
@@ -106,6 +141,7 @@ impl Runtime {
             audit: None,
             reserved: Vec::new(),
             locations: None,
+            home: None,
         })
     }
 
@@ -143,6 +179,7 @@ impl Runtime {
             audit: self.audit.clone(),
             reserved: self.reserved.clone(),
             locations: Some(locations),
+            home: self.home.clone(),
         })
     }
 
@@ -156,14 +193,129 @@ impl Runtime {
         &self.workspace
     }
 
-    /// The context a skill named `name` runs with: its source's default level, or `trust`.
+    /// Keeps trust grants and the policy file in `home` (a runtime opened with
+    /// [`Runtime::open`] uses skillbox's home directory already).
+    pub fn with_home(mut self, home: &Path) -> Self {
+        self.reserved.push(crate::security::normalize(
+            &std::env::current_dir().unwrap_or_default().join(home),
+        ));
+        self.home = Some(home.to_path_buf());
+        self
+    }
+
+    /// The trust store, read now; empty when this runtime has no home directory.
+    pub fn trust_store(&self) -> Result<crate::trust::TrustStore, GrantError> {
+        let home = self.home.as_ref().ok_or(GrantError::NoHome)?;
+        Ok(crate::trust::TrustStore::load(&home.join(crate::trust::STORE_FILE))?)
+    }
+
+    /// The policy file, read now; the plan's defaults without a home directory or file.
+    pub fn trust_policy(&self) -> Result<crate::trust::TrustPolicy, crate::trust::TrustError> {
+        match &self.home {
+            Some(h) => crate::trust::TrustPolicy::load(&h.join(crate::trust::POLICY_FILE)),
+            None => Ok(crate::trust::TrustPolicy::default()),
+        }
+    }
+
+    /// The level `skill` runs at without `--trust`, and why: a grant whose digest still
+    /// matches, else the policy's default for its source, else the plan's default.
+    ///
+    /// Fails when the store or policy cannot be read: running at a guessed level could
+    /// raise a skill a person had lowered.
+    pub fn trust_decision(
+        &self,
+        skill: &LoadedSkill,
+        flag: Option<TrustLevel>,
+    ) -> Result<TrustDecision, crate::trust::TrustError> {
+        if let Some(level) = flag {
+            return Ok(TrustDecision { level, origin: "flag", lapsed: None });
+        }
+        let policy = self.trust_policy()?;
+        let default = policy.default_for(skill.source);
+        let origin =
+            if policy.default_trust.contains_key(&skill.source) { "policy" } else { "default" };
+        let Some(home) = &self.home else {
+            return Ok(TrustDecision { level: default, origin, lapsed: None });
+        };
+        let store = crate::trust::TrustStore::load(&home.join(crate::trust::STORE_FILE))?;
+        Ok(match store.standing(skill) {
+            crate::trust::Standing::NoGrant => {
+                TrustDecision { level: default, origin, lapsed: None }
+            }
+            crate::trust::Standing::Granted(g) => {
+                TrustDecision { level: g.level, origin: "grant", lapsed: None }
+            }
+            crate::trust::Standing::Lapsed { grant, now } => {
+                TrustDecision { level: default, origin, lapsed: Some((grant, now)) }
+            }
+        })
+    }
+
+    /// The lowest level at which `skill`'s declaration is granted, if any.
+    pub fn lowest_sufficient_level(&self, skill: &LoadedSkill) -> Option<TrustLevel> {
+        [TrustLevel::Untrusted, TrustLevel::UserVerified, TrustLevel::SystemTrusted]
+            .into_iter()
+            .find(|l| {
+                let mut ctx = SecurityContext::for_trust_level(*l, &self.workspace);
+                ctx.reserved = self.reserved.clone();
+                ctx.validate_execution(&skill.def).is_ok()
+            })
+    }
+
+    /// Grants the skill `name` (for an Agent Skill: the whole skill, all of its scripts)
+    /// `level`, or the lowest level its declaration needs, pinned to its content now; records
+    /// a `TrustGranted` event. Returns the name the grant is kept under and the grant.
+    pub fn grant(
+        &self,
+        name: &str,
+        level: Option<TrustLevel>,
+    ) -> Result<(String, crate::trust::Grant), GrantError> {
+        let skill = self.registry.get(name)?;
+        let mut store = self.trust_store()?;
+        let level = level
+            .or_else(|| self.lowest_sufficient_level(skill))
+            .unwrap_or(TrustLevel::SystemTrusted);
+        let grant = store.grant(skill, level)?;
+        let subject = skill.trust_subject().0.to_string();
+        self.record(&[crate::audit::trust_changed(&subject, &grant, false)])?;
+        Ok((subject, grant))
+    }
+
+    /// Removes the grant of `name` (a skill, a script of an Agent Skill, or the name a grant
+    /// is kept under); records a `TrustRevoked` event.
+    pub fn revoke(&self, name: &str) -> Result<(String, crate::trust::Grant), GrantError> {
+        let mut store = self.trust_store()?;
+        let subject = match self.registry.get(name) {
+            Ok(skill) => skill.trust_subject().0.to_string(),
+            Err(_) => name.to_string(),
+        };
+        let grant = store.revoke(&subject)?.ok_or_else(|| GrantError::NoGrant(subject.clone()))?;
+        self.record(&[crate::audit::trust_changed(&subject, &grant, true)])?;
+        Ok((subject, grant))
+    }
+
+    fn record(&self, events: &[skillbox_audit::EventDraft]) -> Result<(), GrantError> {
+        match &self.audit {
+            Some(log) => match crate::audit::write(log, events) {
+                Some(e) => Err(GrantError::Audit(e)),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// The context a skill named `name` runs with: its level without `--trust` (see
+    /// [`Runtime::trust_decision`]), or `trust`.
     pub fn context_for(
         &self,
         name: &str,
         trust: Option<TrustLevel>,
     ) -> Result<SecurityContext, LookupError> {
         let skill = self.registry.get(name)?;
-        let level = trust.unwrap_or_else(|| skill.source.default_trust());
+        let level = match self.trust_decision(skill, trust) {
+            Ok(d) => d.level,
+            Err(_) => trust.unwrap_or_else(|| skill.source.default_trust()),
+        };
         Ok(SecurityContext::for_trust_level(level, &self.workspace))
     }
 
@@ -193,10 +345,39 @@ impl Runtime {
                 return r;
             }
         };
-        let level = options.trust.unwrap_or_else(|| skill.source.default_trust());
+        let decision = match self.trust_decision(skill, options.trust) {
+            Ok(d) => d,
+            Err(e) => {
+                let mut r = SkillResult::refused(
+                    Status::Error,
+                    &skill.def.name,
+                    format!("refusing to run: {e}; fix or remove the file (`skillbox trust --list` reads it)"),
+                );
+                if let Some(log) = &self.audit {
+                    r.audit_error = crate::audit::write(
+                        log,
+                        &[crate::audit::lookup_failed(name, &e.to_string(), params)],
+                    );
+                }
+                return r;
+            }
+        };
+        let level = decision.level;
         let mut ctx = SecurityContext::for_trust_level(level, &self.workspace);
         ctx.allow_weaker_isolation = options.allow_weaker_isolation;
         ctx.reserved = self.reserved.clone();
+        let notice = decision.lapsed.as_ref().map(|(grant, now)| {
+            let (subject, _) = skill.trust_subject();
+            format!(
+                "trust grant lapsed: `{subject}` was granted {} on {} for content {}, but its \
+                 content is now {now}; it runs at its default level {level} instead. Review \
+                 the change, then grant it again with `skillbox trust {subject} --level {}`",
+                grant.level,
+                grant.granted_at,
+                short(&grant.digest),
+                grant.level
+            )
+        });
         let Some(log) = &self.audit else {
             let exec = crate::exec::ExecOptions {
                 retry_base_delay: options
@@ -204,8 +385,23 @@ impl Runtime {
                     .unwrap_or(std::time::Duration::from_secs(1)),
                 observer: None,
             };
-            return skill.execute_with_options(params, &ctx, &exec).await;
+            let mut r = skill.execute_with_options(params, &ctx, &exec).await;
+            r.trust_origin = Some(decision.origin);
+            r.notice = notice;
+            return r;
         };
+        if let (Some((grant, now)), Some(message)) = (&decision.lapsed, &notice) {
+            let event = crate::audit::trust_lapsed(&skill.def.name, grant, now, &ctx, message);
+            if let Some(err) = crate::audit::write(log, &[event]) {
+                let mut r = SkillResult::refused(
+                    Status::Error,
+                    &skill.def.name,
+                    format!("refusing to run: cannot write the audit log: {err}"),
+                );
+                r.audit_error = Some(err);
+                return r;
+            }
+        }
         // Nothing runs that cannot be recorded.
         let execution_id = crate::result::new_execution_id();
         let start =
@@ -253,6 +449,8 @@ impl Runtime {
         };
         let mut result = skill.execute_with_options(params, &ctx, &exec).await;
         cancel_guard.armed = false;
+        result.trust_origin = Some(decision.origin);
+        result.notice = notice;
         result.execution_id = execution_id.clone();
         self.circuit_record(skill, &result);
         let mut errors = audit_errors.into_inner().unwrap_or_default();
@@ -347,6 +545,11 @@ fn canonical(p: &Path) -> Result<PathBuf, OpenError> {
         });
     }
     Ok(c)
+}
+
+/// `sha256:` and the first 16 hex digits, for messages.
+fn short(digest: &str) -> &str {
+    digest.get(..23).unwrap_or(digest)
 }
 
 fn rfc3339_seconds(t: std::time::SystemTime) -> String {

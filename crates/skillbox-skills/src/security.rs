@@ -18,7 +18,9 @@ use serde::Serialize;
 use crate::format::{NetworkLevel, ProcessSpawn, SkillDef};
 
 /// How far a skill is trusted. Ordered: `Untrusted < UserVerified < SystemTrusted`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrustLevel {
     /// External content: a download, a cloned repository's skill run with no grant.
@@ -211,7 +213,7 @@ impl SecurityContext {
         let workspace = normalize(&self.workspace);
 
         // Files. A skill that declares no reads gets the workspace, as old skills expect.
-        let reads: Vec<PathBuf> = match &declared.file_read {
+        let mut reads: Vec<PathBuf> = match &declared.file_read {
             Some(list) => list.iter().map(|p| resolve(&workspace, p)).collect(),
             None => vec![workspace.clone()],
         };
@@ -219,6 +221,12 @@ impl SecurityContext {
             if !self.covers(&self.permissions.file_read, path) {
                 return Err(self.deny(skill, Permission::FileRead, written, path));
             }
+        }
+        // An Agent Skill's script may always read its own skill's directory, wherever it
+        // is installed: its interpreter has to open the script, and scripts read their
+        // `references/` and `assets/`. Read only; writes are granted as declared.
+        if let Some(own) = &skill.own_dir {
+            reads.push(normalize(own));
         }
         let writes: Vec<PathBuf> =
             declared.file_write.iter().map(|p| resolve(&workspace, p)).collect();
@@ -437,8 +445,10 @@ impl Denial {
         };
         let fix = match self.fix {
             Some(level) => format!(
-                "to grant it, run with --trust {level} if you trust this skill, or remove the \
-                 request from the skill file"
+                "to grant it, if you trust this skill, run `skillbox trust {} --level {level}` \
+                 (kept until the skill's content changes) or add `--trust {level}` to one run; \
+                 or remove the request from the skill file",
+                self.skill
             ),
             None => "no trust level grants it; remove the request from the skill file".into(),
         };

@@ -30,6 +30,7 @@ fn only(dirs: &[&Path]) -> Locations {
         global: Vec::new(),
         workspace: dirs.iter().map(|d| d.to_path_buf()).collect(),
         builtins: false,
+        ..Locations::default()
     }
 }
 
@@ -331,6 +332,7 @@ fn a_missing_directory_is_silently_skipped() {
         global: vec![tmp.path().join("missing-global"), tmp.path().join("a/b/c")],
         workspace: vec![tmp.path().join("missing-ws"), real],
         builtins: false,
+        ..Locations::default()
     };
     let reg = Registry::load(&loc);
     assert_eq!(reg.len(), 1);

@@ -1,0 +1,508 @@
+//! Agent Skills: the directory format most skills are published in today.
+//!
+//! An Agent Skill is a directory holding `SKILL.md`: YAML front matter (`name`,
+//! `description` and optional fields) and Markdown instructions for a model, with
+//! `scripts/`, `references/` and `assets/` beside it. Agents read the instructions and run the
+//! scripts with whatever rights the agent has; skillbox runs each script as a skill of its
+//! own, confined like any other.
+//!
+//! One directory becomes several registry entries:
+//!
+//! * `NAME`: a prompt skill whose output is the instructions (the body of `SKILL.md`), so
+//!   that a model reads them only when it asks (progressive disclosure);
+//! * `NAME--SCRIPT` for each runnable file `scripts/SCRIPT.EXT`: a command skill that runs
+//!   the script with the interpreter its extension names, taking one string parameter,
+//!   `args`, split into words like a shell would (no shell runs). `--` cannot occur in an
+//!   Agent Skill name, so the two parts never clash.
+//!
+//! Permissions come from where skills already declare them: a `skillbox` block in the front
+//! matter (the JSON format's `security` object: `permissions`, `resource_limits`), else the
+//! `permissions` of Codex's `agents/openai.yaml` (`network`, `fs_read`, `fs_write`, paths
+//! relative to the skill's directory). Nothing declared means nothing beyond the defaults:
+//! read the workspace, no writes, no network. A script may always read its own skill's
+//! directory (its interpreter has to open it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::diag::Diagnostic;
+use crate::format::{parse_skill, SkillDef};
+
+/// The file that makes a directory an Agent Skill.
+pub const SKILL_FILE: &str = "SKILL.md";
+/// Longest `name`, in characters (the specification's limit).
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest `description`, in characters (the specification's limit).
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+/// Longest `compatibility`, in characters (the specification's limit).
+pub const MAX_COMPATIBILITY_CHARS: usize = 500;
+/// Separator between a skill's name and a script's name in the script's skill name.
+pub const SCRIPT_SEPARATOR: &str = "--";
+/// Most scripts taken from one `scripts/` directory.
+const MAX_SCRIPTS: usize = 256;
+
+/// What an Agent Skill's `SKILL.md` says about it, and where it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentSkill {
+    /// `name`: 1 to 64 of `a-z0-9-`, equal to the directory's name.
+    pub name: String,
+    /// `description`: what it does and when to use it, 1 to 1024 characters.
+    pub description: String,
+    /// `license`, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// `compatibility`: environment requirements, at most 500 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compatibility: Option<String>,
+    /// `metadata`: string keys to string values.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// `allowed-tools`: tools the skill expects the agent to allow (informative here;
+    /// skillbox grants by permissions, not by agent tools).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_tools: Option<String>,
+    /// The skill's directory.
+    pub dir: PathBuf,
+    /// The Markdown body: the instructions for a model.
+    #[serde(skip)]
+    pub instructions: String,
+    /// Names of the script skills made from `scripts/`.
+    pub scripts: Vec<String>,
+    /// Where the permissions came from: `SKILL.md skillbox block`, `agents/openai.yaml`, or
+    /// `none declared`.
+    pub permissions_from: String,
+}
+
+/// What [`load`] gives: the skill, its definitions, and problems with single scripts.
+pub(crate) type Loaded = (Arc<AgentSkill>, Vec<SkillDef>, Vec<Diagnostic>);
+
+/// Loads the Agent Skill in `dir`: its metadata, and the skill definitions it contributes
+/// (the instructions, then one per script). Problems with single scripts are returned beside
+/// the skill; a problem with `SKILL.md` itself rejects the whole directory.
+pub(crate) fn load(
+    dir: &Path,
+    read: impl Fn(&Path) -> Result<Vec<u8>, Diagnostic>,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let dir_name = dir.file_name().and_then(|d| d.to_str()).unwrap_or_default().to_string();
+    // Resolved once, here: the kernel grant of the directory refuses symlinks in the path.
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let dir = canonical.as_path();
+    let file = dir.join(SKILL_FILE);
+    let bytes = read(&file).map_err(|d| vec![d])?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| vec![Diagnostic::file(&file, format!("not UTF-8: {e}"))])?;
+    let (front, body) = split_front_matter(text).ok_or_else(|| {
+        vec![Diagnostic::file(
+            &file,
+            "must start with YAML front matter between two `---` lines (name and description)",
+        )]
+    })?;
+    let front: Value = yaml_serde::from_str(front).map_err(|e| {
+        vec![Diagnostic::file(&file, format!("front matter is not valid YAML: {e}"))]
+    })?;
+    let Value::Object(front) = front else {
+        return Err(vec![Diagnostic::file(&file, "front matter must be a mapping of fields")]);
+    };
+
+    let mut problems = Vec::new();
+    let name = required_string(&front, "name", &file, &mut problems);
+    let description = required_string(&front, "description", &file, &mut problems);
+    if let Some(n) = &name {
+        if let Err(reason) = check_agent_name(n) {
+            problems.push(Diagnostic::field(&file, "name", reason));
+        }
+        if *n != dir_name {
+            problems.push(Diagnostic::field(
+                &file,
+                "name",
+                format!("is {n:?} but the directory is {dir_name:?}; they must be equal"),
+            ));
+        }
+    }
+    if let Some(d) = &description {
+        let chars = d.chars().count();
+        if d.trim().is_empty() || chars > MAX_DESCRIPTION_CHARS {
+            problems.push(Diagnostic::field(
+                &file,
+                "description",
+                format!("must be 1 to {MAX_DESCRIPTION_CHARS} characters (it has {chars})"),
+            ));
+        }
+    }
+    let license = optional_string(&front, "license", &file, &mut problems);
+    let compatibility = optional_string(&front, "compatibility", &file, &mut problems);
+    if let Some(c) = &compatibility {
+        let chars = c.chars().count();
+        if chars == 0 || chars > MAX_COMPATIBILITY_CHARS {
+            problems.push(Diagnostic::field(
+                &file,
+                "compatibility",
+                format!("must be 1 to {MAX_COMPATIBILITY_CHARS} characters (it has {chars})"),
+            ));
+        }
+    }
+    let allowed_tools = optional_string(&front, "allowed-tools", &file, &mut problems);
+    let mut metadata = BTreeMap::new();
+    match front.get("metadata") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                match v {
+                    Value::String(s) => {
+                        metadata.insert(k.clone(), s.clone());
+                    }
+                    _ => problems.push(Diagnostic::field(
+                        &file,
+                        format!("metadata.{k}"),
+                        "must be a string",
+                    )),
+                }
+            }
+        }
+        Some(_) => problems.push(Diagnostic::field(
+            &file,
+            "metadata",
+            "must be a mapping of strings to strings",
+        )),
+    }
+    let security = match front.get("skillbox") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(_) => {
+            problems.push(Diagnostic::field(
+                &file,
+                "skillbox",
+                "must be a mapping with `permissions` and `resource_limits`, as in a JSON \
+                 skill's `security` object",
+            ));
+            None
+        }
+    };
+    let (Some(name), Some(description)) = (name, description) else {
+        return Err(problems);
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let mut script_problems = Vec::new();
+    let (security, permissions_from) = match security {
+        Some(s) => (s, "SKILL.md skillbox block".to_string()),
+        None => match codex_permissions(dir, &read) {
+            Ok(Some(s)) => (s, "agents/openai.yaml".to_string()),
+            Ok(None) => (json!({}), "none declared".to_string()),
+            Err(d) => return Err(vec![d]),
+        },
+    };
+
+    let mut defs = Vec::new();
+    let mut instructions_def = json!({
+        "name": name,
+        "description": description,
+        "type": "prompt_inline",
+        "prompt_template": body,
+    });
+    if let Some(v) = front.get("version") {
+        instructions_def["metadata"] = json!({ "agent_skill_version": v });
+    }
+    defs.push(synthetic(&file, instructions_def, dir)?);
+
+    let mut scripts = Vec::new();
+    for (path, stem) in script_files(dir, &mut script_problems) {
+        let Some(command) = interpreter(&path) else {
+            script_problems.push(Diagnostic::file(
+                &path,
+                "not runnable: no known interpreter for its extension (.py, .sh, .bash, .js, \
+                 .mjs, .rb, .pl) and not executable",
+            ));
+            continue;
+        };
+        let script_name = format!("{name}{SCRIPT_SEPARATOR}{stem}");
+        let script = path.to_string_lossy().into_owned();
+        let mut args = Vec::new();
+        let program = if command == "." { script.clone() } else { command.to_string() };
+        if command != "." {
+            args.push(script.clone());
+        }
+        args.push("{args*}".to_string());
+        let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        let def = json!({
+            "name": script_name,
+            "description": format!(
+                "Runs scripts/{} of the Agent Skill `{name}`: {description}",
+                file_name.unwrap_or_default()
+            ),
+            "type": "command",
+            "command": program,
+            "args": args,
+            "parameters": [{
+                "name": "args",
+                "type": "string",
+                "required": false,
+                "description": "Arguments for the script, split into words as a shell would \
+                                split them (no shell runs)"
+            }],
+            "security": security,
+        });
+        match synthetic(&file, def, dir) {
+            Ok(d) => {
+                scripts.push(script_name);
+                defs.push(d);
+            }
+            Err(ds) => script_problems.extend(ds),
+        }
+    }
+
+    let skill = AgentSkill {
+        name,
+        description,
+        license,
+        compatibility,
+        metadata,
+        allowed_tools,
+        dir: dir.to_path_buf(),
+        instructions: body.to_string(),
+        scripts,
+        permissions_from,
+    };
+    Ok((Arc::new(skill), defs, script_problems))
+}
+
+/// The specification's name rule: 1 to 64 of `a-z0-9-`, no leading, trailing or doubled
+/// hyphen.
+pub fn check_agent_name(name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(format!("must be 1 to {MAX_NAME_CHARS} characters (it has {chars})"));
+    }
+    if let Some(c) =
+        name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!("contains {c:?}; only lowercase letters, digits and '-' are allowed"));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err("must not start or end with '-'".into());
+    }
+    if name.contains("--") {
+        return Err("must not contain \"--\"".into());
+    }
+    Ok(())
+}
+
+/// Splits `---\nYAML\n---\nbody`. `None` if the text does not open with front matter.
+fn split_front_matter(text: &str) -> Option<(&str, &str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let rest = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n"))?;
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        if line.trim_end_matches(['\n', '\r']) == "---" {
+            let front = &rest[..offset];
+            let body = &rest[offset + line.len()..];
+            return Some((front, body.trim_start_matches(['\n', '\r'])));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+fn required_string(
+    front: &Map<String, Value>,
+    key: &str,
+    file: &Path,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    match front.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        None | Some(Value::Null) => {
+            problems.push(Diagnostic::field(file, key, "is required"));
+            None
+        }
+        Some(_) => {
+            problems.push(Diagnostic::field(file, key, "must be a string"));
+            None
+        }
+    }
+}
+
+fn optional_string(
+    front: &Map<String, Value>,
+    key: &str,
+    file: &Path,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    match front.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            problems.push(Diagnostic::field(file, key, "must be a string"));
+            None
+        }
+    }
+}
+
+/// The `security` object made from `agents/openai.yaml`'s `permissions`, if the file
+/// declares any. Its paths are relative to the skill's directory, as Codex reads them.
+fn codex_permissions(
+    dir: &Path,
+    read: &impl Fn(&Path) -> Result<Vec<u8>, Diagnostic>,
+) -> Result<Option<Value>, Diagnostic> {
+    let file = dir.join("agents").join("openai.yaml");
+    if !file.exists() {
+        return Ok(None);
+    }
+    let bytes = read(&file)?;
+    let doc: Value = yaml_serde::from_slice(&bytes)
+        .map_err(|e| Diagnostic::file(&file, format!("not valid YAML: {e}")))?;
+    let Some(p) = doc.get("permissions") else { return Ok(None) };
+    let Value::Object(p) = p else {
+        return Err(Diagnostic::field(&file, "permissions", "must be a mapping"));
+    };
+    let paths = |key: &str| -> Result<Option<Vec<String>>, Diagnostic> {
+        match p.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(resolve(dir, s)),
+                    _ => Err(Diagnostic::field(
+                        &file,
+                        format!("permissions.{key}"),
+                        "must be a list of paths",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(Diagnostic::field(
+                &file,
+                format!("permissions.{key}"),
+                "must be a list of paths",
+            )),
+        }
+    };
+    let mut perms = Map::new();
+    match p.get("network") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => {
+            perms.insert("network_access".into(), json!(b));
+        }
+        Some(_) => {
+            return Err(Diagnostic::field(&file, "permissions.network", "must be true or false"))
+        }
+    }
+    if let Some(r) = paths("fs_read")? {
+        perms.insert("file_read".into(), json!(r));
+    }
+    if let Some(w) = paths("fs_write")? {
+        perms.insert("file_write".into(), json!(w));
+    }
+    Ok(Some(json!({ "permissions": perms })))
+}
+
+/// `rel` against the skill's directory, as an absolute path string.
+fn resolve(dir: &Path, rel: &str) -> String {
+    crate::security::normalize(&dir.join(rel)).to_string_lossy().into_owned()
+}
+
+/// Regular files directly in `scripts/`, sorted, with valid stems.
+fn script_files(dir: &Path, problems: &mut Vec<Diagnostic>) -> Vec<(PathBuf, String)> {
+    let Ok(entries) = std::fs::read_dir(dir.join("scripts")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(file_name) = path.file_name().and_then(|f| f.to_str()) else { continue };
+        if file_name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        if stem.is_empty()
+            || stem.contains(SCRIPT_SEPARATOR)
+            || !stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            problems.push(Diagnostic::file(
+                &path,
+                "script name must be letters, digits, '_' and '-' without \"--\"; not offered",
+            ));
+            continue;
+        }
+        out.push((path, stem));
+    }
+    out.sort();
+    if out.len() > MAX_SCRIPTS {
+        problems.push(Diagnostic::file(
+            &dir.join("scripts"),
+            format!("more than {MAX_SCRIPTS} scripts; the rest are not offered"),
+        ));
+        out.truncate(MAX_SCRIPTS);
+    }
+    out
+}
+
+/// The program that runs `path`: by extension, or the file itself (`.`) when it is
+/// executable and has no known extension.
+fn interpreter(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    match ext {
+        "py" => Some("python3"),
+        "sh" => Some("sh"),
+        "bash" => Some("bash"),
+        "js" | "mjs" | "cjs" => Some("node"),
+        "rb" => Some("ruby"),
+        "pl" => Some("perl"),
+        _ => {
+            let exec = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+            exec.then_some(".")
+        }
+    }
+}
+
+/// Parses a definition made from an Agent Skill with the JSON format's own parser, so that
+/// every rule (limits, permissions, parameters) is checked the same way. Problems name
+/// `SKILL.md`, with the JSON format's `security` spelled as the front matter's `skillbox`.
+fn synthetic(file: &Path, def: Value, dir: &Path) -> Result<SkillDef, Vec<Diagnostic>> {
+    let bytes = serde_json::to_vec(&def)
+        .map_err(|e| vec![Diagnostic::file(file, format!("cannot build the definition: {e}"))])?;
+    let mut parsed = parse_skill(file, &bytes).map_err(|ds| {
+        ds.into_iter()
+            .map(|mut d| {
+                d.field = d.field.map(|f| match f.strip_prefix("security") {
+                    Some(rest) => format!("skillbox{rest}"),
+                    None => f,
+                });
+                d
+            })
+            .collect::<Vec<_>>()
+    })?;
+    parsed.own_dir = Some(dir.to_path_buf());
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_specification_name_rules() {
+        for good in ["a", "pdf-tools", "x1-2y", &"a".repeat(64)] {
+            assert!(check_agent_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "a-", "a--b", "A", "a_b", "a.b", "ä", &"a".repeat(65)] {
+            assert!(check_agent_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn front_matter_is_split_from_the_body() {
+        let (f, b) = split_front_matter("---\nname: x\n---\n\n# Hi\n").unwrap();
+        assert_eq!(f, "name: x\n");
+        assert_eq!(b, "# Hi\n");
+        assert!(split_front_matter("name: x\n---\n").is_none());
+        assert!(split_front_matter("---\nname: x\n").is_none(), "unterminated");
+        let (f, _) = split_front_matter("\u{feff}---\r\nname: x\r\n---\r\nbody").unwrap();
+        assert_eq!(f, "name: x\r\n");
+    }
+}

@@ -1,0 +1,311 @@
+//! Trust that a person grants once, pinned to what they looked at.
+//!
+//! The plan hard-codes one level per source. Here a person can raise (or lower) one skill's
+//! level with `skillbox trust NAME --level LEVEL`. The grant records a SHA-256 digest of the
+//! skill's content: the skill file, or every file of an Agent Skill's directory. When the
+//! content changes, even by one byte, the grant *lapses*: the skill runs at its default level
+//! again and the result says why, because what was trusted is no longer what would run.
+//!
+//! Defaults per source come from a policy file; without one, the plan's defaults apply.
+//!
+//! Both files live in skillbox's home directory (`$SKILLBOX_HOME`), which no run is ever
+//! granted write access to, so a skill cannot grant itself anything.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::registry::{LoadedSkill, SourceKind};
+use crate::security::TrustLevel;
+
+/// The trust store's file name in skillbox's home directory.
+pub const STORE_FILE: &str = "trust.json";
+/// The policy file's name in skillbox's home directory.
+pub const POLICY_FILE: &str = "policy.json";
+/// Largest store or policy file read.
+const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Most bytes hashed for one Agent Skill directory; a larger directory cannot be granted.
+pub const MAX_DIGEST_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Why the trust store or policy could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The file exists but cannot be read.
+    #[error("trust file {path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not what skillbox writes.
+    #[error("trust file {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The store cannot be written.
+    #[error("trust store {path}: cannot write: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The skill's content cannot be hashed.
+    #[error("cannot hash the content of {path}: {reason}")]
+    Digest {
+        /// The skill file or directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Built-in skills are part of skillbox; there is nothing to pin.
+    #[error("`{0}` is a built-in skill; built-ins run at their own level and cannot be granted")]
+    Builtin(String),
+}
+
+/// One grant: a level, pinned to a digest of the content it was granted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The level the skill runs at while the grant holds.
+    pub level: TrustLevel,
+    /// `sha256:HEX` of the skill file, or of an Agent Skill's whole directory.
+    pub digest: String,
+    /// The file or directory it was granted for.
+    pub path: PathBuf,
+    /// When (RFC 3339, UTC).
+    pub granted_at: String,
+}
+
+/// Where a skill stands with the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// No grant: the skill runs at its default level.
+    NoGrant,
+    /// A grant whose digest matches the content: the skill runs at its level.
+    Granted(Grant),
+    /// A grant made for other content. The skill runs at its default level.
+    Lapsed {
+        /// The grant as made.
+        grant: Grant,
+        /// The digest of the content now (or why it could not be computed).
+        now: String,
+    },
+}
+
+/// The grants, by the name of what they were made to (a skill, or an Agent Skill for all
+/// of its scripts).
+#[derive(Debug, Clone)]
+pub struct TrustStore {
+    path: PathBuf,
+    grants: BTreeMap<String, Grant>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoreFile {
+    version: u32,
+    grants: BTreeMap<String, Grant>,
+}
+
+impl TrustStore {
+    /// Reads the store at `path`; a missing file is an empty store.
+    pub fn load(path: &Path) -> Result<Self, TrustError> {
+        let grants = match read_small(path)? {
+            None => BTreeMap::new(),
+            Some(bytes) => {
+                let f: StoreFile = serde_json::from_slice(&bytes).map_err(|e| {
+                    TrustError::Parse { path: path.to_path_buf(), reason: e.to_string() }
+                })?;
+                if f.version != 1 {
+                    return Err(TrustError::Parse {
+                        path: path.to_path_buf(),
+                        reason: format!("version {} is not supported (1 is)", f.version),
+                    });
+                }
+                f.grants
+            }
+        };
+        Ok(Self { path: path.to_path_buf(), grants })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every grant, by name.
+    pub fn grants(&self) -> impl Iterator<Item = (&str, &Grant)> {
+        self.grants.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Where `skill` stands: hashes its content when it has a grant.
+    pub fn standing(&self, skill: &LoadedSkill) -> Standing {
+        let (name, path) = skill.trust_subject();
+        let Some(grant) = self.grants.get(name) else { return Standing::NoGrant };
+        match content_digest(path) {
+            Ok(now) if now == grant.digest => Standing::Granted(grant.clone()),
+            Ok(now) => Standing::Lapsed { grant: grant.clone(), now },
+            Err(e) => Standing::Lapsed { grant: grant.clone(), now: e.to_string() },
+        }
+    }
+
+    /// Grants `skill` (or the Agent Skill it belongs to) `level`, pinned to its content now,
+    /// and saves the store. Replaces an earlier grant to the same name.
+    pub fn grant(&mut self, skill: &LoadedSkill, level: TrustLevel) -> Result<Grant, TrustError> {
+        if skill.source == SourceKind::Builtin {
+            return Err(TrustError::Builtin(skill.def.name.clone()));
+        }
+        let (name, path) = skill.trust_subject();
+        let digest = content_digest(path)?;
+        let grant = Grant {
+            level,
+            digest,
+            path: path.to_path_buf(),
+            granted_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        };
+        let name = name.to_string();
+        let before = self.grants.insert(name.clone(), grant.clone());
+        if let Err(e) = self.save() {
+            match before {
+                Some(b) => self.grants.insert(name, b),
+                None => self.grants.remove(&name),
+            };
+            return Err(e);
+        }
+        Ok(grant)
+    }
+
+    /// Removes the grant made to `name` (a skill, or an Agent Skill), and saves the store.
+    pub fn revoke(&mut self, name: &str) -> Result<Option<Grant>, TrustError> {
+        let Some(old) = self.grants.remove(name) else { return Ok(None) };
+        if let Err(e) = self.save() {
+            self.grants.insert(name.to_string(), old);
+            return Err(e);
+        }
+        Ok(Some(old))
+    }
+
+    /// Writes the store whole: to a temporary file beside it, synced, then renamed over it,
+    /// so a crash leaves the old store or the new one, never half of one.
+    fn save(&self) -> Result<(), TrustError> {
+        let err = |source| TrustError::Write { path: self.path.clone(), source };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let body = StoreFile { version: 1, grants: self.grants.clone() };
+        let mut bytes = serde_json::to_vec_pretty(&body)
+            .map_err(|e| err(std::io::Error::other(e.to_string())))?;
+        bytes.push(b'\n');
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        tmp.write_all(&bytes).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&self.path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+/// Default trust levels per source, from the policy file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustPolicy {
+    /// Level per source: `builtin`, `global`, `workspace`, `agents`. A source that is not
+    /// named keeps the plan's default.
+    #[serde(default)]
+    pub default_trust: BTreeMap<SourceKind, TrustLevel>,
+}
+
+impl TrustPolicy {
+    /// Reads the policy at `path`; a missing file is the plan's defaults.
+    pub fn load(path: &Path) -> Result<Self, TrustError> {
+        match read_small(path)? {
+            None => Ok(Self::default()),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| TrustError::Parse { path: path.to_path_buf(), reason: e.to_string() }),
+        }
+    }
+
+    /// The level a skill from `source` runs at without a grant.
+    pub fn default_for(&self, source: SourceKind) -> TrustLevel {
+        self.default_trust.get(&source).copied().unwrap_or_else(|| source.default_trust())
+    }
+}
+
+/// `sha256:HEX` of a skill file, or of a directory: every regular file under it, in path
+/// order, each as its relative path, a NUL, its length, a NUL, and its bytes; a symlink as
+/// its target text. Renaming, adding or removing a file changes the digest as much as
+/// editing one does.
+pub fn content_digest(path: &Path) -> Result<String, TrustError> {
+    let fail = |reason: String| TrustError::Digest { path: path.to_path_buf(), reason };
+    let mut h = Sha256::new();
+    let meta = std::fs::symlink_metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_dir() {
+        let f = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        let mut buf = Vec::new();
+        f.take(MAX_DIGEST_BYTES + 1).read_to_end(&mut buf).map_err(|e| fail(e.to_string()))?;
+        if buf.len() as u64 > MAX_DIGEST_BYTES {
+            return Err(fail(format!("larger than {MAX_DIGEST_BYTES} bytes")));
+        }
+        h.update(&buf);
+        return Ok(format!("sha256:{}", hex(&h.finalize())));
+    }
+    let mut total = 0u64;
+    let walk = walkdir::WalkDir::new(path).follow_links(false).sort_by_file_name();
+    for entry in walk {
+        let entry = entry.map_err(|e| fail(e.to_string()))?;
+        let rel = entry.path().strip_prefix(path).unwrap_or(entry.path());
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            continue;
+        }
+        let content = if kind.is_symlink() {
+            let target = std::fs::read_link(entry.path()).map_err(|e| fail(e.to_string()))?;
+            format!("symlink:{}", target.display()).into_bytes()
+        } else if kind.is_file() {
+            let len = entry.metadata().map_err(|e| fail(e.to_string()))?.len();
+            total = total.saturating_add(len);
+            if total > MAX_DIGEST_BYTES {
+                return Err(fail(format!("more than {MAX_DIGEST_BYTES} bytes of files")));
+            }
+            std::fs::read(entry.path()).map_err(|e| fail(e.to_string()))?
+        } else {
+            continue;
+        };
+        h.update(rel.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        h.update(content.len().to_string().as_bytes());
+        h.update([0]);
+        h.update(&content);
+    }
+    Ok(format!("sha256:{}", hex(&h.finalize())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a small file, `None` if it does not exist.
+fn read_small(path: &Path) -> Result<Option<Vec<u8>>, TrustError> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(TrustError::Read { path: path.to_path_buf(), source }),
+    };
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| TrustError::Read { path: path.to_path_buf(), source })?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(TrustError::Parse {
+            path: path.to_path_buf(),
+            reason: format!("larger than {MAX_FILE_BYTES} bytes"),
+        });
+    }
+    Ok(Some(bytes))
+}
