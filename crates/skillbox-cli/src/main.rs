@@ -15,6 +15,7 @@ use skillbox_skills::{
 
 mod audit;
 mod output;
+mod trust;
 
 use output::{print_problems, terminal_safe};
 
@@ -78,6 +79,38 @@ enum Command {
         /// Print one JSON object
         #[arg(long)]
         json: bool,
+        /// Print an Agent Skill's instructions (the body of its SKILL.md) instead
+        #[arg(long)]
+        instructions: bool,
+    },
+    /// Grant a skill a trust level, pinned to its content; or list the grants
+    #[command(
+        after_help = "A grant lasts until the skill's content changes: one byte of its file, or \
+                      of any file of an Agent Skill's directory. Then it lapses, the skill runs \
+                      at its default level, and the run says why. A grant to an Agent Skill \
+                      covers all of its scripts. Grants are kept in $SKILLBOX_HOME/trust.json \
+                      and recorded in the audit log. Default levels per source: \
+                      $SKILLBOX_HOME/policy.json (docs/configuration.md)."
+    )]
+    Trust {
+        /// Skill name or alias (a script of an Agent Skill grants the whole Agent Skill)
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// The level: untrusted, user-verified or system-trusted [default: the lowest level
+        /// that grants what the skill declares]
+        #[arg(long, value_name = "LEVEL")]
+        level: Option<TrustLevel>,
+        /// List the grants and whether each still matches its skill
+        #[arg(long, conflicts_with_all = ["name", "level"])]
+        list: bool,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a skill's trust grant
+    Untrust {
+        /// Skill name, alias, or the name a grant is kept under
+        name: String,
     },
     /// Check skill files; with no PATH, every skill location of the workspace
     Validate {
@@ -239,9 +272,23 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             let rt = Runtime::open(&workspace)?;
             Ok(list(&rt, json))
         }
-        Command::Info { name, trust, json } => {
+        Command::Info { name, trust, json, instructions } => {
             let rt = Runtime::open(&workspace)?;
+            if instructions {
+                return Ok(print_instructions(&rt, &name));
+            }
             Ok(info(&rt, &name, trust, json))
+        }
+        Command::Trust { name, level, list, json } => {
+            let rt = open_recorded(&workspace)?;
+            match name {
+                Some(name) if !list => Ok(trust::grant(&rt, &name, level, json)),
+                _ => Ok(trust::list(&rt, json)),
+            }
+        }
+        Command::Untrust { name } => {
+            let rt = open_recorded(&workspace)?;
+            Ok(trust::revoke(&rt, &name))
         }
         Command::Doctor { json } => Ok(doctor(&workspace, json)),
         Command::Audit(cmd) => audit::run(cmd),
@@ -300,7 +347,15 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 .map(std::time::Duration::from_millis);
             let options =
                 skillbox_skills::RunOptions { trust, allow_weaker_isolation, retry_base_delay };
-            let result = runtime.block_on(rt.run_with(&name, &params, &options));
+            let mut result = runtime.block_on(rt.run_with(&name, &params, &options));
+            // A person at a terminal is asked; anyone else (an agent, CI) gets the refusal
+            // with the exact command that would grant it. Nothing is granted silently.
+            if !json && trust::at_terminal() {
+                if let Some(again) = trust::ask_after_denial(&rt, &result) {
+                    let options = skillbox_skills::RunOptions { trust: again, ..options };
+                    result = runtime.block_on(rt.run_with(&name, &params, &options));
+                }
+            }
             Ok(report_run(&result, json, raw))
         }
     }
@@ -354,6 +409,9 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
     }
     if let Some(hint) = &result.confinement {
         let _ = writeln!(err, "skillbox: {}", one_line(hint));
+    }
+    if let Some(notice) = &result.notice {
+        let _ = writeln!(err, "skillbox: warning: {}", one_line(notice));
     }
     let level = result.trust_level.map(|l| format!(" at {l}")).unwrap_or_default();
     let what = if result.skill.is_empty() { String::new() } else { format!("{}: ", result.skill) };
@@ -435,7 +493,15 @@ fn info(rt: &Runtime, name: &str, trust: Option<TrustLevel>, json: bool) -> u8 {
             return 4;
         }
     };
-    let level = trust.unwrap_or_else(|| skill.source.default_trust());
+    let (level, origin, lapsed) = match rt.trust_decision(skill, trust) {
+        Ok(d) => {
+            (d.level, d.origin, d.lapsed.map(|(g, now)| json!({"grant": g, "digest_now": now})))
+        }
+        Err(e) => {
+            eprintln!("skillbox: error: {}", one_line(&e.to_string()));
+            return 7;
+        }
+    };
     let ctx = SecurityContext::for_trust_level(level, rt.workspace());
     let grant = ctx.validate_execution(&skill.def);
     let enforcement = skill.preview_enforcement(&ctx);
@@ -464,6 +530,9 @@ fn info(rt: &Runtime, name: &str, trust: Option<TrustLevel>, json: bool) -> u8 {
         "metadata": d.metadata,
         "extra": d.extra,
         "trust_level": level,
+        "trust_origin": origin,
+        "trust_lapsed": lapsed,
+        "agent_skill": skill.agent.as_deref(),
         "context": ctx,
         "grant": grant.as_ref().ok(),
         "denial": grant.as_ref().err(),
@@ -476,6 +545,38 @@ fn info(rt: &Runtime, name: &str, trust: Option<TrustLevel>, json: bool) -> u8 {
     }
     output::info_text(&v, grant.as_ref().err().map(|d| d.message()));
     0
+}
+
+/// `info --instructions`: the body of an Agent Skill's SKILL.md, as written.
+fn print_instructions(rt: &Runtime, name: &str) -> u8 {
+    let skill = match rt.registry().get(name) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skillbox: {}", one_line(&e.to_string()));
+            return 4;
+        }
+    };
+    match &skill.agent {
+        Some(a) => {
+            print!("{}", terminal_safe(&a.instructions));
+            0
+        }
+        None => {
+            eprintln!(
+                "skillbox: `{}` is not an Agent Skill (it has no SKILL.md); `skillbox info {}` \
+                 shows its definition",
+                skill.def.name, skill.def.name
+            );
+            1
+        }
+    }
+}
+
+/// A runtime whose audit log echoes High-risk events, for commands that record decisions.
+fn open_recorded(workspace: &std::path::Path) -> anyhow::Result<Runtime> {
+    let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
+    log.echo_high_risk = true;
+    Ok(Runtime::open_with_audit(workspace, log)?)
 }
 
 fn validate(workspace: &std::path::Path, paths: &[PathBuf], json: bool) -> u8 {

@@ -99,8 +99,36 @@ pub fn info_text(v: &Value, denial: Option<String>) {
             println!("  parameter:   {} ({}, {})", s(&p["name"]), s(&p["type"]), req);
         }
     }
+    if let Some(a) = v["agent_skill"].as_object() {
+        println!(
+            "  agent skill: {} (instructions: `skillbox info {} --instructions`)",
+            s(&v["agent_skill"]["dir"]),
+            s(&v["agent_skill"]["name"])
+        );
+        for key in ["license", "compatibility", "allowed_tools"] {
+            if let Some(x) = a.get(key).and_then(Value::as_str) {
+                println!("  {:<12} {}", format!("{key}:"), terminal_safe(x));
+            }
+        }
+        if let Some(m) = a.get("metadata").filter(|m| !m.is_null()) {
+            println!("  metadata:    {}", s(m));
+        }
+        if let Some(list) = a.get("scripts").and_then(Value::as_array).filter(|l| !l.is_empty()) {
+            let names: Vec<String> = list.iter().map(s).collect();
+            println!("  scripts:     {}", names.join(", "));
+        }
+        println!("  permissions: from {}", s(&v["agent_skill"]["permissions_from"]));
+    }
     println!("  declared:    {}", s(&v["declared"]["permissions"]));
-    println!("  trust level: {}", s(&v["trust_level"]));
+    println!("  trust level: {} ({})", s(&v["trust_level"]), s(&v["trust_origin"]));
+    if !v["trust_lapsed"].is_null() {
+        println!(
+            "  LAPSED:      a grant of {} was made for content {}; the content is now {}",
+            s(&v["trust_lapsed"]["grant"]["level"]),
+            s(&v["trust_lapsed"]["grant"]["digest"]),
+            s(&v["trust_lapsed"]["digest_now"])
+        );
+    }
     match denial {
         Some(d) => println!("  DENIED:      {}", terminal_safe(&d)),
         None => {

@@ -235,6 +235,8 @@ fn list_shows_exactly_the_example_skills_and_the_builtins() {
     assert_eq!(out.code, Some(0), "{out:?}");
     let mut expected: BTreeSet<String> = example_skills().into_iter().map(|s| s.0).collect();
     expected.extend(["echo".to_string(), "explain-denial".to_string()]);
+    // The Agent Skill in .agents/skills: its instructions, and its one script.
+    expected.extend(AGENT_SKILL_ENTRIES.iter().map(|s| s.to_string()));
     assert_eq!(listed_names(&out.stdout), expected, "{}", out.stdout);
     assert!(!out.stderr.contains("error"), "no problem expected:\n{}", out.stderr);
 }
@@ -269,8 +271,16 @@ fn list_json_describes_each_skill_and_reports_no_problem() {
         (&echo["source"], &echo["trust_level"], &echo["path"]),
         (&json!("builtin"), &json!("system-trusted"), &json!("builtin:echo"))
     );
-    assert_eq!(skills.len(), example_skills().len() + 2, "{v}");
+    for name in AGENT_SKILL_ENTRIES {
+        let s = skills.iter().find(|s| s["name"] == *name).unwrap();
+        assert_eq!(s["source"], "agents", "{s}");
+        assert_eq!(s["path"], json!(w.ws().join(".agents/skills/json-stats/SKILL.md")), "{s}");
+    }
+    assert_eq!(skills.len(), example_skills().len() + 2 + AGENT_SKILL_ENTRIES.len(), "{v}");
 }
+
+/// The entries the example Agent Skill `examples/workspace/.agents/skills/json-stats` makes.
+const AGENT_SKILL_ENTRIES: &[&str] = &["json-stats", "json-stats--stats"];
 
 /// Expected problem for each broken file of `examples/broken`: (file, field, words of the
 /// reason).

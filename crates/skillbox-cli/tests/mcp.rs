@@ -377,3 +377,34 @@ fn killing_the_server_kills_its_runs() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(before, fs::metadata(&hb).unwrap().len(), "the heartbeat still grows");
 }
+
+#[test]
+fn agent_skills_reach_mcp_clients_as_instructions_and_scripts() {
+    let w = World::new();
+    let dir = w.ws.join(".agents/skills/greeter");
+    fs::create_dir_all(dir.join("scripts")).unwrap();
+    fs::write(
+        dir.join("SKILL.md"),
+        "---\nname: greeter\ndescription: Greets people. Use when asked to greet.\n---\nCall greeter--hello with a name.\n",
+    )
+    .unwrap();
+    fs::write(dir.join("scripts/hello.sh"), "echo \"hello, $1\"\n").unwrap();
+    let mut raw = Raw::start(w.server().stderr(Stdio::null()));
+    raw.initialize();
+    raw.send(br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let (v, _) = raw.recv_id(2);
+    let names: Vec<&str> = v["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"greeter") && names.contains(&"greeter--hello"), "{names:?}");
+    raw.send(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"greeter","arguments":{}}}"#);
+    let (v, _) = raw.recv_id(3);
+    assert_eq!(v["result"]["content"][0]["text"], "Call greeter--hello with a name.\n", "{v}");
+    raw.send(br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"greeter--hello","arguments":{"args":"'Ada Lovelace'"}}}"#);
+    let (v, _) = raw.recv_id(4);
+    assert_eq!(v["result"]["content"][0]["text"], "hello, Ada Lovelace\n", "{v}");
+    assert_eq!(v["result"]["structuredContent"]["trust_origin"], "default", "{v}");
+}

@@ -203,7 +203,7 @@ fn https_get_is_refused_untrusted_and_shows_what_it_declares() {
     assert_eq!(r["denial"]["fix"], "user-verified", "{r}");
     let msg = r["message"].as_str().unwrap();
     assert!(msg.contains("(security.permissions.network_access)"), "{msg}");
-    assert!(msg.contains("run with --trust user-verified"), "{msg}");
+    assert!(msg.contains("skillbox trust https-get --level user-verified"), "{msg}");
 
     let (code, info) = w.run(&["info", "https-get", "--json"]);
     assert_eq!(code, 0);

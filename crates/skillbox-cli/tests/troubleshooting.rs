@@ -79,6 +79,7 @@ fn sources() -> Vec<PathBuf> {
         "prompt.rs",
         "host.rs",
         "audit.rs",
+        "trust.rs",
     ] {
         files.push(crates.join("skillbox-skills/src").join(f));
     }
@@ -396,7 +397,7 @@ fn the_scan_finds_the_messages_it_must() {
     );
     for known in [
         "permission denied: skill `",
-        "to grant it, run with --trust",
+        "to grant it, if you trust this skill, run `skillbox trust",
         "refusing to run: cannot write the audit log:",
         "confining the child failed while",
         "skill `{…}` exceeded its {…} limit at trust level",
