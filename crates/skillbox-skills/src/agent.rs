@@ -315,17 +315,11 @@ fn required_string(
     file: &Path,
     problems: &mut Vec<Diagnostic>,
 ) -> Option<String> {
-    match front.get(key) {
-        Some(Value::String(s)) => Some(s.clone()),
-        None | Some(Value::Null) => {
-            problems.push(Diagnostic::field(file, key, "is required"));
-            None
-        }
-        Some(_) => {
-            problems.push(Diagnostic::field(file, key, "must be a string"));
-            None
-        }
+    if matches!(front.get(key), None | Some(Value::Null)) {
+        problems.push(Diagnostic::field(file, key, "is required"));
+        return None;
     }
+    optional_string(front, key, file, problems)
 }
 
 fn optional_string(

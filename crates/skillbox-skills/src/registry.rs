@@ -352,26 +352,39 @@ impl Registry {
         self.problems.extend(problems);
         let path = dir.join(crate::agent::SKILL_FILE);
         for def in defs {
-            if let Some(first) = here.get(&def.name) {
-                self.problems.push(Diagnostic::field(
-                    &path,
-                    "name",
-                    format!(
-                        "duplicate skill name `{}`: also defined in {}, which is used",
-                        def.name,
-                        first.display()
-                    ),
-                ));
-                continue;
+            if self.claim_name(&def.name, &path, here) {
+                self.insert(LoadedSkill {
+                    def,
+                    source: kind,
+                    path: path.clone(),
+                    agent: Some(agent.clone()),
+                });
             }
-            here.insert(def.name.clone(), path.clone());
-            self.insert(LoadedSkill {
-                def,
-                source: kind,
-                path: path.clone(),
-                agent: Some(agent.clone()),
-            });
         }
+    }
+
+    /// Records that `path` defines `name` in the directory being loaded. A second
+    /// definition in the same directory is an error: neither is "the" skill's override of the
+    /// other, so the first (by file name) is kept and this returns false.
+    fn claim_name(
+        &mut self,
+        name: &str,
+        path: &Path,
+        here: &mut BTreeMap<String, PathBuf>,
+    ) -> bool {
+        if let Some(first) = here.get(name) {
+            self.problems.push(Diagnostic::field(
+                path,
+                "name",
+                format!(
+                    "duplicate skill name `{name}`: also defined in {}, which is used",
+                    first.display()
+                ),
+            ));
+            return false;
+        }
+        here.insert(name.to_string(), path.to_path_buf());
+        true
     }
 
     fn load_file(&mut self, path: &Path, kind: SourceKind, here: &mut BTreeMap<String, PathBuf>) {
@@ -389,20 +402,9 @@ impl Registry {
                 return;
             }
         };
-        if let Some(first) = here.get(&def.name) {
-            self.problems.push(Diagnostic::field(
-                path,
-                "name",
-                format!(
-                    "duplicate skill name `{}`: also defined in {}, which is used",
-                    def.name,
-                    first.display()
-                ),
-            ));
-            return;
+        if self.claim_name(&def.name, path, here) {
+            self.insert(LoadedSkill { def, source: kind, path: path.to_path_buf(), agent: None });
         }
-        here.insert(def.name.clone(), path.to_path_buf());
-        self.insert(LoadedSkill { def, source: kind, path: path.to_path_buf(), agent: None });
     }
 
     fn insert(&mut self, skill: LoadedSkill) {
