@@ -441,7 +441,13 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
     exit_code(result.status)
 }
 
-fn skill_summary(s: &LoadedSkill) -> Value {
+/// One skill for `list --json` and `validate --json`, at the level it runs at without
+/// `--trust` (a grant or the policy when a runtime knows them, else its source's default).
+fn skill_summary(s: &LoadedSkill, rt: Option<&Runtime>) -> Value {
+    let (level, origin) = match rt.map(|rt| rt.trust_decision(s, None)) {
+        Some(Ok(d)) => (d.level, d.origin),
+        _ => (s.source.default_trust(), "default"),
+    };
     json!({
         "name": s.def.name,
         "type": s.def.skill_type.as_str(),
@@ -449,7 +455,8 @@ fn skill_summary(s: &LoadedSkill) -> Value {
         "version": s.def.version,
         "source": s.source.as_str(),
         "path": s.path,
-        "trust_level": s.source.default_trust(),
+        "trust_level": level,
+        "trust_origin": origin,
         "aliases": s.def.aliases,
     })
 }
@@ -459,7 +466,7 @@ fn list(rt: &Runtime, json: bool) -> u8 {
     if json {
         let v = json!({
             "workspace": rt.workspace(),
-            "skills": reg.skills().map(skill_summary).collect::<Vec<_>>(),
+            "skills": reg.skills().map(|s| skill_summary(s, Some(rt))).collect::<Vec<_>>(),
             "problems": reg.problems().iter().map(|d| json!({
                 "path": d.path, "field": d.field, "reason": d.reason, "message": d.to_string(),
             })).collect::<Vec<_>>(),
@@ -474,7 +481,7 @@ fn list(rt: &Runtime, json: bool) -> u8 {
                     s.def.name.clone(),
                     s.def.skill_type.as_str().to_string(),
                     s.source.as_str().to_string(),
-                    s.source.default_trust().to_string(),
+                    skill_summary(s, Some(rt))["trust_level"].as_str().unwrap_or("?").to_string(),
                     terminal_safe(&s.def.description).replace('\n', " "),
                 ]
             })
@@ -593,7 +600,7 @@ fn validate(workspace: &std::path::Path, paths: &[PathBuf], json: bool) -> u8 {
     };
     if json {
         let v = json!({
-            "valid": reg.skills().map(skill_summary).collect::<Vec<_>>(),
+            "valid": reg.skills().map(|s| skill_summary(s, None)).collect::<Vec<_>>(),
             "problems": reg.problems().iter().map(|d| json!({
                 "path": d.path, "field": d.field, "reason": d.reason, "message": d.to_string(),
             })).collect::<Vec<_>>(),

@@ -451,3 +451,37 @@ fn copy(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn the_policy_file_sets_defaults_per_source_and_a_broken_one_stops_every_run() {
+    let w = World::new();
+    let front = "description: Writes out.\nskillbox:\n  permissions:\n    file_write: [\"out\"]";
+    w.agent("ws/.agents/skills", "writer", front, &[("go.sh", "echo ran > out/ran.txt\n")]);
+    fs::write(w.root.join("sb/policy.json"), r#"{"default_trust": {"agents": "untrusted"}}"#)
+        .unwrap();
+    let (_, v) = w.json(&["list", "--json"]);
+    let s =
+        v["skills"].as_array().unwrap().iter().find(|s| s["name"] == "writer--go").unwrap().clone();
+    assert_eq!(
+        (&s["trust_level"], &s["trust_origin"]),
+        (&"untrusted".into(), &"policy".into()),
+        "{s}"
+    );
+    let (code, v) = w.json(&["run", "writer--go", "--json"]);
+    assert_eq!(code, 3, "untrusted may not write the workspace: {v}");
+    assert!(!w.ws().join("out/ran.txt").exists());
+    // A grant still raises it.
+    let (code, _) = w.json(&["trust", "writer", "--level", "user-verified", "--json"]);
+    assert_eq!(code, 0);
+    let (code, v) = w.json(&["run", "writer--go", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(w.ws().join("out/ran.txt").exists());
+    fs::remove_file(w.ws().join("out/ran.txt")).unwrap();
+
+    fs::write(w.root.join("sb/policy.json"), r#"{"default_trust": {"agents": "root"}}"#).unwrap();
+    let (code, v) = w.json(&["run", "writer--go", "--json"]);
+    assert_eq!(code, 7, "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with("refusing to run: trust file") && msg.contains("policy.json"), "{msg}");
+    assert!(!w.ws().join("out/ran.txt").exists(), "nothing ran with a broken policy");
+}

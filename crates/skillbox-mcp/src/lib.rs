@@ -140,7 +140,11 @@ impl SkillServer {
                     Value::Object(o) => o,
                     _ => return None,
                 };
-                let level = s.source.default_trust();
+                // The level a call runs at (a grant or the policy may change the default).
+                let level = match rt.trust_decision(s, None) {
+                    Ok(d) => d.level,
+                    Err(_) => s.source.default_trust(),
+                };
                 let description = format!(
                     "{} (runs confined by skillbox at trust level `{level}`)",
                     skillbox_skills::Tool::description(&tool)
