@@ -1,0 +1,144 @@
+//! Bytes a run wrote to disk, from the kernel's per-process I/O counters.
+//!
+//! There is no kernel quota on the total bytes a group of processes writes: `RLIMIT_FSIZE`
+//! caps each file, and cgroup `io.max` limits bandwidth, not volume. So the total is enforced
+//! by supervision: while the run lives, [`run`](crate::run) samples the counters every
+//! [`POLL`] and kills the run's process group once the sum passes the limit.
+//!
+//! The counter is `write_bytes` of `/proc/PID/io`: bytes the process dirtied in the page
+//! cache of files with writeback (block-backed filesystems), plus direct I/O, counted when
+//! the write happens, not when the page reaches the disk. It counts `mmap` writes, which
+//! `wchar` misses, and it does not count pipes, sockets or terminals, which `wchar` does (a
+//! skill flooding its stdout is the output cap's business, not this limit's). It does not
+//! count tmpfs, whose pages are memory (and charged to a memory cgroup where there is one).
+//! It is page-granular: a one-byte write dirties, and counts, a whole page.
+//!
+//! cgroup v2 `io.stat` is not used: it counts bytes when writeback submits them, up to
+//! tens of seconds after the write, so a run could dirty far more than its limit before
+//! the counter moved.
+//!
+//! The value for one process covers all its threads, living or dead, and every child it
+//! waited for (the kernel adds a reaped child's counters to its parent's). So the sum over
+//! the living (and zombie) processes of the run's group covers everything the run wrote,
+//! except what a process wrote that exited unseen between two samples and was reaped
+//! outside the run's processes: automatically, because its parent ignores `SIGCHLD`, or,
+//! without a PID namespace, by the host's init after its parent died.
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+/// How often the total is sampled while the run lives. A run can overshoot its limit by
+/// what it writes in one interval (plus the time to kill it).
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// A sample of the run's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sample {
+    /// Sum of `write_bytes` over the processes read.
+    pub bytes: u64,
+    /// Processes of the run whose counters exist but could not be read (permission): their
+    /// writes are unknown.
+    pub unreadable: usize,
+}
+
+/// `write_bytes` of process `pid` (all its threads and the children it reaped), or `None`
+/// when the process is gone.
+fn process_write_bytes(pid: i32) -> Result<Option<u64>, std::io::Error> {
+    let text = match std::fs::read_to_string(format!("/proc/{pid}/io")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match value {
+        Some(v) => Ok(Some(v)),
+        None => Err(std::io::Error::new(ErrorKind::InvalidData, "no write_bytes in /proc/PID/io")),
+    }
+}
+
+/// The process group of `pid`, from `/proc/PID/stat`, or `None` when it is gone.
+fn process_group(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything; after the last ')' come
+    // state, ppid, pgrp.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Sums the counters of the one process `pid`.
+pub fn of_process(pid: i32) -> Sample {
+    match process_write_bytes(pid) {
+        Ok(v) => Sample { bytes: v.unwrap_or(0), unreadable: 0 },
+        Err(_) => Sample { bytes: 0, unreadable: 1 },
+    }
+}
+
+/// Sums the counters of every process whose process group is `pgid` (the run's group: the
+/// sandbox denies `setsid` and `setpgid`, so no process of the run leaves it). Walks
+/// `/proc`, which costs one small read per process of the host.
+pub fn of_group(pgid: i32) -> Sample {
+    let mut sample = Sample::default();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        // No /proc: nothing can be read, which the caller must treat as unknown.
+        sample.unreadable = 1;
+        return sample;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if process_group(pid) != Some(pgid) {
+            continue;
+        }
+        match process_write_bytes(pid) {
+            Ok(v) => sample.bytes = sample.bytes.saturating_add(v.unwrap_or(0)),
+            Err(_) => sample.unreadable += 1,
+        }
+    }
+    sample
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_counters_are_readable_and_grow_with_a_written_file() {
+        // SAFETY: getpid and getpgrp have no failure mode and no memory effects.
+        let (pid, pgid) = unsafe { (libc::getpid(), libc::getpgrp()) };
+        let before = of_process(pid);
+        assert_eq!(before.unreadable, 0, "/proc/self/io must be readable");
+        let dir = std::env::temp_dir().join(format!("skillbox-diskio-{pid}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("f"), vec![7u8; 1 << 20]).expect("write");
+        let after = of_process(pid);
+        let _ = std::fs::remove_dir_all(&dir);
+        // Unless the temp dir is tmpfs, which the counter does not see.
+        let tmpfs = is_tmpfs(&std::env::temp_dir());
+        if !tmpfs {
+            assert!(after.bytes >= before.bytes + (1 << 20), "{before:?} -> {after:?}");
+        }
+        let group = of_group(pgid);
+        assert_eq!(group.unreadable, 0);
+        assert!(group.bytes >= after.bytes, "the group includes this process");
+    }
+
+    #[test]
+    fn a_missing_process_counts_nothing() {
+        assert_eq!(of_process(i32::MAX), Sample::default());
+        assert_eq!(of_group(i32::MAX), Sample::default());
+    }
+
+    fn is_tmpfs(p: &std::path::Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
+        // SAFETY: statfs writes only into `s`; `c` is a valid NUL-terminated path.
+        let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+        unsafe { libc::statfs(c.as_ptr(), &mut s) == 0 && s.f_type == libc::TMPFS_MAGIC }
+    }
+}
