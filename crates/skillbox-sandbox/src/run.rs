@@ -143,11 +143,12 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     // Wait for the leader's exit, the timeout, or (when a total is set) the disk-write
     // watchdog, which samples the group's counters every POLL.
     let write_limit = spec.policy.rlimits.disk_write_bytes;
-    let deadline = started + spec.timeout;
+    // A timeout too large for an Instant (a caller's "no limit") never passes.
+    let deadline = started.checked_add(spec.timeout);
     let mut written: u64 = 0;
     let mut stopped_for_writes = false;
     let timed_out = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(spec.timeout, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
             break true;
         }
