@@ -41,24 +41,38 @@ pub struct Sample {
     pub unreadable: usize,
 }
 
-/// `write_bytes` of process `pid` (all its threads and the children it reaped), or `None`
-/// when the process is gone.
-fn process_write_bytes(pid: i32) -> Result<Option<u64>, std::io::Error> {
+/// What reading one process's counter gave.
+enum Read {
+    /// Its `write_bytes`.
+    Bytes(u64),
+    /// The process is gone (exited and reaped between listing and reading).
+    Gone,
+    /// The counters exist but cannot be read (permission), or make no sense.
+    Unreadable,
+}
+
+/// `write_bytes` of process `pid`: all its threads and the children it reaped.
+fn process_write_bytes(pid: i32) -> Read {
     let text = match std::fs::read_to_string(format!("/proc/{pid}/io")) {
         Ok(t) => t,
         Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
-            return Ok(None)
+            return Read::Gone
         }
-        Err(e) => return Err(e),
+        Err(_) => return Read::Unreadable,
     };
-    let value = text
-        .lines()
+    text.lines()
         .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match value {
-        Some(v) => Ok(Some(v)),
-        None => Err(std::io::Error::new(ErrorKind::InvalidData, "no write_bytes in /proc/PID/io")),
-    }
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Read::Unreadable, Read::Bytes)
+}
+
+/// True when this kernel keeps per-process I/O counters (`CONFIG_TASK_IO_ACCOUNTING`):
+/// without them every process would count zero, and the total could not be enforced.
+pub fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: getpid has no failure mode and no memory effects.
+    *AVAILABLE
+        .get_or_init(|| matches!(process_write_bytes(unsafe { libc::getpid() }), Read::Bytes(_)))
 }
 
 /// The process group of `pid`, from `/proc/PID/stat`, or `None` when it is gone.
@@ -73,8 +87,9 @@ fn process_group(pid: i32) -> Option<i32> {
 /// Sums the counters of the one process `pid`.
 pub fn of_process(pid: i32) -> Sample {
     match process_write_bytes(pid) {
-        Ok(v) => Sample { bytes: v.unwrap_or(0), unreadable: 0 },
-        Err(_) => Sample { bytes: 0, unreadable: 1 },
+        Read::Bytes(v) => Sample { bytes: v, unreadable: 0 },
+        Read::Gone => Sample::default(),
+        Read::Unreadable => Sample { bytes: 0, unreadable: 1 },
     }
 }
 
@@ -96,8 +111,9 @@ pub fn of_group(pgid: i32) -> Sample {
             continue;
         }
         match process_write_bytes(pid) {
-            Ok(v) => sample.bytes = sample.bytes.saturating_add(v.unwrap_or(0)),
-            Err(_) => sample.unreadable += 1,
+            Read::Bytes(v) => sample.bytes = sample.bytes.saturating_add(v),
+            Read::Gone => {}
+            Read::Unreadable => sample.unreadable += 1,
         }
     }
     sample
@@ -111,6 +127,7 @@ mod tests {
     fn own_counters_are_readable_and_grow_with_a_written_file() {
         // SAFETY: getpid and getpgrp have no failure mode and no memory effects.
         let (pid, pgid) = unsafe { (libc::getpid(), libc::getpgrp()) };
+        assert!(available(), "this kernel keeps no per-process I/O counters");
         let before = of_process(pid);
         assert_eq!(before.unreadable, 0, "/proc/self/io must be readable");
         let dir = std::env::temp_dir().join(format!("skillbox-diskio-{pid}"));

@@ -142,7 +142,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
             .map_err(|e| SandboxError::Supervise(e.into()))?;
     // Wait for the leader's exit, the timeout, or (when a total is set) the disk-write
     // watchdog, which samples the group's counters every POLL.
-    let write_limit = spec.policy.rlimits.disk_write_bytes;
+    let write_limit = spec.policy.rlimits.disk_write_bytes.filter(|_| crate::diskio::available());
     // A timeout too large for an Instant (a caller's "no limit") never passes.
     let deadline = started.checked_add(spec.timeout);
     let mut written: u64 = 0;
@@ -463,6 +463,15 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         None
     };
     match r.disk_write_bytes {
+        Some(max) if !crate::diskio::available() => rep.push(
+            "disk-writes",
+            NotEnforced,
+            format!(
+                "the total of {max} bytes is not enforced: this kernel keeps no per-process \
+                 I/O counters (/proc/PID/io, CONFIG_TASK_IO_ACCOUNTING); each file is still \
+                 capped by RLIMIT_FSIZE"
+            ),
+        ),
         Some(max) => rep.push(
             "disk-writes",
             Enforced,
