@@ -479,7 +479,8 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
                 "supervision on kernel counters, not a kernel quota: every {} ms skillbox sums \
                  write_bytes of /proc/PID/io over the run's processes (bytes dirtied in files \
                  of block-backed filesystems, page-granular; not tmpfs) and kills the run \
-                 beyond {max} bytes; it can overshoot by what the run writes in one interval; \
+                 beyond {max} bytes, or when a process's counters cannot be read; it can \
+                 overshoot by what the run writes in one interval; \
                  not seen: fallocate, and processes that exit between two samples reaped \
                  outside the run ({}); each file is capped exactly by RLIMIT_FSIZE",
                 crate::diskio::POLL.as_millis(),

@@ -201,10 +201,22 @@ impl LoadedSkill {
                 other => other.to_string(),
             };
             result.limit = Some(which.to_string());
-            result.message = Some(format!(
-                "skill `{}` exceeded its {what} limit at trust level {} and was stopped",
-                def.name, ctx.trust_level
-            ));
+            let max_written = l.max_disk_io_mb.saturating_mul(1024 * 1024);
+            if which == "disk-write" && outcome.bytes_written <= max_written {
+                // Stopped by the watchdog without the total being over: a process of the run
+                // whose counters could not be read (see skillbox_sandbox's disk-writes).
+                result.message = Some(format!(
+                    "skill `{}` was stopped because skillbox could not read the write counters \
+                     of one of its processes, so its total disk writes limit ({} MiB) could \
+                     not be enforced",
+                    def.name, l.max_disk_io_mb
+                ));
+            } else {
+                result.message = Some(format!(
+                    "skill `{}` exceeded its {what} limit at trust level {} and was stopped",
+                    def.name, ctx.trust_level
+                ));
+            }
             return;
         }
         match outcome.status {
