@@ -176,7 +176,8 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     };
     // The last count, before the rest of the group is killed: with a PID namespace the
     // leader has already reaped every other process of the run (the kernel kills and reaps
-    // them when PID 1 of a namespace exits), so its own counters hold the total.
+    // them when PID 1 of a namespace exits), so its own counters hold the total. A normal
+    // user cannot read a zombie's counters; its rusage below gives the same total then.
     let last = if pid_namespace {
         crate::diskio::of_process(spawned.pid)
     } else {
@@ -481,7 +482,8 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
                  of block-backed filesystems, page-granular; not tmpfs) and kills the run \
                  beyond {max} bytes, or when a process's counters cannot be read; it can \
                  overshoot by what the run writes in one interval; \
-                 not seen: fallocate, and processes that exit between two samples reaped \
+                 not seen: fallocate, zombies until waited for when skillbox is not root, \
+                 and processes that exit between two samples reaped \
                  outside the run ({}); each file is capped exactly by RLIMIT_FSIZE",
                 crate::diskio::POLL.as_millis(),
                 if namespaces.is_some() {
