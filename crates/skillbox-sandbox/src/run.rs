@@ -129,6 +129,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         })?;
     let cgroup = prepared.cgroup.take();
     let pid_namespace = prepared.namespaces.is_some();
+    // The run's cgroup lists its processes far more cheaply than a walk of /proc, but only
+    // when they cannot leave it: Landlock keeps them from writing any cgroup.procs.
+    let members_in_cgroup = spec.policy.confine_files && prepared.landlock.is_some();
     drop((stdin, out_w, err_w, prepared));
     let mut reaper = Reaper { pid: spawned.pid, done: false };
 
@@ -159,11 +162,18 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
             Err(_) => {}
         }
         if let Some(max) = write_limit {
-            let sample = crate::diskio::of_group(spawned.pid);
+            let sample_run = || match cgroup.as_ref().filter(|_| members_in_cgroup) {
+                Some(cg) => match cg.members() {
+                    Some(pids) => crate::diskio::of_pids(pids),
+                    None => crate::diskio::of_group(spawned.pid),
+                },
+                None => crate::diskio::of_group(spawned.pid),
+            };
+            let sample = sample_run();
             if over(sample, max) {
                 // A child reaped between reading it and reading its parent is counted twice
                 // in one sample; a second sample confirms before the run is killed.
-                let again = crate::diskio::of_group(spawned.pid);
+                let again = sample_run();
                 if over(again, max) {
                     written = written.max(again.bytes);
                     stopped_for_writes = true;
@@ -478,11 +488,12 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
             Enforced,
             format!(
                 "supervision on kernel counters, not a kernel quota: every {} ms skillbox sums \
-                 write_bytes of /proc/PID/io over the run's processes (bytes dirtied in files \
+                 write_bytes of /proc/PID/io over the run's processes (found in its cgroup, \
+                 else by process group; bytes dirtied in files \
                  of block-backed filesystems, page-granular; not tmpfs) and kills the run \
                  beyond {max} bytes, or when a process's counters cannot be read; it can \
                  overshoot by what the run writes in one interval; \
-                 not seen: fallocate, zombies until waited for when skillbox is not root, \
+                 not seen: fallocate, zombies until waited for, \
                  and processes that exit between two samples reaped \
                  outside the run ({}); each file is capped exactly by RLIMIT_FSIZE",
                 crate::diskio::POLL.as_millis(),
