@@ -215,6 +215,16 @@ impl RunCgroup {
         std::fs::read_to_string(dir.join("pids.peak")).ok()?.trim().parse().ok()
     }
 
+    /// The processes in the run's groups (`cgroup.procs`, pids as this process sees them),
+    /// or `None` when it cannot be read. Every process of the run is in it from its start:
+    /// the child joins before exec, descendants inherit it, and leaving needs a write to a
+    /// `cgroup.procs` file, which Landlock denies when files are confined.
+    pub fn members(&self) -> Option<Vec<i32>> {
+        let dir = self.dirs.first()?;
+        let text = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+        text.lines().map(|l| l.trim().parse().ok()).collect()
+    }
+
     /// Peak memory of the whole run, in bytes.
     pub fn memory_peak(&self) -> Option<u64> {
         let (dir, v2) = self.memory.as_ref()?;

@@ -21,6 +21,7 @@
 //! | descriptors | `close_range` in the child |
 //! | the whole tree | a new session, `setsid`/`setpgid` denied, the group killed at the end |
 //! | limits | rlimits, hard = soft |
+//! | total disk writes | supervision: the kernel's per-process write counters sampled every 50 ms (`diskio` module) |
 //!
 //! The child is created with `clone(CLONE_VM | CLONE_VFORK)` (`spawn` module), never by
 //! forking the embedding process, so the cost does not grow with the parent's memory.
@@ -29,6 +30,7 @@
 //! [`SandboxError::Unsupported`], unless the spec sets [`ChildSpec::allow_weaker`].
 
 mod cgroup;
+mod diskio;
 mod landlock;
 mod output;
 mod policy;

@@ -30,8 +30,16 @@ pub enum ProcessAccess {
 pub struct Rlimits {
     /// `RLIMIT_NOFILE`: open descriptors.
     pub open_files: Option<u64>,
-    /// `RLIMIT_FSIZE`: largest file the child may write, in bytes.
+    /// `RLIMIT_FSIZE`: largest file the child may write, in bytes. Exact, per file: a write
+    /// past it fails and the writer gets `SIGXFSZ`.
     pub file_size: Option<u64>,
+    /// Total bytes the whole run may write to disk, summed over all its processes. Enforced
+    /// by supervision, not by a kernel quota: the supervisor samples the kernel's
+    /// `write_bytes` counters every 50 ms and kills the run beyond the limit, so a run can
+    /// overshoot by what it writes in one interval. Counts bytes dirtied in files of
+    /// block-backed filesystems (page-granular), not tmpfs, pipes or sockets; see the
+    /// `disk-writes` line of the enforcement report for what it misses.
+    pub disk_write_bytes: Option<u64>,
     /// `RLIMIT_CPU`: CPU seconds.
     pub cpu_seconds: Option<u64>,
     /// At most this many processes of the run at once, with [`ProcessAccess::Limited`].

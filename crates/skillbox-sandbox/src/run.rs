@@ -45,12 +45,26 @@ pub struct ChildOutcome {
     /// Peak memory: of the whole run where a memory cgroup measured it, else the peak
     /// resident memory of the largest process the child waited for, in KiB.
     pub max_rss_kib: u64,
-    /// The limit that stopped the run, when one did: `memory`, `cpu` or `file-size`.
+    /// The limit that stopped the run, when one did: `memory`, `cpu`, `file-size` or
+    /// `disk-write` (also when the run ended by itself with more written than its total).
     pub limit: Option<&'static str>,
+    /// Bytes the run wrote to disk: the kernel's `write_bytes` counters (bytes dirtied in
+    /// files of block-backed filesystems, page-granular, plus direct I/O; not tmpfs, pipes
+    /// or sockets), summed over the run's processes and the children they waited for. With
+    /// a PID namespace this is every process of the run, except children reaped
+    /// automatically because their parent ignored `SIGCHLD`; without one, orphans that
+    /// exited before the end are also missed.
+    pub bytes_written: u64,
     /// Most processes of the run alive at once, where a pids cgroup counted them.
     pub processes_peak: Option<u64>,
     /// What was enforced for this run.
     pub enforcement: Enforcement,
+}
+
+/// True when a sample shows more than `max` bytes written, or a process of the run whose
+/// counters cannot be read (it could write unseen; the run is stopped rather than trusted).
+fn over(sample: crate::diskio::Sample, max: u64) -> bool {
+    sample.bytes > max || sample.unreadable > 0
 }
 
 /// The host's mechanisms, probed once per process.
@@ -114,6 +128,10 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
             Some(stage) => SandboxError::Confine { step: stage.describe(), source: f.error },
         })?;
     let cgroup = prepared.cgroup.take();
+    let pid_namespace = prepared.namespaces.is_some();
+    // The run's cgroup lists its processes far more cheaply than a walk of /proc, but only
+    // when they cannot leave it: Landlock keeps them from writing any cgroup.procs.
+    let members_in_cgroup = spec.policy.confine_files && prepared.landlock.is_some();
     drop((stdin, out_w, err_w, prepared));
     let mut reaper = Reaper { pid: spawned.pid, done: false };
 
@@ -125,15 +143,61 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let pidfd =
         unsafe { AsyncFd::register_with_interest(spawned.pidfd, tokio::io::Interest::READABLE) }
             .map_err(|e| SandboxError::Supervise(e.into()))?;
-    let timed_out = match tokio::time::timeout(spec.timeout, pidfd.readable()).await {
-        Ok(Ok(_)) => false,
-        Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
-        Err(_) => true,
+    // Wait for the leader's exit, the timeout, or (when a total is set) the disk-write
+    // watchdog, which samples the group's counters every POLL.
+    let write_limit = spec.policy.rlimits.disk_write_bytes.filter(|_| crate::diskio::available());
+    // A timeout too large for an Instant (a caller's "no limit") never passes.
+    let deadline = started.checked_add(spec.timeout);
+    let mut written: u64 = 0;
+    let mut stopped_for_writes = false;
+    let timed_out = loop {
+        let left = deadline.map_or(spec.timeout, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            break true;
+        }
+        let wait = if write_limit.is_some() { left.min(crate::diskio::POLL) } else { left };
+        match tokio::time::timeout(wait, pidfd.readable()).await {
+            Ok(Ok(_)) => break false,
+            Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
+            Err(_) => {}
+        }
+        if let Some(max) = write_limit {
+            let sample_run = || match cgroup.as_ref().filter(|_| members_in_cgroup) {
+                Some(cg) => match cg.members() {
+                    Some(pids) => crate::diskio::of_pids(pids),
+                    None => crate::diskio::of_group(spawned.pid),
+                },
+                None => crate::diskio::of_group(spawned.pid),
+            };
+            let sample = sample_run();
+            if over(sample, max) {
+                // A child reaped between reading it and reading its parent is counted twice
+                // in one sample; a second sample confirms before the run is killed.
+                let again = sample_run();
+                if over(again, max) {
+                    written = written.max(again.bytes);
+                    stopped_for_writes = true;
+                    break false;
+                }
+            } else {
+                written = written.max(sample.bytes);
+            }
+        }
     };
+    // The last count, before the rest of the group is killed: with a PID namespace the
+    // leader has already reaped every other process of the run (the kernel kills and reaps
+    // them when PID 1 of a namespace exits), so its own counters hold the total. A normal
+    // user cannot read a zombie's counters; its rusage below gives the same total then.
+    let last = if pid_namespace {
+        crate::diskio::of_process(spawned.pid)
+    } else {
+        crate::diskio::of_group(spawned.pid)
+    };
+    written = written.max(last.bytes);
     // Whatever happened, nothing of the group outlives the run. The leader is unreaped
     // (alive or a zombie), so the group id is still ours.
     reaper.kill_group();
-    if timed_out {
+    if timed_out || stopped_for_writes {
         let _ready = pidfd.readable().await.map_err(SandboxError::Supervise)?;
     }
     let mut status = 0;
@@ -159,10 +223,16 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     if let Some(cg) = cgroup {
         cg.remove().await;
     }
+    // ru_oublock is write_bytes less cancelled writes, in 512-byte blocks, of the leader
+    // and the children it reaped: a floor when /proc could not be read at the end.
+    let written = written.max((usage.ru_oublock as u64).saturating_mul(512));
+    let over_writes = write_limit.is_some_and(|max| written > max);
     let limit = match status {
         _ if oom => Some("memory"),
+        _ if stopped_for_writes => Some("disk-write"),
         ExitStatus::Signaled(libc::SIGXCPU) => Some("cpu"),
         ExitStatus::Signaled(libc::SIGXFSZ) => Some("file-size"),
+        _ if over_writes => Some("disk-write"),
         _ => None,
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
@@ -175,6 +245,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         max_rss_kib: peak_kib.unwrap_or(usage.ru_maxrss as u64),
         limit,
         processes_peak,
+        bytes_written: written,
         enforcement,
     })
 }
@@ -402,6 +473,39 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         rep.push("tree-kill", if policy.pid_namespace { NotEnforced } else { Unrestricted }, why);
         None
     };
+    match r.disk_write_bytes {
+        Some(max) if !crate::diskio::available() => rep.push(
+            "disk-writes",
+            NotEnforced,
+            format!(
+                "the total of {max} bytes is not enforced: this kernel keeps no per-process \
+                 I/O counters (/proc/PID/io, CONFIG_TASK_IO_ACCOUNTING); each file is still \
+                 capped by RLIMIT_FSIZE"
+            ),
+        ),
+        Some(max) => rep.push(
+            "disk-writes",
+            Enforced,
+            format!(
+                "supervision on kernel counters, not a kernel quota: every {} ms skillbox sums \
+                 write_bytes of /proc/PID/io over the run's processes (found in its cgroup, \
+                 else by process group; bytes dirtied in files \
+                 of block-backed filesystems, page-granular; not tmpfs) and kills the run \
+                 beyond {max} bytes, or when a process's counters cannot be read; it can \
+                 overshoot by what the run writes in one interval; \
+                 not seen: fallocate, zombies until waited for, \
+                 and processes that exit between two samples reaped \
+                 outside the run ({}); each file is capped exactly by RLIMIT_FSIZE",
+                crate::diskio::POLL.as_millis(),
+                if namespaces.is_some() {
+                    "only children of a parent that ignores SIGCHLD, with the PID namespace"
+                } else {
+                    "orphans, and children of a parent that ignores SIGCHLD: no PID namespace"
+                },
+            ),
+        ),
+        None => rep.push("disk-writes", Unrestricted, "no total of disk writes was given"),
+    }
     let mut argv = vec![cstr(spec.program.as_os_str().as_bytes())?];
     for a in &spec.args {
         argv.push(cstr(a.as_bytes())?);

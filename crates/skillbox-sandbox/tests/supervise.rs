@@ -578,6 +578,7 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
     strict.policy = Policy::strict();
     strict.policy.rlimits.memory = Some(256 << 20);
     strict.policy.rlimits.cpu_percent = Some(50);
+    strict.policy.rlimits.disk_write_bytes = Some(16 << 20);
     strict.policy.pid_namespace = true;
     let report = run_ok(&strict).await.enforcement;
 
@@ -592,6 +593,7 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
         [
             "cpu-share",
             "descriptors",
+            "disk-writes",
             "environment",
             "filesystem",
             "ipc",

@@ -174,6 +174,7 @@ impl LoadedSkill {
             cpu_ms: outcome.cpu_time.as_millis().try_into().unwrap_or(u64::MAX),
             max_rss_kib: outcome.max_rss_kib,
             processes_peak: outcome.processes_peak,
+            bytes_written: outcome.bytes_written,
         });
         result.confinement = confinement_hint(&outcome, grant);
         result.stdout = outcome.stdout.to_text();
@@ -196,13 +197,26 @@ impl LoadedSkill {
                 "memory" => format!("memory ({} MiB)", l.max_memory_mb),
                 "cpu" => format!("CPU time ({} s)", l.max_execution_time.as_secs()),
                 "file-size" => format!("file size ({} MiB)", l.max_disk_io_mb),
+                "disk-write" => format!("total disk writes ({} MiB)", l.max_disk_io_mb),
                 other => other.to_string(),
             };
             result.limit = Some(which.to_string());
-            result.message = Some(format!(
-                "skill `{}` exceeded its {what} limit at trust level {} and was stopped",
-                def.name, ctx.trust_level
-            ));
+            let max_written = l.max_disk_io_mb.saturating_mul(1024 * 1024);
+            if which == "disk-write" && outcome.bytes_written <= max_written {
+                // Stopped by the watchdog without the total being over: a process of the run
+                // whose counters could not be read (see skillbox_sandbox's disk-writes).
+                result.message = Some(format!(
+                    "skill `{}` was stopped because skillbox could not read the write counters \
+                     of one of its processes, so its total disk writes limit ({} MiB) could \
+                     not be enforced",
+                    def.name, l.max_disk_io_mb
+                ));
+            } else {
+                result.message = Some(format!(
+                    "skill `{}` exceeded its {what} limit at trust level {} and was stopped",
+                    def.name, ctx.trust_level
+                ));
+            }
             return;
         }
         match outcome.status {
@@ -476,6 +490,7 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path
         rlimits: Rlimits {
             open_files: Some(limits.max_open_files),
             file_size: Some(limits.max_disk_io_mb.saturating_mul(1024 * 1024)),
+            disk_write_bytes: Some(limits.max_disk_io_mb.saturating_mul(1024 * 1024)),
             cpu_seconds: Some(limits.max_execution_time.as_secs_f64().ceil() as u64),
             processes: Some(limits.max_processes),
             address_space: None,

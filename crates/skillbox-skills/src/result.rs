@@ -67,6 +67,11 @@ pub struct Usage {
     /// Most processes of the run alive at once, where a pids cgroup counted them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processes_peak: Option<u64>,
+    /// Bytes the run wrote to disk, from the kernel's `write_bytes` counters: bytes dirtied
+    /// in files of block-backed filesystems (whole pages) plus direct I/O, by every process
+    /// of the run; not tmpfs, not stdout or stderr, not pipes or sockets. What
+    /// `max_disk_io_mb` limits in total.
+    pub bytes_written: u64,
 }
 
 /// Everything known about one run.
@@ -122,7 +127,7 @@ pub struct SkillResult {
     /// The fallback command line that produced this result, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
-    /// The limit that stopped the run (`memory`, `cpu`, `file-size`), with status
+    /// The limit that stopped the run (`memory`, `cpu`, `file-size`, `disk-write`), with status
     /// `limit_exceeded`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,

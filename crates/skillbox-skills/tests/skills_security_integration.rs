@@ -388,3 +388,66 @@ async fn security_integration_a_fork_bomb_is_contained_where_a_pids_cgroup_exist
     assert!(peak <= 5, "the run held {peak} processes at once: {r:#?}");
     assert!(r.stderr.contains("fork"), "the shell should report failed forks: {}", r.stderr);
 }
+
+/// The kernel counter behind `max_disk_io_mb`'s total does not see tmpfs: a workspace there
+/// cannot show the limit, and the test must say why instead of passing or failing obscurely.
+fn assert_not_tmpfs(p: &Path) {
+    let fs_type = std::process::Command::new("/usr/bin/stat")
+        .args(["-f", "-c", "%T"])
+        .arg(p)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    assert_ne!(
+        fs_type,
+        "tmpfs",
+        "{} is on tmpfs, whose writes the kernel's write_bytes counter does not see: set TMPDIR \
+         to a directory on a disk to test the disk-write limit",
+        p.display()
+    );
+}
+
+#[tokio::test]
+async fn security_integration_many_small_files_are_stopped_at_the_total_disk_writes() {
+    // 4096 files of 1 MiB, each under the 4 MiB per-file limit, 4 GiB in all unchecked.
+    let code = "import os\nfor i in range(4096):\n    with open(f'out/f{i}', 'wb') as f:\n        f.write(b'x' * 1048576)\nopen('out/survived', 'w').write('yes')";
+    let limits = json!({"security": {
+        "permissions": {"file_read": ["."], "file_write": ["out"]},
+        "resource_limits": {"max_disk_io_mb": 4}}});
+    let e = env(&[py("fill-disk", code, limits)]);
+    assert_not_tmpfs(e.ws.path());
+    let r = e.run("fill-disk", json!({})).await;
+    assert_eq!(r.status, Status::LimitExceeded, "{r:#?}");
+    assert_eq!(r.limit.as_deref(), Some("disk-write"));
+    assert!(r.message.as_deref().unwrap_or("").contains("total disk writes (4 MiB)"), "{r:#?}");
+    assert!(!e.ws.path().join("out/survived").exists(), "the writer ran to its end");
+    let mut total = 0;
+    for f in fs::read_dir(e.ws.path().join("out")).unwrap().flatten() {
+        let len = f.metadata().unwrap().len();
+        assert!(len <= 1 << 20, "a file past its own size: {len}");
+        total += len;
+    }
+    // Stopped within one poll interval of writes past 4 MiB (about 100 MiB here): far below
+    // the 4 GiB it tried.
+    assert!(total > 4 << 20 && total < 1 << 30, "{total} bytes on disk");
+    let usage = r.usage.as_ref().expect("usage");
+    assert!(usage.bytes_written > 4 << 20, "stopped by the count: {usage:?}");
+    let line = r.enforcement.iter().find(|l| l.mechanism == "disk-writes").expect("reported");
+    assert!(line.enforced && line.detail.contains("not a kernel quota"), "{line:?}");
+    let kinds: Vec<String> = e.events(&r.execution_id).into_iter().map(|(k, _)| k).collect();
+    assert!(kinds.contains(&"ResourceLimitExceeded".to_string()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn security_integration_bytes_written_are_reported() {
+    let code = "for i in range(3):\n    with open(f'out/f{i}', 'wb') as f:\n        f.write(b'x' * 1048576)\nprint('x' * 100000)";
+    let e = env(&[py("write-three", code, json!({}))]);
+    assert_not_tmpfs(e.ws.path());
+    let r = e.run("write-three", json!({})).await;
+    assert_eq!(r.status, Status::Success, "{r:#?}");
+    let written = r.usage.as_ref().expect("usage").bytes_written;
+    // Three fresh MiB, page-granular, plus perhaps a few metadata pages; stdout not counted.
+    assert!((3 << 20..4 << 20).contains(&written), "{written} bytes counted for 3 MiB");
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["usage"]["bytes_written"], json!(written));
+}
