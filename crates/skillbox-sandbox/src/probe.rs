@@ -22,6 +22,10 @@ pub struct HostSupport {
     pub cgroup_pids: bool,
     /// Whether this process can create a cpu cgroup per run (bounds the CPU share).
     pub cgroup_cpu: bool,
+    /// Whether `RLIMIT_NPROC` counts per user namespace (Linux 5.14 and later): in a run's
+    /// own user namespace it then counts the run's processes only, not every process of the
+    /// user, which makes it a process-count limit for runs without a pids cgroup.
+    pub nproc_per_user_namespace: bool,
 }
 
 impl HostSupport {
@@ -48,8 +52,17 @@ impl HostSupport {
             cgroup_memory_writable,
             cgroup_pids: crate::cgroup::available(crate::cgroup::Controller::Pids),
             cgroup_cpu: crate::cgroup::available(crate::cgroup::Controller::Cpu),
+            nproc_per_user_namespace: kernel_at_least(5, 14),
         }
     }
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
 }
 
 fn seccomp_available() -> bool {

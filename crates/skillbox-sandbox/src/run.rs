@@ -355,6 +355,23 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
     .map_err(|e| SandboxError::Policy(format!("cannot create the run's cgroup: {e}")))?;
     let pids_in_cgroup =
         pids_max.is_some() && crate::cgroup::available(crate::cgroup::Controller::Pids);
+    // Without a pids cgroup, a non-root run in its own user namespace can still be bounded:
+    // since Linux 5.14 RLIMIT_NPROC counts per user namespace, so in the run's namespace it
+    // counts the run's processes and threads only (measured: with 8 other processes of the
+    // same user running, a limit of 5 let the run fork 4 children; outside a namespace it
+    // let it fork none). Root is exempt from RLIMIT_NPROC, but root gets the cgroup.
+    let own_user_namespace = policy.pid_namespace && host.user_namespaces;
+    let nproc_limit = match pids_max {
+        Some(n)
+            if !pids_in_cgroup
+                && own_user_namespace
+                && !host.root
+                && host.nproc_per_user_namespace =>
+        {
+            Some(n)
+        }
+        _ => None,
+    };
     let (proc_state, proc_detail) = match policy.processes {
         ProcessAccess::None if seccomp.is_some() => (
             Enforced,
@@ -370,6 +387,13 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
                 Enforced,
                 format!(
                     "pids cgroup: at most {n} processes of the run at once (fork bombs contained)"
+                ),
+            ),
+            Some(n) if nproc_limit.is_some() => (
+                Enforced,
+                format!(
+                    "RLIMIT_NPROC {n} in the run's own user namespace: at most {n} processes \
+                     and threads of the run at once (fork bombs contained); no pids cgroup here"
                 ),
             ),
             Some(_) => (
@@ -393,6 +417,10 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
     let r = &policy.rlimits;
     let mut rlimits = vec![(libc::RLIMIT_CORE as libc::c_int, lim(0))];
     let mut applied = vec!["core dumps off".to_string()];
+    if let Some(n) = nproc_limit {
+        rlimits.push((libc::RLIMIT_NPROC as libc::c_int, lim(n)));
+        applied.push(format!("processes {n} (in the run's user namespace)"));
+    }
     for (res, v, what) in [
         (libc::RLIMIT_NOFILE, r.open_files, "open files"),
         (libc::RLIMIT_FSIZE, r.file_size, "file size"),
