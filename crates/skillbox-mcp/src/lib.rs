@@ -131,29 +131,8 @@ impl SkillServer {
     /// with its description and the JSON Schema of its parameters.
     pub fn tools(&self) -> Vec<Tool> {
         let rt = self.runtime();
-        rt.registry()
-            .skills()
-            .filter(|s| s.def.skill_type != SkillType::CodeSession)
-            .filter_map(|s| {
-                let tool = SkillTool::new(rt.clone(), &s.def.name, None)?;
-                let schema = match skillbox_skills::Tool::input_schema(&tool) {
-                    Value::Object(o) => o,
-                    _ => return None,
-                };
-                // The level a call runs at (a grant or the policy may change the default).
-                let level = match rt.trust_decision(s, None) {
-                    Ok(d) => d.level,
-                    Err(_) => s.source.default_trust(),
-                };
-                let description = format!(
-                    "{} (runs confined by skillbox at trust level `{level}`)",
-                    skillbox_skills::Tool::description(&tool)
-                );
-                Some(Tool::new(s.def.name.clone(), description, Arc::new(schema)))
-            })
-            .collect()
+        rt.registry().skills().filter_map(|s| tool_for(&rt, s)).collect()
     }
-
     /// Reloads the skills if their files changed since the last look; returns whether they
     /// did, after telling every client.
     pub async fn refresh(&self, last: &mut Option<u64>) -> bool {
@@ -252,6 +231,27 @@ impl SkillServer {
     }
 }
 
+/// `skill` as an MCP tool, or `None` if it cannot run (`code_session`).
+fn tool_for(rt: &Arc<Runtime>, s: &skillbox_skills::LoadedSkill) -> Option<Tool> {
+    if s.def.skill_type == SkillType::CodeSession {
+        return None;
+    }
+    let tool = SkillTool::new(rt.clone(), &s.def.name, None)?;
+    let Value::Object(schema) = skillbox_skills::Tool::input_schema(&tool) else {
+        return None;
+    };
+    // The level a call runs at (a grant or the policy may change the default).
+    let level = match rt.trust_decision(s, None) {
+        Ok(d) => d.level,
+        Err(_) => s.source.default_trust(),
+    };
+    let description = format!(
+        "{} (runs confined by skillbox at trust level `{level}`)",
+        skillbox_skills::Tool::description(&tool)
+    );
+    Some(Tool::new(s.def.name.clone(), description, Arc::new(schema)))
+}
+
 fn cancelled() -> ErrorData {
     ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled; the run was killed", None)
 }
@@ -286,7 +286,10 @@ impl ServerHandler for SkillServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools().into_iter().find(|t| t.name == name)
+        let rt = self.runtime();
+        let skill = rt.registry().get(name).ok()?;
+        // An alias resolves to its skill, whose tool has the skill's name.
+        tool_for(&rt, skill).filter(|t| t.name == name)
     }
 
     async fn call_tool(
