@@ -58,6 +58,7 @@ pub fn cold(b: &mut Bench) {
             vec!["run", "bench-true", "--trust", "untrusted"],
         ),
         ("`skillbox list` (start, load 100 skills, print; nothing run)", vec!["list"]),
+        ("`skillbox --version` (process start and exit only)", vec!["--version"]),
     ];
     let mut samples: Vec<Samples> = variants.iter().map(|(l, _)| Samples::new(*l)).collect();
     for i in 0..n {
