@@ -7,7 +7,7 @@
 //! skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH]
 //! ```
 //!
-//! Sections: `overhead`, `alternatives`, `cold`, `registry`, `audit`, `parallel`, `flood`.
+//! Sections: `overhead`, `sporadic`, `alternatives`, `cold`, `registry`, `audit`, `parallel`, `flood`.
 //! `scripts/bench.sh` builds in release mode, installs bwrap and firejail, and runs this.
 
 use std::path::PathBuf;
@@ -54,8 +54,8 @@ impl Bench {
 }
 
 /// Sections in the order they run.
-const SECTIONS: [&str; 7] =
-    ["overhead", "alternatives", "cold", "registry", "audit", "parallel", "flood"];
+const SECTIONS: [&str; 8] =
+    ["overhead", "sporadic", "alternatives", "cold", "registry", "audit", "parallel", "flood"];
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -122,6 +122,7 @@ fn main() -> anyhow::Result<()> {
     for s in SECTIONS.iter().filter(|s| only.iter().any(|o| o == *s)) {
         match *s {
             "overhead" => overhead::overhead(&mut b),
+            "sporadic" => overhead::sporadic(&mut b),
             "alternatives" => overhead::alternatives(&mut b),
             "cold" => cold::cold(&mut b),
             "registry" => registry::registry(&mut b),
