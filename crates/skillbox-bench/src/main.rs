@@ -66,6 +66,13 @@ fn main() -> anyhow::Result<()> {
         audit::append_n(path.as_ref(), n, skillbox_audit::Durability::Write);
         return Ok(());
     }
+    if args.first().map(String::as_str) == Some("__cold-steps") {
+        // A fresh process timing the steps of a cold run (see `cold::steps`).
+        let ws = args.get(1).context("workspace")?;
+        let log = args.get(2).context("audit log")?;
+        cold::steps_worker(ws.as_ref(), log.as_ref());
+        return Ok(());
+    }
     let mut quick = false;
     let mut only: Vec<String> = SECTIONS.iter().map(|s| s.to_string()).collect();
     let mut skillbox = std::env::current_exe()?.with_file_name("skillbox");
