@@ -4,8 +4,8 @@
 //! `RLIMIT_AS` limits address space per process, not memory of the tree).
 //!
 //! The child joins the groups itself, between clone and exec, by writing `0` to each
-//! `cgroup.procs` descriptor opened here, so every process it creates is counted from the
-//! start. cgroup v1 (one hierarchy per controller) and v2 (one hierarchy) are both handled.
+//! `tasks` (v1) or `cgroup.procs` (v2) descriptor opened here, so every process it creates
+//! is counted from the start. cgroup v1 (one hierarchy per controller) and v2 (one hierarchy) are both handled.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -111,7 +111,8 @@ pub struct RunCgroup {
     cpu: bool,
     /// The pids group's directory.
     pids: Option<PathBuf>,
-    /// `cgroup.procs` of each group, open for writing; the child writes `0` to each.
+    /// `tasks` (v1) or `cgroup.procs` (v2) of each group, open for writing; the child writes
+    /// `0` to each.
     pub procs: Vec<OwnedFd>,
 }
 
@@ -150,8 +151,14 @@ impl RunCgroup {
             if !cg.dirs.contains(&dir) {
                 std::fs::create_dir(&dir)?;
                 cg.dirs.push(dir.clone());
-                let procs =
-                    std::fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
+                // v1: `tasks`, which moves only the writing thread. The child is a single
+                // thread (its own thread group, created without CLONE_THREAD), so that is
+                // the whole process; and a thread moving itself skips the global
+                // threadgroup lock, whose first writer after a quiet spell waits for an RCU
+                // grace period (measured 12 ms here, on every sporadic run). v2 has no
+                // `tasks` in a domain group: `cgroup.procs`.
+                let file = if *v2 { "cgroup.procs" } else { "tasks" };
+                let procs = std::fs::OpenOptions::new().write(true).open(dir.join(file))?;
                 cg.procs.push(OwnedFd::from(procs));
             }
             match (c, v2) {
