@@ -125,6 +125,17 @@ pub fn write_fillers(dir: &Path, n: usize) {
     }
 }
 
+/// Writes `n` filler skill files into `dir`, only of the two shapes without a `pattern`
+/// (no regex to compile).
+pub fn write_fillers_without_patterns(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for j in 0..n {
+        let i = 3 * (j / 2) + 1 + j % 2;
+        let text = serde_json::to_string_pretty(&filler_skill(i)).unwrap();
+        std::fs::write(dir.join(format!("filler-{i:05}.json")), text).unwrap();
+    }
+}
+
 /// A workspace with the measured skills and filler skills (100 in all), and a skillbox home
 /// holding the audit log, both removed on drop.
 pub struct Fixture {

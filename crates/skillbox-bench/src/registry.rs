@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use skillbox_skills::{Locations, Registry};
 
-use crate::fixture::write_fillers;
+use crate::fixture::{write_fillers, write_fillers_without_patterns};
 use crate::stats::{fmt_ms, Samples};
 use crate::Bench;
 
@@ -17,28 +17,38 @@ pub fn registry(b: &mut Bench) {
          alias), plus the built-ins; files in the page cache (one unmeasured load first). \
          Sizes are interleaved round by round."
     );
-    let sizes: [(usize, usize); 4] = if b.quick {
-        [(10, 60), (100, 30), (1000, 10), (10000, 3)]
+    // (files, repetitions, without patterns)
+    let sizes: [(usize, usize, bool); 5] = if b.quick {
+        [(10, 60, false), (100, 30, false), (1000, 10, false), (10000, 3, false), (1000, 10, true)]
     } else {
-        [(10, 300), (100, 100), (1000, 30), (10000, 7)]
+        [
+            (10, 300, false),
+            (100, 100, false),
+            (1000, 30, false),
+            (10000, 7, false),
+            (1000, 30, true),
+        ]
     };
     let root = tempfile::Builder::new().prefix("skillbox-bench-reg-").tempdir().unwrap();
     let locs: Vec<Locations> = sizes
         .iter()
-        .map(|(n, _)| {
-            let dir = root.path().join(format!("n{n}"));
-            write_fillers(&dir, *n);
+        .map(|(n, _, plain)| {
+            let dir = root.path().join(format!("n{n}-{plain}"));
+            if *plain {
+                write_fillers_without_patterns(&dir, *n);
+            } else {
+                write_fillers(&dir, *n);
+            }
             let l = Locations { global: Vec::new(), workspace: vec![dir], builtins: true };
             let reg = Registry::load(&l);
             assert_eq!(reg.len(), n + 2, "{:?}", reg.problems().first());
             l
         })
         .collect();
-    let mut samples: Vec<Samples> =
-        sizes.iter().map(|(n, _)| Samples::new(format!("{n} files"))).collect();
+    let mut samples: Vec<Samples> = sizes.iter().map(|_| Samples::new("")).collect();
     let max_reps = sizes.iter().map(|s| s.1).max().unwrap_or(0);
     for rep in 0..max_reps {
-        for (i, (_, reps)) in sizes.iter().enumerate() {
+        for (i, (_, reps, _)) in sizes.iter().enumerate() {
             if rep < *reps {
                 let t = Instant::now();
                 let reg = Registry::load(&locs[i]);
@@ -54,8 +64,9 @@ pub fn registry(b: &mut Bench) {
     let per = |i: usize| samples[i].median_ms() * 1e3 / sizes[i].0 as f64;
     for (i, s) in samples.iter().enumerate() {
         println!(
-            "| {} | {} | {} | {} | {:.1} µs | {:.2}x |",
+            "| {}{} | {} | {} | {} | {:.1} µs | {:.2}x |",
             crate::stats::thousands(sizes[i].0 as f64),
+            if sizes[i].2 { ", none with a regex `pattern`" } else { "" },
             s.times.len(),
             fmt_ms(s.median_ms()),
             fmt_ms(s.p95_ms()),
