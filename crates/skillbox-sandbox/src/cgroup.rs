@@ -5,7 +5,8 @@
 //!
 //! The child joins the groups itself, between clone and exec, by writing `0` to each
 //! `tasks` (v1) or `cgroup.procs` (v2) descriptor opened here, so every process it creates
-//! is counted from the start. cgroup v1 (one hierarchy per controller) and v2 (one hierarchy) are both handled.
+//! is counted from the start. cgroup v1 (one hierarchy per controller) and v2 (one
+//! hierarchy) are both handled.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
