@@ -414,18 +414,19 @@ pub fn alternatives(b: &mut Bench) {
 }
 
 /// Runs as an agent makes them: one now and then, not back to back. Each run follows 50 ms
-/// in which the bench does nothing (not timed). Joining a cgroup takes a lock whose first
-/// writer after a quiet spell waits for an RCU grace period, which back-to-back loops never
-/// see; this section shows what a sporadic run pays.
+/// in which the bench does nothing (not timed). Joining a cgroup through `cgroup.procs`
+/// takes a lock whose first writer after a quiet spell waits for an RCU grace period, which
+/// back-to-back loops never see; this section shows what a sporadic run pays.
 pub fn sporadic(b: &mut Bench) {
     let idle = Duration::from_millis(50);
     println!("\n### Sporadic runs (50 ms idle before each)\n");
     println!(
         "The same `/bin/true` comparison, but every run (bare ones too) follows {} ms in which \
-         the embedding process is idle, as between an agent's tool calls. Joining a cgroup \
-         (cgroup v1 `cgroup.procs` write) takes `cgroup_threadgroup_rwsem` for writing; the \
-         first writer after a quiet spell waits for an RCU grace period. Back-to-back loops \
-         (the tables above) never pay it.",
+         the embedding process is idle, as between an agent's tool calls. Moving a process \
+         into a cgroup through `cgroup.procs` takes `cgroup_threadgroup_rwsem` for writing, \
+         and the first writer after a quiet spell waits for an RCU grace period (12 ms here); \
+         back-to-back loops never pay it. On cgroup v1 the child therefore joins through \
+         `tasks` (a thread moving itself skips that lock).",
         idle.as_millis()
     );
     let mut variants = vec![Variant::BareOutput, Variant::SandboxOnly, Variant::SandboxLimits];
