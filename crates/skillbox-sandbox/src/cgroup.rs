@@ -97,6 +97,14 @@ fn writable(p: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
+/// Sequence number of this process's groups.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// `skillbox-<pid>-<n>`, a new `n` each time.
+fn next_name() -> String {
+    format!("skillbox-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
 /// True when runs can be given a group with controller `c` on this host.
 pub fn available(c: Controller) -> bool {
     parent(c).is_some()
@@ -126,9 +134,27 @@ impl RunCgroup {
         memory_max: Option<u64>,
         cpu_percent: Option<u32>,
     ) -> std::io::Result<Option<Self>> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let name =
-            format!("skillbox-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        // A group named after an earlier process with our pid (one killed before it could
+        // remove its groups) holds the name: take the next one.
+        let mut attempts = 0;
+        loop {
+            match Self::create_once(pids_max, memory_max, cpu_percent) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 64 => {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt of [`RunCgroup::create`] with the next name; groups made before a failure
+    /// are removed (`Drop`).
+    fn create_once(
+        pids_max: Option<u64>,
+        memory_max: Option<u64>,
+        cpu_percent: Option<u32>,
+    ) -> std::io::Result<Option<Self>> {
+        let name = next_name();
         let mut wanted: Vec<(Controller, u64)> = Vec::new();
         if let Some(n) = pids_max.filter(|_| available(Controller::Pids)) {
             wanted.push((Controller::Pids, n));
@@ -250,5 +276,32 @@ impl Drop for RunCgroup {
         for d in &self.dirs {
             let _ = std::fs::remove_dir(d);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Groups left by a killed process whose pid this process now has must not make runs
+    /// fail: the names are skipped. Needs a memory hierarchy this process may create groups
+    /// in (root, or a delegated one); passes trivially elsewhere.
+    #[test]
+    fn names_held_by_groups_left_behind_are_skipped() {
+        let Some((parent, _)) = parent(Controller::Memory) else { return };
+        let next = SEQ.load(Ordering::Relaxed);
+        let stale: Vec<PathBuf> = (next..next + 3)
+            .map(|n| parent.join(format!("skillbox-{}-{n}", std::process::id())))
+            .collect();
+        for d in &stale {
+            std::fs::create_dir(d).unwrap();
+        }
+        let made = RunCgroup::create(None, Some(64 << 20), None);
+        for d in &stale {
+            let _ = std::fs::remove_dir(d);
+        }
+        let cg = made.unwrap().expect("a memory group");
+        assert!(cg.limits_memory());
+        assert!(cg.dirs.iter().all(|d| !stale.contains(d)), "{:?}", cg.dirs);
     }
 }
