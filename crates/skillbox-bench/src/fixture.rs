@@ -147,8 +147,6 @@ pub struct Fixture {
     pub workspace: PathBuf,
     /// `SKILLBOX_HOME` for `skillbox` processes.
     pub home: PathBuf,
-    /// The audit log embedded runs write to.
-    pub audit_path: PathBuf,
     /// The runtime over the workspace, with the audit log.
     pub runtime: Arc<Runtime>,
 }
@@ -190,7 +188,7 @@ impl Fixture {
         let runtime = Arc::new(
             Runtime::with_registry(registry, &workspace).unwrap().with_audit(Arc::new(log)),
         );
-        Self { _ws: ws, _home: home, workspace, home: home_path, audit_path, runtime }
+        Self { _ws: ws, _home: home, workspace, home: home_path, runtime }
     }
 
     /// The tool for `skill` at `trust`.

@@ -38,8 +38,6 @@ pub struct Bench {
     pub skillbox: PathBuf,
     /// Targets and what was measured.
     pub verdicts: stats::Verdicts,
-    /// Median overhead of `SkillTool` at untrusted over the bare spawn, once measured.
-    pub overhead_untrusted: Option<f64>,
 }
 
 impl Bench {
@@ -113,7 +111,6 @@ fn main() -> anyhow::Result<()> {
         workers,
         skillbox,
         verdicts: stats::Verdicts::default(),
-        overhead_untrusted: None,
     };
     print_machine(&b);
     // One unmeasured run of each skill, so that caches (seccomp programs, the system part of

@@ -319,7 +319,6 @@ pub fn overhead(b: &mut Bench) {
             change <= 0.10,
         );
     }
-    b.overhead_untrusted = Some(small[0].overhead(&Variant::Skill(TrustLevel::Untrusted)));
     components(b);
 }
 
