@@ -8,6 +8,7 @@
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -76,27 +77,21 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
         return Err(LandlockError::Unsupported { found });
     }
     let abi = ABI::V6;
-    let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
-    if policy.confine_files {
-        ruleset = ruleset.handle_access(AccessFs::from_all(abi))?;
-    }
-    if policy.network != NetworkAccess::Full {
-        ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
-    }
-    ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
-    let mut created = ruleset.create()?;
+    let shape = Shape {
+        confine_files: policy.confine_files,
+        confine_tcp: policy.network != NetworkAccess::Full,
+    };
+    let mut created = match take_ahead(shape) {
+        Some(r) => r,
+        None => base(shape)?.0,
+    };
+    build_ahead(shape);
 
     if policy.confine_files {
         let read = AccessFs::from_read(abi);
         let write = AccessFs::from_all(abi) & !AccessFs::Refer & !AccessFs::IoctlDev;
-        let file_read = AccessFs::ReadFile | AccessFs::Execute;
-        let file_write = file_read | AccessFs::WriteFile | AccessFs::Truncate;
-
-        let system = system_rules();
-        for (fd, access) in system.iter() {
-            created = created.add_rule(PathBeneath::new(fd.as_fd(), *access))?;
-        }
-        drop(system);
+        let file_write =
+            AccessFs::ReadFile | AccessFs::Execute | AccessFs::WriteFile | AccessFs::Truncate;
         for p in &policy.read {
             created = add_exact(created, p, read)?;
         }
@@ -110,6 +105,108 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
     }
     let fd: Option<OwnedFd> = created.into();
     fd.ok_or(LandlockError::Unsupported { found })
+}
+
+/// What the part of a ruleset that is the same for every run depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    /// Files are confined: every file right is handled, and the system rules are in.
+    confine_files: bool,
+    /// TCP bind and connect are handled.
+    confine_tcp: bool,
+}
+
+/// The part of every ruleset that does not depend on the run: the handled rights, the
+/// scopes, and (when files are confined) the system rules. Returned with the modification
+/// time of `/etc` the system rules were read at.
+fn base(shape: Shape) -> Result<(landlock::RulesetCreated, Option<SystemTime>), LandlockError> {
+    let abi = ABI::V6;
+    let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
+    if shape.confine_files {
+        ruleset = ruleset.handle_access(AccessFs::from_all(abi))?;
+    }
+    if shape.confine_tcp {
+        ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
+    }
+    ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
+    let mut created = ruleset.create()?;
+    let mut etc = None;
+    if shape.confine_files {
+        let (mtime, system) = system_rules();
+        for (fd, access) in system.iter() {
+            created = created.add_rule(PathBeneath::new(fd.as_fd(), *access))?;
+        }
+        etc = mtime;
+    }
+    Ok((created, etc))
+}
+
+/// A base ruleset built ahead of the run that will use it. Adding the ~150 system rules
+/// takes longer than the rest of preparing a run, so after each run one base of its shape
+/// is built on tokio's blocking pool, for the next run. Each base serves exactly one run,
+/// and one built before `/etc` changed is thrown away.
+struct Ahead {
+    shape: Shape,
+    etc: Option<SystemTime>,
+    ruleset: landlock::RulesetCreated,
+}
+
+static AHEAD: Mutex<Vec<Ahead>> = Mutex::new(Vec::new());
+static BUILDING_AHEAD: AtomicBool = AtomicBool::new(false);
+
+fn lock_ahead() -> std::sync::MutexGuard<'static, Vec<Ahead>> {
+    match AHEAD.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn etc_mtime() -> Option<SystemTime> {
+    std::fs::metadata("/etc").and_then(|m| m.modified()).ok()
+}
+
+/// Takes the base built ahead for `shape`, if there is one and `/etc` has not changed since.
+fn take_ahead(shape: Shape) -> Option<landlock::RulesetCreated> {
+    let ahead = {
+        let mut list = lock_ahead();
+        let i = list.iter().position(|a| a.shape == shape)?;
+        list.swap_remove(i)
+    };
+    if shape.confine_files && (ahead.etc.is_none() || ahead.etc != etc_mtime()) {
+        return None;
+    }
+    Some(ahead.ruleset)
+}
+
+/// Builds one base of `shape` on tokio's blocking pool, unless one is being built already,
+/// there is no runtime (a preview), or this is the process's first ruleset (a `skillbox
+/// run` process builds one and exits). Failures are dropped: the next run then builds its
+/// base itself and reports the error.
+fn build_ahead(shape: Shape) {
+    static BUILT: AtomicBool = AtomicBool::new(false);
+    if !BUILT.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    if BUILDING_AHEAD.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // Cleared when the task ends or is dropped unrun (a runtime shutting down).
+    struct Building;
+    impl Drop for Building {
+        fn drop(&mut self) {
+            BUILDING_AHEAD.store(false, Ordering::Release);
+        }
+    }
+    let building = Building;
+    drop(handle.spawn_blocking(move || {
+        let _building = building;
+        if let Ok((ruleset, etc)) = base(shape) {
+            let mut list = lock_ahead();
+            list.retain(|a| a.shape != shape);
+            list.push(Ahead { shape, etc, ruleset });
+        }
+    }));
 }
 
 /// Grants write access to the tree `root`. When the tree is guarded (a workspace) or its top
@@ -154,7 +251,7 @@ fn grant_write(
 /// `/etc` changes (its modification time moves when an entry is added or removed).
 type SystemRules = Vec<(OwnedFd, BitFlags<AccessFs>)>;
 
-fn system_rules() -> Arc<SystemRules> {
+fn system_rules() -> (Option<SystemTime>, Arc<SystemRules>) {
     static CACHE: OnceLock<Mutex<(Option<SystemTime>, Arc<SystemRules>)>> = OnceLock::new();
     let etc_mtime = std::fs::metadata("/etc").and_then(|m| m.modified()).ok();
     let cache = CACHE.get_or_init(|| Mutex::new((None, Arc::new(Vec::new()))));
@@ -175,7 +272,7 @@ fn system_rules() -> Arc<SystemRules> {
         grant_excluding(&mut rules, Path::new("/etc"), "", read, ETC_SECRETS);
         *guard = (etc_mtime, Arc::new(rules));
     }
-    guard.1.clone()
+    (guard.0, guard.1.clone())
 }
 
 /// Adds a rule for a system path if it exists. Missing system directories (`/lib32` on most

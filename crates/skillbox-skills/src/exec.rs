@@ -156,7 +156,11 @@ impl LoadedSkill {
         spec.policy = policy;
         spec.allow_weaker = ctx.allow_weaker_isolation;
 
-        let outcome = match skillbox_sandbox::run(&spec).await {
+        let outcome = skillbox_sandbox::run(&spec).await;
+        // Every process of the run is gone: the directory can go too, off the path of the
+        // result (removing it costs more than the rest of a run on some file systems).
+        private.remove_in_background();
+        let outcome = match outcome {
             Ok(o) => o,
             Err(e @ SandboxError::Policy(_)) => {
                 result.status = Status::Denied;
@@ -515,6 +519,15 @@ impl PrivateDir {
             std::fs::set_permissions(dir.path().join(sub), std::fs::Permissions::from_mode(0o700))?;
         }
         Ok(Self { dir })
+    }
+
+    /// Removes the directory on tokio's blocking pool when there is one, else now. A
+    /// runtime shut down before the task ran drops it, which removes the directory too.
+    pub fn remove_in_background(self) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => drop(h.spawn_blocking(move || drop(self))),
+            Err(_) => drop(self),
+        }
     }
 
     fn home(&self) -> PathBuf {

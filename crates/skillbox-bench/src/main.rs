@@ -1,0 +1,172 @@
+//! `skillbox-bench`: the benchmark suite of issue 9. Every figure is measured side by side
+//! with its baseline in the same run, interleaved, and printed as markdown tables with the
+//! median, the p95 and the ratio, followed by each target of the issue set against what
+//! this run measured.
+//!
+//! ```text
+//! skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH]
+//! ```
+//!
+//! Sections: `overhead`, `sporadic`, `alternatives`, `cold`, `registry`, `audit`, `parallel`, `flood`.
+//! `scripts/bench.sh` builds in release mode, installs bwrap and firejail, and runs this.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+mod audit;
+mod cold;
+mod fixture;
+mod mem;
+mod overhead;
+mod parallel;
+mod registry;
+mod stats;
+
+/// Everything a section needs: the fixture, the async runtime, the options, and the
+/// verdicts collected so far.
+pub struct Bench {
+    /// Fewer iterations, for a check in about a minute.
+    pub quick: bool,
+    /// The workspace, skills and runtime the runs use.
+    pub fixture: fixture::Fixture,
+    /// The multi-threaded runtime skills run on, as in an agent.
+    pub rt: tokio::runtime::Runtime,
+    /// Worker threads of `rt`.
+    pub workers: usize,
+    /// The `skillbox` binary for cold runs.
+    pub skillbox: PathBuf,
+    /// Targets and what was measured.
+    pub verdicts: stats::Verdicts,
+}
+
+impl Bench {
+    /// Rounds of alternating blocks in the overhead section.
+    pub fn rounds(&self) -> usize {
+        if self.quick {
+            2
+        } else {
+            4
+        }
+    }
+}
+
+/// Sections in the order they run.
+const SECTIONS: [&str; 8] =
+    ["overhead", "sporadic", "alternatives", "cold", "registry", "audit", "parallel", "flood"];
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("__audit-append") {
+        // A worker of the 8-process audit benchmark.
+        let path = args.get(1).context("log path")?;
+        let n: u64 = args.get(2).context("count")?.parse()?;
+        audit::append_n(path.as_ref(), n, skillbox_audit::Durability::Write);
+        return Ok(());
+    }
+    if args.first().map(String::as_str) == Some("__cold-steps") {
+        // A fresh process timing the steps of a cold run (see `cold::steps`).
+        let ws = args.get(1).context("workspace")?;
+        let log = args.get(2).context("audit log")?;
+        cold::steps_worker(ws.as_ref(), log.as_ref());
+        return Ok(());
+    }
+    let mut quick = false;
+    let mut only: Vec<String> = SECTIONS.iter().map(|s| s.to_string()).collect();
+    let mut skillbox = std::env::current_exe()?.with_file_name("skillbox");
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--only" => {
+                let list = it.next().context("--only needs a list of sections")?;
+                only = list.split(',').map(str::to_string).collect();
+                if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    bail!("unknown section `{bad}`; sections: {}", SECTIONS.join(", "));
+                }
+            }
+            "--skillbox" => skillbox = it.next().context("--skillbox needs a path")?.into(),
+            "-h" | "--help" => {
+                println!(
+                    "skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH]\n\
+                     sections: {}",
+                    SECTIONS.join(", ")
+                );
+                return Ok(());
+            }
+            other => bail!("unknown argument `{other}` (see --help)"),
+        }
+    }
+    raise_open_files();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let mut b = Bench {
+        quick,
+        fixture: fixture::Fixture::new(),
+        rt,
+        workers,
+        skillbox,
+        verdicts: stats::Verdicts::default(),
+    };
+    print_machine(&b);
+    // One unmeasured run of each skill, so that caches (seccomp programs, the system part of
+    // the Landlock ruleset, the page cache) are warm for every variant alike.
+    for p in [fixture::TRUE, fixture::PYTHON_PASS] {
+        for level in skillbox_skills::TrustLevel::ALL {
+            let r = b.rt.block_on(b.fixture.tool(p.skill, level).execute(&serde_json::json!({})));
+            if !r.is_success() {
+                bail!("warm-up run of {} at {level} failed: {:?} {}", p.skill, r.message, r.stderr);
+            }
+        }
+    }
+    for s in SECTIONS.iter().filter(|s| only.iter().any(|o| o == *s)) {
+        match *s {
+            "overhead" => overhead::overhead(&mut b),
+            "sporadic" => overhead::sporadic(&mut b),
+            "alternatives" => overhead::alternatives(&mut b),
+            "cold" => cold::cold(&mut b),
+            "registry" => registry::registry(&mut b),
+            "audit" => audit::audit(&mut b),
+            "parallel" => parallel::parallel(&mut b),
+            "flood" => parallel::flood(&mut b),
+            _ => unreachable!("checked above"),
+        }
+    }
+    b.verdicts.print();
+    Ok(())
+}
+
+/// The machine and its load, printed before the tables.
+fn print_machine(b: &Bench) {
+    let sh = |cmd: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    println!("## skillbox-bench{}\n", if b.quick { " (quick)" } else { "" });
+    println!("- date: {}", sh("date -u '+%Y-%m-%d %H:%M UTC'"));
+    println!("- kernel: {} (`uname -r`), {} CPUs (`nproc`)", sh("uname -r"), sh("nproc"));
+    println!("- Landlock ABI {}, running as {}", skillbox_sandbox::landlock_abi(), sh("id -un"));
+    println!("- load before the run: {}", sh("cat /proc/loadavg"));
+    println!("- commit: {}", sh("git rev-parse --short HEAD 2>/dev/null || echo unknown"));
+    let v = |p: &str| sh(&format!("{p} --version 2>&1 | head -n1"));
+    println!("- {}; {}; python3 {}", v("bwrap"), v("firejail"), v(fixture::PYTHON));
+}
+
+/// More descriptors for 64 runs at once (each holds pipes, a pidfd and cgroup files).
+fn raise_open_files() {
+    // SAFETY: getrlimit/setrlimit write and read only the struct passed.
+    unsafe {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
