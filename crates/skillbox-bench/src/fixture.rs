@@ -180,8 +180,12 @@ impl Fixture {
         }
         let home_path = home.path().canonicalize().unwrap();
         let audit_path = home_path.join("logs/embedded.jsonl");
-        let locations =
-            Locations { global: Vec::new(), workspace: vec![skills.clone()], builtins: true };
+        let locations = Locations {
+            global: Vec::new(),
+            workspace: vec![skills.clone()],
+            builtins: true,
+            ..Locations::default()
+        };
         let registry = Registry::load(&locations);
         assert!(registry.problems().is_empty(), "fixture skills: {:?}", registry.problems());
         let log = AuditLog::open(LogConfig::new(&audit_path)).unwrap();

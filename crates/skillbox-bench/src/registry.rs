@@ -39,7 +39,12 @@ pub fn registry(b: &mut Bench) {
             } else {
                 write_fillers(&dir, *n);
             }
-            let l = Locations { global: Vec::new(), workspace: vec![dir], builtins: true };
+            let l = Locations {
+                global: Vec::new(),
+                workspace: vec![dir],
+                builtins: true,
+                ..Locations::default()
+            };
             let reg = Registry::load(&l);
             assert_eq!(reg.len(), n + 2, "{:?}", reg.problems().first());
             l
