@@ -213,6 +213,7 @@ mod tests {
             global: Vec::new(),
             workspace: vec![dir.path().to_path_buf()],
             builtins: false,
+            ..Locations::default()
         });
         assert!(reg.problems().is_empty(), "{:?}", reg.problems());
         assert_eq!(reg.len(), 6);
