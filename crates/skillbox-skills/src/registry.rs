@@ -306,7 +306,10 @@ impl Registry {
             // A directory holding SKILL.md is an Agent Skill (followed if it is a symlink,
             // as agents do; what a script may touch is decided by its grant, not by where
             // its files live).
-            if path.join(crate::agent::SKILL_FILE).is_file() {
+            // Only directories (and symlinks, which may lead to one) can be Agent Skills;
+            // the file type comes with the directory entry, so JSON files cost no extra stat.
+            let maybe_dir = entry.file_type().is_ok_and(|t| t.is_dir() || t.is_symlink());
+            if maybe_dir && path.join(crate::agent::SKILL_FILE).is_file() {
                 if agent_dirs.len() < MAX_FILES_PER_DIR {
                     agent_dirs.push(path);
                 }
