@@ -41,10 +41,16 @@ fn parent(c: Controller) -> Option<&'static (PathBuf, bool)> {
     static PARENTS: OnceLock<HashMap<Controller, Option<(PathBuf, bool)>>> = OnceLock::new();
     PARENTS
         .get_or_init(|| {
-            [Controller::Pids, Controller::Memory, Controller::Cpu]
-                .into_iter()
-                .map(|c| (c, find_parent(c)))
-                .collect()
+            let found: HashMap<Controller, Option<(PathBuf, bool)>> =
+                [Controller::Pids, Controller::Memory, Controller::Cpu]
+                    .into_iter()
+                    .map(|c| (c, find_parent(c)))
+                    .collect();
+            // Before this process has made any group: one with our pid is stale too.
+            for (dir, _) in found.values().flatten() {
+                sweep(dir, true);
+            }
+            found
         })
         .get(&c)?
         .as_ref()
@@ -88,6 +94,47 @@ fn find_parent(c: Controller) -> Option<(PathBuf, bool)> {
         }
     }
     None
+}
+
+/// Removes the groups that skillbox processes which are gone left in `dir`, and returns how
+/// many. A process killed with SIGKILL takes its runs' processes with it (their PID
+/// namespace dies) but cannot remove its groups, which would otherwise pile up.
+///
+/// A group is removed only if its name is `skillbox-<pid>-<n>` for a `pid` that no longer
+/// exists (or, with `own_too`, this process's own pid, before it made any group), and `rmdir`
+/// itself refuses a group that still holds a process, so a live run's group is never lost.
+fn sweep(dir: &Path, own_too: bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let own = std::process::id();
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("skillbox-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        let gone =
+            if pid == own { own_too } else { !Path::new("/proc").join(pid.to_string()).exists() };
+        if gone && std::fs::remove_dir(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Sweeps the groups left by skillbox processes that are gone (see [`sweep`]) under every
+/// controller's parent; returns how many were removed. Done once per process on first use;
+/// callable again by long-lived hosts (this process's own groups are kept).
+pub fn sweep_stale_groups() -> usize {
+    [Controller::Pids, Controller::Memory, Controller::Cpu]
+        .into_iter()
+        .filter_map(parent)
+        .map(|(dir, _)| sweep(dir, false))
+        .sum()
 }
 
 fn writable(p: &Path) -> bool {
@@ -298,7 +345,10 @@ mod tests {
     /// in (root, or a delegated one); passes trivially elsewhere.
     #[test]
     fn names_held_by_groups_left_behind_are_skipped() {
-        let Some((parent, _)) = parent(Controller::Memory) else { return };
+        let Some((parent, _)) = parent(Controller::Memory) else {
+            no_hierarchy_here();
+            return;
+        };
         let next = SEQ.load(Ordering::Relaxed);
         let stale: Vec<PathBuf> = (next..next + 3)
             .map(|n| parent.join(format!("skillbox-{}-{n}", std::process::id())))
@@ -313,5 +363,51 @@ mod tests {
         let cg = made.unwrap().expect("a memory group");
         assert!(cg.limits_memory());
         assert!(cg.dirs.iter().all(|d| !stale.contains(d)), "{:?}", cg.dirs);
+    }
+
+    /// Without a writable hierarchy no group is ever made, so there is nothing to check; that
+    /// is expected for a normal user, and a failure for root.
+    fn no_hierarchy_here() {
+        // SAFETY: geteuid has no failure mode and no memory effects.
+        let root = unsafe { libc::geteuid() } == 0;
+        eprintln!("!!! no writable cgroup hierarchy for this user: skillbox makes no groups here");
+        assert!(!root, "root must be able to create cgroups on this host");
+    }
+
+    /// Groups left by skillbox processes that are gone are removed; a group named after a
+    /// live process, and a group still holding a process, are kept.
+    #[test]
+    fn groups_of_processes_that_are_gone_are_swept() {
+        let Some((parent, _)) = parent(Controller::Pids) else {
+            no_hierarchy_here();
+            assert_eq!(sweep_stale_groups(), 0);
+            return;
+        };
+        let dead = (4_000_000u32..4_100_000)
+            .rev()
+            .find(|p| !Path::new("/proc").join(p.to_string()).exists())
+            .expect("a pid that is not in use");
+        let stale = parent.join(format!("skillbox-{dead}-7"));
+        let live_name = parent.join("skillbox-1-7");
+        let busy = parent.join(format!("skillbox-{}-8", dead - 1));
+        for d in [&stale, &live_name, &busy] {
+            let _ = std::fs::create_dir(d);
+        }
+        // A group holding a process: a sleeping child moved into it.
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(busy.join("cgroup.procs"), child.id().to_string()).unwrap();
+
+        let removed = sweep_stale_groups();
+        let (stale_left, live_left, busy_left) =
+            (stale.exists(), live_name.exists(), busy.exists());
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir(&live_name);
+        let _ = std::fs::remove_dir(&busy);
+        let _ = std::fs::remove_dir(&stale);
+        assert!(!stale_left, "the group of a process that is gone was kept");
+        assert!(live_left, "the group named after a live process (pid 1) was removed");
+        assert!(busy_left, "a group still holding a process was removed");
+        assert!(removed >= 1);
     }
 }

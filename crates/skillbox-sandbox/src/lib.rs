@@ -41,6 +41,7 @@ mod seccomp;
 mod spawn;
 mod spec;
 
+pub use cgroup::sweep_stale_groups;
 pub use landlock::{kernel_abi as landlock_abi, REQUIRED_ABI as LANDLOCK_REQUIRED_ABI};
 pub use output::CapturedOutput;
 pub use policy::{
