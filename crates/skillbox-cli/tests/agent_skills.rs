@@ -484,4 +484,10 @@ fn the_policy_file_sets_defaults_per_source_and_a_broken_one_stops_every_run() {
     let msg = v["message"].as_str().unwrap();
     assert!(msg.starts_with("refusing to run: trust file") && msg.contains("policy.json"), "{msg}");
     assert!(!w.ws().join("out/ran.txt").exists(), "nothing ran with a broken policy");
+    let last = w.audit_kinds().pop().unwrap();
+    assert_eq!(
+        last,
+        ("SkillExecutionFailed".to_string(), "writer--go".to_string()),
+        "the refusal is recorded"
+    );
 }

@@ -136,6 +136,19 @@ pub(crate) fn trust_changed(
     d
 }
 
+/// A run refused because the trust store or the policy file cannot be read.
+pub(crate) fn trust_unreadable(skill: &str, message: &str, params: &Value) -> EventDraft {
+    draft(
+        EventType::SkillExecutionFailed,
+        RiskLevel::Medium,
+        ActionTaken::Blocked,
+        skill,
+        None,
+        None,
+        json!({"message": message, "params_digest": params_digest(params)}),
+    )
+}
+
 /// A grant that no longer matches the skill's content.
 pub(crate) fn trust_lapsed(
     skill: &str,

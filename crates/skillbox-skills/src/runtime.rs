@@ -348,15 +348,14 @@ impl Runtime {
         let decision = match self.trust_decision(skill, options.trust) {
             Ok(d) => d,
             Err(e) => {
-                let mut r = SkillResult::refused(
-                    Status::Error,
-                    &skill.def.name,
-                    format!("refusing to run: {e}; fix or remove the file (`skillbox trust --list` reads it)"),
+                let message = format!(
+                    "refusing to run: {e}; fix or remove the file (`skillbox trust --list` reads it)"
                 );
+                let mut r = SkillResult::refused(Status::Error, &skill.def.name, message.clone());
                 if let Some(log) = &self.audit {
                     r.audit_error = crate::audit::write(
                         log,
-                        &[crate::audit::lookup_failed(name, &e.to_string(), params)],
+                        &[crate::audit::trust_unreadable(&skill.def.name, &message, params)],
                     );
                 }
                 return r;
