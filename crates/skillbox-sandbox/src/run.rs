@@ -46,7 +46,9 @@ pub struct ChildOutcome {
     /// resident memory of the largest process the child waited for, in KiB.
     pub max_rss_kib: u64,
     /// The limit that stopped the run, when one did: `memory`, `cpu`, `file-size` or
-    /// `disk-write` (also when the run ended by itself with more written than its total).
+    /// `disk-write` (also when the run ended by itself with more written than its total), or
+    /// `disk-write-unreadable`: stopped because a process's write counters could not be read,
+    /// so the total could not be enforced.
     pub limit: Option<&'static str>,
     /// Bytes the run wrote to disk: the kernel's `write_bytes` counters (bytes dirtied in
     /// files of block-backed filesystems, page-granular, plus direct I/O; not tmpfs, pipes
@@ -149,7 +151,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     // A timeout too large for an Instant (a caller's "no limit") never passes.
     let deadline = started.checked_add(spec.timeout);
     let mut written: u64 = 0;
-    let mut stopped_for_writes = false;
+    // Why the watchdog stopped the run: the total was over, or a process's counters could
+    // not be read (so the total could not be known).
+    let mut stopped_for_writes: Option<&'static str> = None;
     let timed_out = loop {
         let left = deadline.map_or(spec.timeout, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
@@ -176,7 +180,11 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
                 let again = sample_run();
                 if over(again, max) {
                     written = written.max(again.bytes);
-                    stopped_for_writes = true;
+                    stopped_for_writes = Some(if again.bytes > max {
+                        "disk-write"
+                    } else {
+                        "disk-write-unreadable"
+                    });
                     break false;
                 }
             } else {
@@ -197,7 +205,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     // Whatever happened, nothing of the group outlives the run. The leader is unreaped
     // (alive or a zombie), so the group id is still ours.
     reaper.kill_group();
-    if timed_out || stopped_for_writes {
+    if timed_out || stopped_for_writes.is_some() {
         let _ready = pidfd.readable().await.map_err(SandboxError::Supervise)?;
     }
     let mut status = 0;
@@ -235,7 +243,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let over_writes = write_limit.is_some_and(|max| written > max);
     let limit = match status {
         _ if oom => Some("memory"),
-        _ if stopped_for_writes => Some("disk-write"),
+        _ if stopped_for_writes.is_some() => stopped_for_writes,
         ExitStatus::Signaled(libc::SIGXCPU) => Some("cpu"),
         ExitStatus::Signaled(libc::SIGXFSZ) => Some("file-size"),
         _ if over_writes => Some("disk-write"),

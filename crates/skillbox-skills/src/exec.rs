@@ -205,10 +205,10 @@ impl LoadedSkill {
                 other => other.to_string(),
             };
             result.limit = Some(which.to_string());
-            let max_written = l.max_disk_io_mb.saturating_mul(1024 * 1024);
-            if which == "disk-write" && outcome.bytes_written <= max_written {
+            if which == "disk-write-unreadable" {
                 // Stopped by the watchdog without the total being over: a process of the run
                 // whose counters could not be read (see skillbox_sandbox's disk-writes).
+                result.limit = Some("disk-write".to_string());
                 result.message = Some(format!(
                     "skill `{}` was stopped because skillbox could not read the write counters \
                      of one of its processes, so its total disk writes limit ({} MiB) could \
