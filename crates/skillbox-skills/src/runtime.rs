@@ -305,16 +305,19 @@ impl Runtime {
     }
 
     /// The context a skill named `name` runs with: its level without `--trust` (see
-    /// [`Runtime::trust_decision`]), or `trust`.
+    /// [`Runtime::trust_decision`]), or `trust`; `untrusted` when the trust store or policy
+    /// cannot be read.
     pub fn context_for(
         &self,
         name: &str,
         trust: Option<TrustLevel>,
     ) -> Result<SecurityContext, LookupError> {
         let skill = self.registry.get(name)?;
+        // An unreadable store or policy is not guessed around: the most restrictive level
+        // (a run itself is refused in that case; see `run_with`).
         let level = match self.trust_decision(skill, trust) {
             Ok(d) => d.level,
-            Err(_) => trust.unwrap_or_else(|| skill.source.default_trust()),
+            Err(_) => TrustLevel::Untrusted,
         };
         Ok(SecurityContext::for_trust_level(level, &self.workspace))
     }
