@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diag::Diagnostic;
 use crate::name::{check_name, quote};
+use crate::pattern::Pattern;
 
 /// Largest skill file accepted. Real skill files are a few KiB; a bound keeps a hostile or
 /// accidental huge file (a log renamed `.json`) from costing memory or time.
@@ -27,9 +27,6 @@ pub const MAX_SKILL_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Longest accepted timeout, in seconds (one day). Trust levels cap it far lower.
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
-
-/// Compiled-size bound for parameter and classification regexes.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// The five kinds of skill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,13 +391,14 @@ const KNOWN_KEYS: &[&str] = &[
     "scope",
 ];
 
-/// A declared parameter, with its pattern compiled.
+/// A declared parameter, with its pattern checked.
 #[derive(Debug, Clone)]
 pub struct Parameter {
     /// The declaration as written.
     pub spec: ParameterSpec,
-    /// `pattern`, anchored to match the whole value.
-    pub pattern: Option<Regex>,
+    /// `pattern`, anchored to match the whole value: checked when the file loaded, compiled
+    /// on first use (see [`Pattern`]).
+    pub pattern: Option<Pattern>,
 }
 
 /// What a skill declares it needs, with every spelling folded into one view.
@@ -498,16 +496,22 @@ pub fn parse_skill(path: &Path, bytes: &[u8]) -> Result<SkillDef, Vec<Diagnostic
         .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let raw: RawSkill = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let field = one_line(&e.path().to_string());
-        let reason = e.inner().to_string();
-        vec![if field == "." {
-            Diagnostic::file(path, reason)
-        } else {
-            Diagnostic::field(path, field, reason)
-        }]
-    })?;
-    check(path, raw, extra, value.clone())
+    // Tracking the field path costs time on every field; a file that deserializes without
+    // it needs no path, and one that does not is deserialized again with it, which fails
+    // with the same error and names the field.
+    let raw: RawSkill = match RawSkill::deserialize(&value) {
+        Ok(raw) => raw,
+        Err(_) => serde_path_to_error::deserialize(&value).map_err(|e| {
+            let field = one_line(&e.path().to_string());
+            let reason = e.inner().to_string();
+            vec![if field == "." {
+                Diagnostic::file(path, reason)
+            } else {
+                Diagnostic::field(path, field, reason)
+            }]
+        })?,
+    };
+    check(path, raw, extra, value)
 }
 
 /// The message for a file over [`MAX_SKILL_FILE_BYTES`].
@@ -530,15 +534,6 @@ fn one_line(field: &str) -> String {
         }
     }
     out
-}
-
-/// Compiles a regex from a skill file with a size bound; `anchor` makes it match whole values.
-fn compile(pattern: &str, anchor: bool) -> Result<Regex, String> {
-    let source = if anchor { format!("^(?:{pattern})$") } else { pattern.to_string() };
-    regex::RegexBuilder::new(&source)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| format!("invalid regex: {}", e.to_string().lines().last().unwrap_or("")))
 }
 
 fn seconds(v: f64) -> Result<Duration, String> {
@@ -643,7 +638,7 @@ fn check(
             if spec.param_type != ParamType::String {
                 err(&at("pattern"), "only `string` parameters take a `pattern`".into());
             }
-            match compile(p, true) {
+            match Pattern::check(p, true) {
                 Ok(re) => pattern = Some(re),
                 Err(e) => err(&at("pattern"), e),
             }
@@ -760,7 +755,7 @@ fn check(
             ("permanent_patterns", &ec.permanent_patterns),
         ] {
             for (i, p) in list.iter().enumerate() {
-                if let Err(e) = compile(p, false) {
+                if let Err(e) = Pattern::check(p, false) {
                     err(&format!("resilience.error_classification.{kind}[{i}]"), e);
                 }
             }

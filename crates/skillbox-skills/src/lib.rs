@@ -32,6 +32,7 @@ pub mod format;
 mod host;
 pub mod name;
 pub mod params;
+pub mod pattern;
 mod prompt;
 pub mod registry;
 pub mod resilience;

@@ -126,10 +126,21 @@ pub fn validate(skill: &SkillDef, input: &Value) -> Result<Params, Vec<ParamProb
             continue;
         }
         if let Some(re) = &p.pattern {
-            if !re.is_match(&text) {
-                let pat = p.spec.pattern.as_deref().unwrap_or("");
-                bad(name, format!("{} does not match the pattern {}", quote(&text), quote(pat)));
-                continue;
+            // Compiled here on first use; loading only checked it (see `crate::pattern`).
+            match re.is_match(&text) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let pat = p.spec.pattern.as_deref().unwrap_or("");
+                    bad(
+                        name,
+                        format!("{} does not match the pattern {}", quote(&text), quote(pat)),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    bad(name, format!("cannot be checked: the skill's `pattern` is unusable: {e}"));
+                    continue;
+                }
             }
         }
         let word_list = format!("{{{name}*}}");

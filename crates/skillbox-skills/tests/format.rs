@@ -259,8 +259,11 @@ fn a_file_with_every_field_and_spelling_loads_and_lands_where_expected() {
     assert!(q.spec.required);
     assert_eq!(q.spec.pattern.as_deref(), Some("[a-z]+"));
     assert_eq!(q.spec.description.as_deref(), Some("What to look for"));
-    let re = q.pattern.as_ref().expect("compiled pattern");
-    assert!(re.is_match("abc") && !re.is_match("abc;rm"), "the pattern is anchored");
+    let re = q.pattern.as_ref().expect("checked pattern");
+    assert_eq!(re.as_str(), "^(?:[a-z]+)$");
+    assert!(!re.is_compiled(), "compiled on first use, not at load");
+    assert_eq!(re.is_match("abc"), Ok(true));
+    assert_eq!(re.is_match("abc;rm"), Ok(false), "the pattern is anchored");
     assert!(!d.parameter("count").unwrap().spec.required);
     assert!(!d.parameter("verbose").unwrap().spec.required, "required defaults to false");
     let level = d.parameter("level").unwrap();
