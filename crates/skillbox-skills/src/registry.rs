@@ -328,10 +328,11 @@ impl Registry {
         }
         files.sort();
         // Duplicate names within one directory are an error: neither is "the" skill's
-        // override of the other. The first file (by name) is kept.
+        // override of the other. The first file (by name) is kept. Files are read and
+        // parsed in parallel, then claimed and inserted in name order, as one by one.
         let mut here = BTreeMap::new();
-        for f in files {
-            self.load_file(&f, kind, &mut here);
+        for (f, parsed) in files.iter().zip(parse_files(&files)) {
+            self.add_parsed(f, parsed, kind, &mut here);
         }
         agent_dirs.sort();
         for d in agent_dirs {
@@ -391,14 +392,18 @@ impl Registry {
     }
 
     fn load_file(&mut self, path: &Path, kind: SourceKind, here: &mut BTreeMap<String, PathBuf>) {
-        let bytes = match read_bounded(path) {
-            Ok(b) => b,
-            Err(d) => {
-                self.problems.push(d);
-                return;
-            }
-        };
-        let def = match parse_skill(path, &bytes) {
+        self.add_parsed(path, read_and_parse(path), kind, here);
+    }
+
+    /// Records a file's problems, or claims its name and inserts its skill.
+    fn add_parsed(
+        &mut self,
+        path: &Path,
+        parsed: Parsed,
+        kind: SourceKind,
+        here: &mut BTreeMap<String, PathBuf>,
+    ) {
+        let def = match parsed {
             Ok(d) => d,
             Err(ds) => {
                 self.problems.extend(ds);
@@ -481,6 +486,78 @@ impl Registry {
     }
 }
 
+/// A skill file read and parsed, before its name is claimed: the skill, or every problem.
+type Parsed = Result<SkillDef, Vec<Diagnostic>>;
+
+fn read_and_parse(path: &Path) -> Parsed {
+    let bytes = read_bounded(path).map_err(|d| vec![d])?;
+    parse_skill(path, &bytes)
+}
+
+/// Files per thread below which another thread costs more than it saves (starting one
+/// costs about as much as parsing a few files).
+const FILES_PER_THREAD: usize = 32;
+
+/// Most threads one directory is parsed with.
+const MAX_THREADS: usize = 8;
+
+/// Reads and parses `files`, in parallel when there are enough of them, and returns the
+/// results in the order of `files`. Each file is handled alone (nothing is shared but the
+/// index of the next file), so the results, diagnostics included, are those of reading the
+/// files one by one.
+fn parse_files(files: &[PathBuf]) -> Vec<Parsed> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = if files.len() >= 2 * FILES_PER_THREAD {
+        cpus().min(files.len() / FILES_PER_THREAD).min(MAX_THREADS)
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return files.iter().map(|f| read_and_parse(f)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(f) = files.get(i) else { break };
+            done.push((i, read_and_parse(f)));
+        }
+        done
+    };
+    let mut slots: Vec<Option<Parsed>> = (0..files.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        // A thread that cannot be started (a process at its thread limit) is no error:
+        // this thread then parses what the others would have.
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+            .collect();
+        for (i, p) in work() {
+            slots[i] = Some(p);
+        }
+        for h in helpers {
+            match h.join() {
+                Ok(done) => {
+                    for (i, p) in done {
+                        slots[i] = Some(p);
+                    }
+                }
+                // Parsing does not panic on any input; if it ever did, this load fails
+                // the same way as a load on one thread would.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    // Every index was taken by exactly one thread; `None` cannot remain, but is handled.
+    slots.into_iter().zip(files).map(|(p, f)| p.unwrap_or_else(|| read_and_parse(f))).collect()
+}
+
+/// CPUs this process may use, looked up once (it reads cgroup files).
+fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Reads a skill file without trusting it: it must be a regular file (a FIFO or device would
 /// block or never end), and no more than [`MAX_SKILL_FILE_BYTES`] are read. The open is
 /// non-blocking so that a FIFO planted as `x.json` does not hang discovery.
@@ -497,12 +574,37 @@ pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     if meta.len() > MAX_SKILL_FILE_BYTES {
         return Err(too_large(path, meta.len()));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_SKILL_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Diagnostic::file(path, format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > MAX_SKILL_FILE_BYTES {
-        return Err(too_large(path, bytes.len() as u64));
+    // One byte more than the size, so that the first read normally returns the whole file
+    // and, being short, shows its end: one read call instead of a read and a probe for the
+    // end. A file that grows meanwhile is read on, up to the bound.
+    let size = meta.len() as usize;
+    let mut bytes = vec![0u8; size + 1];
+    let mut n = 0;
+    let mut file = file;
+    loop {
+        if n == bytes.len() {
+            if n as u64 > MAX_SKILL_FILE_BYTES {
+                return Err(too_large(path, n as u64));
+            }
+            let more = (n * 2).clamp(4096, MAX_SKILL_FILE_BYTES as usize + 1);
+            bytes.resize(more, 0);
+        }
+        match file.read(&mut bytes[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                // A short read of a regular file ends at its end.
+                if n < bytes.len() && n >= size {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Diagnostic::file(path, format!("cannot read: {e}"))),
+        }
     }
+    if n as u64 > MAX_SKILL_FILE_BYTES {
+        return Err(too_large(path, n as u64));
+    }
+    bytes.truncate(n);
     Ok(bytes)
 }

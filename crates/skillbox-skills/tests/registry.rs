@@ -168,6 +168,63 @@ fn bad_files_never_stop_the_good_ones() {
     assert_eq!(reg.problems().len(), bad.len(), "{:#?}", reg.problems());
 }
 
+/// A directory large enough to be parsed on several threads gives what reading its files
+/// one by one in name order gives: the same skills, and the same diagnostics in the same
+/// order (bad JSON, bad patterns, duplicates claimed by the first file by name).
+#[test]
+fn a_large_directory_loads_as_if_read_file_by_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for i in 0..300 {
+        let file = dir.join(format!("f-{i:03}.json"));
+        let name = format!("s-{:03}", i % 250); // 50 duplicates, claimed by the lower number
+        let v = match i % 7 {
+            0 => json!({"name": name, "type": "command", "command": "true",
+                        "parameters": [{"name": "p", "type": "string", "pattern": "[a-z]+"}]}),
+            1 => json!({"name": name, "type": "command", "command": "true",
+                        "parameters": [{"name": "p", "type": "string", "pattern": "(bad"}]}),
+            2 => json!({"name": name, "type": "command"}),
+            3 => json!({"name": name, "type": "command", "command": "true", "timeout": "x"}),
+            _ => json!({"name": name, "type": "command", "command": "true"}),
+        };
+        let text = if i % 31 == 5 { "{\"name\": ".to_string() } else { v.to_string() };
+        write(&file, &text);
+    }
+    let reg = Registry::load(&only(&[dir]));
+
+    // What reading the files one by one in name order gives.
+    let mut expected = Vec::new();
+    let mut claimed: std::collections::BTreeMap<String, PathBuf> = Default::default();
+    let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in &files {
+        match skillbox_skills::parse_skill(f, &fs::read(f).unwrap()) {
+            Err(ds) => expected.extend(ds.iter().map(|d| d.to_string())),
+            Ok(def) => match claimed.get(&def.name) {
+                Some(first) => expected.push(format!(
+                    "{}: field `name`: duplicate skill name `{}`: also defined in {}, which is used",
+                    f.display(),
+                    def.name,
+                    first.display()
+                )),
+                None => {
+                    claimed.insert(def.name.clone(), f.clone());
+                }
+            },
+        }
+    }
+    let got: Vec<String> = reg.problems().iter().map(|d| d.to_string()).collect();
+    assert_eq!(got, expected);
+    assert!(
+        got.iter().any(|d| d.contains("field `parameters[0].pattern`: invalid regex")),
+        "{got:#?}"
+    );
+    assert_eq!(reg.len(), claimed.len());
+    for (name, path) in &claimed {
+        assert_eq!(&reg.get(name).unwrap().path, path, "{name}");
+    }
+}
+
 #[test]
 fn duplicate_names_in_one_directory_keep_the_first_file() {
     let tmp = tempfile::tempdir().unwrap();
