@@ -443,10 +443,12 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
 
 /// One skill for `list --json` and `validate --json`, at the level it runs at without
 /// `--trust` (a grant or the policy when a runtime knows them, else its source's default).
-fn skill_summary(s: &LoadedSkill, rt: Option<&Runtime>) -> Value {
-    let (level, origin) = match rt.map(|rt| rt.trust_decision(s, None)) {
-        Some(Ok(d)) => (d.level, d.origin),
-        _ => (s.source.default_trust(), "default"),
+/// `trust`: the trust policy and store read once for all skills listed; `None` (not
+/// read, or unreadable): each skill's default level.
+fn skill_summary(s: &LoadedSkill, trust: Option<&skillbox_skills::TrustView>) -> Value {
+    let (level, origin) = match trust.map(|t| t.decision(s)) {
+        Some(d) => (d.level, d.origin),
+        None => (s.source.default_trust(), "default"),
     };
     json!({
         "name": s.def.name,
@@ -463,10 +465,12 @@ fn skill_summary(s: &LoadedSkill, rt: Option<&Runtime>) -> Value {
 
 fn list(rt: &Runtime, json: bool) -> u8 {
     let reg = rt.registry();
+    // Read once, not once per skill; unreadable: every skill shows its default level.
+    let trust = rt.trust_view().ok();
     if json {
         let v = json!({
             "workspace": rt.workspace(),
-            "skills": reg.skills().map(|s| skill_summary(s, Some(rt))).collect::<Vec<_>>(),
+            "skills": reg.skills().map(|s| skill_summary(s, trust.as_ref())).collect::<Vec<_>>(),
             "problems": reg.problems().iter().map(|d| json!({
                 "path": d.path, "field": d.field, "reason": d.reason, "message": d.to_string(),
             })).collect::<Vec<_>>(),
@@ -481,7 +485,10 @@ fn list(rt: &Runtime, json: bool) -> u8 {
                     s.def.name.clone(),
                     s.def.skill_type.as_str().to_string(),
                     s.source.as_str().to_string(),
-                    skill_summary(s, Some(rt))["trust_level"].as_str().unwrap_or("?").to_string(),
+                    skill_summary(s, trust.as_ref())["trust_level"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string(),
                     terminal_safe(&s.def.description).replace('\n', " "),
                 ]
             })

@@ -52,7 +52,9 @@ pub fn table(headers: &[&str; 5], rows: &[[String; 5]]) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    // The whole table is printed at once: one write instead of one per line.
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i < 4 {
@@ -61,12 +63,14 @@ pub fn table(headers: &[&str; 5], rows: &[[String; 5]]) {
                 s.push_str(c);
             }
         }
-        println!("{}", s.trim_end());
+        out.push_str(s.trim_end());
+        out.push('\n');
     };
     line(headers.to_vec());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
+    print!("{out}");
 }
 
 fn s(v: &Value) -> String {

@@ -49,7 +49,7 @@ pub use format::{parse_skill, SkillDef, SkillType};
 pub use host::{host_report, HostMechanism, HostReport, LevelReport};
 pub use registry::{LoadedSkill, Locations, LookupError, Registry, SourceKind};
 pub use result::{new_execution_id, EnforcementEntry, SkillResult, Status, Usage};
-pub use runtime::{GrantError, OpenError, RunOptions, Runtime, TrustDecision};
+pub use runtime::{GrantError, OpenError, RunOptions, Runtime, TrustDecision, TrustView};
 pub use security::{
     Denial, EffectiveGrant, PermissionSet, ResourceLimits, SecurityContext, TrustLevel,
 };

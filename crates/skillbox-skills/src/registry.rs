@@ -552,10 +552,23 @@ fn parse_files(files: &[PathBuf]) -> Vec<Parsed> {
     slots.into_iter().zip(files).map(|(p, f)| p.unwrap_or_else(|| read_and_parse(f))).collect()
 }
 
-/// CPUs this process may use, looked up once (it reads cgroup files).
+/// CPUs this thread may run on, looked up once. One `sched_getaffinity` call:
+/// `std::thread::available_parallelism` also reads cgroup quota files, several syscalls
+/// that a cold `skillbox run` would pay for a figure that only sizes a short burst of work.
 fn cpus() -> usize {
     static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    *CPUS.get_or_init(|| {
+        // SAFETY: `set` is a plain bit set that sched_getaffinity fills in (at most its
+        // size, passed in); CPU_COUNT only reads it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                usize::try_from(libc::CPU_COUNT(&set)).unwrap_or(1).max(1)
+            } else {
+                1
+            }
+        }
+    })
 }
 
 /// Reads a skill file without trusting it: it must be a regular file (a FIFO or device would

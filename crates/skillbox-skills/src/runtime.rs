@@ -90,6 +90,41 @@ pub struct TrustDecision {
     pub lapsed: Option<(crate::trust::Grant, String)>,
 }
 
+/// The trust policy and store as read at one moment (see [`Runtime::trust_view`]).
+#[derive(Debug, Clone)]
+pub struct TrustView {
+    policy: crate::trust::TrustPolicy,
+    /// `None`: the runtime has no home directory, so no grants.
+    store: Option<crate::trust::TrustStore>,
+}
+
+impl TrustView {
+    /// The level `skill` runs at without `--trust`, and why: a grant whose digest still
+    /// matches, else the policy's default for its source, else the plan's default.
+    pub fn decision(&self, skill: &LoadedSkill) -> TrustDecision {
+        let default = self.policy.default_for(skill.source);
+        let origin = if self.policy.default_trust.contains_key(&skill.source) {
+            "policy"
+        } else {
+            "default"
+        };
+        let Some(store) = &self.store else {
+            return TrustDecision { level: default, origin, lapsed: None };
+        };
+        match store.standing(skill) {
+            crate::trust::Standing::NoGrant => {
+                TrustDecision { level: default, origin, lapsed: None }
+            }
+            crate::trust::Standing::Granted(g) => {
+                TrustDecision { level: g.level, origin: "grant", lapsed: None }
+            }
+            crate::trust::Standing::Lapsed { grant, now } => {
+                TrustDecision { level: default, origin, lapsed: Some((grant, now)) }
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
@@ -230,25 +265,21 @@ impl Runtime {
         if let Some(level) = flag {
             return Ok(TrustDecision { level, origin: "flag", lapsed: None });
         }
+        Ok(self.trust_view()?.decision(skill))
+    }
+
+    /// The policy and the trust store, read once, to decide the levels of many skills
+    /// (`skillbox list`) without reading both files again for each. Fails as
+    /// [`Runtime::trust_decision`] does.
+    pub fn trust_view(&self) -> Result<TrustView, crate::trust::TrustError> {
         let policy = self.trust_policy()?;
-        let default = policy.default_for(skill.source);
-        let origin =
-            if policy.default_trust.contains_key(&skill.source) { "policy" } else { "default" };
-        let Some(home) = &self.home else {
-            return Ok(TrustDecision { level: default, origin, lapsed: None });
+        let store = match &self.home {
+            Some(home) => {
+                Some(crate::trust::TrustStore::load(&home.join(crate::trust::STORE_FILE))?)
+            }
+            None => None,
         };
-        let store = crate::trust::TrustStore::load(&home.join(crate::trust::STORE_FILE))?;
-        Ok(match store.standing(skill) {
-            crate::trust::Standing::NoGrant => {
-                TrustDecision { level: default, origin, lapsed: None }
-            }
-            crate::trust::Standing::Granted(g) => {
-                TrustDecision { level: g.level, origin: "grant", lapsed: None }
-            }
-            crate::trust::Standing::Lapsed { grant, now } => {
-                TrustDecision { level: default, origin, lapsed: Some((grant, now)) }
-            }
-        })
+        Ok(TrustView { policy, store })
     }
 
     /// The lowest level at which `skill`'s declaration is granted, if any.
