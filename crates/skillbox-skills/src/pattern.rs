@@ -50,10 +50,16 @@ impl Pattern {
     /// text as compiling it would give.
     pub(crate) fn check(pattern: &str, anchor: bool) -> Result<Self, String> {
         let source = if anchor { format!("^(?:{pattern})$") } else { pattern.to_string() };
+        let p = Self { source, regex: OnceLock::new() };
+        // Most patterns are plain (literals, ASCII classes, groups, counted repetitions):
+        // those are recognised in one pass, an order of magnitude faster than a full parse.
+        if plain_cost(pattern).is_some_and(|c| fits_cost(c.saturating_add(WRAP_COST))) {
+            return Ok(p);
+        }
         // The regex crate parses with regex-syntax's default settings (Unicode, UTF-8, a
         // nesting limit of 250), so this finds exactly its syntax errors, worded the same.
-        let hir = regex_syntax::Parser::new().parse(&source).map_err(|e| reason(&e.to_string()))?;
-        let p = Self { source, regex: OnceLock::new() };
+        let hir =
+            regex_syntax::Parser::new().parse(&p.source).map_err(|e| reason(&e.to_string()))?;
         if !fits(&hir) {
             // Possibly too big: compile now, so that the exact answer is given at load.
             let re = p.build()?;
@@ -103,8 +109,200 @@ fn reason(message: &str) -> String {
 
 /// Whether the compiled regex is certain to stay within [`REGEX_SIZE_LIMIT`].
 fn fits(hir: &Hir) -> bool {
-    let bytes = cost(hir).saturating_mul(BYTES_PER_UNIT).saturating_add(FIXED_BYTES);
-    bytes <= REGEX_SIZE_LIMIT as u64
+    fits_cost(cost(hir))
+}
+
+fn fits_cost(units: u64) -> bool {
+    units.saturating_mul(BYTES_PER_UNIT).saturating_add(FIXED_BYTES) <= REGEX_SIZE_LIMIT as u64
+}
+
+/// Units counted for the anchors and group around a parameter's pattern.
+const WRAP_COST: u64 = 8;
+
+/// Units counted for `.` (any character but `\n`: 15 UTF-8 sequences), rounded up.
+const DOT_COST: u64 = 16;
+
+/// Deepest group nesting the quick check accepts (regex-syntax allows 250).
+const PLAIN_MAX_DEPTH: usize = 32;
+
+/// Largest repetition count the quick check accepts.
+const PLAIN_MAX_COUNT: u32 = 1000;
+
+/// If `pattern` is *plain*, an upper bound of its [`cost`] (every atom and quantifier is
+/// counted with a margin); `None` if it is not, which
+/// says nothing about its validity: the full parser then decides.
+///
+/// Plain: ASCII only; literals; `\` before a metacharacter; `.`, `^`, `$`; classes `[...]`
+/// of ASCII characters and ascending ranges, not negated, without escapes, nested classes
+/// or set operators (a `-` only first or last); groups `(...)` and `(?:...)`, none empty;
+/// alternatives, none empty; one quantifier (`*`, `+`, `?`, `{n}`, `{n,}`, `{n,m}` with
+/// n <= m <= 1000, optionally followed by `?`) after a literal, class, `.` or group. Every
+/// such pattern is valid (the tests check this against regex-syntax on random patterns).
+fn plain_cost(pattern: &str) -> Option<u64> {
+    /// One level of group nesting: the cost of the finished alternatives, of the current
+    /// alternative, and of its last atom (which a quantifier multiplies).
+    struct Level {
+        done: u64,
+        current: u64,
+        last: Option<u64>,
+        empty: bool,
+    }
+    let b = pattern.as_bytes();
+    if b.is_empty() || !pattern.is_ascii() {
+        return None;
+    }
+    let meta = |c: u8| b"\\.+*?()|[]{}^$".contains(&c);
+    let mut stack = vec![Level { done: 0, current: 0, last: None, empty: true }];
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let top = stack.last_mut()?;
+        match c {
+            b'*' | b'+' | b'?' | b'{' => {
+                let atom = top.last.take()?;
+                let copies: u64 = if c == b'{' {
+                    let end = i + b[i..].iter().position(|&x| x == b'}')?;
+                    let inner = std::str::from_utf8(&b[i + 1..end]).ok()?;
+                    let (lo, hi) = match inner.split_once(',') {
+                        None => (inner, Some(inner)),
+                        Some((lo, "")) => (lo, None),
+                        Some((lo, hi)) => (lo, Some(hi)),
+                    };
+                    let num = |s: &str| -> Option<u32> {
+                        if s.is_empty() || !s.bytes().all(|d| d.is_ascii_digit()) {
+                            return None;
+                        }
+                        s.parse().ok().filter(|n| *n <= PLAIN_MAX_COUNT)
+                    };
+                    let lo = num(lo)?;
+                    let hi = match hi {
+                        Some(h) => Some(num(h)?),
+                        None => None,
+                    };
+                    if hi.is_some_and(|h| h < lo) {
+                        return None;
+                    }
+                    i = end;
+                    u64::from(hi.unwrap_or(lo).max(1))
+                } else {
+                    1
+                };
+                if b.get(i + 1) == Some(&b'?') {
+                    i += 1;
+                }
+                // A second quantifier (`a**`, `a{2}{3}`) is left to the full parser.
+                if b.get(i + 1).is_some_and(|&n| matches!(n, b'*' | b'+' | b'?' | b'{')) {
+                    return None;
+                }
+                top.current = top.current.saturating_add(atom.saturating_mul(copies) + 2);
+                i += 1;
+                continue;
+            }
+            b'|' => {
+                if top.empty {
+                    return None;
+                }
+                top.done = top.done.saturating_add(top.current).saturating_add(1);
+                top.current = 0;
+                top.last = None;
+                top.empty = true;
+            }
+            b'(' => {
+                if b.get(i + 1) == Some(&b'?') {
+                    if b.get(i + 2) != Some(&b':') {
+                        return None;
+                    }
+                    i += 2;
+                }
+                if stack.len() > PLAIN_MAX_DEPTH {
+                    return None;
+                }
+                stack.push(Level { done: 0, current: 0, last: None, empty: true });
+            }
+            b')' => {
+                let inner = stack.pop()?;
+                if inner.empty {
+                    return None;
+                }
+                let group = inner.done.saturating_add(inner.current).saturating_add(4);
+                let top = stack.last_mut()?;
+                top.current = top.current.saturating_add(group);
+                top.last = Some(group);
+                top.empty = false;
+            }
+            b'[' => {
+                let start = i + 1;
+                let end = start + b[start..].iter().position(|&x| x == b']')?;
+                let items = &b[start..end];
+                if items.is_empty() || items[0] == b'^' {
+                    return None;
+                }
+                let mut k = 0;
+                let mut ranges = 0u64;
+                while k < items.len() {
+                    let x = items[k];
+                    if matches!(x, b'[' | b'\\' | b'&' | b'~' | b'^') || !x.is_ascii_graphic() {
+                        return None;
+                    }
+                    if x == b'-'
+                        && (k != 0 && k != items.len() - 1 || items.get(k + 1) == Some(&b'-'))
+                    {
+                        return None;
+                    }
+                    if items.get(k + 1) == Some(&b'-') && k + 2 < items.len() {
+                        let y = items[k + 2];
+                        if y < x || matches!(y, b'[' | b'\\' | b'&' | b'~' | b'^' | b'-') {
+                            return None;
+                        }
+                        k += 3;
+                    } else {
+                        k += 1;
+                    }
+                    ranges += 1;
+                }
+                top.current = top.current.saturating_add(ranges + 2);
+                top.last = Some(ranges + 2);
+                top.empty = false;
+                i = end;
+            }
+            b'\\' => {
+                let n = *b.get(i + 1)?;
+                if !meta(n) {
+                    return None;
+                }
+                top.current = top.current.saturating_add(2);
+                top.last = Some(2);
+                top.empty = false;
+                i += 1;
+            }
+            b'^' | b'$' => {
+                top.current = top.current.saturating_add(2);
+                top.last = None;
+                top.empty = false;
+            }
+            b'.' => {
+                top.current = top.current.saturating_add(DOT_COST + 1);
+                top.last = Some(DOT_COST + 1);
+                top.empty = false;
+            }
+            b']' | b'}' => return None,
+            _ if c.is_ascii_graphic() || c == b' ' => {
+                top.current = top.current.saturating_add(2);
+                top.last = Some(2);
+                top.empty = false;
+            }
+            _ => return None,
+        }
+        i += 1;
+    }
+    if stack.len() != 1 {
+        return None;
+    }
+    let top = stack.pop()?;
+    if top.empty {
+        return None;
+    }
+    Some(top.done.saturating_add(top.current))
 }
 
 /// An upper bound of the states of the compiled program, in units: one per literal byte,
@@ -259,6 +457,88 @@ mod tests {
             let a = Pattern::check(p, true).err();
             assert!(a.as_deref().is_some_and(|r| r.contains("exceeds size limit")), "{p}: {a:?}");
             assert_eq!(a, compile_now(p, true).err(), "{p}");
+        }
+    }
+
+    /// A small deterministic generator (no dependency for one test).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    #[test]
+    fn a_plain_pattern_is_valid_and_within_its_bound() {
+        let alphabet: &[&str] = &[
+            "a",
+            "b",
+            "Z",
+            "0",
+            "_",
+            "-",
+            "/",
+            ".",
+            " ",
+            ",",
+            ":",
+            "(",
+            "(?:",
+            "(?i)",
+            ")",
+            "[",
+            "]",
+            "[a-z]",
+            "[A-Za-z0-9_.-]",
+            "[-a]",
+            "[a-]",
+            "[z-a]",
+            "[^a]",
+            "{",
+            "}",
+            "{2}",
+            "{1,3}",
+            "{2,}",
+            "{3,1}",
+            "{1000}",
+            "*",
+            "+",
+            "?",
+            "|",
+            "^",
+            "$",
+            "\\",
+            "\\.",
+            "\\d",
+            "\\(",
+            "\\w",
+            "é",
+            "#",
+            "&",
+            "~",
+        ];
+        let mut rng = Lcg(7);
+        let (mut plain, mut total) = (0, 0);
+        for _ in 0..200_000 {
+            let len = 1 + rng.next() % 12;
+            let p: String =
+                (0..len).map(|_| alphabet[(rng.next() as usize) % alphabet.len()]).collect();
+            total += 1;
+            let Some(c) = plain_cost(&p) else { continue };
+            plain += 1;
+            let src = format!("^(?:{p})$");
+            let hir = regex_syntax::Parser::new().parse(&src);
+            let hir = hir.unwrap_or_else(|e| panic!("{p:?} is plain but invalid: {e}"));
+            let parsed = cost(&hir);
+            assert!(parsed <= c + WRAP_COST, "{p:?}: bound {c} below the parsed cost {parsed}");
+        }
+        assert!(plain > 1000, "{plain} of {total} random patterns are plain");
+        for p in ["(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*", "[a-z]+", "a|b"] {
+            assert!(plain_cost(p).is_some(), "{p}");
+        }
+        for p in [r"\w+", "[^/]+", "(?i)a", "a**", "", "a|", "()", "(?P<n>a)", "[[:alpha:]]"] {
+            assert!(plain_cost(p).is_none(), "{p} is left to the full parser");
         }
     }
 
