@@ -612,9 +612,15 @@ async fn bad_parameters_and_names_are_invalid_and_nothing_runs() {
     assert_eq!(r.status, Status::Invalid);
     assert!(r.problems.iter().any(|p| p.parameter == "evil"), "{r:#?}");
 
-    // The pattern is checked before the program could create anything.
+    // The pattern is checked before the program could create anything. Loading only
+    // checked it; the run compiles it on first use and enforces it.
+    let writer = ws.runtime.registry().get("writer").unwrap();
+    let pattern = writer.def.parameter("file").unwrap().pattern.as_ref().unwrap();
+    assert!(!pattern.is_compiled(), "not compiled at load");
     let r = ws.runtime.run("writer", &json!({"file": "marker-a/../../x"}), None).await;
     assert_eq!(r.status, Status::Invalid, "{r:#?}");
+    assert!(r.problems.iter().any(|p| p.reason.contains("does not match the pattern")), "{r:#?}");
+    assert!(pattern.is_compiled(), "compiled by the first run that needed it");
 
     let r = ws.runtime.run("no-such-skill", &json!({}), None).await;
     assert_eq!(r.status, Status::Invalid);
