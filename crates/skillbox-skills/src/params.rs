@@ -138,7 +138,7 @@ pub fn validate(skill: &SkillDef, input: &Value) -> Result<Params, Vec<ParamProb
                     continue;
                 }
                 Err(e) => {
-                    bad(name, format!("cannot be checked: the skill's `pattern` is unusable: {e}"));
+                    bad(name, e.to_string());
                     continue;
                 }
             }

@@ -41,7 +41,7 @@ pub struct Pattern {
 /// A pattern that passed the load-time checks but could not be compiled when first used
 /// (only possible if the size bound of this module were wrong).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
+#[error("cannot be checked: the skill's `pattern` is unusable: {0}")]
 pub struct PatternError(String);
 
 impl Pattern {
