@@ -328,8 +328,7 @@ impl Registry {
         }
         files.sort();
         // Duplicate names within one directory are an error: neither is "the" skill's
-        // override of the other. The first file (by name) is kept. Files are read and
-        // parsed in parallel, then claimed and inserted in name order, as one by one.
+        // override of the other. The first file (by name) is kept.
         let mut here = BTreeMap::new();
         for (f, parsed) in files.iter().zip(parse_files(&files)) {
             self.add_parsed(f, parsed, kind, &mut here);
@@ -494,81 +493,15 @@ fn read_and_parse(path: &Path) -> Parsed {
     parse_skill(path, &bytes)
 }
 
-/// Files per thread below which another thread costs more than it saves (starting one
-/// costs about as much as parsing a few files).
-const FILES_PER_THREAD: usize = 32;
-
-/// Most threads one directory is parsed with.
-const MAX_THREADS: usize = 8;
-
-/// Reads and parses `files`, in parallel when there are enough of them, and returns the
-/// results in the order of `files`. Each file is handled alone (nothing is shared but the
-/// index of the next file), so the results, diagnostics included, are those of reading the
-/// files one by one.
+/// Reads and parses `files`, in the order given.
+///
+/// Parsing on several threads was tried (files taken by index, results claimed in order):
+/// on the 2-CPU benchmark machine, shared with other builds, it was no faster at 1,000 or
+/// 10,000 files than one thread (23-30 ms against 20-27 ms at 1,000) and slower at 100
+/// (2.3-5.4 ms against 1.3-2.0 ms: the join waits for a descheduled helper), so loading
+/// stays on the calling thread.
 fn parse_files(files: &[PathBuf]) -> Vec<Parsed> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = if files.len() >= 2 * FILES_PER_THREAD {
-        cpus().min(files.len() / FILES_PER_THREAD).min(MAX_THREADS)
-    } else {
-        1
-    };
-    if threads <= 1 {
-        return files.iter().map(|f| read_and_parse(f)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(f) = files.get(i) else { break };
-            done.push((i, read_and_parse(f)));
-        }
-        done
-    };
-    let mut slots: Vec<Option<Parsed>> = (0..files.len()).map(|_| None).collect();
-    std::thread::scope(|s| {
-        // A thread that cannot be started (a process at its thread limit) is no error:
-        // this thread then parses what the others would have.
-        let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
-            .collect();
-        for (i, p) in work() {
-            slots[i] = Some(p);
-        }
-        for h in helpers {
-            match h.join() {
-                Ok(done) => {
-                    for (i, p) in done {
-                        slots[i] = Some(p);
-                    }
-                }
-                // Parsing does not panic on any input; if it ever did, this load fails
-                // the same way as a load on one thread would.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-    });
-    // Every index was taken by exactly one thread; `None` cannot remain, but is handled.
-    slots.into_iter().zip(files).map(|(p, f)| p.unwrap_or_else(|| read_and_parse(f))).collect()
-}
-
-/// CPUs this thread may run on, looked up once. One `sched_getaffinity` call:
-/// `std::thread::available_parallelism` also reads cgroup quota files, several syscalls
-/// that a cold `skillbox run` would pay for a figure that only sizes a short burst of work.
-fn cpus() -> usize {
-    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CPUS.get_or_init(|| {
-        // SAFETY: `set` is a plain bit set that sched_getaffinity fills in (at most its
-        // size, passed in); CPU_COUNT only reads it.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-                usize::try_from(libc::CPU_COUNT(&set)).unwrap_or(1).max(1)
-            } else {
-                1
-            }
-        }
-    })
+    files.iter().map(|f| read_and_parse(f)).collect()
 }
 
 /// Reads a skill file without trusting it: it must be a regular file (a FIFO or device would

@@ -168,7 +168,7 @@ fn bad_files_never_stop_the_good_ones() {
     assert_eq!(reg.problems().len(), bad.len(), "{:#?}", reg.problems());
 }
 
-/// A directory large enough to be parsed on several threads gives what reading its files
+/// A directory of many files gives what reading its files
 /// one by one in name order gives: the same skills, and the same diagnostics in the same
 /// order (bad JSON, bad patterns, duplicates claimed by the first file by name).
 #[test]
