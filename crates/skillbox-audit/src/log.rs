@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::event::{EventDraft, RiskLevel, UserContext};
@@ -105,13 +104,16 @@ impl AuditLog {
         let lock_path = sibling(&config.path, "lock");
         let head_path = sibling(&config.path, "head");
         let open = |p: &Path| {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(p)
+            no_atime(|flags| {
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o600)
+                    .custom_flags(flags)
+                    .open(p)
+            })
         };
         let c_path = CString::new(config.path.as_os_str().as_bytes()).map_err(|_| {
             io(&config.path)(std::io::Error::new(
@@ -216,13 +218,16 @@ impl AuditLog {
     }
 
     fn current_file(&self) -> Result<File, AuditError> {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .read(true)
-            .mode(0o600)
-            .open(&self.config.path)
-            .map_err(|source| AuditError::Io { path: self.config.path.clone(), source })
+        no_atime(|flags| {
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .read(true)
+                .mode(0o600)
+                .custom_flags(flags)
+                .open(&self.config.path)
+        })
+        .map_err(|source| AuditError::Io { path: self.config.path.clone(), source })
     }
 
     /// Renames the current file to the next free `<stem>.<N>.jsonl`.
@@ -265,6 +270,17 @@ impl AuditLog {
         self.head
             .write_all_at(&text, 0)
             .map_err(|source| AuditError::Io { path: sibling(&self.config.path, "head"), source })
+    }
+}
+
+/// Opens with `O_NOATIME` where allowed (files this user owns), else without. Appends read
+/// the head and the log's last byte when another writer went first; with access times
+/// on, each of those reads would also dirty and journal the inode, since the file was
+/// written after it was last read.
+fn no_atime(open: impl Fn(i32) -> std::io::Result<File>) -> std::io::Result<File> {
+    match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+        other => other,
     }
 }
 
@@ -313,30 +329,13 @@ struct Line {
     hash: [u8; 64],
 }
 
-/// The fields of the hashed part, in line order.
-#[derive(Serialize)]
-struct Body<'a> {
-    seq: u64,
-    prev_hash: &'a str,
-    timestamp: &'a str,
-    event_id: &'a str,
-    event_type: crate::EventType,
-    skill_name: &'a str,
-    skill_trust_level: &'a Option<String>,
-    user_context: UserContext,
-    risk_level: RiskLevel,
-    action_taken: crate::ActionTaken,
-    execution_id: &'a Option<String>,
-    attempt: Option<u32>,
-    details: crate::redact::Redacted<'a>,
-}
-
 fn render(seq: u64, prev_hash: &[u8; 64], d: &EventDraft, ids: &mut RandomIds) -> Line {
     let mut stamp = [0u8; 40];
     let stamp = format_on_stack(&mut stamp, humantime::format_rfc3339_micros(SystemTime::now()));
-    let id: [u8; 32] = hex_lower(&ids.next());
+    let pid = std::process::id();
+    let id: [u8; 32] = hex_lower(&ids.next(pid));
     // SAFETY: getuid has no failure mode and no memory effects.
-    let user = UserContext { uid: unsafe { libc::getuid() }, pid: std::process::id() };
+    let user = UserContext { uid: unsafe { libc::getuid() }, pid };
     // Lowercase hex digits: ASCII.
     let id = std::str::from_utf8(&id).unwrap_or("");
     render_at(seq, prev_hash, d, stamp, id, user)
@@ -351,35 +350,60 @@ fn render_at(
     event_id: &str,
     user_context: UserContext,
 ) -> Line {
-    let body = Body {
-        seq,
-        // Lowercase hex digits (from the head or a verified line): ASCII.
-        prev_hash: std::str::from_utf8(prev_hash).unwrap_or(""),
-        timestamp,
-        event_id,
-        event_type: d.event_type,
-        skill_name: &d.skill_name,
-        skill_trust_level: &d.skill_trust_level,
-        user_context,
-        risk_level: d.risk_level,
-        action_taken: d.action_taken,
-        execution_id: &d.execution_id,
-        attempt: d.attempt,
-        // Redacted while it is written: no copy of the details is made.
-        details: crate::redact::Redacted(&d.details),
-    };
+    use crate::redact::json::write_str;
+    // The fields of the hashed part, in line order, as `serde_json` wrote them from a
+    // struct before (a test compares).
     let mut text = Vec::with_capacity(1024);
-    // Serializing a struct of strings, numbers and a Value into memory cannot fail.
-    if serde_json::to_writer(&mut text, &body).is_err() {
-        text.clear();
-        text.extend_from_slice(b"{}");
+    let opt_str = |out: &mut Vec<u8>, v: &Option<String>| match v {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    };
+    let _ = write!(text, "{{\"seq\":{seq},\"prev_hash\":");
+    // Lowercase hex digits (from the head or a verified line): ASCII, nothing to escape.
+    text.push(b'"');
+    text.extend_from_slice(prev_hash);
+    text.extend_from_slice(b"\",\"timestamp\":");
+    write_str(&mut text, timestamp);
+    text.extend_from_slice(b",\"event_id\":");
+    write_str(&mut text, event_id);
+    text.extend_from_slice(b",\"event_type\":");
+    write_name(&mut text, &d.event_type);
+    text.extend_from_slice(b",\"skill_name\":");
+    write_str(&mut text, &d.skill_name);
+    text.extend_from_slice(b",\"skill_trust_level\":");
+    opt_str(&mut text, &d.skill_trust_level);
+    let _ = write!(
+        text,
+        ",\"user_context\":{{\"uid\":{},\"pid\":{}}},\"risk_level\":",
+        user_context.uid, user_context.pid
+    );
+    write_name(&mut text, &d.risk_level);
+    text.extend_from_slice(b",\"action_taken\":");
+    write_name(&mut text, &d.action_taken);
+    text.extend_from_slice(b",\"execution_id\":");
+    opt_str(&mut text, &d.execution_id);
+    match d.attempt {
+        Some(n) => {
+            let _ = write!(text, ",\"attempt\":{n}");
+        }
+        None => text.extend_from_slice(b",\"attempt\":null"),
     }
+    text.extend_from_slice(b",\"details\":");
+    // Redacted while it is written: no copy of the details is made.
+    crate::redact::write_redacted(&mut text, &d.details);
+    text.push(b'}');
     let hash = hex_lower(&Sha256::digest(&text).into());
     text.pop();
     text.extend_from_slice(b",\"hash\":\"");
     text.extend_from_slice(&hash);
     text.extend_from_slice(b"\"}\n");
     Line { text, hash }
+}
+
+/// A fieldless enum as the JSON string of its name, as serde writes it.
+fn write_name<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) {
+    // A fieldless enum into memory: cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 /// Writes `value` into `buf` and returns it as text; what does not fit is cut (a timestamp
@@ -423,8 +447,8 @@ impl RandomIds {
         Self { bytes: [0; 512], used: 512, pid: 0 }
     }
 
-    fn next(&mut self) -> [u8; 16] {
-        let pid = std::process::id();
+    /// The next id, for process `pid` (the caller's `getpid`, which it records anyway).
+    fn next(&mut self, pid: u32) -> [u8; 16] {
         if self.used + 16 > self.bytes.len() || pid != self.pid {
             self.refill();
             self.pid = pid;
@@ -529,6 +553,7 @@ impl Drop for Flock<'_> {
 mod tests {
     use super::*;
     use crate::{ActionTaken, EventType};
+    use serde::Serialize;
     use serde_json::{json, Value};
 
     /// The line as appends wrote it before they serialized in place: the details cloned and
@@ -652,7 +677,7 @@ mod tests {
         let mut ids = RandomIds::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..1000 {
-            assert!(seen.insert(ids.next()), "an event id repeated");
+            assert!(seen.insert(ids.next(7)), "an event id repeated");
         }
         assert_eq!(
             sha256_hex(b"abc"),
