@@ -142,6 +142,7 @@ impl AuditLog {
             Err(p) => p.into_inner(),
         };
         let state = &mut *state;
+        let tail = render_tail(draft, &mut state.ids);
         let _across_processes = Flock::exclusive(&self.lock, &self.config.path)?;
         let path = &self.config.path;
         let io = |source| AuditError::Io { path: path.clone(), source };
@@ -188,7 +189,7 @@ impl AuditLog {
         };
 
         let seq = last_seq + 1;
-        let line = render(seq, &last_hash, draft, &mut state.ids);
+        let line = render(seq, &last_hash, &tail);
         if size > 0 && size + line.text.len() as u64 > self.config.max_bytes {
             self.rotate()?;
             size = 0;
@@ -329,41 +330,35 @@ struct Line {
     hash: [u8; 64],
 }
 
-fn render(seq: u64, prev_hash: &[u8; 64], d: &EventDraft, ids: &mut RandomIds) -> Line {
-    let mut stamp = [0u8; 40];
-    let stamp = format_on_stack(&mut stamp, humantime::format_rfc3339_micros(SystemTime::now()));
+/// The part of an event's line after its time: everything that does not depend on the
+/// chain, written before the lock is taken so that other writers wait less.
+fn render_tail(d: &EventDraft, ids: &mut RandomIds) -> Vec<u8> {
     let pid = std::process::id();
     let id: [u8; 32] = hex_lower(&ids.next(pid));
     // SAFETY: getuid has no failure mode and no memory effects.
     let user = UserContext { uid: unsafe { libc::getuid() }, pid };
     // Lowercase hex digits: ASCII.
-    let id = std::str::from_utf8(&id).unwrap_or("");
-    render_at(seq, prev_hash, d, stamp, id, user)
+    tail_at(d, std::str::from_utf8(&id).unwrap_or(""), user)
 }
 
-/// [`render`] with the time, id and writer given.
-fn render_at(
-    seq: u64,
-    prev_hash: &[u8; 64],
-    d: &EventDraft,
-    timestamp: &str,
-    event_id: &str,
-    user_context: UserContext,
-) -> Line {
+/// The whole line, from its link to the chain, the time (taken now, under the lock, so that
+/// times follow sequence numbers) and the tail.
+fn render(seq: u64, prev_hash: &[u8; 64], tail: &[u8]) -> Line {
+    let mut stamp = [0u8; 40];
+    let stamp = format_on_stack(&mut stamp, humantime::format_rfc3339_micros(SystemTime::now()));
+    finish(seq, prev_hash, stamp, tail)
+}
+
+/// [`render_tail`] with the id and writer given: `,"event_id":...,"details":{...}}`. The
+/// fields of the hashed part, in line order, as `serde_json` wrote them from a struct
+/// before (a test compares).
+fn tail_at(d: &EventDraft, event_id: &str, user_context: UserContext) -> Vec<u8> {
     use crate::redact::json::write_str;
-    // The fields of the hashed part, in line order, as `serde_json` wrote them from a
-    // struct before (a test compares).
     let mut text = Vec::with_capacity(1024);
     let opt_str = |out: &mut Vec<u8>, v: &Option<String>| match v {
         Some(s) => write_str(out, s),
         None => out.extend_from_slice(b"null"),
     };
-    let _ = write!(text, "{{\"seq\":{seq},\"prev_hash\":");
-    // Lowercase hex digits (from the head or a verified line): ASCII, nothing to escape.
-    text.push(b'"');
-    text.extend_from_slice(prev_hash);
-    text.extend_from_slice(b"\",\"timestamp\":");
-    write_str(&mut text, timestamp);
     text.extend_from_slice(b",\"event_id\":");
     write_str(&mut text, event_id);
     text.extend_from_slice(b",\"event_type\":");
@@ -392,6 +387,19 @@ fn render_at(
     // Redacted while it is written: no copy of the details is made.
     crate::redact::write_redacted(&mut text, &d.details);
     text.push(b'}');
+    text
+}
+
+/// `{"seq":N,"prev_hash":"H","timestamp":"T"` and the tail, hashed, with the hash spliced
+/// in before the closing brace.
+fn finish(seq: u64, prev_hash: &[u8; 64], timestamp: &str, tail: &[u8]) -> Line {
+    let mut text = Vec::with_capacity(tail.len() + 200);
+    let _ = write!(text, "{{\"seq\":{seq},\"prev_hash\":\"");
+    // Lowercase hex digits (from the head or a verified line): nothing to escape.
+    text.extend_from_slice(prev_hash);
+    text.extend_from_slice(b"\",\"timestamp\":");
+    crate::redact::json::write_str(&mut text, timestamp);
+    text.extend_from_slice(tail);
     let hash = hex_lower(&Sha256::digest(&text).into());
     text.pop();
     text.extend_from_slice(b",\"hash\":\"");
@@ -656,7 +664,7 @@ mod tests {
             let seq = i as u64 + 1;
             let stamp = "2026-11-28T09:00:00.123456Z";
             let id = "00112233445566778899aabbccddeeff";
-            let line = render_at(seq, &prev, d, stamp, id, user.clone());
+            let line = finish(seq, &prev, stamp, &tail_at(d, id, user.clone()));
             let want = reference_line(seq, "a".repeat(64).as_str(), d, stamp, id, user.clone());
             assert_eq!(String::from_utf8(line.text.clone()).unwrap(), want, "draft {i}");
             assert!(want
@@ -664,7 +672,7 @@ mod tests {
         }
         // The secrets above really were cut (the reference is not vacuous).
         let third =
-            String::from_utf8(render_at(3, &prev, &drafts[2], "t", "i", user).text).unwrap();
+            String::from_utf8(finish(3, &prev, "t", &tail_at(&drafts[2], "i", user)).text).unwrap();
         for leaked in
             ["ghp_0123", "AKIAIOSFODNN7", "hunter2", "MIIEvQ", "unicode-folded", "kelvin sign"]
         {
