@@ -107,50 +107,25 @@ fn may_match(triggers: &'static OnceLock<AhoCorasick>, literals: &[&str], text: 
 
 fn is_secret_name(name: &str) -> bool {
     static AC: OnceLock<AhoCorasick> = OnceLock::new();
-    // Cheaper still, for the many short names of an event (hand-written because a search
-    // call cost more than the name): a name holding a trigger holds all its letters, so
-    // only triggers whose letters are all in the name are looked for, in a lowercased
-    // copy. Exact for ASCII names; others go to the pattern as above.
-    if name.is_ascii() && name.len() <= 64 {
-        let mut lower = [0u8; 64];
-        let lower = &mut lower[..name.len()];
-        lower.copy_from_slice(name.as_bytes());
-        lower.make_ascii_lowercase();
-        let have = letters(lower);
-        let mut candidate = false;
-        for (t, need) in NAME_TRIGGERS.iter().zip(NAME_TRIGGER_LETTERS) {
-            if have & need == need && lower.windows(t.len()).any(|w| w == t.as_bytes()) {
-                candidate = true;
-                break;
-            }
+    static MASKS: OnceLock<Vec<u32>> = OnceLock::new();
+    // Cheaper still, for the many short names of an event: a name holding a trigger holds
+    // all its letters, so a name missing at least one letter of every trigger is ruled out
+    // by comparing bit sets of letters, without a search.
+    if name.is_ascii() {
+        let masks = MASKS.get_or_init(|| NAME_TRIGGERS.iter().map(|t| letters(t)).collect());
+        let have = letters(name);
+        if !masks.iter().any(|m| have & m == *m) {
+            return false;
         }
-        return candidate && secret_name().is_match(name);
     }
     may_match(&AC, NAME_TRIGGERS, name) && secret_name().is_match(name)
 }
 
-/// The letters of each of [`NAME_TRIGGERS`], as [`letters`] gives them.
-const NAME_TRIGGER_LETTERS: [u32; NAME_TRIGGERS.len()] = {
-    let mut out = [0u32; NAME_TRIGGERS.len()];
-    let mut i = 0;
-    while i < NAME_TRIGGERS.len() {
-        out[i] = letters(NAME_TRIGGERS[i].as_bytes());
-        i += 1;
-    }
-    out
-};
-
-/// The set of lowercase ASCII letters in `s`, as bits (`a` = bit 0).
-const fn letters(s: &[u8]) -> u32 {
-    let mut m = 0;
-    let mut i = 0;
-    while i < s.len() {
-        if s[i].is_ascii_lowercase() {
-            m |= 1 << (s[i] - b'a');
-        }
-        i += 1;
-    }
-    m
+/// The set of ASCII letters in `s`, case aside, as bits (`a` = bit 0).
+fn letters(s: &str) -> u32 {
+    s.bytes()
+        .filter(u8::is_ascii_alphabetic)
+        .fold(0, |m, b| m | 1 << (b.to_ascii_lowercase() - b'a'))
 }
 
 fn has_secret_value(text: &str) -> bool {
@@ -398,13 +373,6 @@ mod tests {
             "-----begin private key-----",
             "Bearer\u{a0}abcdefghijklmnopqrstuvwxyz012345",
         ];
-        // Names past the 64 bytes looked at on the stack, and the bench event's names.
-        corpus.push(format!("{}_token", "x".repeat(70)));
-        corpus.push(format!("{}_status", "x".repeat(70)));
-        corpus.extend(
-            ["attempts", "processes_peak", "max_open_files", "max_execution_time", "sessions"]
-                .map(String::from),
-        );
         for s in secrets {
             for (pre, post) in [("", ""), ("error: ", " rejected"), ("x", "y"), ("é ", " 😀")] {
                 corpus.push(format!("{pre}{s}{post}"));
