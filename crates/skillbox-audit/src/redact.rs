@@ -373,6 +373,14 @@ mod tests {
             "-----begin private key-----",
             "Bearer\u{a0}abcdefghijklmnopqrstuvwxyz012345",
         ];
+        // Long names, and the names of a run's closing event, which the letter sets rule
+        // out or let through.
+        corpus.push(format!("{}_token", "x".repeat(70)));
+        corpus.push(format!("{}_status", "x".repeat(70)));
+        corpus.extend(
+            ["attempts", "processes_peak", "max_open_files", "max_execution_time", "sessions"]
+                .map(String::from),
+        );
         for s in secrets {
             for (pre, post) in [("", ""), ("error: ", " rejected"), ("x", "y"), ("é ", " 😀")] {
                 corpus.push(format!("{pre}{s}{post}"));
