@@ -1,15 +1,15 @@
 //! Appending to the log: one writer at a time across threads and processes, rotation by
 //! size, the head kept beside the log.
 
+use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use serde::Serialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::event::{EventDraft, RiskLevel, UserContext};
@@ -56,14 +56,29 @@ impl LogConfig {
 /// processes are serialized by a mutex and an `flock` on the lock file.
 pub struct AuditLog {
     config: LogConfig,
+    /// `config.path` for `statx`, which needs a C string: made once, not per append.
+    c_path: CString,
     lock: File,
     head: File,
-    /// The current file, kept open between appends with its inode; reopened when another
+    /// What this process knows between appends; one mutex, taken before the `flock`.
+    state: Mutex<State>,
+}
+
+/// What an append leaves for the next one, so that the next one can skip reading what it
+/// already knows. Only trusted while the log file is still the one this process last wrote
+/// (same inode) and has the size that append left it at: then no other writer appended,
+/// rotated or tore a line since, and the head file holds the link this process wrote.
+struct State {
+    /// The current file, kept open between appends, with its inode; reopened when another
     /// process has rotated it.
-    current: Mutex<Option<(File, u64)>>,
-    /// Size of the current file right after this process's last append: when it is
-    /// unchanged, the file ends with our newline and need not be read.
-    last_end: Mutex<u64>,
+    current: Option<(File, u64)>,
+    /// Size of the current file right after this process's last append (`u64::MAX`: none,
+    /// or the last append failed part way).
+    last_end: u64,
+    /// Sequence number and hash this process's last append wrote to the head.
+    last_link: Option<(u64, [u8; 64])>,
+    /// Random bytes for event ids, fetched in batches (see [`RandomIds`]).
+    ids: RandomIds,
 }
 
 /// Where the head of the chain is kept: fixed-size, rewritten in place.
@@ -89,17 +104,28 @@ impl AuditLog {
         let lock_path = sibling(&config.path, "lock");
         let head_path = sibling(&config.path, "head");
         let open = |p: &Path| {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(p)
+            no_atime(|flags| {
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o600)
+                    .custom_flags(flags)
+                    .open(p)
+            })
         };
+        let c_path = CString::new(config.path.as_os_str().as_bytes()).map_err(|_| {
+            io(&config.path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path holds a NUL byte",
+            ))
+        })?;
         let lock = open(&lock_path).map_err(io(&lock_path))?;
         let head = open(&head_path).map_err(io(&head_path))?;
-        Ok(Self { config, lock, head, current: Mutex::new(None), last_end: Mutex::new(u64::MAX) })
+        let state =
+            State { current: None, last_end: u64::MAX, last_link: None, ids: RandomIds::new() };
+        Ok(Self { config, c_path, lock, head, state: Mutex::new(state) })
     }
 
     /// The configuration.
@@ -111,60 +137,74 @@ impl AuditLog {
     /// first. Safe to call from many threads and processes at once: events never interleave,
     /// and the chain stays valid.
     pub fn append(&self, draft: &EventDraft) -> Result<u64, AuditError> {
-        let mut current = match self.current.lock() {
+        let mut state = match self.state.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        let state = &mut *state;
+        let tail = render_tail(draft, &mut state.ids);
         let _across_processes = Flock::exclusive(&self.lock, &self.config.path)?;
         let path = &self.config.path;
         let io = |source| AuditError::Io { path: path.clone(), source };
 
-        let (last_seq, last_hash) = self.read_head()?;
         // One stat tells both the size and whether another writer rotated the file.
-        let (mut size, ino) = match std::fs::metadata(path) {
-            Ok(m) => (m.len(), Some(std::os::unix::fs::MetadataExt::ino(&m))),
+        let (mut size, ino) = match stat_ino_size(&self.c_path) {
+            Ok((size, ino)) => (size, Some(ino)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, None),
             Err(e) => return Err(io(e)),
         };
-        let reuse = matches!((&*current, ino), (Some((_, cached)), Some(i)) if *cached == i);
+        let reuse = matches!((&state.current, ino), (Some((_, cached)), Some(i)) if *cached == i);
+        // Nobody appended since this process did: the file ends with our newline and the
+        // head holds our last link, so neither needs reading.
+        let known = match state.last_link {
+            Some(link) if reuse && size == state.last_end => Some(link),
+            _ => None,
+        };
+        // Until this append completes, nothing of the above is known any more.
+        let (last_end, _) =
+            (std::mem::replace(&mut state.last_end, u64::MAX), state.last_link.take());
         if !reuse {
             let f = self.current_file()?;
-            let i = std::os::unix::fs::MetadataExt::ino(&f.metadata().map_err(io)?);
-            size = f.metadata().map_err(io)?.len();
-            *current = Some((f, i));
+            let (s, i) = fstat_ino_size(&f).map_err(io)?;
+            size = s;
+            state.current = Some((f, i));
         }
-        let Some((file, _)) = current.as_mut() else { unreachable!("set above") };
-        // A line torn by a crash stays a line of its own (verify reports it); the chain
-        // continues from the head, which was not advanced for the torn event.
-        let mut last_end = match self.last_end.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if size > 0 && size != *last_end {
-            let mut last = [0u8; 1];
-            file.read_exact_at(&mut last, size - 1).map_err(io)?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n").map_err(io)?;
-                size += 1;
+        let Some((file, _)) = state.current.as_mut() else { unreachable!("set above") };
+        let (last_seq, last_hash) = match known {
+            Some((seq, hash)) => (seq, hash),
+            None => {
+                let (seq, hash) = self.read_head()?;
+                // A line torn by a crash stays a line of its own (verify reports it); the
+                // chain continues from the head, which was not advanced for the torn event.
+                if size > 0 && !(reuse && size == last_end) {
+                    let mut last = [0u8; 1];
+                    file.read_exact_at(&mut last, size - 1).map_err(io)?;
+                    if last[0] != b'\n' {
+                        file.write_all(b"\n").map_err(io)?;
+                        size += 1;
+                    }
+                }
+                (seq, hash)
             }
-        }
+        };
 
         let seq = last_seq + 1;
-        let line = render(seq, &last_hash, draft);
+        let line = render(seq, &last_hash, &tail);
         if size > 0 && size + line.text.len() as u64 > self.config.max_bytes {
             self.rotate()?;
             size = 0;
             let f = self.current_file()?;
-            let i = std::os::unix::fs::MetadataExt::ino(&f.metadata().map_err(io)?);
-            *current = Some((f, i));
+            let (_, i) = fstat_ino_size(&f).map_err(io)?;
+            state.current = Some((f, i));
         }
-        let Some((file, _)) = current.as_mut() else { unreachable!("set above") };
-        file.write_all(line.text.as_bytes()).map_err(io)?;
-        *last_end = size + line.text.len() as u64;
+        let Some((file, _)) = state.current.as_mut() else { unreachable!("set above") };
+        file.write_all(&line.text).map_err(io)?;
         if self.config.durability == Durability::Fsync {
             file.sync_data().map_err(io)?;
         }
         self.write_head(seq, &line.hash)?;
+        state.last_end = size + line.text.len() as u64;
+        state.last_link = Some((seq, line.hash));
         if self.config.echo_high_risk && draft.risk_level >= RiskLevel::High {
             // A pointer to the record, not a copy of it: the caller reports the details.
             eprintln!(
@@ -179,13 +219,16 @@ impl AuditLog {
     }
 
     fn current_file(&self) -> Result<File, AuditError> {
-        OpenOptions::new()
-            .append(true)
-            .create(true)
-            .read(true)
-            .mode(0o600)
-            .open(&self.config.path)
-            .map_err(|source| AuditError::Io { path: self.config.path.clone(), source })
+        no_atime(|flags| {
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .read(true)
+                .mode(0o600)
+                .custom_flags(flags)
+                .open(&self.config.path)
+        })
+        .map_err(|source| AuditError::Io { path: self.config.path.clone(), source })
     }
 
     /// Renames the current file to the next free `<stem>.<N>.jsonl`.
@@ -196,27 +239,49 @@ impl AuditLog {
             .map_err(|source| AuditError::Io { path: target, source })
     }
 
-    fn read_head(&self) -> Result<(u64, String), AuditError> {
+    fn read_head(&self) -> Result<(u64, [u8; 64]), AuditError> {
         let head_path = sibling(&self.config.path, "head");
         let mut buf = [0u8; HEAD_LEN];
         let n = self
             .head
             .read_at(&mut buf, 0)
             .map_err(|source| AuditError::Io { path: head_path.clone(), source })?;
-        if n == 0 {
+        let (seq, hash) = if n == 0 {
             // A new log, or a head lost: continue from the last complete line.
-            return Ok(
-                crate::verify::last_link(&self.config.path).unwrap_or((0, GENESIS.to_string()))
-            );
-        }
-        parse_head(&buf[..n]).ok_or(AuditError::Head(head_path))
+            crate::verify::last_link(&self.config.path).unwrap_or((0, GENESIS.to_string()))
+        } else {
+            parse_head(&buf[..n]).ok_or_else(|| AuditError::Head(head_path.clone()))?
+        };
+        // Both sources hold 64 hex digits (checked by `parse_head` and `check_line`).
+        let hash: [u8; 64] = hash.as_bytes().try_into().map_err(|_| AuditError::Head(head_path))?;
+        Ok((seq, hash))
     }
 
-    fn write_head(&self, seq: u64, hash: &str) -> Result<(), AuditError> {
-        let text = format!("{seq:020} {hash}\n");
+    fn write_head(&self, seq: u64, hash: &[u8; 64]) -> Result<(), AuditError> {
+        // `{seq:020} {hash}\n`, built on the stack: this runs on every append.
+        let mut text = [0u8; HEAD_LEN];
+        let mut digits = seq;
+        for b in text[..20].iter_mut().rev() {
+            *b = b'0' + (digits % 10) as u8;
+            digits /= 10;
+        }
+        text[20] = b' ';
+        text[21..85].copy_from_slice(hash);
+        text[85] = b'\n';
         self.head
-            .write_all_at(text.as_bytes(), 0)
+            .write_all_at(&text, 0)
             .map_err(|source| AuditError::Io { path: sibling(&self.config.path, "head"), source })
+    }
+}
+
+/// Opens with `O_NOATIME` where allowed (files this user owns), else without. Appends read
+/// the head and the log's last byte when another writer went first; with access times
+/// on, each of those reads would also dirty and journal the inode, since the file was
+/// written after it was last read.
+fn no_atime(open: impl Fn(i32) -> std::io::Result<File>) -> std::io::Result<File> {
+    match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+        other => other,
     }
 }
 
@@ -261,80 +326,199 @@ pub(crate) fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {
 }
 
 struct Line {
-    text: String,
-    hash: String,
+    text: Vec<u8>,
+    hash: [u8; 64],
 }
 
-/// The fields of the hashed part, in line order.
-#[derive(Serialize)]
-struct Body<'a> {
-    seq: u64,
-    prev_hash: &'a str,
-    timestamp: String,
-    event_id: String,
-    event_type: crate::EventType,
-    skill_name: &'a str,
-    skill_trust_level: &'a Option<String>,
-    user_context: UserContext,
-    risk_level: RiskLevel,
-    action_taken: crate::ActionTaken,
-    execution_id: &'a Option<String>,
-    attempt: Option<u32>,
-    details: Value,
+/// The part of an event's line after its time: everything that does not depend on the
+/// chain, written before the lock is taken so that other writers wait less.
+fn render_tail(d: &EventDraft, ids: &mut RandomIds) -> Vec<u8> {
+    let pid = std::process::id();
+    let id: [u8; 32] = hex_lower(&ids.next(pid));
+    // SAFETY: getuid has no failure mode and no memory effects.
+    let user = UserContext { uid: unsafe { libc::getuid() }, pid };
+    // Lowercase hex digits: ASCII.
+    tail_at(d, std::str::from_utf8(&id).unwrap_or(""), user)
 }
 
-fn render(seq: u64, prev_hash: &str, d: &EventDraft) -> Line {
-    let mut details = d.details.clone();
-    crate::redact_value(&mut details);
-    let body = Body {
-        seq,
-        prev_hash,
-        timestamp: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
-        event_id: random_id(),
-        event_type: d.event_type,
-        skill_name: &d.skill_name,
-        skill_trust_level: &d.skill_trust_level,
-        // SAFETY: getuid has no failure mode and no memory effects.
-        user_context: UserContext { uid: unsafe { libc::getuid() }, pid: std::process::id() },
-        risk_level: d.risk_level,
-        action_taken: d.action_taken,
-        execution_id: &d.execution_id,
-        attempt: d.attempt,
-        details,
+/// The whole line, from its link to the chain, the time (taken now, under the lock, so that
+/// times follow sequence numbers) and the tail.
+fn render(seq: u64, prev_hash: &[u8; 64], tail: &[u8]) -> Line {
+    let mut stamp = [0u8; 40];
+    let stamp = format_on_stack(&mut stamp, humantime::format_rfc3339_micros(SystemTime::now()));
+    finish(seq, prev_hash, stamp, tail)
+}
+
+/// [`render_tail`] with the id and writer given: `,"event_id":...,"details":{...}}`. The
+/// fields of the hashed part, in line order, as `serde_json` wrote them from a struct
+/// before (a test compares).
+fn tail_at(d: &EventDraft, event_id: &str, user_context: UserContext) -> Vec<u8> {
+    use crate::redact::json::write_str;
+    let mut text = Vec::with_capacity(1024);
+    let opt_str = |out: &mut Vec<u8>, v: &Option<String>| match v {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
     };
-    // Serializing a struct of strings, numbers and a Value cannot fail.
-    let body = serde_json::to_string(&body).unwrap_or_else(|_| String::from("{}"));
-    let hash = sha256_hex(body.as_bytes());
-    let mut text = String::with_capacity(body.len() + 80);
-    text.push_str(&body[..body.len() - 1]);
-    text.push_str(",\"hash\":\"");
-    text.push_str(&hash);
-    text.push_str("\"}\n");
+    text.extend_from_slice(b",\"event_id\":");
+    write_str(&mut text, event_id);
+    text.extend_from_slice(b",\"event_type\":");
+    write_name(&mut text, &d.event_type);
+    text.extend_from_slice(b",\"skill_name\":");
+    write_str(&mut text, &d.skill_name);
+    text.extend_from_slice(b",\"skill_trust_level\":");
+    opt_str(&mut text, &d.skill_trust_level);
+    let _ = write!(
+        text,
+        ",\"user_context\":{{\"uid\":{},\"pid\":{}}},\"risk_level\":",
+        user_context.uid, user_context.pid
+    );
+    write_name(&mut text, &d.risk_level);
+    text.extend_from_slice(b",\"action_taken\":");
+    write_name(&mut text, &d.action_taken);
+    text.extend_from_slice(b",\"execution_id\":");
+    opt_str(&mut text, &d.execution_id);
+    match d.attempt {
+        Some(n) => {
+            let _ = write!(text, ",\"attempt\":{n}");
+        }
+        None => text.extend_from_slice(b",\"attempt\":null"),
+    }
+    text.extend_from_slice(b",\"details\":");
+    // Redacted while it is written: no copy of the details is made.
+    crate::redact::write_redacted(&mut text, &d.details);
+    text.push(b'}');
+    text
+}
+
+/// `{"seq":N,"prev_hash":"H","timestamp":"T"` and the tail, hashed, with the hash spliced
+/// in before the closing brace.
+fn finish(seq: u64, prev_hash: &[u8; 64], timestamp: &str, tail: &[u8]) -> Line {
+    let mut text = Vec::with_capacity(tail.len() + 200);
+    let _ = write!(text, "{{\"seq\":{seq},\"prev_hash\":\"");
+    // Lowercase hex digits (from the head or a verified line): nothing to escape.
+    text.extend_from_slice(prev_hash);
+    text.extend_from_slice(b"\",\"timestamp\":");
+    crate::redact::json::write_str(&mut text, timestamp);
+    text.extend_from_slice(tail);
+    let hash = hex_lower(&Sha256::digest(&text).into());
+    text.pop();
+    text.extend_from_slice(b",\"hash\":\"");
+    text.extend_from_slice(&hash);
+    text.extend_from_slice(b"\"}\n");
     Line { text, hash }
+}
+
+/// A fieldless enum as the JSON string of its name, as serde writes it.
+fn write_name<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) {
+    // A fieldless enum into memory: cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Writes `value` into `buf` and returns it as text; what does not fit is cut (a timestamp
+/// always fits).
+fn format_on_stack(buf: &mut [u8], value: impl std::fmt::Display) -> &str {
+    let mut cursor = std::io::Cursor::new(&mut *buf);
+    let _ = write!(cursor, "{value}");
+    let n = cursor.position() as usize;
+    std::str::from_utf8(&buf[..n]).unwrap_or("")
+}
+
+/// Lowercase hex of `N` bytes into `2 * N` bytes (`M`).
+fn hex_lower<const N: usize, const M: usize>(bytes: &[u8; N]) -> [u8; M] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; M];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[(b >> 4) as usize];
+        pair[1] = DIGITS[(b & 15) as usize];
+    }
+    out
 }
 
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest.iter() {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
+    let hex: [u8; 64] = hex_lower(&Sha256::digest(bytes).into());
+    hex.iter().map(|&b| b as char).collect()
 }
 
-fn random_id() -> String {
-    let mut b = [0u8; 16];
-    // SAFETY: getrandom writes at most `b.len()` bytes into `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != b.len() as isize {
-        let t =
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        b = (t ^ u128::from(std::process::id()) << 64).to_le_bytes();
+/// Random event ids. `getrandom(2)` is called for 32 ids at a time rather than once per
+/// event (it was a tenth of an append's syscalls); the bytes are the same kernel randomness.
+/// A child made by `fork` would share the unused bytes, so they are dropped when the process
+/// id changes.
+struct RandomIds {
+    bytes: [u8; 512],
+    used: usize,
+    pid: u32,
+}
+
+impl RandomIds {
+    fn new() -> Self {
+        Self { bytes: [0; 512], used: 512, pid: 0 }
     }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+
+    /// The next id, for process `pid` (the caller's `getpid`, which it records anyway).
+    fn next(&mut self, pid: u32) -> [u8; 16] {
+        if self.used + 16 > self.bytes.len() || pid != self.pid {
+            self.refill();
+            self.pid = pid;
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&self.bytes[self.used..self.used + 16]);
+        self.used += 16;
+        id
+    }
+
+    fn refill(&mut self) {
+        // SAFETY: getrandom writes at most `self.bytes.len()` bytes into `self.bytes`.
+        let n = unsafe { libc::getrandom(self.bytes.as_mut_ptr().cast(), self.bytes.len(), 0) };
+        if n != self.bytes.len() as isize {
+            // As before: time and pid when the kernel has no randomness to give.
+            for (i, chunk) in self.bytes.chunks_exact_mut(16).enumerate() {
+                let t = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                let b = (t.wrapping_add(i as u128) ^ u128::from(std::process::id()) << 64)
+                    .to_le_bytes();
+                chunk.copy_from_slice(&b);
+            }
+        }
+        self.used = 0;
+    }
+}
+
+/// Size and inode of the file at `path`. `statx` asks for those two only: asking for the
+/// times too (as `std::fs::metadata` does) makes the kernel (6.13+, multigrain timestamps)
+/// give the next `write` a fine-grained time update and journal the inode, on every append.
+fn stat_ino_size(path: &CStr) -> std::io::Result<(u64, u64)> {
+    statx_ino_size(path, 0, None)
+}
+
+/// [`stat_ino_size`] of an open file.
+fn fstat_ino_size(file: &File) -> std::io::Result<(u64, u64)> {
+    statx_ino_size(c"", libc::AT_EMPTY_PATH, Some(file))
+}
+
+fn statx_ino_size(path: &CStr, flags: i32, file: Option<&File>) -> std::io::Result<(u64, u64)> {
+    use std::os::fd::AsRawFd;
+    let dirfd = file.map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
+    let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `path` is NUL-terminated, `dirfd` is AT_FDCWD or a descriptor borrowed for the
+    // call, and `buf` is a properly sized, writable statx buffer.
+    let r = unsafe {
+        libc::statx(
+            dirfd,
+            path.as_ptr(),
+            flags,
+            libc::STATX_INO | libc::STATX_SIZE,
+            buf.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialized above and filled by a successful statx; every field is plain
+    // data, valid for any bits.
+    let st = unsafe { buf.assume_init() };
+    Ok((st.stx_size, st.stx_ino))
 }
 
 /// Control characters escaped, everything else as is: a stderr line stays one line and
@@ -370,5 +554,142 @@ impl Drop for Flock<'_> {
         use std::os::fd::AsRawFd;
         // SAFETY: unlocks the descriptor locked in `exclusive`.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ActionTaken, EventType};
+    use serde::Serialize;
+    use serde_json::{json, Value};
+
+    /// The line as appends wrote it before they serialized in place: the details cloned and
+    /// redacted, the body serialized to a string, hashed, and the hash spliced in.
+    fn reference_line(
+        seq: u64,
+        prev_hash: &str,
+        d: &EventDraft,
+        stamp: &str,
+        id: &str,
+        user: UserContext,
+    ) -> String {
+        #[derive(Serialize)]
+        struct OldBody<'a> {
+            seq: u64,
+            prev_hash: &'a str,
+            timestamp: String,
+            event_id: String,
+            event_type: crate::EventType,
+            skill_name: &'a str,
+            skill_trust_level: &'a Option<String>,
+            user_context: UserContext,
+            risk_level: RiskLevel,
+            action_taken: crate::ActionTaken,
+            execution_id: &'a Option<String>,
+            attempt: Option<u32>,
+            details: Value,
+        }
+        let mut details = d.details.clone();
+        crate::redact_value(&mut details);
+        let body = OldBody {
+            seq,
+            prev_hash,
+            timestamp: stamp.to_string(),
+            event_id: id.to_string(),
+            event_type: d.event_type,
+            skill_name: &d.skill_name,
+            skill_trust_level: &d.skill_trust_level,
+            user_context: user,
+            risk_level: d.risk_level,
+            action_taken: d.action_taken,
+            execution_id: &d.execution_id,
+            attempt: d.attempt,
+            details,
+        };
+        let body = serde_json::to_string(&body).unwrap();
+        let hash = sha256_hex(body.as_bytes());
+        format!("{},\"hash\":\"{hash}\"}}\n", &body[..body.len() - 1])
+    }
+
+    fn draft(skill: &str, trust: Option<&str>, details: Value) -> EventDraft {
+        EventDraft {
+            event_type: EventType::SkillExecutionCompleted,
+            skill_name: skill.into(),
+            skill_trust_level: trust.map(str::to_string),
+            risk_level: RiskLevel::Low,
+            action_taken: ActionTaken::Allowed,
+            execution_id: Some("0b5c7f1e".into()),
+            attempt: Some(1),
+            details,
+        }
+    }
+
+    #[test]
+    fn lines_are_byte_for_byte_what_the_old_writer_made() {
+        let hostile = "a\nb\r\t\u{0}\u{1f}\u{7f}\"\\\u{2028}é😀 },\"hash\":\"00\"}";
+        let drafts = [
+            draft(
+                "count-lines",
+                Some("user-verified"),
+                json!({"status": "success", "exit_code": 0,
+                "usage": {"wall_ms": 3, "cpu_ms": 1.5, "max_rss_kib": 2048},
+                "grant": {"file_read": ["/home/user/project"], "network": "none"},
+                "denial": null, "problems": [], "ok": true, "n": -7, "big": 18446744073709551615u64}),
+            ),
+            draft(
+                hostile,
+                Some(hostile),
+                json!({"message": hostile, hostile: hostile, "list": [hostile, 1, null]}),
+            ),
+            draft(
+                "s",
+                None,
+                json!({
+                    "GITHUB_TOKEN": "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB",
+                    "password": 42, "api_key": null, "auth": false, "cookie": ["a", "b"],
+                    "nested": {"session_id": {"x": 1}, "list": ["AKIAIOSFODNN7EXAMPLE ok", "Bearer abcdefghijklmnopqrstuvwxyz012345"]},
+                    "paſſword": "unicode-folded name", "toKen": "kelvin sign name",
+                    "message": "auth failed for AKIAIOSFODNN7EXAMPLE with password=hunter2; PaSsWoRd: x; ſecret=y",
+                    "stderr": "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----",
+                    "plain": "nothing secret here, just high throughput thoughts",
+                }),
+            ),
+            draft("", None, json!("top-level string with token=abc")),
+            draft("", None, Value::Null),
+        ];
+        let prev = [b'a'; 64];
+        let user = UserContext { uid: 1000, pid: 4242 };
+        for (i, d) in drafts.iter().enumerate() {
+            let seq = i as u64 + 1;
+            let stamp = "2026-11-28T09:00:00.123456Z";
+            let id = "00112233445566778899aabbccddeeff";
+            let line = finish(seq, &prev, stamp, &tail_at(d, id, user.clone()));
+            let want = reference_line(seq, "a".repeat(64).as_str(), d, stamp, id, user.clone());
+            assert_eq!(String::from_utf8(line.text.clone()).unwrap(), want, "draft {i}");
+            assert!(want
+                .contains(&format!("\"hash\":\"{}\"", std::str::from_utf8(&line.hash).unwrap())));
+        }
+        // The secrets above really were cut (the reference is not vacuous).
+        let third =
+            String::from_utf8(finish(3, &prev, "t", &tail_at(&drafts[2], "i", user)).text).unwrap();
+        for leaked in
+            ["ghp_0123", "AKIAIOSFODNN7", "hunter2", "MIIEvQ", "unicode-folded", "kelvin sign"]
+        {
+            assert!(!third.contains(leaked), "{leaked} leaked: {third}");
+        }
+    }
+
+    #[test]
+    fn event_ids_differ_and_digests_are_lowercase_hex() {
+        let mut ids = RandomIds::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            assert!(seen.insert(ids.next(7)), "an event id repeated");
+        }
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+use aho_corasick::AhoCorasick;
 use regex::Regex;
 use serde_json::Value;
 
@@ -46,8 +47,97 @@ fn secret_values() -> &'static Regex {
     })
 }
 
+/// Literals one of which every match of [`secret_name`] contains, ASCII case aside.
+const NAME_TRIGGERS: &[&str] = &[
+    "pass",
+    "secret",
+    "token",
+    "api",
+    "access",
+    "private",
+    "credential",
+    "auth",
+    "cookie",
+    "session",
+    "signature",
+];
+
+/// Literals one of which every match of [`secret_values`] contains, ASCII case aside (one
+/// per alternative of the pattern, in its order).
+const VALUE_TRIGGERS: &[&str] = &[
+    "-----begin ",
+    "akia",
+    "asia",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xox",
+    "sk-",
+    "aiza",
+    "eyj",
+    "bearer",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "api",
+];
+
+/// A cheap test that rules most text out before a pattern runs: an event has dozens of
+/// names and strings, and running both patterns on each was a tenth of an append. An
+/// Aho-Corasick scan for the literals the pattern cannot match without, ASCII
+/// case-insensitively. Text with any non-ASCII byte always goes to the pattern: under `(?i)`
+/// the pattern also matches Unicode case variants (`ſ` for `s`, the Kelvin sign for `k`),
+/// which an ASCII scan would miss. So the prefilter only skips text the pattern would not
+/// match, and every output is the same as without it.
+fn may_match(triggers: &'static OnceLock<AhoCorasick>, literals: &[&str], text: &str) -> bool {
+    let ac = triggers.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(literals)
+            // Constant literals, covered by the tests below: no input reaches this.
+            .expect("constant literals")
+    });
+    !text.is_ascii() || ac.is_match(text)
+}
+
+fn is_secret_name(name: &str) -> bool {
+    static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    static MASKS: OnceLock<Vec<u32>> = OnceLock::new();
+    // Cheaper still, for the many short names of an event: a name holding a trigger holds
+    // all its letters, so a name missing at least one letter of every trigger is ruled out
+    // by comparing bit sets of letters, without a search.
+    if name.is_ascii() {
+        let masks = MASKS.get_or_init(|| NAME_TRIGGERS.iter().map(|t| letters(t)).collect());
+        let have = letters(name);
+        if !masks.iter().any(|m| have & m == *m) {
+            return false;
+        }
+    }
+    may_match(&AC, NAME_TRIGGERS, name) && secret_name().is_match(name)
+}
+
+/// The set of ASCII letters in `s`, case aside, as bits (`a` = bit 0).
+fn letters(s: &str) -> u32 {
+    s.bytes()
+        .filter(u8::is_ascii_alphabetic)
+        .fold(0, |m, b| m | 1 << (b.to_ascii_lowercase() - b'a'))
+}
+
+fn has_secret_value(text: &str) -> bool {
+    static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    may_match(&AC, VALUE_TRIGGERS, text) && secret_values().is_match(text)
+}
+
 /// Cuts credential-shaped substrings out of `text`.
 pub fn redact_text(text: &str) -> String {
+    if !has_secret_value(text) {
+        return text.to_string();
+    }
     secret_values().replace_all(text, REDACTED).into_owned()
 }
 
@@ -56,11 +146,11 @@ pub fn redact_text(text: &str) -> String {
 /// but their values are not.
 pub fn redact_value(v: &mut Value) {
     match v {
-        Value::String(s) if secret_values().is_match(s) => *s = redact_text(s),
+        Value::String(s) if has_secret_value(s) => *s = redact_text(s),
         Value::Array(items) => items.iter_mut().for_each(redact_value),
         Value::Object(map) => {
             for (k, val) in map.iter_mut() {
-                if secret_name().is_match(k) && !matches!(val, Value::Null | Value::Bool(_)) {
+                if !matches!(val, Value::Null | Value::Bool(_)) && is_secret_name(k) {
                     *val = Value::String(REDACTED.to_string());
                 } else {
                     redact_value(val);
@@ -68,6 +158,124 @@ pub fn redact_value(v: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// Appends `v` to `out` as JSON, redacted as [`redact_value`] would leave it, without
+/// copying it first; byte for byte what `serde_json` writes for the redacted copy.
+pub(crate) fn write_redacted(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::String(text) if has_secret_value(text) => json::write_str(out, &redact_text(text)),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_redacted(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(fields) => {
+            out.push(b'{');
+            for (i, (k, val)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::write_str(out, k);
+                out.push(b':');
+                if !matches!(val, Value::Null | Value::Bool(_)) && is_secret_name(k) {
+                    json::write_str(out, REDACTED);
+                } else {
+                    write_redacted(out, val);
+                }
+            }
+            out.push(b'}');
+        }
+        other => json::write_plain(out, other),
+    }
+}
+
+/// The JSON writing the log needs, hand-written because `serde_json` spent a tenth of an
+/// append escaping strings through `io::Write`; the output is the same (tests compare).
+pub(crate) mod json {
+    use serde_json::Value;
+
+    /// What `serde_json` writes after a backslash for each byte (`u`: `\u00XX`; 0: as is).
+    const ESCAPE: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut i = 0;
+        while i < 0x20 {
+            t[i] = b'u';
+            i += 1;
+        }
+        t[0x08] = b'b';
+        t[0x09] = b't';
+        t[0x0a] = b'n';
+        t[0x0c] = b'f';
+        t[0x0d] = b'r';
+        t[b'"' as usize] = b'"';
+        t[b'\\' as usize] = b'\\';
+        t
+    };
+
+    /// `s` as a JSON string.
+    pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bytes = s.as_bytes();
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        let mut start = 0;
+        // Skip 8 bytes at a time while none needs escaping (hand-written: a word test for a
+        // byte below 0x20, a quote or a backslash; exact, as the tests check every byte).
+        let mut clean = 0;
+        while let Some(word) = bytes.get(clean..clean + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            let x = u64::from_le_bytes(w);
+            const ONES: u64 = 0x0101_0101_0101_0101;
+            const HIGH: u64 = 0x8080_8080_8080_8080;
+            let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+            let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
+            if below_space
+                || zero_byte(x ^ (ONES * b'"' as u64))
+                || zero_byte(x ^ (ONES * b'\\' as u64))
+            {
+                break;
+            }
+            clean += 8;
+        }
+        for (i, &b) in bytes.iter().enumerate().skip(clean) {
+            let esc = ESCAPE[b as usize];
+            if esc == 0 {
+                continue;
+            }
+            out.extend_from_slice(&bytes[start..i]);
+            if esc == b'u' {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            } else {
+                out.extend_from_slice(&[b'\\', esc]);
+            }
+            start = i + 1;
+        }
+        out.extend_from_slice(&bytes[start..]);
+        out.push(b'"');
+    }
+
+    /// A null, a boolean, a number or a string (arrays and objects are walked by callers).
+    pub(crate) fn write_plain(out: &mut Vec<u8>, v: &Value) {
+        match v {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(true) => out.extend_from_slice(b"true"),
+            Value::Bool(false) => out.extend_from_slice(b"false"),
+            Value::String(s) => write_str(out, s),
+            // serde_json's own number formatting; writing to memory cannot fail.
+            other => {
+                let _ = serde_json::to_writer(&mut *out, other);
+            }
+        }
     }
 }
 
@@ -101,5 +309,135 @@ mod tests {
             assert!(!out.contains(&secret[secret.len() - 6..]), "{secret} leaked: {out}");
         }
         assert_eq!(redact_text("plain text, nothing secret"), "plain text, nothing secret");
+    }
+
+    /// The prefilter decides nothing on its own: for every name and text, a pattern with
+    /// the prefilter in front answers as the pattern alone.
+    #[test]
+    fn the_prefilter_never_changes_an_answer() {
+        let mut corpus: Vec<String> = [
+            "",
+            "path",
+            "exit_code",
+            "usage",
+            "max_rss_kib",
+            "GITHUB_TOKEN",
+            "Password",
+            "PASSWD",
+            "passphrase",
+            "api-key",
+            "ApiKey",
+            "access_key",
+            "PRIVATE-KEY",
+            "credentials",
+            "Authorization",
+            "cookie",
+            "session_id",
+            "signature",
+            "paſſword",
+            "toKen",
+            "ſecret",
+            "apiKey\u{212a}",
+            "token\u{0}",
+            "high throughput",
+            "ghp_x",
+            "gh_p",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let secrets = [
+            "AKIAABCDEFGHIJKLMNOP",
+            "ASIAABCDEFGHIJKLMNOP",
+            "akiaabcdefghijklmnop",
+            "ghp_0123456789abcdefghijklmnopqrstuvwxyz",
+            "GHP_0123456789abcdefghijklmnopqrstuvwxyz",
+            "gho_0123456789abcdefghijklmnopqrstuvwxyz",
+            "github_pat_0123456789abcdefghijklmnopqrstuvwxyz",
+            "glpat-0123456789abcdefghij",
+            "xoxb-0123456789",
+            "sk-proj-abcdefghijklmnopqrstuvwx",
+            "AIzaSyA0123456789abcdefghijklmnopqrstu",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijk",
+            "Bearer abcdefghijklmnopqrstuvwxyz012345",
+            "bEaReR abcdefghijklmnopqrstuvwxyz012345",
+            "password=hunter2",
+            "PWD: x",
+            "Secret = y",
+            "TOKEN=z",
+            "api_key=k",
+            "apikey:k",
+            "ſecret=y",
+            "to\u{212a}en=z",
+            "-----BEGIN RSA PRIVATE KEY-----\nabc",
+            "-----begin private key-----",
+            "Bearer\u{a0}abcdefghijklmnopqrstuvwxyz012345",
+        ];
+        // Long names, and the names of a run's closing event, which the letter sets rule
+        // out or let through.
+        corpus.push(format!("{}_token", "x".repeat(70)));
+        corpus.push(format!("{}_status", "x".repeat(70)));
+        corpus.extend(
+            ["attempts", "processes_peak", "max_open_files", "max_execution_time", "sessions"]
+                .map(String::from),
+        );
+        for s in secrets {
+            for (pre, post) in [("", ""), ("error: ", " rejected"), ("x", "y"), ("é ", " 😀")] {
+                corpus.push(format!("{pre}{s}{post}"));
+            }
+        }
+        for c in &corpus {
+            assert_eq!(is_secret_name(c), secret_name().is_match(c), "name {c:?}");
+            assert_eq!(has_secret_value(c), secret_values().is_match(c), "value {c:?}");
+            let direct = secret_values().replace_all(c, REDACTED).into_owned();
+            assert_eq!(redact_text(c), direct, "text {c:?}");
+        }
+        // Both answers occur: the comparison above is not vacuous.
+        assert!(corpus.iter().any(|c| has_secret_value(c)));
+        assert!(corpus.iter().any(|c| !has_secret_value(c) && !c.is_ascii()));
+        assert!(corpus.iter().any(|c| is_secret_name(c) && !c.is_ascii()));
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut all: Vec<String> =
+            (0u32..0x80).filter_map(char::from_u32).map(String::from).collect();
+        all.extend(
+            ["", "plain", "a\"b\\c\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}", "é😀\u{2028}\u{2029}x"]
+                .map(String::from),
+        );
+        all.push(all.concat());
+        for s in &all {
+            let mut out = Vec::new();
+            json::write_str(&mut out, s);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+        for v in [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-17),
+            json!(u64::MAX),
+            json!(1.5),
+            json!(1e300),
+            json!(-0.0),
+        ] {
+            let mut out = Vec::new();
+            json::write_plain(&mut out, &v);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v).unwrap());
+        }
+    }
+
+    #[test]
+    fn written_details_are_the_redacted_copy_serialized() {
+        let v = json!({"GITHUB_TOKEN": "abc", "password": 42, "auth": null, "cookie": true,
+            "nested": {"api_key": ["k"], "list": ["ok", "Bearer abcdefghijklmnopqrstuvwxyz012345", {"token": {}}]},
+            "paſſword": "x", "message": "with password=hunter2 inside", "n": 1.25, "e": [], "o": {}});
+        let mut out = Vec::new();
+        write_redacted(&mut out, &v);
+        let mut copy = v.clone();
+        redact_value(&mut copy);
+        assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&copy).unwrap());
     }
 }

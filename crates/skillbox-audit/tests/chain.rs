@@ -303,3 +303,28 @@ fn many_processes_append_without_breaking_the_chain() {
         }
     }
 }
+
+#[test]
+fn a_log_over_one_read_chunk_verifies_and_an_edit_past_it_is_found_at_its_line() {
+    // About 5 MB: more than the 4 MiB `verify` reads at a time, and enough for every thread.
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("big.jsonl");
+    let mut c = LogConfig::new(&path);
+    c.max_bytes = u64::MAX;
+    let log = AuditLog::open(c).unwrap();
+    for i in 0..5000 {
+        log.append(&draft("s", json!({"i": i, "pad": "p".repeat(900)}))).unwrap();
+    }
+    let r = verify(&path).unwrap();
+    assert!(r.ok() && r.events == 5000 && r.last_seq == 5000, "{:?}", r.problems.first());
+    let mut l = lines(&path);
+    assert!(l.iter().map(|x| x.len() + 1).sum::<usize>() > 4 << 20);
+    l[4800] = l[4800].replacen("\"i\":", "\"i\": ", 1);
+    write_lines(&path, &l);
+    let r = verify(&path).unwrap();
+    // The edited line, then the next one, which no longer follows a verified event.
+    let found: Vec<(usize, bool)> =
+        r.problems.iter().map(|p| (p.line, p.message.contains("edited"))).collect();
+    assert_eq!(found, [(4801, true), (4802, false)], "{:?}", r.problems);
+    assert_eq!(r.events, 4999);
+}
