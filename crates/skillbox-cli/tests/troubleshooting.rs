@@ -73,6 +73,7 @@ fn sources() -> Vec<PathBuf> {
         "security.rs",
         "exec.rs",
         "params.rs",
+        "pattern.rs",
         "runtime.rs",
         "name.rs",
         "registry.rs",
