@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// A controller this crate uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -176,16 +176,31 @@ impl RunCgroup {
     /// Creates groups bounding the run to `pids_max` processes, `memory_max` bytes and
     /// `cpu_percent` of one CPU, for each limit whose controller is available. Returns `None`
     /// when none is.
+    ///
+    /// The groups of a run with the same limits as the one before are usually prepared
+    /// already (see [`prepare_ahead`]); otherwise they are made here.
     pub fn create(
         pids_max: Option<u64>,
         memory_max: Option<u64>,
         cpu_percent: Option<u32>,
     ) -> std::io::Result<Option<Self>> {
+        let limits = Limits { pids_max, memory_max, cpu_percent };
+        let made = match take_ahead(limits) {
+            Some(cg) => Some(cg),
+            None => Self::create_new(limits)?,
+        };
+        if made.is_some() {
+            prepare_ahead(limits);
+        }
+        Ok(made)
+    }
+
+    fn create_new(l: Limits) -> std::io::Result<Option<Self>> {
         // A group named after an earlier process with our pid (one killed before it could
         // remove its groups) holds the name: take the next one.
         let mut attempts = 0;
         loop {
-            match Self::create_once(pids_max, memory_max, cpu_percent) {
+            match Self::create_once(l.pids_max, l.memory_max, l.cpu_percent) {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 64 => {
                     attempts += 1;
                 }
@@ -325,6 +340,91 @@ impl RunCgroup {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
+}
+
+/// The limits of a run's groups, which groups prepared ahead must match exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    pids_max: Option<u64>,
+    memory_max: Option<u64>,
+    cpu_percent: Option<u32>,
+}
+
+/// Groups made ahead for the next run. Making a run's groups (a directory per hierarchy, its
+/// limits written) costs about 0.3 ms, so after each run one set with the same limits is
+/// made on tokio's blocking pool, for the next run with those limits (an agent's runs at one
+/// trust level all have the same). Each set is fresh, empty, and serves exactly one run.
+/// Their names are those of any group of this process (`skillbox-<pid>-<n>`): a process
+/// killed with sets prepared leaves groups the next process sweeps; one that exits normally
+/// removes them (`atexit`).
+static AHEAD: Mutex<Vec<(Limits, RunCgroup)>> = Mutex::new(Vec::new());
+static PREPARING: AtomicBool = AtomicBool::new(false);
+/// Sets kept at most: one per limits of recent runs.
+const AHEAD_MAX: usize = 4;
+
+fn lock_ahead() -> std::sync::MutexGuard<'static, Vec<(Limits, RunCgroup)>> {
+    match AHEAD.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn take_ahead(limits: Limits) -> Option<RunCgroup> {
+    let mut list = lock_ahead();
+    let i = list.iter().position(|(l, _)| *l == limits)?;
+    Some(list.swap_remove(i).1)
+}
+
+/// Makes one set of groups with `limits` on tokio's blocking pool, unless one is being made,
+/// there is no runtime, or this is the process's first run (a `skillbox run` process makes
+/// one run and exits). Failures are dropped: the next run then makes its groups itself and
+/// reports the error.
+fn prepare_ahead(limits: Limits) {
+    static FIRST_DONE: AtomicBool = AtomicBool::new(false);
+    if !FIRST_DONE.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    if PREPARING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain function without arguments; it runs at normal process
+        // exit, after main returns or `exit` is called.
+        unsafe {
+            libc::atexit(remove_ahead_at_exit);
+        }
+    });
+    // Cleared when the task ends or is dropped unrun (a runtime shutting down).
+    struct Preparing;
+    impl Drop for Preparing {
+        fn drop(&mut self) {
+            PREPARING.store(false, Ordering::Release);
+        }
+    }
+    let preparing = Preparing;
+    drop(handle.spawn_blocking(move || {
+        let _preparing = preparing;
+        if let Ok(Some(cg)) = RunCgroup::create_new(limits) {
+            let mut list = lock_ahead();
+            list.retain(|(l, _)| *l != limits);
+            if list.len() >= AHEAD_MAX {
+                list.remove(0);
+            }
+            list.push((limits, cg));
+        }
+    }));
+}
+
+/// Removes the groups prepared ahead and never used.
+extern "C" fn remove_ahead_at_exit() {
+    // Never wait at exit: a thread holding the lock then keeps its sets (swept later).
+    let taken = match AHEAD.try_lock() {
+        Ok(mut g) => std::mem::take(&mut *g),
+        Err(_) => return,
+    };
+    drop(taken);
 }
 
 impl Drop for RunCgroup {
