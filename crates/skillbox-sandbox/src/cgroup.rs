@@ -170,6 +170,11 @@ pub struct RunCgroup {
     /// `tasks` (v1) or `cgroup.procs` (v2) of each group, open for writing; the child writes
     /// `0` to each.
     pub procs: Vec<OwnedFd>,
+    /// The files read after the run, opened with the groups (off the run's path when they
+    /// are made ahead): the OOM count, peak memory, peak process count.
+    oom_file: Option<std::fs::File>,
+    peak_file: Option<std::fs::File>,
+    pids_peak_file: Option<std::fs::File>,
 }
 
 impl RunCgroup {
@@ -232,8 +237,16 @@ impl RunCgroup {
         }
         // The child joins at most four groups (one per hierarchy); see `spawn::ChildArgs`.
         debug_assert!(wanted.len() <= 4);
-        let mut cg =
-            Self { dirs: Vec::new(), memory: None, cpu: false, pids: None, procs: Vec::new() };
+        let mut cg = Self {
+            dirs: Vec::new(),
+            memory: None,
+            cpu: false,
+            pids: None,
+            procs: Vec::new(),
+            oom_file: None,
+            peak_file: None,
+            pids_peak_file: None,
+        };
         for (c, limit) in wanted {
             let Some((parent, v2)) = parent(c) else { continue };
             let dir = parent.join(&name);
@@ -279,6 +292,18 @@ impl RunCgroup {
                 }
             }
         }
+        if let Some((dir, v2)) = &cg.memory {
+            let (oom, peak) = if *v2 {
+                ("memory.events", "memory.peak")
+            } else {
+                ("memory.oom_control", "memory.max_usage_in_bytes")
+            };
+            cg.oom_file = std::fs::File::open(dir.join(oom)).ok();
+            cg.peak_file = std::fs::File::open(dir.join(peak)).ok();
+        }
+        if let Some(dir) = &cg.pids {
+            cg.pids_peak_file = std::fs::File::open(dir.join("pids.peak")).ok();
+        }
         Ok(Some(cg))
     }
 
@@ -294,9 +319,10 @@ impl RunCgroup {
 
     /// True when the kernel killed a process of the run for exceeding the memory limit.
     pub fn oom_killed(&self) -> bool {
-        let Some((dir, v2)) = &self.memory else { return false };
-        let file = if *v2 { "memory.events" } else { "memory.oom_control" };
-        std::fs::read_to_string(dir.join(file)).is_ok_and(|s| {
+        if self.memory.is_none() {
+            return false;
+        }
+        read(self.oom_file.as_ref()).is_some_and(|s| {
             s.lines().any(|l| {
                 l.strip_prefix("oom_kill ")
                     .is_some_and(|n| n.trim().parse::<u64>().unwrap_or(0) > 0)
@@ -307,8 +333,8 @@ impl RunCgroup {
     /// Most processes of the run alive at once, where the kernel keeps the count
     /// (`pids.peak`, Linux 6.1 and later).
     pub fn processes_peak(&self) -> Option<u64> {
-        let dir = self.pids.as_ref()?;
-        std::fs::read_to_string(dir.join("pids.peak")).ok()?.trim().parse().ok()
+        self.pids.as_ref()?;
+        read(self.pids_peak_file.as_ref())?.trim().parse().ok()
     }
 
     /// The processes in the run's groups (`cgroup.procs`, pids as this process sees them),
@@ -323,9 +349,8 @@ impl RunCgroup {
 
     /// Peak memory of the whole run, in bytes.
     pub fn memory_peak(&self) -> Option<u64> {
-        let (dir, v2) = self.memory.as_ref()?;
-        let file = if *v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
-        std::fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+        self.memory.as_ref()?;
+        read(self.peak_file.as_ref())?.trim().parse().ok()
     }
 
     /// Removes the groups once their processes (already killed) have left, waiting at most
@@ -340,6 +365,27 @@ impl RunCgroup {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
+}
+
+/// The whole text of a cgroup file opened earlier, read from its start (each read of a
+/// cgroup file generates it anew).
+fn read(file: Option<&std::fs::File>) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let file = file?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
 }
 
 /// The limits of a run's groups, which groups prepared ahead must match exactly.

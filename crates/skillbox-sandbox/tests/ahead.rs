@@ -113,6 +113,8 @@ fn groups_made_ahead_carry_the_limits_of_the_run_that_takes_them() {
         } else {
             assert_eq!(o.status, ExitStatus::Exited(0), "run {i} under 192 MiB: {o:?}");
             assert_eq!(o.limit, None, "run {i}");
+            // The group's peak memory, read after the run: at least what python allocated.
+            assert!(o.max_rss_kib >= 96 << 10, "run {i}: peak {} KiB", o.max_rss_kib);
         }
         let out = o.stdout.to_text();
         let group = out
