@@ -8,28 +8,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
-    SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
-};
-
 use crate::policy::{NetworkAccess, ProcessAccess};
 
 /// Errors compiling a filter.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
-    /// seccompiler refused the rules (a bug in this file).
+    /// A rule cannot be expressed (a bug in this file).
     #[error("compiling the seccomp filter failed: {0}")]
     Compile(String),
 }
 
 /// A compiled program, in the kernel's `sock_filter` layout.
 pub type Program = Arc<Vec<libc::sock_filter>>;
-
-#[cfg(target_arch = "x86_64")]
-const ARCH: TargetArch = TargetArch::x86_64;
-#[cfg(target_arch = "aarch64")]
-const ARCH: TargetArch = TargetArch::aarch64;
 
 /// Syscall numbers at or above this are the x32 ABI on x86_64 kernels that build it in.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
@@ -63,16 +53,55 @@ pub fn program(network: NetworkAccess, processes: ProcessAccess) -> Result<Progr
     Ok(p)
 }
 
+/// A comparison of one argument with a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Equal to the value.
+    Eq,
+    /// Not equal to the value.
+    Ne,
+    /// Equal to the value once masked.
+    MaskedEq(u64),
+}
+
+/// A condition on argument `arg`: its low 32 bits only (`wide` false: the kernel reads an
+/// `int` there), or all 64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cond {
+    arg: u8,
+    wide: bool,
+    op: Op,
+    value: u64,
+}
+
+/// Conditions that must all hold for a rule to deny the call.
+type Rule = Vec<Cond>;
+
+fn checked(c: Cond) -> Result<Cond, SeccompError> {
+    let narrow = |v: u64| c.wide || v <= u64::from(u32::MAX);
+    let mask_fits = match c.op {
+        Op::MaskedEq(m) => narrow(m),
+        _ => true,
+    };
+    if c.arg > 5 || !narrow(c.value) || !mask_fits {
+        return Err(SeccompError::Compile(format!("bad condition {c:?}")));
+    }
+    Ok(c)
+}
+
 fn cond(arg: u8, op: Op, value: u64) -> Result<Cond, SeccompError> {
-    Cond::new(arg, Len::Qword, op, value).map_err(|e| SeccompError::Compile(e.to_string()))
+    checked(Cond { arg, wide: true, op, value })
 }
 
 fn cond32(arg: u8, op: Op, value: u64) -> Result<Cond, SeccompError> {
-    Cond::new(arg, Len::Dword, op, value).map_err(|e| SeccompError::Compile(e.to_string()))
+    checked(Cond { arg, wide: false, op, value })
 }
 
-fn rule(conds: Vec<Cond>) -> Result<SeccompRule, SeccompError> {
-    SeccompRule::new(conds).map_err(|e| SeccompError::Compile(e.to_string()))
+fn rule(conds: Vec<Cond>) -> Result<Rule, SeccompError> {
+    if conds.is_empty() {
+        return Err(SeccompError::Compile("a rule without conditions".into()));
+    }
+    Ok(conds)
 }
 
 /// The rules of a policy: each denied system call, with the argument conditions under which
@@ -80,8 +109,8 @@ fn rule(conds: Vec<Cond>) -> Result<SeccompRule, SeccompError> {
 fn rules(
     network: NetworkAccess,
     processes: ProcessAccess,
-) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+) -> Result<BTreeMap<i64, Vec<Rule>>, SeccompError> {
+    let mut rules: BTreeMap<i64, Vec<Rule>> = BTreeMap::new();
     // Denied outright, whatever the policy.
     for nr in [
         libc::SYS_io_uring_setup,
@@ -251,28 +280,10 @@ fn load(offset: u32) -> libc::sock_filter {
 const NR: u32 = 0;
 const ARCH_OFFSET: u32 = 4;
 
-/// seccompiler's program for `rules`, in the kernel's layout: an architecture check (a
-/// foreign one is killed), then the syscall number compared with each listed one in turn.
-fn seccompiler_program(
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
-) -> Result<Vec<libc::sock_filter>, SeccompError> {
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        ARCH,
-    )
-    .map_err(|e| SeccompError::Compile(e.to_string()))?;
-    let bpf: BpfProgram = filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| SeccompError::Compile(e.to_string()))?;
-    Ok(bpf.iter().map(|f| libc::sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k }).collect())
-}
-
-/// Hand-written prefix, because seccompiler has no range test: refuse the x32 ABI (numbers
-/// with bit 30 set) and answer clone3 with ENOSYS (its flags live in memory a filter cannot
-/// read; libc then falls back to clone, whose flags the rules check). The architecture check
-/// follows; a foreign architecture (32-bit int 0x80 calls) is killed there.
+/// The start of every program: refuse the x32 ABI (numbers with bit 30 set) and answer
+/// clone3 with ENOSYS (its flags live in memory a filter cannot read; libc then falls back
+/// to clone, whose flags the rules check). The architecture check follows; a foreign
+/// architecture (32-bit int 0x80 calls) is killed there.
 fn prefix() -> Vec<libc::sock_filter> {
     vec![
         load(NR),
@@ -288,45 +299,114 @@ fn prefix() -> Vec<libc::sock_filter> {
 /// Installing a filter costs the kernel far more than its length suggests: it runs the
 /// filter once for every system call number of each architecture, to find the calls it
 /// always allows (the `seccomp` action cache, Linux 5.11), with interrupts off, while the
-/// parent waits for the exec. seccompiler compares the number with each listed call in
-/// turn, about 150 steps for an allowed call, which made installing it the largest single
-/// step of a spawn (0.42 ms of 1.2 ms). So after the [`prefix`] and the architecture check,
-/// the number is found by a binary search over the listed calls: a call denied outright
-/// returns `EPERM` there, an unlisted call is allowed there (about 10 steps), and a call
-/// denied only under argument conditions jumps to seccompiler's program for those calls
-/// alone, which checks the architecture again and evaluates the conditions.
+/// parent waits for the exec; then it converts and JIT-compiles it (about 0.35 µs per
+/// instruction here). seccompiler, which this file used before, compares the number with
+/// each listed call in turn (about 150 steps for an allowed call) and spends 6 to 8
+/// instructions per condition: installing its program was the largest single step of a
+/// spawn (0.42 ms of 1.2 ms). So after the [`prefix`] and the architecture check, the
+/// number is found by a binary search over the listed calls (about 10 steps): a call
+/// denied outright returns `EPERM` there, an unlisted one is allowed there, and one denied
+/// under argument conditions jumps to its own block of [`rules_block`].
 fn compile(
     network: NetworkAccess,
     processes: ProcessAccess,
 ) -> Result<Vec<libc::sock_filter>, SeccompError> {
     let rules = rules(network, processes)?;
     let mut listed = Vec::new();
-    let mut conditioned = BTreeMap::new();
-    for (nr, chain) in rules {
-        let nr = u32::try_from(nr).map_err(|e| SeccompError::Compile(e.to_string()))?;
+    for (nr, chain) in &rules {
+        let nr = u32::try_from(*nr).map_err(|e| SeccompError::Compile(e.to_string()))?;
         listed.push((nr, !chain.is_empty()));
-        if !chain.is_empty() {
-            conditioned.insert(i64::from(nr), chain);
-        }
     }
     let mut prog = prefix();
     prog.push(load(ARCH_OFFSET));
     prog.push(jump(libc::BPF_JEQ | libc::BPF_K, AUDIT_ARCH, 1, 0));
     prog.push(ret(libc::SECCOMP_RET_KILL_PROCESS));
     prog.push(load(NR));
-    let mut to_conditions = Vec::new();
-    search(&listed, &mut prog, &mut to_conditions)?;
-    let start = prog.len();
-    for at in to_conditions {
-        // A jump always goes forward: `k` instructions after the next.
-        prog[at].k =
-            u32::try_from(start - at - 1).map_err(|e| SeccompError::Compile(e.to_string()))?;
+    let mut to_block = Vec::new();
+    search(&listed, &mut prog, &mut to_block)?;
+    for (nr, chain) in rules.iter().filter(|(_, c)| !c.is_empty()) {
+        let start = prog.len();
+        for &(at, target) in &to_block {
+            if i64::from(target) == *nr {
+                // A jump always goes forward: `k` instructions after the next.
+                prog[at].k = u32::try_from(start - at - 1)
+                    .map_err(|e| SeccompError::Compile(e.to_string()))?;
+            }
+        }
+        prog.extend(rules_block(chain)?);
     }
-    prog.extend(seccompiler_program(conditioned)?);
     if prog.len() > usize::from(u16::MAX) {
         return Err(SeccompError::Compile(format!("{} instructions", prog.len())));
     }
     Ok(prog)
+}
+
+const DENY: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+
+/// The block of one call with argument rules: `EPERM` when every condition of some rule
+/// holds, else allowed. Each condition loads the argument word it tests (the high word of
+/// a wide argument first) and, when it fails, jumps to the next rule.
+fn rules_block(chain: &[Rule]) -> Result<Vec<libc::sock_filter>, SeccompError> {
+    let mut block = Vec::new();
+    for r in chain {
+        let mut code = Vec::new();
+        // Indices of jumps to the next rule, and whether on the `true` branch.
+        let mut to_next: Vec<(usize, bool)> = Vec::new();
+        for c in r {
+            let (arg_lo, arg_hi) = (16 + 8 * u32::from(c.arg), 20 + 8 * u32::from(c.arg));
+            let (mask, value) = match c.op {
+                Op::MaskedEq(m) => (Some(m), c.value),
+                _ => (None, c.value),
+            };
+            // The high word of a wide argument: `(hi & mask_hi) == value_hi` for Eq and
+            // MaskedEq (trivially true when both are 0, then omitted); for Ne, a differing
+            // high word already makes the condition hold.
+            let hi_trivial = matches!(c.op, Op::MaskedEq(m) if m >> 32 == 0 && value >> 32 == 0);
+            if c.wide && !hi_trivial {
+                code.push(load(arg_hi));
+                if let Some(m) = mask {
+                    code.push(and((m >> 32) as u32));
+                }
+                if c.op == Op::Ne {
+                    // Equal: go on to the low word; different: the condition holds, skip
+                    // the low word's two instructions.
+                    code.push(jump(libc::BPF_JEQ | libc::BPF_K, (value >> 32) as u32, 0, 2));
+                } else {
+                    to_next.push((code.len(), false));
+                    code.push(jump(libc::BPF_JEQ | libc::BPF_K, (value >> 32) as u32, 0, 0));
+                }
+            }
+            code.push(load(arg_lo));
+            if let Some(m) = mask {
+                code.push(and(m as u32));
+            }
+            to_next.push((code.len(), c.op == Op::Ne));
+            code.push(jump(libc::BPF_JEQ | libc::BPF_K, value as u32, 0, 0));
+        }
+        code.push(ret(DENY));
+        // The next rule starts right after this rule's last instruction.
+        for (at, on_true) in to_next {
+            let offset = u8::try_from(code.len() - at - 1)
+                .map_err(|_| SeccompError::Compile("a rule is too long".into()))?;
+            if on_true {
+                code[at].jt = offset;
+            } else {
+                code[at].jf = offset;
+            }
+        }
+        block.extend(code);
+    }
+    block.push(ret(libc::SECCOMP_RET_ALLOW));
+    Ok(block)
+}
+
+fn and(k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -336,21 +416,21 @@ const AUDIT_ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
 
 /// Emits a binary search for the loaded syscall number over `listed` (sorted, each with
 /// whether it has argument conditions): a call denied outright returns `EPERM`, one with
-/// conditions jumps to them (its index is pushed to `to_conditions`, for the caller to fill
-/// in the offset), and a number not listed is allowed.
+/// conditions jumps to its block (the jump's index and the number are pushed to
+/// `to_block`, for the caller to fill in the offset), and a number not listed is allowed.
 fn search(
     listed: &[(u32, bool)],
     prog: &mut Vec<libc::sock_filter>,
-    to_conditions: &mut Vec<usize>,
+    to_block: &mut Vec<(usize, u32)>,
 ) -> Result<(), SeccompError> {
     if listed.len() <= 3 {
         for &(nr, has_conditions) in listed {
             prog.push(jump(libc::BPF_JEQ | libc::BPF_K, nr, 0, 1));
             if has_conditions {
-                to_conditions.push(prog.len());
+                to_block.push((prog.len(), nr));
                 prog.push(jump(libc::BPF_JA, 0, 0, 0));
             } else {
-                prog.push(ret(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32));
+                prog.push(ret(DENY));
             }
         }
         prog.push(ret(libc::SECCOMP_RET_ALLOW));
@@ -360,21 +440,78 @@ fn search(
     // Numbers at or above the first of `high` skip the code of `low`.
     let at = prog.len();
     prog.push(jump(libc::BPF_JGE | libc::BPF_K, high[0].0, 0, 0));
-    search(low, prog, to_conditions)?;
+    search(low, prog, to_block)?;
     prog[at].jt = u8::try_from(prog.len() - at - 1)
         .map_err(|_| SeccompError::Compile("a branch of the search is too long".into()))?;
-    search(high, prog, to_conditions)
+    search(high, prog, to_block)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The program as it was built before the binary search: the prefix, then seccompiler's
-    /// program for every rule. The new program must decide every call exactly like it.
-    fn reference(network: NetworkAccess, processes: ProcessAccess) -> Vec<libc::sock_filter> {
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: TargetArch = TargetArch::x86_64;
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: TargetArch = TargetArch::aarch64;
+
+    /// The program as it was built before this file compiled its own: the prefix, then
+    /// seccompiler's program for the same rules (an architecture check, the number compared
+    /// with each listed call in turn, seccompiler's code for each condition). The program
+    /// installed must decide every call exactly like it.
+    pub(super) fn reference(
+        network: NetworkAccess,
+        processes: ProcessAccess,
+    ) -> Vec<libc::sock_filter> {
+        let rules = rules(network, processes)
+            .unwrap()
+            .into_iter()
+            .map(|(nr, chain)| {
+                let chain = chain
+                    .into_iter()
+                    .map(|r| {
+                        let conds = r
+                            .into_iter()
+                            .map(|c| {
+                                let len = if c.wide {
+                                    SeccompCmpArgLen::Qword
+                                } else {
+                                    SeccompCmpArgLen::Dword
+                                };
+                                let op = match c.op {
+                                    Op::Eq => SeccompCmpOp::Eq,
+                                    Op::Ne => SeccompCmpOp::Ne,
+                                    Op::MaskedEq(m) => SeccompCmpOp::MaskedEq(m),
+                                };
+                                SeccompCondition::new(c.arg, len, op, c.value).unwrap()
+                            })
+                            .collect();
+                        SeccompRule::new(conds).unwrap()
+                    })
+                    .collect();
+                (nr, chain)
+            })
+            .collect();
         let mut prog = prefix();
-        prog.extend(seccompiler_program(rules(network, processes).unwrap()).unwrap());
+        let filter = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+            ARCH,
+        )
+        .unwrap();
+        let bpf: BpfProgram = filter.try_into().unwrap();
+        prog.extend(bpf.iter().map(|f| libc::sock_filter {
+            code: f.code,
+            jt: f.jt,
+            jf: f.jf,
+            k: f.k,
+        }));
         prog
     }
 
@@ -609,11 +746,10 @@ mod install_cost {
             (NetworkAccess::HttpsOnly, ProcessAccess::Limited),
         ] {
             let new = compile(net, procs).unwrap();
-            let mut old = prefix();
-            old.extend(seccompiler_program(rules(net, procs).unwrap()).unwrap());
+            let old = super::tests::reference(net, procs);
             for round in 0..3 {
                 eprintln!(
-                    "{net:?} {procs:?} round {round}: linear {} instructions {:.1} us, search {} instructions {:.1} us",
+                    "{net:?} {procs:?} round {round}: seccompiler {} instructions {:.1} us, ours {} instructions {:.1} us",
                     old.len(),
                     median_install_us(&old, 300),
                     new.len(),
