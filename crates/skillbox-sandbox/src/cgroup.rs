@@ -41,10 +41,19 @@ fn parent(c: Controller) -> Option<&'static (PathBuf, bool)> {
     static PARENTS: OnceLock<HashMap<Controller, Option<(PathBuf, bool)>>> = OnceLock::new();
     PARENTS
         .get_or_init(|| {
+            // Read once for the three controllers.
+            let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok();
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok();
             let found: HashMap<Controller, Option<(PathBuf, bool)>> =
                 [Controller::Pids, Controller::Memory, Controller::Cpu]
                     .into_iter()
-                    .map(|c| (c, find_parent(c)))
+                    .map(|c| {
+                        let found = match (&cgroups, &mounts) {
+                            (Some(cg), Some(m)) => find_parent(c, cg, m),
+                            _ => None,
+                        };
+                        (c, found)
+                    })
                     .collect();
             // Before this process has made any group: one with our pid is stale too.
             for (dir, _) in found.values().flatten() {
@@ -56,9 +65,9 @@ fn parent(c: Controller) -> Option<&'static (PathBuf, bool)> {
         .as_ref()
 }
 
-fn find_parent(c: Controller) -> Option<(PathBuf, bool)> {
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+/// Where groups for `c` can be made, from this process's `/proc/self/cgroup` and
+/// `/proc/self/mountinfo`.
+fn find_parent(c: Controller, cgroups: &str, mounts: &str) -> Option<(PathBuf, bool)> {
     let v1_rel = cgroups.lines().find_map(|l| {
         let mut parts = l.splitn(3, ':');
         let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
