@@ -316,8 +316,9 @@ fn add_exact(
 /// Whether `fd` (an `O_PATH` descriptor) is a directory: `fstat` on the descriptor itself,
 /// not a lookup of `/proc/self/fd/N`, which costs a path walk through procfs per rule.
 fn is_dir(fd: &OwnedFd) -> bool {
-    // SAFETY: stat is plain data; fstat writes only to it, for a descriptor we own.
+    // SAFETY: stat is plain data, for which all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes only to `st`, for a descriptor we own.
     let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }

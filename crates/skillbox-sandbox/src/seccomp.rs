@@ -700,8 +700,9 @@ mod install_cost {
     use super::*;
 
     fn now_ns() -> i64 {
-        // SAFETY: clock_gettime writes only to `t`.
+        // SAFETY: timespec is plain data, for which all zeroes is a valid value.
         let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: clock_gettime writes only to `t`.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
         t.tv_sec * 1_000_000_000 + t.tv_nsec
     }
