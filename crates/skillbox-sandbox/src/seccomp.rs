@@ -83,10 +83,9 @@ fn checked(c: Cond) -> Result<Cond, SeccompError> {
         Op::MaskedEq(m) => narrow(m),
         _ => true,
     };
-    if c.arg > 5 || !narrow(c.value) || !mask_fits {
-        return Err(SeccompError::Compile(format!("bad condition {c:?}")));
-    }
-    Ok(c)
+    // Internal errors (the rules are constants of this file): no user can cause them.
+    let fits = c.arg <= 5 && narrow(c.value) && mask_fits;
+    fits.then_some(c).ok_or_else(|| SeccompError::Compile(format!("bad condition {c:?}")))
 }
 
 fn cond(arg: u8, op: Op, value: u64) -> Result<Cond, SeccompError> {
@@ -98,10 +97,8 @@ fn cond32(arg: u8, op: Op, value: u64) -> Result<Cond, SeccompError> {
 }
 
 fn rule(conds: Vec<Cond>) -> Result<Rule, SeccompError> {
-    if conds.is_empty() {
-        return Err(SeccompError::Compile("a rule without conditions".into()));
-    }
-    Ok(conds)
+    let some = !conds.is_empty();
+    some.then_some(conds).ok_or_else(|| SeccompError::Compile("a rule without conditions".into()))
 }
 
 /// The rules of a policy: each denied system call, with the argument conditions under which
