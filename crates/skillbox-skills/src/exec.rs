@@ -513,10 +513,11 @@ pub struct PrivateDir {
 }
 
 impl PrivateDir {
-    /// Creates `skillbox-run-XXXX/{home,tmp}` in the system temp directory, each mode 0700.
+    /// Creates `skillbox-run-<pid>-XXXX/{home,tmp}` in the system temp directory, each mode
+    /// 0700. The pid lets a later process remove what a killed one left (`sweep`).
     pub fn create() -> std::io::Result<Self> {
         let dir = tempfile::Builder::new()
-            .prefix("skillbox-run-")
+            .prefix(&format!("skillbox-run-{}-", std::process::id()))
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()?;
         for sub in ["home", "tmp"] {
@@ -594,6 +595,9 @@ fn prepare_ahead() {
         unsafe {
             libc::atexit(remove_ahead_at_exit);
         }
+        // A process killed by a signal runs no atexit: the directory it had prepared is
+        // removed here, by the next process that prepares one.
+        drop(handle.spawn_blocking(|| sweep(&std::env::temp_dir())));
     });
     // Cleared when the task ends or is dropped unrun (a runtime shutting down).
     struct Preparing;
@@ -611,6 +615,36 @@ fn prepare_ahead() {
             drop(old);
         }
     }));
+}
+
+/// Removes the private directories in `tmp` that processes which are gone left behind (one
+/// prepared ahead by a process killed by a signal, or the directory of a run it was making),
+/// and returns how many. Only directories named `skillbox-run-<pid>-...` for a pid that no
+/// longer exists, owned by this user, are removed; a live process's are never touched.
+fn sweep(tmp: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmp) else { return 0 };
+    // SAFETY: geteuid has no failure mode and no memory effects.
+    let uid = unsafe { libc::geteuid() };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("skillbox-run-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // symlink_metadata: a link is never followed (nor removed here).
+        let ours = e.path().symlink_metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        let gone = pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists();
+        if ours && gone && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Removes the directory prepared ahead and never used.

@@ -122,12 +122,52 @@ fn a_prepared_dir_is_removed_when_the_process_exits() {
     assert_eq!(private_dirs(tmp.path()), Vec::<PathBuf>::new(), "left after exit");
 }
 
+/// A process killed by a signal runs no exit handler: the directory it prepared stays, and
+/// the next process that prepares one removes it.
 #[test]
-#[ignore = "helper of a_prepared_dir_is_removed_when_the_process_exits; does nothing alone"]
-fn exit_helper() {
-    if std::env::var_os(HELPER_ENV).is_none() {
-        return;
+fn a_prepared_dir_left_by_a_killed_process_is_swept_by_the_next() {
+    let tmp = scratch();
+    let mut held = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "exit_helper", "--ignored", "--nocapture"])
+        .env(HELPER_ENV, "hold")
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("helper");
+    let killed = held.id();
+    let ready = tmp.path().join("ready");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(ready.exists(), "the helper never got ready");
+    let _ = held.kill();
+    let _ = held.wait();
+    let of_killed = |dir: &Path| -> Vec<PathBuf> {
+        let prefix = format!("skillbox-run-{killed}-");
+        private_dirs(dir)
+            .into_iter()
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix))
+            })
+            .collect()
+    };
+    assert!(!of_killed(tmp.path()).is_empty(), "the killed helper had prepared nothing");
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "exit_helper", "--ignored", "--nocapture"])
+        .env(HELPER_ENV, "1")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("helper");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(of_killed(tmp.path()), Vec::<PathBuf>::new(), "not swept");
+    assert_eq!(private_dirs(tmp.path()), Vec::<PathBuf>::new(), "left after exit");
+}
+
+#[test]
+#[ignore = "helper of the tests above; does nothing alone"]
+fn exit_helper() {
+    let Some(mode) = std::env::var_os(HELPER_ENV) else { return };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -137,6 +177,12 @@ fn exit_helper() {
     rt.block_on(runs(ws.path(), 3));
     // Let the used directories' removal finish; the prepared one stays.
     std::thread::sleep(Duration::from_millis(300));
+    if mode == "hold" {
+        fs::write(std::env::temp_dir().join("ready"), "").expect("ready");
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
     drop(rt);
     let waiting = private_dirs(&std::env::temp_dir());
     println!("WAITING={}", waiting.len());
