@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// A controller this crate uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,10 +41,19 @@ fn parent(c: Controller) -> Option<&'static (PathBuf, bool)> {
     static PARENTS: OnceLock<HashMap<Controller, Option<(PathBuf, bool)>>> = OnceLock::new();
     PARENTS
         .get_or_init(|| {
+            // Read once for the three controllers.
+            let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok();
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok();
             let found: HashMap<Controller, Option<(PathBuf, bool)>> =
                 [Controller::Pids, Controller::Memory, Controller::Cpu]
                     .into_iter()
-                    .map(|c| (c, find_parent(c)))
+                    .map(|c| {
+                        let found = match (&cgroups, &mounts) {
+                            (Some(cg), Some(m)) => find_parent(c, cg, m),
+                            _ => None,
+                        };
+                        (c, found)
+                    })
                     .collect();
             // Before this process has made any group: one with our pid is stale too.
             for (dir, _) in found.values().flatten() {
@@ -56,9 +65,9 @@ fn parent(c: Controller) -> Option<&'static (PathBuf, bool)> {
         .as_ref()
 }
 
-fn find_parent(c: Controller) -> Option<(PathBuf, bool)> {
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+/// Where groups for `c` can be made, from this process's `/proc/self/cgroup` and
+/// `/proc/self/mountinfo`.
+fn find_parent(c: Controller, cgroups: &str, mounts: &str) -> Option<(PathBuf, bool)> {
     let v1_rel = cgroups.lines().find_map(|l| {
         let mut parts = l.splitn(3, ':');
         let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
@@ -170,22 +179,42 @@ pub struct RunCgroup {
     /// `tasks` (v1) or `cgroup.procs` (v2) of each group, open for writing; the child writes
     /// `0` to each.
     pub procs: Vec<OwnedFd>,
+    /// The files read after the run, opened with the groups (off the run's path when they
+    /// are made ahead): the OOM count, peak memory, peak process count.
+    oom_file: Option<std::fs::File>,
+    peak_file: Option<std::fs::File>,
+    pids_peak_file: Option<std::fs::File>,
 }
 
 impl RunCgroup {
     /// Creates groups bounding the run to `pids_max` processes, `memory_max` bytes and
     /// `cpu_percent` of one CPU, for each limit whose controller is available. Returns `None`
     /// when none is.
+    ///
+    /// The groups of a run with the same limits as the one before are usually prepared
+    /// already (see [`prepare_ahead`]); otherwise they are made here.
     pub fn create(
         pids_max: Option<u64>,
         memory_max: Option<u64>,
         cpu_percent: Option<u32>,
     ) -> std::io::Result<Option<Self>> {
+        let limits = Limits { pids_max, memory_max, cpu_percent };
+        let made = match take_ahead(limits) {
+            Some(cg) => Some(cg),
+            None => Self::create_new(limits)?,
+        };
+        if made.is_some() {
+            prepare_ahead(limits);
+        }
+        Ok(made)
+    }
+
+    fn create_new(l: Limits) -> std::io::Result<Option<Self>> {
         // A group named after an earlier process with our pid (one killed before it could
         // remove its groups) holds the name: take the next one.
         let mut attempts = 0;
         loop {
-            match Self::create_once(pids_max, memory_max, cpu_percent) {
+            match Self::create_once(l.pids_max, l.memory_max, l.cpu_percent) {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 64 => {
                     attempts += 1;
                 }
@@ -217,8 +246,16 @@ impl RunCgroup {
         }
         // The child joins at most four groups (one per hierarchy); see `spawn::ChildArgs`.
         debug_assert!(wanted.len() <= 4);
-        let mut cg =
-            Self { dirs: Vec::new(), memory: None, cpu: false, pids: None, procs: Vec::new() };
+        let mut cg = Self {
+            dirs: Vec::new(),
+            memory: None,
+            cpu: false,
+            pids: None,
+            procs: Vec::new(),
+            oom_file: None,
+            peak_file: None,
+            pids_peak_file: None,
+        };
         for (c, limit) in wanted {
             let Some((parent, v2)) = parent(c) else { continue };
             let dir = parent.join(&name);
@@ -264,6 +301,18 @@ impl RunCgroup {
                 }
             }
         }
+        if let Some((dir, v2)) = &cg.memory {
+            let (oom, peak) = if *v2 {
+                ("memory.events", "memory.peak")
+            } else {
+                ("memory.oom_control", "memory.max_usage_in_bytes")
+            };
+            cg.oom_file = std::fs::File::open(dir.join(oom)).ok();
+            cg.peak_file = std::fs::File::open(dir.join(peak)).ok();
+        }
+        if let Some(dir) = &cg.pids {
+            cg.pids_peak_file = std::fs::File::open(dir.join("pids.peak")).ok();
+        }
         Ok(Some(cg))
     }
 
@@ -279,9 +328,10 @@ impl RunCgroup {
 
     /// True when the kernel killed a process of the run for exceeding the memory limit.
     pub fn oom_killed(&self) -> bool {
-        let Some((dir, v2)) = &self.memory else { return false };
-        let file = if *v2 { "memory.events" } else { "memory.oom_control" };
-        std::fs::read_to_string(dir.join(file)).is_ok_and(|s| {
+        if self.memory.is_none() {
+            return false;
+        }
+        read(self.oom_file.as_ref()).is_some_and(|s| {
             s.lines().any(|l| {
                 l.strip_prefix("oom_kill ")
                     .is_some_and(|n| n.trim().parse::<u64>().unwrap_or(0) > 0)
@@ -292,8 +342,8 @@ impl RunCgroup {
     /// Most processes of the run alive at once, where the kernel keeps the count
     /// (`pids.peak`, Linux 6.1 and later).
     pub fn processes_peak(&self) -> Option<u64> {
-        let dir = self.pids.as_ref()?;
-        std::fs::read_to_string(dir.join("pids.peak")).ok()?.trim().parse().ok()
+        self.pids.as_ref()?;
+        read(self.pids_peak_file.as_ref())?.trim().parse().ok()
     }
 
     /// The processes in the run's groups (`cgroup.procs`, pids as this process sees them),
@@ -308,9 +358,8 @@ impl RunCgroup {
 
     /// Peak memory of the whole run, in bytes.
     pub fn memory_peak(&self) -> Option<u64> {
-        let (dir, v2) = self.memory.as_ref()?;
-        let file = if *v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
-        std::fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+        self.memory.as_ref()?;
+        read(self.peak_file.as_ref())?.trim().parse().ok()
     }
 
     /// Removes the groups once their processes (already killed) have left, waiting at most
@@ -325,6 +374,112 @@ impl RunCgroup {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
+}
+
+/// The whole text of a cgroup file opened earlier, read from its start (each read of a
+/// cgroup file generates it anew).
+fn read(file: Option<&std::fs::File>) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let file = file?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
+}
+
+/// The limits of a run's groups, which groups prepared ahead must match exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    pids_max: Option<u64>,
+    memory_max: Option<u64>,
+    cpu_percent: Option<u32>,
+}
+
+/// Groups made ahead for the next run. Making a run's groups (a directory per hierarchy, its
+/// limits written) costs about 0.3 ms, so after each run one set with the same limits is
+/// made on tokio's blocking pool, for the next run with those limits (an agent's runs at one
+/// trust level all have the same). Each set is fresh, empty, and serves exactly one run.
+/// Their names are those of any group of this process (`skillbox-<pid>-<n>`): a process
+/// killed with sets prepared leaves groups the next process sweeps; one that exits normally
+/// removes them (`atexit`).
+static AHEAD: Mutex<Vec<(Limits, RunCgroup)>> = Mutex::new(Vec::new());
+static PREPARING: AtomicBool = AtomicBool::new(false);
+/// Sets kept at most: one per limits of recent runs.
+const AHEAD_MAX: usize = 4;
+
+fn lock_ahead() -> std::sync::MutexGuard<'static, Vec<(Limits, RunCgroup)>> {
+    match AHEAD.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn take_ahead(limits: Limits) -> Option<RunCgroup> {
+    let mut list = lock_ahead();
+    let i = list.iter().position(|(l, _)| *l == limits)?;
+    Some(list.swap_remove(i).1)
+}
+
+/// Makes one set of groups with `limits` on tokio's blocking pool, unless one is being made,
+/// there is no runtime, or this is the process's first run (a `skillbox run` process makes
+/// one run and exits). Failures are dropped: the next run then makes its groups itself and
+/// reports the error.
+fn prepare_ahead(limits: Limits) {
+    static FIRST_DONE: AtomicBool = AtomicBool::new(false);
+    if !FIRST_DONE.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    if PREPARING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain function without arguments; it runs at normal process
+        // exit, after main returns or `exit` is called.
+        unsafe {
+            libc::atexit(remove_ahead_at_exit);
+        }
+    });
+    // Cleared when the task ends or is dropped unrun (a runtime shutting down).
+    struct Preparing;
+    impl Drop for Preparing {
+        fn drop(&mut self) {
+            PREPARING.store(false, Ordering::Release);
+        }
+    }
+    let preparing = Preparing;
+    drop(handle.spawn_blocking(move || {
+        let _preparing = preparing;
+        if let Ok(Some(cg)) = RunCgroup::create_new(limits) {
+            let mut list = lock_ahead();
+            list.retain(|(l, _)| *l != limits);
+            if list.len() >= AHEAD_MAX {
+                list.remove(0);
+            }
+            list.push((limits, cg));
+        }
+    }));
+}
+
+/// Removes the groups prepared ahead and never used.
+extern "C" fn remove_ahead_at_exit() {
+    // Never wait at exit: a thread holding the lock then keeps its sets (swept later).
+    let taken = match AHEAD.try_lock() {
+        Ok(mut g) => std::mem::take(&mut *g),
+        Err(_) => return,
+    };
+    drop(taken);
 }
 
 impl Drop for RunCgroup {

@@ -286,9 +286,10 @@ fn add(rules: &mut SystemRules, path: &Path, access: BitFlags<AccessFs>) {
     else {
         return;
     };
+    let fd = OwnedFd::from(file);
     // A rule on a file may carry only file rights.
-    let access = if path.is_dir() { access } else { access & AccessFs::from_file(ABI::V6) };
-    rules.push((OwnedFd::from(file), access));
+    let access = if is_dir(&fd) { access } else { access & AccessFs::from_file(ABI::V6) };
+    rules.push((fd, access));
 }
 
 /// Adds a rule for a path a policy grants (a workspace, a declared path). No component may
@@ -307,10 +308,19 @@ fn add_exact(
         }
         Err(_) => return Ok(ruleset),
     };
-    let is_dir =
-        std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).is_ok_and(|m| m.is_dir());
+    let is_dir = is_dir(&fd);
     let access = if is_dir { access } else { access & AccessFs::from_file(ABI::V6) };
     Ok(ruleset.add_rule(PathBeneath::new(fd, access))?)
+}
+
+/// Whether `fd` (an `O_PATH` descriptor) is a directory: `fstat` on the descriptor itself,
+/// not a lookup of `/proc/self/fd/N`, which costs a path walk through procfs per rule.
+fn is_dir(fd: &OwnedFd) -> bool {
+    // SAFETY: stat is plain data, for which all zeroes is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes only to `st`, for a descriptor we own.
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }
 
 /// `openat2(path, O_PATH | O_CLOEXEC, RESOLVE_NO_SYMLINKS)`.
