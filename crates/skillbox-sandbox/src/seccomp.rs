@@ -737,7 +737,7 @@ mod install_cost {
     }
 
     #[test]
-    #[ignore]
+    #[ignore = "a measurement, not a check: cargo test --release -p skillbox-sandbox install_cost -- --ignored --nocapture"]
     fn install_cost() {
         for (net, procs) in [
             (NetworkAccess::None, ProcessAccess::None),
