@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// A controller this crate uses.
@@ -413,7 +413,6 @@ struct Limits {
 /// killed with sets prepared leaves groups the next process sweeps; one that exits normally
 /// removes them (`atexit`).
 static AHEAD: Mutex<Vec<(Limits, RunCgroup)>> = Mutex::new(Vec::new());
-static PREPARING: AtomicBool = AtomicBool::new(false);
 /// Sets kept at most: one per limits of recent runs.
 const AHEAD_MAX: usize = 4;
 
@@ -435,32 +434,16 @@ fn take_ahead(limits: Limits) -> Option<RunCgroup> {
 /// one run and exits). Failures are dropped: the next run then makes its groups itself and
 /// reports the error.
 fn prepare_ahead(limits: Limits) {
-    static FIRST_DONE: AtomicBool = AtomicBool::new(false);
-    if !FIRST_DONE.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-    if PREPARING.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    static AT_EXIT: std::sync::Once = std::sync::Once::new();
-    AT_EXIT.call_once(|| {
-        // SAFETY: registers a plain function without arguments; it runs at normal process
-        // exit, after main returns or `exit` is called.
-        unsafe {
-            libc::atexit(remove_ahead_at_exit);
-        }
-    });
-    // Cleared when the task ends or is dropped unrun (a runtime shutting down).
-    struct Preparing;
-    impl Drop for Preparing {
-        fn drop(&mut self) {
-            PREPARING.store(false, Ordering::Release);
-        }
-    }
-    let preparing = Preparing;
-    drop(handle.spawn_blocking(move || {
-        let _preparing = preparing;
+    static GATE: crate::AheadGate = crate::AheadGate::new();
+    GATE.spawn(move || {
+        static AT_EXIT: std::sync::Once = std::sync::Once::new();
+        AT_EXIT.call_once(|| {
+            // SAFETY: registers a plain function without arguments; it runs at normal
+            // process exit, after main returns or `exit` is called.
+            unsafe {
+                libc::atexit(remove_ahead_at_exit);
+            }
+        });
         if let Ok(Some(cg)) = RunCgroup::create_new(limits) {
             let mut list = lock_ahead();
             list.retain(|(l, _)| *l != limits);
@@ -469,7 +452,7 @@ fn prepare_ahead(limits: Limits) {
             }
             list.push((limits, cg));
         }
-    }));
+    });
 }
 
 /// Removes the groups prepared ahead and never used.

@@ -8,7 +8,6 @@
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -152,7 +151,6 @@ struct Ahead {
 }
 
 static AHEAD: Mutex<Vec<Ahead>> = Mutex::new(Vec::new());
-static BUILDING_AHEAD: AtomicBool = AtomicBool::new(false);
 
 fn lock_ahead() -> std::sync::MutexGuard<'static, Vec<Ahead>> {
     match AHEAD.lock() {
@@ -183,30 +181,14 @@ fn take_ahead(shape: Shape) -> Option<landlock::RulesetCreated> {
 /// run` process builds one and exits). Failures are dropped: the next run then builds its
 /// base itself and reports the error.
 fn build_ahead(shape: Shape) {
-    static BUILT: AtomicBool = AtomicBool::new(false);
-    if !BUILT.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-    if BUILDING_AHEAD.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    // Cleared when the task ends or is dropped unrun (a runtime shutting down).
-    struct Building;
-    impl Drop for Building {
-        fn drop(&mut self) {
-            BUILDING_AHEAD.store(false, Ordering::Release);
-        }
-    }
-    let building = Building;
-    drop(handle.spawn_blocking(move || {
-        let _building = building;
+    static GATE: crate::AheadGate = crate::AheadGate::new();
+    GATE.spawn(move || {
         if let Ok((ruleset, etc)) = base(shape) {
             let mut list = lock_ahead();
             list.retain(|a| a.shape != shape);
             list.push(Ahead { shape, etc, ruleset });
         }
-    }));
+    });
 }
 
 /// Grants write access to the tree `root`. When the tree is guarded (a workspace) or its top

@@ -29,6 +29,7 @@
 //! Where the host lacks Landlock (ABI 6) or seccomp, [`run`] refuses with
 //! [`SandboxError::Unsupported`], unless the spec sets [`ChildSpec::allow_weaker`].
 
+mod ahead;
 mod cgroup;
 mod diskio;
 mod landlock;
@@ -41,6 +42,7 @@ mod seccomp;
 mod spawn;
 mod spec;
 
+pub use ahead::AheadGate;
 pub use cgroup::sweep_stale_groups;
 pub use landlock::{kernel_abi as landlock_abi, REQUIRED_ABI as LANDLOCK_REQUIRED_ABI};
 pub use output::CapturedOutput;

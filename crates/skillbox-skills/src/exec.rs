@@ -6,7 +6,6 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -566,7 +565,6 @@ impl PrivateDir {
 
 /// The directory prepared for the next run, if any.
 static AHEAD: Mutex<Option<PrivateDir>> = Mutex::new(None);
-static PREPARING: AtomicBool = AtomicBool::new(false);
 
 fn lock_ahead() -> std::sync::MutexGuard<'static, Option<PrivateDir>> {
     match AHEAD.lock() {
@@ -580,41 +578,25 @@ fn lock_ahead() -> std::sync::MutexGuard<'static, Option<PrivateDir>> {
 /// one run and exits). A failure is dropped: the next run then creates its directory itself
 /// and reports the error.
 fn prepare_ahead() {
-    static FIRST_DONE: AtomicBool = AtomicBool::new(false);
-    if !FIRST_DONE.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-    if PREPARING.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    static AT_EXIT: std::sync::Once = std::sync::Once::new();
-    AT_EXIT.call_once(|| {
-        // SAFETY: registers a plain function without arguments; it runs at normal process
-        // exit, after main returns or `exit` is called.
-        unsafe {
-            libc::atexit(remove_ahead_at_exit);
-        }
-        // A process killed by a signal runs no atexit: the directory it had prepared is
-        // removed here, by the next process that prepares one.
-        drop(handle.spawn_blocking(|| sweep(&std::env::temp_dir())));
-    });
-    // Cleared when the task ends or is dropped unrun (a runtime shutting down).
-    struct Preparing;
-    impl Drop for Preparing {
-        fn drop(&mut self) {
-            PREPARING.store(false, Ordering::Release);
-        }
-    }
-    let preparing = Preparing;
-    drop(handle.spawn_blocking(move || {
-        let _preparing = preparing;
+    static GATE: skillbox_sandbox::AheadGate = skillbox_sandbox::AheadGate::new();
+    GATE.spawn(|| {
+        static AT_EXIT: std::sync::Once = std::sync::Once::new();
+        AT_EXIT.call_once(|| {
+            // SAFETY: registers a plain function without arguments; it runs at normal
+            // process exit, after main returns or `exit` is called.
+            unsafe {
+                libc::atexit(remove_ahead_at_exit);
+            }
+            // A process killed by a signal runs no atexit: the directory it had prepared is
+            // removed here, by the next process that prepares one.
+            sweep(&std::env::temp_dir());
+        });
         if let Ok(d) = PrivateDir::create() {
             // A directory already waiting (none, normally) is dropped, which removes it.
             let old = lock_ahead().replace(d);
             drop(old);
         }
-    }));
+    });
 }
 
 /// Removes the private directories in `tmp` that processes which are gone left behind (one
