@@ -334,7 +334,8 @@ fn components(b: &Bench) {
             .unwrap();
     let draft = crate::audit::draft();
     let mut private = Samples::new(format!(
-        "private directory: create `{}/skillbox-run-XXXX/{{home,tmp}}`, then remove it",
+        "private directory: create `{}/skillbox-run-XXXX/{{home,tmp}}`, then remove it (both \
+         off the run's path: made ahead, removed after the result)",
         std::env::temp_dir().display()
     ));
     let mut audit =
