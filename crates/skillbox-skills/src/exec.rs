@@ -48,9 +48,22 @@ impl LoadedSkill {
         ctx: &SecurityContext,
         options: &ExecOptions<'_>,
     ) -> SkillResult {
+        self.execute_as(params, ctx, options, new_execution_id()).await
+    }
+
+    /// [`execute_with_options`](Self::execute_with_options) under an execution id the caller
+    /// has already made (and recorded in the run's opening audit event), so that a run makes
+    /// one id, not a second one that the caller would overwrite.
+    pub(crate) async fn execute_as(
+        &self,
+        params: &Value,
+        ctx: &SecurityContext,
+        options: &ExecOptions<'_>,
+        execution_id: String,
+    ) -> SkillResult {
         let started = Instant::now();
         let def = &self.def;
-        let mut result = SkillResult::new(Status::Error, &def.name, new_execution_id());
+        let mut result = SkillResult::new(Status::Error, &def.name, execution_id);
         result.trust_level = Some(ctx.trust_level);
 
         let params = match params::validate(def, params) {
