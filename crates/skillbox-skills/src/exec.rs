@@ -48,9 +48,22 @@ impl LoadedSkill {
         ctx: &SecurityContext,
         options: &ExecOptions<'_>,
     ) -> SkillResult {
+        self.execute_as(params, ctx, options, new_execution_id()).await
+    }
+
+    /// [`execute_with_options`](Self::execute_with_options) under an execution id the caller
+    /// has already made (and recorded in the run's opening audit event), so that a run makes
+    /// one id, not a second one that the caller would overwrite.
+    pub(crate) async fn execute_as(
+        &self,
+        params: &Value,
+        ctx: &SecurityContext,
+        options: &ExecOptions<'_>,
+        execution_id: String,
+    ) -> SkillResult {
         let started = Instant::now();
         let def = &self.def;
-        let mut result = SkillResult::new(Status::Error, &def.name, new_execution_id());
+        let mut result = SkillResult::new(Status::Error, &def.name, execution_id);
         result.trust_level = Some(ctx.trust_level);
 
         let params = match params::validate(def, params) {
@@ -376,18 +389,22 @@ fn confinement_hint(
     outcome: &skillbox_sandbox::ChildOutcome,
     grant: &EffectiveGrant,
 ) -> Option<String> {
-    let granted = format!(
-        "this run was granted reads of {}, writes to {} (plus a private temp dir), network {}, \
-         process creation {}",
-        paths(&grant.file_read),
-        paths(&grant.file_write),
-        grant.network.as_str(),
-        grant.process_spawn.as_str()
-    );
+    // Formatted only for a hint: most runs (every successful one) get none.
+    let granted = || {
+        format!(
+            "this run was granted reads of {}, writes to {} (plus a private temp dir), network \
+             {}, process creation {}",
+            paths(&grant.file_read),
+            paths(&grant.file_write),
+            grant.network.as_str(),
+            grant.process_spawn.as_str()
+        )
+    };
     if outcome.status == ExitStatus::Signaled(libc::SIGSYS) {
         return Some(format!(
             "confined: killed by the seccomp filter (a 32-bit or foreign-architecture system \
-             call); {granted}"
+             call); {}",
+            granted()
         ));
     }
     if !matches!(outcome.status, ExitStatus::Exited(c) if c != 0) {
@@ -413,6 +430,7 @@ fn confinement_hint(
         }
         (false, false) => return None,
     };
+    let granted = granted();
     Some(format!(
         "confined: the errors suggest the kernel refused {what}; {granted}. To allow more, \
          declare it in the skill's security.permissions and run at a trust level that grants \

@@ -480,11 +480,10 @@ impl Runtime {
             retry_base_delay: options.retry_base_delay.unwrap_or(std::time::Duration::from_secs(1)),
             observer: Some(&observer),
         };
-        let mut result = skill.execute_with_options(params, &ctx, &exec).await;
+        let mut result = skill.execute_as(params, &ctx, &exec, execution_id.clone()).await;
         cancel_guard.armed = false;
         result.trust_origin = Some(decision.origin);
         result.notice = notice;
-        result.execution_id = execution_id.clone();
         self.circuit_record(skill, &result);
         let mut errors = audit_errors.into_inner().unwrap_or_default();
         errors.extend(crate::audit::write(log, &crate::audit::finished(&result, &ctx)));

@@ -84,8 +84,27 @@ impl Tool for SkillTool {
 
     async fn invoke(&self, input: Value) -> ToolResult {
         let result = self.execute(&input).await;
-        to_tool_result(&result)
+        into_tool_result(result)
     }
+}
+
+/// [`to_tool_result`] of a result the caller no longer needs: the text takes the output (or
+/// the reason) instead of a copy of it, which matters for outputs of up to a megabyte.
+fn into_tool_result(mut result: SkillResult) -> ToolResult {
+    let structured =
+        serde_json::to_value(&result).unwrap_or_else(|e| json!({"error": e.to_string()}));
+    let is_error = result.status != Status::Success;
+    let text = if is_error {
+        let reason = result.message.take().unwrap_or_else(|| result.status.as_str().into());
+        if result.stderr.is_empty() {
+            reason
+        } else {
+            format!("{reason}\nstderr:\n{}", result.stderr)
+        }
+    } else {
+        std::mem::take(&mut result.stdout)
+    };
+    ToolResult { is_error, text, structured }
 }
 
 /// Converts a [`SkillResult`] into what a model and a program see.
@@ -145,4 +164,27 @@ pub fn input_schema(def: &SkillDef) -> Value {
         "required": required,
         "additionalProperties": false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_conversion_gives_what_the_borrowing_one_gives() {
+        let mut ok = SkillResult::new(Status::Success, "s", "id".into());
+        ok.stdout = "out\n".into();
+        ok.stderr = "warn\n".into();
+        let mut failed = SkillResult::new(Status::Failed, "s", "id".into());
+        failed.message = Some("skill `s` exited with code 1".into());
+        failed.stderr = "boom\n".into();
+        let mut quiet = SkillResult::new(Status::Timeout, "s", "id".into());
+        quiet.stdout = "partial".into();
+        let bare = SkillResult::new(Status::Error, "s", "id".into());
+        for r in [ok, failed, quiet, bare] {
+            let a = to_tool_result(&r);
+            let b = into_tool_result(r);
+            assert_eq!((a.is_error, &a.text, &a.structured), (b.is_error, &b.text, &b.structured));
+        }
+    }
 }
