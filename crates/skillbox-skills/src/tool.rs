@@ -109,20 +109,7 @@ fn into_tool_result(mut result: SkillResult) -> ToolResult {
 
 /// Converts a [`SkillResult`] into what a model and a program see.
 pub fn to_tool_result(result: &SkillResult) -> ToolResult {
-    let is_error = result.status != Status::Success;
-    let text = if is_error {
-        let reason = result.message.clone().unwrap_or_else(|| result.status.as_str().into());
-        if result.stderr.is_empty() {
-            reason
-        } else {
-            format!("{reason}\nstderr:\n{}", result.stderr)
-        }
-    } else {
-        result.stdout.clone()
-    };
-    let structured =
-        serde_json::to_value(result).unwrap_or_else(|e| json!({"error": e.to_string()}));
-    ToolResult { is_error, text, structured }
+    into_tool_result(result.clone())
 }
 
 /// The JSON Schema of a skill's parameters, as an object schema that forbids undeclared keys
@@ -171,7 +158,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn owned_conversion_gives_what_the_borrowing_one_gives() {
+    fn the_text_is_the_output_or_the_reason_with_stderr() {
         let mut ok = SkillResult::new(Status::Success, "s", "id".into());
         ok.stdout = "out\n".into();
         ok.stderr = "warn\n".into();
@@ -181,10 +168,17 @@ mod tests {
         let mut quiet = SkillResult::new(Status::Timeout, "s", "id".into());
         quiet.stdout = "partial".into();
         let bare = SkillResult::new(Status::Error, "s", "id".into());
-        for r in [ok, failed, quiet, bare] {
-            let a = to_tool_result(&r);
-            let b = into_tool_result(r);
-            assert_eq!((a.is_error, &a.text, &a.structured), (b.is_error, &b.text, &b.structured));
+        let cases = [
+            (ok, false, "out\n"),
+            (failed, true, "skill `s` exited with code 1\nstderr:\nboom\n"),
+            (quiet, true, Status::Timeout.as_str()),
+            (bare, true, Status::Error.as_str()),
+        ];
+        for (r, is_error, text) in cases {
+            let structured = serde_json::to_value(&r).unwrap();
+            let t = to_tool_result(&r);
+            assert_eq!((t.is_error, t.text.as_str()), (is_error, text));
+            assert_eq!(t.structured, structured, "the whole result, output included");
         }
     }
 }
