@@ -51,6 +51,62 @@ pub enum EventType {
     PrivilegeEscalationAttempt,
 }
 
+impl EventType {
+    /// Every variant, in declaration order; keep it complete when adding one (a test
+    /// checks each listed name against serde's).
+    pub const ALL: [Self; 21] = [
+        Self::SkillExecutionStarted,
+        Self::SkillExecutionCompleted,
+        Self::SkillExecutionFailed,
+        Self::PermissionDenied,
+        Self::InputValidationFailed,
+        Self::SkillExecutionTimedOut,
+        Self::ResourceLimitExceeded,
+        Self::TrustGranted,
+        Self::TrustRevoked,
+        Self::TrustGrantLapsed,
+        Self::SkillExecutionCancelled,
+        Self::SandboxViolation,
+        Self::IsolationWeakened,
+        Self::RetryAttempt,
+        Self::FallbackExecuted,
+        Self::SecurityViolationBlocked,
+        Self::SuspiciousActivity,
+        Self::OutputValidationFailed,
+        Self::UnauthorizedFileAccess,
+        Self::UnauthorizedNetworkAccess,
+        Self::PrivilegeEscalationAttempt,
+    ];
+
+    /// The name as the log writes it (serde's name for the variant), without serde's
+    /// machinery: it is written on every append.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SkillExecutionStarted => "SkillExecutionStarted",
+            Self::SkillExecutionCompleted => "SkillExecutionCompleted",
+            Self::SkillExecutionFailed => "SkillExecutionFailed",
+            Self::PermissionDenied => "PermissionDenied",
+            Self::InputValidationFailed => "InputValidationFailed",
+            Self::SkillExecutionTimedOut => "SkillExecutionTimedOut",
+            Self::ResourceLimitExceeded => "ResourceLimitExceeded",
+            Self::TrustGranted => "TrustGranted",
+            Self::TrustRevoked => "TrustRevoked",
+            Self::TrustGrantLapsed => "TrustGrantLapsed",
+            Self::SkillExecutionCancelled => "SkillExecutionCancelled",
+            Self::SandboxViolation => "SandboxViolation",
+            Self::IsolationWeakened => "IsolationWeakened",
+            Self::RetryAttempt => "RetryAttempt",
+            Self::FallbackExecuted => "FallbackExecuted",
+            Self::SecurityViolationBlocked => "SecurityViolationBlocked",
+            Self::SuspiciousActivity => "SuspiciousActivity",
+            Self::OutputValidationFailed => "OutputValidationFailed",
+            Self::UnauthorizedFileAccess => "UnauthorizedFileAccess",
+            Self::UnauthorizedNetworkAccess => "UnauthorizedNetworkAccess",
+            Self::PrivilegeEscalationAttempt => "PrivilegeEscalationAttempt",
+        }
+    }
+}
+
 /// How serious an event is. `High` and `Critical` are also reported on stderr when the log
 /// is configured to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -63,6 +119,23 @@ pub enum RiskLevel {
     High,
     /// Reserved for events that need immediate attention.
     Critical,
+}
+
+impl RiskLevel {
+    /// Every variant, in declaration order; keep it complete when adding one (a test
+    /// checks each listed name against serde's).
+    pub const ALL: [Self; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
+
+    /// The name as the log writes it (serde's name for the variant), without serde's
+    /// machinery: it is written on every append.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "Low",
+            Self::Medium => "Medium",
+            Self::High => "High",
+            Self::Critical => "Critical",
+        }
+    }
 }
 
 /// What skillbox did about the event.
@@ -78,6 +151,25 @@ pub enum ActionTaken {
     Terminated,
     /// Kept the skill from running again.
     Quarantined,
+}
+
+impl ActionTaken {
+    /// Every variant, in declaration order; keep it complete when adding one (a test
+    /// checks each listed name against serde's).
+    pub const ALL: [Self; 5] =
+        [Self::Allowed, Self::Blocked, Self::Sanitized, Self::Terminated, Self::Quarantined];
+
+    /// The name as the log writes it (serde's name for the variant), without serde's
+    /// machinery: it is written on every append.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "Allowed",
+            Self::Blocked => "Blocked",
+            Self::Sanitized => "Sanitized",
+            Self::Terminated => "Terminated",
+            Self::Quarantined => "Quarantined",
+        }
+    }
 }
 
 /// What a caller records; the log adds sequence, time, ids and hashes.
@@ -144,4 +236,31 @@ pub struct Event {
     /// This event's hash (absent from the hashed part of the line).
     #[serde(default)]
     pub hash: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `as_str` is what serde writes and reads, for every variant listed in `ALL`, each
+    /// listed once. (The compiler makes `as_str` cover every variant; a variant added
+    /// without its place in `ALL` goes unchecked here, hence the note on `ALL`.)
+    #[test]
+    fn names_are_serdes() {
+        fn check<T>(all: &[T], name: fn(T) -> &'static str)
+        where
+            T: Copy + serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+        {
+            let mut seen = std::collections::HashSet::new();
+            for &v in all {
+                let json = serde_json::to_string(&v).unwrap();
+                assert_eq!(json, format!("\"{}\"", name(v)));
+                assert_eq!(serde_json::from_str::<T>(&json).unwrap(), v);
+                assert!(seen.insert(name(v)), "{v:?} listed twice");
+            }
+        }
+        check(&EventType::ALL, EventType::as_str);
+        check(&RiskLevel::ALL, RiskLevel::as_str);
+        check(&ActionTaken::ALL, ActionTaken::as_str);
+    }
 }

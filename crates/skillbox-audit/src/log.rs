@@ -79,6 +79,8 @@ struct State {
     last_link: Option<(u64, [u8; 64])>,
     /// Random bytes for event ids, fetched in batches (see [`RandomIds`]).
     ids: RandomIds,
+    /// This process's id, remembered until a fork (see [`PidCache`]).
+    pid: PidCache,
 }
 
 /// Where the head of the chain is kept: fixed-size, rewritten in place.
@@ -123,8 +125,13 @@ impl AuditLog {
         })?;
         let lock = open(&lock_path).map_err(io(&lock_path))?;
         let head = open(&head_path).map_err(io(&head_path))?;
-        let state =
-            State { current: None, last_end: u64::MAX, last_link: None, ids: RandomIds::new() };
+        let state = State {
+            current: None,
+            last_end: u64::MAX,
+            last_link: None,
+            ids: RandomIds::new(),
+            pid: PidCache::new(),
+        };
         Ok(Self { config, c_path, lock, head, state: Mutex::new(state) })
     }
 
@@ -142,7 +149,7 @@ impl AuditLog {
             Err(p) => p.into_inner(),
         };
         let state = &mut *state;
-        let tail = render_tail(draft, &mut state.ids);
+        let tail = render_tail(draft, &mut state.ids, state.pid.get());
         let _across_processes = Flock::exclusive(&self.lock, &self.config.path)?;
         let path = &self.config.path;
         let io = |source| AuditError::Io { path: path.clone(), source };
@@ -189,8 +196,8 @@ impl AuditLog {
         };
 
         let seq = last_seq + 1;
-        let line = render(seq, &last_hash, &tail);
-        if size > 0 && size + line.text.len() as u64 > self.config.max_bytes {
+        let line = render(seq, &last_hash, tail);
+        if size > 0 && size + line.len() as u64 > self.config.max_bytes {
             self.rotate()?;
             size = 0;
             let f = self.current_file()?;
@@ -198,12 +205,12 @@ impl AuditLog {
             state.current = Some((f, i));
         }
         let Some((file, _)) = state.current.as_mut() else { unreachable!("set above") };
-        file.write_all(&line.text).map_err(io)?;
+        file.write_all(line.bytes()).map_err(io)?;
         if self.config.durability == Durability::Fsync {
             file.sync_data().map_err(io)?;
         }
         self.write_head(seq, &line.hash)?;
-        state.last_end = size + line.text.len() as u64;
+        state.last_end = size + line.len() as u64;
         state.last_link = Some((seq, line.hash));
         if self.config.echo_high_risk && draft.risk_level >= RiskLevel::High {
             // A pointer to the record, not a copy of it: the caller reports the details.
@@ -325,15 +332,32 @@ pub(crate) fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {
     out
 }
 
+/// A rendered line: `text[start..]`, with its hash.
 struct Line {
     text: Vec<u8>,
+    start: usize,
     hash: [u8; 64],
 }
 
+impl Line {
+    fn bytes(&self) -> &[u8] {
+        &self.text[self.start..]
+    }
+
+    fn len(&self) -> usize {
+        self.text.len() - self.start
+    }
+}
+
+/// Room left at the front of a tail's buffer for the line's start (`{"seq":N,"prev_hash":
+/// "H","timestamp":"T"`, at most 7 + 20 + 14 + 64 + 15 + 42 = 162 bytes), so that the line
+/// is finished in the tail's own buffer rather than copied into a new one.
+const HEAD_ROOM: usize = 168;
+
 /// The part of an event's line after its time: everything that does not depend on the
-/// chain, written before the lock is taken so that other writers wait less.
-fn render_tail(d: &EventDraft, ids: &mut RandomIds) -> Vec<u8> {
-    let pid = std::process::id();
+/// chain, written before the lock is taken so that other writers wait less. Starts with
+/// [`HEAD_ROOM`] unused bytes.
+fn render_tail(d: &EventDraft, ids: &mut RandomIds, pid: u32) -> Vec<u8> {
     let id: [u8; 32] = hex_lower(&ids.next(pid));
     // SAFETY: getuid has no failure mode and no memory effects.
     let user = UserContext { uid: unsafe { libc::getuid() }, pid };
@@ -343,7 +367,7 @@ fn render_tail(d: &EventDraft, ids: &mut RandomIds) -> Vec<u8> {
 
 /// The whole line, from its link to the chain, the time (taken now, under the lock, so that
 /// times follow sequence numbers) and the tail.
-fn render(seq: u64, prev_hash: &[u8; 64], tail: &[u8]) -> Line {
+fn render(seq: u64, prev_hash: &[u8; 64], tail: Vec<u8>) -> Line {
     let mut stamp = [0u8; 40];
     let stamp = format_on_stack(&mut stamp, humantime::format_rfc3339_micros(SystemTime::now()));
     finish(seq, prev_hash, stamp, tail)
@@ -353,35 +377,41 @@ fn render(seq: u64, prev_hash: &[u8; 64], tail: &[u8]) -> Line {
 /// fields of the hashed part, in line order, as `serde_json` wrote them from a struct
 /// before (a test compares).
 fn tail_at(d: &EventDraft, event_id: &str, user_context: UserContext) -> Vec<u8> {
-    use crate::redact::json::write_str;
-    let mut text = Vec::with_capacity(1024);
+    use crate::redact::json::{write_str, write_u64};
+    let mut text = Vec::with_capacity(1280);
+    text.resize(HEAD_ROOM, 0);
     let opt_str = |out: &mut Vec<u8>, v: &Option<String>| match v {
         Some(s) => write_str(out, s),
         None => out.extend_from_slice(b"null"),
     };
+    let name = |out: &mut Vec<u8>, name: &str| {
+        // Variant names are ASCII letters: nothing to escape.
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'"');
+    };
     text.extend_from_slice(b",\"event_id\":");
     write_str(&mut text, event_id);
     text.extend_from_slice(b",\"event_type\":");
-    write_name(&mut text, &d.event_type);
+    name(&mut text, d.event_type.as_str());
     text.extend_from_slice(b",\"skill_name\":");
     write_str(&mut text, &d.skill_name);
     text.extend_from_slice(b",\"skill_trust_level\":");
     opt_str(&mut text, &d.skill_trust_level);
-    let _ = write!(
-        text,
-        ",\"user_context\":{{\"uid\":{},\"pid\":{}}},\"risk_level\":",
-        user_context.uid, user_context.pid
-    );
-    write_name(&mut text, &d.risk_level);
+    text.extend_from_slice(b",\"user_context\":{\"uid\":");
+    write_u64(&mut text, user_context.uid.into());
+    text.extend_from_slice(b",\"pid\":");
+    write_u64(&mut text, user_context.pid.into());
+    text.extend_from_slice(b"},\"risk_level\":");
+    name(&mut text, d.risk_level.as_str());
     text.extend_from_slice(b",\"action_taken\":");
-    write_name(&mut text, &d.action_taken);
+    name(&mut text, d.action_taken.as_str());
     text.extend_from_slice(b",\"execution_id\":");
     opt_str(&mut text, &d.execution_id);
+    text.extend_from_slice(b",\"attempt\":");
     match d.attempt {
-        Some(n) => {
-            let _ = write!(text, ",\"attempt\":{n}");
-        }
-        None => text.extend_from_slice(b",\"attempt\":null"),
+        Some(n) => write_u64(&mut text, n.into()),
+        None => text.extend_from_slice(b"null"),
     }
     text.extend_from_slice(b",\"details\":");
     // Redacted while it is written: no copy of the details is made.
@@ -390,28 +420,34 @@ fn tail_at(d: &EventDraft, event_id: &str, user_context: UserContext) -> Vec<u8>
     text
 }
 
-/// `{"seq":N,"prev_hash":"H","timestamp":"T"` and the tail, hashed, with the hash spliced
-/// in before the closing brace.
-fn finish(seq: u64, prev_hash: &[u8; 64], timestamp: &str, tail: &[u8]) -> Line {
-    let mut text = Vec::with_capacity(tail.len() + 200);
-    let _ = write!(text, "{{\"seq\":{seq},\"prev_hash\":\"");
+/// `{"seq":N,"prev_hash":"H","timestamp":"T"` written into the room at the front of `tail`,
+/// hashed with the tail, and the hash spliced in before the closing brace.
+fn finish(seq: u64, prev_hash: &[u8; 64], timestamp: &str, mut tail: Vec<u8>) -> Line {
+    let mut head = Vec::with_capacity(HEAD_ROOM);
+    head.extend_from_slice(b"{\"seq\":");
+    crate::redact::json::write_u64(&mut head, seq);
+    head.extend_from_slice(b",\"prev_hash\":\"");
     // Lowercase hex digits (from the head or a verified line): nothing to escape.
-    text.extend_from_slice(prev_hash);
-    text.extend_from_slice(b"\",\"timestamp\":");
-    crate::redact::json::write_str(&mut text, timestamp);
-    text.extend_from_slice(tail);
-    let hash = hex_lower(&Sha256::digest(&text).into());
-    text.pop();
-    text.extend_from_slice(b",\"hash\":\"");
-    text.extend_from_slice(&hash);
-    text.extend_from_slice(b"\"}\n");
-    Line { text, hash }
-}
-
-/// A fieldless enum as the JSON string of its name, as serde writes it.
-fn write_name<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) {
-    // A fieldless enum into memory: cannot fail.
-    let _ = serde_json::to_writer(&mut *out, v);
+    head.extend_from_slice(prev_hash);
+    head.extend_from_slice(b"\",\"timestamp\":");
+    crate::redact::json::write_str(&mut head, timestamp);
+    let start = match HEAD_ROOM.checked_sub(head.len()) {
+        Some(start) => {
+            tail[start..HEAD_ROOM].copy_from_slice(&head);
+            start
+        }
+        // A timestamp longer than any RFC 3339 time: splice it in the slow way.
+        None => {
+            tail.splice(..HEAD_ROOM, head);
+            0
+        }
+    };
+    let hash = hex_lower(&Sha256::digest(&tail[start..]).into());
+    tail.pop();
+    tail.extend_from_slice(b",\"hash\":\"");
+    tail.extend_from_slice(&hash);
+    tail.extend_from_slice(b"\"}\n");
+    Line { text: tail, start, hash }
 }
 
 /// Writes `value` into `buf` and returns it as text; what does not fit is cut (a timestamp
@@ -482,6 +518,79 @@ impl RandomIds {
             }
         }
         self.used = 0;
+    }
+}
+
+/// This process's id without a system call per event (`getpid` was one of the seven an
+/// append made). The id is kept in a page of its own marked `MADV_WIPEONFORK`: the kernel
+/// hands a child made by `fork` that page zeroed, and zero means "ask again". So a forked
+/// child records its own id, and [`RandomIds`], which compares ids, draws new bytes rather
+/// than reuse its parent's. Where the kernel refuses the advice (before Linux 4.14), every
+/// call asks the kernel, as before.
+struct PidCache {
+    /// The page, whose first four bytes hold the id (0: not known).
+    page: Option<std::ptr::NonNull<std::sync::atomic::AtomicU32>>,
+}
+
+/// Bytes mapped for the id: the kernel rounds up to its page size.
+const PID_PAGE: usize = 4096;
+
+// SAFETY: the page belongs to this value alone (mapped in `new`, unmapped in `drop`) and is
+// only read and written through an atomic, so moving the value to another thread is sound.
+unsafe impl Send for PidCache {}
+
+impl PidCache {
+    fn new() -> Self {
+        use std::ptr::null_mut;
+        // SAFETY: a new private anonymous mapping at an address of the kernel's choosing;
+        // no existing memory is touched.
+        let p = unsafe {
+            libc::mmap(
+                null_mut(),
+                PID_PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Self { page: None };
+        }
+        // SAFETY: `p` is the mapping just made, `PID_PAGE` bytes long.
+        if unsafe { libc::madvise(p, PID_PAGE, libc::MADV_WIPEONFORK) } != 0 {
+            // SAFETY: unmaps the mapping made above, which nothing else refers to.
+            unsafe { libc::munmap(p, PID_PAGE) };
+            return Self { page: None };
+        }
+        Self { page: std::ptr::NonNull::new(p.cast()) }
+    }
+
+    /// The id of the calling process.
+    fn get(&self) -> u32 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(page) = self.page else { return std::process::id() };
+        // SAFETY: the page is mapped, readable and writable while `self` lives, page-aligned
+        // (so aligned for an `AtomicU32`), and zero-filled or holding an id: any bits are a
+        // valid `AtomicU32`.
+        let cached = unsafe { page.as_ref() };
+        match cached.load(Relaxed) {
+            0 => {
+                let pid = std::process::id();
+                cached.store(pid, Relaxed);
+                pid
+            }
+            pid => pid,
+        }
+    }
+}
+
+impl Drop for PidCache {
+    fn drop(&mut self) {
+        if let Some(page) = self.page {
+            // SAFETY: unmaps the page mapped in `new`; `self` is its only user and is going.
+            unsafe { libc::munmap(page.as_ptr().cast(), PID_PAGE) };
+        }
     }
 }
 
@@ -664,15 +773,17 @@ mod tests {
             let seq = i as u64 + 1;
             let stamp = "2026-11-28T09:00:00.123456Z";
             let id = "00112233445566778899aabbccddeeff";
-            let line = finish(seq, &prev, stamp, &tail_at(d, id, user.clone()));
+            let line = finish(seq, &prev, stamp, tail_at(d, id, user.clone()));
             let want = reference_line(seq, "a".repeat(64).as_str(), d, stamp, id, user.clone());
-            assert_eq!(String::from_utf8(line.text.clone()).unwrap(), want, "draft {i}");
+            assert_eq!(String::from_utf8(line.bytes().to_vec()).unwrap(), want, "draft {i}");
             assert!(want
                 .contains(&format!("\"hash\":\"{}\"", std::str::from_utf8(&line.hash).unwrap())));
         }
         // The secrets above really were cut (the reference is not vacuous).
-        let third =
-            String::from_utf8(finish(3, &prev, "t", &tail_at(&drafts[2], "i", user)).text).unwrap();
+        let third = String::from_utf8(
+            finish(3, &prev, "t", tail_at(&drafts[2], "i", user)).bytes().to_vec(),
+        )
+        .unwrap();
         for leaked in
             ["ghp_0123", "AKIAIOSFODNN7", "hunter2", "MIIEvQ", "unicode-folded", "kelvin sign"]
         {

@@ -264,6 +264,12 @@ pub(crate) mod json {
         out.push(b'"');
     }
 
+    /// `n` in decimal.
+    pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
+        let mut buf = itoa::Buffer::new();
+        out.extend_from_slice(buf.format(n).as_bytes());
+    }
+
     /// A null, a boolean, a number or a string (arrays and objects are walked by callers).
     pub(crate) fn write_plain(out: &mut Vec<u8>, v: &Value) {
         match v {
@@ -271,9 +277,22 @@ pub(crate) mod json {
             Value::Bool(true) => out.extend_from_slice(b"true"),
             Value::Bool(false) => out.extend_from_slice(b"false"),
             Value::String(s) => write_str(out, s),
-            // serde_json's own number formatting; writing to memory cannot fail.
-            other => {
-                let _ = serde_json::to_writer(&mut *out, other);
+            // Integers as serde_json writes them (it uses `itoa` too), without its
+            // serializer machinery; floats through serde_json's own formatting.
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    write_u64(out, u);
+                } else if let Some(i) = n.as_i64() {
+                    let mut buf = itoa::Buffer::new();
+                    out.extend_from_slice(buf.format(i).as_bytes());
+                } else {
+                    // Writing to memory cannot fail.
+                    let _ = serde_json::to_writer(&mut *out, n);
+                }
+            }
+            Value::Array(_) | Value::Object(_) => {
+                // Walked by callers; written whole if one is passed here anyway.
+                let _ = serde_json::to_writer(&mut *out, v);
             }
         }
     }

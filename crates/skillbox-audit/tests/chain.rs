@@ -328,3 +328,62 @@ fn a_log_over_one_read_chunk_verifies_and_an_edit_past_it_is_found_at_its_line()
     assert_eq!(found, [(4801, true), (4802, false)], "{:?}", r.problems);
     assert_eq!(r.events, 4999);
 }
+
+const FORK_ENV: &str = "SKILLBOX_AUDIT_TEST_FORK_LOG";
+
+/// Not a test on its own: the body of the process of the test below. Appends, forks a
+/// child that appends once, waits for it, appends again.
+#[test]
+fn fork_child() {
+    let Some(path) = std::env::var_os(FORK_ENV) else { return };
+    let log = AuditLog::open(LogConfig::new(PathBuf::from(path))).unwrap();
+    log.append(&draft("before-fork", json!({}))).unwrap();
+    // SAFETY: the child only appends to the log (its own mutex, malloc, system calls) and
+    // leaves with `_exit`; this process runs one test thread.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        let code = match log.append(&draft("in-child", json!({}))) {
+            Ok(_) => 0,
+            Err(_) => 1,
+        };
+        // SAFETY: ends the forked child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed");
+    log.append(&draft("after-fork", json!({}))).unwrap();
+    println!("child-pid={child}");
+}
+
+/// An append made by a child forked from a process that already appended records the
+/// child's own process id and a fresh event id: neither is carried over by the fork.
+#[test]
+fn a_forked_child_records_its_own_pid_and_ids() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("fork.jsonl");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "fork_child", "--test-threads=1", "--nocapture"])
+        .env(FORK_ENV, &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let child: u32 = stdout
+        .lines()
+        .find_map(|l| l.split("child-pid=").nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in {stdout}"));
+    let events: Vec<skillbox_audit::Event> =
+        read_events(&path).unwrap().into_iter().map(|(_, _, e)| e.unwrap()).collect();
+    let seen: Vec<(&str, u32)> =
+        events.iter().map(|e| (e.skill_name.as_str(), e.user_context.pid)).collect();
+    let parent = events[0].user_context.pid;
+    assert_ne!(parent, child);
+    assert_eq!(seen, [("before-fork", parent), ("in-child", child), ("after-fork", parent)]);
+    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "an event id was reused across the fork");
+    assert!(verify(&path).unwrap().ok());
+}
