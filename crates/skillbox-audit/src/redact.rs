@@ -111,25 +111,46 @@ fn is_secret_name(name: &str) -> bool {
     // Cheaper still, for the many short names of an event: a name holding a trigger holds
     // all its letters, so a name missing at least one letter of every trigger is ruled out
     // by comparing bit sets of letters, without a search.
-    if name.is_ascii() {
-        let masks = MASKS.get_or_init(|| NAME_TRIGGERS.iter().map(|t| letters(t)).collect());
-        let have = letters(name);
-        if !masks.iter().any(|m| have & m == *m) {
-            return false;
-        }
+    if name.is_ascii() && !may_hold_letters_of(&MASKS, NAME_TRIGGERS, name) {
+        return false;
     }
     may_match(&AC, NAME_TRIGGERS, name) && secret_name().is_match(name)
 }
 
-/// The set of ASCII letters in `s`, case aside, as bits (`a` = bit 0).
-fn letters(s: &str) -> u32 {
-    s.bytes()
-        .filter(u8::is_ascii_alphabetic)
-        .fold(0, |m, b| m | 1 << (b.to_ascii_lowercase() - b'a'))
+/// Whether ASCII `text` holds every letter of at least one of `literals` (whose letter sets
+/// `masks` caches). Text that holds none of the literals' letter sets cannot hold a literal.
+fn may_hold_letters_of(masks: &'static OnceLock<Vec<u32>>, literals: &[&str], text: &str) -> bool {
+    let masks = masks.get_or_init(|| literals.iter().map(|t| letters(t)).collect());
+    let have = letters(text);
+    masks.iter().any(|m| have & m == *m)
 }
+
+/// The set of ASCII letters in `s`, case aside, as bits (`a` = bit 0). `b | 0x20` lowers an
+/// ASCII capital and leaves every byte that is not a letter outside `a..=z`.
+fn letters(s: &str) -> u32 {
+    s.bytes().fold(0, |m, b| {
+        let i = (b | 0x20).wrapping_sub(b'a');
+        if i < 26 {
+            m | 1 << i
+        } else {
+            m
+        }
+    })
+}
+
+/// Strings up to this long are first ruled out by their letters (as names are): most
+/// strings of an event are short words and paths. Longer text goes to the scan directly.
+const SHORT_TEXT: usize = 64;
 
 fn has_secret_value(text: &str) -> bool {
     static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    static MASKS: OnceLock<Vec<u32>> = OnceLock::new();
+    if text.len() <= SHORT_TEXT
+        && text.is_ascii()
+        && !may_hold_letters_of(&MASKS, VALUE_TRIGGERS, text)
+    {
+        return false;
+    }
     may_match(&AC, VALUE_TRIGGERS, text) && secret_values().is_match(text)
 }
 
@@ -413,6 +434,60 @@ mod tests {
         }
         // Both answers occur: the comparison above is not vacuous.
         assert!(corpus.iter().any(|c| has_secret_value(c)));
+        // Short random text made of the triggers' letters, cut and joined: the letter sets
+        // and the scan never answer differently from the patterns alone.
+        let pieces: Vec<&str> =
+            NAME_TRIGGERS.iter().chain(VALUE_TRIGGERS).copied().collect::<Vec<_>>();
+        let extra = [
+            "-",
+            "_",
+            "=",
+            ": ",
+            " ",
+            ".",
+            "0",
+            "K",
+            "E",
+            "Y",
+            "é",
+            "\u{212a}",
+            "=hunter2",
+            "ABCDEFGHIJKLMNOP",
+            "abcdefghijklmnopqrstuvwxyz0123",
+            "-----",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let (mut names, mut values) = (0, 0);
+        for _ in 0..50_000 {
+            let mut t = String::new();
+            for _ in 0..next(5) {
+                if next(3) == 0 {
+                    t.push_str(extra[next(extra.len())]);
+                } else {
+                    let p = pieces[next(pieces.len())];
+                    let (a, b) = (next(p.len() + 1), next(p.len() + 1));
+                    let (a, b) = (a.min(b), a.max(b));
+                    // Cut at char boundaries only (the pieces are ASCII).
+                    t.push_str(if next(2) == 0 { p } else { &p[a..b] });
+                }
+            }
+            if next(2) == 0 {
+                t = t.to_uppercase();
+            }
+            let name = is_secret_name(&t);
+            assert_eq!(name, secret_name().is_match(&t), "name {t:?}");
+            let value = has_secret_value(&t);
+            assert_eq!(value, secret_values().is_match(&t), "value {t:?}");
+            names += usize::from(name);
+            values += usize::from(value);
+        }
+        assert!(names > 1000 && values > 100, "{names} {values}: too few matches to compare");
         assert!(corpus.iter().any(|c| !has_secret_value(c) && !c.is_ascii()));
         assert!(corpus.iter().any(|c| is_secret_name(c) && !c.is_ascii()));
     }
