@@ -38,19 +38,10 @@ pub enum LandlockError {
     /// The landlock crate or the kernel refused a rule.
     #[error("building the Landlock ruleset failed: {0}")]
     Ruleset(#[from] landlock::RulesetError),
-    /// The kernel refused a system rule added directly (see [`base`]).
-    #[error(
-        "building the Landlock ruleset failed: adding a rule with access {access:?}: {source}"
-    )]
-    AddRule {
-        /// The rights of the refused rule.
-        access: BitFlags<AccessFs>,
-        /// What the kernel answered.
-        source: std::io::Error,
-    },
-    /// Duplicating the ruleset's descriptor failed.
+    /// The kernel refused a system rule added directly, or the ruleset's descriptor could
+    /// not be duplicated to add them (see [`base`]).
     #[error("building the Landlock ruleset failed: {0}")]
-    Io(std::io::Error),
+    System(std::io::Error),
 }
 
 /// Asks the kernel for its Landlock ABI version; 0 when Landlock is absent or disabled.
@@ -149,7 +140,7 @@ fn base(shape: Shape) -> Result<(landlock::RulesetCreated, Option<SystemTime>), 
         // same ruleset: the landlock crate's `add_rule` makes an `fstat` per rule to check
         // that a file gets only file rights, which `add` has already decided, and which the
         // kernel checks anyway (EINVAL). Rules added through the duplicate are the ruleset's.
-        let dup: Option<OwnedFd> = created.try_clone().map_err(LandlockError::Io)?.into();
+        let dup: Option<OwnedFd> = created.try_clone().map_err(LandlockError::System)?.into();
         let dup = dup.ok_or(LandlockError::Unsupported { found: kernel_abi() })?;
         for (fd, access) in system.iter() {
             add_system_rule(&dup, fd, *access)?;
@@ -181,7 +172,7 @@ fn add_system_rule(
         }
         r => r,
     }
-    .map_err(|source| LandlockError::AddRule { access, source })
+    .map_err(LandlockError::System)
 }
 
 /// `struct landlock_path_beneath_attr` of the kernel's UAPI (packed).
