@@ -390,26 +390,22 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
         return exit_code(result.status);
     }
     let mut out = std::io::stdout().lock();
-    // Everything for stderr (the skill's stderr, warnings, the status line) is put together
-    // and written with one `write(2)`: stderr is unbuffered, and each `write!` piece would
-    // otherwise be a system call of its own.
-    let mut err: Vec<u8> = Vec::with_capacity(result.stderr.len() + 256);
+    let mut err = std::io::stderr().lock();
     if raw {
         let _ = out.write_all(result.stdout.as_bytes());
-        err.extend_from_slice(result.stderr.as_bytes());
+        let _ = err.write_all(result.stderr.as_bytes());
     } else {
         let _ = out.write_all(terminal_safe(&result.stdout).as_bytes());
-        err.extend_from_slice(terminal_safe(&result.stderr).as_bytes());
+        let _ = err.write_all(terminal_safe(&result.stderr).as_bytes());
         // Keep the status line on its own line.
         if !result.stdout.is_empty() && !result.stdout.ends_with('\n') {
             let _ = out.write_all(b"\n");
         }
         if !result.stderr.is_empty() && !result.stderr.ends_with('\n') {
-            err.push(b'\n');
+            let _ = err.write_all(b"\n");
         }
     }
     let _ = out.flush();
-    drop(out);
     let not_enforced = result.not_enforced();
     if !not_enforced.is_empty() {
         let _ = writeln!(
@@ -451,7 +447,6 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
             );
         }
     }
-    let _ = std::io::stderr().lock().write_all(&err);
     exit_code(result.status)
 }
 
