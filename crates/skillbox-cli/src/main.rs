@@ -356,7 +356,16 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                     result = runtime.block_on(rt.run_with(&name, &params, &options));
                 }
             }
-            Ok(report_run(&result, json, raw))
+            let code = report_run(&result, json, raw);
+            // The async runtime is dropped first, and waits: it finishes the blocking tasks
+            // that remove the run's private directory and cgroups. The skills runtime (the
+            // registry of every skill, the audit log's open files) is then not dropped: the
+            // process exits, which frees its memory and closes the files at once, and it
+            // holds nothing else to flush (each audit event is written when it happens).
+            // Handlers registered with `atexit` (what was prepared ahead) still run.
+            drop(runtime);
+            std::mem::forget(rt);
+            Ok(code)
         }
     }
 }

@@ -5,7 +5,7 @@
 //! handled by granting the surrounding directory entry by entry, skipping or downgrading the
 //! entries that must stay out of reach.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -38,6 +38,10 @@ pub enum LandlockError {
     /// The landlock crate or the kernel refused a rule.
     #[error("building the Landlock ruleset failed: {0}")]
     Ruleset(#[from] landlock::RulesetError),
+    /// The kernel refused a system rule added directly, or the ruleset's descriptor could
+    /// not be duplicated to add them (see [`base`]).
+    #[error("building the Landlock ruleset failed: {0}")]
+    System(std::io::Error),
 }
 
 /// Asks the kernel for its Landlock ABI version; 0 when Landlock is absent or disabled.
@@ -128,16 +132,77 @@ fn base(shape: Shape) -> Result<(landlock::RulesetCreated, Option<SystemTime>), 
         ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
     }
     ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
-    let mut created = ruleset.create()?;
+    let created = ruleset.create()?;
     let mut etc = None;
     if shape.confine_files {
         let (mtime, system) = system_rules();
+        // The ~150 system rules go straight to the kernel through a second descriptor of the
+        // same ruleset: the landlock crate's `add_rule` makes an `fstat` per rule to check
+        // that a file gets only file rights, which `add` has already decided, and which the
+        // kernel checks anyway (EINVAL). Rules added through the duplicate are the ruleset's.
+        let dup: Option<OwnedFd> = created.try_clone().map_err(LandlockError::System)?.into();
+        let dup = dup.ok_or(LandlockError::Unsupported { found: kernel_abi() })?;
         for (fd, access) in system.iter() {
-            created = created.add_rule(PathBeneath::new(fd.as_fd(), *access))?;
+            add_system_rule(&dup, fd, *access)?;
         }
         etc = mtime;
     }
     Ok((created, etc))
+}
+
+/// `landlock_add_rule(LANDLOCK_RULE_PATH_BENEATH)` for one system rule. When the kernel
+/// refuses the rights as meant for a directory (EINVAL: the entry `readdir` listed as a
+/// directory was replaced by a file before it was opened), the descriptor's own type decides
+/// (`fstat`) and a file gets only its file rights, as [`add`] gives it.
+fn add_system_rule(
+    ruleset: &OwnedFd,
+    fd: &OwnedFd,
+    access: BitFlags<AccessFs>,
+) -> Result<(), LandlockError> {
+    let file_access = access & AccessFs::from_file(ABI::V6);
+    match raw_add_rule(ruleset, fd, access) {
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINVAL) && file_access != access && !is_dir(fd) =>
+        {
+            if file_access.is_empty() {
+                // Only directory rights were meant: a file gets none of them.
+                return Ok(());
+            }
+            raw_add_rule(ruleset, fd, file_access)
+        }
+        r => r,
+    }
+    .map_err(LandlockError::System)
+}
+
+/// `struct landlock_path_beneath_attr` of the kernel's UAPI (packed).
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+fn raw_add_rule(
+    ruleset: &OwnedFd,
+    fd: &OwnedFd,
+    access: BitFlags<AccessFs>,
+) -> std::io::Result<()> {
+    let attr = PathBeneathAttr { allowed_access: access.bits(), parent_fd: fd.as_raw_fd() };
+    // SAFETY: landlock_add_rule reads one landlock_path_beneath_attr from `attr`, which lives
+    // across the call and has the UAPI's layout; both descriptors are open and ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            1u32, /* LANDLOCK_RULE_PATH_BENEATH */
+            &attr as *const PathBeneathAttr,
+            0u32,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A base ruleset built ahead of the run that will use it. Adding the ~150 system rules
@@ -245,11 +310,16 @@ fn system_rules() -> (Option<SystemTime>, Arc<SystemRules>) {
         let read = AccessFs::from_read(ABI::V6);
         let mut rules = Vec::new();
         for dir in SYSTEM_READ {
-            add(&mut rules, Path::new(dir), read);
+            add(&mut rules, Path::new(dir), read, Kind::Unknown);
         }
-        add(&mut rules, Path::new("/proc"), read);
+        add(&mut rules, Path::new("/proc"), read, Kind::Unknown);
         for dev in DEVICES {
-            add(&mut rules, Path::new(dev), AccessFs::ReadFile | AccessFs::WriteFile);
+            add(
+                &mut rules,
+                Path::new(dev),
+                AccessFs::ReadFile | AccessFs::WriteFile,
+                Kind::Unknown,
+            );
         }
         grant_excluding(&mut rules, Path::new("/etc"), "", read, ETC_SECRETS);
         *guard = (etc_mtime, Arc::new(rules));
@@ -260,7 +330,14 @@ fn system_rules() -> (Option<SystemTime>, Arc<SystemRules>) {
 /// Adds a rule for a system path if it exists. Missing system directories (`/lib32` on most
 /// hosts) are not an error; access to them is simply not granted. System paths are owned by
 /// root and may be links (`/bin -> usr/bin`), so links are followed here, and only here.
-fn add(rules: &mut SystemRules, path: &Path, access: BitFlags<AccessFs>) {
+///
+/// `kind` is what `readdir` said the entry is, when it said: it saves an `fstat` per entry
+/// of `/etc`. A link (followed here) or an unknown type is asked of the descriptor. An entry
+/// replaced between `readdir` and the open is caught either way: a directory that became a
+/// file is refused by the kernel and retried with the file's rights ([`add_system_rule`]); a
+/// file that became a directory gets only file rights, less than it would have had; and
+/// either replacement moves the modification time of `/etc`, so the rules are read again.
+fn add(rules: &mut SystemRules, path: &Path, access: BitFlags<AccessFs>, kind: Kind) {
     let Ok(file) = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
@@ -269,9 +346,38 @@ fn add(rules: &mut SystemRules, path: &Path, access: BitFlags<AccessFs>) {
         return;
     };
     let fd = OwnedFd::from(file);
+    let dir = match kind {
+        Kind::Dir => true,
+        Kind::NotDir => false,
+        Kind::Unknown => is_dir(&fd),
+    };
     // A rule on a file may carry only file rights.
-    let access = if is_dir(&fd) { access } else { access & AccessFs::from_file(ABI::V6) };
+    let access = if dir { access } else { access & AccessFs::from_file(ABI::V6) };
     rules.push((fd, access));
+}
+
+/// What a directory entry is, as far as `readdir` tells without a system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A directory.
+    Dir,
+    /// Anything that is neither a directory nor a symbolic link.
+    NotDir,
+    /// A symbolic link (its target decides), or a type `readdir` did not give.
+    Unknown,
+}
+
+impl Kind {
+    fn of(entry: &std::fs::DirEntry) -> Self {
+        // `DirEntry::file_type` is the entry's `d_type` when the file system fills it in,
+        // else an `lstat`.
+        match entry.file_type() {
+            Ok(t) if t.is_symlink() => Kind::Unknown,
+            Ok(t) if t.is_dir() => Kind::Dir,
+            Ok(_) => Kind::NotDir,
+            Err(_) => Kind::Unknown,
+        }
+    }
 }
 
 /// Adds a rule for a path a policy grants (a workspace, a declared path). No component may
@@ -345,20 +451,146 @@ fn grant_excluding(
         return;
     };
     // The directory itself may be listed; its entries are granted one by one.
-    add(rules, dir, AccessFs::ReadDir.into());
+    add(rules, dir, AccessFs::ReadDir.into(), Kind::Unknown);
     for e in entries.flatten() {
         let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
-        let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let r = if rel.is_empty() { name } else { format!("{rel}/{name}") };
         if secrets.contains(&r.as_str()) {
             continue;
         }
         let path: PathBuf = e.path();
-        let holds_secret = secrets.iter().any(|s| s.starts_with(&format!("{r}/")));
-        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        if holds_secret && is_dir {
+        // Some secret is `r/...` (checked without building `r/` for every entry).
+        let holds_secret = secrets.iter().any(|s| {
+            s.len() > r.len() && s.starts_with(r.as_str()) && s.as_bytes()[r.len()] == b'/'
+        });
+        let kind = Kind::of(&e);
+        if holds_secret && kind == Kind::Dir {
             grant_excluding(rules, &path, &r, access, secrets);
         } else {
-            add(rules, &path, access);
+            add(rules, &path, access, kind);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// (device, inode) of what a rule's descriptor names, and the rule's rights.
+    fn identify(rules: &SystemRules) -> Vec<((u64, u64), u64)> {
+        let mut out: Vec<_> = rules
+            .iter()
+            .map(|(fd, access)| {
+                let f = std::fs::File::from(fd.try_clone().unwrap());
+                let m = f.metadata().unwrap();
+                ((m.dev(), m.ino()), access.bits())
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The system rules as they were built before `readdir`'s type was used: an `fstat` of
+    /// every opened entry decides directory or not.
+    fn reference_rules() -> SystemRules {
+        fn add_ref(rules: &mut SystemRules, path: &Path, access: BitFlags<AccessFs>) {
+            let Ok(file) = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                .open(path)
+            else {
+                return;
+            };
+            let fd = OwnedFd::from(file);
+            let access = if is_dir(&fd) { access } else { access & AccessFs::from_file(ABI::V6) };
+            rules.push((fd, access));
+        }
+        fn excluding_ref(
+            rules: &mut SystemRules,
+            dir: &Path,
+            rel: &str,
+            access: BitFlags<AccessFs>,
+            secrets: &[&str],
+        ) {
+            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            add_ref(rules, dir, AccessFs::ReadDir.into());
+            for e in entries.flatten() {
+                let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+                let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                if secrets.contains(&r.as_str()) {
+                    continue;
+                }
+                let holds_secret = secrets.iter().any(|s| s.starts_with(&format!("{r}/")));
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                if holds_secret && is_dir {
+                    excluding_ref(rules, &e.path(), &r, access, secrets);
+                } else {
+                    add_ref(rules, &e.path(), access);
+                }
+            }
+        }
+        let read = AccessFs::from_read(ABI::V6);
+        let mut rules = Vec::new();
+        for dir in SYSTEM_READ {
+            add_ref(&mut rules, Path::new(dir), read);
+        }
+        add_ref(&mut rules, Path::new("/proc"), read);
+        for dev in DEVICES {
+            add_ref(&mut rules, Path::new(dev), AccessFs::ReadFile | AccessFs::WriteFile);
+        }
+        excluding_ref(&mut rules, Path::new("/etc"), "", read, ETC_SECRETS);
+        rules
+    }
+
+    #[test]
+    fn system_rules_are_the_ones_an_fstat_of_every_entry_gives() {
+        let (_, rules) = system_rules();
+        let now = identify(&rules);
+        assert!(now.len() > 20, "expected /etc entries among the rules, got {}", now.len());
+        assert_eq!(now, identify(&reference_rules()));
+        // The secrets stay out: no rule names /etc/shadow or /etc/passwd.
+        for secret in ["/etc/shadow", "/etc/passwd", "/etc/gshadow"] {
+            if let Ok(m) = std::fs::metadata(secret) {
+                assert!(!now.iter().any(|(id, _)| *id == (m.dev(), m.ino())), "{secret} granted");
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_given_directory_rights_gets_its_file_rights() {
+        if kernel_abi() < REQUIRED_ABI {
+            return;
+        }
+        let (created, _) = base(Shape { confine_files: true, confine_tcp: true }).unwrap();
+        let dup: Option<OwnedFd> = created.try_clone().unwrap().into();
+        let dup = dup.unwrap();
+        let file = OwnedFd::from(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                .open("/etc/hostname")
+                .or_else(|_| std::fs::File::open("/dev/null"))
+                .unwrap(),
+        );
+        let read = AccessFs::from_read(ABI::V6);
+        // What `readdir` said a directory, now a file: the kernel refuses, the retry fits.
+        let e = raw_add_rule(&dup, &file, read).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+        add_system_rule(&dup, &file, read).unwrap();
+        // Only directory rights: nothing is granted, and that is not an error.
+        add_system_rule(&dup, &file, AccessFs::ReadDir.into()).unwrap();
+        // A directory refused for another reason (a right the ruleset does not handle) is
+        // an error, not retried.
+        let dir = OwnedFd::from(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                .open("/usr")
+                .unwrap(),
+        );
+        let (no_files, _) = base(Shape { confine_files: false, confine_tcp: true }).unwrap();
+        let no_files: Option<OwnedFd> = no_files.into();
+        assert!(add_system_rule(&no_files.unwrap(), &dir, read).is_err());
     }
 }

@@ -57,22 +57,49 @@ impl HostSupport {
     }
 }
 
-/// Whether the running kernel's release is at least `major.minor`.
+/// Whether the running kernel's release is at least `major.minor`. The release comes from
+/// `uname(2)`, the same string as `/proc/sys/kernel/osrelease` without opening a file.
 fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    // SAFETY: utsname is plain data, for which all zeroes is a valid value.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname writes only into `u`, which it may fill completely.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return false;
+    }
+    // SAFETY: the kernel NUL-terminates `release` within its length (zeroed beforehand).
+    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) };
+    let release = release.to_str().unwrap_or_default();
     let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
     let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (a, b) >= (major, minor)
 }
 
+/// Whether seccomp filters can be installed. `PR_GET_SECCOMP` fails without CONFIG_SECCOMP;
+/// filters additionally need CONFIG_SECCOMP_FILTER. That is asked of the call itself rather
+/// than read from `/proc/self/status` (its `Seccomp_filters:` line; generating that file
+/// costs more than the rest of the probe): `seccomp(SECCOMP_SET_MODE_FILTER)` with a NULL
+/// program installs nothing; a kernel with filters fails copying the program (EFAULT), one
+/// without them answers EINVAL from its stub. Any other refusal (a filter of the process
+/// around skillbox denying the call) counts as available, as the status line said: the
+/// install in the child then fails, and the run with it.
 fn seccomp_available() -> bool {
     // SAFETY: prctl(PR_GET_SECCOMP) only returns the calling thread's mode.
     let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) };
-    // EINVAL means the kernel was built without seccomp. Filters additionally need
-    // CONFIG_SECCOMP_FILTER, which /proc/self/status reveals by its Seccomp_filters line.
-    mode >= 0
-        && std::fs::read_to_string("/proc/self/status")
-            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Seccomp_filters:")))
+    if mode < 0 {
+        return false;
+    }
+    // SAFETY: with a NULL program the kernel reads nothing and installs nothing: it fails
+    // with EFAULT copying the program, or earlier when filters are not built in.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            1u32, /* SECCOMP_SET_MODE_FILTER */
+            0u32,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    r < 0 && !matches!(errno, Some(libc::EINVAL) | Some(libc::ENOSYS))
 }
 
 fn user_namespaces() -> bool {
@@ -81,4 +108,24 @@ fn user_namespaces() -> bool {
         return false;
     }
     read("/proc/sys/user/max_user_namespaces").is_some_and(|v| v != "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probes that replaced reading files agree with the files.
+    #[test]
+    fn probes_agree_with_proc() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let filters = status.lines().any(|l| l.starts_with("Seccomp_filters:"));
+        assert_eq!(seccomp_available(), filters);
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap());
+        let (a, b) = (parts.next().unwrap(), parts.next().unwrap());
+        assert!(kernel_at_least(a, b));
+        assert!(!kernel_at_least(a, b + 1));
+        assert!(!kernel_at_least(a + 1, 0));
+        assert!(kernel_at_least(5, 14) == ((a, b) >= (5, 14)));
+    }
 }
