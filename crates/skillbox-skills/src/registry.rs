@@ -298,8 +298,7 @@ impl Registry {
                 return;
             }
         };
-        // Each file with whether its directory entry says it is a regular file.
-        let mut files: Vec<(PathBuf, bool)> = Vec::new();
+        let mut files: Vec<PathBuf> = Vec::new();
         let mut agent_dirs: Vec<PathBuf> = Vec::new();
         for entry in entries {
             let Ok(entry) = entry else { continue };
@@ -324,15 +323,14 @@ impl Registry {
                     ));
                     break;
                 }
-                let regular = entry.file_type().is_ok_and(|t| t.is_file());
-                files.push((path, regular));
+                files.push(path);
             }
         }
         files.sort();
         // Duplicate names within one directory are an error: neither is "the" skill's
         // override of the other. The first file (by name) is kept.
         let mut here = BTreeMap::new();
-        for ((f, _), parsed) in files.iter().zip(parse_files(&files)) {
+        for (f, parsed) in files.iter().zip(parse_files(&files)) {
             self.add_parsed(f, parsed, kind, &mut here);
         }
         agent_dirs.sort();
@@ -502,60 +500,8 @@ fn read_and_parse(path: &Path) -> Parsed {
 /// 10,000 files than one thread (23-30 ms against 20-27 ms at 1,000) and slower at 100
 /// (2.3-5.4 ms against 1.3-2.0 ms: the join waits for a descheduled helper), so loading
 /// stays on the calling thread.
-fn parse_files(files: &[(PathBuf, bool)]) -> Vec<Parsed> {
-    files
-        .iter()
-        .map(|(f, regular)| {
-            let bytes = if *regular { read_listed_regular(f) } else { read_bounded(f) };
-            parse_skill(f, &bytes.map_err(|d| vec![d])?)
-        })
-        .collect()
-}
-
-/// [`read_bounded`] for a file its directory listing showed to be a regular file (`d_type`),
-/// without the `fstat` that would only tell the same and the size: the file is read into a
-/// buffer that grows up to the bound, and a short read ends it, as it does for a regular
-/// file. Only on the rare paths (past the bound, a read error) is the file `fstat`ed, for the
-/// same messages as [`read_bounded`]'s: an entry replaced by something else between the
-/// listing and the open (a directory, a FIFO) is then reported as not a regular file. The
-/// open is non-blocking, so such a replacement cannot hang discovery either.
-fn read_listed_regular(path: &Path) -> Result<Vec<u8>, Diagnostic> {
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| Diagnostic::file(path, format!("cannot open: {e}")))?;
-    let why = |file: &std::fs::File, fallback: Diagnostic| match file.metadata() {
-        Ok(m) if !m.is_file() => Diagnostic::file(path, "not a regular file"),
-        Ok(m) if m.len() > MAX_SKILL_FILE_BYTES => too_large(path, m.len()),
-        Ok(_) => fallback,
-        Err(e) => Diagnostic::file(path, format!("cannot stat: {e}")),
-    };
-    // Skill files are a few hundred bytes to a few KiB: one read fills most of them.
-    let mut bytes = vec![0u8; 16 * 1024];
-    let mut n = 0;
-    loop {
-        if n == bytes.len() {
-            if n as u64 > MAX_SKILL_FILE_BYTES {
-                return Err(why(&file, too_large(path, n as u64)));
-            }
-            let more = (n * 2).min(MAX_SKILL_FILE_BYTES as usize + 1);
-            bytes.resize(more, 0);
-        }
-        match file.read(&mut bytes[n..]) {
-            Ok(0) => break,
-            Ok(k) => {
-                n += k;
-                if n < bytes.len() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(why(&file, Diagnostic::file(path, format!("cannot read: {e}")))),
-        }
-    }
-    bytes.truncate(n);
-    Ok(bytes)
+fn parse_files(files: &[PathBuf]) -> Vec<Parsed> {
+    files.iter().map(|f| read_and_parse(f)).collect()
 }
 
 /// Reads a skill file without trusting it: it must be a regular file (a FIFO or device would
@@ -607,51 +553,4 @@ pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     }
     bytes.truncate(n);
     Ok(bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Reading a file the listing showed regular gives the same bytes and the same messages
-    /// as reading it with its `fstat`, including for entries that are not regular files.
-    #[test]
-    fn listed_regular_reads_like_read_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let max = MAX_SKILL_FILE_BYTES as usize;
-        let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("empty.json", vec![]),
-            ("small.json", br#"{"name": "x"}"#.to_vec()),
-            ("buffer.json", vec![b' '; 16 * 1024]),
-            ("bigger.json", vec![b' '; 40 * 1024 + 7]),
-            ("limit.json", vec![b' '; max]),
-            ("over.json", vec![b' '; max + 1]),
-            ("far-over.json", vec![b' '; 3 * max]),
-        ];
-        for (name, content) in &cases {
-            let p = dir.path().join(name);
-            std::fs::write(&p, content).unwrap();
-            let a = read_listed_regular(&p).map_err(|d| d.to_string());
-            let b = read_bounded(&p).map_err(|d| d.to_string());
-            assert_eq!(a, b, "{name}");
-            if content.len() <= max {
-                assert_eq!(a.unwrap(), *content, "{name}");
-            }
-        }
-        // Replaced between the listing and the open: a directory, a FIFO.
-        let d = dir.path().join("dir.json");
-        std::fs::create_dir(&d).unwrap();
-        let fifo = dir.path().join("fifo.json");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: `c` is a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        for p in [&d, &fifo] {
-            let a = read_listed_regular(p);
-            match a {
-                Err(e) => assert!(e.to_string().contains("not a regular file"), "{e}"),
-                // A FIFO without a writer reads as empty: no hang, nothing read.
-                Ok(bytes) => assert!(p == &fifo && bytes.is_empty()),
-            }
-        }
-    }
 }
