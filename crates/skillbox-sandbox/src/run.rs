@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::task::JoinHandle;
 
 use crate::output::Capture;
 use crate::policy::{NetworkAccess, ProcessAccess};
@@ -136,30 +137,58 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     drop((stdin, out_w, err_w, prepared));
     let mut reaper = Reaper { pid: spawned.pid, done: false };
 
-    // The pipes are read by futures of this run, polled together with its supervision
-    // below, not by tasks of their own: spawning and waking two tasks per run (often on
-    // another worker thread) was a measurable part of a short run.
-    let (out_read, stdout) = reader(out_r, spec.output_limit)?;
-    let (err_read, stderr) = reader(err_r, spec.output_limit)?;
-    tokio::pin!(out_read, err_read);
-    let (mut out_done, mut err_done) = (false, false);
+    let stdout = reader(out_r, spec.output_limit)?;
+    let stderr = reader(err_r, spec.output_limit)?;
 
     // SAFETY: the pidfd is an OwnedFd moved into the AsyncFd, so it stays open and names
     // the same process for the AsyncFd's whole life.
     let pidfd =
         unsafe { AsyncFd::register_with_interest(spawned.pidfd, tokio::io::Interest::READABLE) }
             .map_err(|e| SandboxError::Supervise(e.into()))?;
+    // Wait for the leader's exit, the timeout, or (when a total is set) the disk-write
+    // watchdog, which samples the group's counters every POLL.
     let write_limit = spec.policy.rlimits.disk_write_bytes.filter(|_| crate::diskio::available());
-    let members = cgroup.as_ref().filter(|_| members_in_cgroup);
-    let Waited { timed_out, mut written, stopped_for_writes } = {
-        let wait = supervise(&pidfd, spawned.pid, spec.timeout, started, write_limit, members);
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut wait => break r?,
-                () = &mut out_read, if !out_done => out_done = true,
-                () = &mut err_read, if !err_done => err_done = true,
+    // A timeout too large for an Instant (a caller's "no limit") never passes.
+    let deadline = started.checked_add(spec.timeout);
+    let mut written: u64 = 0;
+    // Why the watchdog stopped the run: the total was over, or a process's counters could
+    // not be read (so the total could not be known).
+    let mut stopped_for_writes: Option<&'static str> = None;
+    let timed_out = loop {
+        let left = deadline.map_or(spec.timeout, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            break true;
+        }
+        let wait = if write_limit.is_some() { left.min(crate::diskio::POLL) } else { left };
+        match tokio::time::timeout(wait, pidfd.readable()).await {
+            Ok(Ok(_)) => break false,
+            Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
+            Err(_) => {}
+        }
+        if let Some(max) = write_limit {
+            let sample_run = || match cgroup.as_ref().filter(|_| members_in_cgroup) {
+                Some(cg) => match cg.members() {
+                    Some(pids) => crate::diskio::of_pids(pids),
+                    None => crate::diskio::of_group(spawned.pid),
+                },
+                None => crate::diskio::of_group(spawned.pid),
+            };
+            let sample = sample_run();
+            if over(sample, max) {
+                // A child reaped between reading it and reading its parent is counted twice
+                // in one sample; a second sample confirms before the run is killed.
+                let again = sample_run();
+                if over(again, max) {
+                    written = written.max(again.bytes);
+                    stopped_for_writes = Some(if again.bytes > max {
+                        "disk-write"
+                    } else {
+                        "disk-write-unreadable"
+                    });
+                    break false;
+                }
+            } else {
+                written = written.max(sample.bytes);
             }
         }
     };
@@ -221,26 +250,10 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         _ => None,
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    // Output still in the pipes is read for a short while: with every process of the run
-    // gone, both reach their end at once unless something else holds a write end.
-    let rest = async {
-        let out = async {
-            if !out_done {
-                out_read.as_mut().await;
-            }
-        };
-        let err = async {
-            if !err_done {
-                err_read.as_mut().await;
-            }
-        };
-        tokio::join!(out, err)
-    };
-    let _ = tokio::time::timeout(DRAIN_GRACE, rest).await;
     Ok(ChildOutcome {
         status,
-        stdout: take(&stdout),
-        stderr: take(&stderr),
+        stdout: drain(stdout).await,
+        stderr: drain(stderr).await,
         wall_time,
         cpu_time: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss_kib: peak_kib.unwrap_or(usage.ru_maxrss as u64),
@@ -249,63 +262,6 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         bytes_written: written,
         enforcement,
     })
-}
-
-/// How the wait for a run's leader ended.
-struct Waited {
-    /// The wall-clock limit passed.
-    timed_out: bool,
-    /// The most the run's processes were seen to have written to disk.
-    written: u64,
-    /// Why the disk-write watchdog stopped the run: the total was over, or a process's
-    /// counters could not be read (so the total could not be known).
-    stopped_for_writes: Option<&'static str>,
-}
-
-/// Waits for the leader's exit, the timeout, or (when `write_limit` is set) the disk-write
-/// watchdog, which samples the counters of the run's processes every POLL: those listed in
-/// `members` (the run's cgroup, when its processes cannot leave it), else its process group.
-async fn supervise(
-    pidfd: &AsyncFd<OwnedFd>,
-    pid: libc::pid_t,
-    timeout: Duration,
-    started: Instant,
-    write_limit: Option<u64>,
-    members: Option<&crate::cgroup::RunCgroup>,
-) -> Result<Waited, SandboxError> {
-    // A timeout too large for an Instant (a caller's "no limit") never passes.
-    let deadline = started.checked_add(timeout);
-    let mut written: u64 = 0;
-    loop {
-        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
-        if left.is_zero() {
-            return Ok(Waited { timed_out: true, written, stopped_for_writes: None });
-        }
-        let wait = if write_limit.is_some() { left.min(crate::diskio::POLL) } else { left };
-        match tokio::time::timeout(wait, pidfd.readable()).await {
-            Ok(Ok(_)) => return Ok(Waited { timed_out: false, written, stopped_for_writes: None }),
-            Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
-            Err(_) => {}
-        }
-        let Some(max) = write_limit else { continue };
-        let sample_run = || match members.and_then(|cg| cg.members()) {
-            Some(pids) => crate::diskio::of_pids(pids),
-            None => crate::diskio::of_group(pid),
-        };
-        let sample = sample_run();
-        if !over(sample, max) {
-            written = written.max(sample.bytes);
-            continue;
-        }
-        // A child reaped between reading it and reading its parent is counted twice in one
-        // sample; a second sample confirms before the run is killed.
-        let again = sample_run();
-        if over(again, max) {
-            let why = if again.bytes > max { "disk-write" } else { "disk-write-unreadable" };
-            let written = written.max(again.bytes);
-            return Ok(Waited { timed_out: false, written, stopped_for_writes: Some(why) });
-        }
-    }
 }
 
 /// The enforcement report `spec` would get, without starting anything: what `skillbox info`
@@ -663,27 +619,18 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     Ok((r, w))
 }
 
-/// What a run's output capture is kept in: shared between the future that reads the pipe
-/// and the run, which takes it when the run ends (whether or not the reading finished).
-type Shared = std::sync::Arc<std::sync::Mutex<Capture>>;
+type Reader = (JoinHandle<()>, std::sync::Arc<std::sync::Mutex<Capture>>);
 
-fn reader(
-    fd: OwnedFd,
-    limit: usize,
-) -> Result<(impl std::future::Future<Output = ()> + Send, Shared), SandboxError> {
+fn reader(fd: OwnedFd, limit: usize) -> Result<Reader, SandboxError> {
     let stream =
         tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(SandboxError::Supervise)?;
     Ok(read_into(stream, limit))
 }
 
-/// A future that reads `stream` to its end into a capture of `limit` bytes, and the capture.
-fn read_into<R: AsyncRead + Unpin + Send>(
-    mut stream: R,
-    limit: usize,
-) -> (impl std::future::Future<Output = ()> + Send, Shared) {
+fn read_into<R: AsyncRead + Unpin + Send + 'static>(mut stream: R, limit: usize) -> Reader {
     let capture = std::sync::Arc::new(std::sync::Mutex::new(Capture::new(limit)));
     let shared = capture.clone();
-    let read = async move {
+    let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match stream.read(&mut buf).await {
@@ -694,12 +641,14 @@ fn read_into<R: AsyncRead + Unpin + Send>(
                 },
             }
         }
-    };
-    (read, capture)
+    });
+    (task, capture)
 }
 
-/// What was captured, leaving an empty capture behind.
-fn take(capture: &Shared) -> CapturedOutput {
+async fn drain((mut task, capture): Reader) -> CapturedOutput {
+    if tokio::time::timeout(DRAIN_GRACE, &mut task).await.is_err() {
+        task.abort();
+    }
     let taken = match capture.lock() {
         Ok(mut c) => std::mem::replace(&mut *c, Capture::new(0)),
         Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), Capture::new(0)),
