@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use skillbox_skills::{Registry, Runtime, Status, TrustLevel};
 
+/// The `exit_helper` test of this binary, in a process of its own, with `HELPER_ENV` set to
+/// `mode` and `tmp` as its temp directory.
+fn helper(mode: &str, tmp: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    c.args(["--exact", "exit_helper", "--ignored", "--nocapture"])
+        .env(HELPER_ENV, mode)
+        .env("TMPDIR", tmp);
+    c
+}
+
 fn scratch() -> tempfile::TempDir {
     let d = tempfile::tempdir().expect("tempdir");
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
@@ -101,12 +111,7 @@ const HELPER_ENV: &str = "SKILLBOX_PRIVATE_DIR_HELPER";
 #[test]
 fn a_prepared_dir_is_removed_when_the_process_exits() {
     let tmp = scratch();
-    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "exit_helper", "--ignored", "--nocapture"])
-        .env(HELPER_ENV, "1")
-        .env("TMPDIR", tmp.path())
-        .output()
-        .expect("helper");
+    let out = helper("1", tmp.path()).output().expect("helper");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let waiting: usize = field(&stdout, "WAITING").and_then(|n| n.parse().ok()).expect("WAITING");
@@ -127,13 +132,8 @@ fn a_prepared_dir_is_removed_when_the_process_exits() {
 #[test]
 fn a_prepared_dir_left_by_a_killed_process_is_swept_by_the_next() {
     let tmp = scratch();
-    let mut held = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "exit_helper", "--ignored", "--nocapture"])
-        .env(HELPER_ENV, "hold")
-        .env("TMPDIR", tmp.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("helper");
+    let mut held =
+        helper("hold", tmp.path()).stdout(std::process::Stdio::null()).spawn().expect("helper");
     let killed = held.id();
     let ready = tmp.path().join("ready");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -153,12 +153,7 @@ fn a_prepared_dir_left_by_a_killed_process_is_swept_by_the_next() {
             .collect()
     };
     assert!(!of_killed(tmp.path()).is_empty(), "the killed helper had prepared nothing");
-    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "exit_helper", "--ignored", "--nocapture"])
-        .env(HELPER_ENV, "1")
-        .env("TMPDIR", tmp.path())
-        .output()
-        .expect("helper");
+    let out = helper("1", tmp.path()).output().expect("helper");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(of_killed(tmp.path()), Vec::<PathBuf>::new(), "not swept");
     assert_eq!(private_dirs(tmp.path()), Vec::<PathBuf>::new(), "left after exit");
