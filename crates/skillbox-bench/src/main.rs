@@ -155,7 +155,10 @@ fn print_machine(b: &Bench) {
     println!("- Landlock ABI {}, running as {}", skillbox_sandbox::landlock_abi(), sh("id -un"));
     println!("- load before the run: {}", sh("cat /proc/loadavg"));
     println!("- commit: {}", sh("git rev-parse --short HEAD 2>/dev/null || echo unknown"));
-    let v = |p: &str| sh(&format!("{p} --version 2>&1 | head -n1"));
+    let v = |p: &str| match sh(&format!("{p} --version 2>/dev/null | head -n1")) {
+        v if v.is_empty() => format!("{p}: no version (not installed, or it refuses this user)"),
+        v => v,
+    };
     println!("- {}; {}; python3 {}", v("bwrap"), v("firejail"), v(fixture::PYTHON));
 }
 

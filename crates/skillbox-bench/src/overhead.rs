@@ -152,6 +152,19 @@ pub fn firejail_command(b: &Bench, prog: &Program) -> std::process::Command {
 }
 
 /// True when `program` can be found in `PATH`.
+/// Why `c` does not run successfully, from its status and the first line of its stderr;
+/// `None` when it does.
+fn refusal(mut c: std::process::Command) -> Option<String> {
+    match c.stdin(Stdio::null()).stdout(Stdio::null()).output() {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            Some(format!("{}: {}", out.status, err.lines().next().unwrap_or("no message")))
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 pub fn have(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
@@ -376,12 +389,24 @@ pub fn alternatives(b: &mut Bench) {
     let mut variants =
         vec![Variant::BareOutput, Variant::SandboxOnly, Variant::Skill(TrustLevel::Untrusted)];
     for (tool, v) in [("bwrap", Variant::Bwrap), ("firejail", Variant::Firejail)] {
-        if have(tool) {
-            variants.push(v);
-        } else {
+        if !have(tool) {
             println!(
                 "{tool} is not installed: its rows are missing (scripts/bench.sh installs it).\n"
             );
+            continue;
+        }
+        // Installed is not enough: firejail refuses users missing from firejail.users, and
+        // bwrap fails where user namespaces are off. Said here, not hidden in a panic.
+        let trial = match v {
+            Variant::Bwrap => bwrap_command(b, &TRUE),
+            _ => firejail_command(b, &TRUE),
+        };
+        match refusal(trial) {
+            None => variants.push(v),
+            Some(why) => println!(
+                "{tool} is installed but does not run `/bin/true` here ({why}): its rows are \
+                 missing.\n"
+            ),
         }
     }
     println!(
