@@ -7,7 +7,9 @@
 #
 # Installs what skillbox is compared against (Debian's bubblewrap and firejail) when run as
 # root with apt-get; otherwise says what to install and runs without those rows. Builds
-# skillbox and the suite in release mode, then prints markdown tables to stdout.
+# skillbox (as a static PIE with scripts/build-static.sh, and the default dynamically linked
+# build, whose start the cold section times beside it) and the suite in release mode, then
+# prints markdown tables to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +30,7 @@ fi
 
 echo "== building (release)" >&2
 cargo build --release --locked -q -p skillbox-cli -p skillbox-bench >&2
+static=$(scripts/build-static.sh)
 echo "== load before the run: $(cat /proc/loadavg)" >&2
-exec target/release/skillbox-bench --skillbox target/release/skillbox "$@"
+exec target/release/skillbox-bench --skillbox "$static" \
+    --skillbox-dynamic target/release/skillbox "$@"

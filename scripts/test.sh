@@ -2,7 +2,9 @@
 # The whole test suite, as README.md documents it.
 #
 # 1. `cargo test` for the workspace, as the current user (root in CI).
-# 2. When run as root, every test binary again as the unprivileged user `nobody` (setpriv),
+# 2. The CLI's tests again against the static build of scripts/build-static.sh (the binary
+#    scripts/bench.sh times), through SKILLBOX_TEST_BIN.
+# 3. When run as root, every test binary again as the unprivileged user `nobody` (setpriv),
 #    because a sandbox that only holds as root, or only as non-root, does not hold.
 #
 # A clean machine has Rust, Python 3 and apt only; anything else the tests need is installed
@@ -15,6 +17,10 @@ scripts/install-test-deps.sh
 
 echo "== cargo test (as $(id -un))"
 cargo test --workspace --locked
+
+echo "== the CLI's tests again against the static build (scripts/build-static.sh)"
+static="$repo/$(scripts/build-static.sh)"
+SKILLBOX_TEST_BIN="$static" cargo test -p skillbox-cli --locked --tests
 
 if [ "$(id -u)" != 0 ]; then
     echo "== not root: the root pass of this suite runs in CI; the tests above ran as $(id -un)"

@@ -11,7 +11,12 @@ use crate::Bench;
 
 /// A `skillbox` command against the fixture's workspace and home, output discarded.
 pub fn skillbox(b: &Bench, args: &[&str]) -> Command {
-    let mut c = Command::new(&b.skillbox);
+    skillbox_at(b, &b.skillbox, args)
+}
+
+/// Like [`skillbox`], with the binary at `bin`.
+fn skillbox_at(b: &Bench, bin: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
     c.arg("--workspace")
         .arg(&b.fixture.workspace)
         .args(args)
@@ -50,27 +55,53 @@ pub fn cold(b: &mut Bench) {
         INSTALLED_SKILLS
     );
     let n = if b.quick { 60 } else { 300 };
-    let variants: Vec<(&str, Vec<&str>)> = vec![
-        ("`/bin/true` run directly (baseline)", vec![]),
-        ("`skillbox run bench-true` (user-verified, its default)", vec!["run", "bench-true"]),
+    let mut variants: Vec<(String, Option<&Path>, Vec<&str>)> = vec![
+        ("`/bin/true` run directly (baseline)".into(), None, vec![]),
         (
-            "`skillbox run bench-true --trust untrusted`",
+            "`skillbox run bench-true` (user-verified, its default)".into(),
+            Some(&b.skillbox),
+            vec!["run", "bench-true"],
+        ),
+        (
+            "`skillbox run bench-true --trust untrusted`".into(),
+            Some(&b.skillbox),
             vec!["run", "bench-true", "--trust", "untrusted"],
         ),
-        ("`skillbox list` (start, load 100 skills, print; nothing run)", vec!["list"]),
-        ("`skillbox --version` (process start and exit only)", vec!["--version"]),
+        (
+            "`skillbox list` (start, load 100 skills, print; nothing run)".into(),
+            Some(&b.skillbox),
+            vec!["list"],
+        ),
+        (
+            "`skillbox --version` (process start and exit only)".into(),
+            Some(&b.skillbox),
+            vec!["--version"],
+        ),
     ];
-    let mut samples: Vec<Samples> = variants.iter().map(|(l, _)| Samples::new(*l)).collect();
+    if let Some(d) = &b.skillbox_dynamic {
+        variants.push((
+            "`skillbox run bench-true`, the default dynamically linked build".into(),
+            Some(d),
+            vec!["run", "bench-true"],
+        ));
+        variants.push((
+            "`skillbox --version`, the default dynamically linked build".into(),
+            Some(d),
+            vec!["--version"],
+        ));
+    }
+    let mut samples: Vec<Samples> = variants.iter().map(|(l, _, _)| Samples::new(l)).collect();
     for i in 0..n {
         for k in 0..variants.len() {
             let j = (i + k) % variants.len();
-            let (label, args) = &variants[j];
-            let cmd = if args.is_empty() {
-                let mut c = Command::new("/bin/true");
-                c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-                c
-            } else {
-                skillbox(b, args)
+            let (label, bin, args) = &variants[j];
+            let cmd = match bin {
+                None => {
+                    let mut c = Command::new("/bin/true");
+                    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+                    c
+                }
+                Some(bin) => skillbox_at(b, bin, args),
             };
             samples[j].times.push(time(cmd, label));
         }

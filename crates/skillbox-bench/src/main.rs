@@ -4,11 +4,13 @@
 //! this run measured.
 //!
 //! ```text
-//! skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH]
+//! skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH] [--skillbox-dynamic PATH]
 //! ```
 //!
 //! Sections: `overhead`, `sporadic`, `alternatives`, `cold`, `registry`, `audit`, `parallel`, `flood`.
-//! `scripts/bench.sh` builds in release mode, installs bwrap and firejail, and runs this.
+//! `scripts/bench.sh` builds in release mode (`skillbox` as a static PIE, and the default
+//! dynamically linked build beside it for the cold section), installs bwrap and firejail,
+//! and runs this.
 
 use std::path::PathBuf;
 
@@ -36,6 +38,9 @@ pub struct Bench {
     pub workers: usize,
     /// The `skillbox` binary for cold runs.
     pub skillbox: PathBuf,
+    /// A second `skillbox` binary (the default, dynamically linked build) whose start the
+    /// cold section times beside the first, if given.
+    pub skillbox_dynamic: Option<PathBuf>,
     /// Targets and what was measured.
     pub verdicts: stats::Verdicts,
 }
@@ -74,6 +79,7 @@ fn main() -> anyhow::Result<()> {
     let mut quick = false;
     let mut only: Vec<String> = SECTIONS.iter().map(|s| s.to_string()).collect();
     let mut skillbox = std::env::current_exe()?.with_file_name("skillbox");
+    let mut skillbox_dynamic = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -86,9 +92,14 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             "--skillbox" => skillbox = it.next().context("--skillbox needs a path")?.into(),
+            "--skillbox-dynamic" => {
+                skillbox_dynamic =
+                    Some(it.next().context("--skillbox-dynamic needs a path")?.into());
+            }
             "-h" | "--help" => {
                 println!(
-                    "skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH]\n\
+                    "skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH] \
+                     [--skillbox-dynamic PATH]\n\
                      sections: {}",
                     SECTIONS.join(", ")
                 );
@@ -110,6 +121,7 @@ fn main() -> anyhow::Result<()> {
         rt,
         workers,
         skillbox,
+        skillbox_dynamic,
         verdicts: stats::Verdicts::default(),
     };
     print_machine(&b);
@@ -160,6 +172,34 @@ fn print_machine(b: &Bench) {
         v => v,
     };
     println!("- {}; {}; python3 {}", v("bwrap"), v("firejail"), v(fixture::PYTHON));
+    println!("- skillbox: `{}` ({})", b.skillbox.display(), linking(&b.skillbox));
+    if let Some(d) = &b.skillbox_dynamic {
+        println!("- skillbox, default build: `{}` ({})", d.display(), linking(d));
+    }
+}
+
+/// How an executable is linked: an ELF with a `PT_INTERP` program header asks for the
+/// dynamic loader. Read by hand, since `file` is not on a clean machine.
+fn linking(path: &std::path::Path) -> &'static str {
+    const PT_INTERP: u32 = 3;
+    let Ok(elf) = std::fs::read(path) else { return "unreadable" };
+    let num = |at: usize, len: usize| -> Option<u64> {
+        let b = elf.get(at..at + len)?;
+        Some(b.iter().rev().fold(0, |n, &x| n << 8 | u64::from(x)))
+    };
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (num(0x20, 8), num(0x36, 2), num(0x38, 2))
+    else {
+        return "not a 64-bit ELF";
+    };
+    let interp = (0..phnum).any(|i| {
+        let at = (phoff + i * phentsize) as usize;
+        num(at, 4) == Some(u64::from(PT_INTERP))
+    });
+    if interp {
+        "dynamically linked"
+    } else {
+        "statically linked"
+    }
 }
 
 /// More descriptors for 64 runs at once (each holds pipes, a pidfd and cgroup files).

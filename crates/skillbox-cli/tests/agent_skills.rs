@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_skillbox");
+mod support;
+use support::bin;
 
 struct World {
     _dir: tempfile::TempDir,
@@ -55,7 +56,7 @@ impl World {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -368,7 +369,7 @@ fn without_a_terminal_a_denial_names_the_command_that_grants_it() {
 /// Runs `skillbox ARGS` on a pseudo-terminal (util-linux `script`), answering `answer`.
 fn at_terminal(w: &World, args: &str, answer: &str) -> (i32, String) {
     let mut c = Command::new("script");
-    c.args(["-qec", &format!("{BIN} {args}"), "/dev/null"])
+    c.args(["-qec", &format!("{} {args}", bin()), "/dev/null"])
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", w.home())

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_skillbox");
+mod support;
+use support::bin;
 
 /// Longest any single command may take before the test kills it and fails.
 const DEFAULT_LIMIT: Duration = Duration::from_secs(60);
@@ -160,7 +161,7 @@ impl World {
 
     /// `skillbox ARGS` with the isolated environment, run in the workspace.
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")

@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_skillbox");
+mod support;
+use support::bin;
 
 struct Env {
     home: tempfile::TempDir,
@@ -45,7 +46,7 @@ impl Env {
     }
 
     fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        Command::new(bin())
             .args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -218,7 +219,7 @@ fn untrusted_network_skill_is_refused_with_the_fix() {
 fn invalid_names_are_refused_before_any_file_is_read() {
     let e = Env::new();
     for name in ["../x", "a/b", "", "é"] {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(["--workspace", "/nonexistent/ws", "run", name])
             .env("HOME", e.home.path())
             .env("SKILLBOX_HOME", e.home.path().join("sb"))
@@ -387,7 +388,7 @@ fn an_output_flood_does_not_grow_skillbox() {
             "security": {"permissions": {"process_spawn": "none"}, "resource_limits": {"max_execution_time": 60}}}"#,
     )
     .unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(["run", "flood", "--json"])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")

@@ -6,14 +6,15 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_skillbox");
+mod support;
+use support::bin;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn help(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).arg("--help").env_clear().output().unwrap();
+    let out = Command::new(bin()).args(args).arg("--help").env_clear().output().unwrap();
     assert_eq!(out.status.code(), Some(0), "skillbox {args:?} --help");
     String::from_utf8(out.stdout).unwrap()
 }

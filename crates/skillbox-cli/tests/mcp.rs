@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_skillbox");
+mod support;
+use support::bin;
 
 /// The Python interpreter that has the official MCP SDK: `SKILLBOX_TEST_PYTHON`, else the
 /// virtual environment scripts/install-test-deps.sh creates.
@@ -128,7 +129,7 @@ impl World {
     }
 
     fn server(&self) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.args(["mcp", "--poll-ms", "200"])
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -188,7 +189,7 @@ fn official_python_sdk_session() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client_session.py");
     let child = Command::new(&python)
         .arg(&script)
-        .args([BIN, w.ws.to_str().unwrap(), w.outside.to_str().unwrap(), &w.marker])
+        .args([bin().as_str(), w.ws.to_str().unwrap(), w.outside.to_str().unwrap(), &w.marker])
         .arg(w.audit_log())
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -227,7 +228,7 @@ fn official_python_sdk_session() {
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(before, fs::metadata(&path).unwrap().len(), "{hb} still grows");
     }
-    let verify = Command::new(BIN)
+    let verify = Command::new(bin())
         .args(["audit", "verify", "--json", "--log"])
         .arg(w.audit_log())
         .env_clear()

@@ -13,7 +13,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_skillbox");
+mod support;
+use support::bin;
 
 struct World {
     dir: tempfile::TempDir,
@@ -36,7 +37,7 @@ impl World {
     /// `skillbox --json ARGS` in an empty environment of the test's own; the JSON object
     /// printed and the exit code.
     fn run(&self, args: &[&str]) -> (i32, Value) {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
