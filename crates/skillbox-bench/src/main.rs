@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH] [--skillbox-dynamic PATH]
+//! skillbox-bench --profile-loop bare|sandbox|limits|skill N    # one variant in a loop, for perf
 //! ```
 //!
 //! Sections: `overhead`, `sporadic`, `alternatives`, `cold`, `registry`, `audit`, `parallel`, `flood`.
@@ -80,6 +81,7 @@ fn main() -> anyhow::Result<()> {
     let mut only: Vec<String> = SECTIONS.iter().map(|s| s.to_string()).collect();
     let mut skillbox = std::env::current_exe()?.with_file_name("skillbox");
     let mut skillbox_dynamic = None;
+    let mut profile_loop: Option<(String, usize)> = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -96,10 +98,16 @@ fn main() -> anyhow::Result<()> {
                 skillbox_dynamic =
                     Some(it.next().context("--skillbox-dynamic needs a path")?.into());
             }
+            "--profile-loop" => {
+                let what = it.next().context("--profile-loop needs a variant")?;
+                let n = it.next().context("--profile-loop needs a count")?.parse()?;
+                profile_loop = Some((what, n));
+            }
             "-h" | "--help" => {
                 println!(
                     "skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH] \
                      [--skillbox-dynamic PATH]\n\
+                     skillbox-bench --profile-loop bare|sandbox|limits|skill N   (for perf)\n\
                      sections: {}",
                     SECTIONS.join(", ")
                 );
@@ -134,6 +142,9 @@ fn main() -> anyhow::Result<()> {
                 bail!("warm-up run of {} at {level} failed: {:?} {}", p.skill, r.message, r.stderr);
             }
         }
+    }
+    if let Some((what, n)) = profile_loop {
+        return overhead::profile_loop(&b, &what, n);
     }
     for s in SECTIONS.iter().filter(|s| only.iter().any(|o| o == *s)) {
         match *s {

@@ -468,3 +468,25 @@ pub fn sporadic(b: &mut Bench) {
         );
     }
 }
+
+/// Runs `/bin/true` `n` times as `what` (`bare`, `sandbox`, `limits` or `skill`, the last at
+/// untrusted) and prints the median: a loop to put under `perf record`, for finding where
+/// one layer's time goes (`skillbox-bench --profile-loop skill 5000`).
+pub fn profile_loop(b: &Bench, what: &str, n: usize) -> anyhow::Result<()> {
+    let variant = match what {
+        "bare" => Variant::BareOutput,
+        "sandbox" => Variant::SandboxOnly,
+        "limits" => Variant::SandboxLimits,
+        "skill" => Variant::Skill(TrustLevel::Untrusted),
+        other => anyhow::bail!(
+            "--profile-loop: unknown variant `{other}` (bare, sandbox, limits, skill)"
+        ),
+    };
+    let tools = TrustLevel::ALL.map(|l| b.fixture.tool(TRUE.skill, l));
+    let mut s = Samples::new(variant.label());
+    for _ in 0..n {
+        s.times.push(run_once(b, &TRUE, &variant, &tools));
+    }
+    println!("{}: n={n} median {} p95 {}", s.label, fmt_ms(s.median_ms()), fmt_ms(s.p95_ms()));
+    Ok(())
+}

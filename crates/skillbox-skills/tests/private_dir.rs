@@ -1,7 +1,8 @@
-//! The run's private directory (`HOME`, `TMPDIR`): fresh for every run, even though the next
-//! run's directory is prepared ahead on tokio's blocking pool. No two runs get the same one,
-//! nothing one run writes there is seen by the next, each is mode 0700, owned by the user, and removed after
-//! its run, and one prepared but never used is removed when the process exits.
+//! The run's private directory (`HOME`, `TMPDIR`): each run gets one to itself, prepared
+//! ahead on tokio's blocking pool (or kept from an earlier run that left it exactly as it
+//! was made: tests/private_dir_reuse.rs). Nothing one run writes there is seen by the next,
+//! each is mode 0700, owned by the user, and removed after a run that wrote to it, and one
+//! prepared but never used is removed when the process exits.
 //!
 //! These run as root in CI and again as `nobody` (scripts/test.sh).
 
