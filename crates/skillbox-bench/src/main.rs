@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH] [--skillbox-dynamic PATH]
-//! skillbox-bench --profile-loop bare|sandbox|limits|skill N    # one variant in a loop, for perf
+//! skillbox-bench --profile-loop bare|sandbox|limits|skill[@1g] N   # one variant in a loop, for perf
 //! ```
 //!
 //! Sections: `overhead`, `sporadic`, `alternatives`, `cold`, `registry`, `audit`, `parallel`, `flood`.
@@ -47,12 +47,14 @@ pub struct Bench {
 }
 
 impl Bench {
-    /// Rounds of alternating blocks in the overhead section.
+    /// Rounds of alternating blocks in the overhead section. Short blocks and many rounds:
+    /// the machine's speed drifts within seconds, and the 1 GiB target compares two medians
+    /// taken in different blocks whose difference is now a tenth of a millisecond.
     pub fn rounds(&self) -> usize {
         if self.quick {
             2
         } else {
-            4
+            16
         }
     }
 }
@@ -107,7 +109,7 @@ fn main() -> anyhow::Result<()> {
                 println!(
                     "skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH] \
                      [--skillbox-dynamic PATH]\n\
-                     skillbox-bench --profile-loop bare|sandbox|limits|skill N   (for perf)\n\
+                     skillbox-bench --profile-loop bare|sandbox|limits|skill[@1g] N   (for perf)\n\
                      sections: {}",
                     SECTIONS.join(", ")
                 );

@@ -272,7 +272,7 @@ pub fn overhead(b: &mut Bench) {
         b.rounds(),
         b.workers
     );
-    let (iter_true, iter_py) = if b.quick { (40, 6) } else { (150, 25) };
+    let (iter_true, iter_py) = if b.quick { (40, 6) } else { (38, 7) };
     let progs = [(TRUE, iter_true), (PYTHON_PASS, iter_py)];
     let mut small: Vec<Series> = progs.iter().map(|_| Series::new(skill_variants(), "")).collect();
     let mut large: Vec<Series> = progs.iter().map(|_| Series::new(skill_variants(), "")).collect();
@@ -347,8 +347,9 @@ fn components(b: &Bench) {
             .unwrap();
     let draft = crate::audit::draft();
     let mut private = Samples::new(format!(
-        "private directory: create `{}/skillbox-run-XXXX/{{home,tmp}}`, then remove it (both \
-         off the run's path: made ahead, removed after the result)",
+        "private directory: create `{}/skillbox-run-XXXX/{{home,tmp}}`, then remove it (paid \
+         only after a run that changed its directory, off the run's path: removed after the \
+         result, the next made ahead; a directory left as made serves the next run instead)",
         std::env::temp_dir().display()
     ));
     let mut audit =
@@ -470,9 +471,14 @@ pub fn sporadic(b: &mut Bench) {
 }
 
 /// Runs `/bin/true` `n` times as `what` (`bare`, `sandbox`, `limits` or `skill`, the last at
-/// untrusted) and prints the median: a loop to put under `perf record`, for finding where
+/// untrusted; with `@1g` appended, from a process holding 1 GiB) and prints the median: a loop to put under `perf record`, for finding where
 /// one layer's time goes (`skillbox-bench --profile-loop skill 5000`).
 pub fn profile_loop(b: &Bench, what: &str, n: usize) -> anyhow::Result<()> {
+    // `VARIANT@1g`: the same, with 1 GiB of touched memory held by the process.
+    let (what, _ballast) = match what.strip_suffix("@1g") {
+        Some(w) => (w, Some(Ballast::new(1 << 30))),
+        None => (what, None),
+    };
     let variant = match what {
         "bare" => Variant::BareOutput,
         "sandbox" => Variant::SandboxOnly,
