@@ -588,9 +588,9 @@ impl PrivateDir {
     pub fn finish(self, contained: bool) {
         static FIRST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
         let first = FIRST.swap(false, std::sync::atomic::Ordering::AcqRel);
-        let runtime = tokio::runtime::Handle::try_current().is_ok();
-        if !first && runtime && contained && self.is_as_made() {
-            register_at_exit();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        if let Some(h) = runtime.as_ref().filter(|_| !first && contained && self.is_as_made()) {
+            register_at_exit(Some(h));
             // A directory already waiting (from a run that ended at the same time) goes.
             if let Some(old) = lock_ahead().replace(self) {
                 old.remove_in_background();
@@ -657,7 +657,7 @@ fn lock_ahead() -> std::sync::MutexGuard<'static, Option<PrivateDir>> {
 fn prepare_ahead() {
     static GATE: skillbox_sandbox::AheadGate = skillbox_sandbox::AheadGate::new();
     GATE.spawn(|| {
-        register_at_exit();
+        register_at_exit(None);
         if let Ok(d) = PrivateDir::create() {
             // A directory already waiting (none, normally) is dropped, which removes it.
             let old = lock_ahead().replace(d);
@@ -669,17 +669,29 @@ fn prepare_ahead() {
 /// Makes sure the directory left in the slot is removed at exit, once per process; and, the
 /// first time, removes what killed processes left (a process killed by a signal runs no
 /// `atexit`, so the directory it had kept or prepared is removed by the next process that
-/// keeps or prepares one). Called on tokio's blocking pool or after a run, never before one.
-fn register_at_exit() {
+/// keeps or prepares one). The `atexit` is registered at once; the sweep, which lists the
+/// temp directory, runs on tokio's blocking pool when `blocking_pool` is given, else here
+/// (the caller is already on that pool).
+fn register_at_exit(blocking_pool: Option<&tokio::runtime::Handle>) {
     static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
     AT_EXIT.call_once(|| {
         // SAFETY: registers a plain function without arguments; it runs at normal process
         // exit, after main returns or `exit` is called.
         unsafe {
             libc::atexit(remove_ahead_at_exit);
         }
-        sweep(&std::env::temp_dir());
+        first = true;
     });
+    if first {
+        let tmp = std::env::temp_dir();
+        match blocking_pool {
+            Some(h) => drop(h.spawn_blocking(move || sweep(&tmp))),
+            None => {
+                sweep(&tmp);
+            }
+        }
+    }
 }
 
 /// Whether `path` has no extended attributes (a file system without them has none).
