@@ -534,7 +534,7 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path
 /// A directory whose run left it exactly as it was made (see [`PrivateDir::finish`]) serves
 /// the next run of the process instead of being removed: making and removing one costs three
 /// `mkdir` and three `rmdir`, which on some file systems (ext4 without a journal, with online
-/// discard) take 0.3 to 0.4 ms of CPU per run.
+/// discard) took 0.44 ms of CPU per run (BENCHMARKS.md).
 pub struct PrivateDir {
     dir: tempfile::TempDir,
     /// Inode numbers of the directory, `home/` and `tmp/` when they were made.
