@@ -18,9 +18,14 @@ RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --locked -q -p skillbox-cli --target "$host" >&2
 bin="target/$host/release/skillbox"
 # Refuse to hand out a binary that still asks for the dynamic loader (a linker that ignored
-# crt-static), or one that lost position independence.
+# crt-static), one that lost position independence (no address-space randomization), or one
+# without full RELRO (relocations resolved at start, then made read-only).
 if readelf -l "$bin" | grep -q INTERP || ! readelf -h "$bin" | grep -q 'DYN'; then
     echo "build-static: $bin is not a static position-independent executable" >&2
+    exit 1
+fi
+if ! readelf -l "$bin" | grep -q GNU_RELRO || ! readelf -d "$bin" | grep -q BIND_NOW; then
+    echo "build-static: $bin lacks full RELRO (GNU_RELRO and BIND_NOW)" >&2
     exit 1
 fi
 echo "$bin"
