@@ -19,8 +19,8 @@ fn field(out: &str, key: &str) -> Option<String> {
 
 /// A workspace with a Python skill that reports its `HOME`, `TMPDIR`, the modes of the
 /// private directory and of both, their extended attributes and entries, then does `act`
-/// (`none`, `chmod` of `HOME`, `xattr` on `TMPDIR`, or a `file` left in `TMPDIR`) and says
-/// it did.
+/// (`none`, `chmod` of `HOME`, `chmodtop` of the private directory above it, `xattr` on
+/// `TMPDIR`, or a `file` left in `TMPDIR`) and says it did.
 fn changer_workspace() -> tempfile::TempDir {
     let ws = tempfile::tempdir().expect("tempdir");
     fs::set_permissions(ws.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
@@ -35,6 +35,8 @@ print("ENTRIES=%d" % (len(os.listdir(h)) + len(os.listdir(t))))
 act = sys.argv[1]
 if act == "chmod":
     os.chmod(h, 0o755)
+elif act == "chmodtop":
+    os.chmod(os.path.dirname(h), 0o755)
 elif act == "xattr":
     os.setxattr(t, "user.skillbox-test", b"1")
 elif act == "file":
@@ -47,7 +49,7 @@ print("DID=" + act)
         "command": "/usr/bin/python3",
         "args": ["-I", "-c", script, "{act}"],
         "parameters": [{"name": "act", "type": "enum",
-                        "values": ["none", "chmod", "xattr", "file"], "required": true}],
+                        "values": ["none", "chmod", "chmodtop", "xattr", "file"], "required": true}],
         "security": {"permissions": {}},
     });
     let dir = ws.path().join(".q-skills");
@@ -69,7 +71,10 @@ async fn only_a_dir_left_as_made_serves_the_next_run() {
     let mut dirs: Vec<PathBuf> = Vec::new();
     // The first run of a process keeps nothing (a `skillbox run` process makes one run);
     // after that, each `none` run keeps its directory, each other act spoils it.
-    let acts = ["none", "none", "none", "chmod", "none", "xattr", "none", "file", "none", "none"];
+    let acts = [
+        "none", "none", "none", "chmod", "none", "chmodtop", "none", "xattr", "none", "file",
+        "none", "none",
+    ];
     for (i, act) in acts.iter().enumerate() {
         let r = rt.run("changer", &json!({"act": act}), Some(TrustLevel::Untrusted)).await;
         assert_eq!(r.status, Status::Success, "run {i} ({act}): {r:?}");
