@@ -6,7 +6,6 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -17,6 +16,7 @@ use skillbox_sandbox::{
 
 use crate::format::{NetworkLevel, ProcessSpawn, SkillType};
 use crate::params::{self, build_args, Params};
+use crate::private_dir::PrivateDir;
 use crate::registry::LoadedSkill;
 use crate::result::{new_execution_id, EnforcementEntry, SkillResult, Status};
 use crate::security::{EffectiveGrant, EnvPolicy, SecurityContext};
@@ -494,9 +494,9 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
 /// `skillbox_sandbox::Rlimits::memory`).
 pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path) -> Policy {
     let mut write = grant.file_write.clone();
-    write.push(private.dir.path().to_path_buf());
+    write.push(private.path().to_path_buf());
     let mut read = grant.file_read.clone();
-    read.push(private.dir.path().to_path_buf());
+    read.push(private.path().to_path_buf());
     let limits = &grant.limits;
     Policy {
         confine_files: true,
@@ -526,222 +526,6 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path
             cpu_percent: Some(limits.max_cpu_percent),
         },
     }
-}
-
-/// A directory private to one run: `home/` becomes `HOME`, `tmp/` becomes `TMPDIR`. Removed
-/// when dropped.
-///
-/// A directory whose run left it exactly as it was made (see [`PrivateDir::finish`]) serves
-/// the next run of the process instead of being removed: making and removing one costs three
-/// `mkdir` and three `rmdir`, which on some file systems (ext4 without a journal, with online
-/// discard) took 0.44 ms of CPU per run (BENCHMARKS.md).
-pub struct PrivateDir {
-    dir: tempfile::TempDir,
-    /// Inode numbers of the directory, `home/` and `tmp/` when they were made.
-    made: [u64; 3],
-}
-
-impl PrivateDir {
-    /// Creates `skillbox-run-<pid>-XXXX/{home,tmp}` in the system temp directory, each mode
-    /// 0700. The pid lets a later process remove what a killed one left (`sweep`).
-    pub fn create() -> std::io::Result<Self> {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("skillbox-run-{}-", std::process::id()))
-            .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir()?;
-        for sub in ["home", "tmp"] {
-            std::fs::create_dir(dir.path().join(sub))?;
-            std::fs::set_permissions(dir.path().join(sub), std::fs::Permissions::from_mode(0o700))?;
-        }
-        let ino = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.ino());
-        let made =
-            [ino(dir.path())?, ino(&dir.path().join("home"))?, ino(&dir.path().join("tmp"))?];
-        Ok(Self { dir, made })
-    }
-
-    /// A directory for one run: the one kept from an earlier run or prepared ahead when there
-    /// is one, else one created now.
-    ///
-    /// Creating one costs about 0.36 ms (more on some file systems), so a directory is given
-    /// back after its run when it is still as it was made, and otherwise the next one is
-    /// created on tokio's blocking pool, like the sandbox's Landlock base and cgroups. Either
-    /// way a directory serves exactly one run at a time (it is taken out of its slot), and
-    /// one left in the slot is removed when the process exits (`atexit`).
-    pub fn for_run() -> std::io::Result<Self> {
-        // One removed meanwhile (a temp cleaner on a long-idle host) is not used.
-        let kept = lock_ahead().take().filter(|d| d.tmp().is_dir() && d.home().is_dir());
-        match kept {
-            Some(d) => Ok(d),
-            None => Self::create(),
-        }
-    }
-
-    /// Gives the directory back after its run. `contained` says that every process of the
-    /// run is gone and that Landlock kept the run's writes inside `home/` and `tmp/`. Then a
-    /// directory still as it was made (see [`PrivateDir::is_as_made`]) is kept for the next
-    /// run of this process; any other is removed off the path of the result, and a fresh one
-    /// prepared ahead for the next run.
-    ///
-    /// Nothing is kept after the first run of a process (a `skillbox run` process makes one
-    /// run and exits), nor without a tokio runtime.
-    pub fn finish(self, contained: bool) {
-        static FIRST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-        let first = FIRST.swap(false, std::sync::atomic::Ordering::AcqRel);
-        let runtime = tokio::runtime::Handle::try_current().ok();
-        if let Some(h) = runtime.as_ref().filter(|_| !first && contained && self.is_as_made()) {
-            register_at_exit(Some(h));
-            // A directory already waiting (from a run that ended at the same time) goes.
-            if let Some(old) = lock_ahead().replace(self) {
-                old.remove_in_background();
-            }
-            return;
-        }
-        self.remove_in_background();
-        prepare_ahead();
-    }
-
-    /// Whether the directory, `home/` and `tmp/` are the ones [`PrivateDir::create`] made
-    /// (same inode numbers), owned by this user, mode 0700 and without extended attributes
-    /// (POSIX ACLs are kept as such), and `home/` and `tmp/` are empty. A run cannot replace
-    /// or remove the three, since Landlock grants it nothing on the directory itself; but
-    /// Landlock does not mediate `chmod`, `setxattr` or timestamps on what the run owns, so
-    /// those are looked at. Timestamps are not: they carry no rights.
-    fn is_as_made(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid has no failure mode and no memory effects.
-        let uid = unsafe { libc::geteuid() };
-        let paths = [self.dir.path().to_path_buf(), self.home(), self.tmp()];
-        paths.iter().zip(self.made).enumerate().all(|(i, (p, ino))| {
-            let as_made = std::fs::symlink_metadata(p).is_ok_and(|m| {
-                m.is_dir() && m.ino() == ino && m.uid() == uid && m.mode() & 0o7777 == 0o700
-            });
-            as_made
-                && no_xattrs(p)
-                && (i == 0 || std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none()))
-        })
-    }
-
-    /// Removes the directory on tokio's blocking pool when there is one, else now. A
-    /// runtime shut down before the task ran drops it, which removes the directory too.
-    pub fn remove_in_background(self) {
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => drop(h.spawn_blocking(move || drop(self))),
-            Err(_) => drop(self),
-        }
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    fn tmp(&self) -> PathBuf {
-        self.dir.path().join("tmp")
-    }
-}
-
-/// The directory prepared for the next run, if any.
-static AHEAD: Mutex<Option<PrivateDir>> = Mutex::new(None);
-
-fn lock_ahead() -> std::sync::MutexGuard<'static, Option<PrivateDir>> {
-    match AHEAD.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-/// Creates the next run's directory on tokio's blocking pool, unless one is being created,
-/// there is no runtime, or this is the process's first run (a `skillbox run` process makes
-/// one run and exits). A failure is dropped: the next run then creates its directory itself
-/// and reports the error.
-fn prepare_ahead() {
-    static GATE: skillbox_sandbox::AheadGate = skillbox_sandbox::AheadGate::new();
-    GATE.spawn(|| {
-        register_at_exit(None);
-        if let Ok(d) = PrivateDir::create() {
-            // A directory already waiting (none, normally) is dropped, which removes it.
-            let old = lock_ahead().replace(d);
-            drop(old);
-        }
-    });
-}
-
-/// Makes sure the directory left in the slot is removed at exit, once per process; and, the
-/// first time, removes what killed processes left (a process killed by a signal runs no
-/// `atexit`, so the directory it had kept or prepared is removed by the next process that
-/// keeps or prepares one). The `atexit` is registered at once; the sweep, which lists the
-/// temp directory, runs on tokio's blocking pool when `blocking_pool` is given, else here
-/// (the caller is already on that pool).
-fn register_at_exit(blocking_pool: Option<&tokio::runtime::Handle>) {
-    static AT_EXIT: std::sync::Once = std::sync::Once::new();
-    let mut first = false;
-    AT_EXIT.call_once(|| {
-        // SAFETY: registers a plain function without arguments; it runs at normal process
-        // exit, after main returns or `exit` is called.
-        unsafe {
-            libc::atexit(remove_ahead_at_exit);
-        }
-        first = true;
-    });
-    if first {
-        let tmp = std::env::temp_dir();
-        match blocking_pool {
-            Some(h) => drop(h.spawn_blocking(move || sweep(&tmp))),
-            None => {
-                sweep(&tmp);
-            }
-        }
-    }
-}
-
-/// Whether `path` has no extended attributes (a file system without them has none).
-fn no_xattrs(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
-    // SAFETY: `c` is a NUL-terminated path; with a null buffer and size 0, llistxattr only
-    // returns the size the list of names would need, writing nothing.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSUP))
-}
-
-/// Removes the private directories in `tmp` that processes which are gone left behind (one
-/// prepared ahead by a process killed by a signal, or the directory of a run it was making),
-/// and returns how many. Only directories named `skillbox-run-<pid>-...` for a pid that no
-/// longer exists, owned by this user, are removed; a live process's are never touched.
-fn sweep(tmp: &Path) -> usize {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(tmp) else { return 0 };
-    // SAFETY: geteuid has no failure mode and no memory effects.
-    let uid = unsafe { libc::geteuid() };
-    let mut removed = 0;
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("skillbox-run-"))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        // symlink_metadata: a link is never followed (nor removed here).
-        let ours = e.path().symlink_metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
-        let gone = pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists();
-        if ours && gone && std::fs::remove_dir_all(e.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
-}
-
-/// Removes the directory prepared ahead and never used.
-extern "C" fn remove_ahead_at_exit() {
-    // Never wait at exit: if a thread holds the lock, its directory stays.
-    let taken = match AHEAD.try_lock() {
-        Ok(mut g) => g.take(),
-        Err(_) => return,
-    };
-    drop(taken);
 }
 
 /// The child's whole environment.

@@ -5,7 +5,8 @@ use std::path::Path;
 use serde::Serialize;
 use skillbox_sandbox::{ChildSpec, HostSupport};
 
-use crate::exec::{enforcement_entries, policy_for, PrivateDir};
+use crate::exec::{enforcement_entries, policy_for};
+use crate::private_dir::PrivateDir;
 use crate::result::EnforcementEntry;
 use crate::security::{EffectiveGrant, FileScope, SecurityContext, TrustLevel};
 

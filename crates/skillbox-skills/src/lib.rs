@@ -33,6 +33,7 @@ mod host;
 pub mod name;
 pub mod params;
 pub mod pattern;
+mod private_dir;
 mod prompt;
 pub mod registry;
 pub mod resilience;
