@@ -54,5 +54,15 @@ pub fn digest_hex(bytes: &[u8]) -> String {
     log::sha256_hex(bytes)
 }
 
+/// Every file the log at `path` is kept in, as they are now: the current file, its rotated
+/// files, the head and the lock. A program that confines others keeps these out of their
+/// reach when the log has no directory of its own (its directory is otherwise the thing to
+/// keep out of reach: it is where the next rotation goes).
+pub fn files_of(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![path.to_path_buf(), log::sibling(path, "head"), log::sibling(path, "lock")];
+    out.extend(log::rotated_files(path).into_iter().map(|(_, p)| p));
+    out
+}
+
 /// Hash of the first event's predecessor.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -66,8 +66,8 @@ pub fn list(rt: &Runtime, json: bool) -> u8 {
     for (name, g) in store.grants() {
         let state = match rt.registry().get(name) {
             Err(_) => "no such skill here".to_string(),
-            Ok(skill) => match store.standing(skill) {
-                Standing::Granted(_) => "holds".to_string(),
+            Ok(skill) => match store.standing(skill, rt.workspace()) {
+                Standing::Granted(..) => "holds".to_string(),
                 Standing::Lapsed { now, .. } => format!("LAPSED: content is now {now}"),
                 Standing::NoGrant => "no grant".to_string(),
             },

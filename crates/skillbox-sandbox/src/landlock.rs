@@ -5,30 +5,38 @@
 //! handled by granting the surrounding directory entry by entry, skipping or downgrading the
 //! entries that must stay out of reach.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, Scope, ABI,
 };
 
+use crate::grants::{grant_tree, Budget, Carve, Carved, GrantError};
 use crate::policy::{NetworkAccess, Policy, DEVICES, ETC_SECRETS, SYSTEM_READ};
 
 /// Lowest Landlock ABI that provides everything this sandbox relies on: TCP rules (4),
 /// device ioctl control (5), and scoping of signals and abstract Unix sockets (6).
 pub const REQUIRED_ABI: i32 = 6;
 
+/// Most directory entries one ruleset may list while carving protected entries and hidden
+/// paths out of its trees (see the `grants` module): a writable tree larger than this is
+/// refused rather than granted unexamined.
+pub const MAX_GRANT_ENTRIES: usize = 250_000;
+
 /// Errors building the ruleset.
 #[derive(Debug, thiserror::Error)]
 pub enum LandlockError {
-    /// A granted path goes through a symbolic link. Grants name real directories; following
-    /// a link planted in a workspace could grant something else entirely.
-    #[error("granted path {0} goes through a symbolic link; grant the real path instead")]
-    Symlink(PathBuf),
+    /// A granted path could not be granted as the policy says: it goes through a symbolic
+    /// link (grants name real directories; following a link planted in a workspace could
+    /// grant something else entirely), a writable tree is too large to examine, or it changed
+    /// while being examined.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
     /// The kernel's Landlock is older than [`REQUIRED_ABI`] or absent.
     #[error("Landlock ABI {found} is available, {REQUIRED_ABI} or later is needed")]
     Unsupported {
@@ -93,14 +101,21 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
     if policy.confine_files {
         let read = AccessFs::from_read(abi);
         let write = AccessFs::from_all(abi) & !AccessFs::Refer & !AccessFs::IoctlDev;
-        let file_write =
-            AccessFs::ReadFile | AccessFs::Execute | AccessFs::WriteFile | AccessFs::Truncate;
+        let carved_paths = carved_paths(policy);
+        let carved = Carved { paths: &carved_paths, names: &policy.protected };
+        // The grants go straight to the kernel through a second descriptor of the ruleset,
+        // like the system rules (see `base`): their kinds are already known from the walk.
+        let dup: Option<OwnedFd> = created.try_clone().map_err(LandlockError::System)?.into();
+        let dup = dup.ok_or(LandlockError::Unsupported { found })?;
+        let mut budget = Budget::new(MAX_GRANT_ENTRIES);
         for p in &policy.read {
-            created = add_exact(created, p, read)?;
+            let root = crate::paths::normalize(p);
+            grant_tree(&dup, &root, read, false, &carved, &mut budget)?;
         }
         for p in &policy.write {
-            let guarded = policy.guarded.iter().any(|g| g == p);
-            created = grant_write(created, p, guarded, &policy.protected, read, write, file_write)?;
+            let root = crate::paths::normalize(p);
+            let guarded = policy.guarded.iter().any(|g| crate::paths::normalize(g) == root);
+            grant_tree(&dup, &root, write, guarded, &carved, &mut budget)?;
         }
     }
     if policy.network == NetworkAccess::HttpsOnly {
@@ -108,6 +123,22 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
     }
     let fd: Option<OwnedFd> = created.into();
     fd.ok_or(LandlockError::Unsupported { found })
+}
+
+/// The paths carved out of every tree of `policy`'s ruleset, resolved: its hidden paths and
+/// the secrets of `/etc`.
+fn carved_paths(policy: &Policy) -> Vec<(PathBuf, Carve)> {
+    let etc = ETC_SECRETS.iter().map(|s| Path::new("/etc").join(s));
+    let mut out: Vec<(PathBuf, Carve)> = policy
+        .hidden
+        .iter()
+        .cloned()
+        .chain(etc)
+        .map(|p| (crate::paths::resolve(&p), Carve::Hidden))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// What the part of a ruleset that is the same for every run depends on.
@@ -182,7 +213,7 @@ struct PathBeneathAttr {
     parent_fd: i32,
 }
 
-fn raw_add_rule(
+pub(crate) fn raw_add_rule(
     ruleset: &OwnedFd,
     fd: &OwnedFd,
     access: BitFlags<AccessFs>,
@@ -254,42 +285,6 @@ fn build_ahead(shape: Shape) {
             list.push(Ahead { shape, etc, ruleset });
         }
     });
-}
-
-/// Grants write access to the tree `root`. When the tree is guarded (a workspace) or its top
-/// holds a protected entry (`.git`), the tree is granted entry by entry instead: its own directory
-/// readable, each other existing entry writable, the protected ones read-only (through the
-/// read grants). New entries cannot then be created at the top of that tree: the right to
-/// create there would extend to the protected entries beneath. Links among the entries are
-/// not granted.
-fn grant_write(
-    mut ruleset: landlock::RulesetCreated,
-    root: &Path,
-    guarded: bool,
-    protected: &[String],
-    read: BitFlags<AccessFs>,
-    write: BitFlags<AccessFs>,
-    file_write: BitFlags<AccessFs>,
-) -> Result<landlock::RulesetCreated, LandlockError> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        // A file, or a path that does not exist (which grants nothing).
-        return add_exact(ruleset, root, file_write);
-    };
-    let entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
-    let is_protected =
-        |e: &std::fs::DirEntry| protected.iter().any(|x| e.file_name().to_str() == Some(x));
-    if !guarded && !entries.iter().any(is_protected) {
-        return add_exact(ruleset, root, write);
-    }
-    ruleset = add_exact(ruleset, root, read)?;
-    for e in entries.iter().filter(|e| !is_protected(e)) {
-        let Ok(t) = e.file_type() else { continue };
-        if t.is_symlink() {
-            continue;
-        }
-        ruleset = add_exact(ruleset, &e.path(), if t.is_dir() { write } else { file_write })?;
-    }
-    Ok(ruleset)
 }
 
 /// Rules for the system part of every ruleset: directories every program needs, `/proc`, the
@@ -380,27 +375,6 @@ impl Kind {
     }
 }
 
-/// Adds a rule for a path a policy grants (a workspace, a declared path). No component may
-/// be a symbolic link (`openat2` with `RESOLVE_NO_SYMLINKS`), so that a link planted in a
-/// cloned repository cannot turn a grant of `docs/` into a grant of `~/.ssh`. A path that
-/// does not exist grants nothing.
-fn add_exact(
-    ruleset: landlock::RulesetCreated,
-    path: &Path,
-    access: BitFlags<AccessFs>,
-) -> Result<landlock::RulesetCreated, LandlockError> {
-    let fd = match open_no_symlinks(path) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(LandlockError::Symlink(path.to_path_buf()))
-        }
-        Err(_) => return Ok(ruleset),
-    };
-    let is_dir = is_dir(&fd);
-    let access = if is_dir { access } else { access & AccessFs::from_file(ABI::V6) };
-    Ok(ruleset.add_rule(PathBeneath::new(fd, access))?)
-}
-
 /// Whether `fd` (an `O_PATH` descriptor) is a directory: `fstat` on the descriptor itself,
 /// not a lookup of `/proc/self/fd/N`, which costs a path walk through procfs per rule.
 fn is_dir(fd: &OwnedFd) -> bool {
@@ -409,33 +383,6 @@ fn is_dir(fd: &OwnedFd) -> bool {
     // SAFETY: fstat writes only to `st`, for a descriptor we own.
     let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
-}
-
-/// `openat2(path, O_PATH | O_CLOEXEC, RESOLVE_NO_SYMLINKS)`.
-fn open_no_symlinks(path: &Path) -> std::io::Result<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: open_how is plain data; zero is a valid value for every field.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_NO_SYMLINKS;
-    // SAFETY: `c` is a valid NUL-terminated string and `how` a valid open_how whose size is
-    // passed; both outlive the call. The returned descriptor is owned by us alone.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Grants `dir` with `access`, except the relative paths in `secrets`: a directory holding a

@@ -32,8 +32,10 @@
 mod ahead;
 mod cgroup;
 mod diskio;
+mod grants;
 mod landlock;
 mod output;
+mod paths;
 mod policy;
 mod probe;
 mod report;
@@ -44,11 +46,12 @@ mod spec;
 
 pub use ahead::AheadGate;
 pub use cgroup::sweep_stale_groups;
+pub use landlock::MAX_GRANT_ENTRIES;
 pub use landlock::{kernel_abi as landlock_abi, REQUIRED_ABI as LANDLOCK_REQUIRED_ABI};
 pub use output::CapturedOutput;
+pub use paths::{normalize, resolve};
 pub use policy::{
-    default_protected, NetworkAccess, Policy, ProcessAccess, Rlimits, DEVICES, ETC_SECRETS,
-    SYSTEM_READ,
+    NetworkAccess, Policy, ProcessAccess, Rlimits, DEVICES, ETC_SECRETS, SYSTEM_READ,
 };
 pub use probe::HostSupport;
 pub use report::{Enforcement, Mechanism, MechanismState};

@@ -60,8 +60,9 @@ pub struct Rlimits {
 /// What the kernel should allow one child and all its descendants.
 ///
 /// Files are an allow-list: the child reads only beneath [`Policy::read`] (plus the system
-/// directories of [`Policy::system_read`]) and writes only beneath [`Policy::write`]. Inside a
-/// writable tree, the entries named in [`Policy::protected`] stay read-only.
+/// directories of [`SYSTEM_READ`]) and writes only beneath [`Policy::write`]. Beneath a
+/// writable tree, the entries named in [`Policy::protected`] stay read-only at any depth;
+/// beneath any tree, the paths in [`Policy::hidden`] stay out of reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// `false` turns file confinement off entirely (the child sees what its user sees).
@@ -70,9 +71,18 @@ pub struct Policy {
     pub read: Vec<PathBuf>,
     /// Trees the child may read and write.
     pub write: Vec<PathBuf>,
-    /// Names of entries that stay read-only at the top of every writable tree, such as
-    /// `.git`: a skill must not plant what later runs with more trust.
+    /// Names of entries that stay read-only wherever they occur beneath a writable tree, at
+    /// any depth (compared without regard to ASCII case), such as `.git`: a writable tree
+    /// holding one is walked and split around it (see the `grants` module). Which names are
+    /// protected is the caller's policy; this crate only enforces the list.
     pub protected: Vec<String>,
+    /// Paths no grant reaches by containing them: neither readable nor writable through a
+    /// read or write tree they lie beneath, at any depth (keys, credentials, the caller's
+    /// own records). Compared as resolved paths (links followed), so a path reached through
+    /// a link is hidden as well. A grant of a hidden path itself, or of a path inside one,
+    /// is the caller's explicit choice and is made. The secrets of `/etc` ([`ETC_SECRETS`])
+    /// are always hidden, whatever this list holds.
+    pub hidden: Vec<PathBuf>,
     /// Writable trees granted entry by entry even when they hold no protected entry yet
     /// (a workspace), so that none can be created at their top: no `.git/hooks`,
     /// `.q-skills` or `.bashrc` planted in a workspace that lacked them.
@@ -100,7 +110,8 @@ impl Policy {
             confine_files: true,
             read: Vec::new(),
             write: Vec::new(),
-            protected: default_protected(),
+            protected: Vec::new(),
+            hidden: Vec::new(),
             guarded: Vec::new(),
             network: NetworkAccess::None,
             processes: ProcessAccess::None,
@@ -117,6 +128,7 @@ impl Policy {
             read: Vec::new(),
             write: Vec::new(),
             protected: Vec::new(),
+            hidden: Vec::new(),
             guarded: Vec::new(),
             network: NetworkAccess::Full,
             processes: ProcessAccess::Full,
@@ -124,39 +136,6 @@ impl Policy {
             pid_namespace: false,
         }
     }
-}
-
-/// Entries that stay read-only inside a writable tree: skill directories, version-control
-/// metadata and hooks, CI and editor task definitions, and shell start-up files.
-pub fn default_protected() -> Vec<String> {
-    [
-        ".git",
-        ".q-skills",
-        ".skillbox",
-        ".agents",
-        ".claude",
-        ".codex",
-        ".github",
-        ".gitlab-ci.yml",
-        ".vscode",
-        ".idea",
-        ".envrc",
-        ".gitmodules",
-        ".gitattributes",
-        ".bashrc",
-        ".bash_profile",
-        ".bash_login",
-        ".bash_logout",
-        ".profile",
-        ".zshrc",
-        ".zshenv",
-        ".zprofile",
-        ".zlogin",
-        ".config",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 /// Directories every program needs to start, readable (and executable) for every child.

@@ -327,7 +327,6 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
                 fix: "boot a kernel with Landlock enabled (CONFIG_SECURITY_LANDLOCK=y and `landlock` in the lsm= boot parameter), or opt into weaker isolation for this run".into(),
             })
         }
-        Err(e @ crate::landlock::LandlockError::Symlink(_)) => return Err(SandboxError::Policy(e.to_string())),
         Err(e) => return Err(SandboxError::Policy(e.to_string())),
     };
 

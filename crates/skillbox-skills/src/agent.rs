@@ -87,10 +87,34 @@ pub(crate) fn load(
     dir: &Path,
     read: impl Fn(&Path) -> Result<Vec<u8>, Diagnostic>,
 ) -> Result<Loaded, Vec<Diagnostic>> {
-    let dir_name = dir.file_name().and_then(|d| d.to_str()).unwrap_or_default().to_string();
+    load_at(dir, dir, read)
+}
+
+/// Loads the Agent Skill installed in `origin` from its sealed copy `sealed` (see
+/// `crate::seal`): every file, the definitions and the scripts come from the copy; the name
+/// check and the paths `agents/openai.yaml` declares relative to the skill are taken from
+/// where it is installed.
+pub(crate) fn load_sealed(
+    sealed: &Path,
+    origin: &Path,
+    read: impl Fn(&Path) -> Result<Vec<u8>, Diagnostic>,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    load_at(sealed, origin, read)
+}
+
+/// Loads the Agent Skill whose files are in `files` and which is installed in `origin` (the
+/// same directory, except for a sealed copy).
+fn load_at(
+    files: &Path,
+    origin: &Path,
+    read: impl Fn(&Path) -> Result<Vec<u8>, Diagnostic>,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let dir_name = origin.file_name().and_then(|d| d.to_str()).unwrap_or_default().to_string();
     // Resolved once, here: the kernel grant of the directory refuses symlinks in the path.
-    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let dir = canonical.as_path();
+    let canonical = origin.canonicalize().unwrap_or_else(|_| origin.to_path_buf());
+    let origin = canonical.as_path();
+    let files_canonical = files.canonicalize().unwrap_or_else(|_| files.to_path_buf());
+    let dir = files_canonical.as_path();
     let file = dir.join(SKILL_FILE);
     let bytes = read(&file).map_err(|d| vec![d])?;
     let text = std::str::from_utf8(&bytes)
@@ -192,7 +216,7 @@ pub(crate) fn load(
     let mut script_problems = Vec::new();
     let (security, permissions_from) = match security {
         Some(s) => (s, "SKILL.md skillbox block".to_string()),
-        None => match codex_permissions(dir, &read) {
+        None => match codex_permissions(dir, origin, &read) {
             Ok(Some(s)) => (s, "agents/openai.yaml".to_string()),
             Ok(None) => (json!({}), "none declared".to_string()),
             Err(d) => return Err(vec![d]),
@@ -264,7 +288,7 @@ pub(crate) fn load(
         compatibility,
         metadata,
         allowed_tools,
-        dir: dir.to_path_buf(),
+        dir: origin.to_path_buf(),
         instructions: body.to_string(),
         scripts,
         permissions_from,
@@ -342,6 +366,7 @@ fn optional_string(
 /// declares any. Its paths are relative to the skill's directory, as Codex reads them.
 fn codex_permissions(
     dir: &Path,
+    origin: &Path,
     read: &impl Fn(&Path) -> Result<Vec<u8>, Diagnostic>,
 ) -> Result<Option<Value>, Diagnostic> {
     let file = dir.join("agents").join("openai.yaml");
@@ -361,7 +386,7 @@ fn codex_permissions(
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|i| match i {
-                    Value::String(s) => Ok(resolve(dir, s)),
+                    Value::String(s) => Ok(resolve(origin, s)),
                     _ => Err(Diagnostic::field(
                         &file,
                         format!("permissions.{key}"),

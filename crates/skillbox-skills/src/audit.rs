@@ -136,8 +136,9 @@ pub(crate) fn trust_changed(
     d
 }
 
-/// A run refused because the trust store or the policy file cannot be read.
-pub(crate) fn trust_unreadable(skill: &str, message: &str, params: &Value) -> EventDraft {
+/// A run refused before its context could be made: the trust store or the policy file cannot
+/// be read, or the content a grant holds for cannot be sealed.
+pub(crate) fn refused_early(skill: &str, message: &str, params: &Value) -> EventDraft {
     draft(
         EventType::SkillExecutionFailed,
         RiskLevel::Medium,

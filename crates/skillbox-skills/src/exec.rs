@@ -502,7 +502,8 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path
         confine_files: true,
         read,
         write,
-        protected: skillbox_sandbox::default_protected(),
+        protected: crate::protect::protected_names(),
+        hidden: grant.hidden.clone(),
         guarded: vec![workspace.to_path_buf()],
         pid_namespace: true,
         network: match grant.network {

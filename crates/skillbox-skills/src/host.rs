@@ -140,11 +140,12 @@ pub fn host_report(workspace: &Path) -> HostReport {
 /// The enforcement report of a run that uses everything `level` allows.
 fn preview_level(level: TrustLevel, workspace: &Path) -> Result<Vec<EnforcementEntry>, String> {
     let ctx = SecurityContext::for_trust_level(level, workspace);
+    // The mechanisms, not the extent, are what the preview reports: a level that may
+    // declare anything is previewed on the workspace (a write grant of `/` would be walked
+    // for protected entries to the end of the disk, and refused as too large to examine).
     let scope = |s: &[FileScope]| {
-        if s.contains(&FileScope::Everything) {
-            vec![std::path::PathBuf::from("/")]
-        } else if s.contains(&FileScope::Workspace) {
-            vec![workspace.to_path_buf()]
+        if s.contains(&FileScope::Everything) || s.contains(&FileScope::Workspace) {
+            vec![std::path::PathBuf::from(workspace)]
         } else {
             vec![]
         }
@@ -155,6 +156,10 @@ fn preview_level(level: TrustLevel, workspace: &Path) -> Result<Vec<EnforcementE
         network: ctx.permissions.network_access,
         process_spawn: ctx.permissions.process_spawn,
         limits: ctx.resource_limits.clone(),
+        hidden: crate::protect::hidden(&ctx.reserved, &ctx.homes)
+            .into_iter()
+            .map(|h| h.path)
+            .collect(),
     };
     let private = PrivateDir::create().map_err(|e| e.to_string())?;
     let mut spec = ChildSpec::new("/bin/true", workspace);

@@ -51,12 +51,14 @@ pub struct Runtime {
     registry: Registry,
     workspace: PathBuf,
     audit: Option<Arc<AuditLog>>,
-    reserved: Vec<PathBuf>,
     /// Where the registry was loaded from, when it was (not for [`Runtime::with_registry`]).
     locations: Option<Locations>,
     /// skillbox's home directory, which holds the trust store and the policy file; `None`:
     /// no grants and the plan's defaults.
     home: Option<PathBuf>,
+    /// Home directories whose keys and credentials no run reaches (see
+    /// [`SecurityContext::homes`]).
+    homes: Vec<PathBuf>,
 }
 
 /// Why a trust grant could not be made or removed.
@@ -88,6 +90,9 @@ pub struct TrustDecision {
     pub origin: &'static str,
     /// A grant that lapsed, with the content's digest now.
     pub lapsed: Option<(crate::trust::Grant, String)>,
+    /// With a grant that holds: the content it was checked against, read once. A run at the
+    /// granted level executes the sealed copy of exactly these bytes.
+    pub snapshot: Option<std::sync::Arc<crate::seal::Snapshot>>,
 }
 
 /// The trust policy and store as read at one moment (see [`Runtime::trust_view`]).
@@ -96,6 +101,8 @@ pub struct TrustView {
     policy: crate::trust::TrustPolicy,
     /// `None`: the runtime has no home directory, so no grants.
     store: Option<crate::trust::TrustStore>,
+    /// Where skills run: a JSON skill's grant pins the scripts its command names there.
+    workspace: PathBuf,
 }
 
 impl TrustView {
@@ -108,18 +115,18 @@ impl TrustView {
         } else {
             "default"
         };
-        let Some(store) = &self.store else {
-            return TrustDecision { level: default, origin, lapsed: None };
-        };
-        match store.standing(skill) {
-            crate::trust::Standing::NoGrant => {
-                TrustDecision { level: default, origin, lapsed: None }
-            }
-            crate::trust::Standing::Granted(g) => {
-                TrustDecision { level: g.level, origin: "grant", lapsed: None }
-            }
+        let fallback = TrustDecision { level: default, origin, lapsed: None, snapshot: None };
+        let Some(store) = &self.store else { return fallback };
+        match store.standing(skill, &self.workspace) {
+            crate::trust::Standing::NoGrant => fallback,
+            crate::trust::Standing::Granted(g, snapshot) => TrustDecision {
+                level: g.level,
+                origin: "grant",
+                lapsed: None,
+                snapshot: Some(snapshot),
+            },
             crate::trust::Standing::Lapsed { grant, now } => {
-                TrustDecision { level: default, origin, lapsed: Some((grant, now)) }
+                TrustDecision { lapsed: Some((grant, now)), ..fallback }
             }
         }
     }
@@ -150,20 +157,14 @@ impl Runtime {
         let workspace = canonical(workspace)?;
         let vars = |k: &str| std::env::var_os(k);
         let locations = Locations::standard(&workspace, vars);
-        let mut reserved: Vec<PathBuf> = crate::registry::skillbox_home(vars).into_iter().collect();
-        if let Some(dir) = audit.path.parent() {
-            reserved.push(crate::security::normalize(
-                &std::env::current_dir().unwrap_or_default().join(dir),
-            ));
-        }
         let log = AuditLog::open(audit)?;
         Ok(Self {
             registry: Registry::load(&locations),
             workspace,
             audit: Some(Arc::new(log)),
-            reserved,
             locations: Some(locations),
             home: crate::registry::skillbox_home(vars),
+            homes: crate::protect::homes(vars),
         })
     }
 
@@ -174,22 +175,44 @@ impl Runtime {
             registry,
             workspace: canonical(workspace)?,
             audit: None,
-            reserved: Vec::new(),
             locations: None,
             home: None,
+            homes: crate::protect::homes(|k| std::env::var_os(k)),
         })
     }
 
     /// Records every run of this runtime in `log`, and reserves the log's directory: no run
     /// is granted writes to it.
     pub fn with_audit(mut self, log: Arc<AuditLog>) -> Self {
-        if let Some(dir) = log.config().path.parent() {
-            self.reserved.push(crate::security::normalize(
-                &std::env::current_dir().unwrap_or_default().join(dir),
-            ));
-        }
         self.audit = Some(log);
         self
+    }
+
+    /// skillbox's own paths, resolved now, that no run may write (and none reaches by
+    /// containing them): the home directory (trust store, policy, global skills, the log
+    /// when it is kept there), and the audit log's files when it is kept elsewhere (listed
+    /// at each run, so that a rotation since the last one is covered).
+    pub fn reserved(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> =
+            self.home.iter().map(|h| skillbox_sandbox::resolve(h)).collect();
+        if let Some(log) = &self.audit {
+            let path = &log.config().path;
+            let dir = skillbox_sandbox::resolve(path.parent().unwrap_or(Path::new(".")));
+            if !out.iter().any(|h| dir.starts_with(h)) {
+                out.extend(
+                    skillbox_audit::files_of(path).iter().map(|f| skillbox_sandbox::resolve(f)),
+                );
+            }
+        }
+        out
+    }
+
+    /// A context for `level` in this runtime's workspace, with its reserved paths and homes.
+    fn context(&self, level: TrustLevel) -> SecurityContext {
+        let mut ctx = SecurityContext::for_trust_level(level, &self.workspace);
+        ctx.reserved = self.reserved();
+        ctx.homes = self.homes.clone();
+        ctx
     }
 
     /// The audit log, if any.
@@ -212,9 +235,9 @@ impl Runtime {
             registry: Registry::load(&locations),
             workspace: self.workspace.clone(),
             audit: self.audit.clone(),
-            reserved: self.reserved.clone(),
             locations: Some(locations),
             home: self.home.clone(),
+            homes: self.homes.clone(),
         })
     }
 
@@ -231,10 +254,7 @@ impl Runtime {
     /// Keeps trust grants and the policy file in `home` (a runtime opened with
     /// [`Runtime::open`] uses skillbox's home directory already).
     pub fn with_home(mut self, home: &Path) -> Self {
-        self.reserved.push(crate::security::normalize(
-            &std::env::current_dir().unwrap_or_default().join(home),
-        ));
-        self.home = Some(home.to_path_buf());
+        self.home = Some(skillbox_sandbox::resolve(home));
         self
     }
 
@@ -263,7 +283,7 @@ impl Runtime {
         flag: Option<TrustLevel>,
     ) -> Result<TrustDecision, crate::trust::TrustError> {
         if let Some(level) = flag {
-            return Ok(TrustDecision { level, origin: "flag", lapsed: None });
+            return Ok(TrustDecision { level, origin: "flag", lapsed: None, snapshot: None });
         }
         Ok(self.trust_view()?.decision(skill))
     }
@@ -279,18 +299,14 @@ impl Runtime {
             }
             None => None,
         };
-        Ok(TrustView { policy, store })
+        Ok(TrustView { policy, store, workspace: self.workspace.clone() })
     }
 
     /// The lowest level at which `skill`'s declaration is granted, if any.
     pub fn lowest_sufficient_level(&self, skill: &LoadedSkill) -> Option<TrustLevel> {
         [TrustLevel::Untrusted, TrustLevel::UserVerified, TrustLevel::SystemTrusted]
             .into_iter()
-            .find(|l| {
-                let mut ctx = SecurityContext::for_trust_level(*l, &self.workspace);
-                ctx.reserved = self.reserved.clone();
-                ctx.validate_execution(&skill.def).is_ok()
-            })
+            .find(|l| self.context(*l).validate_execution(&skill.def).is_ok())
     }
 
     /// Grants the skill `name` (for an Agent Skill: the whole skill, all of its scripts)
@@ -306,8 +322,9 @@ impl Runtime {
         let level = level
             .or_else(|| self.lowest_sufficient_level(skill))
             .unwrap_or(TrustLevel::SystemTrusted);
-        let grant = store.grant(skill, level)?;
+        let grant = store.grant(skill, level, &self.workspace)?;
         let subject = skill.trust_subject().0.to_string();
+        self.prune_sealed(&store);
         self.record(&[crate::audit::trust_changed(&subject, &grant, false)])?;
         Ok((subject, grant))
     }
@@ -321,8 +338,30 @@ impl Runtime {
             Err(_) => name.to_string(),
         };
         let grant = store.revoke(&subject)?.ok_or_else(|| GrantError::NoGrant(subject.clone()))?;
+        self.prune_sealed(&store);
         self.record(&[crate::audit::trust_changed(&subject, &grant, true)])?;
         Ok((subject, grant))
+    }
+
+    /// `skill` as the sealed copy of `snapshot` defines it, sealed under the home now if it
+    /// was not before.
+    fn seal(
+        &self,
+        skill: &LoadedSkill,
+        snapshot: &crate::seal::Snapshot,
+    ) -> Result<LoadedSkill, crate::trust::TrustError> {
+        // A snapshot comes from a grant, and grants live in the home: there is one.
+        let home = self.home.as_deref().unwrap_or(Path::new("/nonexistent"));
+        let dir = snapshot.seal(home)?;
+        snapshot.sealed_skill(skill, &dir)
+    }
+
+    /// Removes the sealed copies no grant of `store` pins any more.
+    fn prune_sealed(&self, store: &crate::trust::TrustStore) {
+        if let Some(home) = &self.home {
+            let keep: Vec<&str> = store.grants().map(|(_, g)| g.digest.as_str()).collect();
+            crate::seal::prune(home, &keep);
+        }
     }
 
     fn record(&self, events: &[skillbox_audit::EventDraft]) -> Result<(), GrantError> {
@@ -350,7 +389,7 @@ impl Runtime {
             Ok(d) => d.level,
             Err(_) => TrustLevel::Untrusted,
         };
-        Ok(SecurityContext::for_trust_level(level, &self.workspace))
+        Ok(self.context(level))
     }
 
     /// Runs the skill `name` (or alias) with `params`, at its default trust level or at
@@ -389,16 +428,43 @@ impl Runtime {
                 if let Some(log) = &self.audit {
                     r.audit_error = crate::audit::write(
                         log,
-                        &[crate::audit::trust_unreadable(&skill.def.name, &message, params)],
+                        &[crate::audit::refused_early(&skill.def.name, &message, params)],
                     );
                 }
                 return r;
             }
         };
+        // A level a grant gave runs the sealed copy of the very bytes its digest was checked
+        // against (see `crate::seal`), never the files as they are now.
+        let sealed;
+        let skill = match &decision.snapshot {
+            None => skill,
+            Some(snapshot) => match self.seal(skill, snapshot) {
+                Ok(s) => {
+                    sealed = s;
+                    &sealed
+                }
+                Err(e) => {
+                    let message = format!(
+                        "refusing to run: the content granted to `{}` cannot be sealed for the \
+                         run: {e}",
+                        skill.trust_subject().0
+                    );
+                    let mut r =
+                        SkillResult::refused(Status::Error, &skill.def.name, message.clone());
+                    if let Some(log) = &self.audit {
+                        r.audit_error = crate::audit::write(
+                            log,
+                            &[crate::audit::refused_early(&skill.def.name, &message, params)],
+                        );
+                    }
+                    return r;
+                }
+            },
+        };
         let level = decision.level;
-        let mut ctx = SecurityContext::for_trust_level(level, &self.workspace);
+        let mut ctx = self.context(level);
         ctx.allow_weaker_isolation = options.allow_weaker_isolation;
-        ctx.reserved = self.reserved.clone();
         let notice = decision.lapsed.as_ref().map(|(grant, now)| {
             let (subject, _) = skill.trust_subject();
             format!(

@@ -144,10 +144,16 @@ pub struct SecurityContext {
     /// Run even where the host lacks a mechanism the grant needs (Landlock, seccomp). Off
     /// unless a person asks for it for one run; the result then lists what was not enforced.
     pub allow_weaker_isolation: bool,
-    /// skillbox's own directories (global skills, the audit log): no level grants writes
-    /// to them or to a tree that holds them, since a run could then rewrite its own record
-    /// or plant skills that run later.
+    /// skillbox's own paths (its home with the trust store, policy and global skills; the
+    /// audit log's files): no level grants writes to them, and no grant reaches them by
+    /// containing them, since a run could then rewrite its own record, grant itself a level
+    /// or plant skills that run later. `system-trusted` may read them by naming them.
     pub reserved: Vec<PathBuf>,
+    /// Home directories whose keys and credentials ([`crate::protect::HOME_SECRETS`]) no
+    /// grant reaches below `system-trusted`, and no grant reaches by containing them at any
+    /// level. [`SecurityContext::for_trust_level`] fills in `HOME` and this user's home
+    /// from `/etc/passwd` (every user's, as root).
+    pub homes: Vec<PathBuf>,
 }
 
 impl SecurityContext {
@@ -201,6 +207,7 @@ impl SecurityContext {
             workspace: workspace.into(),
             allow_weaker_isolation: false,
             reserved: Vec::new(),
+            homes: crate::protect::homes(|k| std::env::var_os(k)),
         }
     }
 
@@ -210,42 +217,57 @@ impl SecurityContext {
     /// [`Denial`] naming the first permission that does not. Nothing has run at this point.
     pub fn validate_execution(&self, skill: &SkillDef) -> Result<EffectiveGrant, Denial> {
         let declared = &skill.permissions;
-        let workspace = normalize(&self.workspace);
+        // Decided on resolved paths: what the kernel will see (see `protect`).
+        let workspace = skillbox_sandbox::resolve(&self.workspace);
+        let hidden = crate::protect::hidden(&self.reserved, &self.homes);
 
         // Files. A skill that declares no reads gets the workspace, as old skills expect.
-        let mut reads: Vec<PathBuf> = match &declared.file_read {
-            Some(list) => list.iter().map(|p| resolve(&workspace, p)).collect(),
-            None => vec![workspace.clone()],
-        };
-        for (path, written) in reads.iter().zip(declared.file_read.iter().flatten()) {
-            if !self.covers(&self.permissions.file_read, path) {
-                return Err(self.deny(skill, Permission::FileRead, written, path));
+        let mut reads: Vec<PathBuf> = Vec::new();
+        match &declared.file_read {
+            Some(list) => {
+                for written in list {
+                    let path = self.declared(skill, Permission::FileRead, &workspace, written)?;
+                    if !self.covers(&self.permissions.file_read, &path) {
+                        return Err(self.deny(skill, Permission::FileRead, written, &path));
+                    }
+                    self.refuse_hidden(skill, Permission::FileRead, written, &path, &hidden)?;
+                    reads.push(path);
+                }
+            }
+            None => {
+                self.refuse_hidden(skill, Permission::FileRead, ".", &workspace, &hidden)?;
+                reads.push(workspace.clone());
             }
         }
         // An Agent Skill's script may always read its own skill's directory, wherever it
         // is installed: its interpreter has to open the script, and scripts read their
         // `references/` and `assets/`. Read only; writes are granted as declared.
         if let Some(own) = &skill.own_dir {
-            reads.push(normalize(own));
+            reads.push(skillbox_sandbox::resolve(own));
         }
-        let writes: Vec<PathBuf> =
-            declared.file_write.iter().map(|p| resolve(&workspace, p)).collect();
-        for (path, written) in writes.iter().zip(&declared.file_write) {
-            if !self.covers(&self.permissions.file_write, path) {
-                return Err(self.deny(skill, Permission::FileWrite, written, path));
+        let mut writes: Vec<PathBuf> = Vec::new();
+        for written in &declared.file_write {
+            let path = self.declared(skill, Permission::FileWrite, &workspace, written)?;
+            if !self.covers(&self.permissions.file_write, &path) {
+                return Err(self.deny(skill, Permission::FileWrite, written, &path));
             }
-            if let Some(r) =
-                self.reserved.iter().find(|r| r.starts_with(path) || path.starts_with(r))
-            {
+            self.refuse_hidden(skill, Permission::FileWrite, written, &path, &hidden)?;
+            if let Some(entry) = crate::protect::protected_component(&path, &workspace) {
                 return Err(Denial {
                     skill: skill.name.clone(),
                     trust_level: self.trust_level,
                     permission: Permission::FileWrite,
-                    asked: format!("{written} (= {})", path.display()),
-                    granted: format!("no write access to skillbox's own directory {}", r.display()),
+                    asked: shown(written, &path),
+                    granted: format!(
+                        "no write access to protected entries such as `{}` (version control, \
+                         skill and agent configuration, start-up files; docs/security-model.md) \
+                         at any level",
+                        entry.to_string_lossy()
+                    ),
                     fix: None,
                 });
             }
+            writes.push(path);
         }
 
         // Network: undeclared means none.
@@ -291,6 +313,83 @@ impl SecurityContext {
             network: asked_net,
             process_spawn: spawn,
             limits: self.effective_limits(skill),
+            hidden: hidden.into_iter().map(|h| h.path).collect(),
+        })
+    }
+
+    /// A declared path, resolved against the workspace. One that goes through a symbolic
+    /// link is refused: the grant would follow the link somewhere the declaration does not
+    /// say (the kernel grant refuses it too).
+    fn declared(
+        &self,
+        skill: &SkillDef,
+        permission: Permission,
+        workspace: &Path,
+        written: &str,
+    ) -> Result<PathBuf, Denial> {
+        let lexical = skillbox_sandbox::normalize(&workspace.join(written));
+        let resolved = skillbox_sandbox::resolve(&lexical);
+        if resolved != lexical {
+            return Err(Denial {
+                skill: skill.name.clone(),
+                trust_level: self.trust_level,
+                permission,
+                asked: format!("{written} (= {})", lexical.display()),
+                granted: format!(
+                    "no grant through a symbolic link ({} leads to {}); declare the real path",
+                    lexical.display(),
+                    resolved.display()
+                ),
+                fix: None,
+            });
+        }
+        Ok(resolved)
+    }
+
+    /// Refuses a declared path inside a secret below `system-trusted`, and a write inside
+    /// skillbox's own files at any level (see [`crate::protect`]).
+    fn refuse_hidden(
+        &self,
+        skill: &SkillDef,
+        permission: Permission,
+        written: &str,
+        path: &Path,
+        hidden: &[crate::protect::Hidden],
+    ) -> Result<(), Denial> {
+        use crate::protect::HiddenKind;
+        let Some(h) = hidden.iter().find(|h| path.starts_with(&h.path)) else { return Ok(()) };
+        let system = self.trust_level == TrustLevel::SystemTrusted;
+        let (granted, fix) = match (h.kind, permission) {
+            (HiddenKind::Skillbox, Permission::FileWrite) => (
+                format!(
+                    "no write access to skillbox's own files ({}) at any level",
+                    h.path.display()
+                ),
+                None,
+            ),
+            _ if system => return Ok(()),
+            (HiddenKind::Skillbox, _) => (
+                format!(
+                    "no access to skillbox's own files ({}) below system-trusted",
+                    h.path.display()
+                ),
+                Some(TrustLevel::SystemTrusted),
+            ),
+            (HiddenKind::Secret, _) => (
+                format!(
+                    "no access to keys and credentials ({}) below system-trusted",
+                    h.path.display()
+                ),
+                Some(TrustLevel::SystemTrusted),
+            ),
+        };
+        Err(Denial {
+            skill: skill.name.clone(),
+            trust_level: self.trust_level,
+            permission,
+            asked: shown(written, path),
+            granted,
+            fix,
         })
     }
 
@@ -317,7 +416,7 @@ impl SecurityContext {
     }
 
     fn covers(&self, scopes: &[FileScope], path: &Path) -> bool {
-        let workspace = normalize(&self.workspace);
+        let workspace = skillbox_sandbox::resolve(&self.workspace);
         scopes.iter().any(|s| match s {
             FileScope::Everything => true,
             FileScope::Workspace => path.starts_with(&workspace),
@@ -329,16 +428,12 @@ impl SecurityContext {
     fn deny(&self, skill: &SkillDef, permission: Permission, written: &str, path: &Path) -> Denial {
         let path_buf = path.to_path_buf();
         let wants_write = permission == Permission::FileWrite;
-        let workspace = normalize(&self.workspace);
+        let workspace = self.workspace.clone();
         Denial {
             skill: skill.name.clone(),
             trust_level: self.trust_level,
             permission,
-            asked: if written == path.to_string_lossy() {
-                written.to_string()
-            } else {
-                format!("{written} (= {})", path.display())
-            },
+            asked: shown(written, path),
             granted: describe_scopes(if wants_write {
                 &self.permissions.file_write
             } else {
@@ -351,6 +446,15 @@ impl SecurityContext {
                 c.covers(scopes, &path_buf)
             }),
         }
+    }
+}
+
+/// A declared path as written, with what it resolves to when that differs.
+fn shown(written: &str, path: &Path) -> String {
+    if written == path.to_string_lossy() {
+        written.to_string()
+    } else {
+        format!("{written} (= {})", path.display())
     }
 }
 
@@ -388,6 +492,10 @@ pub struct EffectiveGrant {
     pub process_spawn: ProcessSpawn,
     /// Limits.
     pub limits: ResourceLimits,
+    /// Paths no tree of this grant reaches by containing them (keys and credentials,
+    /// skillbox's own files), resolved: the sandbox carves them out of every granted tree.
+    #[serde(skip)]
+    pub hidden: Vec<PathBuf>,
 }
 
 /// The kinds of permission a skill can be refused.

@@ -2,9 +2,11 @@
 //!
 //! The plan hard-codes one level per source. Here a person can raise (or lower) one skill's
 //! level with `skillbox trust NAME --level LEVEL`. The grant records a SHA-256 digest of the
-//! skill's content: the skill file, or every file of an Agent Skill's directory. When the
-//! content changes, even by one byte, the grant *lapses*: the skill runs at its default level
-//! again and the result says why, because what was trusted is no longer what would run.
+//! skill's content: the skill file and the scripts its command names, or every file of an
+//! Agent Skill's directory (see [`crate::seal`], which reads them once, and seals the copy a
+//! granted run executes). When the content changes, even by one byte, the grant *lapses*:
+//! the skill runs at its default level again and the result says why, because what was
+//! trusted is no longer what would run.
 //!
 //! Defaults per source come from a policy file; without one, the plan's defaults apply.
 //!
@@ -14,11 +16,12 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::registry::{LoadedSkill, SourceKind};
+use crate::seal::Snapshot;
 use crate::security::TrustLevel;
 
 /// The trust store's file name in skillbox's home directory.
@@ -27,8 +30,6 @@ pub const STORE_FILE: &str = "trust.json";
 pub const POLICY_FILE: &str = "policy.json";
 /// Largest store or policy file read.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
-/// Most bytes hashed for one Agent Skill directory; a larger directory cannot be granted.
-pub const MAX_DIGEST_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Why the trust store or policy could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,8 @@ pub enum TrustError {
 pub struct Grant {
     /// The level the skill runs at while the grant holds.
     pub level: TrustLevel,
-    /// `sha256:HEX` of the skill file, or of an Agent Skill's whole directory.
+    /// `sha256v2:HEX` of what the grant pins (see [`crate::seal::Snapshot`]). A `sha256:`
+    /// digest was made by a skillbox that did not pin scripts yet: it never holds.
     pub digest: String,
     /// The file or directory it was granted for.
     pub path: PathBuf,
@@ -90,8 +92,9 @@ pub struct Grant {
 pub enum Standing {
     /// No grant: the skill runs at its default level.
     NoGrant,
-    /// A grant whose digest matches the content: the skill runs at its level.
-    Granted(Grant),
+    /// A grant whose digest matches the content: the skill runs at its level, from the
+    /// sealed copy of the snapshot the digest was taken from.
+    Granted(Grant, Arc<Snapshot>),
     /// A grant made for other content. The skill runs at its default level.
     Lapsed {
         /// The grant as made.
@@ -146,25 +149,41 @@ impl TrustStore {
         self.grants.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// Where `skill` stands: hashes its content when it has a grant.
-    pub fn standing(&self, skill: &LoadedSkill) -> Standing {
-        let (name, path) = skill.trust_subject();
+    /// Where `skill`, run in `workspace`, stands: reads what a grant pins (once) when it
+    /// has a grant.
+    pub fn standing(&self, skill: &LoadedSkill, workspace: &Path) -> Standing {
+        let (name, _) = skill.trust_subject();
         let Some(grant) = self.grants.get(name) else { return Standing::NoGrant };
-        match content_digest(path) {
-            Ok(now) if now == grant.digest => Standing::Granted(grant.clone()),
-            Ok(now) => Standing::Lapsed { grant: grant.clone(), now },
+        if !grant.digest.starts_with(crate::seal::DIGEST_PREFIX) {
+            return Standing::Lapsed {
+                grant: grant.clone(),
+                now: "(the grant was made by an older skillbox that did not pin the scripts a \
+                      skill runs; review the skill and grant it again)"
+                    .into(),
+            };
+        }
+        match Snapshot::take(skill, workspace) {
+            Ok(now) if now.digest == grant.digest => {
+                Standing::Granted(grant.clone(), Arc::new(now))
+            }
+            Ok(now) => Standing::Lapsed { grant: grant.clone(), now: now.digest },
             Err(e) => Standing::Lapsed { grant: grant.clone(), now: e.to_string() },
         }
     }
 
-    /// Grants `skill` (or the Agent Skill it belongs to) `level`, pinned to its content now,
-    /// and saves the store. Replaces an earlier grant to the same name.
-    pub fn grant(&mut self, skill: &LoadedSkill, level: TrustLevel) -> Result<Grant, TrustError> {
+    /// Grants `skill` (or the Agent Skill it belongs to), run in `workspace`, `level`, pinned
+    /// to its content now, and saves the store. Replaces an earlier grant to the same name.
+    pub fn grant(
+        &mut self,
+        skill: &LoadedSkill,
+        level: TrustLevel,
+        workspace: &Path,
+    ) -> Result<Grant, TrustError> {
         if skill.source == SourceKind::Builtin {
             return Err(TrustError::Builtin(skill.def.name.clone()));
         }
         let (name, path) = skill.trust_subject();
-        let digest = content_digest(path)?;
+        let digest = Snapshot::take(skill, workspace)?.digest;
         let grant = Grant {
             level,
             digest,
@@ -235,59 +254,6 @@ impl TrustPolicy {
     pub fn default_for(&self, source: SourceKind) -> TrustLevel {
         self.default_trust.get(&source).copied().unwrap_or_else(|| source.default_trust())
     }
-}
-
-/// `sha256:HEX` of a skill file, or of a directory: every regular file under it, in path
-/// order, each as its relative path, a NUL, its length, a NUL, and its bytes; a symlink as
-/// its target text. Renaming, adding or removing a file changes the digest as much as
-/// editing one does.
-pub fn content_digest(path: &Path) -> Result<String, TrustError> {
-    let fail = |reason: String| TrustError::Digest { path: path.to_path_buf(), reason };
-    let mut h = Sha256::new();
-    let meta = std::fs::symlink_metadata(path).map_err(|e| fail(e.to_string()))?;
-    if !meta.is_dir() {
-        let f = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-        let mut buf = Vec::new();
-        f.take(MAX_DIGEST_BYTES + 1).read_to_end(&mut buf).map_err(|e| fail(e.to_string()))?;
-        if buf.len() as u64 > MAX_DIGEST_BYTES {
-            return Err(fail(format!("larger than {MAX_DIGEST_BYTES} bytes")));
-        }
-        h.update(&buf);
-        return Ok(format!("sha256:{}", hex(&h.finalize())));
-    }
-    let mut total = 0u64;
-    let walk = walkdir::WalkDir::new(path).follow_links(false).sort_by_file_name();
-    for entry in walk {
-        let entry = entry.map_err(|e| fail(e.to_string()))?;
-        let rel = entry.path().strip_prefix(path).unwrap_or(entry.path());
-        let kind = entry.file_type();
-        if kind.is_dir() {
-            continue;
-        }
-        let content = if kind.is_symlink() {
-            let target = std::fs::read_link(entry.path()).map_err(|e| fail(e.to_string()))?;
-            format!("symlink:{}", target.display()).into_bytes()
-        } else if kind.is_file() {
-            let len = entry.metadata().map_err(|e| fail(e.to_string()))?.len();
-            total = total.saturating_add(len);
-            if total > MAX_DIGEST_BYTES {
-                return Err(fail(format!("more than {MAX_DIGEST_BYTES} bytes of files")));
-            }
-            std::fs::read(entry.path()).map_err(|e| fail(e.to_string()))?
-        } else {
-            continue;
-        };
-        h.update(rel.as_os_str().as_encoded_bytes());
-        h.update([0]);
-        h.update(content.len().to_string().as_bytes());
-        h.update([0]);
-        h.update(&content);
-    }
-    Ok(format!("sha256:{}", hex(&h.finalize())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The bytes of a small file, `None` if it does not exist.

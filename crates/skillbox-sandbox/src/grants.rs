@@ -1,0 +1,511 @@
+//! Granting a tree to a Landlock ruleset with paths carved out of it.
+//!
+//! Landlock only grants: a rule on a directory covers everything beneath it, and nothing can
+//! take a subpath back. So to keep a path beneath a granted tree out of reach (a secret: no
+//! access) or read-only (a protected entry such as `.git`), the tree is *split* along the way
+//! to that path: each directory on the way gets only rights that cannot reach the path
+//! (listing it, or reading beneath it), each of its other entries gets the tree's rights, and
+//! the path itself gets nothing (hidden) or read rights (read-only).
+//!
+//! A split directory keeps no right to create, remove or rename its entries. Otherwise a run
+//! could rename the way to a carved-out path aside and put its own in its place, or create a
+//! carved-out path that does not exist yet (`~/.aws` before `aws configure`).
+//!
+//! Protected entries are found by name at any depth of a writable tree: the tree is walked
+//! iteratively (no recursion a skill could deepen), within a budget of entries, never
+//! following a link, on directory descriptors. The rules are then made from descriptors opened
+//! relative to the same directories and checked against the inode the listing showed, so
+//! that what was examined is what is granted.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use landlock::{AccessFs, BitFlags, ABI};
+use rustix::fs::{Dir, FileType, Mode, OFlags, ResolveFlags, CWD};
+
+/// Deepest directory examined below a granted tree's top. The walk holds one descriptor per
+/// level (the rules are made from them), so a deeper directory is not examined: it is kept
+/// read-only (or out of reach when a hidden path may be beneath it), never granted unexamined.
+pub(crate) const MAX_DEPTH: usize = 128;
+
+/// How a carved-out path is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Carve {
+    /// Readable, never writable: no write right reaches it.
+    ReadOnly,
+    /// Neither readable nor writable: no right reaches it (its name may still be listed in
+    /// its parent directory).
+    Hidden,
+}
+
+/// What is carved out of every tree of one ruleset.
+pub(crate) struct Carved<'a> {
+    /// Resolved absolute paths and how each is kept.
+    pub paths: &'a [(PathBuf, Carve)],
+    /// Names kept read-only wherever they occur beneath a writable tree (compared without
+    /// regard to ASCII case, as a case-folding file system would find them).
+    pub names: &'a [String],
+}
+
+impl Carved<'_> {
+    fn name_matches(&self, name: &[u8]) -> bool {
+        self.names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Entries a ruleset may list while carving, over all its trees.
+pub(crate) struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` directory entries.
+    pub fn new(limit: usize) -> Self {
+        Self { left: limit, limit }
+    }
+
+    fn take(&mut self, tree: &Path) -> Result<(), GrantError> {
+        match self.left.checked_sub(1) {
+            Some(l) => {
+                self.left = l;
+                Ok(())
+            }
+            None => Err(GrantError::TooLarge { tree: tree.to_path_buf(), limit: self.limit }),
+        }
+    }
+}
+
+/// Why a tree could not be granted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GrantError {
+    /// The granted path itself goes through a symbolic link.
+    #[error("granted path {0} goes through a symbolic link; grant the real path instead")]
+    Symlink(PathBuf),
+    /// The walk of a writable tree for protected entries went over its budget.
+    #[error(
+        "the writable tree {tree} holds more than {limit} entries; skillbox looks at every one \
+         for protected entries (.git, .claude, ...) before granting it: declare a narrower \
+         file_write path"
+    )]
+    TooLarge {
+        /// The tree.
+        tree: PathBuf,
+        /// The budget.
+        limit: usize,
+    },
+    /// A directory of a tree that must be examined could not be listed to the end.
+    #[error("cannot list {0}: {1}")]
+    List(PathBuf, std::io::Error),
+    /// An entry changed between being examined and being granted.
+    #[error("{0} changed while skillbox examined it; try again")]
+    Changed(PathBuf),
+    /// The kernel refused a rule.
+    #[error("building the Landlock ruleset failed on {0}: {1}")]
+    Rule(PathBuf, std::io::Error),
+}
+
+/// Grants `root` with `access` to the ruleset `ruleset`, less what `carved` carves out of
+/// it. Paths carved out are those strictly beneath `root` (a grant of a carved path itself,
+/// or of a path inside one, is the caller's explicit choice). Read-only carves and protected
+/// names only matter when `access` writes. A `guarded` writable tree is split at its top
+/// even when nothing beneath it is carved out, so that no new entry (a `.git`, a `.bashrc`)
+/// can be created there. A `root` that does not exist grants nothing.
+pub(crate) fn grant_tree(
+    ruleset: &OwnedFd,
+    root: &Path,
+    access: BitFlags<AccessFs>,
+    guarded: bool,
+    carved: &Carved<'_>,
+    budget: &mut Budget,
+) -> Result<(), GrantError> {
+    let writes = access.contains(AccessFs::WriteFile);
+    let relevant: Vec<(&Path, Carve)> = carved
+        .paths
+        .iter()
+        .filter(|(p, c)| (writes || *c == Carve::Hidden) && p.starts_with(root) && p != root)
+        .map(|(p, c)| (p.as_path(), *c))
+        .collect();
+    let walk_names = writes && !carved.names.is_empty();
+    let guarded = guarded && writes;
+
+    let opened = rustix::fs::openat2(
+        CWD,
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS,
+    );
+    let dir = match opened {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::LOOP) => return Err(GrantError::Symlink(root.to_path_buf())),
+        Err(rustix::io::Errno::NOTDIR) => {
+            // A file: its file rights; nothing beneath it to carve.
+            let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
+            return rule(ruleset, &fd, root, access & AccessFs::from_file(ABI::V6));
+        }
+        Err(rustix::io::Errno::ACCESS) if relevant.is_empty() && !walk_names && !guarded => {
+            // Nothing to examine: granted as it is, listable or not.
+            let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
+            return rule(ruleset, &fd, root, access);
+        }
+        Err(rustix::io::Errno::ACCESS) => return unexamined_root(ruleset, root, access, &relevant),
+        // Does not exist, or cannot be opened at all: grants nothing.
+        Err(_) => return Ok(()),
+    };
+    if relevant.is_empty() && !walk_names && !guarded {
+        return rule(ruleset, &dir, root, access);
+    }
+
+    let read = AccessFs::from_read(ABI::V6) & access;
+    let beneath = |p: &Path, kind: Option<Carve>| {
+        relevant.iter().any(|(c, k)| c.starts_with(p) && *c != p && kind.is_none_or(|x| x == *k))
+    };
+    let first = match Frame::list(dir, root.to_path_buf(), root, budget) {
+        Ok(frame) => frame,
+        Err(GrantError::List(..)) => return unexamined_root(ruleset, root, access, &relevant),
+        Err(e) => return Err(e),
+    };
+    let mut stack = vec![first];
+    loop {
+        let depth = stack.len();
+        let Some(top) = stack.last_mut() else { return Ok(()) };
+        if let Some(i) = top.pending() {
+            let entry = &mut top.entries[i];
+            let path = top.path.join(&entry.name);
+            // The carve of this entry, if any: by resolved path, and (writable trees) by name.
+            let by_path = relevant.iter().filter(|(p, _)| *p == path).map(|(_, c)| *c).max();
+            let by_name =
+                (writes && carved.name_matches(entry.name.as_bytes())).then_some(Carve::ReadOnly);
+            if let Some(c) = by_path.max(by_name) {
+                entry.fate = Fate::Carved(c);
+                top.carved_beneath = true;
+                top.hidden_beneath |= c == Carve::Hidden;
+                continue;
+            }
+            let descend = entry.kind == Kind::Dir && (walk_names || beneath(&path, None));
+            if !descend {
+                continue;
+            }
+            // Examined below: listed, or, when that cannot be done (too deep to hold a
+            // descriptor per level, not listable by this user, a listing that fails part way),
+            // kept out of the writable grant (read-only), or out of reach altogether when a
+            // secret may be beneath. Never granted unexamined.
+            let listed = if depth >= MAX_DEPTH {
+                Err(())
+            } else {
+                match open_dir(top.dir.as_fd(), &entry.name) {
+                    Ok(None) => {
+                        // Gone meanwhile: it grants nothing.
+                        entry.fate = Fate::Gone;
+                        continue;
+                    }
+                    Ok(Some(child)) => {
+                        same_object(&child, entry.ino, top.dev, &path)?;
+                        match Frame::list(child, path.clone(), root, budget) {
+                            Ok(frame) => Ok(frame),
+                            Err(GrantError::List(..)) => Err(()),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Err(_) => Err(()),
+                }
+            };
+            match listed {
+                Ok(frame) => {
+                    entry.fate = Fate::Split; // provisional: Whole again if nothing is carved
+                    stack.push(frame);
+                }
+                Err(()) => {
+                    let c = if beneath(&path, Some(Carve::Hidden)) {
+                        Carve::Hidden
+                    } else {
+                        Carve::ReadOnly
+                    };
+                    entry.fate = Fate::Carved(c);
+                    top.carved_beneath = true;
+                    top.hidden_beneath |= c == Carve::Hidden;
+                }
+            }
+            continue;
+        }
+        // Every entry of `top` is decided: split it, or leave it to its parent whole.
+        let Some(frame) = stack.pop() else { return Ok(()) };
+        let is_root = stack.is_empty();
+        let hidden_beneath = frame.hidden_beneath || beneath(&frame.path, Some(Carve::Hidden));
+        let split = frame.carved_beneath || beneath(&frame.path, None) || (guarded && is_root);
+        if split {
+            let own = if hidden_beneath { access & AccessFs::ReadDir } else { read };
+            rule(ruleset, &frame.dir, &frame.path, own)?;
+            for entry in &frame.entries {
+                let rights = match entry.fate {
+                    Fate::Whole if entry.kind == Kind::Symlink => continue,
+                    Fate::Whole => access,
+                    Fate::Carved(Carve::ReadOnly) => read,
+                    Fate::Carved(Carve::Hidden) | Fate::Split | Fate::Gone => continue,
+                };
+                let path = frame.path.join(&entry.name);
+                let Some(fd) = open_path(frame.dir.as_fd(), &entry.name)? else { continue };
+                same_object(&fd, entry.ino, frame.dev, &path)?;
+                let rights = if entry.kind == Kind::Dir {
+                    rights
+                } else {
+                    rights & AccessFs::from_file(ABI::V6)
+                };
+                rule(ruleset, &fd, &path, rights)?;
+            }
+        } else if is_root {
+            rule(ruleset, &frame.dir, &frame.path, access)?;
+        }
+        if let Some(parent) = stack.last_mut() {
+            let i = parent.next - 1;
+            if !split {
+                parent.entries[i].fate = Fate::Whole;
+            }
+            parent.carved_beneath |= split;
+            parent.hidden_beneath |= hidden_beneath && split;
+        }
+    }
+}
+
+/// A tree whose top must be examined but cannot be listed: read-only, or nothing when a
+/// hidden path is beneath it.
+fn unexamined_root(
+    ruleset: &OwnedFd,
+    root: &Path,
+    access: BitFlags<AccessFs>,
+    relevant: &[(&Path, Carve)],
+) -> Result<(), GrantError> {
+    if relevant.iter().any(|(_, c)| *c == Carve::Hidden) {
+        return Ok(());
+    }
+    let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
+    rule(ruleset, &fd, root, access & AccessFs::from_read(ABI::V6))
+}
+
+/// A directory being examined, with its entries.
+struct Frame {
+    path: PathBuf,
+    dir: OwnedFd,
+    dev: u64,
+    entries: Vec<Entry>,
+    /// Index of the next entry to decide.
+    next: usize,
+    /// Something beneath an entry is carved out: this directory is split.
+    carved_beneath: bool,
+    /// A hidden path is beneath: this directory gets listing rights only.
+    hidden_beneath: bool,
+}
+
+impl Frame {
+    fn list(
+        dir: OwnedFd,
+        path: PathBuf,
+        tree: &Path,
+        budget: &mut Budget,
+    ) -> Result<Self, GrantError> {
+        let dev = rustix::fs::fstat(&dir).map(|s| s.st_dev).unwrap_or(0);
+        let mut entries = Vec::new();
+        let listing = Dir::read_from(&dir).map_err(|e| GrantError::List(path.clone(), e.into()))?;
+        for item in listing {
+            let item = item.map_err(|e| GrantError::List(path.clone(), e.into()))?;
+            let name = item.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            budget.take(tree)?;
+            let name = OsString::from(std::ffi::OsStr::from_bytes(name));
+            let kind = match item.file_type() {
+                FileType::Directory => Kind::Dir,
+                FileType::Symlink => Kind::Symlink,
+                FileType::Unknown => kind_at(dir.as_fd(), &name),
+                _ => Kind::Other,
+            };
+            entries.push(Entry { name, ino: item.ino(), kind, fate: Fate::Whole });
+        }
+        Ok(Self { path, dir, dev, entries, next: 0, carved_beneath: false, hidden_beneath: false })
+    }
+
+    /// The index of the next entry to decide, advancing past it.
+    fn pending(&mut self) -> Option<usize> {
+        let i = self.next;
+        if i < self.entries.len() {
+            self.next += 1;
+            Some(i)
+        } else {
+            None
+        }
+    }
+}
+
+struct Entry {
+    name: OsString,
+    ino: u64,
+    kind: Kind,
+    fate: Fate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// What becomes of an entry of a split directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Granted whole with the tree's rights.
+    Whole,
+    /// Carved out.
+    Carved(Carve),
+    /// Split itself: its own rules were made when it was examined.
+    Split,
+    /// Removed while being examined: grants nothing.
+    Gone,
+}
+
+/// What `name` in `dir` is, when the listing did not say.
+fn kind_at(dir: BorrowedFd<'_>, name: &OsString) -> Kind {
+    match rustix::fs::statat(dir, name.as_os_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Other,
+        },
+        Err(_) => Kind::Other,
+    }
+}
+
+/// Opens the directory `name` of `dir` for listing, never through a link; `None` if it is
+/// gone.
+fn open_dir(dir: BorrowedFd<'_>, name: &OsString) -> rustix::io::Result<Option<OwnedFd>> {
+    match rustix::fs::openat2(
+        dir,
+        name.as_os_str(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// An `O_PATH` descriptor of `name` in `dir` (or of the absolute path `name` when `dir` is
+/// the current directory), never through a link: `None` when it is gone or is a link itself.
+fn open_path<P: rustix::path::Arg>(
+    dir: BorrowedFd<'_>,
+    name: P,
+) -> Result<Option<OwnedFd>, GrantError> {
+    match rustix::fs::openat2(
+        dir,
+        name,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Fails when `fd` is not the entry the listing showed (inode `ino`), unless it is a mount
+/// point (another device), whose listed inode is the one under the mount.
+fn same_object(fd: &OwnedFd, ino: u64, dev: u64, path: &Path) -> Result<(), GrantError> {
+    match rustix::fs::fstat(fd) {
+        Ok(st) if st.st_ino == ino || st.st_dev != dev => Ok(()),
+        _ => Err(GrantError::Changed(path.to_path_buf())),
+    }
+}
+
+/// `landlock_add_rule` for `fd` with `access`; nothing for empty rights.
+fn rule(
+    ruleset: &OwnedFd,
+    fd: &OwnedFd,
+    path: &Path,
+    access: BitFlags<AccessFs>,
+) -> Result<(), GrantError> {
+    if access.is_empty() {
+        return Ok(());
+    }
+    crate::landlock::raw_add_rule(ruleset, fd, access)
+        .map_err(|e| GrantError::Rule(path.to_path_buf(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landlock::{Access, Ruleset, RulesetAttr};
+
+    fn ruleset() -> OwnedFd {
+        let created = Ruleset::default()
+            .handle_access(AccessFs::from_all(ABI::V6))
+            .unwrap()
+            .create()
+            .unwrap();
+        let fd: Option<OwnedFd> = created.into();
+        fd.unwrap()
+    }
+
+    #[test]
+    fn a_writable_tree_over_the_budget_is_refused_not_granted_unexamined() {
+        if crate::landlock::kernel_abi() < crate::landlock::REQUIRED_ABI {
+            panic!("this host has no Landlock ABI 6: the grant walk cannot be tested here");
+        }
+        let t = tempfile::tempdir().unwrap();
+        for i in 0..30 {
+            std::fs::create_dir(t.path().join(format!("d{i}"))).unwrap();
+        }
+        let names = [".git".to_string()];
+        let carved = Carved { paths: &[], names: &names };
+        let write = AccessFs::from_all(ABI::V6) & !AccessFs::Refer;
+        let r = grant_tree(&ruleset(), t.path(), write, false, &carved, &mut Budget::new(10));
+        assert!(matches!(r, Err(GrantError::TooLarge { limit: 10, .. })), "{r:?}");
+        grant_tree(&ruleset(), t.path(), write, false, &carved, &mut Budget::new(100)).unwrap();
+        // A read tree is not walked for names: the budget does not apply.
+        let read = AccessFs::from_read(ABI::V6);
+        grant_tree(&ruleset(), t.path(), read, false, &carved, &mut Budget::new(0)).unwrap();
+    }
+
+    #[test]
+    fn a_tree_deeper_than_the_walk_goes_is_kept_read_only_not_granted() {
+        if crate::landlock::kernel_abi() < crate::landlock::REQUIRED_ABI {
+            panic!("this host has no Landlock ABI 6: the grant walk cannot be tested here");
+        }
+        // Far deeper than MAX_DEPTH, walked on a small stack: the walk keeps its frames on
+        // the heap and stops at MAX_DEPTH (the rest is carved out read-only).
+        let t = tempfile::tempdir().unwrap();
+        let depth = 1_000;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY;
+        let mut dir = rustix::fs::open(t.path(), flags, Mode::empty()).unwrap();
+        for _ in 0..depth {
+            rustix::fs::mkdirat(&dir, "d", Mode::from_raw_mode(0o700)).unwrap();
+            dir = rustix::fs::openat(&dir, "d", flags, Mode::empty()).unwrap();
+        }
+        rustix::fs::mkdirat(&dir, ".git", Mode::from_raw_mode(0o700)).unwrap();
+        let root = t.path().to_path_buf();
+        let walk = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let names = [".git".to_string()];
+                let carved = Carved { paths: &[], names: &names };
+                let write = AccessFs::from_all(ABI::V6) & !AccessFs::Refer;
+                grant_tree(&ruleset(), &root, write, false, &carved, &mut Budget::new(100_000))
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let result = walk.join().expect("no stack overflow");
+        remove_deep(t.path());
+        result.unwrap();
+    }
+
+    /// Removes a tree too deep for `std::fs::remove_dir_all` (which recurses).
+    fn remove_deep(root: &Path) {
+        let ok = std::process::Command::new("rm").arg("-rf").arg(root).status().unwrap();
+        assert!(ok.success());
+    }
+}

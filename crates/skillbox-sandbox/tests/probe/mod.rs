@@ -1,0 +1,255 @@
+//! The probe harness the sandbox's confinement tests share: a small Python program makes one
+//! attempt after another under a policy and prints one line per attempt, which the test then
+//! asserts on by name (see `PRELUDE`); and helpers for world-accessible scratch trees, so
+//! that only the sandbox stands between a child and what the test put there.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use skillbox_sandbox::{run, ChildOutcome, ChildSpec, ExitStatus, Policy};
+
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// A fresh directory any user can write to.
+pub fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod temp dir");
+    dir
+}
+
+/// A world-accessible directory `name` inside `parent`.
+pub fn subdir(parent: &Path, name: &str) -> PathBuf {
+    let p = parent.join(name);
+    fs::create_dir_all(&p).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
+    p
+}
+
+/// A world-readable (and writable) file: only the sandbox may stand in the child's way.
+pub fn file(path: &Path, content: &[u8]) {
+    fs::write(path, content).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o666)).unwrap();
+}
+
+/// A value no file on the machine holds by chance.
+pub fn unique_secret(what: &str) -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("SKILLBOX-{what}-{}-{nanos}", std::process::id())
+}
+
+/// A directory holding `secret.txt`, readable by everyone, granted to nobody.
+pub struct Secret {
+    pub dir: tempfile::TempDir,
+    pub file: PathBuf,
+    pub value: String,
+}
+
+pub fn secret() -> Secret {
+    let dir = scratch();
+    let value = unique_secret("SECRET");
+    let file_path = dir.path().join("secret.txt");
+    file(&file_path, value.as_bytes());
+    Secret { dir, file: file_path, value }
+}
+
+pub fn s(p: &Path) -> String {
+    p.to_str().expect("utf-8 path").to_string()
+}
+
+pub fn hex_decode(h: &str) -> Vec<u8> {
+    assert!(h.len().is_multiple_of(2), "odd hex: {h}");
+    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The Python every probe starts with: `attempt(name, fn)` runs `fn` and prints one line.
+pub const PRELUDE: &str = r##"
+import ctypes, os, socket, sys
+ARGS = sys.argv[1:]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def sc(nr, *args):
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    if r == -1:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
+def attempt(name, fn):
+    try:
+        r = fn()
+    except OSError as e:
+        print(f"{name}\tERR\t{e.errno}", flush=True)
+        return
+    except BaseException as e:
+        msg = f"{type(e).__name__}: {e}".replace("\n", " ").replace("\t", " ")
+        print(f"{name}\tEXC\t{msg}", flush=True)
+        return
+    if r is None:
+        r = b""
+    elif isinstance(r, str):
+        r = r.encode()
+    elif not isinstance(r, bytes):
+        r = repr(r).encode()
+    print(f"{name}\tOK\t{r.hex()}", flush=True)
+def read(p):
+    with open(p, "rb") as f:
+        return f.read()
+def write(p, data=b"planted", mode="wb"):
+    with open(p, mode) as f:
+        f.write(data)
+"##;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Ok(Vec<u8>),
+    Err(i32),
+    Exc(String),
+}
+
+/// What a probe child did, attempt by attempt.
+pub struct Probe {
+    pub outcome: ChildOutcome,
+    pub attempts: BTreeMap<String, Attempt>,
+}
+
+impl Probe {
+    pub fn context(&self) -> String {
+        format!(
+            "status {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.outcome.status,
+            self.outcome.stdout.to_text(),
+            self.outcome.stderr.to_text()
+        )
+    }
+
+    pub fn get(&self, name: &str) -> &Attempt {
+        self.attempts
+            .get(name)
+            .unwrap_or_else(|| panic!("attempt {name} never reported\n{}", self.context()))
+    }
+
+    /// The attempt succeeded; its result.
+    pub fn ok(&self, name: &str) -> Vec<u8> {
+        match self.get(name) {
+            Attempt::Ok(v) => v.clone(),
+            other => panic!("{name}: expected success, got {other:?}\n{}", self.context()),
+        }
+    }
+
+    pub fn ok_text(&self, name: &str) -> String {
+        String::from_utf8(self.ok(name)).expect("utf-8 result")
+    }
+
+    /// The attempt failed with one of `errnos`.
+    pub fn err(&self, name: &str, errnos: &[i32]) -> i32 {
+        match self.get(name) {
+            Attempt::Err(e) if errnos.contains(e) => *e,
+            other => panic!(
+                "{name}: expected failure with errno in {errnos:?}, got {other:?}\n{}",
+                self.context()
+            ),
+        }
+    }
+
+    /// The attempt failed in any way.
+    pub fn failed(&self, name: &str) {
+        if let Attempt::Ok(v) = self.get(name) {
+            panic!(
+                "{name}: expected a failure, but it succeeded with {:?}\n{}",
+                String::from_utf8_lossy(v),
+                self.context()
+            );
+        }
+    }
+
+    /// No trace of `secret` anywhere in what the child produced: raw streams, decoded
+    /// results, or hex-encoded.
+    pub fn assert_no_leak(&self, secret: &str) {
+        let raw = [&self.outcome.stdout.head[..], &self.outcome.stdout.tail[..]].concat();
+        let raw_err = [&self.outcome.stderr.head[..], &self.outcome.stderr.tail[..]].concat();
+        let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+        for stream in [&raw, &raw_err] {
+            assert!(!contains(stream, secret.as_bytes()), "secret leaked:\n{}", self.context());
+            assert!(!contains(stream, hex.as_bytes()), "secret leaked:\n{}", self.context());
+        }
+        for (name, a) in &self.attempts {
+            if let Attempt::Ok(v) = a {
+                assert!(!contains(v, secret.as_bytes()), "{name} returned the secret");
+            }
+        }
+    }
+}
+
+pub fn probe_spec(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> ChildSpec {
+    let mut spec = ChildSpec::new(PYTHON, cwd);
+    let script = format!("{PRELUDE}\n{body}");
+    spec.args = vec!["-I".into(), "-c".into(), script.into()];
+    spec.args.extend(args.iter().map(OsString::from));
+    spec.policy = policy;
+    spec.timeout = Duration::from_secs(30);
+    spec
+}
+
+pub fn parse(outcome: ChildOutcome) -> Probe {
+    assert!(!outcome.stdout.truncated(), "probe output truncated");
+    let text = String::from_utf8(outcome.stdout.head.clone()).expect("utf-8 probe output");
+    let mut attempts = BTreeMap::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, '\t');
+        let (Some(name), Some(kind), rest) = (f.next(), f.next(), f.next()) else { continue };
+        let a = match (kind, rest) {
+            ("OK", Some(h)) => Attempt::Ok(hex_decode(h)),
+            ("ERR", Some(e)) => Attempt::Err(e.parse().expect("errno")),
+            ("EXC", Some(m)) => Attempt::Exc(m.to_string()),
+            _ => continue,
+        };
+        assert!(attempts.insert(name.to_string(), a).is_none(), "attempt {name} reported twice");
+    }
+    Probe { outcome, attempts }
+}
+
+/// Runs a probe to its end; it must exit 0 (every attempt reported).
+pub async fn probe_run(spec: &ChildSpec) -> Probe {
+    let out = run(spec).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    let p = parse(out);
+    assert_eq!(p.outcome.status, ExitStatus::Exited(0), "probe did not finish\n{}", p.context());
+    p
+}
+
+pub async fn probe(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> Probe {
+    probe_run(&probe_spec(policy, cwd, body, args)).await
+}
+
+/// Names of the entries of `dir`, sorted, recursively, with file contents: a snapshot that
+/// changes if anything in the tree is created, removed, renamed or rewritten.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let t = e.file_type().unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+            if t.is_dir() {
+                stack.push(p);
+                out.insert(rel, None);
+            } else if t.is_symlink() {
+                out.insert(rel, Some(fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec()));
+            } else {
+                out.insert(rel, Some(fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
