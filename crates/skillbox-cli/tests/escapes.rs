@@ -796,3 +796,27 @@ fn the_mcp_server_never_runs_a_stale_definition_under_a_valid_grant() {
     let r = s.call(10, "tools/call", json!({"name": "tool", "arguments": {}}));
     assert!(text(&r).contains("REVIEWED tok3n"), "A does not run at its granted level again: {r}");
 }
+
+#[test]
+fn context_files_of_a_conversation_skill_never_include_secrets() {
+    // skillbox reads context files itself, outside any sandbox: the same secrets must stay
+    // out of the rendered prompt, with the home as the workspace.
+    let w = World::new();
+    let secrets = plant_secrets(&w.home);
+    fs::write(w.home.join("notes.md"), "NOTES-CONTROL").unwrap();
+    fs::write(w.sb.join("policy.json"), "{\"default_trust\": {}}\n").unwrap();
+    w.skill(
+        &w.sb.join("skills"),
+        json!({"name": "review", "type": "conversation", "prompt_template": "Review:\n{context_files}",
+               "context_files": {"patterns": ["**", ".ssh/*", ".config/skillbox/*"], "max_files": 1000}}),
+    );
+    open_up(&w.root);
+    let (code, v) = w.run(&w.home, "review", &[]);
+    assert_eq!(code, 0, "{v}");
+    let out = v["stdout"].as_str().unwrap();
+    assert!(out.contains("NOTES-CONTROL"), "control: no context file was read: {v}");
+    for value in secrets.values() {
+        assert!(!out.contains(value.as_str()), "a secret reached the prompt: {out}");
+    }
+    assert!(!out.contains("default_trust"), "skillbox's policy reached the prompt: {out}");
+}

@@ -99,7 +99,7 @@ impl LoadedSkill {
                 ));
             }
             SkillType::PromptInline | SkillType::Conversation => {
-                match crate::prompt::render(def, &params, &ctx.workspace, &grant.file_read) {
+                match crate::prompt::render(def, &params, &ctx.workspace, &grant) {
                     Ok(text) => {
                         result.status = Status::Success;
                         result.stdout = text;

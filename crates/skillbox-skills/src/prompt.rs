@@ -2,8 +2,11 @@
 //! rendered prompt is the result.
 //!
 //! Context files are read by skillbox itself, so the rule that they come only from paths the
-//! skill may read is enforced here, in the reader: symlinks are never followed, and every
-//! file must lie under a granted read path.
+//! skill may read is enforced here, in the reader: every file must lie under a granted read
+//! path and outside every hidden one (keys, credentials, skillbox's own files: see
+//! `crate::protect`), and each is opened beneath the workspace without following any link
+//! (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), so a directory swapped for a
+//! link after the walk leads nowhere.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,12 +28,12 @@ pub(crate) fn render(
     skill: &SkillDef,
     params: &Params,
     workspace: &Path,
-    readable: &[PathBuf],
+    grant: &crate::security::EffectiveGrant,
 ) -> Result<String, String> {
     let template = skill.prompt_template.as_deref().unwrap_or("");
     let block = match &skill.context_files {
         Some(cf) if skill.skill_type == crate::format::SkillType::Conversation => {
-            Some(context_block(cf, workspace, readable)?)
+            Some(context_block(cf, workspace, &grant.file_read, &grant.hidden)?)
         }
         _ => None,
     };
@@ -64,7 +67,10 @@ fn context_block(
     cf: &crate::format::ContextFiles,
     workspace: &Path,
     readable: &[PathBuf],
+    hidden: &[PathBuf],
 ) -> Result<String, String> {
+    let workspace = skillbox_sandbox::resolve(workspace);
+    let workspace = workspace.as_path();
     let include = globs(&cf.patterns)?;
     let mut excludes = cf.exclude_patterns.clone();
     excludes.push(".git/**".into());
@@ -73,8 +79,13 @@ fn context_block(
     let max_bytes = cf.max_file_size_kb.unwrap_or(DEFAULT_MAX_FILE_KB) * 1024;
 
     let mut found: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let walker = walkdir::WalkDir::new(workspace).follow_links(false).sort_by_file_name();
-    for entry in walker.into_iter().take(MAX_WALK_ENTRIES) {
+    let walker = walkdir::WalkDir::new(workspace)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        // A hidden tree is not even listed.
+        .filter_entry(|e| !hidden.iter().any(|h| e.path().starts_with(h)));
+    for entry in walker.take(MAX_WALK_ENTRIES) {
         let Ok(entry) = entry else { continue };
         // Only regular files: a symlink could point anywhere.
         if !entry.file_type().is_file() {
@@ -93,9 +104,10 @@ fn context_block(
         }
     }
 
+    let Ok(root) = std::fs::File::open(workspace) else { return Ok(String::new()) };
     let mut block = String::new();
-    for (rel, abs) in found {
-        let Some(text) = read_text(&abs, max_bytes) else { continue };
+    for (rel, _) in found {
+        let Some(text) = read_text(&root, &rel, max_bytes) else { continue };
         block.push_str(&format!("--- {} ---\n{}", rel.display(), text));
         if !text.ends_with('\n') {
             block.push('\n');
@@ -104,15 +116,20 @@ fn context_block(
     Ok(block)
 }
 
-/// Reads a regular file of at most `max` bytes as UTF-8, refusing to follow a symlink that
-/// replaced it after the walk.
-fn read_text(path: &Path, max: u64) -> Option<String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
+/// Reads the regular file `rel` beneath the workspace `root`, of at most `max` bytes, as
+/// UTF-8, without following any link on the way (one that replaced a file or a directory
+/// after the walk leads nowhere) and without leaving the workspace.
+fn read_text(root: &std::fs::File, rel: &Path, max: u64) -> Option<String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let fd = rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    )
+    .ok()?;
+    let f = std::fs::File::from(fd);
     let meta = f.metadata().ok()?;
     if !meta.is_file() || meta.len() > max {
         return None;

@@ -106,7 +106,9 @@ pub struct Locations {
 
 impl Locations {
     /// A value that changes when a skill file in these directories is added, removed,
-    /// renamed or modified (by name, size, modification time and inode of each entry).
+    /// renamed or modified (by name, size, modification and change times, and inode of each
+    /// entry: the change time cannot be set back, so a file rewritten with its old size and
+    /// modification time is still seen).
     ///
     /// Long-lived hosts such as the MCP server poll it to know when to reload: polling a
     /// few directories costs microseconds, and, unlike inotify, works for directories that
@@ -125,12 +127,14 @@ impl Locations {
                 0u8.hash(h);
                 return;
             };
-            let mut seen: Vec<(std::ffi::OsString, u64, i64, i64, u64, bool)> = entries
+            type Seen = (std::ffi::OsString, u64, (i64, i64), (i64, i64), u64, bool);
+            let mut seen: Vec<Seen> = entries
                 .filter_map(Result::ok)
                 .take(MAX_FILES_PER_DIR)
                 .filter_map(|e| {
                     let m = std::fs::metadata(e.path()).ok()?;
-                    Some((e.file_name(), m.len(), m.mtime(), m.mtime_nsec(), m.ino(), m.is_dir()))
+                    let times = ((m.mtime(), m.mtime_nsec()), (m.ctime(), m.ctime_nsec()));
+                    Some((e.file_name(), m.len(), times.0, times.1, m.ino(), m.is_dir()))
                 })
                 .collect();
             seen.sort();
