@@ -9,7 +9,7 @@
 //! `skillbox_sandbox::Enforcement`), and the two are never confused in output.
 
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -572,25 +572,14 @@ impl Denial {
     }
 }
 
-/// Lexically normalizes `p`: removes `.`, resolves `..` without touching the disk.
-///
-/// Symlinks are not resolved here on purpose: this is the *declaration* check. The kernel
-/// confinement works on the objects themselves, where a symlink cannot widen anything.
+/// Lexically normalizes `p`: removes `.`, resolves `..` without touching the disk (see
+/// [`skillbox_sandbox::normalize`]). Decisions are made on the resolved path
+/// ([`skillbox_sandbox::resolve`]); this is the form a declared path is shown in.
 pub fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
+    skillbox_sandbox::normalize(p)
 }
 
-/// Resolves a declared path against the workspace: absolute paths stay, `~/` is not
+/// A declared path against the workspace, lexically: absolute paths stay, `~/` is not
 /// expanded (it would depend on who runs the skill), relative ones join the workspace.
 pub fn resolve(workspace: &Path, declared: &str) -> PathBuf {
     normalize(&workspace.join(declared))
