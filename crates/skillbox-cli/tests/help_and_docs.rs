@@ -168,3 +168,13 @@ fn relative_links_of_the_guide_lead_to_files_that_exist() {
     }
     assert!(checked >= 40, "only {checked} links checked");
 }
+
+#[test]
+fn the_security_model_lists_every_protected_name_and_secret_the_code_has() {
+    let doc = std::fs::read_to_string(repo().join("docs/security-model.md")).unwrap();
+    let names = skillbox_skills::protect::PROTECTED_NAMES.iter().map(|(n, _)| *n);
+    let secrets = skillbox_skills::protect::HOME_SECRETS.iter().copied();
+    let missing: Vec<&str> =
+        names.chain(secrets).filter(|n| !doc.contains(&format!("`{n}`"))).collect();
+    assert!(missing.is_empty(), "docs/security-model.md does not list {missing:?}");
+}

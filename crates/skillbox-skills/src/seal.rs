@@ -210,7 +210,7 @@ impl Snapshot {
         if dest.is_dir() {
             return Ok(dest);
         }
-        let fail = |source: std::io::Error| TrustError::Write { path: dest.clone(), source };
+        let fail = |source: std::io::Error| TrustError::Seal { path: dest.clone(), source };
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&store).map_err(fail)?;
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".tmp-{}-", std::process::id()))

@@ -60,6 +60,15 @@ pub enum TrustError {
         #[source]
         source: std::io::Error,
     },
+    /// The sealed copy a granted run executes cannot be written.
+    #[error("cannot write the sealed copy {path}: {source}")]
+    Seal {
+        /// The copy's directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The skill's content cannot be hashed.
     #[error("cannot hash the content of {path}: {reason}")]
     Digest {
