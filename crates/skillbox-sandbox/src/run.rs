@@ -228,15 +228,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let oom = cgroup.as_ref().is_some_and(|c| c.oom_killed());
     let peak_kib = cgroup.as_ref().and_then(|c| c.memory_peak()).map(|b| b >> 10);
     let processes_peak = cgroup.as_ref().and_then(|c| c.processes_peak());
-    if let Some(cg) = cgroup {
-        // Every process of the run is dead; the empty groups are removed off the path of
-        // the result. A runtime that shuts down first drops the task, and the groups' Drop
-        // removes them.
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => drop(h.spawn(cg.remove())),
-            Err(_) => cg.remove().await,
-        }
-    }
+    // The groups are removed off the path of the result, once the run's killed processes
+    // have left them (the same happens when a cancelled run drops them).
+    drop(cgroup);
     // ru_oublock is write_bytes less cancelled writes, in 512-byte blocks, of the leader
     // and the children it reaped: a floor when /proc could not be read at the end.
     let written = written.max((usage.ru_oublock as u64).saturating_mul(512));
