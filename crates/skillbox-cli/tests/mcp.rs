@@ -307,6 +307,15 @@ impl Raw {
     }
 }
 
+/// A JSON-RPC error response to a message whose id could not be read: `code`, and an `id`
+/// member that is null (JSON-RPC 2.0, section 5: it MUST be there, as null). `v["id"]` alone
+/// would be null for a reply without one too.
+fn assert_protocol_error(v: &Value, code: i64, what: &str) {
+    assert_eq!(v["error"]["code"], code, "{what}: {v}");
+    assert_eq!(v.get("id"), Some(&Value::Null), "{what}: the reply must carry \"id\": null: {v}");
+    assert_eq!(v["jsonrpc"], "2.0", "{what}: {v}");
+}
+
 #[test]
 fn garbage_input_gets_protocol_errors_and_the_server_keeps_serving() {
     let w = World::new();
@@ -314,23 +323,33 @@ fn garbage_input_gets_protocol_errors_and_the_server_keeps_serving() {
     raw.initialize();
 
     raw.send(b"this is not json {");
-    let v = raw.recv();
-    assert_eq!(v["error"]["code"], -32700, "{v}");
-    assert_eq!(v["id"], Value::Null);
+    assert_protocol_error(&raw.recv(), -32700, "not JSON");
 
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     raw.send(deep.as_bytes());
-    assert_eq!(raw.recv()["error"]["code"], -32700, "100,000 nested arrays are refused");
+    assert_protocol_error(&raw.recv(), -32700, "100,000 nested arrays");
 
     let huge =
         format!(r#"{{"jsonrpc":"2.0","id":9,"method":"x","params":"{}"}}"#, "a".repeat(5 << 20));
     raw.send(huge.as_bytes());
     let v = raw.recv();
-    assert_eq!(v["error"]["code"], -32600, "{v}");
+    assert_protocol_error(&v, -32600, "an oversized line");
     assert!(v["error"]["message"].as_str().unwrap().contains("exceeds the limit"), "{v}");
 
-    raw.send(br#"{"no":"jsonrpc"}"#);
-    assert_eq!(raw.recv()["error"]["code"], -32600);
+    // JSON of the wrong shape: answered by the SDK, its replies completed on their way out.
+    for wrong in [
+        &br#"{"no":"jsonrpc"}"#[..],
+        b"[]",
+        b"[1, 2]",
+        b"42",
+        b"null",
+        br#"{"jsonrpc":"2.0","id":2}"#,
+        br#"{"jsonrpc":"2.0","id":3,"method":5}"#,
+        br#"{"jsonrpc":"1.0","id":4,"method":"ping"}"#,
+    ] {
+        raw.send(wrong);
+        assert_protocol_error(&raw.recv(), -32600, &String::from_utf8_lossy(wrong));
+    }
 
     raw.send(br#"{"jsonrpc":"2.0","id":3,"method":"no/such/method"}"#);
     let (v, _) = raw.recv_id(3);
@@ -347,7 +366,7 @@ fn garbage_input_gets_protocol_errors_and_the_server_keeps_serving() {
     assert_eq!(v["error"]["code"], -32602, "{v}");
 
     raw.send(b"\x00\x01\x02\xff\xfe");
-    assert_eq!(raw.recv()["error"]["code"], -32700);
+    assert_protocol_error(&raw.recv(), -32700, "binary garbage");
 
     // Still serving, and serving correctly.
     raw.send(br#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo-back","arguments":{"text":"still here"}}}"#);
