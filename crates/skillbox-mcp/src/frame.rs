@@ -8,6 +8,11 @@
 //! line that is JSON through unchanged, answers the others itself, and merges its answers
 //! with the SDK's output one whole line at a time, so the two never interleave mid-line.
 //! Nothing here parses more than "is this JSON": the SDK still validates every message.
+//!
+//! The SDK answers JSON of the wrong shape itself (`-32600`), but without an `id` member
+//! (the MCP 2026-07-28 text lets a server omit it; JSON-RPC 2.0, which every MCP version
+//! builds on, says it MUST be null, and clients of older versions look for it). Its error
+//! lines without an `id` get `"id": null` on their way out (see [`with_null_id`]).
 
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -95,7 +100,9 @@ async fn merge_output<W>(
                 match read {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        if output.write_all(&line).await.is_err() || output.flush().await.is_err() {
+                        let fixed = with_null_id(&line);
+                        let out = fixed.as_deref().unwrap_or(&line);
+                        if output.write_all(out).await.is_err() || output.flush().await.is_err() {
                             break;
                         }
                         line.clear();
@@ -172,6 +179,30 @@ fn trim_line(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// The SDK's line `line` with `"id": null` added, when it is an error response without an
+/// `id`; `None` for every other line, which is passed on as it is.
+///
+/// Only lines that could be one are parsed: the SDK writes `jsonrpc` first and then `id`
+/// in every response, and `method` in every request and notification, so a line that
+/// starts like either is passed on unread (a tool result may be megabytes long).
+fn with_null_id(line: &[u8]) -> Option<Vec<u8>> {
+    const HAS_ID: &[u8] = br#"{"jsonrpc":"2.0","id":"#;
+    const HAS_METHOD: &[u8] = br#"{"jsonrpc":"2.0","method":"#;
+    if line.starts_with(HAS_ID) || line.starts_with(HAS_METHOD) {
+        return None;
+    }
+    let serde_json::Value::Object(mut msg) = serde_json::from_slice(line).ok()? else {
+        return None;
+    };
+    if msg.contains_key("id") || !msg.contains_key("error") {
+        return None;
+    }
+    msg.insert("id".into(), serde_json::Value::Null);
+    let mut fixed = serde_json::to_vec(&msg).ok()?;
+    fixed.push(b'\n');
+    Some(fixed)
+}
+
 /// A JSON-RPC error response with a null id, as one line.
 fn error_line(code: i64, message: &str) -> Vec<u8> {
     let mut v = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})
@@ -209,6 +240,26 @@ mod tests {
             "a line longer than the limit is reported with its size, and the next line is \
              read intact"
         );
+    }
+
+    #[test]
+    fn only_error_responses_without_an_id_get_a_null_one() {
+        let fixed = with_null_id(
+            b"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":\"Invalid request\"}}\n",
+        )
+        .expect("an error without an id is completed");
+        let v: serde_json::Value = serde_json::from_slice(&fixed).unwrap();
+        assert_eq!(v.get("id"), Some(&serde_json::Value::Null), "{v}");
+        assert_eq!(v["error"]["code"], -32600);
+        assert!(fixed.ends_with(b"}\n"), "one whole line");
+        for other in [
+            &b"{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32601,\"message\":\"x\"}}\n"[..],
+            b"{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n",
+            b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n",
+            b"{\"error\":{},\"id\":7,\"jsonrpc\":\"2.0\"}\n",
+        ] {
+            assert_eq!(with_null_id(other), None, "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[tokio::test]

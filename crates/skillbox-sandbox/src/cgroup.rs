@@ -7,12 +7,18 @@
 //! `tasks` (v1) or `cgroup.procs` (v2) descriptor opened here, so every process it creates
 //! is counted from the start. cgroup v1 (one hierarchy per controller) and v2 (one
 //! hierarchy) are both handled.
+//!
+//! Every group this process makes is recorded until it is removed. A group is given back
+//! when its run is over, finished or cancelled ([`RunCgroup`]'s `Drop`), and a thread of
+//! this module removes it once its processes have left (see [`release`]); at normal exit
+//! every group still recorded is removed (see [`remove_all_at_exit`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 /// A controller this crate uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -260,7 +266,7 @@ impl RunCgroup {
             let Some((parent, v2)) = parent(c) else { continue };
             let dir = parent.join(&name);
             if !cg.dirs.contains(&dir) {
-                std::fs::create_dir(&dir)?;
+                make_dir(&dir)?;
                 cg.dirs.push(dir.clone());
                 // v1: `tasks`, which moves only the writing thread. The child is a single
                 // thread (its own thread group, created without CLONE_THREAD), so that is
@@ -361,19 +367,6 @@ impl RunCgroup {
         self.memory.as_ref()?;
         read(self.peak_file.as_ref())?.trim().parse().ok()
     }
-
-    /// Removes the groups once their processes (already killed) have left, waiting at most
-    /// about a second. A group that cannot be removed is left behind, holding no process of
-    /// the run that is still running.
-    pub async fn remove(mut self) {
-        for _ in 0..100 {
-            self.dirs.retain(|d| std::fs::remove_dir(d).is_err());
-            if self.dirs.is_empty() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    }
 }
 
 /// The whole text of a cgroup file opened earlier, read from its start (each read of a
@@ -411,7 +404,7 @@ struct Limits {
 /// trust level all have the same). Each set is fresh, empty, and serves exactly one run.
 /// Their names are those of any group of this process (`skillbox-<pid>-<n>`): a process
 /// killed with sets prepared leaves groups the next process sweeps; one that exits normally
-/// removes them (`atexit`).
+/// removes them with every other group it made ([`remove_all_at_exit`]).
 static AHEAD: Mutex<Vec<(Limits, RunCgroup)>> = Mutex::new(Vec::new());
 /// Sets kept at most: one per limits of recent runs.
 const AHEAD_MAX: usize = 4;
@@ -436,14 +429,6 @@ fn take_ahead(limits: Limits) -> Option<RunCgroup> {
 fn prepare_ahead(limits: Limits) {
     static GATE: crate::AheadGate = crate::AheadGate::new();
     GATE.spawn(move || {
-        static AT_EXIT: std::sync::Once = std::sync::Once::new();
-        AT_EXIT.call_once(|| {
-            // SAFETY: registers a plain function without arguments; it runs at normal
-            // process exit, after main returns or `exit` is called.
-            unsafe {
-                libc::atexit(remove_ahead_at_exit);
-            }
-        });
         if let Ok(Some(cg)) = RunCgroup::create_new(limits) {
             let mut list = lock_ahead();
             list.retain(|(l, _)| *l != limits);
@@ -455,22 +440,206 @@ fn prepare_ahead(limits: Limits) {
     });
 }
 
-/// Removes the groups prepared ahead and never used.
-extern "C" fn remove_ahead_at_exit() {
-    // Never wait at exit: a thread holding the lock then keeps its sets (swept later).
-    let taken = match AHEAD.try_lock() {
-        Ok(mut g) => std::mem::take(&mut *g),
-        Err(_) => return,
-    };
-    drop(taken);
+impl Drop for RunCgroup {
+    /// Gives the groups back: they are removed once their processes have left, off the
+    /// caller's path (see [`release`]). This is how every group ends, whether its run
+    /// finished, was cancelled (its future dropped) or never started.
+    fn drop(&mut self) {
+        release(std::mem::take(&mut self.dirs));
+    }
 }
 
-impl Drop for RunCgroup {
-    fn drop(&mut self) {
-        // Best effort for a run that was cancelled: the groups are usually empty by now.
-        for d in &self.dirs {
-            let _ = std::fs::remove_dir(d);
+/// The groups this process made and has not removed yet.
+struct Registry {
+    /// Every group directory made and not yet removed: in use by a run, prepared ahead, or
+    /// released and waiting to be empty. [`remove_all_at_exit`] removes what is left here.
+    made: BTreeSet<PathBuf>,
+    /// Released groups not yet removed, each with when to try next and the delay after.
+    released: Vec<(PathBuf, Instant, Duration)>,
+    /// Set by [`remove_all_at_exit`]: no group is made after it.
+    exiting: bool,
+    /// Whether the remover thread runs.
+    remover: bool,
+    /// The process that made the groups: a process forked from it (which copies this
+    /// registry) and then calls `exit` must not remove its parent's groups.
+    owner: u32,
+}
+
+impl Registry {
+    const EMPTY: Registry = Registry {
+        made: BTreeSet::new(),
+        released: Vec::new(),
+        exiting: false,
+        remover: false,
+        owner: 0,
+    };
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry::EMPTY);
+/// Wakes the remover thread when groups are released.
+static RELEASED: Condvar = Condvar::new();
+
+/// First wait between two attempts to remove a group that still holds a process; it
+/// doubles after each attempt.
+const FIRST_RETRY: Duration = Duration::from_millis(1);
+/// Longest wait between two attempts: a group that stays busy costs one `rmdir` a second.
+const LONGEST_RETRY: Duration = Duration::from_secs(1);
+/// How long the exit handler waits for groups to be left by processes that are dying.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
+fn registry() -> MutexGuard<'static, Registry> {
+    // The lock is never held across anything that can panic; a poisoned registry is still
+    // consistent.
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Creates the group directory `dir` and records it, so that it is removed at exit even if
+/// nothing else removes it. The lock is held across `mkdir`, so that the exit handler never
+/// runs between the two (a group made then would be left behind).
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain function without arguments; it runs at normal process
+        // exit, after main returns or `exit` is called.
+        unsafe {
+            libc::atexit(remove_all_at_exit);
         }
+    });
+    let mut reg = registry();
+    if reg.exiting {
+        return Err(std::io::Error::other("the process is exiting"));
+    }
+    let me = std::process::id();
+    if reg.owner != me {
+        // The first group of this process, or of a child forked from a process that had
+        // groups: the parent's groups are the parent's to remove, and its thread was not
+        // copied.
+        *reg = Registry { owner: me, ..Registry::EMPTY };
+    }
+    std::fs::create_dir(dir)?;
+    reg.made.insert(dir.to_path_buf());
+    Ok(())
+}
+
+/// Removes `dirs` once no process is left in them, on this module's remover thread.
+///
+/// The processes of a run that ended were killed, but they leave their groups only as they
+/// finish exiting, and a cancelled run's are often still running when its future is
+/// dropped: `rmdir` then fails with `EBUSY`. cgroup v1 tells nobody when a group becomes
+/// empty (its only hook, `release_agent`, is one program for the whole hierarchy, set by the
+/// administrator); v2's `cgroup.events` does, but would be a second path for one hierarchy
+/// kind. So the thread tries `rmdir` again with a doubling delay (1 ms, then up to one
+/// second apart), on both: the leader of a run is reaped within milliseconds of its kill,
+/// and the first or second try usually succeeds. A group that never empties (a process
+/// stuck in the kernel) is retried once a second, and left to [`remove_all_at_exit`] and to
+/// the next process's sweep.
+fn release(dirs: Vec<PathBuf>) {
+    if dirs.is_empty() {
+        return;
+    }
+    let mut reg = registry();
+    if reg.owner != std::process::id() {
+        // A copy of a parent's group in a forked child: the parent removes it.
+        return;
+    }
+    let now = Instant::now();
+    reg.released.extend(dirs.into_iter().map(|d| (d, now, FIRST_RETRY)));
+    if !reg.remover {
+        let started =
+            std::thread::Builder::new().name("skillbox-cgroup-rm".into()).spawn(remove_released);
+        reg.remover = started.is_ok();
+        if !reg.remover {
+            // No thread (out of resources): one attempt here; what is left is removed at
+            // exit, or by the next process's sweep.
+            let dirs: Vec<PathBuf> = reg.released.drain(..).map(|(d, _, _)| d).collect();
+            drop(reg);
+            let gone: Vec<PathBuf> = dirs.into_iter().filter(|d| rmdir_done(d)).collect();
+            let mut reg = registry();
+            for d in gone {
+                reg.made.remove(&d);
+            }
+            return;
+        }
+    }
+    drop(reg);
+    RELEASED.notify_one();
+}
+
+/// `rmdir`, true when the directory is gone (removed now, or already).
+fn rmdir_done(dir: &Path) -> bool {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// The remover thread: removes released groups as they become empty.
+fn remove_released() {
+    let mut reg = registry();
+    loop {
+        let now = Instant::now();
+        let next = reg.released.iter().map(|(_, at, _)| *at).min();
+        match next {
+            None => {
+                reg = RELEASED.wait(reg).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            Some(at) if at > now => {
+                reg = RELEASED.wait_timeout(reg, at - now).unwrap_or_else(|p| p.into_inner()).0;
+                continue;
+            }
+            Some(_) => {}
+        }
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut reg.released).into_iter().partition(|(_, at, _)| *at <= now);
+        reg.released = later;
+        drop(reg);
+        let mut gone = Vec::new();
+        let mut again = Vec::new();
+        for (dir, _, delay) in due {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => gone.push(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone.push(dir),
+                // EBUSY: a process is still inside. Anything else will not change by waiting
+                // a second either, but costs nothing to retry.
+                Err(_) => {
+                    let at = Instant::now() + delay;
+                    again.push((dir, at, (delay * 2).min(LONGEST_RETRY)));
+                }
+            }
+        }
+        reg = registry();
+        for d in &gone {
+            reg.made.remove(d);
+        }
+        reg.released.extend(again);
+    }
+}
+
+/// Removes every group this process made and has not removed yet, at normal exit (after
+/// `main` returns, or `exit`): the groups prepared ahead, and those of runs that ended
+/// moments ago (a cancelled run's killed processes may still be leaving; they are given
+/// [`EXIT_WAIT`]). Runs still in flight at exit (an embedder calling `exit` without dropping
+/// them) keep their groups, which the next skillbox process sweeps once this one is gone.
+extern "C" fn remove_all_at_exit() {
+    let mut left: Vec<PathBuf> = {
+        let mut reg = registry();
+        if reg.owner != std::process::id() {
+            return;
+        }
+        reg.exiting = true;
+        reg.released.clear();
+        std::mem::take(&mut reg.made).into_iter().collect()
+    };
+    let deadline = Instant::now() + EXIT_WAIT;
+    let mut delay = FIRST_RETRY;
+    loop {
+        left.retain(|d| !rmdir_done(d));
+        if left.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(100));
     }
 }
 

@@ -45,7 +45,9 @@ pub struct ChildOutcome {
     /// Peak memory: of the whole run where a memory cgroup measured it, else the peak
     /// resident memory of the largest process the child waited for, in KiB.
     pub max_rss_kib: u64,
-    /// The limit that stopped the run, when one did: `memory`, `cpu`, `file-size` or
+    /// The limit that stopped the run, when one did: `memory`, `cpu` (the first process's CPU
+    /// time, as the kernel counts it, reached `cpu_seconds`; also when the wall-clock
+    /// timeout fired at the same moment, `status` then being `TimedOut`), `file-size` or
     /// `disk-write` (also when the run ended by itself with more written than its total), or
     /// `disk-write-unreadable`: stopped because a process's write counters could not be read,
     /// so the total could not be enforced.
@@ -208,6 +210,10 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     if timed_out || stopped_for_writes.is_some() {
         let _ready = pidfd.readable().await.map_err(SandboxError::Supervise)?;
     }
+    // The leader has exited and is not reaped yet: its CPU time as RLIMIT_CPU counts it
+    // can still be read.
+    let cpu_limit = spec.policy.rlimits.cpu_seconds.map(Duration::from_secs);
+    let cpu_counted = cpu_limit.and_then(|_| rlimit_cpu_time(spawned.pid));
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 writes `status` and `usage` for our own child,
     // which has exited (the pidfd is readable), so it returns at once.
@@ -228,23 +234,27 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let oom = cgroup.as_ref().is_some_and(|c| c.oom_killed());
     let peak_kib = cgroup.as_ref().and_then(|c| c.memory_peak()).map(|b| b >> 10);
     let processes_peak = cgroup.as_ref().and_then(|c| c.processes_peak());
-    if let Some(cg) = cgroup {
-        // Every process of the run is dead; the empty groups are removed off the path of
-        // the result. A runtime that shuts down first drops the task, and the groups' Drop
-        // removes them.
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => drop(h.spawn(cg.remove())),
-            Err(_) => cg.remove().await,
-        }
-    }
+    // The groups are removed off the path of the result, once the run's killed processes
+    // have left them (the same happens when a cancelled run drops them).
+    drop(cgroup);
     // ru_oublock is write_bytes less cancelled writes, in 512-byte blocks, of the leader
     // and the children it reaped: a floor when /proc could not be read at the end.
     let written = written.max((usage.ru_oublock as u64).saturating_mul(512));
     let over_writes = write_limit.is_some_and(|max| written > max);
+    // RLIMIT_CPU is set hard = soft, so the kernel stops the leader with SIGKILL (never
+    // SIGXCPU) once its count reaches the limit; that count, read above, tells the kernel's
+    // kill from any other SIGKILL. When the limit equals the timeout, a busy run reaches
+    // both at about the same moment: whichever kill landed first, a count at the limit
+    // means the CPU limit was reached, and that is what is reported.
+    let cpu_reached = match (cpu_limit, cpu_counted) {
+        (Some(max), Some(used)) => used >= max,
+        // The count could not be read: only the signal of a soft limit is evidence.
+        _ => status == ExitStatus::Signaled(libc::SIGXCPU),
+    };
     let limit = match status {
         _ if oom => Some("memory"),
         _ if stopped_for_writes.is_some() => stopped_for_writes,
-        ExitStatus::Signaled(libc::SIGXCPU) => Some("cpu"),
+        ExitStatus::Signaled(_) | ExitStatus::TimedOut if cpu_reached => Some("cpu"),
         ExitStatus::Signaled(libc::SIGXFSZ) => Some("file-size"),
         _ if over_writes => Some("disk-write"),
         _ => None,
@@ -262,6 +272,25 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         bytes_written: written,
         enforcement,
     })
+}
+
+/// CPU time of process `pid`, all its threads but not its children, as the kernel counts it
+/// against `RLIMIT_CPU`: the process's `CPUCLOCK_PROF` clock (user plus system time as
+/// accounted at each tick, which runs a few milliseconds apart from the exact time that
+/// `wait4` reports). Readable until the process is reaped; `None` if the kernel refuses.
+fn rlimit_cpu_time(pid: libc::pid_t) -> Option<Duration> {
+    // The clock id of another process's CPU clock, as the kernel encodes it (include/linux/
+    // posix-timers.h, `MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_PROF)`): `~pid << 3`, with the
+    // low bits 0 for PROF. glibc's clock_getcpuclockid builds the same with SCHED (2),
+    // which counts exact run time, not what the rlimit compares.
+    let clock = (!pid).checked_mul(8)? as libc::clockid_t;
+    // SAFETY: timespec is plain data, for which all zeroes is a valid value.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes only to `t`.
+    if unsafe { libc::clock_gettime(clock, &mut t) } != 0 {
+        return None;
+    }
+    Some(Duration::new(u64::try_from(t.tv_sec).ok()?, u32::try_from(t.tv_nsec).ok()?))
 }
 
 /// The enforcement report `spec` would get, without starting anything: what `skillbox info`

@@ -218,10 +218,19 @@ fn rules(
                         cond32(0, Op::Ne, libc::AF_INET6 as u64)?,
                         cond32(0, Op::Ne, libc::AF_NETLINK as u64)?,
                     ])?,
-                    // Raw sockets.
-                    rule(vec![cond32(1, Op::MaskedEq(0xf), libc::SOCK_RAW as u64)?])?,
+                    // Raw IP sockets. Not netlink: glibc opens route netlink sockets as
+                    // SOCK_RAW (getaddrinfo's AI_ADDRCONFIG, getifaddrs), and a netlink
+                    // socket of any type is the same datagram socket; the rule below keeps
+                    // netlink to the route protocol.
+                    rule(vec![
+                        cond32(0, Op::Ne, libc::AF_NETLINK as u64)?,
+                        cond32(1, Op::MaskedEq(0xf), libc::SOCK_RAW as u64)?,
+                    ])?,
                     rule(vec![cond32(1, Op::MaskedEq(0xf), 10 /* SOCK_PACKET */)?])?,
-                    // Netlink other than route queries (getaddrinfo uses those).
+                    // Netlink other than route (getaddrinfo uses it). Route netlink
+                    // reads links, addresses and routes; changing them needs
+                    // CAP_NET_ADMIN, and sending to another process's netlink socket
+                    // needs it too (NETLINK_ROUTE allows only receiving without it).
                     rule(vec![
                         cond32(0, Op::Eq, libc::AF_NETLINK as u64)?,
                         cond32(2, Op::Ne, libc::NETLINK_ROUTE as u64)?,
@@ -595,9 +604,14 @@ mod tests {
                 .map(|x| x as u64),
         );
         v.extend(
-            [libc::SOCK_STREAM | libc::SOCK_CLOEXEC, libc::SOCK_RAW | libc::SOCK_NONBLOCK]
-                .map(|x| x as u64),
+            [
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            ]
+            .map(|x| x as u64),
         );
+        v.extend([libc::NETLINK_SOCK_DIAG, libc::NETLINK_AUDIT].map(|x| x as u64));
         for f in CLONE_NAMESPACES {
             v.extend([f, f | libc::CLONE_THREAD as u64, f | libc::SIGCHLD as u64]);
         }
@@ -656,6 +670,56 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// What the https-only filter decides for the socket() calls its rules are about, read
+    /// from the compiled program: route netlink in every form glibc opens it, no other
+    /// netlink, no raw IP or packet socket, TCP and UDP.
+    #[test]
+    fn https_only_allows_route_netlink_and_no_raw_ip_socket() {
+        let (inet, inet6, netlink, packet) = (
+            libc::AF_INET as u64,
+            libc::AF_INET6 as u64,
+            libc::AF_NETLINK as u64,
+            libc::AF_PACKET as u64,
+        );
+        let (raw, dgram, stream) =
+            (libc::SOCK_RAW as u64, libc::SOCK_DGRAM as u64, libc::SOCK_STREAM as u64);
+        let cloexec = libc::SOCK_CLOEXEC as u64;
+        let route = libc::NETLINK_ROUTE as u64;
+        let allowed = [
+            (netlink, raw | cloexec, route),
+            (netlink, raw, route),
+            (netlink, dgram | cloexec, route),
+            (inet, stream | cloexec, libc::IPPROTO_TCP as u64),
+            (inet6, dgram, 0),
+        ];
+        let denied = [
+            (netlink, raw, libc::NETLINK_SOCK_DIAG as u64),
+            (netlink, dgram, libc::NETLINK_AUDIT as u64),
+            (inet, raw, libc::IPPROTO_ICMP as u64),
+            (inet6, raw | cloexec, 0),
+            (inet, 10 /* SOCK_PACKET */, 0),
+            (packet, raw, 0),
+            (libc::AF_UNIX as u64, stream, 0),
+        ];
+        for procs in [ProcessAccess::None, ProcessAccess::Limited, ProcessAccess::Full] {
+            let prog = compile(NetworkAccess::HttpsOnly, procs).unwrap();
+            let decide = |(family, kind, proto): (u64, u64, u64)| {
+                let d = Data {
+                    nr: libc::SYS_socket as u32,
+                    arch: AUDIT_ARCH,
+                    args: [family, kind, proto, 0, 0, 0],
+                };
+                interpret(&prog, &d).0
+            };
+            for call in allowed {
+                assert_eq!(decide(call), libc::SECCOMP_RET_ALLOW, "{procs:?}: {call:?}");
+            }
+            for call in denied {
+                assert_eq!(decide(call), DENY, "{procs:?}: {call:?}");
             }
         }
     }

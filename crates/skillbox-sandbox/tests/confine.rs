@@ -695,6 +695,7 @@ impl Listeners {
 }
 
 const NET_BODY: &str = r##"
+import struct
 tcp4, udp4, tcp6, upath, aname = int(ARGS[0]), int(ARGS[1]), int(ARGS[2]), ARGS[3], ARGS[4]
 def tcp(fam, addr, proto=0):
     s = socket.socket(fam, socket.SOCK_STREAM, proto)
@@ -749,7 +750,18 @@ attempt("unix_abstract", lambda: unix("\0" + aname))
 attempt("unix_dgram", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"x", upath))
 attempt("raw", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
 attempt("packet", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))
-attempt("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+def netlink_links(proto):
+    # What getaddrinfo's AI_ADDRCONFIG does (glibc opens the same socket): a route netlink
+    # socket, RTM_GETLINK dump (type 18, NLM_F_REQUEST | NLM_F_DUMP), the first reply.
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, proto)
+    try:
+        s.bind((0, 0))
+        s.send(struct.pack("=IHHII", 32, 18, 0x301, 1, 0) + bytes(16))
+        return s.recv(65536)
+    finally:
+        s.close()
+attempt("netlink", lambda: netlink_links(socket.NETLINK_ROUTE))
+attempt("netlink_diag", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4).close())
 attempt("bind_tcp", bind_tcp)
 def listen_autobind():
     # listen() without bind() picks an ephemeral port: a server reachable from outside.
@@ -793,6 +805,7 @@ async fn network_none_reaches_no_socket_of_any_kind() {
         "raw",
         "packet",
         "netlink",
+        "netlink_diag",
         "bind_tcp",
         "listen_autobind",
     ]);
@@ -815,6 +828,7 @@ async fn network_none_reaches_no_socket_of_any_kind() {
     for name in ["tcp4", "tcp4_fastopen", "tcp4_mptcp", "udp4", "unix_path", "listen_autobind"] {
         p.ok(name);
     }
+    assert!(contains(&p.ok("netlink"), b"lo\0"), "control: no loopback link listed");
     p.err("unix_abstract", &[EPERM]);
     assert_eq!(got["tcp4"], succeeded(&TCP4_ATTEMPTS), "control: TCP connects: {got:?}");
     assert_eq!(got["udp4"], 1, "control: UDP datagram not seen: {got:?}");
@@ -871,9 +885,14 @@ async fn network_https_only_reaches_tcp_443_only() {
         p.err("tcp6", &[EACCES]);
         p.err("tcp6_mptcp", &[EPERM]);
     }
-    for name in ["unix_path", "unix_abstract", "unix_dgram", "raw", "packet"] {
+    for name in ["unix_path", "unix_abstract", "unix_dgram", "raw", "packet", "netlink_diag"] {
         p.err(name, &[EPERM]);
     }
+    // Route netlink sockets are allowed (docs/security-model.md): getaddrinfo's AI_ADDRCONFIG
+    // asks them which address families have an address. They are raw sockets by type, which
+    // the raw-socket rule must not catch. The dump lists the host's links, loopback included.
+    let links = p.ok("netlink");
+    assert!(contains(&links, b"lo\0"), "the route dump lists no loopback link: {links:x?}");
     if let Some(h) = https {
         p.ok("tcp443");
         assert!(h.accept().is_ok(), "control: the connection to 443 did not arrive");

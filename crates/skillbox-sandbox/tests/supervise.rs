@@ -343,6 +343,72 @@ async fn dropping_the_run_future_kills_the_process_group() {
 }
 
 // ---------------------------------------------------------------------------------------
+// the CPU-time limit
+// ---------------------------------------------------------------------------------------
+
+/// A shell spinning on the CPU with `RLIMIT_CPU` 1 s, as the first process of a PID
+/// namespace or not, and the wall-clock `timeout`.
+fn spin(dir: &Path, pid_namespace: bool, timeout: Duration) -> ChildSpec {
+    let mut spec = sh("while :; do :; done", dir);
+    spec.policy.rlimits.cpu_seconds = Some(1);
+    spec.policy.pid_namespace = pid_namespace;
+    spec.timeout = timeout;
+    spec
+}
+
+/// The kernel stops a process at its `RLIMIT_CPU` with SIGKILL (soft and hard are equal):
+/// the run says `cpu`, not a bare SIGKILL, whether the spinning shell is PID 1 of its own
+/// namespace (the skills' case) or not. The timeout is far away, so only the CPU limit can
+/// have stopped it.
+#[tokio::test]
+async fn a_run_stopped_by_its_cpu_limit_says_cpu() {
+    let dir = scratch();
+    for pid_namespace in [false, true] {
+        let out = run_ok(&spin(dir.path(), pid_namespace, Duration::from_secs(120))).await;
+        assert_eq!(
+            (out.status, out.limit),
+            (ExitStatus::Signaled(libc::SIGKILL), Some("cpu")),
+            "pid namespace {pid_namespace}: {out:?}"
+        );
+    }
+}
+
+/// Control: a SIGKILL that is not the CPU limit's (the shell kills itself, early) is not
+/// reported as the CPU limit.
+#[tokio::test]
+async fn another_sigkill_is_not_the_cpu_limit() {
+    let dir = scratch();
+    let mut spec = sh("kill -KILL $$", dir.path());
+    spec.policy.rlimits.cpu_seconds = Some(1);
+    let out = run_ok(&spec).await;
+    assert_eq!((out.status, out.limit), (ExitStatus::Signaled(libc::SIGKILL), None), "{out:?}");
+}
+
+/// With the CPU limit equal to the timeout (what the skills layer sets), a spinning run
+/// reaches both at about the same moment, and either kill may land first. The result is
+/// decided by the kernel's CPU count: `cpu` when it reached the limit, else the timeout;
+/// never a bare SIGKILL (reported as a failure of the skill). Before, about one run in three
+/// on an idle machine, fewer on a busy one, came back as a bare SIGKILL: many runs, in
+/// both process layouts.
+#[tokio::test]
+async fn a_cpu_limit_equal_to_the_timeout_is_never_a_bare_sigkill() {
+    let dir = scratch();
+    let mut seen = std::collections::BTreeMap::new();
+    for i in 0..16 {
+        let pid_namespace = i % 2 == 1;
+        let out = run_ok(&spin(dir.path(), pid_namespace, Duration::from_secs(1))).await;
+        let ok = matches!(
+            (out.status, out.limit),
+            (ExitStatus::TimedOut, None) | (ExitStatus::TimedOut, Some("cpu"))
+        ) || (out.status == ExitStatus::Signaled(libc::SIGKILL)
+            && out.limit == Some("cpu"));
+        assert!(ok, "run {i} (pid namespace {pid_namespace}): {:?} {:?}", out.status, out.limit);
+        *seen.entry(format!("{:?} {:?}", out.status, out.limit)).or_insert(0) += 1;
+    }
+    eprintln!("outcomes of 16 runs: {seen:?}");
+}
+
+// ---------------------------------------------------------------------------------------
 // output capture
 // ---------------------------------------------------------------------------------------
 

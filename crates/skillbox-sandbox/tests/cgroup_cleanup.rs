@@ -1,0 +1,217 @@
+//! A run's cgroups do not outlive it: a cancelled run's groups are removed once its killed
+//! processes have left them, while the process that made them lives on (an MCP server), and
+//! a process that exits normally leaves no group at all, under any cgroup mount.
+//!
+//! Each check runs in a helper process (this test binary again, with `--ignored` and an
+//! environment variable), so that "nothing of that pid is left" can be checked from outside
+//! after it has exited. Only a process that may create cgroups (root, or a delegated
+//! hierarchy) makes any; elsewhere skillbox bounds runs with rlimits, there is nothing to
+//! remove, and the tests say so loudly. As root they must find groups to check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use skillbox_sandbox::{run, ChildSpec, Policy, ProcessAccess};
+use tokio::io::AsyncReadExt;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no failure mode and no memory effects.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether runs of this process get cgroups. Where they cannot, says so loudly (a normal
+/// user without a delegated hierarchy: skillbox makes no group, so there is nothing to
+/// remove); root must be able to.
+fn groups_are_made_here() -> bool {
+    let host = skillbox_sandbox::host();
+    if host.cgroup_pids || host.cgroup_cpu || host.cgroup_memory_writable {
+        return true;
+    }
+    eprintln!(
+        "!!! NOT CHECKED: this user cannot create cgroups (no writable or delegated \
+         hierarchy), so skillbox makes no group for a run here and none can be left behind"
+    );
+    assert!(!is_root(), "root must be able to create cgroups on this host");
+    false
+}
+
+/// Mount points of the cgroup hierarchies (v1 and v2).
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            matches!(fields.get(sep + 1), Some(&"cgroup") | Some(&"cgroup2"))
+                .then(|| PathBuf::from(fields[4]))
+        })
+        .collect()
+}
+
+/// Every directory named `skillbox-<pid>-<n>` under any cgroup mount.
+fn groups_of(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("skillbox-{pid}-");
+    let mut found = Vec::new();
+    let mut stack: Vec<(PathBuf, usize)> = cgroup_mounts().into_iter().map(|m| (m, 0)).collect();
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+                found.push(e.path());
+            } else if depth < 8 {
+                stack.push((e.path(), depth + 1));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The groups of `pid` that hold a process.
+fn populated_groups_of(pid: u32) -> Vec<PathBuf> {
+    groups_of(pid)
+        .into_iter()
+        .filter(|g| {
+            std::fs::read_to_string(g.join("cgroup.procs")).is_ok_and(|s| !s.trim().is_empty())
+        })
+        .collect()
+}
+
+/// Runs this test binary's `helper` test with `mode`, and returns its pid once it has
+/// exited successfully.
+fn run_helper(helper: &str, mode: &str) -> u32 {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", helper, "--ignored", "--nocapture", "--test-threads=1"])
+        .env(HELPER_ENV, mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the helper failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pid
+}
+
+const HELPER_ENV: &str = "SKILLBOX_CGROUP_CLEANUP_HELPER";
+
+/// The limits that give a run a group in every hierarchy: pids, memory and cpu.
+fn limited(dir: &Path, script: &str, pid_namespace: bool) -> ChildSpec {
+    let mut spec = ChildSpec::new("/bin/sh", dir);
+    spec.args = vec!["-c".into(), script.into()];
+    spec.env = vec![("PATH".into(), "/usr/bin:/bin".into())];
+    let mut policy = Policy::strict();
+    policy.write = vec![dir.to_path_buf()];
+    policy.processes = ProcessAccess::Limited;
+    policy.rlimits.processes = Some(16);
+    policy.rlimits.memory = Some(128 << 20);
+    policy.rlimits.cpu_percent = Some(50);
+    policy.pid_namespace = pid_namespace;
+    spec.policy = policy;
+    spec.timeout = Duration::from_secs(120);
+    spec
+}
+
+/// How long the kernel may take to let the killed processes of a run leave its groups,
+/// and skillbox to remove them.
+const KERNEL_WAIT: Duration = Duration::from_secs(10);
+
+/// Many runs cancelled mid-run (their future dropped while a shell and its background
+/// `sleep` are running), with and without a PID namespace: each run's groups are gone
+/// shortly after, while the process lives on; the last run is cancelled just before the
+/// process exits, and what the exit leaves is checked from outside: nothing of its pid,
+/// under any cgroup mount.
+#[test]
+fn cancelled_runs_leave_no_cgroup_during_the_process_or_after_it() {
+    if !groups_are_made_here() {
+        return;
+    }
+    let pid = run_helper("cleanup_helper", "cancel");
+    assert_eq!(groups_of(pid), Vec::<PathBuf>::new(), "groups left after a normal exit");
+}
+
+/// Runs that end normally, then a normal exit: no group of the process is left (those of
+/// the runs, and the sets made ahead for a next run that never came).
+#[test]
+fn a_process_whose_runs_ended_leaves_no_cgroup_at_exit() {
+    if !groups_are_made_here() {
+        return;
+    }
+    let pid = run_helper("cleanup_helper", "normal");
+    assert_eq!(groups_of(pid), Vec::<PathBuf>::new(), "groups left after a normal exit");
+}
+
+#[test]
+#[ignore = "helper of the tests of this file; does nothing alone"]
+fn cleanup_helper() {
+    let Some(mode) = std::env::var_os(HELPER_ENV) else { return };
+    let me = std::process::id();
+    let dir = tempfile::tempdir().unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if mode == "normal" {
+        for i in 0..5 {
+            let spec = limited(dir.path(), "echo ran", i % 2 == 1);
+            let out = rt.block_on(run(&spec)).unwrap();
+            assert_eq!(out.stdout.to_text(), "ran\n", "{out:?}");
+        }
+        assert!(!groups_of(me).is_empty(), "runs with limits as root made no group");
+        return;
+    }
+    assert_eq!(mode, "cancel");
+    // The shell says it is running through a FIFO, which this side holds open for reading
+    // and writing, so that the read waits for the shell's line instead of seeing an end.
+    let fifo = dir.path().join("ready.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path only.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let runs = 20;
+    let mut cancelled: Vec<Vec<PathBuf>> = Vec::new();
+    for i in 0..runs {
+        let spec = limited(dir.path(), "sleep 30 & echo ready > ready.fifo; wait", i % 2 == 1);
+        let groups = rt.block_on(async {
+            let mut ready = tokio::net::unix::pipe::OpenOptions::new()
+                .read_write(true)
+                .open_receiver(&fifo)
+                .unwrap();
+            let running = run(&spec);
+            tokio::pin!(running);
+            let mut line = [0u8; 6];
+            tokio::select! {
+                r = &mut running => panic!("run {i} ended before it was cancelled: {r:?}"),
+                r = ready.read_exact(&mut line) => r.unwrap(),
+            };
+            let groups = populated_groups_of(me);
+            assert!(!groups.is_empty(), "run {i} is in no group of this process");
+            groups
+            // `running` is dropped here: the run is cancelled.
+        });
+        cancelled.push(groups);
+    }
+    // The last run was cancelled just now; the exit must deal with its groups.
+    let _last = cancelled.pop();
+    let deadline = Instant::now() + KERNEL_WAIT;
+    let left = loop {
+        let left: Vec<&PathBuf> = cancelled.iter().flatten().filter(|g| g.exists()).collect();
+        if left.is_empty() || Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        left.is_empty(),
+        "groups of cancelled runs still there after {KERNEL_WAIT:?}: {left:?}"
+    );
+    drop(rt);
+}
