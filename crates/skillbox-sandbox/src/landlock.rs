@@ -125,17 +125,15 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
     fd.ok_or(LandlockError::Unsupported { found })
 }
 
-/// The paths carved out of every tree of `policy`'s ruleset, resolved: its hidden paths and
-/// the secrets of `/etc`.
+/// The paths carved out of every tree of `policy`'s ruleset: its hidden paths (resolved by
+/// the caller) and the secrets of `/etc` (resolved once per process).
 fn carved_paths(policy: &Policy) -> Vec<(PathBuf, Carve)> {
-    let etc = ETC_SECRETS.iter().map(|s| Path::new("/etc").join(s));
-    let mut out: Vec<(PathBuf, Carve)> = policy
-        .hidden
-        .iter()
-        .cloned()
-        .chain(etc)
-        .map(|p| (crate::paths::resolve(&p), Carve::Hidden))
-        .collect();
+    static ETC: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    let etc = ETC.get_or_init(|| {
+        ETC_SECRETS.iter().map(|s| crate::paths::resolve(&Path::new("/etc").join(s))).collect()
+    });
+    let mut out: Vec<(PathBuf, Carve)> =
+        policy.hidden.iter().chain(etc).map(|p| (p.clone(), Carve::Hidden)).collect();
     out.sort();
     out.dedup();
     out

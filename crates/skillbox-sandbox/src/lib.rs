@@ -49,7 +49,7 @@ pub use cgroup::sweep_stale_groups;
 pub use landlock::MAX_GRANT_ENTRIES;
 pub use landlock::{kernel_abi as landlock_abi, REQUIRED_ABI as LANDLOCK_REQUIRED_ABI};
 pub use output::CapturedOutput;
-pub use paths::{normalize, resolve};
+pub use paths::{normalize, resolve, resolve_beneath};
 pub use policy::{
     NetworkAccess, Policy, ProcessAccess, Rlimits, DEVICES, ETC_SECRETS, SYSTEM_READ,
 };

@@ -6,7 +6,6 @@
 //! `SKILLBOX_HOME` that is a link into the workspace, say); Landlock itself works on the
 //! objects, so the decision must too.
 
-use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
 /// `p` resolved: the canonical form (links followed) of its longest prefix that exists,
@@ -22,25 +21,33 @@ pub fn resolve(p: &Path) -> PathBuf {
     } else {
         std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")).join(p)
     };
-    let lexical = normalize(&absolute);
-    let mut existing = lexical.as_path();
-    let mut rest: Vec<OsString> = Vec::new();
-    loop {
-        if let Ok(mut canonical) = std::fs::canonicalize(existing) {
-            for name in rest.iter().rev() {
-                canonical.push(name);
+    resolve_beneath(Path::new("/"), &normalize(&absolute))
+}
+
+/// [`resolve`] for `rel` beneath `base`, which must already be resolved: only the components
+/// of `rel` are looked at, one `lstat` each (a link among them is followed with
+/// `canonicalize`), and the first that does not exist ends the look-up. Cheaper than
+/// resolving `base.join(rel)` whole when many paths share a resolved base (a home's secrets).
+pub fn resolve_beneath(base: &Path, rel: &Path) -> PathBuf {
+    let mut out = base.to_path_buf();
+    let mut rest = rel.components().filter(|c| matches!(c, Component::Normal(_)));
+    while let Some(c) = rest.next() {
+        out.push(c);
+        match std::fs::symlink_metadata(&out) {
+            Ok(m) if m.file_type().is_symlink() => {
+                // A dangling link stays as written: what it names does not exist.
+                if let Ok(target) = std::fs::canonicalize(&out) {
+                    out = target;
+                }
             }
-            return canonical;
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
+            Ok(_) => {}
+            Err(_) => {
+                out.extend(rest);
+                return out;
             }
-            // Only `/` has no parent, and `/` always resolves.
-            _ => return lexical,
         }
     }
+    out
 }
 
 /// `p` with `.` removed and `..` applied to the components before it, without touching the
@@ -73,6 +80,11 @@ mod tests {
         assert_eq!(resolve(&real.join("link/not/yet")), real.join("target/not/yet"));
         assert_eq!(resolve(&real.join("a/../link/./x")), real.join("target/x"));
         assert_eq!(resolve(Path::new("/")), PathBuf::from("/"));
+        // Beneath a resolved base: only the rest is looked at, links in it followed.
+        assert_eq!(resolve_beneath(&real, Path::new("link/x")), real.join("target/x"));
+        assert_eq!(resolve_beneath(&real, Path::new("nope/link")), real.join("nope/link"));
+        std::os::unix::fs::symlink(real.join("gone"), real.join("dangling")).unwrap();
+        assert_eq!(resolve(&real.join("dangling")), real.join("dangling"));
         assert_eq!(resolve(Path::new("/../..")), PathBuf::from("/"));
     }
 }

@@ -78,10 +78,12 @@ pub struct Policy {
     pub protected: Vec<String>,
     /// Paths no grant reaches by containing them: neither readable nor writable through a
     /// read or write tree they lie beneath, at any depth (keys, credentials, the caller's
-    /// own records). Compared as resolved paths (links followed), so a path reached through
-    /// a link is hidden as well. A grant of a hidden path itself, or of a path inside one,
-    /// is the caller's explicit choice and is made. The secrets of `/etc` ([`ETC_SECRETS`])
-    /// are always hidden, whatever this list holds.
+    /// own records). They must be given resolved, as [`crate::resolve`] makes them (links
+    /// followed), so that a path reached through a link is hidden where it lives; they are
+    /// compared as given (resolving them here again would cost a system call per component
+    /// of each, per run). A grant of a hidden path itself, or of a path inside one, is the
+    /// caller's explicit choice and is made. The secrets of `/etc` ([`ETC_SECRETS`]) are
+    /// always hidden, whatever this list holds.
     pub hidden: Vec<PathBuf>,
     /// Writable trees granted entry by entry even when they hold no protected entry yet
     /// (a workspace), so that none can be created at their top: no `.git/hooks`,

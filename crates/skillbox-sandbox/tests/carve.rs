@@ -158,7 +158,9 @@ attempt("direct", lambda: read(store + "/aws/credentials"))
 attempt("readme", lambda: read(store + "/readme"))
 "##;
     let mut policy = reading(&[home.path(), store.path()]);
-    policy.hidden = vec![home.path().join(".aws")];
+    // Hidden paths are given resolved (the policy's contract): resolving follows the link.
+    policy.hidden = vec![skillbox_sandbox::resolve(&home.path().join(".aws"))];
+    assert_eq!(policy.hidden[0], skillbox_sandbox::resolve(&store.path().join("aws")));
     let args = [s(home.path()), s(store.path())];
     let p = probe(policy, home.path(), body, &args).await;
     p.failed("through_link");

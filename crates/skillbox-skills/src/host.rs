@@ -156,7 +156,7 @@ fn preview_level(level: TrustLevel, workspace: &Path) -> Result<Vec<EnforcementE
         network: ctx.permissions.network_access,
         process_spawn: ctx.permissions.process_spawn,
         limits: ctx.resource_limits.clone(),
-        hidden: crate::protect::hidden(&ctx.reserved, &ctx.homes)
+        hidden: crate::protect::hidden(&ctx.reserved, &ctx.homes, &[workspace.to_path_buf()])
             .into_iter()
             .map(|h| h.path)
             .collect(),

@@ -189,48 +189,67 @@ pub(crate) struct Hidden {
     pub kind: HiddenKind,
 }
 
-/// The hidden paths for `homes` and skillbox's own `reserved` paths, resolved now (a link
-/// made since the last run is followed).
-pub(crate) fn hidden(reserved: &[PathBuf], homes: &[PathBuf]) -> Vec<Hidden> {
-    let mut out = Vec::with_capacity(reserved.len() + homes.len() * HOME_SECRETS.len());
+/// The hidden paths of a run whose grants are `roots` (resolved): skillbox's own `reserved`
+/// paths and the secrets of `homes`, resolved now (a link made since the last run is
+/// followed). The secrets of the user's own homes are always resolved (one of them may be a
+/// link into a granted tree: a dotfile manager's layout); another user's home (as root) only
+/// when a grant contains it or lies in it, which keeps a run from stat-ing every account's
+/// home.
+pub(crate) fn hidden(reserved: &[PathBuf], homes: &Homes, roots: &[PathBuf]) -> Vec<Hidden> {
+    let mut out = Vec::with_capacity(reserved.len() + 2 * HOME_SECRETS.len());
     for r in reserved {
         out.push(Hidden { path: skillbox_sandbox::resolve(r), kind: HiddenKind::Skillbox });
     }
-    for home in homes {
-        let home = skillbox_sandbox::resolve(home);
+    let related = |h: &Path| roots.iter().any(|r| h.starts_with(r) || r.starts_with(h));
+    let own = homes.own.iter().map(|h| (skillbox_sandbox::resolve(h), true));
+    let others = homes.others.iter().map(|h| (skillbox_sandbox::resolve(h), false));
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for (home, own) in own.chain(others) {
+        if seen.contains(&home) || !(own || related(&home)) {
+            continue;
+        }
         for s in HOME_SECRETS {
-            let path = skillbox_sandbox::resolve(&home.join(s));
+            let path = skillbox_sandbox::resolve_beneath(&home, Path::new(s));
             out.push(Hidden { path, kind: HiddenKind::Secret });
         }
+        seen.push(home);
     }
     out
 }
 
-/// The home directories whose secrets are hidden: `HOME` (as `vars` gives it) and the home of
-/// this user's entry in `/etc/passwd`; as root, every user's home in `/etc/passwd` as well
-/// (root can read them all).
-pub fn homes(vars: impl Fn(&str) -> Option<std::ffi::OsString>) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = Vec::new();
-    if let Some(h) = vars("HOME").filter(|h| !h.is_empty()).map(PathBuf::from) {
-        out.push(h);
-    }
-    for h in passwd_homes() {
-        if !out.contains(h) {
-            out.push(h.clone());
+/// Home directories whose keys and credentials no run reaches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Homes {
+    /// The user's own: `HOME`, and the home of this user's entry in `/etc/passwd`.
+    pub own: Vec<PathBuf>,
+    /// As root, every other user's home in `/etc/passwd` (root can read them all).
+    pub others: Vec<PathBuf>,
+}
+
+/// The home directories whose secrets are hidden (see [`Homes`]), with `HOME` as `vars`
+/// gives it. Homes that are system directories (`/`, `/bin`, `/usr/...`, `/nonexistent`) or
+/// do not exist are left out: they hold no user's keys, and splitting `/usr` around them
+/// would cost a rule per entry.
+pub fn homes(vars: impl Fn(&str) -> Option<std::ffi::OsString>) -> Homes {
+    let mut h = passwd_homes().clone();
+    if let Some(home) = vars("HOME").filter(|h| !h.is_empty()).map(PathBuf::from) {
+        if !h.own.contains(&home) {
+            h.own.insert(0, home);
         }
     }
-    out
+    h.others.retain(|o| !h.own.contains(o));
+    h
 }
 
-/// Homes from `/etc/passwd` (see [`homes`]), read once per process. Homes that are system
-/// directories (`/`, `/bin`, `/usr/...`, `/nonexistent`) or that do not exist are left out:
-/// they hold no user's keys, and splitting `/usr` around them would cost a rule per entry.
-fn passwd_homes() -> &'static [PathBuf] {
-    static HOMES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+/// Homes from `/etc/passwd`, read once per process.
+fn passwd_homes() -> &'static Homes {
+    static HOMES: OnceLock<Homes> = OnceLock::new();
     HOMES.get_or_init(|| {
         let euid = rustix::process::geteuid().as_raw();
-        let Ok(text) = read_small("/etc/passwd") else { return Vec::new() };
-        let mut out = Vec::new();
+        let mut out = Homes::default();
+        let Ok(text) = read_small("/etc/passwd") else { return out };
+        let system =
+            ["/bin", "/sbin", "/usr", "/lib", "/dev", "/proc", "/sys", "/run", "/nonexistent"];
         for line in text.lines() {
             let fields: Vec<&str> = line.split(':').collect();
             let (Some(uid), Some(home)) = (fields.get(2), fields.get(5)) else { continue };
@@ -239,8 +258,6 @@ fn passwd_homes() -> &'static [PathBuf] {
                 continue;
             }
             let home = PathBuf::from(home);
-            let system =
-                ["/bin", "/sbin", "/usr", "/lib", "/dev", "/proc", "/sys", "/run", "/nonexistent"];
             if !home.is_absolute()
                 || home == Path::new("/")
                 || system.iter().any(|s| home.starts_with(s))
@@ -248,8 +265,9 @@ fn passwd_homes() -> &'static [PathBuf] {
             {
                 continue;
             }
-            if !out.contains(&home) {
-                out.push(home);
+            let list = if ours { &mut out.own } else { &mut out.others };
+            if !list.contains(&home) {
+                list.push(home);
             }
         }
         out

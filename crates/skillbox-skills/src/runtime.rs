@@ -58,7 +58,7 @@ pub struct Runtime {
     home: Option<PathBuf>,
     /// Home directories whose keys and credentials no run reaches (see
     /// [`SecurityContext::homes`]).
-    homes: Vec<PathBuf>,
+    homes: crate::protect::Homes,
 }
 
 /// Why a trust grant could not be made or removed.

@@ -153,7 +153,7 @@ pub struct SecurityContext {
     /// grant reaches below `system-trusted`, and no grant reaches by containing them at any
     /// level. [`SecurityContext::for_trust_level`] fills in `HOME` and this user's home
     /// from `/etc/passwd` (every user's, as root).
-    pub homes: Vec<PathBuf>,
+    pub homes: crate::protect::Homes,
 }
 
 impl SecurityContext {
@@ -219,10 +219,9 @@ impl SecurityContext {
         let declared = &skill.permissions;
         // Decided on resolved paths: what the kernel will see (see `protect`).
         let workspace = skillbox_sandbox::resolve(&self.workspace);
-        let hidden = crate::protect::hidden(&self.reserved, &self.homes);
 
         // Files. A skill that declares no reads gets the workspace, as old skills expect.
-        let mut reads: Vec<PathBuf> = Vec::new();
+        let mut reads: Vec<(PathBuf, &str)> = Vec::new();
         match &declared.file_read {
             Some(list) => {
                 for written in list {
@@ -230,34 +229,32 @@ impl SecurityContext {
                     if !self.covers(&self.permissions.file_read, &path) {
                         return Err(self.deny(skill, Permission::FileRead, written, &path));
                     }
-                    self.refuse_hidden(skill, Permission::FileRead, written, &path, &hidden)?;
-                    reads.push(path);
+                    reads.push((path, written));
                 }
             }
-            None => {
-                self.refuse_hidden(skill, Permission::FileRead, ".", &workspace, &hidden)?;
-                reads.push(workspace.clone());
-            }
+            None => reads.push((workspace.clone(), ".")),
         }
-        // An Agent Skill's script may always read its own skill's directory, wherever it
-        // is installed: its interpreter has to open the script, and scripts read their
-        // `references/` and `assets/`. Read only; writes are granted as declared.
-        if let Some(own) = &skill.own_dir {
-            reads.push(skillbox_sandbox::resolve(own));
-        }
-        let mut writes: Vec<PathBuf> = Vec::new();
+        let mut writes: Vec<(PathBuf, &str)> = Vec::new();
         for written in &declared.file_write {
             let path = self.declared(skill, Permission::FileWrite, &workspace, written)?;
             if !self.covers(&self.permissions.file_write, &path) {
                 return Err(self.deny(skill, Permission::FileWrite, written, &path));
             }
-            self.refuse_hidden(skill, Permission::FileWrite, written, &path, &hidden)?;
-            if let Some(entry) = crate::protect::protected_component(&path, &workspace) {
+            writes.push((path, written));
+        }
+        let roots: Vec<PathBuf> = reads.iter().chain(&writes).map(|(p, _)| p.clone()).collect();
+        let hidden = crate::protect::hidden(&self.reserved, &self.homes, &roots);
+        for (path, written) in &reads {
+            self.refuse_hidden(skill, Permission::FileRead, written, path, &hidden)?;
+        }
+        for (path, written) in &writes {
+            self.refuse_hidden(skill, Permission::FileWrite, written, path, &hidden)?;
+            if let Some(entry) = crate::protect::protected_component(path, &workspace) {
                 return Err(Denial {
                     skill: skill.name.clone(),
                     trust_level: self.trust_level,
                     permission: Permission::FileWrite,
-                    asked: shown(written, &path),
+                    asked: shown(written, path),
                     granted: format!(
                         "no write access to protected entries such as `{}` (version control, \
                          skill and agent configuration, start-up files; docs/security-model.md) \
@@ -267,7 +264,14 @@ impl SecurityContext {
                     fix: None,
                 });
             }
-            writes.push(path);
+        }
+        let mut reads: Vec<PathBuf> = reads.into_iter().map(|(p, _)| p).collect();
+        let writes: Vec<PathBuf> = writes.into_iter().map(|(p, _)| p).collect();
+        // An Agent Skill's script may always read its own skill's directory, wherever it
+        // is installed: its interpreter has to open the script, and scripts read their
+        // `references/` and `assets/`. Read only; writes are granted as declared.
+        if let Some(own) = &skill.own_dir {
+            reads.push(skillbox_sandbox::resolve(own));
         }
 
         // Network: undeclared means none.
