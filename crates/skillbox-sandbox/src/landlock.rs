@@ -117,6 +117,11 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
             let guarded = policy.guarded.iter().any(|g| crate::paths::normalize(g) == root);
             grant_tree(&dup, &root, write, guarded, &carved, &mut budget)?;
         }
+        let unnamed = Carved { paths: &carved_paths, names: &[] };
+        for p in &policy.scratch {
+            let root = crate::paths::normalize(p);
+            grant_tree(&dup, &root, write, false, &unnamed, &mut budget)?;
+        }
     }
     if policy.network == NetworkAccess::HttpsOnly {
         created = created.add_rule(NetPort::new(443, AccessNet::ConnectTcp))?;

@@ -85,6 +85,10 @@ pub struct Policy {
     /// caller's explicit choice and is made. The secrets of `/etc` ([`ETC_SECRETS`]) are
     /// always hidden, whatever this list holds.
     pub hidden: Vec<PathBuf>,
+    /// Trees private to the run and discarded after it (its `HOME` and `TMPDIR`): writable
+    /// as a whole, and not walked for protected names, since nothing planted there outlives
+    /// the run. Hidden paths are still carved out of them.
+    pub scratch: Vec<PathBuf>,
     /// Writable trees granted entry by entry even when they hold no protected entry yet
     /// (a workspace), so that none can be created at their top: no `.git/hooks`,
     /// `.q-skills` or `.bashrc` planted in a workspace that lacked them.
@@ -114,6 +118,7 @@ impl Policy {
             write: Vec::new(),
             protected: Vec::new(),
             hidden: Vec::new(),
+            scratch: Vec::new(),
             guarded: Vec::new(),
             network: NetworkAccess::None,
             processes: ProcessAccess::None,
@@ -131,6 +136,7 @@ impl Policy {
             write: Vec::new(),
             protected: Vec::new(),
             hidden: Vec::new(),
+            scratch: Vec::new(),
             guarded: Vec::new(),
             network: NetworkAccess::Full,
             processes: ProcessAccess::Full,

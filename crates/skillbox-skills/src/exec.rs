@@ -493,10 +493,8 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
 /// Memory is a memory cgroup where the sandbox can create one, else `RLIMIT_AS` (see
 /// `skillbox_sandbox::Rlimits::memory`).
 pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path) -> Policy {
-    let mut write = grant.file_write.clone();
-    write.push(private.path().to_path_buf());
-    let mut read = grant.file_read.clone();
-    read.push(private.path().to_path_buf());
+    let write = grant.file_write.clone();
+    let read = grant.file_read.clone();
     let limits = &grant.limits;
     Policy {
         confine_files: true,
@@ -504,6 +502,7 @@ pub fn policy_for(grant: &EffectiveGrant, private: &PrivateDir, workspace: &Path
         write,
         protected: crate::protect::protected_names(),
         hidden: grant.hidden.clone(),
+        scratch: vec![private.path().to_path_buf()],
         guarded: vec![workspace.to_path_buf()],
         pid_namespace: true,
         network: match grant.network {

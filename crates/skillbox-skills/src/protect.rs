@@ -197,19 +197,31 @@ pub(crate) struct Hidden {
 /// home.
 pub(crate) fn hidden(reserved: &[PathBuf], homes: &Homes, roots: &[PathBuf]) -> Vec<Hidden> {
     let mut out = Vec::with_capacity(reserved.len() + 2 * HOME_SECRETS.len());
+    // Reserved paths often share a directory (the audit log's files): it is resolved once.
+    let mut parents: std::collections::HashMap<&Path, PathBuf> = Default::default();
     for r in reserved {
-        out.push(Hidden { path: skillbox_sandbox::resolve(r), kind: HiddenKind::Skillbox });
+        let path = match (r.parent(), r.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent =
+                    parents.entry(parent).or_insert_with(|| skillbox_sandbox::resolve(parent));
+                skillbox_sandbox::resolve_beneath(parent, Path::new(name))
+            }
+            _ => skillbox_sandbox::resolve(r),
+        };
+        out.push(Hidden { path, kind: HiddenKind::Skillbox });
     }
     let related = |h: &Path| roots.iter().any(|r| h.starts_with(r) || r.starts_with(h));
     let own = homes.own.iter().map(|h| (skillbox_sandbox::resolve(h), true));
-    let others = homes.others.iter().map(|h| (skillbox_sandbox::resolve(h), false));
+    // Other users' homes come resolved from `/etc/passwd`, once per process.
+    let others = homes.others.iter().map(|h| (h.clone(), false));
     let mut seen: Vec<PathBuf> = Vec::new();
     for (home, own) in own.chain(others) {
         if seen.contains(&home) || !(own || related(&home)) {
             continue;
         }
+        let mut listings = Listings::default();
         for s in HOME_SECRETS {
-            let path = skillbox_sandbox::resolve_beneath(&home, Path::new(s));
+            let path = listings.resolve(&home, s);
             out.push(Hidden { path, kind: HiddenKind::Secret });
         }
         seen.push(home);
@@ -217,12 +229,78 @@ pub(crate) fn hidden(reserved: &[PathBuf], homes: &Homes, roots: &[PathBuf]) -> 
     out
 }
 
+/// Directory listings taken once per run, to resolve a home's ~40 secrets with a listing of
+/// the home (and of the few directories secrets lie in, such as `.config`) instead of an
+/// `lstat` per secret: most secrets do not exist, and a listing tells which do, and which
+/// are links (only those are followed, with `canonicalize`).
+#[derive(Default)]
+struct Listings(std::collections::HashMap<PathBuf, Option<Vec<Listed>>>);
+
+/// One entry of a listing: its name, whether it is a directory, whether it is a link.
+type Listed = (std::ffi::OsString, bool, bool);
+
+impl Listings {
+    /// `rel` beneath the resolved `base`, resolved as [`skillbox_sandbox::resolve_beneath`]
+    /// would.
+    fn resolve(&mut self, base: &Path, rel: &str) -> PathBuf {
+        let mut dir = base.to_path_buf();
+        let mut parts = rel.split('/').filter(|p| !p.is_empty());
+        while let Some(name) = parts.next() {
+            let listing = self.0.entry(dir.clone()).or_insert_with(|| list(&dir));
+            let Some(listing) = listing else {
+                // Cannot be listed: looked up entry by entry instead.
+                let rest: PathBuf = std::iter::once(name).chain(parts).collect();
+                return skillbox_sandbox::resolve_beneath(&dir, &rest);
+            };
+            let found = listing.iter().find(|(n, ..)| n == name).map(|(_, d, l)| (*d, *l));
+            dir.push(name);
+            match found {
+                // Does not exist: nothing beneath it does either.
+                None => {
+                    dir.extend(parts);
+                    return dir;
+                }
+                Some((_, true)) => {
+                    if let Ok(target) = std::fs::canonicalize(&dir) {
+                        dir = target;
+                    }
+                }
+                Some((false, false)) => {
+                    // A file: whatever follows it does not exist.
+                    dir.extend(parts);
+                    return dir;
+                }
+                Some((true, false)) => {}
+            }
+        }
+        dir
+    }
+}
+
+/// The entries of `dir`: name, is a directory, is a link (from the listing's types; an
+/// entry of unknown type is asked with `lstat`).
+fn list(dir: &Path) -> Option<Vec<Listed>> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    Some(
+        entries
+            .flatten()
+            .map(|e| {
+                let t = e.file_type().ok();
+                let is_dir = t.is_some_and(|t| t.is_dir());
+                let is_link = t.is_some_and(|t| t.is_symlink());
+                (e.file_name(), is_dir, is_link)
+            })
+            .collect(),
+    )
+}
+
 /// Home directories whose keys and credentials no run reaches.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Homes {
     /// The user's own: `HOME`, and the home of this user's entry in `/etc/passwd`.
     pub own: Vec<PathBuf>,
-    /// As root, every other user's home in `/etc/passwd` (root can read them all).
+    /// As root, every other user's home in `/etc/passwd` (root can read them all),
+    /// resolved.
     pub others: Vec<PathBuf>,
 }
 
@@ -265,7 +343,11 @@ fn passwd_homes() -> &'static Homes {
             {
                 continue;
             }
-            let list = if ours { &mut out.own } else { &mut out.others };
+            let (list, home) = if ours {
+                (&mut out.own, home)
+            } else {
+                (&mut out.others, skillbox_sandbox::resolve(&home))
+            };
             if !list.contains(&home) {
                 list.push(home);
             }
@@ -306,6 +388,29 @@ mod tests {
         );
         // Outside the workspace, every component counts.
         assert_eq!(protected_component(Path::new("/srv/app/.git"), ws), Some(OsStr::new(".git")));
+    }
+
+    #[test]
+    fn listings_resolve_secrets_as_lstat_would() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().canonicalize().unwrap();
+        let elsewhere = home.join("store");
+        std::fs::create_dir_all(elsewhere.join("gh")).unwrap();
+        std::fs::create_dir_all(home.join(".config")).unwrap();
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::write(home.join(".netrc"), "x").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, home.join(".aws")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("gh"), home.join(".config/gh")).unwrap();
+        let mut l = Listings::default();
+        for s in HOME_SECRETS.iter().chain(&[".netrc/x", ".aws/credentials", "a/b/c"]) {
+            assert_eq!(
+                l.resolve(&home, s),
+                skillbox_sandbox::resolve_beneath(&home, Path::new(s)),
+                "{s}"
+            );
+        }
+        assert_eq!(l.resolve(&home, ".aws"), elsewhere);
+        assert_eq!(l.resolve(&home, ".config/gh"), elsewhere.join("gh"));
     }
 
     #[test]

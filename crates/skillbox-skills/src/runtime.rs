@@ -188,20 +188,21 @@ impl Runtime {
         self
     }
 
-    /// skillbox's own paths, resolved now, that no run may write (and none reaches by
-    /// containing them): the home directory (trust store, policy, global skills, the log
-    /// when it is kept there), and the audit log's files when it is kept elsewhere (listed
-    /// at each run, so that a rotation since the last one is covered).
+    /// skillbox's own paths that no run may write (and none reaches by containing them):
+    /// the home directory (trust store, policy, global skills, the log when it is kept
+    /// there), and the audit log's files when it is kept elsewhere (listed at each run, so
+    /// that a rotation since the last one is covered). Resolved where they are compared
+    /// (see [`SecurityContext::reserved`]).
     pub fn reserved(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> =
-            self.home.iter().map(|h| skillbox_sandbox::resolve(h)).collect();
+        let mut out: Vec<PathBuf> = self.home.iter().cloned().collect();
         if let Some(log) = &self.audit {
             let path = &log.config().path;
-            let dir = skillbox_sandbox::resolve(path.parent().unwrap_or(Path::new(".")));
-            if !out.iter().any(|h| dir.starts_with(h)) {
-                out.extend(
-                    skillbox_audit::files_of(path).iter().map(|f| skillbox_sandbox::resolve(f)),
-                );
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let in_home = self.home.as_ref().is_some_and(|h| {
+                skillbox_sandbox::resolve(dir).starts_with(skillbox_sandbox::resolve(h))
+            });
+            if !in_home {
+                out.extend(skillbox_audit::files_of(path));
             }
         }
         out

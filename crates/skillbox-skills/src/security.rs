@@ -226,7 +226,7 @@ impl SecurityContext {
             Some(list) => {
                 for written in list {
                     let path = self.declared(skill, Permission::FileRead, &workspace, written)?;
-                    if !self.covers(&self.permissions.file_read, &path) {
+                    if !self.covers(&self.permissions.file_read, &path, &workspace) {
                         return Err(self.deny(skill, Permission::FileRead, written, &path));
                     }
                     reads.push((path, written));
@@ -237,7 +237,7 @@ impl SecurityContext {
         let mut writes: Vec<(PathBuf, &str)> = Vec::new();
         for written in &declared.file_write {
             let path = self.declared(skill, Permission::FileWrite, &workspace, written)?;
-            if !self.covers(&self.permissions.file_write, &path) {
+            if !self.covers(&self.permissions.file_write, &path, &workspace) {
                 return Err(self.deny(skill, Permission::FileWrite, written, &path));
             }
             writes.push((path, written));
@@ -332,7 +332,11 @@ impl SecurityContext {
         written: &str,
     ) -> Result<PathBuf, Denial> {
         let lexical = skillbox_sandbox::normalize(&workspace.join(written));
-        let resolved = skillbox_sandbox::resolve(&lexical);
+        // The workspace is resolved already: only what lies below it is looked at.
+        let resolved = match lexical.strip_prefix(workspace) {
+            Ok(rel) => skillbox_sandbox::resolve_beneath(workspace, rel),
+            Err(_) => skillbox_sandbox::resolve(&lexical),
+        };
         if resolved != lexical {
             return Err(Denial {
                 skill: skill.name.clone(),
@@ -419,11 +423,11 @@ impl SecurityContext {
         }
     }
 
-    fn covers(&self, scopes: &[FileScope], path: &Path) -> bool {
-        let workspace = skillbox_sandbox::resolve(&self.workspace);
+    /// Whether `scopes` cover `path`; both `path` and `workspace` resolved.
+    fn covers(&self, scopes: &[FileScope], path: &Path, workspace: &Path) -> bool {
         scopes.iter().any(|s| match s {
             FileScope::Everything => true,
-            FileScope::Workspace => path.starts_with(&workspace),
+            FileScope::Workspace => path.starts_with(workspace),
             // The private directory is created per run; no declared path can name it.
             FileScope::PrivateTemp => false,
         })
@@ -432,7 +436,7 @@ impl SecurityContext {
     fn deny(&self, skill: &SkillDef, permission: Permission, written: &str, path: &Path) -> Denial {
         let path_buf = path.to_path_buf();
         let wants_write = permission == Permission::FileWrite;
-        let workspace = self.workspace.clone();
+        let workspace = skillbox_sandbox::resolve(&self.workspace);
         Denial {
             skill: skill.name.clone(),
             trust_level: self.trust_level,
@@ -447,7 +451,7 @@ impl SecurityContext {
                 let c = SecurityContext::for_trust_level(l, workspace.clone());
                 let scopes =
                     if wants_write { &c.permissions.file_write } else { &c.permissions.file_read };
-                c.covers(scopes, &path_buf)
+                c.covers(scopes, &path_buf, &workspace)
             }),
         }
     }
