@@ -36,6 +36,7 @@ pub mod pattern;
 mod private_dir;
 mod prompt;
 pub mod registry;
+mod remove_tree;
 pub mod resilience;
 mod result;
 mod runtime;

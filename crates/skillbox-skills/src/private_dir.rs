@@ -5,16 +5,20 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::remove_tree::{remove_tree, Identity};
+
 /// A directory private to one run: `home/` becomes `HOME`, `tmp/` becomes `TMPDIR`. Removed
-/// when dropped.
+/// when dropped, with [`remove_tree`] (iterative, whatever the run left in it).
 ///
 /// A directory whose run left it exactly as it was made (see [`PrivateDir::finish`]) serves
 /// the next run of the process instead of being removed: making and removing one costs three
 /// `mkdir` and three `rmdir`, which on some file systems (ext4 without a journal, with online
 /// discard) took 0.44 ms of CPU per run (BENCHMARKS.md).
 pub struct PrivateDir {
-    dir: tempfile::TempDir,
-    /// Inode numbers of the directory, `home/` and `tmp/` when they were made.
+    path: PathBuf,
+    /// The device of the directory, and the inode numbers of it, `home/` and `tmp/` when
+    /// they were made.
+    dev: u64,
     made: [u64; 3],
 }
 
@@ -23,6 +27,8 @@ impl PrivateDir {
     /// 0700. The pid lets a later process remove what a killed one left (`sweep`).
     pub fn create() -> std::io::Result<Self> {
         use std::os::unix::fs::MetadataExt;
+        // Made by tempfile, whose `TempDir` removes it if a step below fails (it holds at
+        // most two empty directories then); kept from it once made.
         let dir = tempfile::Builder::new()
             .prefix(&format!("skillbox-run-{}-", std::process::id()))
             .permissions(std::fs::Permissions::from_mode(0o700))
@@ -34,7 +40,8 @@ impl PrivateDir {
         let ino = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.ino());
         let made =
             [ino(dir.path())?, ino(&dir.path().join("home"))?, ino(&dir.path().join("tmp"))?];
-        Ok(Self { dir, made })
+        let dev = std::fs::symlink_metadata(dir.path())?.dev();
+        Ok(Self { path: dir.keep(), dev, made })
     }
 
     /// A directory for one run: the one kept from an earlier run or prepared ahead when there
@@ -88,7 +95,7 @@ impl PrivateDir {
         use std::os::unix::fs::MetadataExt;
         // SAFETY: geteuid has no failure mode and no memory effects.
         let uid = unsafe { libc::geteuid() };
-        let paths = [self.dir.path().to_path_buf(), self.home(), self.tmp()];
+        let paths = [self.path.clone(), self.home(), self.tmp()];
         paths.iter().zip(self.made).enumerate().all(|(i, (p, ino))| {
             let as_made = std::fs::symlink_metadata(p).is_ok_and(|m| {
                 m.is_dir() && m.ino() == ino && m.uid() == uid && m.mode() & 0o7777 == 0o700
@@ -110,17 +117,31 @@ impl PrivateDir {
 
     /// The directory itself, which the run may write.
     pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     /// `HOME` of the run.
     pub(crate) fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
+        self.path.join("home")
     }
 
     /// `TMPDIR` of the run.
     pub(crate) fn tmp(&self) -> PathBuf {
-        self.dir.path().join("tmp")
+        self.path.join("tmp")
+    }
+}
+
+impl Drop for PrivateDir {
+    /// Removes the directory and whatever the run left in it, however deep or locked; only
+    /// the directory this one made (same device and inode) is removed. What cannot be
+    /// removed (nothing a run can make, as far as known) stays for the next process's sweep,
+    /// once this one is gone.
+    fn drop(&mut self) {
+        let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return;
+        };
+        let (dev, ino) = (self.dev, self.made[0]);
+        let _ = remove_tree(parent, name, |id| id.dev == dev && id.ino == ino, None);
     }
 }
 
@@ -188,12 +209,24 @@ fn no_xattrs(path: &Path) -> bool {
     n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSUP))
 }
 
+/// How many entries the sweep looks at in one leftover directory: what a killed run left can
+/// be large, and the sweep holds up the directory being prepared ahead (and, in a process
+/// that waits for its blocking tasks at exit, the exit). 200,000 empty files took about 2 s
+/// to remove on ext4 with online discard (debug build, measured); what is left of a larger
+/// tree is removed by the next processes' sweeps, each going on where the last stopped.
+const SWEEP_BUDGET: u64 = 200_000;
+
 /// Removes the private directories in `tmp` that processes which are gone left behind (one
 /// prepared ahead by a process killed by a signal, or the directory of a run it was making),
 /// and returns how many. Only directories named `skillbox-run-<pid>-...` for a pid that no
-/// longer exists, owned by this user, are removed; a live process's are never touched.
+/// longer exists, owned by this user, are removed; a live process's are never touched, nor
+/// anything without `/proc` to tell which processes live. Each is removed with
+/// [`remove_tree`] (iterative, restoring the owner's modes), at most [`SWEEP_BUDGET`]
+/// entries of each.
 fn sweep(tmp: &Path) -> usize {
-    use std::os::unix::fs::MetadataExt;
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
     let Ok(entries) = std::fs::read_dir(tmp) else { return 0 };
     // SAFETY: geteuid has no failure mode and no memory effects.
     let uid = unsafe { libc::geteuid() };
@@ -208,10 +241,11 @@ fn sweep(tmp: &Path) -> usize {
         else {
             continue;
         };
-        // symlink_metadata: a link is never followed (nor removed here).
-        let ours = e.path().symlink_metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
         let gone = pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists();
-        if ours && gone && std::fs::remove_dir_all(e.path()).is_ok() {
+        // A link or another user's directory is refused by `remove_tree`'s check, made on
+        // the directory itself (opened without following a link) before anything changes.
+        let ours = |id: &Identity| id.uid == uid;
+        if gone && remove_tree(tmp, &name, ours, Some(SWEEP_BUDGET)).is_ok() {
             removed += 1;
         }
     }
