@@ -3,7 +3,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::remove_tree::{remove_tree, Identity};
 
@@ -74,7 +75,7 @@ impl PrivateDir {
         let first = FIRST.swap(false, std::sync::atomic::Ordering::AcqRel);
         let runtime = tokio::runtime::Handle::try_current().ok();
         if let Some(h) = runtime.as_ref().filter(|_| !first && contained && self.is_as_made()) {
-            register_at_exit(Some(h));
+            register_at_exit(Sweep::OnPool(h));
             // A directory already waiting (from a run that ended at the same time) goes.
             if let Some(old) = lock_ahead().replace(self) {
                 old.remove_in_background();
@@ -107,10 +108,16 @@ impl PrivateDir {
     }
 
     /// Removes the directory on tokio's blocking pool when there is one, else now. A
-    /// runtime shut down before the task ran drops it, which removes the directory too.
+    /// runtime shut down before the task ran drops it, which removes the directory too; one
+    /// shut down without waiting for its blocking tasks (`skillbox mcp` waits 2 s) leaves
+    /// the removal running, and the process's exit waits for it (up to [`EXIT_WAIT`]).
     pub fn remove_in_background(self) {
         match tokio::runtime::Handle::try_current() {
-            Ok(h) => drop(h.spawn_blocking(move || drop(self))),
+            Ok(h) => {
+                register_at_exit(Sweep::No);
+                let removal = Removal::new(self);
+                drop(h.spawn_blocking(move || drop(removal)));
+            }
             Err(_) => drop(self),
         }
     }
@@ -149,10 +156,7 @@ impl Drop for PrivateDir {
 static AHEAD: Mutex<Option<PrivateDir>> = Mutex::new(None);
 
 fn lock_ahead() -> std::sync::MutexGuard<'static, Option<PrivateDir>> {
-    match AHEAD.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
+    lock(&AHEAD)
 }
 
 /// Creates the next run's directory on tokio's blocking pool, unless one is being created,
@@ -162,7 +166,7 @@ fn lock_ahead() -> std::sync::MutexGuard<'static, Option<PrivateDir>> {
 fn prepare_ahead() {
     static GATE: skillbox_sandbox::AheadGate = skillbox_sandbox::AheadGate::new();
     GATE.spawn(|| {
-        register_at_exit(None);
+        register_at_exit(Sweep::Here);
         if let Ok(d) = PrivateDir::create() {
             // A directory already waiting (none, normally) is dropped, which removes it.
             let old = lock_ahead().replace(d);
@@ -171,33 +175,90 @@ fn prepare_ahead() {
     });
 }
 
-/// Makes sure the directory left in the slot is removed at exit, once per process; and, the
-/// first time, removes what killed processes left (a process killed by a signal runs no
+/// Background removals of private directories not finished yet, and the signal that one
+/// finished: the exit waits for them ([`remove_ahead_at_exit`]).
+static IN_FLIGHT: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// How long the exit of a process waits for the removals it started: what a run can leave
+/// (20,000 nested directories took from 2 to 25 s to remove on the test machine's ext4 with
+/// online discard) is removed before the process ends, unless it would take longer; then
+/// what is left is swept by a later process.
+const EXIT_WAIT: Duration = Duration::from_secs(60);
+
+/// A directory on its way to removal, counted in [`IN_FLIGHT`] until it is gone (also when
+/// a runtime shutting down drops the task unrun: that drop removes it).
+struct Removal(Option<PrivateDir>);
+
+impl Removal {
+    fn new(dir: PrivateDir) -> Self {
+        *lock(&IN_FLIGHT.0) += 1;
+        Self(Some(dir))
+    }
+}
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        let (count, done) = &IN_FLIGHT;
+        let mut n = lock(count);
+        *n = n.saturating_sub(1);
+        done.notify_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Whether [`register_at_exit`] also starts the sweep of what killed processes left.
+enum Sweep<'a> {
+    /// No: the caller removes a directory, which keeps or prepares none.
+    No,
+    /// On this thread, already on tokio's blocking pool.
+    Here,
+    /// On tokio's blocking pool.
+    OnPool(&'a tokio::runtime::Handle),
+}
+
+/// Makes sure, once per process, that at exit the removals under way are waited for and
+/// the directory left in the slot is removed (`atexit`); and, the first time `sweep` asks
+/// for it, removes what killed processes left (a process killed by a signal runs no
 /// `atexit`, so the directory it had kept or prepared is removed by the next process that
-/// keeps or prepares one). The `atexit` is registered at once; the sweep, which lists the
-/// temp directory, runs on tokio's blocking pool when `blocking_pool` is given, else here
-/// (the caller is already on that pool).
-fn register_at_exit(blocking_pool: Option<&tokio::runtime::Handle>) {
+/// keeps or prepares one). The sweep lists the temp directory, so it runs on tokio's
+/// blocking pool.
+fn register_at_exit(sweep: Sweep<'_>) {
     static AT_EXIT: std::sync::Once = std::sync::Once::new();
-    let mut first = false;
+    static SWEEP: std::sync::Once = std::sync::Once::new();
     AT_EXIT.call_once(|| {
+        EXIT_PID.store(std::process::id(), std::sync::atomic::Ordering::Release);
         // SAFETY: registers a plain function without arguments; it runs at normal process
         // exit, after main returns or `exit` is called.
         unsafe {
             libc::atexit(remove_ahead_at_exit);
         }
-        first = true;
     });
+    if matches!(sweep, Sweep::No) {
+        return;
+    }
+    let mut first = false;
+    SWEEP.call_once(|| first = true);
     if first {
         let tmp = std::env::temp_dir();
-        match blocking_pool {
-            Some(h) => drop(h.spawn_blocking(move || sweep(&tmp))),
-            None => {
-                sweep(&tmp);
+        match sweep {
+            Sweep::OnPool(h) => drop(h.spawn_blocking(move || self::sweep(&tmp))),
+            Sweep::Here | Sweep::No => {
+                self::sweep(&tmp);
             }
         }
     }
 }
+
+/// The process that registered [`remove_ahead_at_exit`]: a child forked from it that calls
+/// `exit` must neither wait for its removals nor remove its directory.
+static EXIT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Whether `path` has no extended attributes (a file system without them has none).
 fn no_xattrs(path: &Path) -> bool {
@@ -252,9 +313,27 @@ fn sweep(tmp: &Path) -> usize {
     removed
 }
 
-/// Removes the directory prepared ahead and never used.
+/// Waits (up to [`EXIT_WAIT`]) for the removals under way, then removes the directory
+/// prepared ahead and never used.
 extern "C" fn remove_ahead_at_exit() {
-    // Never wait at exit: if a thread holds the lock, its directory stays.
+    if EXIT_PID.load(std::sync::atomic::Ordering::Acquire) != std::process::id() {
+        return;
+    }
+    let deadline = Instant::now() + EXIT_WAIT;
+    let (count, done) = &IN_FLIGHT;
+    let mut n = lock(count);
+    while *n > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        n = match done.wait_timeout(n, left) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+    }
+    drop(n);
+    // Never wait for the slot: if a thread holds the lock, its directory stays.
     let taken = match AHEAD.try_lock() {
         Ok(mut g) => g.take(),
         Err(_) => return,

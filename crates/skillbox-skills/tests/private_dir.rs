@@ -268,9 +268,11 @@ async fn attack_runs(ws: &Path, act: &str) {
 }
 
 /// A run leaves `act` of [`ATTACK`] in its private directory, in a process of its own
-/// (the helper): every result comes back, the process ends normally, and nothing of any
-/// run is left in its temp directory. Removing a tree by recursion overflowed the stack of
-/// the thread removing it (exit 134) on `deep`, and left `locked` as `nobody`.
+/// (the helper, which ends without waiting for its blocking pool): every result comes
+/// back, the process ends normally, and nothing of any run is left in its temp directory.
+/// Removing a tree by recursion overflowed the stack of the thread removing it (exit 134)
+/// on `deep`, and left `locked` as `nobody`; a process that ended without waiting left
+/// the removal of `deep` unfinished.
 fn attack(act: &str) {
     let tmp = Scratch::new();
     let out = helper(&format!("attack:{act}"), tmp.path()).output().expect("helper");
@@ -398,7 +400,9 @@ fn exit_helper() {
     let ws = workspace();
     if let Some(act) = mode.to_str().and_then(|m| m.strip_prefix("attack:")) {
         rt.block_on(attack_runs(ws.path(), act));
-        drop(rt);
+        // Without waiting for the blocking pool, as `skillbox mcp` ends (it waits 2 s): the
+        // process's exit waits for the removals under way.
+        rt.shutdown_timeout(Duration::ZERO);
         return;
     }
     rt.block_on(runs(ws.path(), 3));
