@@ -1,6 +1,7 @@
 //! The private directory of a run: `HOME` and `TMPDIR` of the child, mode 0700, made ahead
 //! and kept for the next run when its run left it exactly as made.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
@@ -21,6 +22,17 @@ pub struct PrivateDir {
     /// they were made.
     dev: u64,
     made: [u64; 3],
+    /// Their inode flags (`FS_IOC_GETFLAGS`) when they were made; `None` if they could not
+    /// be read, and then the directory is never handed on.
+    flags: [Option<InodeFlags>; 3],
+}
+
+/// The inode flags of a directory (`chattr`'s attributes), or none on a file system that
+/// has no such `ioctl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InodeFlags {
+    Flags(u32),
+    Unsupported,
 }
 
 impl PrivateDir {
@@ -38,11 +50,14 @@ impl PrivateDir {
             std::fs::create_dir(dir.path().join(sub))?;
             std::fs::set_permissions(dir.path().join(sub), std::fs::Permissions::from_mode(0o700))?;
         }
-        let ino = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.ino());
-        let made =
-            [ino(dir.path())?, ino(&dir.path().join("home"))?, ino(&dir.path().join("tmp"))?];
+        let paths = [dir.path().to_path_buf(), dir.path().join("home"), dir.path().join("tmp")];
         let dev = std::fs::symlink_metadata(dir.path())?.dev();
-        Ok(Self { path: dir.keep(), dev, made })
+        let (mut made, mut flags) = ([0; 3], [None; 3]);
+        for (i, p) in paths.iter().enumerate() {
+            let (id, fd) = open_dir(p)?;
+            (made[i], flags[i]) = (id.ino, inode_flags(fd.as_fd()));
+        }
+        Ok(Self { path: dir.keep(), dev, made, flags })
     }
 
     /// A directory for one run: the one kept from an earlier run or prepared ahead when there
@@ -87,23 +102,27 @@ impl PrivateDir {
     }
 
     /// Whether the directory, `home/` and `tmp/` are the ones [`PrivateDir::create`] made
-    /// (same inode numbers), owned by this user, mode 0700 and without extended attributes
-    /// (POSIX ACLs are kept as such), and `home/` and `tmp/` are empty. A run cannot replace
-    /// or remove the three, since Landlock grants it nothing on the directory itself; but
-    /// Landlock does not mediate `chmod`, `setxattr` or timestamps on what the run owns, so
-    /// those are looked at. Timestamps are not: they carry no rights.
+    /// (same inode numbers), owned by this user, mode 0700, with the inode flags they were
+    /// made with and without extended attributes (POSIX ACLs are kept as such), and `home/`
+    /// and `tmp/` are empty. A run cannot replace or remove the three, since Landlock grants
+    /// it nothing on the directory itself; but Landlock does not mediate `chmod`, `setxattr`,
+    /// `FS_IOC_SETFLAGS` (`chattr`: `FS_NOATIME_FL`, `FS_SYNC_FL`, ... on what the run owns)
+    /// or timestamps, so those are looked at. Timestamps are not: they carry no rights.
     fn is_as_made(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
         // SAFETY: geteuid has no failure mode and no memory effects.
         let uid = unsafe { libc::geteuid() };
         let paths = [self.path.clone(), self.home(), self.tmp()];
-        paths.iter().zip(self.made).enumerate().all(|(i, (p, ino))| {
-            let as_made = std::fs::symlink_metadata(p).is_ok_and(|m| {
-                m.is_dir() && m.ino() == ino && m.uid() == uid && m.mode() & 0o7777 == 0o700
-            });
-            as_made
-                && no_xattrs(p)
-                && (i == 0 || std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none()))
+        paths.iter().zip(self.made).zip(self.flags).enumerate().all(|(i, ((p, ino), flags))| {
+            // Each looked at through one descriptor, opened without following a link.
+            let Ok((id, fd)) = open_dir(p) else { return false };
+            id.dev == self.dev
+                && id.ino == ino
+                && id.uid == uid
+                && id.mode & 0o7777 == 0o700
+                && flags.is_some()
+                && inode_flags(fd.as_fd()) == flags
+                && no_xattrs(fd.as_fd())
+                && (i == 0 || is_empty(fd))
         })
     }
 
@@ -149,6 +168,39 @@ impl Drop for PrivateDir {
         };
         let (dev, ino) = (self.dev, self.made[0]);
         let _ = remove_tree(parent, name, |id| id.dev == dev && id.ino == ino, None);
+    }
+}
+
+/// Opens the directory `p` for reading, without following a link; returns its identity
+/// and the descriptor.
+fn open_dir(p: &Path) -> std::io::Result<(Identity, OwnedFd)> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(p, flags, Mode::empty())?;
+    let id = Identity::of(fd.as_fd())?;
+    Ok((id, fd))
+}
+
+/// Whether the directory `fd` has no entries.
+fn is_empty(fd: OwnedFd) -> bool {
+    let Ok(mut dir) = rustix::fs::Dir::new(fd) else { return false };
+    while let Some(entry) = dir.read() {
+        match entry {
+            Ok(e) if e.file_name() == c"." || e.file_name() == c".." => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The inode flags of the directory `fd`, `Unsupported` where the file system has no
+/// `FS_IOC_GETFLAGS` (`ENOTTY`, `EOPNOTSUPP`), `None` if they could not be read otherwise.
+fn inode_flags(fd: BorrowedFd<'_>) -> Option<InodeFlags> {
+    use rustix::io::Errno;
+    match rustix::fs::ioctl_getflags(fd) {
+        Ok(f) => Some(InodeFlags::Flags(f.bits())),
+        Err(Errno::NOTTY | Errno::OPNOTSUPP) => Some(InodeFlags::Unsupported),
+        Err(_) => None,
     }
 }
 
@@ -260,14 +312,13 @@ fn register_at_exit(sweep: Sweep<'_>) {
 /// `exit` must neither wait for its removals nor remove its directory.
 static EXIT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// Whether `path` has no extended attributes (a file system without them has none).
-fn no_xattrs(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
-    // SAFETY: `c` is a NUL-terminated path; with a null buffer and size 0, llistxattr only
-    // returns the size the list of names would need, writing nothing.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSUP))
+/// Whether the file `fd` has no extended attributes (a file system without them has none).
+fn no_xattrs(fd: BorrowedFd<'_>) -> bool {
+    // Without a buffer, flistxattr only returns the size the list of names would need.
+    match rustix::fs::flistxattr_query(fd) {
+        Ok(n) => n == 0,
+        Err(e) => e == rustix::io::Errno::NOTSUP,
+    }
 }
 
 /// How many entries the sweep looks at in one leftover directory: what a killed run left can
