@@ -37,6 +37,7 @@ mod private_dir;
 mod prompt;
 pub mod protect;
 pub mod registry;
+mod remove_tree;
 pub mod resilience;
 mod result;
 mod runtime;

@@ -30,6 +30,28 @@ fn scratch() -> tempfile::TempDir {
     d
 }
 
+/// A [`scratch`] directory that may hold what a failed test left (a tree too deep for the
+/// recursion of `TempDir`'s removal, directories mode 000): removed with `chmod -R` and
+/// `rm -rf`, which walk iteratively.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        Self(scratch().keep())
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chmod").arg("-R").arg("u+rwx").arg(&self.0).status();
+        let _ = std::process::Command::new("rm").arg("-rf").arg(&self.0).status();
+    }
+}
+
 /// A workspace with a shell skill that reports its `HOME`, what is in it, and the mode of
 /// the private directory, then leaves a file in `HOME` and in `TMPDIR`.
 fn workspace() -> tempfile::TempDir {
@@ -48,8 +70,72 @@ fn workspace() -> tempfile::TempDir {
     let dir = ws.path().join(".q-skills");
     fs::create_dir_all(&dir).expect("mkdir");
     fs::write(dir.join("probe.json"), skill.to_string()).expect("write");
+    let attack = json!({
+        "name": "attack",
+        "type": "command",
+        "command": "/usr/bin/python3",
+        "args": ["-I", "-c", ATTACK, "{act}"],
+        "parameters": [{"name": "act", "type": "enum", "values": ATTACKS, "required": true}],
+        "security": {"permissions": {}},
+    });
+    fs::write(dir.join("attack.json"), attack.to_string()).expect("write");
     ws
 }
+
+/// What the `attack` skill leaves in its private directory, by `act`:
+/// - `deep`: 20,000 nested directories in `TMPDIR`, a file and a FIFO at the bottom;
+/// - `deep-locked`: 5,000 such with every 1000th level mode 000 and the bottom one mode
+///   500;
+/// - `locked`: `a/b/data` and a FIFO in `TMPDIR`, then `chmod 500 a/b` and `chmod 000 a`;
+/// - `locked-all`: that, plus a directory 000 in `HOME`, `HOME` and `TMPDIR` mode 000 and
+///   the private directory above them mode 500.
+///
+/// It prints `DID=<act>` once all is in place. The same script (as `python3 -c ATTACK act
+/// dir depth`) builds these trees by hand in `dir`, as a killed skillbox process would have
+/// left them. (Under Landlock each access walks up the path, so a run takes time quadratic
+/// in the depth: about 25 s for 20,000 levels.)
+const ATTACK: &str = r#"
+import os, sys
+act = sys.argv[1]
+home = os.environ.get("HOME")
+tmp = sys.argv[2] if len(sys.argv) > 2 else os.environ["TMPDIR"]
+depth = int(sys.argv[3]) if len(sys.argv) > 3 else 20000 if act == "deep" else 5000
+def deep(root, n, lock):
+    os.chdir(root)
+    for i in range(n):
+        os.mkdir("d")
+        os.chdir("d")
+        if lock and i % 1000 == 999:
+            os.chmod("..", 0)
+    open("data", "w").write("x")
+    os.mkfifo("fifo")
+    if lock:
+        os.chmod(".", 0o500)
+def locked(root):
+    os.makedirs(os.path.join(root, "a", "b"))
+    open(os.path.join(root, "a", "b", "data"), "w").write("x")
+    os.mkfifo(os.path.join(root, "fifo"))
+    os.mkfifo(os.path.join(root, "a", "b", "fifo"))
+    os.chmod(os.path.join(root, "a", "b"), 0o500)
+    os.chmod(os.path.join(root, "a"), 0)
+if act == "deep":
+    deep(tmp, depth, False)
+elif act == "deep-locked":
+    deep(tmp, depth, True)
+elif act == "locked":
+    locked(tmp)
+elif act == "locked-all":
+    locked(tmp)
+    os.makedirs(os.path.join(home, "x", "y"))
+    os.chmod(os.path.join(home, "x"), 0)
+    for p in (home, tmp):
+        os.chmod(p, 0)
+    os.chmod(os.path.dirname(home), 0o500)
+print("DID=" + act)
+"#;
+
+/// The acts of [`ATTACK`].
+const ATTACKS: [&str; 4] = ["deep", "deep-locked", "locked", "locked-all"];
 
 fn field(out: &str, key: &str) -> Option<String> {
     out.lines().find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
@@ -160,6 +246,148 @@ fn a_prepared_dir_left_by_a_killed_process_is_swept_by_the_next() {
     assert_eq!(private_dirs(tmp.path()), Vec::<PathBuf>::new(), "left after exit");
 }
 
+/// Runs the attack `act` twice (the first run of a process and a later one, whose
+/// directories take different paths after the run; once for the slow `deep`), then the
+/// probe: prints each attack's `STATUS=` and `DID=`.
+async fn attack_runs(ws: &Path, act: &str) {
+    let rt =
+        Runtime::with_registry(Registry::load_paths(&[ws.join(".q-skills")]), ws).expect("runtime");
+    for _ in 0..attack_count(act) {
+        // At `user-verified`: 20,000 directories dirty 80 MB of an ext4 disk, over the
+        // 10 MiB of disk writes `untrusted` allows.
+        let r = rt.run("attack", &json!({"act": act}), Some(TrustLevel::UserVerified)).await;
+        println!("STATUS={}", r.status.as_str());
+        println!("DID={}", field(&r.stdout, "DID").unwrap_or_default());
+        println!("RUN_MS={}", r.duration_ms);
+        if r.status != Status::Success {
+            println!("RESULT={r:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    runs(ws, 1).await;
+}
+
+/// A run leaves `act` of [`ATTACK`] in its private directory, in a process of its own
+/// (the helper, which ends without waiting for its blocking pool): every result comes
+/// back, the process ends normally, and nothing of any run is left in its temp directory.
+/// Removing a tree by recursion overflowed the stack of the thread removing it (exit 134)
+/// on `deep`, and left `locked` as `nobody`; a process that ended without waiting left
+/// the removal of `deep` unfinished.
+fn attack(act: &str) {
+    let tmp = Scratch::new();
+    let out = helper(&format!("attack:{act}"), tmp.path()).output().expect("helper");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{act}: the process ended with {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let statuses: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("STATUS=")).collect();
+    assert_eq!(statuses, vec!["success"; attack_count(act)], "{act}: {stdout}");
+    let did: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("DID=")).collect();
+    assert_eq!(did, vec![act; attack_count(act)], "{act}: the skill did not do its act: {stdout}");
+    assert_eq!(private_dirs(tmp.path()), Vec::<PathBuf>::new(), "{act}: left in the temp dir");
+}
+
+#[test]
+fn a_run_that_nests_20000_directories_ends_and_leaves_nothing() {
+    attack("deep");
+}
+
+#[test]
+fn a_deep_tree_with_locked_levels_is_removed() {
+    attack("deep-locked");
+}
+
+#[test]
+fn locked_directories_and_fifos_left_by_a_run_are_removed() {
+    attack("locked");
+    attack("locked-all");
+}
+
+/// How many runs of `act` the helper makes.
+fn attack_count(act: &str) -> usize {
+    if act == "deep" {
+        1
+    } else {
+        2
+    }
+}
+
+/// A pid no process has now (one that just ended).
+fn dead_pid() -> u32 {
+    let mut c = std::process::Command::new("/bin/true").spawn().expect("true");
+    let pid = c.id();
+    c.wait().expect("wait");
+    pid
+}
+
+/// Builds `act` of [`ATTACK`] by hand in `<tmp>/skillbox-run-<pid>-<act>/tmp`, as a
+/// skillbox process killed after its run would have left it; returns the directory.
+fn leftover(tmp: &Path, pid: u32, act: &str) -> PathBuf {
+    let dir = tmp.join(format!("skillbox-run-{pid}-{act}"));
+    fs::create_dir_all(dir.join("home")).expect("mkdir");
+    fs::create_dir_all(dir.join("tmp")).expect("mkdir");
+    let st = std::process::Command::new("/usr/bin/python3")
+        .args(["-I", "-c", ATTACK, act])
+        .arg(dir.join("tmp"))
+        .arg("20000")
+        .status()
+        .expect("python3");
+    assert!(st.success(), "building {act} by hand");
+    dir
+}
+
+/// What killed processes left, however deep or locked, is removed by the next process
+/// that sweeps (one making several runs) without crashing it; and the sweep stays within
+/// its bounds: a live process's directory, a link named like a leftover and what it
+/// points to, and (as root) another user's directory are left alone.
+#[test]
+fn leftovers_of_killed_processes_are_swept_however_deep_or_locked() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = Scratch::new();
+    let dead = dead_pid();
+    let gone: Vec<PathBuf> =
+        ["deep", "deep-locked", "locked"].iter().map(|a| leftover(tmp.path(), dead, a)).collect();
+    let live = tmp.path().join(format!("skillbox-run-{}-live", std::process::id()));
+    fs::create_dir_all(live.join("tmp")).expect("mkdir");
+    fs::write(live.join("tmp/keep"), "x").expect("write");
+    let outside = scratch();
+    fs::create_dir(outside.path().join("sub")).expect("mkdir");
+    fs::write(outside.path().join("sub/keep"), "x").expect("write");
+    let link = tmp.path().join(format!("skillbox-run-{dead}-link"));
+    std::os::unix::fs::symlink(outside.path(), &link).expect("symlink");
+    // SAFETY: geteuid has no failure mode and no memory effects.
+    let root = unsafe { libc::geteuid() } == 0;
+    let other = tmp.path().join(format!("skillbox-run-{dead}-other"));
+    if root {
+        fs::create_dir_all(other.join("tmp")).expect("mkdir");
+        std::os::unix::fs::chown(&other, Some(65534), Some(65534)).expect("chown");
+        assert_eq!(fs::metadata(&other).expect("other").uid(), 65534);
+    }
+
+    let out = helper("1", tmp.path()).output().expect("helper");
+    assert!(
+        out.status.success(),
+        "the sweeping process ended with {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for d in &gone {
+        assert!(!d.exists(), "not swept: {}", d.display());
+    }
+    assert!(live.join("tmp/keep").exists(), "a live process's directory was swept");
+    assert!(fs::symlink_metadata(&link).is_ok(), "the link was removed");
+    assert!(outside.path().join("sub/keep").exists(), "the sweep followed a link");
+    if root {
+        assert!(other.join("tmp").exists(), "another user's directory was swept");
+        fs::remove_dir_all(&other).expect("cleanup");
+    }
+    fs::remove_dir_all(&live).expect("cleanup");
+    fs::remove_file(&link).expect("cleanup");
+}
+
 #[test]
 #[ignore = "helper of the tests above; does nothing alone"]
 fn exit_helper() {
@@ -170,6 +398,13 @@ fn exit_helper() {
         .build()
         .expect("runtime");
     let ws = workspace();
+    if let Some(act) = mode.to_str().and_then(|m| m.strip_prefix("attack:")) {
+        rt.block_on(attack_runs(ws.path(), act));
+        // Without waiting for the blocking pool, as `skillbox mcp` ends (it waits 2 s): the
+        // process's exit waits for the removals under way.
+        rt.shutdown_timeout(Duration::ZERO);
+        return;
+    }
     rt.block_on(runs(ws.path(), 3));
     // Let the used directories' removal finish; the prepared one stays.
     std::thread::sleep(Duration::from_millis(300));
@@ -180,7 +415,12 @@ fn exit_helper() {
         }
     }
     drop(rt);
-    let waiting = private_dirs(&std::env::temp_dir());
+    // This process's: the temp directory may hold others' (a test's leftovers to sweep).
+    let own = format!("skillbox-run-{}-", std::process::id());
+    let waiting: Vec<PathBuf> = private_dirs(&std::env::temp_dir())
+        .into_iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&own)))
+        .collect();
     println!("WAITING={}", waiting.len());
     for d in waiting {
         use std::os::unix::fs::MetadataExt;
