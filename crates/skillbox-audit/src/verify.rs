@@ -535,19 +535,6 @@ pub fn read_events(path: &Path) -> Result<Vec<ReadLine>, AuditError> {
     Ok(out)
 }
 
-/// The sequence number and hash of the last complete, valid event, for continuing a chain
-/// whose head file was lost.
-pub(crate) fn last_link(path: &Path) -> Option<(u64, String)> {
-    for file in files(path).iter().rev() {
-        let data = std::fs::read(file).ok()?;
-        let text = String::from_utf8_lossy(&data);
-        if let Some(c) = text.lines().rev().find_map(|l| check_line(l).ok()) {
-            return Some((c.seq, c.hash.iter().map(|&b| b as char).collect()));
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 #[path = "verify_tests.rs"]
 mod tests;
