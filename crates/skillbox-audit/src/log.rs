@@ -100,8 +100,8 @@ fn ends_with_link(end: &[u8], hash: &[u8; 64]) -> bool {
 }
 
 impl AuditLog {
-    /// Opens (creating if needed) the log described by `config`. The directory is created
-    /// with mode 0700.
+    /// Opens (creating if needed) the log described by `config`: its directory (mode 0700),
+    /// the log file, and its lock and head files.
     pub fn open(config: LogConfig) -> Result<Self, AuditError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -136,10 +136,15 @@ impl AuditLog {
                 "the path holds a NUL byte",
             ))
         })?;
+        // The log file is made here, before the head, rather than by the first append: a
+        // writer killed in the first append of a new log then leaves an empty log (which
+        // verifies: no event, nothing missing), never a head without a log.
+        let current = open_current(&config.path)?;
+        let (_, ino) = fstat_ino_size(&current).map_err(io(&config.path))?;
         let lock = open(&lock_path).map_err(io(&lock_path))?;
         let head = open(&head_path).map_err(io(&head_path))?;
         let state = State {
-            current: None,
+            current: Some((current, ino)),
             last_end: u64::MAX,
             last_link: None,
             ids: RandomIds::new(),
@@ -247,16 +252,7 @@ impl AuditLog {
     }
 
     fn current_file(&self) -> Result<File, AuditError> {
-        no_atime(|flags| {
-            OpenOptions::new()
-                .append(true)
-                .create(true)
-                .read(true)
-                .mode(0o600)
-                .custom_flags(flags)
-                .open(&self.config.path)
-        })
-        .map_err(|source| AuditError::Io { path: self.config.path.clone(), source })
+        open_current(&self.config.path)
     }
 
     /// Renames the current file to the next free `<stem>.<N>.jsonl`.
@@ -358,6 +354,20 @@ impl AuditLog {
             .write_all_at(&text, 0)
             .map_err(|source| AuditError::Io { path: sibling(&self.config.path, "head"), source })
     }
+}
+
+/// Opens (creating if needed) the current log file for appending, and for reading its end.
+fn open_current(path: &Path) -> Result<File, AuditError> {
+    no_atime(|flags| {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .read(true)
+            .mode(0o600)
+            .custom_flags(flags)
+            .open(path)
+    })
+    .map_err(|source| AuditError::Io { path: path.to_path_buf(), source })
 }
 
 /// Opens with `O_NOATIME` where allowed (files this user owns), else without. Appends read

@@ -384,9 +384,10 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
     // The head is read first, so that the walk can note whether the event it names is in
     // the chain (a head that lags the log is what a crash leaves).
     let head_path = sibling(path, "head");
-    let head = match std::fs::read(&head_path) {
-        Ok(b) if !b.is_empty() => Some(parse_head(&b)),
-        _ => None,
+    let (head, head_empty) = match std::fs::read(&head_path) {
+        Ok(b) if !b.is_empty() => (Some(parse_head(&b)), false),
+        Ok(_) => (None, true),
+        Err(_) => (None, false),
     };
     let head_link = head.as_ref().and_then(|h| {
         let (seq, hash) = h.as_ref()?;
@@ -503,6 +504,19 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
             }),
             _ => {}
         },
+        // The head file is made, empty, when a writer opens the log, and holds a head from
+        // the end of its first append on. Empty beside a log of one event: the first writer
+        // stopped between writing that event and writing the head.
+        None if head_empty && report.events == 1 && report.last_seq == 1 => {
+            report.crash_artefacts.push(Problem {
+                file: head_path,
+                line: 0,
+                message: "the head is empty and the log holds its first event only: the first \
+                          writer stopped between writing it and writing the head (a crash); \
+                          the next append writes the head"
+                    .into(),
+            })
+        }
         None if last.is_some() => report.problems.push(Problem {
             file: head_path,
             line: 0,

@@ -118,6 +118,42 @@ fn an_event_written_without_its_head_is_taken_up_by_the_next_writer() {
 }
 
 #[test]
+fn a_writer_killed_in_the_first_append_of_a_log_leaves_an_empty_head_that_is_not_a_problem() {
+    // Opening a log makes its files, the log first: killed in its first append before the
+    // event's write, a writer leaves an empty log and an empty head.
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("log.jsonl");
+    drop(AuditLog::open(config(&path, u64::MAX)).unwrap());
+    let r = assert_intact(&path, "opened, no event");
+    assert!(r.events == 0 && r.files == [path.clone()], "{r:?}");
+    assert_eq!(next_writer_appends(&path, u64::MAX, "opened, no event"), 1);
+
+    // Killed after the first event's write, it leaves the head empty beside event 1.
+    let d = tempfile::tempdir().unwrap();
+    let path = log_of(d.path(), 1, u64::MAX);
+    fs::write(head_of(&path), b"").unwrap();
+    let r = assert_intact(&path, "event 1, head empty");
+    assert!(
+        r.crash_artefacts.len() == 1 && r.crash_artefacts[0].message.contains("head is empty"),
+        "{:?}",
+        r.crash_artefacts
+    );
+    assert_eq!(next_writer_appends(&path, u64::MAX, "event 1, head empty"), 2);
+
+    // Not so with more events, or with the head file gone: the head was removed.
+    let d = tempfile::tempdir().unwrap();
+    let path = log_of(d.path(), 3, u64::MAX);
+    fs::write(head_of(&path), b"").unwrap();
+    let r = verify(&path).unwrap();
+    assert!(r.problems.iter().any(|p| p.message.contains("head file is missing")), "{r:?}");
+    let d = tempfile::tempdir().unwrap();
+    let path = log_of(d.path(), 1, u64::MAX);
+    fs::remove_file(head_of(&path)).unwrap();
+    let r = verify(&path).unwrap();
+    assert!(r.problems.iter().any(|p| p.message.contains("head file is missing")), "{r:?}");
+}
+
+#[test]
 fn a_crash_at_every_byte_of_an_event_leaves_a_log_that_verifies_and_goes_on() {
     let d = tempfile::tempdir().unwrap();
     let path = log_of(d.path(), 3, u64::MAX);
