@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use crate::event::{EventDraft, RiskLevel, UserContext};
+use crate::verify::{check_bytes, BadLine, Checked};
 use crate::{AuditError, GENESIS};
 
 /// When appended events reach the disk.
@@ -86,9 +87,21 @@ struct State {
 /// Where the head of the chain is kept: fixed-size, rewritten in place.
 const HEAD_LEN: usize = 20 + 1 + 64 + 1;
 
+/// How a writer's line ends: `,"hash":"` (9 bytes), the hash (64), `"}` and the newline.
+const LINE_END: usize = 9 + 64 + 3;
+
+/// Whether `end` (a file's last bytes) is the end of the line of the event whose hash is
+/// `hash`: then the file ends with the event the head names.
+fn ends_with_link(end: &[u8], hash: &[u8; 64]) -> bool {
+    end.len() == LINE_END
+        && end.starts_with(b",\"hash\":\"")
+        && end[9..73] == hash[..]
+        && end.ends_with(b"\"}\n")
+}
+
 impl AuditLog {
-    /// Opens (creating if needed) the log described by `config`. The directory is created
-    /// with mode 0700.
+    /// Opens (creating if needed) the log described by `config`: its directory (mode 0700),
+    /// the log file, and its lock and head files.
     pub fn open(config: LogConfig) -> Result<Self, AuditError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -123,10 +136,15 @@ impl AuditLog {
                 "the path holds a NUL byte",
             ))
         })?;
+        // The log file is made here, before the head, rather than by the first append: a
+        // writer killed in the first append of a new log then leaves an empty log (which
+        // verifies: no event, nothing missing), never a head without a log.
+        let current = open_current(&config.path)?;
+        let (_, ino) = fstat_ino_size(&current).map_err(io(&config.path))?;
         let lock = open(&lock_path).map_err(io(&lock_path))?;
         let head = open(&head_path).map_err(io(&head_path))?;
         let state = State {
-            current: None,
+            current: Some((current, ino)),
             last_end: u64::MAX,
             last_link: None,
             ids: RandomIds::new(),
@@ -142,7 +160,9 @@ impl AuditLog {
 
     /// Appends one event and returns its sequence number. The event's details are redacted
     /// first. Safe to call from many threads and processes at once: events never interleave,
-    /// and the chain stays valid.
+    /// and the chain stays valid, also after a writer was killed part way through an append
+    /// (the first append that does not know the log's end takes up what it left: see
+    /// `reconcile`).
     pub fn append(&self, draft: &EventDraft) -> Result<u64, AuditError> {
         let mut state = match self.state.lock() {
             Ok(g) => g,
@@ -168,8 +188,8 @@ impl AuditLog {
             _ => None,
         };
         // Until this append completes, nothing of the above is known any more.
-        let (last_end, _) =
-            (std::mem::replace(&mut state.last_end, u64::MAX), state.last_link.take());
+        state.last_end = u64::MAX;
+        state.last_link = None;
         if !reuse {
             let f = self.current_file()?;
             let (s, i) = fstat_ino_size(&f).map_err(io)?;
@@ -180,18 +200,24 @@ impl AuditLog {
         let (last_seq, last_hash) = match known {
             Some((seq, hash)) => (seq, hash),
             None => {
-                let (seq, hash) = self.read_head()?;
-                // A line torn by a crash stays a line of its own (verify reports it); the
-                // chain continues from the head, which was not advanced for the torn event.
-                if size > 0 && !(reuse && size == last_end) {
-                    let mut last = [0u8; 1];
-                    file.read_exact_at(&mut last, size - 1).map_err(io)?;
-                    if last[0] != b'\n' {
-                        file.write_all(b"\n").map_err(io)?;
-                        size += 1;
-                    }
+                let head = self.read_head()?;
+                // The end of the last line: its newline, and the hash the head should name.
+                let mut end = [0u8; LINE_END];
+                let got = size.min(LINE_END as u64);
+                let end = &mut end[..got as usize];
+                file.read_exact_at(end, size - got).map_err(io)?;
+                // A line torn by a crash stays a line of its own (verify reports it as a
+                // crash artefact); the chain continues after it.
+                if end.last().is_some_and(|&b| b != b'\n') {
+                    file.write_all(b"\n").map_err(io)?;
+                    size += 1;
                 }
-                (seq, hash)
+                match head {
+                    // The file ends with the event the head names: the usual case when
+                    // another writer appended since this process did.
+                    Some((seq, hash)) if ends_with_link(end, &hash) => (seq, hash),
+                    _ => self.reconcile(head, file, size)?,
+                }
             }
         };
 
@@ -226,16 +252,7 @@ impl AuditLog {
     }
 
     fn current_file(&self) -> Result<File, AuditError> {
-        no_atime(|flags| {
-            OpenOptions::new()
-                .append(true)
-                .create(true)
-                .read(true)
-                .mode(0o600)
-                .custom_flags(flags)
-                .open(&self.config.path)
-        })
-        .map_err(|source| AuditError::Io { path: self.config.path.clone(), source })
+        open_current(&self.config.path)
     }
 
     /// Renames the current file to the next free `<stem>.<N>.jsonl`.
@@ -246,22 +263,80 @@ impl AuditLog {
             .map_err(|source| AuditError::Io { path: target, source })
     }
 
-    fn read_head(&self) -> Result<(u64, [u8; 64]), AuditError> {
+    /// The head: `None` when the file is empty (a new log, or a head lost).
+    fn read_head(&self) -> Result<Option<(u64, [u8; 64])>, AuditError> {
         let head_path = sibling(&self.config.path, "head");
         let mut buf = [0u8; HEAD_LEN];
         let n = self
             .head
             .read_at(&mut buf, 0)
             .map_err(|source| AuditError::Io { path: head_path.clone(), source })?;
-        let (seq, hash) = if n == 0 {
-            // A new log, or a head lost: continue from the last complete line.
-            crate::verify::last_link(&self.config.path).unwrap_or((0, GENESIS.to_string()))
-        } else {
-            parse_head(&buf[..n]).ok_or_else(|| AuditError::Head(head_path.clone()))?
-        };
-        // Both sources hold 64 hex digits (checked by `parse_head` and `check_line`).
+        if n == 0 {
+            return Ok(None);
+        }
+        let (seq, hash) =
+            parse_head(&buf[..n]).ok_or_else(|| AuditError::Head(head_path.clone()))?;
+        // `parse_head` checked for 64 hex digits.
         let hash: [u8; 64] = hash.as_bytes().try_into().map_err(|_| AuditError::Head(head_path))?;
-        Ok((seq, hash))
+        Ok(Some((seq, hash)))
+    }
+
+    /// Where the chain continues when the log's last line is not the event the head names.
+    /// The log is the truth and the head a check: the events are what was recorded, the
+    /// head only guards the end against removal. So:
+    ///
+    /// - no head (a new log, or the head file lost): the last event that verifies;
+    /// - the head names an event and the log goes on after it with complete events, each
+    ///   chained to the one before, the first to the head: a writer stopped between writing
+    ///   an event and updating the head (a crash, or an error writing the head). The head is
+    ///   brought up to the log's last event, on disk at once, so that a rotation by this
+    ///   append cannot strand the event in a file the next writer does not read;
+    /// - anything else (the head ahead of the log, or naming an event the log does not hold
+    ///   at the end): not repaired. The chain continues from the head, so the disagreement
+    ///   stays in the log for `verify` to report, as it would report it now.
+    ///
+    /// Lines a writer did not finish are stepped over; a line that does not verify for any
+    /// other reason (an edit) stops the search, and the head is kept. Reads the log from its
+    /// end backwards, line by line, only as far as the head's event: with the order of an
+    /// append (the event, then the head), a killed writer leaves at most one event after it.
+    fn reconcile(
+        &self,
+        head: Option<(u64, [u8; 64])>,
+        file: &File,
+        size: u64,
+    ) -> Result<(u64, [u8; 64]), AuditError> {
+        let mut lines = LogTail::new(&self.config.path, file, size);
+        let Some((hseq, hhash)) = head else {
+            // As before: continue from the last line that verifies on its own.
+            while let Some(line) = lines.prev_line()? {
+                if let Ok(c) = check_bytes(&line) {
+                    return Ok((c.seq, c.hash));
+                }
+            }
+            let mut genesis = [0u8; 64];
+            genesis.copy_from_slice(GENESIS.as_bytes());
+            return Ok((0, genesis));
+        };
+        let kept = Ok((hseq, hhash));
+        let Some(last) = lines.prev_event()? else { return kept };
+        if last.seq <= hseq {
+            // The head's own event (the usual case when the file ends with a torn line), or
+            // a head ahead of the log or at odds with it: nothing a crash leaves to repair.
+            return kept;
+        }
+        let (mut seq, mut prev) = (last.seq, last.prev);
+        while seq != hseq + 1 {
+            let Some(older) = lines.prev_event()? else { return kept };
+            if older.seq.checked_add(1) != Some(seq) || older.hash[..] != *prev.bytes() {
+                return kept;
+            }
+            (seq, prev) = (older.seq, older.prev);
+        }
+        if prev.bytes() != hhash {
+            return kept;
+        }
+        self.write_head(last.seq, &last.hash)?;
+        Ok((last.seq, last.hash))
     }
 
     fn write_head(&self, seq: u64, hash: &[u8; 64]) -> Result<(), AuditError> {
@@ -281,6 +356,20 @@ impl AuditLog {
     }
 }
 
+/// Opens (creating if needed) the current log file for appending, and for reading its end.
+fn open_current(path: &Path) -> Result<File, AuditError> {
+    no_atime(|flags| {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .read(true)
+            .mode(0o600)
+            .custom_flags(flags)
+            .open(path)
+    })
+    .map_err(|source| AuditError::Io { path: path.to_path_buf(), source })
+}
+
 /// Opens with `O_NOATIME` where allowed (files this user owns), else without. Appends read
 /// the head and the log's last byte when another writer went first; with access times
 /// on, each of those reads would also dirty and journal the inode, since the file was
@@ -298,6 +387,121 @@ pub(crate) fn parse_head(buf: &[u8]) -> Option<(u64, String)> {
     let (seq, hash) = text.split_once(' ')?;
     let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
     ok.then(|| Some((seq.parse().ok()?, hash.to_string())))?
+}
+
+/// The log's lines from its end backwards: the current file's, then each rotated file's,
+/// newest first. Used only when a writer does not know the log's end (see
+/// [`AuditLog::reconcile`]), and only as far as it needs: a line at a time, read in chunks
+/// from the end, never the whole log unless every line has to be stepped over.
+struct LogTail<'a> {
+    path: &'a Path,
+    file: FileTail<'a>,
+    /// Rotated files not yet read, oldest first; listed when the current file runs out.
+    rotated: Option<Vec<(u64, PathBuf)>>,
+}
+
+impl<'a> LogTail<'a> {
+    fn new(path: &'a Path, current: &'a File, size: u64) -> Self {
+        Self { path, file: FileTail::new(FileRef::Borrowed(current), size), rotated: None }
+    }
+
+    /// The line before the ones returned so far (without its newline); `None` at the start
+    /// of the log, or where a rotated file cannot be opened.
+    fn prev_line(&mut self) -> Result<Option<Vec<u8>>, AuditError> {
+        loop {
+            match self.file.prev_line() {
+                Ok(Some(line)) => return Ok(Some(line)),
+                Ok(None) => {}
+                Err(source) if self.rotated.is_none() => {
+                    return Err(AuditError::Io { path: self.path.to_path_buf(), source })
+                }
+                // A rotated file that cannot be read: the search ends there (the head is
+                // kept).
+                Err(_) => return Ok(None),
+            }
+            let rotated = self.rotated.get_or_insert_with(|| rotated_files(self.path));
+            let Some((_, path)) = rotated.pop() else { return Ok(None) };
+            let opened =
+                no_atime(|flags| OpenOptions::new().read(true).custom_flags(flags).open(&path))
+                    .and_then(|f| Ok((f.metadata()?.len(), f)));
+            // A rotated file removed or unreadable: the search ends there (the head is kept).
+            let Ok((size, f)) = opened else { return Ok(None) };
+            self.file = FileTail::new(FileRef::Owned(f), size);
+        }
+    }
+
+    /// The last event before the lines returned so far that verifies on its own, stepping
+    /// over lines a writer did not finish; `None` at the start of the log or at a line that
+    /// does not verify for another reason.
+    fn prev_event(&mut self) -> Result<Option<Checked>, AuditError> {
+        while let Some(line) = self.prev_line()? {
+            match check_bytes(&line) {
+                Ok(c) => return Ok(Some(c)),
+                Err(BadLine::Incomplete { .. }) => {}
+                Err(BadLine::Invalid(_)) => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The current file (the writer's own descriptor) or a rotated one opened for the search.
+enum FileRef<'a> {
+    Borrowed(&'a File),
+    Owned(File),
+}
+
+/// One file's lines from its end backwards.
+struct FileTail<'a> {
+    file: FileRef<'a>,
+    /// The file's bytes from `start` to the end of the lines not yet returned.
+    window: Vec<u8>,
+    start: u64,
+}
+
+/// How much is read at a time when looking for the start of a line (lines of the usual
+/// events are about a kilobyte); doubled while a line is longer.
+const TAIL_CHUNK: u64 = 8 << 10;
+
+impl<'a> FileTail<'a> {
+    fn new(file: FileRef<'a>, size: u64) -> Self {
+        Self { file, window: Vec::new(), start: size }
+    }
+
+    /// The line before the ones returned so far, without its newline.
+    fn prev_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        loop {
+            // The window ends with the newline of the line to return (or, in a file that
+            // does not end with one, with the end of its unfinished line).
+            let body = match self.window.last() {
+                Some(b'\n') => self.window.len() - 1,
+                _ => self.window.len(),
+            };
+            if let Some(nl) = memchr::memrchr(b'\n', &self.window[..body]) {
+                let line = self.window[nl + 1..body].to_vec();
+                self.window.truncate(nl + 1);
+                return Ok(Some(line));
+            }
+            if self.start == 0 {
+                if self.window.is_empty() {
+                    return Ok(None);
+                }
+                let line = self.window[..body].to_vec();
+                self.window.clear();
+                return Ok(Some(line));
+            }
+            let n = (self.window.len() as u64).max(TAIL_CHUNK).min(self.start);
+            let mut more = vec![0u8; n as usize];
+            let file = match &self.file {
+                FileRef::Borrowed(f) => f,
+                FileRef::Owned(f) => f,
+            };
+            file.read_exact_at(&mut more, self.start - n)?;
+            more.extend_from_slice(&self.window);
+            self.window = more;
+            self.start -= n;
+        }
+    }
 }
 
 /// `<path>.<ext>`: the head and lock files.

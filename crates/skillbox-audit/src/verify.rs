@@ -40,12 +40,19 @@ pub struct VerifyReport {
     pub events: u64,
     /// Sequence number of the last good event.
     pub last_seq: u64,
-    /// Everything wrong, in file order. Empty means the log is intact.
+    /// Everything wrong that a crash cannot explain, in file order. Empty means the log is
+    /// intact.
     pub problems: Vec<Problem>,
+    /// What a writer that crashed part way through an append leaves, in file order: a line it
+    /// did not finish (the start of the event the chain expected next, cut short), or a head
+    /// that lags the log's last events. Reported so that a reader knows, not counted against
+    /// the log: nothing the chain covers is missing or changed (see "What a crash can and
+    /// cannot do to the chain" in docs/audit-log.md).
+    pub crash_artefacts: Vec<Problem>,
 }
 
 impl VerifyReport {
-    /// True when nothing is wrong.
+    /// True when nothing is wrong (crash artefacts do not count).
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }
@@ -60,13 +67,13 @@ struct Link {
 /// The `prev_hash` a line names: 64 bytes when the writer's layout was read directly, or
 /// whatever a full parse found (any length) for lines written otherwise.
 #[derive(Debug)]
-enum Prev {
+pub(crate) enum Prev {
     Hex([u8; 64]),
     Other(String),
 }
 
 impl Prev {
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Prev::Hex(h) => h,
             Prev::Other(s) => s.as_bytes(),
@@ -76,30 +83,82 @@ impl Prev {
 
 /// What [`check_line`] found in a line that verifies on its own.
 #[derive(Debug)]
-struct Checked {
-    seq: u64,
-    prev: Prev,
-    hash: [u8; 64],
+pub(crate) struct Checked {
+    pub(crate) seq: u64,
+    pub(crate) prev: Prev,
+    pub(crate) hash: [u8; 64],
+}
+
+/// Why a line is not an event.
+#[derive(Debug)]
+pub(crate) enum BadLine {
+    /// The line stops before its hash is whole: what a writer that stopped in the middle of
+    /// a write leaves. `start` holds its first bytes (at most [`FRAGMENT_START`]), to tell
+    /// whether it is the start of the event the chain expected next.
+    Incomplete { message: &'static str, start: Vec<u8> },
+    /// Anything else: an edit, or bytes no writer wrote.
+    Invalid(String),
+}
+
+impl BadLine {
+    /// The sentence a report gives for the line.
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            BadLine::Incomplete { message, .. } => message,
+            BadLine::Invalid(m) => m,
+        }
+    }
+}
+
+/// Bytes of an unfinished line kept to compare with the start of the event expected next:
+/// more than `{"seq":N,"prev_hash":"H",` can take (7 + 20 + 14 + 64 + 2 = 107 bytes).
+const FRAGMENT_START: usize = 128;
+
+fn incomplete(message: &'static str, line: &[u8]) -> BadLine {
+    BadLine::Incomplete { message, start: line[..line.len().min(FRAGMENT_START)].to_vec() }
+}
+
+/// Whether `start`, the first bytes of a line that stops before its hash, is how the event
+/// after `last` begins as a writer writes it (`{"seq":N,"prev_hash":"H",`), as far as either
+/// goes. A writer that continues the chain after `last` and stops part way leaves exactly
+/// that; a line that begins otherwise was not left by a writer of this chain.
+fn starts_next_event(start: &[u8], last: &Option<(u64, [u8; 64])>) -> bool {
+    let (seq, prev) = match last {
+        Some((seq, hash)) => (seq.wrapping_add(1), &hash[..]),
+        None => (1, GENESIS.as_bytes()),
+    };
+    let mut want = Vec::with_capacity(FRAGMENT_START);
+    want.extend_from_slice(b"{\"seq\":");
+    want.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+    want.extend_from_slice(b",\"prev_hash\":\"");
+    want.extend_from_slice(prev);
+    want.extend_from_slice(b"\",");
+    !start.is_empty() && (start.starts_with(&want) || want.starts_with(start))
 }
 
 /// Checks one line: its hash over its own bytes, and that it parses. Returns the sequence
 /// number, previous hash and own hash. Allocates only for lines that do not verify or that
 /// are not laid out as the writer lays them out.
-fn check_line(line: &str) -> Result<Checked, String> {
+fn check_line(line: &str) -> Result<Checked, BadLine> {
     const KEY: &str = ",\"hash\":\"";
     // Where the writer puts the key, 66 bytes before the end; else the last one anywhere.
     // When the key is at the writer's place and the 66 bytes after it are a valid tail
     // (hex digits, `"}`: no comma), no later key can exist, so both give the same place.
     let at = match line.len().checked_sub(KEY.len() + 66) {
         Some(at) if line.as_bytes()[at..].starts_with(KEY.as_bytes()) => at,
-        _ => line.rfind(KEY).ok_or("not a complete event: no hash (torn by a crash?)")?,
+        _ => line.rfind(KEY).ok_or_else(|| {
+            incomplete("not a complete event: no hash (torn by a crash?)", line.as_bytes())
+        })?,
     };
     let tail = &line.as_bytes()[at + KEY.len()..];
     let ok = tail.len() == 66
         && tail.ends_with(b"\"}")
         && tail[..64].iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
     if !ok {
-        return Err("not a complete event: malformed hash (torn by a crash?)".into());
+        return Err(incomplete(
+            "not a complete event: malformed hash (torn by a crash?)",
+            line.as_bytes(),
+        ));
     }
     let mut hash = [0u8; 64];
     hash.copy_from_slice(&tail[..64]);
@@ -107,7 +166,9 @@ fn check_line(line: &str) -> Result<Checked, String> {
     hasher.update(&line.as_bytes()[..at]);
     hasher.update(b"}");
     if hex(&hasher.finalize().into()) != hash {
-        return Err("the event was edited: its hash does not match its contents".into());
+        return Err(BadLine::Invalid(
+            "the event was edited: its hash does not match its contents".into(),
+        ));
     }
     // The writer puts `seq` and `prev_hash` first; read them without parsing the whole
     // event, and fall back to a full parse for lines written otherwise.
@@ -120,7 +181,7 @@ fn check_line(line: &str) -> Result<Checked, String> {
     body.push_str(&line[..at]);
     body.push('}');
     let link: Link = serde_json::from_str(&body)
-        .map_err(|e| format!("hash matches but the event does not parse: {e}"))?;
+        .map_err(|e| BadLine::Invalid(format!("hash matches but the event does not parse: {e}")))?;
     Ok(Checked { seq: link.seq, prev: Prev::Other(link.prev_hash), hash })
 }
 
@@ -128,7 +189,7 @@ fn check_line(line: &str) -> Result<Checked, String> {
 /// UTF-8 is checked as the text a lossy conversion makes of it, as when whole files were
 /// converted (a newline is never part of an invalid sequence, so converting line by line
 /// gives the same text).
-fn check_bytes(line: &[u8]) -> Result<Checked, String> {
+pub(crate) fn check_bytes(line: &[u8]) -> Result<Checked, BadLine> {
     match std::str::from_utf8(line) {
         Ok(text) => check_line(text),
         Err(_) => check_line(&String::from_utf8_lossy(line)),
@@ -165,8 +226,8 @@ fn check_lines<R>(
     data: &[u8],
     sizes: &Sizes,
     meanwhile: impl FnOnce() -> R,
-) -> (R, Vec<Result<Checked, String>>) {
-    let check_all = |part: &[u8], out: &mut Vec<Result<Checked, String>>| {
+) -> (R, Vec<Result<Checked, BadLine>>) {
+    let check_all = |part: &[u8], out: &mut Vec<Result<Checked, BadLine>>| {
         // memchr finds newlines a vector at a time; a byte-by-byte split was a third of the
         // time of a verification.
         let mut start = 0;
@@ -256,21 +317,25 @@ fn read_some(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Links line `n` of `file`, checked on its own as `result`, to the event before it
-/// (`last`), and records what is wrong.
+/// (`last`), and records what is wrong. A line that stops short and begins as the event the
+/// chain expects next is a crash artefact: a writer stopped while writing it, and the next
+/// writer continued the chain after it.
 fn chain(
     last: &mut Option<(u64, [u8; 64])>,
     report: &mut VerifyReport,
     file: &Path,
     n: usize,
-    result: Result<Checked, String>,
+    result: Result<Checked, BadLine>,
 ) {
-    let mut problem = |message: String| {
-        report.problems.push(Problem { file: file.to_path_buf(), line: n, message })
-    };
+    let at = |message: String| Problem { file: file.to_path_buf(), line: n, message };
     let Checked { seq, prev, hash } = match result {
         Ok(c) => c,
-        Err(e) => return problem(e),
+        Err(BadLine::Incomplete { message, start }) if starts_next_event(&start, last) => {
+            return report.crash_artefacts.push(at(message.into()));
+        }
+        Err(e) => return report.problems.push(at(e.message().into())),
     };
+    let mut problem = |message: String| report.problems.push(at(message));
     match last {
         None if seq == 1 && prev.bytes() != GENESIS.as_bytes() => {
             problem("the first event does not start the chain".into())
@@ -298,8 +363,9 @@ fn chain(
 }
 
 /// Verifies the log at `path` and its rotated predecessors, and compares its end with the
-/// head file. Finds edited, removed, inserted, reordered and torn events; the first problem
-/// names the first bad line.
+/// head file. Finds edited, removed, inserted and reordered events; the first problem names
+/// the first bad line. What a writer killed part way through an append leaves (a line cut
+/// short, a head behind the log) is listed in [`VerifyReport::crash_artefacts`] instead.
 pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     verify_with(path, &Sizes { chunk: 4 << 20, min_per_worker: 256 << 10, workers })
@@ -315,6 +381,19 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
         });
         return Ok(report);
     }
+    // The head is read first, so that the walk can note whether the event it names is in
+    // the chain (a head that lags the log is what a crash leaves).
+    let head_path = sibling(path, "head");
+    let (head, head_empty) = match std::fs::read(&head_path) {
+        Ok(b) if !b.is_empty() => (Some(parse_head(&b)), false),
+        Ok(_) => (None, true),
+        Err(_) => (None, false),
+    };
+    let head_link = head.as_ref().and_then(|h| {
+        let (seq, hash) = h.as_ref()?;
+        Some((*seq, <[u8; 64]>::try_from(hash.as_bytes()).ok()?))
+    });
+    let mut head_in_chain = false;
     let mut last: Option<(u64, [u8; 64])> = None;
     // Two buffers: lines in one are checked while the file is read into the other.
     let mut cur = vec![0u8; sizes.chunk];
@@ -353,6 +432,7 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
             for result in checked {
                 lines += 1;
                 chain(&mut last, &mut report, &file, lines, result);
+                head_in_chain |= head_link.is_some() && last == head_link;
             }
             let n = n.map_err(io)?;
             std::mem::swap(&mut cur, &mut next);
@@ -363,19 +443,25 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
             eof = filled < cur.len();
         }
         if filled > 0 {
-            report.problems.push(Problem {
+            let torn = Problem {
                 file: file.clone(),
                 line: lines + 1,
                 message: "torn last line (no newline): a writer stopped in the middle of an event"
                     .into(),
-            });
+            };
+            // Unfinished: a crash artefact if it begins as the event expected next.
+            let start = &cur[..filled.min(FRAGMENT_START)];
+            if starts_next_event(start, &last) {
+                report.crash_artefacts.push(torn);
+            } else {
+                report.problems.push(torn);
+            }
         }
     }
     report.last_seq = last.as_ref().map_or(0, |(s, _)| *s);
 
-    let head_path = sibling(path, "head");
-    match std::fs::read(&head_path) {
-        Ok(b) if !b.is_empty() => match (parse_head(&b), &last) {
+    match head {
+        Some(head) => match (head, &last) {
             (None, _) => report.problems.push(Problem {
                 file: head_path,
                 line: 0,
@@ -384,16 +470,32 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
             (Some((hseq, hhash)), Some((lseq, lhash)))
                 if (hseq, hhash.as_bytes()) != (*lseq, &lhash[..]) =>
             {
-                let message = if hseq > *lseq {
-                    format!(
-                        "the log ends at event {lseq} but its head records event {hseq}: the last \
-                         {} event(s) were removed",
-                        hseq - lseq
-                    )
+                if hseq < *lseq && head_in_chain {
+                    // The event the head names is in the chain and the chain goes on after
+                    // it: a writer stopped between writing an event and recording it in the
+                    // head. The next append brings the head up to date; nothing is missing.
+                    report.crash_artefacts.push(Problem {
+                        file: head_path,
+                        line: 0,
+                        message: format!(
+                            "the head records event {hseq}, which the log holds, but the log \
+                             goes on to event {lseq}: a writer stopped between writing an event \
+                             and recording it in the head (a crash); the next append brings the \
+                             head up to date"
+                        ),
+                    });
                 } else {
-                    "the head does not match the last event".into()
-                };
-                report.problems.push(Problem { file: head_path, line: 0, message });
+                    let message = if hseq > *lseq {
+                        format!(
+                            "the log ends at event {lseq} but its head records event {hseq}: the \
+                             last {} event(s) were removed",
+                            hseq - lseq
+                        )
+                    } else {
+                        "the head does not match the last event".into()
+                    };
+                    report.problems.push(Problem { file: head_path, line: 0, message });
+                }
             }
             (Some((hseq, _)), None) => report.problems.push(Problem {
                 file: head_path,
@@ -402,7 +504,20 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
             }),
             _ => {}
         },
-        _ if last.is_some() => report.problems.push(Problem {
+        // The head file is made, empty, when a writer opens the log, and holds a head from
+        // the end of its first append on. Empty beside a log of one event: the first writer
+        // stopped between writing that event and writing the head.
+        None if head_empty && report.events == 1 && report.last_seq == 1 => {
+            report.crash_artefacts.push(Problem {
+                file: head_path,
+                line: 0,
+                message: "the head is empty and the log holds its first event only: the first \
+                          writer stopped between writing it and writing the head (a crash); \
+                          the next append writes the head"
+                    .into(),
+            })
+        }
+        None if last.is_some() => report.problems.push(Problem {
             file: head_path,
             line: 0,
             message: "the head file is missing: removal of the last events cannot be detected"
@@ -425,26 +540,13 @@ pub fn read_events(path: &Path) -> Result<Vec<ReadLine>, AuditError> {
         let data =
             std::fs::read(&file).map_err(|source| AuditError::Io { path: file.clone(), source })?;
         for (i, line) in String::from_utf8_lossy(&data).lines().enumerate() {
-            let ev = check_line(line).and_then(|_| {
+            let ev = check_line(line).map_err(|e| e.message().to_string()).and_then(|_| {
                 serde_json::from_str::<Event>(line).map_err(|e| format!("does not parse: {e}"))
             });
             out.push((file.clone(), i + 1, ev));
         }
     }
     Ok(out)
-}
-
-/// The sequence number and hash of the last complete, valid event, for continuing a chain
-/// whose head file was lost.
-pub(crate) fn last_link(path: &Path) -> Option<(u64, String)> {
-    for file in files(path).iter().rev() {
-        let data = std::fs::read(file).ok()?;
-        let text = String::from_utf8_lossy(&data);
-        if let Some(c) = text.lines().rev().find_map(|l| check_line(l).ok()) {
-            return Some((c.seq, c.hash.iter().map(|&b| b as char).collect()));
-        }
-    }
-    None
 }
 
 #[cfg(test)]

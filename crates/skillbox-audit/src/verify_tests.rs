@@ -145,17 +145,22 @@ fn big_log(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
-/// Compares `verify` with the reference on the log as it is now; returns the problems.
+/// Compares `verify` with the reference on the log as it is now; returns the problems. The
+/// reference knew no crash artefacts: it reported them as problems, with the same messages,
+/// so both lists are compared with its one.
 fn same_as_reference(path: &Path, what: &str) -> Vec<(PathBuf, usize, String)> {
     let new = verify(path).unwrap();
     let (problems, events, last_seq) = reference::verify(&new.files);
     let head = path.with_extension("jsonl.head");
-    let got: Vec<(PathBuf, usize, String)> = new
+    let mut got: Vec<(PathBuf, usize, String)> = new
         .problems
         .iter()
+        .chain(&new.crash_artefacts)
         .filter(|p| p.file != head)
         .map(|p| (p.file.clone(), p.line, p.message.clone()))
         .collect();
+    let file_index = |f: &PathBuf| new.files.iter().position(|x| x == f);
+    got.sort_by_key(|(f, line, _)| (file_index(f), *line));
     assert_eq!(got, problems, "{what}: problems differ");
     assert_eq!((new.events, new.last_seq), (events, last_seq), "{what}: counts differ");
     problems

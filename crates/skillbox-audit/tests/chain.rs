@@ -108,13 +108,16 @@ fn edits_removals_insertions_and_reorders_are_caught_at_their_line() {
     write_lines(&p, &orig[..5]);
     let (line, msg) = first_bad(&p);
     assert!(line == 0 && msg.contains("removed"), "{msg}");
-    // Truncate mid-line: a torn last line.
+    // Truncate mid-line: the head still names event 6, so it was removed; what is left of
+    // its line is a torn line, as a crash leaves it (and reported as such).
     write_lines(&p, &orig);
     let mut bytes = fs::read(&p).unwrap();
     bytes.truncate(bytes.len() - 40);
     fs::write(&p, &bytes).unwrap();
     let (line, msg) = first_bad(&p);
-    assert!(line == 6 && msg.contains("torn"), "{line} {msg}");
+    assert!(line == 0 && msg.contains("removed"), "{line} {msg}");
+    let torn = verify(&p).unwrap().crash_artefacts;
+    assert!(torn.len() == 1 && torn[0].line == 6 && torn[0].message.contains("torn"), "{torn:?}");
     // The head file gone: reported.
     write_lines(&p, &orig);
     fs::remove_file(d.path().join("logs/security_events.jsonl.head")).unwrap();
@@ -134,8 +137,9 @@ fn a_torn_line_stays_reported_and_the_chain_continues_after_it() {
     log.append(&draft("after", json!({}))).unwrap();
     log.append(&draft("after", json!({}))).unwrap();
     let r = verify(&p).unwrap();
-    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-    assert_eq!(r.problems[0].line, 4);
+    assert!(r.ok(), "a crash is not reported as tampering: {:?}", r.problems);
+    assert_eq!(r.crash_artefacts.len(), 1, "{:?}", r.crash_artefacts);
+    assert_eq!(r.crash_artefacts[0].line, 4);
     assert_eq!(r.events, 5, "events after the torn line verify");
     assert_eq!(r.last_seq, 5);
 }
