@@ -32,6 +32,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
                     "problems": report.problems.iter().map(|p| serde_json::json!({
                         "file": p.file, "line": p.line, "message": p.message,
                     })).collect::<Vec<_>>(),
+                    "crash_artefacts": report.crash_artefacts.iter().map(|p| serde_json::json!({
+                        "file": p.file, "line": p.line, "message": p.message,
+                    })).collect::<Vec<_>>(),
                 });
                 println!("{v}");
             } else if report.ok() {
@@ -41,6 +44,10 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
                     report.files.len(),
                     report.last_seq
                 );
+                // What a killed writer leaves: not an edit, but worth seeing.
+                for a in &report.crash_artefacts {
+                    println!("  crash artefact (not a problem): {a}");
+                }
             } else {
                 if let Some(first) = report.problems.first() {
                     println!("FAILED: first bad line: {first}");
