@@ -314,27 +314,41 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Run { name, params, trust, json, raw, allow_weaker_isolation } => {
-            // The name is checked before any skill file is read.
+            let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
+            log.echo_high_risk = true;
+            // A name that could never be a skill's is refused before the workspace is looked
+            // at, and recorded.
             if let Err(e) = skillbox_skills::name::check_name(&name) {
                 let msg =
                     format!("{} is not a valid skill name: {e}", one_line(&format!("{name:?}")));
-                return Ok(report_refusal(Status::Invalid, msg, json));
+                let log = skillbox_skills::audit_log::AuditLog::open(log)?;
+                let params = Value::Null;
+                let r = skillbox_skills::refused_before_lookup(
+                    &log,
+                    &name,
+                    Status::Invalid,
+                    msg,
+                    &params,
+                );
+                return Ok(report_run(&r, json, raw));
             }
+            let rt = Arc::new(Runtime::open_with_audit(&workspace, log)?);
+            // A refusal is recorded like any other (a name that is not a skill's is refused
+            // by the run itself, before any skill is looked up).
             let params: Value = match params.as_deref().map(serde_json::from_str) {
                 None => json!({}),
                 Some(Ok(v @ Value::Object(_))) => v,
                 Some(Ok(_)) => {
                     let msg = "--params: must be a JSON object such as '{\"name\": \"value\"}'";
-                    return Ok(report_refusal(Status::Invalid, msg.into(), json));
+                    let r = rt.refuse(&name, Status::Invalid, msg.into(), &Value::Null);
+                    return Ok(report_run(&r, json, raw));
                 }
                 Some(Err(e)) => {
                     let msg = format!("--params: not valid JSON: {e}");
-                    return Ok(report_refusal(Status::Invalid, msg, json));
+                    let r = rt.refuse(&name, Status::Invalid, msg, &Value::Null);
+                    return Ok(report_run(&r, json, raw));
                 }
             };
-            let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
-            log.echo_high_risk = true;
-            let rt = Arc::new(Runtime::open_with_audit(&workspace, log)?);
             print_problems(rt.registry(), false);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -368,17 +382,6 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(code)
         }
     }
-}
-
-fn report_refusal(status: Status, message: String, json: bool) -> u8 {
-    if json {
-        let v = json!({"status": status.as_str(), "message": message, "exit_code": null,
-                       "stdout": "", "stderr": "", "duration_ms": 0, "execution_id": null});
-        println!("{v}");
-    } else {
-        eprintln!("skillbox: {}: {}", status.as_str(), message);
-    }
-    exit_code(status)
 }
 
 fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {

@@ -778,9 +778,18 @@ fn invalid_names_are_refused_before_any_file_is_touched() {
         assert_eq!(v["status"], "invalid", "{v}");
         assert!(v["message"].as_str().unwrap().contains("not a valid skill name"), "{v}");
     }
-    // Not even the audit log was opened.
-    assert!(!w.sb().exists(), "skillbox created {}", w.sb().display());
+    // The workspace was not looked at, but every refusal was recorded, with the name
+    // escaped and cut.
     assert!(!missing.exists());
+    let log = std::fs::read_to_string(w.sb().join("logs/security_events.jsonl")).unwrap();
+    let refusals: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event_type"] == "InputValidationFailed")
+        .collect();
+    assert_eq!(refusals.len(), 20, "one event per refused run: {log}");
+    assert!(refusals.iter().any(|e| e["skill_name"] == "\"a\\nb\""), "{log}");
+    assert!(log.lines().all(|l| l.len() < 2000), "a name was not cut: {log}");
     // A valid name in the same missing workspace gets the workspace error instead.
     let mut c = w.command(&["--workspace", missing.to_str().unwrap(), "run", "count-lines"]);
     c.current_dir(w.cwd());

@@ -555,3 +555,44 @@ fn cancelled_calls_leave_no_cgroup_during_the_session_or_after_it() {
     assert!(child.0.wait().unwrap().success(), "the server's exit");
     assert_eq!(cgroups_of(server), Vec::<PathBuf>::new(), "groups left after the server exited");
 }
+
+#[test]
+fn calls_to_unknown_tools_are_recorded_at_a_bounded_rate() {
+    // A model probing for tools: every probe is refused, and the log shows it, without
+    // growing by a line per probe past the rate.
+    let w = World::new();
+    let mut raw = Raw::start(w.server().stderr(Stdio::null()));
+    raw.initialize();
+    let long = "x".repeat(100_000);
+    let mut names: Vec<String> = vec!["no-such-tool".into(), "../etc".into(), "a\nb".into(), long];
+    names.extend((0..46).map(|i| format!("probe-{i}")));
+    for (i, name) in names.iter().enumerate() {
+        let id = 100 + i as i64;
+        raw.send(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                   "params": {"name": name, "arguments": {}}})
+            .to_string()
+            .as_bytes(),
+        );
+        let (v, _) = raw.recv_id(id);
+        assert!(v["error"]["message"].as_str().unwrap().contains("unknown tool"), "{v}");
+    }
+    // Closing the session ends the server, which writes the count of what it left out.
+    drop(raw.input);
+    let status = raw.child.0.wait().unwrap();
+    assert!(status.success(), "the server did not exit cleanly: {status:?}");
+    let log = fs::read_to_string(w.audit_log()).unwrap();
+    let events: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let refused: Vec<&Value> =
+        events.iter().filter(|e| e["event_type"] == "InputValidationFailed").collect();
+    let one_by_one = refused.iter().filter(|e| e["details"]["suppressed"].is_null()).count();
+    let counted: u64 = refused.iter().filter_map(|e| e["details"]["suppressed"].as_u64()).sum();
+    assert_eq!(one_by_one, 20, "{log}");
+    assert_eq!(one_by_one as u64 + counted, names.len() as u64, "every probe is accounted for");
+    assert!(refused.iter().any(|e| e["skill_name"] == "no-such-tool"), "{log}");
+    assert!(refused.iter().any(|e| e["skill_name"] == "\"a\\nb\""), "{log}");
+    assert!(log.lines().all(|l| l.len() < 4000), "a probe's name was not cut");
+    let verify =
+        Command::new(bin()).args(["audit", "verify", "--log"]).arg(w.audit_log()).output().unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+}

@@ -180,16 +180,17 @@ impl SkillServer {
         let name = request.name.to_string();
         let runnable =
             rt.registry().get(&name).is_ok_and(|s| s.def.skill_type != SkillType::CodeSession);
-        let tool = match SkillTool::new(rt, &name, None) {
+        let input = Value::Object(request.arguments.unwrap_or_default());
+        let tool = match SkillTool::new(rt.clone(), &name, None) {
             Some(t) if runnable => t,
             _ => {
-                return Err(ErrorData::invalid_params(
-                    format!("unknown tool `{}`: no runnable skill has that name", printable(&name)),
-                    None,
-                ))
+                let message =
+                    format!("unknown tool `{}`: no runnable skill has that name", printable(&name));
+                // Recorded like every refusal: a model probing for tools leaves a trace.
+                rt.refuse(&name, skillbox_skills::Status::Invalid, message.clone(), &input);
+                return Err(ErrorData::invalid_params(message, None));
             }
         };
-        let input = Value::Object(request.arguments.unwrap_or_default());
 
         let _slot = tokio::select! {
             slot = self.shared.runs.clone().acquire_owned() => slot.map_err(|_| {

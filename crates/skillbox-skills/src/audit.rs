@@ -82,6 +82,28 @@ pub(crate) fn lookup_failed(name: &str, message: &str, params: &Value) -> EventD
     )
 }
 
+/// How many refusals of names the rate limit kept out of the log since the last one
+/// written (see `crate::refusals`), written when the runtime goes away.
+pub(crate) fn refusals_suppressed(count: u64) -> EventDraft {
+    draft(
+        EventType::InputValidationFailed,
+        RiskLevel::Medium,
+        ActionTaken::Blocked,
+        "*",
+        None,
+        None,
+        json!({
+            "message": format!(
+                "{count} more refusal(s) of bad or unknown skill names were counted, not \
+                 recorded one by one (at most {} are recorded per {} s)",
+                crate::refusals::BURST,
+                crate::refusals::WINDOW.as_secs()
+            ),
+            "suppressed": count,
+        }),
+    )
+}
+
 /// The event that closes a run its caller abandoned before it ended (an MCP
 /// `notifications/cancelled`, a dropped future). Its processes are gone by then: dropping
 /// the run kills its whole process group (and PID namespace).

@@ -76,6 +76,11 @@ impl LoadedSkill {
                 return finish(result, started);
             }
         };
+        if let Err(why) = params::check_expansion(def, &params) {
+            result.status = Status::Invalid;
+            result.message = Some(format!("invalid parameters: {why}"));
+            return finish(result, started);
+        }
         let grant = match ctx.validate_execution(def) {
             Ok(g) => g,
             Err(denial) => {

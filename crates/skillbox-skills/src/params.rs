@@ -187,31 +187,93 @@ fn sanitize_key(k: &str) -> String {
 /// inserted once and never scanned again, so a value containing `{other}` stays literal.
 pub fn substitute(text: &str, skill: &SkillDef, params: &Params) -> String {
     let mut out = String::with_capacity(text.len());
+    scan(text, skill, params, &mut |piece| out.push_str(piece));
+    out
+}
+
+/// The length in bytes of [`substitute`]'s result, without building it: what a template or
+/// an argument would expand to is known before any memory is spent on it.
+pub fn substituted_len(text: &str, skill: &SkillDef, params: &Params) -> usize {
+    let mut n = 0usize;
+    scan(text, skill, params, &mut |piece| n = n.saturating_add(piece.len()));
+    n
+}
+
+/// The one reading of placeholders, for [`substitute`] and [`substituted_len`]: hands each
+/// piece of the result to `emit`, in order.
+fn scan(text: &str, skill: &SkillDef, params: &Params, emit: &mut impl FnMut(&str)) {
     let mut rest = text;
     while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
+        emit(&rest[..open]);
         let after = &rest[open + 1..];
         let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'));
         match end {
             Some(len) if len > 0 && after[len..].starts_with('}') => {
                 let name = &after[..len];
                 if skill.parameter(name).is_some() {
-                    out.push_str(params.get(name).unwrap_or(""));
+                    emit(params.get(name).unwrap_or(""));
                 } else {
-                    out.push('{');
-                    out.push_str(name);
-                    out.push('}');
+                    emit("{");
+                    emit(name);
+                    emit("}");
                 }
                 rest = &after[len + 1..];
             }
             _ => {
-                out.push('{');
+                emit("{");
                 rest = after;
             }
         }
     }
-    out.push_str(rest);
-    out
+    emit(rest);
+}
+
+/// Most bytes one argument of a command may expand to: the kernel's limit on one argv
+/// element (`MAX_ARG_STRLEN`, 128 KiB, less its NUL).
+pub const MAX_ARG_BYTES: usize = 128 * 1024 - 1;
+/// Most bytes all the arguments of one command line may expand to (the kernel takes about
+/// 2 MiB of arguments and environment together).
+pub const MAX_ARGS_BYTES: usize = 1024 * 1024;
+/// Most bytes a rendered prompt may have, context files included.
+pub const MAX_RENDERED_BYTES: usize = 4 * 1024 * 1024;
+
+/// Refuses, before anything is built, parameters that the skill's arguments or template
+/// would repeat into more than skillbox will build: a value of at most 64 KiB written
+/// 200,000 times in a template would otherwise be rendered in skillbox's own memory. Says
+/// what would be too large and by how much.
+pub fn check_expansion(skill: &SkillDef, params: &Params) -> Result<(), String> {
+    let mut lines: Vec<&[String]> = vec![&skill.args];
+    lines.extend(skill.resilience.fallback_commands.iter().flatten().map(|f| f.args.as_slice()));
+    for args in lines {
+        let mut total = 0usize;
+        for (i, a) in args.iter().enumerate() {
+            let n = substituted_len(a, skill, params);
+            if n > MAX_ARG_BYTES {
+                return Err(format!(
+                    "argument {} of the command would be {n} bytes with these parameters; at \
+                     most {MAX_ARG_BYTES} bytes per argument (the skill repeats a parameter in it)",
+                    i + 1
+                ));
+            }
+            total = total.saturating_add(n);
+        }
+        if total > MAX_ARGS_BYTES {
+            return Err(format!(
+                "the command's arguments would be {total} bytes with these parameters; at most \
+                 {MAX_ARGS_BYTES} bytes in all"
+            ));
+        }
+    }
+    if let Some(t) = &skill.prompt_template {
+        let n = substituted_len(t, skill, params);
+        if n > MAX_RENDERED_BYTES {
+            return Err(format!(
+                "the prompt would be {n} bytes with these parameters; at most \
+                 {MAX_RENDERED_BYTES} bytes (the skill repeats a parameter in its template)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Builds argv elements from `args`: each element is substituted on its own, and an element

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::format::SkillDef;
-use crate::params::{substitute, Params};
+use crate::params::{substitute, substituted_len, Params, MAX_RENDERED_BYTES};
 
 const DEFAULT_MAX_FILES: usize = 20;
 const DEFAULT_MAX_FILE_KB: u64 = 100;
@@ -37,9 +37,27 @@ pub(crate) fn render(
         }
         _ => None,
     };
-    // Split first, so that a parameter value containing the placeholder stays text.
-    let parts: Vec<String> =
-        template.split(CONTEXT_PLACEHOLDER).map(|p| substitute(p, skill, params)).collect();
+    // Split first, so that a parameter value containing the placeholder stays text. The
+    // size is known before anything is built: a template that repeats the placeholder
+    // would otherwise copy the files that many times into memory.
+    let pieces: Vec<&str> = template.split(CONTEXT_PLACEHOLDER).collect();
+    let texts: usize = pieces.iter().map(|p| substituted_len(p, skill, params)).sum();
+    let copies = match &block {
+        Some(b) if pieces.len() > 1 => (pieces.len() - 1).saturating_mul(b.len()),
+        Some(b) if !b.is_empty() => b.len() + 2,
+        _ => (pieces.len() - 1).saturating_mul(CONTEXT_PLACEHOLDER.len()),
+    };
+    let total = texts.saturating_add(copies);
+    if total > MAX_RENDERED_BYTES {
+        return Err(format!(
+            "the prompt would be {total} bytes ({} cop{} of {} bytes of context files); at most \
+             {MAX_RENDERED_BYTES} bytes",
+            pieces.len().saturating_sub(1).max(1),
+            if pieces.len() == 2 { "y" } else { "ies" },
+            block.as_ref().map_or(0, String::len)
+        ));
+    }
+    let parts: Vec<String> = pieces.iter().map(|p| substitute(p, skill, params)).collect();
     let Some(block) = block else {
         return Ok(parts.join(CONTEXT_PLACEHOLDER));
     };
@@ -76,7 +94,11 @@ fn context_block(
     excludes.push(".git/**".into());
     let exclude = globs(&excludes)?;
     let max_files = cf.max_files.unwrap_or(DEFAULT_MAX_FILES);
-    let max_bytes = cf.max_file_size_kb.unwrap_or(DEFAULT_MAX_FILE_KB) * 1024;
+    let max_bytes = cf
+        .max_file_size_kb
+        .unwrap_or(DEFAULT_MAX_FILE_KB)
+        .saturating_mul(1024)
+        .min(MAX_RENDERED_BYTES as u64);
 
     let mut found: Vec<(PathBuf, PathBuf)> = Vec::new();
     let walker = walkdir::WalkDir::new(workspace)
@@ -107,6 +129,11 @@ fn context_block(
     let Ok(root) = std::fs::File::open(workspace) else { return Ok(String::new()) };
     let mut block = String::new();
     for (rel, _) in found {
+        // Whatever the skill sets as its limits, the block stops growing past what a prompt
+        // may hold; the render then refuses it.
+        if block.len() > MAX_RENDERED_BYTES {
+            break;
+        }
         let Some(text) = read_text(&root, &rel, max_bytes) else { continue };
         block.push_str(&format!("--- {} ---\n{}", rel.display(), text));
         if !text.ends_with('\n') {

@@ -59,6 +59,9 @@ pub struct Runtime {
     /// Home directories whose keys and credentials no run reaches (see
     /// [`SecurityContext::homes`]).
     homes: crate::protect::Homes,
+    /// Refusals before a skill is looked up, recorded at a bounded rate; shared with the
+    /// runtimes reloaded from this one. `None` without an audit log.
+    refusals: Option<Arc<crate::refusals::Refusals>>,
 }
 
 /// Why a trust grant could not be made or removed.
@@ -157,11 +160,12 @@ impl Runtime {
         let workspace = canonical(workspace)?;
         let vars = |k: &str| std::env::var_os(k);
         let locations = Locations::standard(&workspace, vars);
-        let log = AuditLog::open(audit)?;
+        let log = Arc::new(AuditLog::open(audit)?);
         Ok(Self {
             registry: Registry::load(&locations),
             workspace,
-            audit: Some(Arc::new(log)),
+            refusals: Some(Arc::new(crate::refusals::Refusals::new(log.clone()))),
+            audit: Some(log),
             locations: Some(locations),
             home: crate::registry::skillbox_home(vars),
             homes: crate::protect::homes(vars),
@@ -175,6 +179,7 @@ impl Runtime {
             registry,
             workspace: canonical(workspace)?,
             audit: None,
+            refusals: None,
             locations: None,
             home: None,
             homes: crate::protect::homes(|k| std::env::var_os(k)),
@@ -184,8 +189,29 @@ impl Runtime {
     /// Records every run of this runtime in `log`, and reserves the log's directory: no run
     /// is granted writes to it.
     pub fn with_audit(mut self, log: Arc<AuditLog>) -> Self {
+        self.refusals = Some(Arc::new(crate::refusals::Refusals::new(log.clone())));
         self.audit = Some(log);
         self
+    }
+
+    /// Refuses a call before any skill is looked up (a name that is not a skill's, a
+    /// parameter text that is not a JSON object): records it in the audit log as
+    /// `InputValidationFailed` (at most `refusals::BURST` events per `refusals::WINDOW`;
+    /// the ones beyond are counted, see docs/audit-log.md) and returns the result to
+    /// report. Every such refusal of the CLI and the MCP server comes through here.
+    pub fn refuse(
+        &self,
+        name: &str,
+        status: Status,
+        message: String,
+        params: &Value,
+    ) -> SkillResult {
+        let mut r =
+            SkillResult::refused(status, crate::refusals::result_name(name), message.clone());
+        if let Some(refusals) = &self.refusals {
+            r.audit_error = refusals.record(name, &message, params);
+        }
+        r
     }
 
     /// skillbox's own paths that no run may write (and none reaches by containing them):
@@ -236,6 +262,7 @@ impl Runtime {
             registry: Registry::load(&locations),
             workspace: self.workspace.clone(),
             audit: self.audit.clone(),
+            refusals: self.refusals.clone(),
             locations: Some(locations),
             home: self.home.clone(),
             homes: self.homes.clone(),
@@ -404,20 +431,7 @@ impl Runtime {
     pub async fn run_with(&self, name: &str, params: &Value, options: &RunOptions) -> SkillResult {
         let skill = match self.registry.get(name) {
             Ok(s) => s,
-            Err(e) => {
-                let shown = match &e {
-                    LookupError::NotFound(_) => name.to_string(),
-                    LookupError::InvalidName { .. } => String::new(),
-                };
-                let mut r = SkillResult::refused(Status::Invalid, &shown, e.to_string());
-                if let Some(log) = &self.audit {
-                    r.audit_error = crate::audit::write(
-                        log,
-                        &[crate::audit::lookup_failed(name, &e.to_string(), params)],
-                    );
-                }
-                return r;
-            }
+            Err(e) => return self.refuse(name, Status::Invalid, e.to_string(), params),
         };
         let decision = match self.trust_decision(skill, options.trust) {
             Ok(d) => d,
