@@ -16,6 +16,8 @@ use crate::name::quote;
 pub const MAX_PARAM_BYTES: usize = 64 * 1024;
 /// Longest accepted total of all parameter values, in bytes (well under `ARG_MAX`).
 pub const MAX_PARAMS_TOTAL_BYTES: usize = 512 * 1024;
+/// Most undeclared parameters named one by one in the problems (the rest are counted).
+pub const MAX_NAMED_PROBLEMS: usize = 20;
 
 /// Accepted parameters, each rendered as the text that replaces its placeholder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,16 +74,22 @@ pub fn validate(skill: &SkillDef, input: &Value) -> Result<Params, Vec<ParamProb
         problems.push(ParamProblem { parameter: sanitize_key(p), reason: r });
     };
 
-    for key in obj.keys() {
-        if skill.parameter(key).is_none() {
-            let declared: Vec<&str> =
-                skill.parameters.iter().map(|p| p.spec.name.as_str()).collect();
-            let hint = if declared.is_empty() {
-                "this skill takes no parameters".to_string()
-            } else {
-                format!("this skill declares: {}", declared.join(", "))
-            };
+    // Undeclared keys are named one by one up to a bound, then counted: a caller may send
+    // thousands, and each problem goes into the result and the audit log.
+    let undeclared: Vec<&String> = obj.keys().filter(|k| skill.parameter(k).is_none()).collect();
+    if !undeclared.is_empty() {
+        let declared: Vec<&str> = skill.parameters.iter().map(|p| p.spec.name.as_str()).collect();
+        let hint = if declared.is_empty() {
+            "this skill takes no parameters".to_string()
+        } else {
+            format!("this skill declares: {}", declared.join(", "))
+        };
+        for key in undeclared.iter().take(MAX_NAMED_PROBLEMS) {
             bad(key, format!("is not declared by skill `{}`; {hint}", skill.name));
+        }
+        if undeclared.len() > MAX_NAMED_PROBLEMS {
+            let more = undeclared.len() - MAX_NAMED_PROBLEMS;
+            bad("", format!("and {more} more parameters the skill does not declare"));
         }
     }
 

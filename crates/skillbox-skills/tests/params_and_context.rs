@@ -742,3 +742,14 @@ async fn a_denied_tool_call_is_an_error_with_the_denial_message() {
     assert_eq!(out.structured["trust_level"], "system-trusted");
     assert!(ws.path().join("out/marker-net").is_file());
 }
+
+#[test]
+fn thousands_of_undeclared_parameters_give_a_bounded_list_of_problems() {
+    let skill = typed();
+    let mut input: serde_json::Map<String, Value> =
+        (0..10_000).map(|i| (format!("k{i}"), json!(i))).collect();
+    input.insert("s".into(), json!("given"));
+    let found = problems(&skill, Value::Object(input));
+    assert_eq!(found.len(), skillbox_skills::params::MAX_NAMED_PROBLEMS + 1, "{found:?}");
+    assert!(found.last().unwrap().reason.contains("and 9980 more"), "{found:?}");
+}
