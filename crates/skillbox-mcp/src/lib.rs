@@ -298,7 +298,18 @@ impl ServerHandler for SkillServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(request, context).await.map(Into::into)
+        // A panic while serving one call (a bug) ends that call with an error the client
+        // can read, not the task silently; the run's future is dropped with it, which kills
+        // its processes, and the server goes on.
+        let call = std::panic::AssertUnwindSafe(self.call(request, context));
+        match futures_util::FutureExt::catch_unwind(call).await {
+            Ok(result) => result.map(Into::into),
+            Err(_) => Err(ErrorData::internal_error(
+                "skillbox failed internally on this call (a bug; its run was stopped); the \
+                 server goes on",
+                None,
+            )),
+        }
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
