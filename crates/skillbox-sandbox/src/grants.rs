@@ -48,15 +48,25 @@ fn bytes_under(p: &Path, root: &Path) -> bool {
 /// What is carved out of every tree of one ruleset.
 pub(crate) struct Carved<'a> {
     /// Resolved absolute paths and how each is kept.
-    pub paths: &'a [(PathBuf, Carve)],
+    paths: &'a [(PathBuf, Carve)],
     /// Names kept read-only wherever they occur beneath a writable tree (compared without
     /// regard to ASCII case, as a case-folding file system would find them).
-    pub names: &'a [String],
+    names: &'a [String],
+    /// Bit `n` set when a name is `n` bytes long (longer ones share bit 63): most entries of
+    /// a tree are ruled out by their length alone.
+    lengths: u64,
 }
 
-impl Carved<'_> {
+impl<'a> Carved<'a> {
+    /// What `paths` and `names` carve out.
+    pub fn new(paths: &'a [(PathBuf, Carve)], names: &'a [String]) -> Self {
+        let lengths = names.iter().fold(0u64, |m, n| m | 1 << n.len().min(63));
+        Self { paths, names, lengths }
+    }
+
     fn name_matches(&self, name: &[u8]) -> bool {
-        self.names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+        self.lengths & 1 << name.len().min(63) != 0
+            && self.names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name))
     }
 }
 
@@ -171,8 +181,12 @@ pub(crate) fn grant_tree(
     let beneath = |p: &Path, kind: Option<Carve>| {
         relevant.iter().any(|(c, k)| c.starts_with(p) && *c != p && kind.is_none_or(|x| x == *k))
     };
-    let first = match Frame::list(dir, root.to_path_buf(), root, budget) {
-        Ok(frame) => frame,
+    let root_dev = rustix::fs::fstat(&dir).map(|st| st.st_dev).unwrap_or(0);
+    let first = match Frame::list(dir, root_dev, root.to_path_buf(), root, budget) {
+        Ok(mut frame) => {
+            frame.near = beneath(&frame.path, None);
+            frame
+        }
         Err(GrantError::List(..)) => return unexamined_root(ruleset, root, access, &relevant),
         Err(e) => return Err(e),
     };
@@ -181,10 +195,17 @@ pub(crate) fn grant_tree(
         let depth = stack.len();
         let Some(top) = stack.last_mut() else { return Ok(()) };
         if let Some(i) = top.pending() {
+            let dirfd = top.dir.fd().map_err(|e| GrantError::List(top.path.clone(), e.into()))?;
             let entry = &mut top.entries[i];
-            let path = top.path.join(&entry.name);
-            // The carve of this entry, if any: by resolved path, and (writable trees) by name.
-            let by_path = relevant.iter().filter(|(p, _)| *p == path).map(|(_, c)| *c).max();
+            // The carve of this entry, if any: by resolved path (only looked at where a
+            // carved path lies beneath this directory), and (writable trees) by name.
+            let path = (top.near || entry.kind == Kind::Dir).then(|| top.path.join(&entry.name));
+            let by_path = match &path {
+                Some(path) if top.near => {
+                    relevant.iter().filter(|(p, _)| p == path).map(|(_, c)| *c).max()
+                }
+                _ => None,
+            };
             let by_name =
                 (writes && carved.name_matches(entry.name.as_bytes())).then_some(Carve::ReadOnly);
             if let Some(c) = by_path.max(by_name) {
@@ -193,7 +214,8 @@ pub(crate) fn grant_tree(
                 top.hidden_beneath |= c == Carve::Hidden;
                 continue;
             }
-            let descend = entry.kind == Kind::Dir && (walk_names || beneath(&path, None));
+            let Some(path) = path.filter(|_| entry.kind == Kind::Dir) else { continue };
+            let descend = walk_names || (top.near && beneath(&path, None));
             if !descend {
                 continue;
             }
@@ -204,16 +226,19 @@ pub(crate) fn grant_tree(
             let listed = if depth >= MAX_DEPTH {
                 Err(())
             } else {
-                match open_dir(top.dir.as_fd(), &entry.name) {
+                match open_dir(dirfd, &entry.name) {
                     Ok(None) => {
                         // Gone meanwhile: it grants nothing.
                         entry.fate = Fate::Gone;
                         continue;
                     }
                     Ok(Some(child)) => {
-                        same_object(&child, entry.ino, top.dev, &path)?;
-                        match Frame::list(child, path.clone(), root, budget) {
-                            Ok(frame) => Ok(frame),
+                        let dev = same_object(&child, entry.ino, top.dev, &path)?;
+                        match Frame::list(child, dev, path.clone(), root, budget) {
+                            Ok(mut frame) => {
+                                frame.near = beneath(&frame.path, None);
+                                Ok(frame)
+                            }
                             Err(GrantError::List(..)) => Err(()),
                             Err(e) => return Err(e),
                         }
@@ -246,7 +271,7 @@ pub(crate) fn grant_tree(
         let split = frame.carved_beneath || beneath(&frame.path, None) || (guarded && is_root);
         if split {
             let own = if hidden_beneath { access & AccessFs::ReadDir } else { read };
-            rule(ruleset, &frame.dir, &frame.path, own)?;
+            rule(ruleset, frame.fd()?, &frame.path, own)?;
             for entry in &frame.entries {
                 let rights = match entry.fate {
                     Fate::Whole if entry.kind == Kind::Symlink => continue,
@@ -255,7 +280,7 @@ pub(crate) fn grant_tree(
                     Fate::Carved(Carve::Hidden) | Fate::Split | Fate::Gone => continue,
                 };
                 let path = frame.path.join(&entry.name);
-                let Some(fd) = open_path(frame.dir.as_fd(), &entry.name)? else { continue };
+                let Some(fd) = open_path(frame.fd()?, &entry.name)? else { continue };
                 same_object(&fd, entry.ino, frame.dev, &path)?;
                 let rights = if entry.kind == Kind::Dir {
                     rights
@@ -265,7 +290,7 @@ pub(crate) fn grant_tree(
                 rule(ruleset, &fd, &path, rights)?;
             }
         } else if is_root {
-            rule(ruleset, &frame.dir, &frame.path, access)?;
+            rule(ruleset, frame.fd()?, &frame.path, access)?;
         }
         if let Some(parent) = stack.last_mut() {
             let i = parent.next - 1;
@@ -295,8 +320,10 @@ fn unexamined_root(
 
 /// A directory being examined, with its entries.
 struct Frame {
+    /// A carved path lies beneath this directory: its entries' paths are looked at.
+    near: bool,
     path: PathBuf,
-    dir: OwnedFd,
+    dir: Dir,
     dev: u64,
     entries: Vec<Entry>,
     /// Index of the next entry to decide.
@@ -308,16 +335,20 @@ struct Frame {
 }
 
 impl Frame {
+    /// Lists the directory `dir` (on device `dev`): the stream takes the descriptor, which
+    /// then serves the opens and rules of its entries (neither depends on the stream's
+    /// position), so a directory costs one open, not two.
     fn list(
         dir: OwnedFd,
+        dev: u64,
         path: PathBuf,
         tree: &Path,
         budget: &mut Budget,
     ) -> Result<Self, GrantError> {
-        let dev = rustix::fs::fstat(&dir).map(|s| s.st_dev).unwrap_or(0);
         let mut entries = Vec::new();
-        let listing = Dir::read_from(&dir).map_err(|e| GrantError::List(path.clone(), e.into()))?;
-        for item in listing {
+        let mut listing = Dir::new(dir).map_err(|e| GrantError::List(path.clone(), e.into()))?;
+        let mut unknown: Vec<usize> = Vec::new();
+        for item in &mut listing {
             let item = item.map_err(|e| GrantError::List(path.clone(), e.into()))?;
             let name = item.file_name().to_bytes();
             if name == b"." || name == b".." {
@@ -328,12 +359,38 @@ impl Frame {
             let kind = match item.file_type() {
                 FileType::Directory => Kind::Dir,
                 FileType::Symlink => Kind::Symlink,
-                FileType::Unknown => kind_at(dir.as_fd(), &name),
+                FileType::Unknown => {
+                    unknown.push(entries.len());
+                    Kind::Other
+                }
                 _ => Kind::Other,
             };
             entries.push(Entry { name, ino: item.ino(), kind, fate: Fate::Whole });
         }
-        Ok(Self { path, dir, dev, entries, next: 0, carved_beneath: false, hidden_beneath: false })
+        let mut frame = Self {
+            near: false,
+            path,
+            dir: listing,
+            dev,
+            entries,
+            next: 0,
+            carved_beneath: false,
+            hidden_beneath: false,
+        };
+        // Entries whose type the listing did not give are asked, once it is done.
+        let fd = frame.fd()?;
+        let kinds: Vec<(usize, Kind)> =
+            unknown.into_iter().map(|i| (i, kind_at(fd, &frame.entries[i].name))).collect();
+        for (i, k) in kinds {
+            frame.entries[i].kind = k;
+        }
+        Ok(frame)
+    }
+
+    /// The directory's descriptor: the listing's own (opens relative to it and rules do
+    /// not depend on the listing's position).
+    fn fd(&self) -> Result<BorrowedFd<'_>, GrantError> {
+        self.dir.fd().map_err(|e| GrantError::List(self.path.clone(), e.into()))
     }
 
     /// The index of the next entry to decide, advancing past it.
@@ -422,10 +479,11 @@ fn open_path<P: rustix::path::Arg>(
 }
 
 /// Fails when `fd` is not the entry the listing showed (inode `ino`), unless it is a mount
-/// point (another device), whose listed inode is the one under the mount.
-fn same_object(fd: &OwnedFd, ino: u64, dev: u64, path: &Path) -> Result<(), GrantError> {
+/// point (another device than its parent's `dev`), whose listed inode is the one under the
+/// mount. Returns its device.
+fn same_object(fd: &OwnedFd, ino: u64, dev: u64, path: &Path) -> Result<u64, GrantError> {
     match rustix::fs::fstat(fd) {
-        Ok(st) if st.st_ino == ino || st.st_dev != dev => Ok(()),
+        Ok(st) if st.st_ino == ino || st.st_dev != dev => Ok(st.st_dev),
         _ => Err(GrantError::Changed(path.to_path_buf())),
     }
 }
@@ -433,7 +491,7 @@ fn same_object(fd: &OwnedFd, ino: u64, dev: u64, path: &Path) -> Result<(), Gran
 /// `landlock_add_rule` for `fd` with `access`; nothing for empty rights.
 fn rule(
     ruleset: &OwnedFd,
-    fd: &OwnedFd,
+    fd: impl AsFd,
     path: &Path,
     access: BitFlags<AccessFs>,
 ) -> Result<(), GrantError> {
@@ -469,7 +527,7 @@ mod tests {
             std::fs::create_dir(t.path().join(format!("d{i}"))).unwrap();
         }
         let names = [".git".to_string()];
-        let carved = Carved { paths: &[], names: &names };
+        let carved = Carved::new(&[], &names);
         let write = AccessFs::from_all(ABI::V6) & !AccessFs::Refer;
         let r = grant_tree(&ruleset(), t.path(), write, false, &carved, &mut Budget::new(10));
         assert!(matches!(r, Err(GrantError::TooLarge { limit: 10, .. })), "{r:?}");
@@ -500,7 +558,7 @@ mod tests {
             .stack_size(128 * 1024)
             .spawn(move || {
                 let names = [".git".to_string()];
-                let carved = Carved { paths: &[], names: &names };
+                let carved = Carved::new(&[], &names);
                 let write = AccessFs::from_all(ABI::V6) & !AccessFs::Refer;
                 grant_tree(&ruleset(), &root, write, false, &carved, &mut Budget::new(100_000))
                     .map_err(|e| e.to_string())

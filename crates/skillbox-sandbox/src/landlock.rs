@@ -102,7 +102,7 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
         let read = AccessFs::from_read(abi);
         let write = AccessFs::from_all(abi) & !AccessFs::Refer & !AccessFs::IoctlDev;
         let carved_paths = carved_paths(policy);
-        let carved = Carved { paths: &carved_paths, names: &policy.protected };
+        let carved = Carved::new(&carved_paths, &policy.protected);
         // The grants go straight to the kernel through a second descriptor of the ruleset,
         // like the system rules (see `base`): their kinds are already known from the walk.
         let dup: Option<OwnedFd> = created.try_clone().map_err(LandlockError::System)?.into();
@@ -117,7 +117,7 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
             let guarded = policy.guarded.iter().any(|g| crate::paths::normalize(g) == root);
             grant_tree(&dup, &root, write, guarded, &carved, &mut budget)?;
         }
-        let unnamed = Carved { paths: &carved_paths, names: &[] };
+        let unnamed = Carved::new(&carved_paths, &[]);
         for p in &policy.scratch {
             let root = crate::paths::normalize(p);
             grant_tree(&dup, &root, write, false, &unnamed, &mut budget)?;
@@ -218,9 +218,10 @@ struct PathBeneathAttr {
 
 pub(crate) fn raw_add_rule(
     ruleset: &OwnedFd,
-    fd: &OwnedFd,
+    fd: impl std::os::fd::AsFd,
     access: BitFlags<AccessFs>,
 ) -> std::io::Result<()> {
+    let fd = fd.as_fd();
     let attr = PathBeneathAttr { allowed_access: access.bits(), parent_fd: fd.as_raw_fd() };
     // SAFETY: landlock_add_rule reads one landlock_path_beneath_attr from `attr`, which lives
     // across the call and has the UAPI's layout; both descriptors are open and ours.
