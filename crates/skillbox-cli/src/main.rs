@@ -460,7 +460,7 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
 fn skill_summary(s: &LoadedSkill, trust: Option<&skillbox_skills::TrustView>) -> Value {
     let (level, origin) = match trust.map(|t| t.decision(s)) {
         Some(d) => (d.level, d.origin),
-        None => (s.source.default_trust(), "default"),
+        None => (s.source.default_trust(), skillbox_skills::TrustOrigin::Default),
     };
     json!({
         "name": s.def.name,
@@ -470,7 +470,7 @@ fn skill_summary(s: &LoadedSkill, trust: Option<&skillbox_skills::TrustView>) ->
         "source": s.source.as_str(),
         "path": s.path,
         "trust_level": level,
-        "trust_origin": origin,
+        "trust_origin": origin.as_str(),
         "aliases": s.def.aliases,
     })
 }

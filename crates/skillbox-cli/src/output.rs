@@ -176,7 +176,7 @@ pub fn doctor_text(r: &skillbox_skills::HostReport) {
         match &l.enforcement {
             Ok(entries) => {
                 for e in entries {
-                    println!("  {:<13} {:<16} {}", e.state, e.mechanism, e.detail);
+                    println!("  {:<13} {:<16} {}", e.state.as_str(), e.mechanism, e.detail);
                 }
             }
             Err(e) => println!("  REFUSED: {e}"),

@@ -54,8 +54,8 @@ pub use policy::{
     NetworkAccess, Policy, ProcessAccess, Rlimits, DEVICES, ETC_SECRETS, SYSTEM_READ,
 };
 pub use probe::HostSupport;
-pub use report::{Enforcement, Mechanism, MechanismState};
-pub use run::{host, preview, run, ChildOutcome, ExitStatus};
+pub use report::{Enforcement, Guarantee, Mechanism, MechanismState};
+pub use run::{host, preview, run, ChildOutcome, ExitStatus, Limit};
 pub use spec::ChildSpec;
 
 /// Errors from starting or supervising a child.

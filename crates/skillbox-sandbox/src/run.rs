@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::output::Capture;
 use crate::policy::{NetworkAccess, ProcessAccess};
 use crate::probe::HostSupport;
+use crate::report::Guarantee;
 use crate::report::MechanismState::{Enforced, NotEnforced, Unrestricted};
 use crate::spawn::{spawn, Prepared};
 use crate::{CapturedOutput, ChildSpec, Enforcement, SandboxError};
@@ -29,6 +30,39 @@ pub enum ExitStatus {
     TimedOut,
 }
 
+/// A limit that stopped a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The memory cgroup's limit: the kernel killed the run.
+    Memory,
+    /// The first process's CPU time, as the kernel counts it, reached `cpu_seconds` (also
+    /// when the wall-clock timeout fired at the same moment, `status` then being
+    /// `TimedOut`).
+    Cpu,
+    /// A write past `file_size` (`SIGXFSZ`).
+    FileSize,
+    /// More written to disk than `disk_write_bytes` (also when the run ended by itself with
+    /// more written than its total).
+    DiskWrite,
+    /// Stopped because a process's write counters could not be read, so the total could not
+    /// be enforced.
+    DiskWriteUnreadable,
+}
+
+impl Limit {
+    /// The stable spelling used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Cpu => "cpu",
+            Self::FileSize => "file-size",
+            Self::DiskWrite => "disk-write",
+            Self::DiskWriteUnreadable => "disk-write-unreadable",
+        }
+    }
+}
+
 /// The result of supervising one child.
 #[derive(Debug, Clone)]
 pub struct ChildOutcome {
@@ -45,13 +79,8 @@ pub struct ChildOutcome {
     /// Peak memory: of the whole run where a memory cgroup measured it, else the peak
     /// resident memory of the largest process the child waited for, in KiB.
     pub max_rss_kib: u64,
-    /// The limit that stopped the run, when one did: `memory`, `cpu` (the first process's CPU
-    /// time, as the kernel counts it, reached `cpu_seconds`; also when the wall-clock
-    /// timeout fired at the same moment, `status` then being `TimedOut`), `file-size` or
-    /// `disk-write` (also when the run ended by itself with more written than its total), or
-    /// `disk-write-unreadable`: stopped because a process's write counters could not be read,
-    /// so the total could not be enforced.
-    pub limit: Option<&'static str>,
+    /// The limit that stopped the run, when one did.
+    pub limit: Option<Limit>,
     /// Bytes the run wrote to disk: the kernel's `write_bytes` counters (bytes dirtied in
     /// files of block-backed filesystems, page-granular, plus direct I/O; not tmpfs, pipes
     /// or sockets), summed over the run's processes and the children they waited for. With
@@ -155,7 +184,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let mut written: u64 = 0;
     // Why the watchdog stopped the run: the total was over, or a process's counters could
     // not be read (so the total could not be known).
-    let mut stopped_for_writes: Option<&'static str> = None;
+    let mut stopped_for_writes: Option<Limit> = None;
     let timed_out = loop {
         let left = deadline.map_or(spec.timeout, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
@@ -183,9 +212,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
                 if over(again, max) {
                     written = written.max(again.bytes);
                     stopped_for_writes = Some(if again.bytes > max {
-                        "disk-write"
+                        Limit::DiskWrite
                     } else {
-                        "disk-write-unreadable"
+                        Limit::DiskWriteUnreadable
                     });
                     break false;
                 }
@@ -252,11 +281,11 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         _ => status == ExitStatus::Signaled(libc::SIGXCPU),
     };
     let limit = match status {
-        _ if oom => Some("memory"),
+        _ if oom => Some(Limit::Memory),
         _ if stopped_for_writes.is_some() => stopped_for_writes,
-        ExitStatus::Signaled(_) | ExitStatus::TimedOut if cpu_reached => Some("cpu"),
-        ExitStatus::Signaled(libc::SIGXFSZ) => Some("file-size"),
-        _ if over_writes => Some("disk-write"),
+        ExitStatus::Signaled(_) | ExitStatus::TimedOut if cpu_reached => Some(Limit::Cpu),
+        ExitStatus::Signaled(libc::SIGXFSZ) => Some(Limit::FileSize),
+        _ if over_writes => Some(Limit::DiskWrite),
         _ => None,
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
@@ -309,24 +338,24 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| SandboxError::InvalidSpec("NUL byte".into()));
 
     rep.push(
-        "no-shell",
+        Guarantee::NoShell,
         Enforced,
         "the program is executed directly; arguments never pass through a shell",
     );
     rep.push(
-        "environment",
+        Guarantee::Environment,
         Enforced,
         "the environment is replaced by the one given; nothing else is inherited",
     );
-    rep.push("descriptors", Enforced, "close_range in the child: only stdin (/dev/null), stdout and stderr (pipes) reach the program");
-    rep.push("process-group", Enforced, "a new session; setsid and setpgid are denied, so every descendant stays in the group that is killed when the run ends");
+    rep.push(Guarantee::Descriptors, Enforced, "close_range in the child: only stdin (/dev/null), stdout and stderr (pipes) reach the program");
+    rep.push(Guarantee::ProcessGroup, Enforced, "a new session; setsid and setpgid are denied, so every descendant stays in the group that is killed when the run ends");
     rep.push(
-        "timeout",
+        Guarantee::Timeout,
         Enforced,
         "wall-clock limit; at the limit the whole process group is killed with SIGKILL",
     );
     rep.push(
-        "output-cap",
+        Guarantee::OutputCap,
         Enforced,
         "stdout and stderr are captured within a fixed budget (head and tail kept)",
     );
@@ -336,17 +365,17 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         Ok(fd) => {
             let abi = host.landlock_abi;
             if policy.confine_files {
-                rep.push("filesystem", Enforced, format!("Landlock ABI {abi}: reads only under the granted trees and system directories, writes only under the granted trees; protected entries stay read-only"));
+                rep.push(Guarantee::Filesystem, Enforced, format!("Landlock ABI {abi}: reads only under the granted trees and system directories, writes only under the granted trees; protected entries stay read-only"));
             } else {
-                rep.push("filesystem", Unrestricted, "the policy grants every path the user can access");
+                rep.push(Guarantee::Filesystem, Unrestricted, "the policy grants every path the user can access");
             }
-            rep.push("ipc", Enforced, format!("Landlock ABI {abi} scopes: no signal to, and no abstract Unix socket of, any process outside the run; ptrace and process_vm_* denied by seccomp"));
+            rep.push(Guarantee::Ipc, Enforced, format!("Landlock ABI {abi} scopes: no signal to, and no abstract Unix socket of, any process outside the run; ptrace and process_vm_* denied by seccomp"));
             Some(fd)
         }
         Err(crate::landlock::LandlockError::Unsupported { found }) if spec.allow_weaker => {
             let why = format!("host has Landlock ABI {found}, {} needed; run allowed by explicit opt-in", crate::landlock::REQUIRED_ABI);
-            rep.push("filesystem", if policy.confine_files { NotEnforced } else { Unrestricted }, why.clone());
-            rep.push("ipc", NotEnforced, why);
+            rep.push(Guarantee::Filesystem, if policy.confine_files { NotEnforced } else { Unrestricted }, why.clone());
+            rep.push(Guarantee::Ipc, NotEnforced, why);
             None
         }
         Err(crate::landlock::LandlockError::Unsupported { found }) => {
@@ -363,11 +392,11 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
     let seccomp = if host.seccomp {
         let prog = crate::seccomp::program(policy.network, policy.processes)
             .map_err(|e| SandboxError::Policy(e.to_string()))?;
-        rep.push("side-doors", Enforced, "seccomp: io_uring, TIOCSTI, keyctl, bpf, perf_event_open, userfaultfd, mount, namespaces, ptrace, process_vm_* and the x32 ABI are denied; 32-bit syscalls kill the process");
+        rep.push(Guarantee::SideDoors, Enforced, "seccomp: io_uring, TIOCSTI, keyctl, bpf, perf_event_open, userfaultfd, mount, namespaces, ptrace, process_vm_* and the x32 ABI are denied; 32-bit syscalls kill the process");
         Some(prog)
     } else if spec.allow_weaker {
         rep.push(
-            "side-doors",
+            Guarantee::SideDoors,
             NotEnforced,
             "host has no seccomp filters; run allowed by explicit opt-in",
         );
@@ -386,7 +415,7 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         NetworkAccess::Full => (Unrestricted, "the policy grants full network"),
         _ => (NotEnforced, "Landlock or seccomp is missing; network not confined (explicit opt-in)"),
     };
-    rep.push("network", net_state, net_detail);
+    rep.push(Guarantee::Network, net_state, net_detail);
     let pids_max =
         (policy.processes == ProcessAccess::Limited).then_some(policy.rlimits.processes).flatten();
     let cgroup = crate::cgroup::RunCgroup::create(
@@ -448,8 +477,8 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         },
         ProcessAccess::Full => (Unrestricted, "the policy grants process creation".to_string()),
     };
-    rep.push("processes", proc_state, proc_detail);
-    rep.push("privileges", Enforced, if host.root {
+    rep.push(Guarantee::Processes, proc_state, proc_detail);
+    rep.push(Guarantee::Privileges, Enforced, if host.root {
         "no_new_privs; every capability dropped (bounding, ambient, permitted, effective), so uid 0 gains nothing from any exec"
     } else {
         "no_new_privs: no privilege gain through setuid or file capabilities"
@@ -477,7 +506,7 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
     let memory_in_cgroup = cgroup.as_ref().is_some_and(|c| c.limits_memory());
     match r.memory {
         Some(m) if memory_in_cgroup => rep.push(
-            "memory",
+            Guarantee::Memory,
             Enforced,
             format!("memory cgroup: {} MiB for the whole run; the kernel kills it beyond", m >> 20),
         ),
@@ -486,7 +515,7 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
                 rlimits.push((libc::RLIMIT_AS as libc::c_int, lim(m)));
             }
             rep.push(
-                "memory",
+                Guarantee::Memory,
                 Enforced,
                 format!(
                     "RLIMIT_AS {} MiB per process (address space, not resident memory; no \
@@ -495,26 +524,26 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
                 ),
             );
         }
-        None => rep.push("memory", Unrestricted, "no memory limit was given"),
+        None => rep.push(Guarantee::Memory, Unrestricted, "no memory limit was given"),
     }
     match r.cpu_percent {
         Some(p) if cgroup.as_ref().is_some_and(|c| c.limits_cpu()) => rep.push(
-            "cpu-share",
+            Guarantee::CpuShare,
             Enforced,
             format!("cpu cgroup quota: {p}% of one CPU for the whole run"),
         ),
         Some(p) => rep.push(
-            "cpu-share",
+            Guarantee::CpuShare,
             NotEnforced,
             format!(
                 "{p}% of one CPU is not enforced: no cpu cgroup can be created here (CPU time is \
                  still bounded by RLIMIT_CPU)"
             ),
         ),
-        None => rep.push("cpu-share", Unrestricted, "no CPU share was given"),
+        None => rep.push(Guarantee::CpuShare, Unrestricted, "no CPU share was given"),
     }
     rep.push(
-        "resource-limits",
+        Guarantee::ResourceLimits,
         Enforced,
         format!("rlimits (hard = soft, cannot be raised): {}", applied.join(", ")),
     );
@@ -523,7 +552,7 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         // SAFETY: getuid/getgid have no failure mode and no memory effects.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         rep.push(
-            "tree-kill",
+            Guarantee::TreeKill,
             Enforced,
             "a new PID namespace: when the run's first process ends, or skillbox itself dies \
              (even by SIGKILL), the kernel kills every process of the run",
@@ -540,12 +569,16 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
         } else {
             "not asked for: if skillbox itself is killed, the run's processes are not"
         };
-        rep.push("tree-kill", if policy.pid_namespace { NotEnforced } else { Unrestricted }, why);
+        rep.push(
+            Guarantee::TreeKill,
+            if policy.pid_namespace { NotEnforced } else { Unrestricted },
+            why,
+        );
         None
     };
     match r.disk_write_bytes {
         Some(max) if !crate::diskio::available() => rep.push(
-            "disk-writes",
+            Guarantee::DiskWrites,
             NotEnforced,
             format!(
                 "the total of {max} bytes is not enforced: this kernel keeps no per-process \
@@ -554,7 +587,7 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
             ),
         ),
         Some(max) => rep.push(
-            "disk-writes",
+            Guarantee::DiskWrites,
             Enforced,
             format!(
                 "supervision on kernel counters, not a kernel quota: every {} ms skillbox sums \
@@ -574,7 +607,7 @@ fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
                 },
             ),
         ),
-        None => rep.push("disk-writes", Unrestricted, "no total of disk writes was given"),
+        None => rep.push(Guarantee::DiskWrites, Unrestricted, "no total of disk writes was given"),
     }
     let mut argv = vec![cstr(spec.program.as_os_str().as_bytes())?];
     for a in &spec.args {

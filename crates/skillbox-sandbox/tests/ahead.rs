@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use skillbox_sandbox::{run, ChildSpec, ExitStatus};
+use skillbox_sandbox::{run, ChildSpec, ExitStatus, Limit};
 
 #[test]
 fn runs_on_a_ruleset_built_ahead_are_confined_like_the_first() {
@@ -109,7 +109,7 @@ fn groups_made_ahead_carry_the_limits_of_the_run_that_takes_them() {
         let spec = allocating(cwd.path(), if tight { 64 << 20 } else { 192 << 20 });
         let o = rt.block_on(run(&spec)).unwrap();
         if tight {
-            assert_eq!(o.limit, Some("memory"), "run {i} under 64 MiB: {o:?}");
+            assert_eq!(o.limit, Some(Limit::Memory), "run {i} under 64 MiB: {o:?}");
         } else {
             assert_eq!(o.status, ExitStatus::Exited(0), "run {i} under 192 MiB: {o:?}");
             assert_eq!(o.limit, None, "run {i}");

@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use skillbox_sandbox::{
-    run, ChildSpec, ExitStatus, MechanismState, NetworkAccess, Policy, ProcessAccess, SandboxError,
+    run, ChildSpec, ExitStatus, Guarantee, MechanismState, NetworkAccess, Policy, ProcessAccess,
+    SandboxError,
 };
 
 const SH: &str = "/bin/sh";
@@ -1598,12 +1599,19 @@ async fn the_report_of_a_strict_run_lists_every_confinement_as_enforced() {
     let out = run(&ChildSpec::new("/bin/true", cwd.path())).await.unwrap();
     assert_eq!(out.status, ExitStatus::Exited(0));
     let report = &out.enforcement;
-    for name in ["filesystem", "network", "processes", "side-doors", "privileges", "ipc"] {
+    for name in [
+        Guarantee::Filesystem,
+        Guarantee::Network,
+        Guarantee::Processes,
+        Guarantee::SideDoors,
+        Guarantee::Privileges,
+        Guarantee::Ipc,
+    ] {
         assert_eq!(
             report.state(name),
             Some(MechanismState::Enforced),
             "{name}: {:?}",
-            report.mechanisms.iter().find(|m| m.name == name)
+            report.line(name)
         );
     }
     assert!(report.not_enforced().next().is_none(), "{report:?}");
@@ -1613,7 +1621,7 @@ async fn the_report_of_a_strict_run_lists_every_confinement_as_enforced() {
     spec.policy.network = NetworkAccess::Full;
     spec.policy.processes = ProcessAccess::Full;
     let report = run(&spec).await.unwrap().enforcement;
-    assert_eq!(report.state("network"), Some(MechanismState::Unrestricted));
-    assert_eq!(report.state("processes"), Some(MechanismState::Unrestricted));
-    assert!(report.is_enforced("filesystem"));
+    assert_eq!(report.state(Guarantee::Network), Some(MechanismState::Unrestricted));
+    assert_eq!(report.state(Guarantee::Processes), Some(MechanismState::Unrestricted));
+    assert!(report.is_enforced(Guarantee::Filesystem));
 }

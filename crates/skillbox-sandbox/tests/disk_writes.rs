@@ -18,7 +18,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use skillbox_sandbox::{
-    run, ChildOutcome, ChildSpec, ExitStatus, MechanismState, Policy, ProcessAccess,
+    run, ChildOutcome, ChildSpec, ExitStatus, Guarantee, Limit, MechanismState, Policy,
+    ProcessAccess,
 };
 
 const SH: &str = "/bin/sh";
@@ -98,7 +99,7 @@ const FILES: u64 = 4096;
 const TOTAL: u64 = 8 * MIB;
 
 fn check_stopped_at_the_total(out: &ChildOutcome, dir: &Path, what: &str) {
-    assert_eq!(out.limit, Some("disk-write"), "{what}: {out:?}");
+    assert_eq!(out.limit, Some(Limit::DiskWrite), "{what}: {out:?}");
     assert_eq!(out.status, ExitStatus::Signaled(libc::SIGKILL), "{what}: the run is killed");
     let (total, largest) = on_disk(dir);
     eprintln!("{what}: stopped with {total} bytes on disk, {} counted", out.bytes_written);
@@ -192,7 +193,7 @@ async fn a_run_that_exceeds_the_total_and_exits_at_once_is_reported() {
         MIB,
     );
     let out = run_ok(&spec).await;
-    assert_eq!(out.limit, Some("disk-write"), "{out:?}");
+    assert_eq!(out.limit, Some(Limit::DiskWrite), "{out:?}");
     assert!(out.bytes_written >= 2 * MIB, "{out:?}");
 }
 
@@ -245,14 +246,14 @@ async fn the_report_says_how_the_total_is_enforced() {
     let dir = scratch();
     let out = run_ok(&writer(SH, &["-c", "true"], dir.path(), MIB, 4 * MIB)).await;
     if !counters() {
-        assert_eq!(out.enforcement.state("disk-writes"), Some(MechanismState::NotEnforced));
+        assert_eq!(out.enforcement.state(Guarantee::DiskWrites), Some(MechanismState::NotEnforced));
         return;
     }
     let line = out
         .enforcement
         .mechanisms
         .iter()
-        .find(|m| m.name == "disk-writes")
+        .find(|m| m.name == Guarantee::DiskWrites)
         .expect("a disk-writes line");
     assert_eq!(line.state, MechanismState::Enforced);
     for words in
@@ -264,5 +265,5 @@ async fn the_report_says_how_the_total_is_enforced() {
     let mut spec = writer(SH, &["-c", "true"], dir.path(), MIB, 4 * MIB);
     spec.policy.rlimits.disk_write_bytes = None;
     let out = run_ok(&spec).await;
-    assert_eq!(out.enforcement.state("disk-writes"), Some(MechanismState::Unrestricted));
+    assert_eq!(out.enforcement.state(Guarantee::DiskWrites), Some(MechanismState::Unrestricted));
 }

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use skillbox_sandbox::{
-    run, CapturedOutput, ChildOutcome, ChildSpec, ExitStatus, MechanismState, Policy, SandboxError,
+    run, CapturedOutput, ChildOutcome, ChildSpec, ExitStatus, Guarantee, Limit, MechanismState,
+    Policy, SandboxError,
 };
 
 const SH: &str = "/bin/sh";
@@ -367,7 +368,7 @@ async fn a_run_stopped_by_its_cpu_limit_says_cpu() {
         let out = run_ok(&spin(dir.path(), pid_namespace, Duration::from_secs(120))).await;
         assert_eq!(
             (out.status, out.limit),
-            (ExitStatus::Signaled(libc::SIGKILL), Some("cpu")),
+            (ExitStatus::Signaled(libc::SIGKILL), Some(Limit::Cpu)),
             "pid namespace {pid_namespace}: {out:?}"
         );
     }
@@ -399,9 +400,9 @@ async fn a_cpu_limit_equal_to_the_timeout_is_never_a_bare_sigkill() {
         let out = run_ok(&spin(dir.path(), pid_namespace, Duration::from_secs(1))).await;
         let ok = matches!(
             (out.status, out.limit),
-            (ExitStatus::TimedOut, None) | (ExitStatus::TimedOut, Some("cpu"))
+            (ExitStatus::TimedOut, None) | (ExitStatus::TimedOut, Some(Limit::Cpu))
         ) || (out.status == ExitStatus::Signaled(libc::SIGKILL)
-            && out.limit == Some("cpu"));
+            && out.limit == Some(Limit::Cpu));
         assert!(ok, "run {i} (pid namespace {pid_namespace}): {:?} {:?}", out.status, out.limit);
         *seen.entry(format!("{:?} {:?}", out.status, out.limit)).or_insert(0) += 1;
     }
@@ -648,7 +649,7 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
     strict.policy.pid_namespace = true;
     let report = run_ok(&strict).await.enforcement;
 
-    let mut names: Vec<&str> = report.mechanisms.iter().map(|m| m.name).collect();
+    let mut names: Vec<&str> = report.mechanisms.iter().map(|m| m.name.as_str()).collect();
     names.sort_unstable();
     let before = names.len();
     names.dedup();
@@ -679,25 +680,32 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
     // The strict policy on a host with Landlock and seccomp: everything enforced, but the
     // CPU share, which needs a cpu cgroup (root here; not as nobody).
     let cpu_cgroup = skillbox_sandbox::host().cgroup_cpu;
-    for m in report.mechanisms.iter().filter(|m| m.name != "cpu-share" || cpu_cgroup) {
+    for m in report.mechanisms.iter().filter(|m| m.name != Guarantee::CpuShare || cpu_cgroup) {
         assert_eq!(m.state, MechanismState::Enforced, "{}: {}", m.name, m.detail);
         assert!(!m.detail.is_empty());
     }
-    let not_enforced: Vec<&str> = report.not_enforced().map(|m| m.name).collect();
+    let not_enforced: Vec<&str> = report.not_enforced().map(|m| m.name.as_str()).collect();
     if cpu_cgroup {
         assert!(not_enforced.is_empty(), "{not_enforced:?}");
     } else {
         eprintln!("!!! no cpu cgroup here (not root): the CPU share must say not-enforced");
         assert_eq!(not_enforced, ["cpu-share"]);
     }
-    assert!(!report.is_enforced("no-such-mechanism"));
+    // Every line the report can have is in it, once.
+    assert_eq!(report.mechanisms.len(), Guarantee::ALL.len());
 
     // The permissive policy lifts files, network and processes, and says so.
     let permissive = run_ok(&spec("/bin/true", &[], dir.path())).await.enforcement;
-    for name in ["filesystem", "network", "processes"] {
+    for name in [Guarantee::Filesystem, Guarantee::Network, Guarantee::Processes] {
         assert_eq!(permissive.state(name), Some(MechanismState::Unrestricted), "{name}");
     }
-    for name in ["side-doors", "privileges", "descriptors", "ipc", "process-group"] {
+    for name in [
+        Guarantee::SideDoors,
+        Guarantee::Privileges,
+        Guarantee::Descriptors,
+        Guarantee::Ipc,
+        Guarantee::ProcessGroup,
+    ] {
         assert!(permissive.is_enforced(name), "{name} must stay enforced when permissive");
     }
 }

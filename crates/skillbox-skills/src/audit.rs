@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 use skillbox_audit::{ActionTaken, AuditLog, EventDraft, EventType, RiskLevel};
 
+use crate::exec::StepKind;
 use crate::result::{SkillResult, Status};
 use crate::security::SecurityContext;
 
@@ -282,7 +283,7 @@ pub(crate) fn step(
 ) -> Option<EventDraft> {
     let r = step.result;
     let mut d = match (step.kind, &step.retry) {
-        ("attempt", Some((delay, why))) => draft(
+        (StepKind::Attempt, Some((delay, why))) => draft(
             EventType::RetryAttempt,
             RiskLevel::Low,
             ActionTaken::Allowed,
@@ -298,7 +299,7 @@ pub(crate) fn step(
                 "reason": why,
             }),
         ),
-        ("fallback", _) => draft(
+        (StepKind::Fallback, _) => draft(
             EventType::FallbackExecuted,
             RiskLevel::Low,
             ActionTaken::Allowed,
@@ -315,7 +316,7 @@ pub(crate) fn step(
         ),
         _ => return None,
     };
-    d.attempt = Some(if step.kind == "attempt" { step.number + 1 } else { step.number });
+    d.attempt = Some(if step.kind == StepKind::Attempt { step.number + 1 } else { step.number });
     Some(d)
 }
 

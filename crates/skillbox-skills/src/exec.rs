@@ -10,15 +10,15 @@ use std::time::Instant;
 
 use serde_json::Value;
 use skillbox_sandbox::{
-    ChildSpec, Enforcement, ExitStatus, MechanismState, NetworkAccess, Policy, ProcessAccess,
-    Rlimits, SandboxError,
+    ChildSpec, Enforcement, ExitStatus, Guarantee, Limit, MechanismState, NetworkAccess, Policy,
+    ProcessAccess, Rlimits, SandboxError,
 };
 
 use crate::format::{NetworkLevel, ProcessSpawn, SkillType};
 use crate::params::{self, build_args, Params};
 use crate::private_dir::PrivateDir;
 use crate::registry::LoadedSkill;
-use crate::result::{new_execution_id, EnforcementEntry, SkillResult, Status};
+use crate::result::{EnforcementEntry, LimitKind, SkillResult, Status};
 use crate::security::{EffectiveGrant, EnvPolicy, SecurityContext};
 
 /// `PATH` given to skills that do not inherit the host environment.
@@ -27,34 +27,15 @@ pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 pub const OUTPUT_LIMIT: usize = 1024 * 1024;
 
 impl LoadedSkill {
-    /// Runs this skill with `params` under `ctx`, and returns what happened.
+    /// Runs this skill with `params` under `ctx` (the plan's `execute_with_security`), under
+    /// the execution id the caller made and recorded in the run's opening audit event, with
+    /// retry timing and an observer of each attempt and fallback (the audit log's hook).
     ///
-    /// This is the only way to run a skill: there is no variant without a context. The
-    /// result is always a [`SkillResult`]; refusals and failures are statuses, not `Err`s,
-    /// so that every caller (CLI, MCP, an embedding agent) reports them the same way.
-    pub async fn execute_with_security(
-        &self,
-        params: &Value,
-        ctx: &SecurityContext,
-    ) -> SkillResult {
-        self.execute_with_options(params, ctx, &ExecOptions::default()).await
-    }
-
-    /// [`execute_with_security`](Self::execute_with_security) with retry timing and an
-    /// observer of each attempt and fallback (the audit log's hook).
-    pub async fn execute_with_options(
-        &self,
-        params: &Value,
-        ctx: &SecurityContext,
-        options: &ExecOptions<'_>,
-    ) -> SkillResult {
-        self.execute_as(params, ctx, options, new_execution_id()).await
-    }
-
-    /// [`execute_with_options`](Self::execute_with_options) under an execution id the caller
-    /// has already made (and recorded in the run's opening audit event), so that a run makes
-    /// one id, not a second one that the caller would overwrite.
-    pub(crate) async fn execute_as(
+    /// Only [`crate::Runtime::run_with`] calls this: it is the one path that decides the
+    /// level, records the run and keeps the circuit breaker, and nothing outside this crate
+    /// can start a skill's process without it. The result is always a [`SkillResult`];
+    /// refusals and failures are statuses, not `Err`s.
+    pub(crate) async fn execute_with_security(
         &self,
         params: &Value,
         ctx: &SecurityContext,
@@ -181,7 +162,8 @@ impl LoadedSkill {
         // directory serve another run, and only if it is still as it was made. Otherwise it
         // is removed, off the path of the result.
         let contained = outcome.as_ref().is_ok_and(|o| {
-            o.enforcement.is_enforced("tree-kill") && o.enforcement.is_enforced("filesystem")
+            o.enforcement.is_enforced(Guarantee::TreeKill)
+                && o.enforcement.is_enforced(Guarantee::Filesystem)
         });
         private.finish(contained);
         let outcome = match outcome {
@@ -221,18 +203,27 @@ impl LoadedSkill {
                 _ => None,
             };
             let l = &grant.limits;
-            let what = match which {
-                "memory" => format!("memory ({} MiB)", l.max_memory_mb),
-                "cpu" => format!("CPU time ({} s)", l.max_execution_time.as_secs()),
-                "file-size" => format!("file size ({} MiB)", l.max_disk_io_mb),
-                "disk-write" => format!("total disk writes ({} MiB)", l.max_disk_io_mb),
-                other => other.to_string(),
+            let (kind, what) = match which {
+                Limit::Memory => (LimitKind::Memory, format!("memory ({} MiB)", l.max_memory_mb)),
+                Limit::Cpu => {
+                    (LimitKind::Cpu, format!("CPU time ({} s)", l.max_execution_time.as_secs()))
+                }
+                Limit::FileSize => {
+                    (LimitKind::FileSize, format!("file size ({} MiB)", l.max_disk_io_mb))
+                }
+                other => (
+                    LimitKind::DiskWrite,
+                    if other == Limit::DiskWrite {
+                        format!("total disk writes ({} MiB)", l.max_disk_io_mb)
+                    } else {
+                        other.as_str().to_string()
+                    },
+                ),
             };
-            result.limit = Some(which.to_string());
-            if which == "disk-write-unreadable" {
+            result.limit = Some(kind);
+            if which == Limit::DiskWriteUnreadable {
                 // Stopped by the watchdog without the total being over: a process of the run
                 // whose counters could not be read (see skillbox_sandbox's disk-writes).
-                result.limit = Some("disk-write".to_string());
                 result.message = Some(format!(
                     "skill `{}` was stopped because skillbox could not read the write counters \
                      of one of its processes, so its total disk writes limit ({} MiB) could \
@@ -276,11 +267,21 @@ impl LoadedSkill {
     }
 }
 
+/// What a [`Step`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepKind {
+    /// The first run, or a retry of it.
+    Attempt,
+    /// A fallback command after the attempts failed.
+    Fallback,
+}
+
 /// One attempt or fallback of a run, as reported to [`ExecOptions::observer`].
 #[derive(Debug)]
 pub struct Step<'a> {
-    /// `attempt` or `fallback`.
-    pub kind: &'static str,
+    /// An attempt or a fallback.
+    pub kind: StepKind,
     /// Attempt number (1 for the first), or fallback number (1 for the first).
     pub number: u32,
     /// The command line that ran.
@@ -338,7 +339,7 @@ impl LoadedSkill {
                 _ => None,
             };
             observe(&Step {
-                kind: "attempt",
+                kind: StepKind::Attempt,
                 number,
                 command: command.to_string(),
                 result: &r,
@@ -368,7 +369,7 @@ impl LoadedSkill {
                 .join(" ");
             r.fallback = Some(line.clone());
             observe(&Step {
-                kind: "fallback",
+                kind: StepKind::Fallback,
                 number: i as u32 + 1,
                 command: line,
                 result: &r,
@@ -450,12 +451,11 @@ fn confinement_hint(
 
 /// Under `RLIMIT_AS` (no memory cgroup), an allocation beyond the limit fails inside the
 /// program instead of a kill: recognise the usual messages of a failed allocation.
-fn memory_error(outcome: &skillbox_sandbox::ChildOutcome) -> Option<&'static str> {
+fn memory_error(outcome: &skillbox_sandbox::ChildOutcome) -> Option<Limit> {
     let by_rlimit = outcome
         .enforcement
-        .mechanisms
-        .iter()
-        .any(|m| m.name == "memory" && m.detail.starts_with("RLIMIT_AS"));
+        .line(Guarantee::Memory)
+        .is_some_and(|m| m.detail.starts_with("RLIMIT_AS"));
     if !by_rlimit || matches!(outcome.status, ExitStatus::Exited(0)) {
         return None;
     }
@@ -463,7 +463,7 @@ fn memory_error(outcome: &skillbox_sandbox::ChildOutcome) -> Option<&'static str
     ["MemoryError", "Cannot allocate memory", "out of memory", "bad_alloc", "failed to allocate"]
         .iter()
         .any(|p| err.contains(p))
-        .then_some("memory")
+        .then_some(Limit::Memory)
 }
 
 fn paths(p: &[PathBuf]) -> String {
@@ -484,9 +484,9 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
     e.mechanisms
         .iter()
         .map(|m| EnforcementEntry {
-            mechanism: m.name.to_string(),
+            mechanism: m.name,
             enforced: m.state == MechanismState::Enforced,
-            state: m.state.as_str().to_string(),
+            state: m.state,
             detail: m.detail.clone(),
         })
         .collect()

@@ -21,6 +21,22 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! # One run path
+//!
+//! Every run goes through [`Runtime::run_with`] (which [`Runtime::run`], [`SkillTool`], the
+//! CLI and the MCP server call): it decides the trust level, records the run in the audit
+//! log, keeps the circuit breaker and seals granted content. Nothing outside this crate can
+//! start a skill's process another way; the plan's `execute_with_security` is the name of the
+//! step inside that path, and calling it from outside does not compile:
+//!
+//! ```compile_fail
+//! # async fn f(skill: &skillbox_skills::LoadedSkill, ctx: &skillbox_skills::SecurityContext) {
+//! let params = serde_json::json!({});
+//! let _ = skill.execute_with_security(&params, ctx, &Default::default(), String::new()).await;
+//! # }
+//! ```
+
 #![warn(missing_docs)]
 
 pub mod agent;
@@ -49,12 +65,14 @@ pub mod trust;
 
 pub use audit::{default_audit_path, params_digest};
 pub use diag::Diagnostic;
-pub use exec::{enforcement_entries, ExecOptions, Step, DEFAULT_PATH, OUTPUT_LIMIT};
+pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};
 pub use format::{parse_skill, SkillDef, SkillType};
 pub use host::{host_report, HostMechanism, HostReport, LevelReport};
 pub use refusals::refused_before_lookup;
 pub use registry::{LoadedSkill, Locations, LookupError, Registry, SourceKind};
-pub use result::{new_execution_id, EnforcementEntry, SkillResult, Status, Usage};
+pub use result::{
+    new_execution_id, EnforcementEntry, LimitKind, SkillResult, Status, TrustOrigin, Usage,
+};
 pub use runtime::{GrantError, OpenError, RunOptions, Runtime, TrustDecision, TrustView};
 pub use security::{
     Denial, EffectiveGrant, PermissionSet, ResourceLimits, SecurityContext, TrustLevel,
@@ -66,4 +84,4 @@ pub use tool::{input_schema, to_tool_result, SkillTool, Tool, ToolResult};
 pub use skillbox_audit as audit_log;
 /// Re-exported so that embedders can show what is enforced without depending on the
 /// sandbox crate directly.
-pub use skillbox_sandbox::Enforcement;
+pub use skillbox_sandbox::{Enforcement, Guarantee, MechanismState};

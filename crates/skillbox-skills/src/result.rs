@@ -44,14 +44,85 @@ impl Status {
 /// One line of the enforcement report, as it appears in results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnforcementEntry {
-    /// Mechanism name, e.g. `filesystem`.
-    pub mechanism: String,
+    /// What the line is about (`filesystem`, `network`, ... in JSON).
+    #[serde(serialize_with = "as_str_of_guarantee")]
+    pub mechanism: skillbox_sandbox::Guarantee,
     /// Whether the kernel (or the supervisor) enforced it for this run.
     pub enforced: bool,
-    /// `enforced`, `unrestricted` (the grant allows everything here) or `not-enforced`.
-    pub state: String,
+    /// `enforced`, `unrestricted` (the grant allows everything here) or `not-enforced` in
+    /// JSON.
+    #[serde(serialize_with = "as_str_of_state")]
+    pub state: skillbox_sandbox::MechanismState,
     /// How, or why not.
     pub detail: String,
+}
+
+fn as_str_of_guarantee<S: serde::Serializer>(
+    g: &skillbox_sandbox::Guarantee,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(g.as_str())
+}
+
+fn as_str_of_state<S: serde::Serializer>(
+    m: &skillbox_sandbox::MechanismState,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.as_str())
+}
+
+/// Where the trust level of a run came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum TrustOrigin {
+    /// `--trust LEVEL` (or its equivalent) for this run.
+    Flag,
+    /// A grant a person made with `skillbox trust`, still matching the content.
+    Grant,
+    /// The policy file's default for the skill's source.
+    Policy,
+    /// The default of the skill's source.
+    Default,
+}
+
+impl TrustOrigin {
+    /// The spelling used in output and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flag => "flag",
+            Self::Grant => "grant",
+            Self::Policy => "policy",
+            Self::Default => "default",
+        }
+    }
+}
+
+/// The limit that stopped a run, as results report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// Memory of the run.
+    Memory,
+    /// CPU time.
+    Cpu,
+    /// The largest file.
+    FileSize,
+    /// Total bytes written (also when they could not be counted).
+    DiskWrite,
+}
+
+impl LimitKind {
+    /// The spelling used in output and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Cpu => "cpu",
+            Self::FileSize => "file-size",
+            Self::DiskWrite => "disk-write",
+        }
+    }
 }
 
 /// What a run used.
@@ -88,7 +159,7 @@ pub struct SkillResult {
     /// Why the run had that level: `flag` (chosen for this run), `grant` (a person's
     /// pinned grant), `policy` (the policy file's default for the source) or `default`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trust_origin: Option<&'static str>,
+    pub trust_origin: Option<TrustOrigin>,
     /// Something a person should know about this run's trust, such as a grant that lapsed
     /// because the skill changed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,7 +201,7 @@ pub struct SkillResult {
     /// The limit that stopped the run (`memory`, `cpu`, `file-size`, `disk-write`), with status
     /// `limit_exceeded`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<String>,
+    pub limit: Option<LimitKind>,
     /// What the run used, when a process ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -180,11 +251,11 @@ impl SkillResult {
         r
     }
 
-    /// The mechanisms the run's grant asked for that were not enforced.
-    pub fn not_enforced(&self) -> Vec<&str> {
+    /// What the run's grant asked for that was not enforced.
+    pub fn not_enforced(&self) -> Vec<&'static str> {
         self.enforcement
             .iter()
-            .filter(|e| e.state == "not-enforced")
+            .filter(|e| e.state == skillbox_sandbox::MechanismState::NotEnforced)
             .map(|e| e.mechanism.as_str())
             .collect()
     }

@@ -89,8 +89,8 @@ pub enum GrantError {
 pub struct TrustDecision {
     /// The level.
     pub level: TrustLevel,
-    /// `flag`, `grant`, `policy` or `default` (see [`SkillResult::trust_origin`]).
-    pub origin: &'static str,
+    /// Where the level came from (see [`SkillResult::trust_origin`]).
+    pub origin: crate::result::TrustOrigin,
     /// A grant that lapsed, with the content's digest now.
     pub lapsed: Option<(crate::trust::Grant, String)>,
     /// With a grant that holds: the content it was checked against, read once. A run at the
@@ -114,9 +114,9 @@ impl TrustView {
     pub fn decision(&self, skill: &LoadedSkill) -> TrustDecision {
         let default = self.policy.default_for(skill.source);
         let origin = if self.policy.default_trust.contains_key(&skill.source) {
-            "policy"
+            crate::result::TrustOrigin::Policy
         } else {
-            "default"
+            crate::result::TrustOrigin::Default
         };
         let fallback = TrustDecision { level: default, origin, lapsed: None, snapshot: None };
         let Some(store) = &self.store else { return fallback };
@@ -124,7 +124,7 @@ impl TrustView {
             crate::trust::Standing::NoGrant => fallback,
             crate::trust::Standing::Granted(g, snapshot) => TrustDecision {
                 level: g.level,
-                origin: "grant",
+                origin: crate::result::TrustOrigin::Grant,
                 lapsed: None,
                 snapshot: Some(snapshot),
             },
@@ -311,7 +311,12 @@ impl Runtime {
         flag: Option<TrustLevel>,
     ) -> Result<TrustDecision, crate::trust::TrustError> {
         if let Some(level) = flag {
-            return Ok(TrustDecision { level, origin: "flag", lapsed: None, snapshot: None });
+            return Ok(TrustDecision {
+                level,
+                origin: crate::result::TrustOrigin::Flag,
+                lapsed: None,
+                snapshot: None,
+            });
         }
         Ok(self.trust_view()?.decision(skill))
     }
@@ -499,7 +504,8 @@ impl Runtime {
                     .unwrap_or(std::time::Duration::from_secs(1)),
                 observer: None,
             };
-            let mut r = skill.execute_with_options(params, &ctx, &exec).await;
+            let id = crate::result::new_execution_id();
+            let mut r = skill.execute_with_security(params, &ctx, &exec, id).await;
             r.trust_origin = Some(decision.origin);
             r.notice = notice;
             return r;
@@ -561,7 +567,8 @@ impl Runtime {
             retry_base_delay: options.retry_base_delay.unwrap_or(std::time::Duration::from_secs(1)),
             observer: Some(&observer),
         };
-        let mut result = skill.execute_as(params, &ctx, &exec, execution_id.clone()).await;
+        let mut result =
+            skill.execute_with_security(params, &ctx, &exec, execution_id.clone()).await;
         cancel_guard.armed = false;
         result.trust_origin = Some(decision.origin);
         result.notice = notice;

@@ -103,7 +103,7 @@ async fn security_integration_one_gib_of_memory_is_killed() {
     let e = env(&[py("eat-memory", code, limits)]);
     let r = e.run("eat-memory", json!({})).await;
     assert_eq!(r.status, Status::LimitExceeded, "{r:#?}");
-    assert_eq!(r.limit.as_deref(), Some("memory"));
+    assert_eq!(r.limit.map(|l| l.as_str()), Some("memory"));
     assert!(r.message.as_deref().unwrap_or("").contains("memory"), "{r:#?}");
     assert!(!e.ws.path().join("out/survived").exists(), "the allocation succeeded");
     let kinds: Vec<String> = e.events(&r.execution_id).into_iter().map(|(k, _)| k).collect();
@@ -323,7 +323,8 @@ fn security_integration_the_host_offers_every_required_mechanism() {
     assert!(report.ready());
     for level in &report.levels {
         let entries = level.enforcement.as_ref().expect("a level is refused on this host");
-        let state = |n: &str| entries.iter().find(|e| e.mechanism == n).map(|e| e.state.as_str());
+        let state =
+            |n: &str| entries.iter().find(|e| e.mechanism.as_str() == n).map(|e| e.state.as_str());
         assert_eq!(state("filesystem"), Some("enforced"), "{}", level.trust_level);
         assert_eq!(state("side-doors"), Some("enforced"), "{}", level.trust_level);
     }
@@ -345,18 +346,22 @@ async fn security_integration_the_cpu_share_holds_where_a_cpu_cgroup_exists() {
     let r = e.run("burn", json!({})).await;
     assert_eq!(r.status, Status::Success, "{r:#?}");
     let cpu: f64 = r.stdout.trim().parse().unwrap();
-    let state = r.enforcement.iter().find(|m| m.mechanism == "cpu-share").map(|m| m.state.clone());
+    let state = r
+        .enforcement
+        .iter()
+        .find(|m| m.mechanism.as_str() == "cpu-share")
+        .map(|m| m.state.as_str());
     if skillbox_skills::host_report(e.ws.path())
         .mechanisms
         .iter()
         .any(|m| m.name == "cpu-cgroup" && m.available)
     {
-        assert_eq!(state.as_deref(), Some("enforced"));
+        assert_eq!(state, Some("enforced"));
         assert!(cpu < 0.45, "20% of one CPU for 1 s of wall time, but the run used {cpu} s");
     } else {
         // No cpu cgroup (an unprivileged run): the share is not enforced, and says so.
         eprintln!("!!! no cpu cgroup here: checking that the CPU share is reported not-enforced");
-        assert_eq!(state.as_deref(), Some("not-enforced"));
+        assert_eq!(state, Some("not-enforced"));
         assert!(cpu > 0.6, "control: without a quota the loop gets the CPU ({cpu} s)");
     }
 }
@@ -373,19 +378,24 @@ async fn security_integration_a_fork_bomb_is_contained_where_a_pids_cgroup_exist
     let e = env(&[bomb, probe]);
     // Where the count is not enforced, the bomb is not set off: it would really run.
     let r = e.run("probe", json!({})).await;
-    let state = r.enforcement.iter().find(|m| m.mechanism == "processes").map(|m| m.state.clone());
-    if state.as_deref() != Some("enforced") {
+    let state = r
+        .enforcement
+        .iter()
+        .find(|m| m.mechanism.as_str() == "processes")
+        .map(|m| m.state.as_str());
+    if state != Some("enforced") {
         eprintln!(
             "!!! no pids cgroup here: checking that the process count is reported not-enforced"
         );
-        assert_eq!(state.as_deref(), Some("not-enforced"), "{r:#?}");
+        assert_eq!(state, Some("not-enforced"), "{r:#?}");
         return;
     }
     let t = Instant::now();
     let r = e.run("bomb", json!({})).await;
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert!(r.stderr.contains("fork"), "the shell should report failed forks: {}", r.stderr);
-    let detail = r.enforcement.iter().find(|m| m.mechanism == "processes").unwrap().detail.clone();
+    let detail =
+        r.enforcement.iter().find(|m| m.mechanism.as_str() == "processes").unwrap().detail.clone();
     if detail.starts_with("pids cgroup") {
         let peak = r.usage.as_ref().and_then(|u| u.processes_peak).expect("peak counted");
         assert!(peak <= 5, "the run held {peak} processes at once: {r:#?}");
@@ -420,8 +430,8 @@ async fn security_integration_a_run_holds_at_most_its_process_count_at_once() {
     let r = e.run("spawner", json!({})).await;
     assert_eq!(r.status, Status::Success, "{r:#?}");
     let forked: u32 = r.stdout.trim().parse().unwrap();
-    let state = r.enforcement.iter().find(|m| m.mechanism == "processes").unwrap();
-    if state.state == "enforced" {
+    let state = r.enforcement.iter().find(|m| m.mechanism.as_str() == "processes").unwrap();
+    if state.state.as_str() == "enforced" {
         // 5 at user-verified: the first process and 4 children (threads count too, and
         // the interpreter has none here).
         assert!(forked <= 4, "{forked} children alive at once under a limit of 5: {r:#?}");
@@ -461,7 +471,7 @@ async fn security_integration_many_small_files_are_stopped_at_the_total_disk_wri
     assert_not_tmpfs(e.ws.path());
     let r = e.run("fill-disk", json!({})).await;
     assert_eq!(r.status, Status::LimitExceeded, "{r:#?}");
-    assert_eq!(r.limit.as_deref(), Some("disk-write"));
+    assert_eq!(r.limit.map(|l| l.as_str()), Some("disk-write"));
     assert!(r.message.as_deref().unwrap_or("").contains("total disk writes (4 MiB)"), "{r:#?}");
     assert!(!e.ws.path().join("out/survived").exists(), "the writer ran to its end");
     let mut total = 0;
@@ -475,7 +485,8 @@ async fn security_integration_many_small_files_are_stopped_at_the_total_disk_wri
     assert!(total > 4 << 20 && total < 1 << 30, "{total} bytes on disk");
     let usage = r.usage.as_ref().expect("usage");
     assert!(usage.bytes_written > 4 << 20, "stopped by the count: {usage:?}");
-    let line = r.enforcement.iter().find(|l| l.mechanism == "disk-writes").expect("reported");
+    let line =
+        r.enforcement.iter().find(|l| l.mechanism.as_str() == "disk-writes").expect("reported");
     assert!(line.enforced && line.detail.contains("not a kernel quota"), "{line:?}");
     let kinds: Vec<String> = e.events(&r.execution_id).into_iter().map(|(k, _)| k).collect();
     assert!(kinds.contains(&"ResourceLimitExceeded".to_string()), "{kinds:?}");

@@ -223,8 +223,10 @@ async fn the_enforcement_report_travels_with_the_result() {
     let ws = workspace(json!({}));
     let r = py(ws.path(), "print(1)", TrustLevel::Untrusted).await;
     assert_eq!(r.status, Status::Success, "{r:?}");
-    let state = |m: &str| r.enforcement.iter().find(|e| e.mechanism == m).map(|e| e.state.clone());
+    let state = |m: &str| {
+        r.enforcement.iter().find(|e| e.mechanism.as_str() == m).map(|e| e.state.as_str())
+    };
     for m in ["filesystem", "network", "processes", "side-doors", "privileges", "descriptors"] {
-        assert_eq!(state(m).as_deref(), Some("enforced"), "{m}: {:?}", r.enforcement);
+        assert_eq!(state(m), Some("enforced"), "{m}: {:?}", r.enforcement);
     }
 }
