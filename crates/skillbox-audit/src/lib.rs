@@ -24,6 +24,7 @@
 mod event;
 mod log;
 mod redact;
+pub mod text;
 mod verify;
 
 pub use event::{ActionTaken, Event, EventDraft, EventType, RiskLevel};

@@ -663,14 +663,13 @@ fn format_on_stack(buf: &mut [u8], value: impl std::fmt::Display) -> &str {
     std::str::from_utf8(&buf[..n]).unwrap_or("")
 }
 
-/// Lowercase hex of `N` bytes into `2 * N` bytes (`M`).
-fn hex_lower<const N: usize, const M: usize>(bytes: &[u8; N]) -> [u8; M] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+/// Lowercase hex of `N` bytes into `2 * N` bytes (`M`), without allocating (the append path
+/// formats two of these per event).
+pub(crate) fn hex_lower<const N: usize, const M: usize>(bytes: &[u8; N]) -> [u8; M] {
+    const { assert!(M == 2 * N) };
     let mut out = [0u8; M];
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[(b >> 4) as usize];
-        pair[1] = DIGITS[(b & 15) as usize];
-    }
+    // Cannot fail: `out` is exactly twice as long as `bytes` (checked at compile time above).
+    let _ = hex::encode_to_slice(bytes, &mut out);
     out
 }
 
@@ -708,9 +707,7 @@ impl RandomIds {
     }
 
     fn refill(&mut self) {
-        // SAFETY: getrandom writes at most `self.bytes.len()` bytes into `self.bytes`.
-        let n = unsafe { libc::getrandom(self.bytes.as_mut_ptr().cast(), self.bytes.len(), 0) };
-        if n != self.bytes.len() as isize {
+        if getrandom::fill(&mut self.bytes).is_err() {
             // As before: time and pid when the kernel has no randomness to give.
             for (i, chunk) in self.bytes.chunks_exact_mut(16).enumerate() {
                 let t = SystemTime::now()
@@ -837,9 +834,7 @@ fn statx_ino_size(path: &CStr, flags: i32, file: Option<&File>) -> std::io::Resu
 /// Control characters escaped, everything else as is: a stderr line stays one line and
 /// cannot drive the terminal.
 fn one_line(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
-        .collect()
+    crate::text::escape_controls(s, crate::text::Lines::Escape)
 }
 
 /// An exclusive `flock`, released on drop.

@@ -207,13 +207,7 @@ fn fast_link(line: &str) -> Option<(u64, &str)> {
 }
 
 fn hex(bytes: &[u8; 32]) -> [u8; 64] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[(b >> 4) as usize];
-        pair[1] = DIGITS[(b & 15) as usize];
-    }
-    out
+    crate::log::hex_lower(bytes)
 }
 
 /// Checks every line of `data` (whole lines, each ending with a newline) and returns the

@@ -257,8 +257,9 @@ fn exit_when_stdout_is_closed() {
     }));
 }
 
+/// A message on one line: control characters escaped (see `output::one_line_safe`).
 fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    output::one_line_safe(s)
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<u8> {

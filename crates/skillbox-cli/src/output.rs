@@ -1,34 +1,19 @@
 //! Printing helpers: tables, problem lists, and escaping of text a skill controls.
 
 use serde_json::Value;
+use skillbox_skills::audit_log::text::{escape_controls, Lines};
 use skillbox_skills::Registry;
 
 /// Escapes control characters other than newline and tab, so that a skill's output or
 /// description cannot move the cursor, retitle the terminal or hide text (ANSI/OSC escapes).
 pub fn terminal_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() => out.extend(c.escape_default()),
-            c => out.push(c),
-        }
-    }
-    out
+    escape_controls(s, Lines::Keep)
 }
 
 /// Escapes every control character, newline and tab included: for text that must stay on
 /// one line, such as a file name (which may hold an escape sequence or a newline).
 pub fn one_line_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    escape_controls(s, Lines::Escape)
 }
 
 /// Prints load problems and shadowing warnings to stderr, one line each.

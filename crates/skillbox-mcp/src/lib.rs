@@ -259,7 +259,7 @@ fn cancelled() -> ErrorData {
 
 /// `s` with control characters escaped, for messages that quote client input.
 fn printable(s: &str) -> String {
-    s.chars().flat_map(|c| c.escape_debug()).take(200).collect()
+    skillbox_skills::audit_log::text::one_line(s, 200)
 }
 
 impl ServerHandler for SkillServer {

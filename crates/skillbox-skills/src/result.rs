@@ -276,24 +276,8 @@ pub fn new_execution_id() -> String {
             .map_or(0, |d| d.as_nanos());
         b[..16].copy_from_slice(&(t ^ (u128::from(std::process::id()) << 64)).to_le_bytes());
     }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    format_uuid(&b)
-}
-
-/// `b` as 8-4-4-4-12 lowercase hex digits. Written digit by digit: one allocation instead of
-/// one `format!` per byte and another for the groups.
-fn format_uuid(b: &[u8; 16]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(36);
-    for (i, x) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push(char::from(HEX[usize::from(x >> 4)]));
-        s.push(char::from(HEX[usize::from(x & 0x0f)]));
-    }
-    s
+    // The version (4) and variant bits are set by the builder.
+    uuid::Builder::from_random_bytes(b).into_uuid().hyphenated().to_string()
 }
 
 #[cfg(test)]
@@ -301,21 +285,8 @@ mod tests {
     use super::*;
 
     /// The id as the per-byte `format!` wrote it before.
-    fn format_uuid_reference(b: &[u8; 16]) -> String {
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-    }
-
     #[test]
-    fn uuid_formatting_matches_the_reference() {
-        let mut b = [0u8; 16];
-        for seed in 0..=255u8 {
-            for (i, x) in b.iter_mut().enumerate() {
-                *x = seed.wrapping_mul(31).wrapping_add(i as u8 * 17);
-            }
-            assert_eq!(format_uuid(&b), format_uuid_reference(&b));
-        }
-        assert_eq!(format_uuid(&[0xff; 16]), "ffffffff-ffff-ffff-ffff-ffffffffffff");
+    fn execution_ids_are_version_4_uuids() {
         let id = new_execution_id();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4", "version nibble");

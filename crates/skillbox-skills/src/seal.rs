@@ -454,5 +454,5 @@ fn frame(h: &mut Sha256, name: &[u8], executable: bool, bytes: &[u8]) {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
