@@ -2,8 +2,12 @@
 //! SHA-256 hash, so that an edited, removed, inserted or reordered event is detected.
 //!
 //! This crate knows the record format, not what produces the records: callers hand it an
-//! [`EventDraft`] (the plan's vocabulary: `event_type`, `risk_level`, `action_taken`,
-//! `details`) and it adds the sequence number, time, ids and hashes.
+//! [`EventDraft`] and it adds the sequence number, time, ids and hashes. What it knows of
+//! skills is the vocabulary of the log it continues (the plan's `SecurityLogger`): the event
+//! types are named after what happens to a skill run (`SkillExecutionStarted`,
+//! `PermissionDenied`, ...), and every event carries a `skill_name` and a
+//! `skill_trust_level`, as text. It knows nothing of how a skill is found, decided or run,
+//! and depends on no other skillbox crate.
 //!
 //! # Format
 //!
