@@ -323,11 +323,13 @@ impl RunCgroup {
     }
 
     /// True when a CPU quota is in force.
+    #[cfg(test)]
     pub fn limits_cpu(&self) -> bool {
         self.cpu
     }
 
     /// True when the memory group is in force.
+    #[cfg(test)]
     pub fn limits_memory(&self) -> bool {
         self.memory.is_some()
     }

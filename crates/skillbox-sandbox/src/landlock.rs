@@ -77,27 +77,47 @@ fn probe_abi() -> i32 {
 }
 
 /// Builds the ruleset for `policy` and returns its descriptor, ready for
-/// `landlock_restrict_self` in the child.
+/// `landlock_restrict_self` in the child. Takes the base built ahead for a run of this shape
+/// when there is one, and has the next one built ahead (see [`build_ahead`]).
 ///
 /// Every access right is requested as a hard requirement for the ABI the kernel reports, so
 /// that nothing is silently dropped: either the ruleset is what the policy says, or this
 /// fails.
 pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
-    let found = kernel_abi();
-    if found < REQUIRED_ABI {
-        return Err(LandlockError::Unsupported { found });
-    }
-    let abi = ABI::V6;
-    let shape = Shape {
-        confine_files: policy.confine_files,
-        confine_tcp: policy.network != NetworkAccess::Full,
-    };
-    let mut created = match take_ahead(shape) {
+    let shape = shape(policy)?;
+    let base = match take_ahead(shape) {
         Some(r) => r,
         None => base(shape)?.0,
     };
     build_ahead(shape);
+    grant(policy, base)
+}
 
+/// Builds the ruleset for `policy` as [`build`] does, and closes it: fails where a run of
+/// `policy` would, and leaves nothing behind (no base is taken from or built for the runs
+/// that follow).
+pub fn check(policy: &Policy) -> Result<(), LandlockError> {
+    let shape = shape(policy)?;
+    grant(policy, base(shape)?.0).map(drop)
+}
+
+/// The shape of `policy`'s ruleset, once the kernel is known to offer [`REQUIRED_ABI`].
+fn shape(policy: &Policy) -> Result<Shape, LandlockError> {
+    let found = kernel_abi();
+    if found < REQUIRED_ABI {
+        return Err(LandlockError::Unsupported { found });
+    }
+    Ok(Shape {
+        confine_files: policy.confine_files,
+        confine_tcp: policy.network != NetworkAccess::Full,
+    })
+}
+
+/// Adds `policy`'s grants and port rule to `created`, a base of its shape, and returns the
+/// ruleset's descriptor.
+fn grant(policy: &Policy, mut created: landlock::RulesetCreated) -> Result<OwnedFd, LandlockError> {
+    let abi = ABI::V6;
+    let found = kernel_abi();
     if policy.confine_files {
         let read = AccessFs::from_read(abi);
         let write = AccessFs::from_all(abi) & !AccessFs::Refer & !AccessFs::IoctlDev;

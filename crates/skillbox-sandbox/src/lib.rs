@@ -36,6 +36,7 @@ mod grants;
 mod landlock;
 mod output;
 mod paths;
+mod plan;
 mod policy;
 mod probe;
 mod report;

@@ -26,6 +26,10 @@ pub struct HostSupport {
     /// own user namespace it then counts the run's processes only, not every process of the
     /// user, which makes it a process-count limit for runs without a pids cgroup.
     pub nproc_per_user_namespace: bool,
+    /// Whether the kernel keeps per-process I/O counters (`/proc/PID/io`,
+    /// `CONFIG_TASK_IO_ACCOUNTING`), which a run's total of disk writes is enforced with:
+    /// without them every process would count zero.
+    pub io_counters: bool,
 }
 
 impl HostSupport {
@@ -53,6 +57,7 @@ impl HostSupport {
             cgroup_pids: crate::cgroup::available(crate::cgroup::Controller::Pids),
             cgroup_cpu: crate::cgroup::available(crate::cgroup::Controller::Cpu),
             nproc_per_user_namespace: kernel_at_least(5, 14),
+            io_counters: crate::diskio::available(),
         }
     }
 }
