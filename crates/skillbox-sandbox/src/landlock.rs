@@ -58,15 +58,23 @@ pub fn kernel_abi() -> i32 {
     *ABI_FOUND.get_or_init(probe_abi)
 }
 
+/// `LANDLOCK_CREATE_RULESET_VERSION` of linux/landlock.h: `landlock_create_ruleset` then
+/// returns the ABI version instead of creating a ruleset. (libc has no Landlock constants.)
+const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1 << 0;
+
+/// `LANDLOCK_RULE_PATH_BENEATH` of linux/landlock.h: a rule on a file hierarchy.
+const LANDLOCK_RULE_PATH_BENEATH: u32 = 1;
+
 fn probe_abi() -> i32 {
     // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the VERSION flag only
-    // returns a number; it reads and writes no memory.
+    // returns a number; it reads and writes no memory. (rustix has no Landlock calls; the
+    // landlock crate asks the same way but keeps its answer to itself.)
     let v = unsafe {
         libc::syscall(
             libc::SYS_landlock_create_ruleset,
             std::ptr::null::<u8>(),
             0usize,
-            1u32, /* LANDLOCK_CREATE_RULESET_VERSION */
+            LANDLOCK_CREATE_RULESET_VERSION,
         )
     };
     if v < 0 {
@@ -249,7 +257,7 @@ pub(crate) fn raw_add_rule(
         libc::syscall(
             libc::SYS_landlock_add_rule,
             ruleset.as_raw_fd(),
-            1u32, /* LANDLOCK_RULE_PATH_BENEATH */
+            LANDLOCK_RULE_PATH_BENEATH,
             &attr as *const PathBeneathAttr,
             0u32,
         )
@@ -402,11 +410,7 @@ impl Kind {
 /// Whether `fd` (an `O_PATH` descriptor) is a directory: `fstat` on the descriptor itself,
 /// not a lookup of `/proc/self/fd/N`, which costs a path walk through procfs per rule.
 fn is_dir(fd: &OwnedFd) -> bool {
-    // SAFETY: stat is plain data, for which all zeroes is a valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes only to `st`, for a descriptor we own.
-    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
-    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+    rustix::fs::fstat(fd).is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
 }
 
 /// Grants `dir` with `access`, except the relative paths in `secrets`: a directory holding a

@@ -1,5 +1,5 @@
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -112,12 +112,12 @@ struct Reaper {
 }
 
 impl Reaper {
+    /// Kills every process of the run. The group id is the pid of our child, which is not
+    /// reaped yet (a zombie keeps its pid and group), so it cannot name a recycled,
+    /// unrelated group.
     fn kill_group(&self) {
-        // SAFETY: killpg takes plain integers. The group id is the pid of our child, which
-        // is not reaped yet (a zombie keeps its pid and group), so it cannot name a
-        // recycled, unrelated group.
-        unsafe {
-            libc::killpg(self.pid, libc::SIGKILL);
+        if let Some(group) = rustix::process::Pid::from_raw(self.pid) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
     }
 }
@@ -128,12 +128,10 @@ impl Drop for Reaper {
             return;
         }
         self.kill_group();
-        let pid = self.pid;
+        let Some(pid) = rustix::process::Pid::from_raw(self.pid) else { return };
         // The leader dies at once, but not synchronously; reap it off this thread.
         std::thread::spawn(move || {
-            let mut status = 0;
-            // SAFETY: waits for our own child; writes only to `status`.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
         });
     }
 }
@@ -405,8 +403,7 @@ fn prepare(spec: &ChildSpec, plan: &Plan) -> Result<Prepared, SandboxError> {
         None => None,
     };
     let namespaces = if plan.namespaces {
-        // SAFETY: getuid/getgid have no failure mode and no memory effects.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
         Some([
             (cstr(b"/proc/self/setgroups")?, "deny".to_string()),
             (cstr(b"/proc/self/uid_map")?, format!("{uid} {uid} 1")),
@@ -475,35 +472,21 @@ fn cloexec_fd(fd: OwnedFd) -> Result<OwnedFd, SandboxError> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    // SAFETY: duplicates a descriptor we own; the new one is owned by the returned OwnedFd.
-    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if n < 0 {
-        return Err(SandboxError::Supervise(std::io::Error::last_os_error()));
-    }
-    // SAFETY: `n` is a fresh descriptor returned by fcntl.
-    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    rustix::io::fcntl_dupfd_cloexec(&fd, 3).map_err(|e| SandboxError::Supervise(e.into()))
 }
 
-/// A pipe: the read end non-blocking for the supervisor, the write end blocking for the child.
+/// A pipe (close-on-exec), both ends at 3 or above. The write end stays blocking for the
+/// child; the read end is made non-blocking for the supervisor where it is handed to tokio
+/// (`Receiver::from_owned_fd`, see [`reader`]).
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into `fds`.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(SandboxError::Supervise(std::io::Error::last_os_error()));
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let (r, w) = (cloexec_fd(r)?, cloexec_fd(w)?);
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let fl = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-    Ok((r, w))
+    let (r, w) = std::io::pipe().map_err(SandboxError::Supervise)?;
+    Ok((cloexec_fd(r.into())?, cloexec_fd(w.into())?))
 }
 
 type Reader = (JoinHandle<()>, std::sync::Arc<std::sync::Mutex<Capture>>);
 
+/// Reads `fd`, the read end of a pipe, into a capture of `limit` bytes on a task of its own.
+/// tokio sets the descriptor non-blocking.
 fn reader(fd: OwnedFd, limit: usize) -> Result<Reader, SandboxError> {
     let stream =
         tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(SandboxError::Supervise)?;

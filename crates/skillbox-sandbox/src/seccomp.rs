@@ -21,8 +21,13 @@ pub enum SeccompError {
 /// A compiled program, in the kernel's `sock_filter` layout.
 pub type Program = Arc<Vec<libc::sock_filter>>;
 
-/// Syscall numbers at or above this are the x32 ABI on x86_64 kernels that build it in.
+/// Syscall numbers at or above this are the x32 ABI on x86_64 kernels that build it in
+/// (`__X32_SYSCALL_BIT` of asm/unistd.h; libc defines it for x32 targets only).
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// `SOCK_PACKET` of linux/net.h, the obsolete packet socket type (libc defines it for other
+/// C libraries than glibc only).
+const SOCK_PACKET: u64 = 10;
 
 const CLONE_NAMESPACES: [u64; 8] = [
     libc::CLONE_NEWUSER as u64,
@@ -32,7 +37,7 @@ const CLONE_NAMESPACES: [u64; 8] = [
     libc::CLONE_NEWIPC as u64,
     libc::CLONE_NEWUTS as u64,
     libc::CLONE_NEWCGROUP as u64,
-    0x80, /* CLONE_NEWTIME */
+    libc::CLONE_NEWTIME as u64,
 ];
 
 /// The program for a network and process policy, compiled on first use and cached: there
@@ -181,7 +186,7 @@ fn rules(
         libc::SYS_ioctl,
         vec![
             rule(vec![cond32(1, Op::Eq, libc::TIOCSTI)?])?,
-            rule(vec![cond32(1, Op::Eq, 0x541C /* TIOCLINUX */)?])?,
+            rule(vec![cond32(1, Op::Eq, libc::TIOCLINUX)?])?,
         ],
     );
     // personality: only the default and the query; no READ_IMPLIES_EXEC and friends.
@@ -226,7 +231,7 @@ fn rules(
                         cond32(0, Op::Ne, libc::AF_NETLINK as u64)?,
                         cond32(1, Op::MaskedEq(0xf), libc::SOCK_RAW as u64)?,
                     ])?,
-                    rule(vec![cond32(1, Op::MaskedEq(0xf), 10 /* SOCK_PACKET */)?])?,
+                    rule(vec![cond32(1, Op::MaskedEq(0xf), SOCK_PACKET)?])?,
                     // Netlink other than route (getaddrinfo uses it). Route netlink
                     // reads links, addresses and routes; changing them needs
                     // CAP_NET_ADMIN, and sending to another process's netlink socket
@@ -593,14 +598,15 @@ mod tests {
     /// Argument values the rules compare with, and values around them.
     fn interesting_values() -> Vec<u64> {
         let mut v: Vec<u64> = vec![0, 1, 2, 3, 10, 0xf, 0xffff, 0xffff_ffff, u64::MAX];
-        v.extend([libc::TIOCSTI, 0x541C, 0x5401, libc::MSG_FASTOPEN as u64]);
+        v.extend([libc::TIOCSTI, libc::TIOCLINUX, libc::TCGETS, libc::MSG_FASTOPEN as u64]);
         v.extend(
             [libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK, libc::AF_UNIX, libc::AF_PACKET]
                 .map(|x| x as u64),
         );
-        v.extend([libc::SOCK_STREAM, libc::SOCK_DGRAM, libc::SOCK_RAW, 10].map(|x| x as u64));
+        v.extend([libc::SOCK_STREAM, libc::SOCK_DGRAM, libc::SOCK_RAW].map(|x| x as u64));
+        v.push(SOCK_PACKET);
         v.extend(
-            [libc::IPPROTO_TCP, libc::IPPROTO_UDP, 262 /* MPTCP */, libc::NETLINK_ROUTE, 9]
+            [libc::IPPROTO_TCP, libc::IPPROTO_UDP, libc::IPPROTO_MPTCP, libc::NETLINK_ROUTE, 9]
                 .map(|x| x as u64),
         );
         v.extend(
@@ -701,7 +707,7 @@ mod tests {
             (netlink, dgram, libc::NETLINK_AUDIT as u64),
             (inet, raw, libc::IPPROTO_ICMP as u64),
             (inet6, raw | cloexec, 0),
-            (inet, 10 /* SOCK_PACKET */, 0),
+            (inet, SOCK_PACKET, 0),
             (packet, raw, 0),
             (libc::AF_UNIX as u64, stream, 0),
         ];
@@ -782,7 +788,8 @@ mod install_cost {
                 if pid == 0 {
                     libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
                     let t = now_ns();
-                    let r = libc::syscall(libc::SYS_seccomp, 1, 0, &fprog);
+                    let r =
+                        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog);
                     let d: i64 = if r < 0 { -1 } else { now_ns() - t };
                     libc::write(fds[1], &d as *const i64 as *const libc::c_void, 8);
                     libc::_exit(0);

@@ -212,9 +212,10 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
     // The child reports a failed step through the slot, then exits 127.
     let stage = args.fail_stage.load(Ordering::Acquire);
     if stage != 0 {
-        let mut status = 0;
-        // SAFETY: reaps the child we just created, which has exited; writes only `status`.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        // Reaps the child, which has exited.
+        if let Some(child) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
+        }
         let errno = args.fail_errno.load(Ordering::Acquire);
         return Err(SpawnFailure {
             stage: Stage::from_raw(stage),
