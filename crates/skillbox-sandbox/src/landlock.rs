@@ -244,6 +244,9 @@ struct PathBeneathAttr {
     parent_fd: i32,
 }
 
+/// `landlock_add_rule` for a path-beneath rule, straight to the kernel: the grants and the
+/// system rules are decided already (a file gets only file rights), so the landlock crate's
+/// checks, an `fstat` per rule, would only repeat them.
 pub(crate) fn raw_add_rule(
     ruleset: &OwnedFd,
     fd: impl std::os::fd::AsFd,

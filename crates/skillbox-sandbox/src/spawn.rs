@@ -121,17 +121,28 @@ struct ChildArgs {
     fail_errno: AtomicI32,
 }
 
-/// Inputs of a spawn, prepared (and allocated) in the parent.
+/// Inputs of a spawn, allocated, opened and compiled in the parent: between clone and exec
+/// the child may only make system calls on memory that already exists.
 pub struct Prepared {
+    /// The program's absolute path, for execve.
     pub program: CString,
+    /// The argument vector, program first.
     pub argv: Vec<CString>,
+    /// The whole environment, `NAME=value` each.
     pub envp: Vec<CString>,
+    /// The working directory.
     pub cwd: CString,
+    /// `(resource, limit)` of each rlimit, hard = soft.
     pub rlimits: Vec<(libc::c_int, libc::rlimit)>,
+    /// The run's cgroups, whose `cgroup.procs` (or `tasks`) the child writes itself into.
     pub cgroup: Option<crate::cgroup::RunCgroup>,
+    /// Drop every capability (bounding, ambient, permitted, effective, inheritable).
     pub drop_caps: bool,
+    /// A bounding set that cannot be dropped is an error (root), not a matter of course.
     pub caps_required: bool,
+    /// The Landlock ruleset to restrict the child with.
     pub landlock: Option<OwnedFd>,
+    /// The seccomp program to install last.
     pub seccomp: Option<std::sync::Arc<Vec<libc::sock_filter>>>,
     /// New user and PID namespaces, with the id maps (`setgroups`, `uid_map`, `gid_map`).
     pub namespaces: Option<[(CString, String); 3]>,
@@ -139,14 +150,19 @@ pub struct Prepared {
 
 /// A started child.
 pub struct Spawned {
+    /// Its pid, also its process group's id (it started a new session).
     pub pid: libc::pid_t,
+    /// Its pidfd: readable once it has exited, so its end can be awaited without a signal
+    /// handler, and it cannot name a recycled pid.
     pub pidfd: OwnedFd,
 }
 
 /// Why the child could not be started.
 #[derive(Debug)]
 pub struct SpawnFailure {
+    /// The step of the child that failed; `None` when clone itself (or the stack) failed.
     pub stage: Option<Stage>,
+    /// The errno of the failure.
     pub error: std::io::Error,
 }
 
