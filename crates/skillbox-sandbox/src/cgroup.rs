@@ -141,7 +141,7 @@ fn sweep(dir: &Path, own_too: bool) -> usize {
     removed
 }
 
-/// Sweeps the groups left by skillbox processes that are gone (see [`sweep`]) under every
+/// Sweeps the groups left by skillbox processes that are gone (see `sweep`) under every
 /// controller's parent; returns how many were removed. Done once per process on first use;
 /// callable again by long-lived hosts (this process's own groups are kept).
 pub fn sweep_stale_groups() -> usize {
@@ -170,7 +170,7 @@ pub fn available(c: Controller) -> bool {
     parent(c).is_some()
 }
 
-/// The groups created for one run, removed by [`RunCgroup::remove`].
+/// The groups created for one run, removed once dropped and empty (see [`release`]).
 pub struct RunCgroup {
     /// Group directories, one per hierarchy.
     dirs: Vec<PathBuf>,

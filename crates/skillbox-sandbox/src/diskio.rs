@@ -2,7 +2,7 @@
 //!
 //! There is no kernel quota on the total bytes a group of processes writes: `RLIMIT_FSIZE`
 //! caps each file, and cgroup `io.max` limits bandwidth, not volume. So the total is enforced
-//! by supervision: while the run lives, [`run`](crate::run) samples the counters every
+//! by supervision: while the run lives, [`run`](crate::run()) samples the counters every
 //! [`POLL`] and kills the run's process group once the sum passes the limit.
 //!
 //! The counter is `write_bytes` of `/proc/PID/io`: bytes the process dirtied in the page

@@ -3,7 +3,7 @@
 //! that says so.
 //!
 //! Every function here is a function of the host's facts ([`HostSupport`]) and the spec's
-//! policy alone: nothing is opened, created or started. [`crate::run`] then makes the plan
+//! policy alone: nothing is opened, created or started. [`crate::run()`] then makes the plan
 //! real (`run::prepare`: the Landlock ruleset, the seccomp program, the cgroups, the id
 //! maps), and [`crate::preview`] reports it without making any of that.
 //!
@@ -100,7 +100,7 @@ impl Cgroups {
     }
 }
 
-/// The lines every run gets, whatever the host and the policy: what [`crate::run`] itself
+/// The lines every run gets, whatever the host and the policy: what [`crate::run()`] itself
 /// does (an exec without a shell, the environment given, close_range, a new session, the
 /// timeout, the output budget).
 fn fixed_lines() -> [Mechanism; 6] {
