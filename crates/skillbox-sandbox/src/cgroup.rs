@@ -141,7 +141,7 @@ fn sweep(dir: &Path, own_too: bool) -> usize {
     removed
 }
 
-/// Sweeps the groups left by skillbox processes that are gone (see [`sweep`]) under every
+/// Sweeps the groups left by skillbox processes that are gone (see `sweep`) under every
 /// controller's parent; returns how many were removed. Done once per process on first use;
 /// callable again by long-lived hosts (this process's own groups are kept).
 pub fn sweep_stale_groups() -> usize {
@@ -152,11 +152,9 @@ pub fn sweep_stale_groups() -> usize {
         .sum()
 }
 
+/// Whether this process may write in `p` (create groups there), as `access(2)` says.
 fn writable(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
-    // SAFETY: access() only reads the NUL-terminated path.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok()
 }
 
 /// Sequence number of this process's groups.
@@ -172,7 +170,7 @@ pub fn available(c: Controller) -> bool {
     parent(c).is_some()
 }
 
-/// The groups created for one run, removed by [`RunCgroup::remove`].
+/// The groups created for one run, removed once dropped and empty (see [`release`]).
 pub struct RunCgroup {
     /// Group directories, one per hierarchy.
     dirs: Vec<PathBuf>,
@@ -323,11 +321,13 @@ impl RunCgroup {
     }
 
     /// True when a CPU quota is in force.
+    #[cfg(test)]
     pub fn limits_cpu(&self) -> bool {
         self.cpu
     }
 
     /// True when the memory group is in force.
+    #[cfg(test)]
     pub fn limits_memory(&self) -> bool {
         self.memory.is_some()
     }
@@ -500,7 +500,8 @@ fn make_dir(dir: &Path) -> std::io::Result<()> {
     static AT_EXIT: std::sync::Once = std::sync::Once::new();
     AT_EXIT.call_once(|| {
         // SAFETY: registers a plain function without arguments; it runs at normal process
-        // exit, after main returns or `exit` is called.
+        // exit, after main returns or `exit` is called. (Neither std nor rustix offers
+        // atexit.)
         unsafe {
             libc::atexit(remove_all_at_exit);
         }
@@ -675,8 +676,7 @@ mod tests {
     /// Without a writable hierarchy no group is ever made, so there is nothing to check; that
     /// is expected for a normal user, and a failure for root.
     fn no_hierarchy_here() {
-        // SAFETY: geteuid has no failure mode and no memory effects.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = rustix::process::geteuid().is_root();
         eprintln!("!!! no writable cgroup hierarchy for this user: skillbox makes no groups here");
         assert!(!root, "root must be able to create cgroups on this host");
     }

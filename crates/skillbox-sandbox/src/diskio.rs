@@ -2,7 +2,7 @@
 //!
 //! There is no kernel quota on the total bytes a group of processes writes: `RLIMIT_FSIZE`
 //! caps each file, and cgroup `io.max` limits bandwidth, not volume. So the total is enforced
-//! by supervision: while the run lives, [`run`](crate::run) samples the counters every
+//! by supervision: while the run lives, [`run`](crate::run()) samples the counters every
 //! [`POLL`] and kills the run's process group once the sum passes the limit.
 //!
 //! The counter is `write_bytes` of `/proc/PID/io`: bytes the process dirtied in the page
@@ -84,9 +84,10 @@ fn process_write_bytes(pid: i32) -> Read {
 /// without them every process would count zero, and the total could not be enforced.
 pub fn available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    // SAFETY: getpid has no failure mode and no memory effects.
-    *AVAILABLE
-        .get_or_init(|| matches!(process_write_bytes(unsafe { libc::getpid() }), Read::Bytes(_)))
+    *AVAILABLE.get_or_init(|| {
+        let own = rustix::process::getpid().as_raw_nonzero().get();
+        matches!(process_write_bytes(own), Read::Bytes(_))
+    })
 }
 
 /// Fields of `/proc/PID/stat` after the command name (state, ppid, pgrp, ...), which every
@@ -111,6 +112,9 @@ fn has_memory(pid: i32) -> bool {
 /// call where reading `/proc/PID/stat` cost an open, a read and a close (about 18 µs per
 /// process here, for every process of the host at each sample).
 fn process_group(pid: i32) -> Option<i32> {
+    // libc, not rustix: the kernel answers 0 for a process whose group leader lies outside
+    // our PID namespace (common in containers), which rustix's `Pid` cannot hold (it
+    // asserts the group is positive).
     // SAFETY: getpgid reads nothing from and writes nothing to this process's memory.
     let pgid = unsafe { libc::getpgid(pid) };
     (pgid >= 0).then_some(pgid)
@@ -160,8 +164,8 @@ mod tests {
 
     #[test]
     fn own_counters_are_readable_and_grow_with_a_written_file() {
-        // SAFETY: getpid and getpgrp have no failure mode and no memory effects.
-        let (pid, pgid) = unsafe { (libc::getpid(), libc::getpgrp()) };
+        let pid = rustix::process::getpid().as_raw_nonzero().get();
+        let pgid = rustix::process::getpgrp().as_raw_nonzero().get();
         assert!(available(), "this kernel keeps no per-process I/O counters");
         let before = of_process(pid);
         assert_eq!(before.unreadable, 0, "/proc/self/io must be readable");
@@ -199,8 +203,8 @@ mod tests {
             }
         }
         assert!(compared > 3, "only {compared} processes compared");
-        // SAFETY: getpgrp has no failure mode and no memory effects.
-        assert_eq!(process_group(std::process::id() as i32), Some(unsafe { libc::getpgrp() }));
+        let own = rustix::process::getpgrp().as_raw_nonzero().get();
+        assert_eq!(process_group(std::process::id() as i32), Some(own));
         assert_eq!(process_group(i32::MAX), None);
     }
 
@@ -211,10 +215,6 @@ mod tests {
     }
 
     fn is_tmpfs(p: &std::path::Path) -> bool {
-        use std::os::unix::ffi::OsStrExt;
-        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
-        // SAFETY: statfs writes only into `s`; `c` is a valid NUL-terminated path.
-        let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-        unsafe { libc::statfs(c.as_ptr(), &mut s) == 0 && s.f_type == libc::TMPFS_MAGIC }
+        rustix::fs::statfs(p).is_ok_and(|s| s.f_type == libc::TMPFS_MAGIC)
     }
 }

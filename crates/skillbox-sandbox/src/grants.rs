@@ -176,130 +176,199 @@ pub(crate) fn grant_tree(
     if relevant.is_empty() && !walk_names && !guarded {
         return rule(ruleset, &dir, root, access);
     }
+    let walk = Walk {
+        ruleset,
+        root,
+        access,
+        read: AccessFs::from_read(ABI::V6) & access,
+        writes,
+        walk_names,
+        guarded,
+        carved,
+        relevant: &relevant,
+    };
+    walk.run(dir, budget)
+}
 
-    let read = AccessFs::from_read(ABI::V6) & access;
-    let beneath = |p: &Path, kind: Option<Carve>| {
-        relevant.iter().any(|(c, k)| c.starts_with(p) && *c != p && kind.is_none_or(|x| x == *k))
-    };
-    let root_dev = rustix::fs::fstat(&dir).map(|st| st.st_dev).unwrap_or(0);
-    let first = match Frame::list(dir, root_dev, root.to_path_buf(), root, budget) {
-        Ok(mut frame) => {
-            frame.near = beneath(&frame.path, None);
-            frame
-        }
-        Err(GrantError::List(..)) => return unexamined_root(ruleset, root, access, &relevant),
-        Err(e) => return Err(e),
-    };
-    let mut stack = vec![first];
-    loop {
-        let depth = stack.len();
-        let Some(top) = stack.last_mut() else { return Ok(()) };
-        if let Some(i) = top.pending() {
-            let dirfd = top.dir.fd().map_err(|e| GrantError::List(top.path.clone(), e.into()))?;
-            let entry = &mut top.entries[i];
-            // The carve of this entry, if any: by resolved path (only looked at where a
-            // carved path lies beneath this directory), and (writable trees) by name.
-            let path = (top.near || entry.kind == Kind::Dir).then(|| top.path.join(&entry.name));
-            let by_path = match &path {
-                Some(path) if top.near => {
-                    relevant.iter().filter(|(p, _)| p == path).map(|(_, c)| *c).max()
+/// The walk of one tree that must be examined before it is granted: its directories are
+/// listed depth first (one [`Frame`] each), each entry is decided (carved out, left whole,
+/// or examined below), and a directory with something carved beneath it is split: granted
+/// entry by entry, else left to its parent whole.
+struct Walk<'a> {
+    ruleset: &'a OwnedFd,
+    root: &'a Path,
+    /// The rights of the grant.
+    access: BitFlags<AccessFs>,
+    /// Its read rights, for what is carved read-only.
+    read: BitFlags<AccessFs>,
+    /// The grant writes: protected names and read-only carves matter.
+    writes: bool,
+    /// Every directory is walked, for protected names.
+    walk_names: bool,
+    /// The top is split even when nothing beneath it is carved out.
+    guarded: bool,
+    carved: &'a Carved<'a>,
+    /// The carved paths strictly beneath the root that matter for this grant.
+    relevant: &'a [(&'a Path, Carve)],
+}
+
+impl Walk<'_> {
+    /// Whether a carved path (of `kind`, or of any kind) lies strictly beneath `p`.
+    fn beneath(&self, p: &Path, kind: Option<Carve>) -> bool {
+        self.relevant
+            .iter()
+            .any(|(c, k)| c.starts_with(p) && *c != p && kind.is_none_or(|x| x == *k))
+    }
+
+    fn run(&self, dir: OwnedFd, budget: &mut Budget) -> Result<(), GrantError> {
+        let root_dev = rustix::fs::fstat(&dir).map(|st| st.st_dev).unwrap_or(0);
+        let first = match Frame::list(dir, root_dev, self.root.to_path_buf(), self.root, budget) {
+            Ok(mut frame) => {
+                frame.near = self.beneath(&frame.path, None);
+                frame
+            }
+            Err(GrantError::List(..)) => {
+                return unexamined_root(self.ruleset, self.root, self.access, self.relevant)
+            }
+            Err(e) => return Err(e),
+        };
+        let mut stack = vec![first];
+        loop {
+            let depth = stack.len();
+            let Some(top) = stack.last_mut() else { return Ok(()) };
+            if let Some(i) = top.pending() {
+                if let Some(frame) = self.decide(top, i, depth, budget)? {
+                    stack.push(frame);
                 }
-                _ => None,
-            };
-            let by_name =
-                (writes && carved.name_matches(entry.name.as_bytes())).then_some(Carve::ReadOnly);
-            if let Some(c) = by_path.max(by_name) {
+                continue;
+            }
+            // Every entry of `top` is decided: split it, or leave it to its parent whole.
+            let Some(frame) = stack.pop() else { return Ok(()) };
+            let is_root = stack.is_empty();
+            let hidden_beneath =
+                frame.hidden_beneath || self.beneath(&frame.path, Some(Carve::Hidden));
+            let split = frame.carved_beneath
+                || self.beneath(&frame.path, None)
+                || (self.guarded && is_root);
+            if split {
+                self.split(&frame, hidden_beneath)?;
+            } else if is_root {
+                rule(self.ruleset, frame.fd()?, &frame.path, self.access)?;
+            }
+            if let Some(parent) = stack.last_mut() {
+                let i = parent.next - 1;
+                if !split {
+                    parent.entries[i].fate = Fate::Whole;
+                }
+                parent.carved_beneath |= split;
+                parent.hidden_beneath |= hidden_beneath && split;
+            }
+        }
+    }
+
+    /// Decides entry `i` of `top`: carved out, left whole, or examined below, in which case
+    /// its frame is returned, to be walked next.
+    fn decide(
+        &self,
+        top: &mut Frame,
+        i: usize,
+        depth: usize,
+        budget: &mut Budget,
+    ) -> Result<Option<Frame>, GrantError> {
+        let dirfd = top.dir.fd().map_err(|e| GrantError::List(top.path.clone(), e.into()))?;
+        let entry = &mut top.entries[i];
+        // The carve of this entry, if any: by resolved path (only looked at where a carved
+        // path lies beneath this directory), and (writable trees) by name.
+        let path = (top.near || entry.kind == Kind::Dir).then(|| top.path.join(&entry.name));
+        let by_path = match &path {
+            Some(path) if top.near => {
+                self.relevant.iter().filter(|(p, _)| p == path).map(|(_, c)| *c).max()
+            }
+            _ => None,
+        };
+        let by_name = (self.writes && self.carved.name_matches(entry.name.as_bytes()))
+            .then_some(Carve::ReadOnly);
+        if let Some(c) = by_path.max(by_name) {
+            entry.fate = Fate::Carved(c);
+            top.carved_beneath = true;
+            top.hidden_beneath |= c == Carve::Hidden;
+            return Ok(None);
+        }
+        let Some(path) = path.filter(|_| entry.kind == Kind::Dir) else { return Ok(None) };
+        let descend = self.walk_names || (top.near && self.beneath(&path, None));
+        if !descend {
+            return Ok(None);
+        }
+        // Examined below: listed, or, when that cannot be done (too deep to hold a
+        // descriptor per level, not listable by this user, a listing that fails part way),
+        // kept out of the writable grant (read-only), or out of reach altogether when a
+        // secret may be beneath. Never granted unexamined.
+        let listed = if depth >= MAX_DEPTH {
+            Err(())
+        } else {
+            match open_dir(dirfd, &entry.name) {
+                Ok(None) => {
+                    // Gone meanwhile: it grants nothing.
+                    entry.fate = Fate::Gone;
+                    return Ok(None);
+                }
+                Ok(Some(child)) => {
+                    let dev = same_object(&child, entry.ino, top.dev, &path)?;
+                    match Frame::list(child, dev, path.clone(), self.root, budget) {
+                        Ok(mut frame) => {
+                            frame.near = self.beneath(&frame.path, None);
+                            Ok(frame)
+                        }
+                        Err(GrantError::List(..)) => Err(()),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(_) => Err(()),
+            }
+        };
+        match listed {
+            Ok(frame) => {
+                entry.fate = Fate::Split; // provisional: Whole again if nothing is carved
+                Ok(Some(frame))
+            }
+            Err(()) => {
+                let c = if self.beneath(&path, Some(Carve::Hidden)) {
+                    Carve::Hidden
+                } else {
+                    Carve::ReadOnly
+                };
                 entry.fate = Fate::Carved(c);
                 top.carved_beneath = true;
                 top.hidden_beneath |= c == Carve::Hidden;
-                continue;
+                Ok(None)
             }
-            let Some(path) = path.filter(|_| entry.kind == Kind::Dir) else { continue };
-            let descend = walk_names || (top.near && beneath(&path, None));
-            if !descend {
-                continue;
-            }
-            // Examined below: listed, or, when that cannot be done (too deep to hold a
-            // descriptor per level, not listable by this user, a listing that fails part way),
-            // kept out of the writable grant (read-only), or out of reach altogether when a
-            // secret may be beneath. Never granted unexamined.
-            let listed = if depth >= MAX_DEPTH {
-                Err(())
-            } else {
-                match open_dir(dirfd, &entry.name) {
-                    Ok(None) => {
-                        // Gone meanwhile: it grants nothing.
-                        entry.fate = Fate::Gone;
-                        continue;
-                    }
-                    Ok(Some(child)) => {
-                        let dev = same_object(&child, entry.ino, top.dev, &path)?;
-                        match Frame::list(child, dev, path.clone(), root, budget) {
-                            Ok(mut frame) => {
-                                frame.near = beneath(&frame.path, None);
-                                Ok(frame)
-                            }
-                            Err(GrantError::List(..)) => Err(()),
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Err(_) => Err(()),
-                }
+        }
+    }
+
+    /// Grants `frame` entry by entry: the directory itself readable (only listable when a
+    /// hidden path is beneath it), each entry left whole with the grant's rights, each
+    /// carved read-only with its read rights; hidden and split entries get nothing here.
+    fn split(&self, frame: &Frame, hidden_beneath: bool) -> Result<(), GrantError> {
+        let own = if hidden_beneath { self.access & AccessFs::ReadDir } else { self.read };
+        rule(self.ruleset, frame.fd()?, &frame.path, own)?;
+        for entry in &frame.entries {
+            let rights = match entry.fate {
+                Fate::Whole if entry.kind == Kind::Symlink => continue,
+                Fate::Whole => self.access,
+                Fate::Carved(Carve::ReadOnly) => self.read,
+                Fate::Carved(Carve::Hidden) | Fate::Split | Fate::Gone => continue,
             };
-            match listed {
-                Ok(frame) => {
-                    entry.fate = Fate::Split; // provisional: Whole again if nothing is carved
-                    stack.push(frame);
-                }
-                Err(()) => {
-                    let c = if beneath(&path, Some(Carve::Hidden)) {
-                        Carve::Hidden
-                    } else {
-                        Carve::ReadOnly
-                    };
-                    entry.fate = Fate::Carved(c);
-                    top.carved_beneath = true;
-                    top.hidden_beneath |= c == Carve::Hidden;
-                }
-            }
-            continue;
+            let path = frame.path.join(&entry.name);
+            let Some(fd) = open_path(frame.fd()?, &entry.name)? else { continue };
+            same_object(&fd, entry.ino, frame.dev, &path)?;
+            let rights = if entry.kind == Kind::Dir {
+                rights
+            } else {
+                rights & AccessFs::from_file(ABI::V6)
+            };
+            rule(self.ruleset, &fd, &path, rights)?;
         }
-        // Every entry of `top` is decided: split it, or leave it to its parent whole.
-        let Some(frame) = stack.pop() else { return Ok(()) };
-        let is_root = stack.is_empty();
-        let hidden_beneath = frame.hidden_beneath || beneath(&frame.path, Some(Carve::Hidden));
-        let split = frame.carved_beneath || beneath(&frame.path, None) || (guarded && is_root);
-        if split {
-            let own = if hidden_beneath { access & AccessFs::ReadDir } else { read };
-            rule(ruleset, frame.fd()?, &frame.path, own)?;
-            for entry in &frame.entries {
-                let rights = match entry.fate {
-                    Fate::Whole if entry.kind == Kind::Symlink => continue,
-                    Fate::Whole => access,
-                    Fate::Carved(Carve::ReadOnly) => read,
-                    Fate::Carved(Carve::Hidden) | Fate::Split | Fate::Gone => continue,
-                };
-                let path = frame.path.join(&entry.name);
-                let Some(fd) = open_path(frame.fd()?, &entry.name)? else { continue };
-                same_object(&fd, entry.ino, frame.dev, &path)?;
-                let rights = if entry.kind == Kind::Dir {
-                    rights
-                } else {
-                    rights & AccessFs::from_file(ABI::V6)
-                };
-                rule(ruleset, &fd, &path, rights)?;
-            }
-        } else if is_root {
-            rule(ruleset, frame.fd()?, &frame.path, access)?;
-        }
-        if let Some(parent) = stack.last_mut() {
-            let i = parent.next - 1;
-            if !split {
-                parent.entries[i].fate = Fate::Whole;
-            }
-            parent.carved_beneath |= split;
-            parent.hidden_beneath |= hidden_beneath && split;
-        }
+        Ok(())
     }
 }
 

@@ -58,15 +58,23 @@ pub fn kernel_abi() -> i32 {
     *ABI_FOUND.get_or_init(probe_abi)
 }
 
+/// `LANDLOCK_CREATE_RULESET_VERSION` of linux/landlock.h: `landlock_create_ruleset` then
+/// returns the ABI version instead of creating a ruleset. (libc has no Landlock constants.)
+const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1 << 0;
+
+/// `LANDLOCK_RULE_PATH_BENEATH` of linux/landlock.h: a rule on a file hierarchy.
+const LANDLOCK_RULE_PATH_BENEATH: u32 = 1;
+
 fn probe_abi() -> i32 {
     // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the VERSION flag only
-    // returns a number; it reads and writes no memory.
+    // returns a number; it reads and writes no memory. (rustix has no Landlock calls; the
+    // landlock crate asks the same way but keeps its answer to itself.)
     let v = unsafe {
         libc::syscall(
             libc::SYS_landlock_create_ruleset,
             std::ptr::null::<u8>(),
             0usize,
-            1u32, /* LANDLOCK_CREATE_RULESET_VERSION */
+            LANDLOCK_CREATE_RULESET_VERSION,
         )
     };
     if v < 0 {
@@ -77,27 +85,47 @@ fn probe_abi() -> i32 {
 }
 
 /// Builds the ruleset for `policy` and returns its descriptor, ready for
-/// `landlock_restrict_self` in the child.
+/// `landlock_restrict_self` in the child. Takes the base built ahead for a run of this shape
+/// when there is one, and has the next one built ahead (see [`build_ahead`]).
 ///
 /// Every access right is requested as a hard requirement for the ABI the kernel reports, so
 /// that nothing is silently dropped: either the ruleset is what the policy says, or this
 /// fails.
 pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
-    let found = kernel_abi();
-    if found < REQUIRED_ABI {
-        return Err(LandlockError::Unsupported { found });
-    }
-    let abi = ABI::V6;
-    let shape = Shape {
-        confine_files: policy.confine_files,
-        confine_tcp: policy.network != NetworkAccess::Full,
-    };
-    let mut created = match take_ahead(shape) {
+    let shape = shape(policy)?;
+    let base = match take_ahead(shape) {
         Some(r) => r,
         None => base(shape)?.0,
     };
     build_ahead(shape);
+    grant(policy, base)
+}
 
+/// Builds the ruleset for `policy` as [`build`] does, and closes it: fails where a run of
+/// `policy` would, and leaves nothing behind (no base is taken from or built for the runs
+/// that follow).
+pub fn check(policy: &Policy) -> Result<(), LandlockError> {
+    let shape = shape(policy)?;
+    grant(policy, base(shape)?.0).map(drop)
+}
+
+/// The shape of `policy`'s ruleset, once the kernel is known to offer [`REQUIRED_ABI`].
+fn shape(policy: &Policy) -> Result<Shape, LandlockError> {
+    let found = kernel_abi();
+    if found < REQUIRED_ABI {
+        return Err(LandlockError::Unsupported { found });
+    }
+    Ok(Shape {
+        confine_files: policy.confine_files,
+        confine_tcp: policy.network != NetworkAccess::Full,
+    })
+}
+
+/// Adds `policy`'s grants and port rule to `created`, a base of its shape, and returns the
+/// ruleset's descriptor.
+fn grant(policy: &Policy, mut created: landlock::RulesetCreated) -> Result<OwnedFd, LandlockError> {
+    let abi = ABI::V6;
+    let found = kernel_abi();
     if policy.confine_files {
         let read = AccessFs::from_read(abi);
         let write = AccessFs::from_all(abi) & !AccessFs::Refer & !AccessFs::IoctlDev;
@@ -216,6 +244,9 @@ struct PathBeneathAttr {
     parent_fd: i32,
 }
 
+/// `landlock_add_rule` for a path-beneath rule, straight to the kernel: the grants and the
+/// system rules are decided already (a file gets only file rights), so the landlock crate's
+/// checks, an `fstat` per rule, would only repeat them.
 pub(crate) fn raw_add_rule(
     ruleset: &OwnedFd,
     fd: impl std::os::fd::AsFd,
@@ -229,7 +260,7 @@ pub(crate) fn raw_add_rule(
         libc::syscall(
             libc::SYS_landlock_add_rule,
             ruleset.as_raw_fd(),
-            1u32, /* LANDLOCK_RULE_PATH_BENEATH */
+            LANDLOCK_RULE_PATH_BENEATH,
             &attr as *const PathBeneathAttr,
             0u32,
         )
@@ -382,11 +413,7 @@ impl Kind {
 /// Whether `fd` (an `O_PATH` descriptor) is a directory: `fstat` on the descriptor itself,
 /// not a lookup of `/proc/self/fd/N`, which costs a path walk through procfs per rule.
 fn is_dir(fd: &OwnedFd) -> bool {
-    // SAFETY: stat is plain data, for which all zeroes is a valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes only to `st`, for a descriptor we own.
-    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
-    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+    rustix::fs::fstat(fd).is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
 }
 
 /// Grants `dir` with `access`, except the relative paths in `secrets`: a directory holding a

@@ -26,7 +26,7 @@
 //! The child is created with `clone(CLONE_VM | CLONE_VFORK)` (`spawn` module), never by
 //! forking the embedding process, so the cost does not grow with the parent's memory.
 //!
-//! Where the host lacks Landlock (ABI 6) or seccomp, [`run`] refuses with
+//! Where the host lacks Landlock (ABI 6) or seccomp, [`run()`] refuses with
 //! [`SandboxError::Unsupported`], unless the spec sets [`ChildSpec::allow_weaker`].
 
 mod ahead;
@@ -36,6 +36,7 @@ mod grants;
 mod landlock;
 mod output;
 mod paths;
+mod plan;
 mod policy;
 mod probe;
 mod report;

@@ -41,11 +41,15 @@ pub(crate) struct Capture {
 }
 
 impl Capture {
+    /// A capture keeping at most `limit` bytes: half from the start, half from the end,
+    /// because the start says what a program did and the end how it stopped.
     pub(crate) fn new(limit: usize) -> Self {
         let head_limit = limit / 2;
         Self { out: CapturedOutput::default(), head_limit, tail_limit: limit - head_limit }
     }
 
+    /// Takes the next chunk read from the stream: the head fills first, then the tail rolls,
+    /// and every byte is counted, so a truncated capture still says how much there was.
     pub(crate) fn push(&mut self, mut chunk: &[u8]) {
         self.out.total_bytes += chunk.len() as u64;
         let room = self.head_limit.saturating_sub(self.out.head.len());
@@ -67,6 +71,7 @@ impl Capture {
         }
     }
 
+    /// What was kept, once the stream has ended.
     pub(crate) fn finish(self) -> CapturedOutput {
         self.out
     }

@@ -26,14 +26,17 @@ pub struct HostSupport {
     /// own user namespace it then counts the run's processes only, not every process of the
     /// user, which makes it a process-count limit for runs without a pids cgroup.
     pub nproc_per_user_namespace: bool,
+    /// Whether the kernel keeps per-process I/O counters (`/proc/PID/io`,
+    /// `CONFIG_TASK_IO_ACCOUNTING`), which a run's total of disk writes is enforced with:
+    /// without them every process would count zero.
+    pub io_counters: bool,
 }
 
 impl HostSupport {
     /// Probes the running kernel. Cheap (a few system calls and file reads), but not free:
     /// call it once per process.
     pub fn probe() -> Self {
-        // SAFETY: geteuid has no failure mode and no memory effects.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = rustix::process::geteuid().is_root();
         let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         let v1_mem = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
         let cgroups = match (v2, v1_mem, Path::new("/sys/fs/cgroup/unified").exists()) {
@@ -53,6 +56,7 @@ impl HostSupport {
             cgroup_pids: crate::cgroup::available(crate::cgroup::Controller::Pids),
             cgroup_cpu: crate::cgroup::available(crate::cgroup::Controller::Cpu),
             nproc_per_user_namespace: kernel_at_least(5, 14),
+            io_counters: crate::diskio::available(),
         }
     }
 }
@@ -60,15 +64,8 @@ impl HostSupport {
 /// Whether the running kernel's release is at least `major.minor`. The release comes from
 /// `uname(2)`, the same string as `/proc/sys/kernel/osrelease` without opening a file.
 fn kernel_at_least(major: u32, minor: u32) -> bool {
-    // SAFETY: utsname is plain data, for which all zeroes is a valid value.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uname writes only into `u`, which it may fill completely.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return false;
-    }
-    // SAFETY: the kernel NUL-terminates `release` within its length (zeroed beforehand).
-    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) };
-    let release = release.to_str().unwrap_or_default();
+    let uname = rustix::system::uname();
+    let release = uname.release().to_str().unwrap_or_default();
     let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
     let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (a, b) >= (major, minor)
@@ -83,17 +80,16 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 /// around skillbox denying the call) counts as available, as the status line said: the
 /// install in the child then fails, and the run with it.
 fn seccomp_available() -> bool {
-    // SAFETY: prctl(PR_GET_SECCOMP) only returns the calling thread's mode.
-    let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) };
-    if mode < 0 {
+    if rustix::thread::secure_computing_mode().is_err() {
         return false;
     }
     // SAFETY: with a NULL program the kernel reads nothing and installs nothing: it fails
-    // with EFAULT copying the program, or earlier when filters are not built in.
+    // with EFAULT copying the program, or earlier when filters are not built in. (rustix
+    // has no seccomp call.)
     let r = unsafe {
         libc::syscall(
             libc::SYS_seccomp,
-            1u32, /* SECCOMP_SET_MODE_FILTER */
+            libc::SECCOMP_SET_MODE_FILTER,
             0u32,
             std::ptr::null::<libc::sock_fprog>(),
         )

@@ -141,15 +141,6 @@ pub struct Enforcement {
 }
 
 impl Enforcement {
-    pub(crate) fn push(
-        &mut self,
-        name: Guarantee,
-        state: MechanismState,
-        detail: impl Into<String>,
-    ) {
-        self.mechanisms.push(Mechanism { name, state, detail: detail.into() });
-    }
-
     /// The mechanisms the policy asked for that were not in force.
     pub fn not_enforced(&self) -> impl Iterator<Item = &Mechanism> {
         self.mechanisms.iter().filter(|m| m.state == MechanismState::NotEnforced)

@@ -1,5 +1,5 @@
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -9,10 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
 use crate::output::Capture;
-use crate::policy::{NetworkAccess, ProcessAccess};
+use crate::plan::Plan;
 use crate::probe::HostSupport;
-use crate::report::Guarantee;
-use crate::report::MechanismState::{Enforced, NotEnforced, Unrestricted};
 use crate::spawn::{spawn, Prepared};
 use crate::{CapturedOutput, ChildSpec, Enforcement, SandboxError};
 
@@ -114,12 +112,12 @@ struct Reaper {
 }
 
 impl Reaper {
+    /// Kills every process of the run. The group id is the pid of our child, which is not
+    /// reaped yet (a zombie keeps its pid and group), so it cannot name a recycled,
+    /// unrelated group.
     fn kill_group(&self) {
-        // SAFETY: killpg takes plain integers. The group id is the pid of our child, which
-        // is not reaped yet (a zombie keeps its pid and group), so it cannot name a
-        // recycled, unrelated group.
-        unsafe {
-            libc::killpg(self.pid, libc::SIGKILL);
+        if let Some(group) = rustix::process::Pid::from_raw(self.pid) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
     }
 }
@@ -130,12 +128,10 @@ impl Drop for Reaper {
             return;
         }
         self.kill_group();
-        let pid = self.pid;
+        let Some(pid) = rustix::process::Pid::from_raw(self.pid) else { return };
         // The leader dies at once, but not synchronously; reap it off this thread.
         std::thread::spawn(move || {
-            let mut status = 0;
-            // SAFETY: waits for our own child; writes only to `status`.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
         });
     }
 }
@@ -147,7 +143,9 @@ impl Drop for Reaper {
 /// and `setpgid`, that group holds every process of the run.
 pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     spec.check()?;
-    let (mut prepared, enforcement) = prepare(spec)?;
+    let plan = crate::plan::plan(&spec.policy, spec.allow_weaker, host())?;
+    let mut prepared = prepare(spec, &plan)?;
+    let enforcement = plan.report;
 
     let stdin = cloexec_fd(open_dev_null()?)?;
     let (out_r, out_w) = pipe()?;
@@ -176,53 +174,13 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let pidfd =
         unsafe { AsyncFd::register_with_interest(spawned.pidfd, tokio::io::Interest::READABLE) }
             .map_err(|e| SandboxError::Supervise(e.into()))?;
-    // Wait for the leader's exit, the timeout, or (when a total is set) the disk-write
-    // watchdog, which samples the group's counters every POLL.
     let write_limit = spec.policy.rlimits.disk_write_bytes.filter(|_| crate::diskio::available());
-    // A timeout too large for an Instant (a caller's "no limit") never passes.
-    let deadline = started.checked_add(spec.timeout);
-    let mut written: u64 = 0;
-    // Why the watchdog stopped the run: the total was over, or a process's counters could
-    // not be read (so the total could not be known).
-    let mut stopped_for_writes: Option<Limit> = None;
-    let timed_out = loop {
-        let left = deadline.map_or(spec.timeout, |d| d.saturating_duration_since(Instant::now()));
-        if left.is_zero() {
-            break true;
-        }
-        let wait = if write_limit.is_some() { left.min(crate::diskio::POLL) } else { left };
-        match tokio::time::timeout(wait, pidfd.readable()).await {
-            Ok(Ok(_)) => break false,
-            Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
-            Err(_) => {}
-        }
-        if let Some(max) = write_limit {
-            let sample_run = || match cgroup.as_ref().filter(|_| members_in_cgroup) {
-                Some(cg) => match cg.members() {
-                    Some(pids) => crate::diskio::of_pids(pids),
-                    None => crate::diskio::of_group(spawned.pid),
-                },
-                None => crate::diskio::of_group(spawned.pid),
-            };
-            let sample = sample_run();
-            if over(sample, max) {
-                // A child reaped between reading it and reading its parent is counted twice
-                // in one sample; a second sample confirms before the run is killed.
-                let again = sample_run();
-                if over(again, max) {
-                    written = written.max(again.bytes);
-                    stopped_for_writes = Some(if again.bytes > max {
-                        Limit::DiskWrite
-                    } else {
-                        Limit::DiskWriteUnreadable
-                    });
-                    break false;
-                }
-            } else {
-                written = written.max(sample.bytes);
-            }
-        }
+    let listed = cgroup.as_ref().filter(|_| members_in_cgroup);
+    let sample_run = || match listed.and_then(|cg| cg.members()) {
+        Some(pids) => crate::diskio::of_pids(pids),
+        None => crate::diskio::of_group(spawned.pid),
     };
+    let watched = watch(&pidfd, started, spec.timeout, write_limit, sample_run).await?;
     // The last count, before the rest of the group is killed: with a PID namespace the
     // leader has already reaped every other process of the run (the kernel kills and reaps
     // them when PID 1 of a namespace exits), so its own counters hold the total. A normal
@@ -232,34 +190,22 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     } else {
         crate::diskio::of_group(spawned.pid)
     };
-    written = written.max(last.bytes);
+    let written = watched.written.max(last.bytes);
     // Whatever happened, nothing of the group outlives the run. The leader is unreaped
     // (alive or a zombie), so the group id is still ours.
     reaper.kill_group();
-    if timed_out || stopped_for_writes.is_some() {
+    if watched.timed_out || watched.stopped_for_writes.is_some() {
         let _ready = pidfd.readable().await.map_err(SandboxError::Supervise)?;
     }
     // The leader has exited and is not reaped yet: its CPU time as RLIMIT_CPU counts it
     // can still be read.
     let cpu_limit = spec.policy.rlimits.cpu_seconds.map(Duration::from_secs);
     let cpu_counted = cpu_limit.and_then(|_| rlimit_cpu_time(spawned.pid));
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 writes `status` and `usage` for our own child,
-    // which has exited (the pidfd is readable), so it returns at once.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(spawned.pid, &mut status, 0, &mut usage) };
+    let reaped = reap(spawned.pid);
     reaper.done = true;
-    if r < 0 {
-        return Err(SandboxError::Supervise(std::io::Error::last_os_error()));
-    }
+    let (status, usage) = reaped?;
     let wall_time = started.elapsed();
-    let status = if timed_out {
-        ExitStatus::TimedOut
-    } else if libc::WIFEXITED(status) {
-        ExitStatus::Exited(libc::WEXITSTATUS(status))
-    } else {
-        ExitStatus::Signaled(libc::WTERMSIG(status))
-    };
+    let status = if watched.timed_out { ExitStatus::TimedOut } else { status };
     let oom = cgroup.as_ref().is_some_and(|c| c.oom_killed());
     let peak_kib = cgroup.as_ref().and_then(|c| c.memory_peak()).map(|b| b >> 10);
     let processes_peak = cgroup.as_ref().and_then(|c| c.processes_peak());
@@ -269,25 +215,13 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     // ru_oublock is write_bytes less cancelled writes, in 512-byte blocks, of the leader
     // and the children it reaped: a floor when /proc could not be read at the end.
     let written = written.max((usage.ru_oublock as u64).saturating_mul(512));
-    let over_writes = write_limit.is_some_and(|max| written > max);
-    // RLIMIT_CPU is set hard = soft, so the kernel stops the leader with SIGKILL (never
-    // SIGXCPU) once its count reaches the limit; that count, read above, tells the kernel's
-    // kill from any other SIGKILL. When the limit equals the timeout, a busy run reaches
-    // both at about the same moment: whichever kill landed first, a count at the limit
-    // means the CPU limit was reached, and that is what is reported.
-    let cpu_reached = match (cpu_limit, cpu_counted) {
-        (Some(max), Some(used)) => used >= max,
-        // The count could not be read: only the signal of a soft limit is evidence.
-        _ => status == ExitStatus::Signaled(libc::SIGXCPU),
-    };
-    let limit = match status {
-        _ if oom => Some(Limit::Memory),
-        _ if stopped_for_writes.is_some() => stopped_for_writes,
-        ExitStatus::Signaled(_) | ExitStatus::TimedOut if cpu_reached => Some(Limit::Cpu),
-        ExitStatus::Signaled(libc::SIGXFSZ) => Some(Limit::FileSize),
-        _ if over_writes => Some(Limit::DiskWrite),
-        _ => None,
-    };
+    let limit = limit_reached(&Ending {
+        status,
+        oom,
+        stopped_for_writes: watched.stopped_for_writes,
+        cpu_reached: cpu_limit_reached(cpu_limit, cpu_counted, status),
+        over_writes: write_limit.is_some_and(|max| written > max),
+    });
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
     Ok(ChildOutcome {
         status,
@@ -300,6 +234,207 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         processes_peak,
         bytes_written: written,
         enforcement,
+    })
+}
+
+/// How the wait for the end of a run ended.
+struct Watched {
+    /// The wall-clock limit passed.
+    timed_out: bool,
+    /// The disk-write watchdog stopped the run: the total was over, or a process's
+    /// counters could not be read (so the total could not be known).
+    stopped_for_writes: Option<Limit>,
+    /// The most the watchdog saw written.
+    written: u64,
+}
+
+/// Waits for the leader's exit (`pidfd` readable), the timeout, or, when a total is set
+/// (`write_limit`), the disk-write watchdog, which samples the run's counters
+/// (`sample_run`) every [`crate::diskio::POLL`].
+async fn watch(
+    pidfd: &AsyncFd<OwnedFd>,
+    started: Instant,
+    timeout: Duration,
+    write_limit: Option<u64>,
+    sample_run: impl Fn() -> crate::diskio::Sample,
+) -> Result<Watched, SandboxError> {
+    // A timeout too large for an Instant (a caller's "no limit") never passes.
+    let deadline = started.checked_add(timeout);
+    let mut written: u64 = 0;
+    loop {
+        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            return Ok(Watched { timed_out: true, stopped_for_writes: None, written });
+        }
+        let wait = if write_limit.is_some() { left.min(crate::diskio::POLL) } else { left };
+        match tokio::time::timeout(wait, pidfd.readable()).await {
+            Ok(Ok(_)) => {
+                return Ok(Watched { timed_out: false, stopped_for_writes: None, written })
+            }
+            Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
+            Err(_) => {}
+        }
+        let Some(max) = write_limit else { continue };
+        let sample = sample_run();
+        if !over(sample, max) {
+            written = written.max(sample.bytes);
+            continue;
+        }
+        // A child reaped between reading it and reading its parent is counted twice in one
+        // sample; a second sample confirms before the run is killed.
+        let again = sample_run();
+        if over(again, max) {
+            let why = if again.bytes > max { Limit::DiskWrite } else { Limit::DiskWriteUnreadable };
+            let written = written.max(again.bytes);
+            return Ok(Watched { timed_out: false, stopped_for_writes: Some(why), written });
+        }
+    }
+}
+
+/// Reaps the leader, which has exited (its pidfd is readable): how it ended, and the
+/// resources it and the children it waited for used.
+fn reap(pid: libc::pid_t) -> Result<(ExitStatus, libc::rusage), SandboxError> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data, for which all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes only `status` and `usage`, for our own child, which has exited,
+    // so it returns at once. (rustix has no wait4 that returns the rusage.)
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r < 0 {
+        return Err(SandboxError::Supervise(std::io::Error::last_os_error()));
+    }
+    let status = if libc::WIFEXITED(status) {
+        ExitStatus::Exited(libc::WEXITSTATUS(status))
+    } else {
+        ExitStatus::Signaled(libc::WTERMSIG(status))
+    };
+    Ok((status, usage))
+}
+
+/// What is known of a run's end once its leader is reaped, for [`limit_reached`].
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    /// How the leader ended (`TimedOut` when the wall-clock limit passed).
+    status: ExitStatus,
+    /// The memory cgroup counted an OOM kill.
+    oom: bool,
+    /// The disk-write watchdog stopped the run, and why.
+    stopped_for_writes: Option<Limit>,
+    /// The leader's CPU time reached `RLIMIT_CPU` (see [`cpu_limit_reached`]).
+    cpu_reached: bool,
+    /// More was written than the total, counted after the end.
+    over_writes: bool,
+}
+
+/// The limit that stopped a run, if one did. The memory cgroup's kill comes first (the
+/// kernel's SIGKILL says nothing else), then the watchdog's own decision, then the CPU
+/// limit, then a write past the file size (`SIGXFSZ`), then a total found over only at the
+/// end (a run that wrote and exited between two samples).
+fn limit_reached(e: &Ending) -> Option<Limit> {
+    match e.status {
+        _ if e.oom => Some(Limit::Memory),
+        _ if e.stopped_for_writes.is_some() => e.stopped_for_writes,
+        ExitStatus::Signaled(_) | ExitStatus::TimedOut if e.cpu_reached => Some(Limit::Cpu),
+        ExitStatus::Signaled(libc::SIGXFSZ) => Some(Limit::FileSize),
+        _ if e.over_writes => Some(Limit::DiskWrite),
+        _ => None,
+    }
+}
+
+/// Whether the leader's CPU time reached its limit. RLIMIT_CPU is set hard = soft, so the
+/// kernel stops the leader with SIGKILL (never SIGXCPU) once its count reaches the limit;
+/// that count (`counted`, read before the reap) tells the kernel's kill from any other
+/// SIGKILL. When the limit equals the timeout, a busy run reaches both at about the same
+/// moment: whichever kill landed first, a count at the limit means the CPU limit was
+/// reached, and that is what is reported.
+fn cpu_limit_reached(
+    limit: Option<Duration>,
+    counted: Option<Duration>,
+    status: ExitStatus,
+) -> bool {
+    match (limit, counted) {
+        (Some(max), Some(used)) => used >= max,
+        // The count could not be read: only the signal of a soft limit is evidence.
+        _ => status == ExitStatus::Signaled(libc::SIGXCPU),
+    }
+}
+
+/// The enforcement report `spec` would get, without starting anything: what `skillbox info`
+/// and `skillbox doctor` show. Fails where [`run`] would refuse: a mechanism the host lacks
+/// (without [`ChildSpec::allow_weaker`]), or a grant the Landlock ruleset cannot take (a path
+/// through a symbolic link, a writable tree too large to examine), for which the ruleset is
+/// built and closed again. Nothing else is made: no cgroup, no process, no work ahead for a
+/// later run.
+pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
+    spec.check()?;
+    let plan = crate::plan::plan(&spec.policy, spec.allow_weaker, host())?;
+    if plan.landlock {
+        crate::landlock::check(&spec.policy).map_err(|e| SandboxError::Policy(e.to_string()))?;
+    }
+    if plan.seccomp {
+        crate::seccomp::program(spec.policy.network, spec.policy.processes)
+            .map_err(|e| SandboxError::Policy(e.to_string()))?;
+    }
+    Ok(plan.report)
+}
+
+/// Makes `plan` real for `spec`: the one step of preparing a run that has effects. Builds
+/// the Landlock ruleset (opening every granted tree), takes the seccomp program (compiled
+/// once per shape), creates the run's cgroups, and lays out the argument vector, the
+/// environment and the id maps of the new user namespace, all before the clone.
+fn prepare(spec: &ChildSpec, plan: &Plan) -> Result<Prepared, SandboxError> {
+    let policy = &spec.policy;
+    let cstr = |b: &[u8]| CString::new(b).map_err(|_| SandboxError::InvalidSpec("NUL byte".into()));
+    let landlock = if plan.landlock {
+        Some(crate::landlock::build(policy).map_err(|e| SandboxError::Policy(e.to_string()))?)
+    } else {
+        None
+    };
+    let seccomp = if plan.seccomp {
+        let program = crate::seccomp::program(policy.network, policy.processes)
+            .map_err(|e| SandboxError::Policy(e.to_string()))?;
+        Some(program)
+    } else {
+        None
+    };
+    let cgroup = match plan.cgroups {
+        Some(c) => crate::cgroup::RunCgroup::create(c.pids_max, c.memory, c.cpu_percent)
+            .map_err(|e| SandboxError::Policy(format!("cannot create the run's cgroup: {e}")))?,
+        None => None,
+    };
+    let namespaces = if plan.namespaces {
+        let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+        Some([
+            (cstr(b"/proc/self/setgroups")?, "deny".to_string()),
+            (cstr(b"/proc/self/uid_map")?, format!("{uid} {uid} 1")),
+            (cstr(b"/proc/self/gid_map")?, format!("{gid} {gid} 1")),
+        ])
+    } else {
+        None
+    };
+    let mut argv = vec![cstr(spec.program.as_os_str().as_bytes())?];
+    for a in &spec.args {
+        argv.push(cstr(a.as_bytes())?);
+    }
+    let mut envp = Vec::with_capacity(spec.env.len());
+    for (k, v) in &spec.env {
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        envp.push(cstr(&kv)?);
+    }
+    Ok(Prepared {
+        program: cstr(spec.program.as_os_str().as_bytes())?,
+        argv,
+        envp,
+        cwd: cstr(spec.cwd.as_os_str().as_bytes())?,
+        rlimits: plan.rlimits.iter().map(|&(res, v)| (res, lim(v))).collect(),
+        cgroup,
+        namespaces,
+        drop_caps: true,
+        caps_required: plan.caps_required,
+        landlock,
+        seccomp,
     })
 }
 
@@ -322,322 +457,6 @@ fn rlimit_cpu_time(pid: libc::pid_t) -> Option<Duration> {
     Some(Duration::new(u64::try_from(t.tv_sec).ok()?, u32::try_from(t.tv_nsec).ok()?))
 }
 
-/// The enforcement report `spec` would get, without starting anything: what `skillbox info`
-/// shows. Fails exactly where [`run`] would refuse.
-pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
-    spec.check()?;
-    prepare(spec).map(|(_, report)| report)
-}
-
-/// Builds everything the child needs, and the report of what will be enforced. Refuses when
-/// the policy needs a mechanism the host lacks, unless the spec opts into weaker isolation.
-fn prepare(spec: &ChildSpec) -> Result<(Prepared, Enforcement), SandboxError> {
-    let host = host();
-    let policy = &spec.policy;
-    let mut rep = Enforcement::default();
-    let cstr = |b: &[u8]| CString::new(b).map_err(|_| SandboxError::InvalidSpec("NUL byte".into()));
-
-    rep.push(
-        Guarantee::NoShell,
-        Enforced,
-        "the program is executed directly; arguments never pass through a shell",
-    );
-    rep.push(
-        Guarantee::Environment,
-        Enforced,
-        "the environment is replaced by the one given; nothing else is inherited",
-    );
-    rep.push(Guarantee::Descriptors, Enforced, "close_range in the child: only stdin (/dev/null), stdout and stderr (pipes) reach the program");
-    rep.push(Guarantee::ProcessGroup, Enforced, "a new session; setsid and setpgid are denied, so every descendant stays in the group that is killed when the run ends");
-    rep.push(
-        Guarantee::Timeout,
-        Enforced,
-        "wall-clock limit; at the limit the whole process group is killed with SIGKILL",
-    );
-    rep.push(
-        Guarantee::OutputCap,
-        Enforced,
-        "stdout and stderr are captured within a fixed budget (head and tail kept)",
-    );
-
-    // Landlock: files, TCP, signals and abstract Unix sockets.
-    let landlock = match crate::landlock::build(policy) {
-        Ok(fd) => {
-            let abi = host.landlock_abi;
-            if policy.confine_files {
-                rep.push(Guarantee::Filesystem, Enforced, format!("Landlock ABI {abi}: reads only under the granted trees and system directories, writes only under the granted trees; protected entries stay read-only"));
-            } else {
-                rep.push(Guarantee::Filesystem, Unrestricted, "the policy grants every path the user can access");
-            }
-            rep.push(Guarantee::Ipc, Enforced, format!("Landlock ABI {abi} scopes: no signal to, and no abstract Unix socket of, any process outside the run; ptrace and process_vm_* denied by seccomp"));
-            Some(fd)
-        }
-        Err(crate::landlock::LandlockError::Unsupported { found }) if spec.allow_weaker => {
-            let why = format!("host has Landlock ABI {found}, {} needed; run allowed by explicit opt-in", crate::landlock::REQUIRED_ABI);
-            rep.push(Guarantee::Filesystem, if policy.confine_files { NotEnforced } else { Unrestricted }, why.clone());
-            rep.push(Guarantee::Ipc, NotEnforced, why);
-            None
-        }
-        Err(crate::landlock::LandlockError::Unsupported { found }) => {
-            return Err(SandboxError::Unsupported {
-                mechanism: "landlock",
-                reason: format!("this kernel offers Landlock ABI {found}; skillbox needs ABI {} (Linux 6.12 or later) to confine files, TCP, signals and abstract sockets", crate::landlock::REQUIRED_ABI),
-                fix: "boot a kernel with Landlock enabled (CONFIG_SECURITY_LANDLOCK=y and `landlock` in the lsm= boot parameter), or opt into weaker isolation for this run".into(),
-            })
-        }
-        Err(e) => return Err(SandboxError::Policy(e.to_string())),
-    };
-
-    // seccomp: socket families, side doors, process creation.
-    let seccomp = if host.seccomp {
-        let prog = crate::seccomp::program(policy.network, policy.processes)
-            .map_err(|e| SandboxError::Policy(e.to_string()))?;
-        rep.push(Guarantee::SideDoors, Enforced, "seccomp: io_uring, TIOCSTI, keyctl, bpf, perf_event_open, userfaultfd, mount, namespaces, ptrace, process_vm_* and the x32 ABI are denied; 32-bit syscalls kill the process");
-        Some(prog)
-    } else if spec.allow_weaker {
-        rep.push(
-            Guarantee::SideDoors,
-            NotEnforced,
-            "host has no seccomp filters; run allowed by explicit opt-in",
-        );
-        None
-    } else {
-        return Err(SandboxError::Unsupported {
-            mechanism: "seccomp",
-            reason: "this kernel cannot install seccomp filters".into(),
-            fix: "use a kernel built with CONFIG_SECCOMP_FILTER=y, or opt into weaker isolation for this run".into(),
-        });
-    };
-    let both = landlock.is_some() && seccomp.is_some();
-    let (net_state, net_detail) = match policy.network {
-        NetworkAccess::None if both => (Enforced, "no sockets but socketpair (seccomp) and no TCP (Landlock): no network, no loopback service, no Unix socket"),
-        NetworkAccess::HttpsOnly if both => (Enforced, "TCP connect to port 443 only, no bind (Landlock); IPv4, IPv6 and netlink route sockets only (seccomp); UDP destinations are not restricted"),
-        NetworkAccess::Full => (Unrestricted, "the policy grants full network"),
-        _ => (NotEnforced, "Landlock or seccomp is missing; network not confined (explicit opt-in)"),
-    };
-    rep.push(Guarantee::Network, net_state, net_detail);
-    let pids_max =
-        (policy.processes == ProcessAccess::Limited).then_some(policy.rlimits.processes).flatten();
-    let cgroup = crate::cgroup::RunCgroup::create(
-        pids_max,
-        policy.rlimits.memory,
-        policy.rlimits.cpu_percent,
-    )
-    .map_err(|e| SandboxError::Policy(format!("cannot create the run's cgroup: {e}")))?;
-    let pids_in_cgroup =
-        pids_max.is_some() && crate::cgroup::available(crate::cgroup::Controller::Pids);
-    // Without a pids cgroup, a non-root run in its own user namespace can still be bounded:
-    // since Linux 5.14 RLIMIT_NPROC counts per user namespace, so in the run's namespace it
-    // counts the run's processes and threads only (measured: with 8 other processes of the
-    // same user running, a limit of 5 let the run fork 4 children; outside a namespace it
-    // let it fork none). Root is exempt from RLIMIT_NPROC, but root gets the cgroup.
-    let own_user_namespace = policy.pid_namespace && host.user_namespaces;
-    let nproc_limit = match pids_max {
-        Some(n)
-            if !pids_in_cgroup
-                && own_user_namespace
-                && !host.root
-                && host.nproc_per_user_namespace =>
-        {
-            Some(n)
-        }
-        _ => None,
-    };
-    let (proc_state, proc_detail) = match policy.processes {
-        ProcessAccess::None if seccomp.is_some() => (
-            Enforced,
-            "fork, vfork and clone of processes are denied (seccomp); threads are allowed"
-                .to_string(),
-        ),
-        ProcessAccess::None => (
-            NotEnforced,
-            "seccomp missing; process creation not denied (explicit opt-in)".to_string(),
-        ),
-        ProcessAccess::Limited => match pids_max {
-            Some(n) if pids_in_cgroup => (
-                Enforced,
-                format!(
-                    "pids cgroup: at most {n} processes of the run at once (fork bombs contained)"
-                ),
-            ),
-            Some(n) if nproc_limit.is_some() => (
-                Enforced,
-                format!(
-                    "RLIMIT_NPROC {n} in the run's own user namespace: at most {n} processes \
-                     and threads of the run at once (fork bombs contained); no pids cgroup here"
-                ),
-            ),
-            Some(_) => (
-                NotEnforced,
-                "process creation allowed, count not bounded: no pids cgroup can be created \
-                 here; run as root or delegate a cgroup to this user"
-                    .to_string(),
-            ),
-            None => (NotEnforced, "process creation allowed; no count was given".to_string()),
-        },
-        ProcessAccess::Full => (Unrestricted, "the policy grants process creation".to_string()),
-    };
-    rep.push(Guarantee::Processes, proc_state, proc_detail);
-    rep.push(Guarantee::Privileges, Enforced, if host.root {
-        "no_new_privs; every capability dropped (bounding, ambient, permitted, effective), so uid 0 gains nothing from any exec"
-    } else {
-        "no_new_privs: no privilege gain through setuid or file capabilities"
-    });
-
-    // Resource limits.
-    let r = &policy.rlimits;
-    let mut rlimits = vec![(libc::RLIMIT_CORE as libc::c_int, lim(0))];
-    let mut applied = vec!["core dumps off".to_string()];
-    if let Some(n) = nproc_limit {
-        rlimits.push((libc::RLIMIT_NPROC as libc::c_int, lim(n)));
-        applied.push(format!("processes {n} (in the run's user namespace)"));
-    }
-    for (res, v, what) in [
-        (libc::RLIMIT_NOFILE, r.open_files, "open files"),
-        (libc::RLIMIT_FSIZE, r.file_size, "file size"),
-        (libc::RLIMIT_CPU, r.cpu_seconds, "CPU seconds"),
-        (libc::RLIMIT_AS, r.address_space, "address space"),
-    ] {
-        if let Some(v) = v {
-            rlimits.push((res as libc::c_int, lim(v)));
-            applied.push(format!("{what} {v}"));
-        }
-    }
-    let memory_in_cgroup = cgroup.as_ref().is_some_and(|c| c.limits_memory());
-    match r.memory {
-        Some(m) if memory_in_cgroup => rep.push(
-            Guarantee::Memory,
-            Enforced,
-            format!("memory cgroup: {} MiB for the whole run; the kernel kills it beyond", m >> 20),
-        ),
-        Some(m) => {
-            if r.address_space.is_none() {
-                rlimits.push((libc::RLIMIT_AS as libc::c_int, lim(m)));
-            }
-            rep.push(
-                Guarantee::Memory,
-                Enforced,
-                format!(
-                    "RLIMIT_AS {} MiB per process (address space, not resident memory; no \
-                     memory cgroup can be created here)",
-                    m >> 20
-                ),
-            );
-        }
-        None => rep.push(Guarantee::Memory, Unrestricted, "no memory limit was given"),
-    }
-    match r.cpu_percent {
-        Some(p) if cgroup.as_ref().is_some_and(|c| c.limits_cpu()) => rep.push(
-            Guarantee::CpuShare,
-            Enforced,
-            format!("cpu cgroup quota: {p}% of one CPU for the whole run"),
-        ),
-        Some(p) => rep.push(
-            Guarantee::CpuShare,
-            NotEnforced,
-            format!(
-                "{p}% of one CPU is not enforced: no cpu cgroup can be created here (CPU time is \
-                 still bounded by RLIMIT_CPU)"
-            ),
-        ),
-        None => rep.push(Guarantee::CpuShare, Unrestricted, "no CPU share was given"),
-    }
-    rep.push(
-        Guarantee::ResourceLimits,
-        Enforced,
-        format!("rlimits (hard = soft, cannot be raised): {}", applied.join(", ")),
-    );
-
-    let namespaces = if policy.pid_namespace && host.user_namespaces {
-        // SAFETY: getuid/getgid have no failure mode and no memory effects.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        rep.push(
-            Guarantee::TreeKill,
-            Enforced,
-            "a new PID namespace: when the run's first process ends, or skillbox itself dies \
-             (even by SIGKILL), the kernel kills every process of the run",
-        );
-        Some([
-            (cstr(b"/proc/self/setgroups")?, "deny".to_string()),
-            (cstr(b"/proc/self/uid_map")?, format!("{uid} {uid} 1")),
-            (cstr(b"/proc/self/gid_map")?, format!("{gid} {gid} 1")),
-        ])
-    } else {
-        let why = if policy.pid_namespace {
-            "no unprivileged user namespaces here: if skillbox itself is killed, the run's \
-             processes are not"
-        } else {
-            "not asked for: if skillbox itself is killed, the run's processes are not"
-        };
-        rep.push(
-            Guarantee::TreeKill,
-            if policy.pid_namespace { NotEnforced } else { Unrestricted },
-            why,
-        );
-        None
-    };
-    match r.disk_write_bytes {
-        Some(max) if !crate::diskio::available() => rep.push(
-            Guarantee::DiskWrites,
-            NotEnforced,
-            format!(
-                "the total of {max} bytes is not enforced: this kernel keeps no per-process \
-                 I/O counters (/proc/PID/io, CONFIG_TASK_IO_ACCOUNTING); each file is still \
-                 capped by RLIMIT_FSIZE"
-            ),
-        ),
-        Some(max) => rep.push(
-            Guarantee::DiskWrites,
-            Enforced,
-            format!(
-                "supervision on kernel counters, not a kernel quota: every {} ms skillbox sums \
-                 write_bytes of /proc/PID/io over the run's processes (found in its cgroup, \
-                 else by process group; bytes dirtied in files \
-                 of block-backed filesystems, page-granular; not tmpfs) and kills the run \
-                 beyond {max} bytes, or when a process's counters cannot be read; it can \
-                 overshoot by what the run writes in one interval; \
-                 not seen: fallocate, zombies until waited for, \
-                 and processes that exit between two samples reaped \
-                 outside the run ({}); each file is capped exactly by RLIMIT_FSIZE",
-                crate::diskio::POLL.as_millis(),
-                if namespaces.is_some() {
-                    "only children of a parent that ignores SIGCHLD, with the PID namespace"
-                } else {
-                    "orphans, and children of a parent that ignores SIGCHLD: no PID namespace"
-                },
-            ),
-        ),
-        None => rep.push(Guarantee::DiskWrites, Unrestricted, "no total of disk writes was given"),
-    }
-    let mut argv = vec![cstr(spec.program.as_os_str().as_bytes())?];
-    for a in &spec.args {
-        argv.push(cstr(a.as_bytes())?);
-    }
-    let mut envp = Vec::with_capacity(spec.env.len());
-    for (k, v) in &spec.env {
-        let mut kv = k.as_bytes().to_vec();
-        kv.push(b'=');
-        kv.extend_from_slice(v.as_bytes());
-        envp.push(cstr(&kv)?);
-    }
-    Ok((
-        Prepared {
-            program: cstr(spec.program.as_os_str().as_bytes())?,
-            argv,
-            envp,
-            cwd: cstr(spec.cwd.as_os_str().as_bytes())?,
-            rlimits,
-            cgroup,
-            namespaces,
-            drop_caps: true,
-            caps_required: host.root,
-            landlock,
-            seccomp,
-        },
-        rep,
-    ))
-}
-
 fn lim(v: u64) -> libc::rlimit {
     libc::rlimit { rlim_cur: v as libc::rlim_t, rlim_max: v as libc::rlim_t }
 }
@@ -653,35 +472,21 @@ fn cloexec_fd(fd: OwnedFd) -> Result<OwnedFd, SandboxError> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    // SAFETY: duplicates a descriptor we own; the new one is owned by the returned OwnedFd.
-    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if n < 0 {
-        return Err(SandboxError::Supervise(std::io::Error::last_os_error()));
-    }
-    // SAFETY: `n` is a fresh descriptor returned by fcntl.
-    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    rustix::io::fcntl_dupfd_cloexec(&fd, 3).map_err(|e| SandboxError::Supervise(e.into()))
 }
 
-/// A pipe: the read end non-blocking for the supervisor, the write end blocking for the child.
+/// A pipe (close-on-exec), both ends at 3 or above. The write end stays blocking for the
+/// child; the read end is made non-blocking for the supervisor where it is handed to tokio
+/// (`Receiver::from_owned_fd`, see [`reader`]).
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into `fds`.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(SandboxError::Supervise(std::io::Error::last_os_error()));
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let (r, w) = (cloexec_fd(r)?, cloexec_fd(w)?);
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let fl = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-    Ok((r, w))
+    let (r, w) = std::io::pipe().map_err(SandboxError::Supervise)?;
+    Ok((cloexec_fd(r.into())?, cloexec_fd(w.into())?))
 }
 
 type Reader = (JoinHandle<()>, std::sync::Arc<std::sync::Mutex<Capture>>);
 
+/// Reads `fd`, the read end of a pipe, into a capture of `limit` bytes on a task of its own.
+/// tokio sets the descriptor non-blocking.
 fn reader(fd: OwnedFd, limit: usize) -> Result<Reader, SandboxError> {
     let stream =
         tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(SandboxError::Supervise)?;
@@ -715,4 +520,151 @@ async fn drain((mut task, capture): Reader) -> CapturedOutput {
         Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), Capture::new(0)),
     };
     taken.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+
+    fn ending(status: ExitStatus) -> Ending {
+        Ending {
+            status,
+            oom: false,
+            stopped_for_writes: None,
+            cpu_reached: false,
+            over_writes: false,
+        }
+    }
+
+    /// Which limit a run is said to have reached, for each way it can end: the memory
+    /// cgroup's kill first, then the watchdog, the CPU count, SIGXFSZ, a total over at the
+    /// end; nothing for an ordinary exit or another signal.
+    #[test]
+    fn the_limit_reported_is_the_one_that_stopped_the_run() {
+        let killed = ExitStatus::Signaled(libc::SIGKILL);
+        let cases = [
+            (ending(ExitStatus::Exited(0)), None),
+            (ending(killed), None),
+            (ending(ExitStatus::TimedOut), None),
+            (Ending { oom: true, cpu_reached: true, ..ending(killed) }, Some(Limit::Memory)),
+            (
+                Ending { oom: true, stopped_for_writes: Some(Limit::DiskWrite), ..ending(killed) },
+                Some(Limit::Memory),
+            ),
+            (
+                Ending { stopped_for_writes: Some(Limit::DiskWriteUnreadable), ..ending(killed) },
+                Some(Limit::DiskWriteUnreadable),
+            ),
+            (
+                Ending {
+                    stopped_for_writes: Some(Limit::DiskWrite),
+                    cpu_reached: true,
+                    ..ending(killed)
+                },
+                Some(Limit::DiskWrite),
+            ),
+            (Ending { cpu_reached: true, ..ending(killed) }, Some(Limit::Cpu)),
+            (Ending { cpu_reached: true, ..ending(ExitStatus::TimedOut) }, Some(Limit::Cpu)),
+            // A program that exits by itself has not been stopped by its CPU limit.
+            (Ending { cpu_reached: true, ..ending(ExitStatus::Exited(0)) }, None),
+            (ending(ExitStatus::Signaled(libc::SIGXFSZ)), Some(Limit::FileSize)),
+            (
+                Ending { cpu_reached: true, ..ending(ExitStatus::Signaled(libc::SIGXFSZ)) },
+                Some(Limit::Cpu),
+            ),
+            (Ending { over_writes: true, ..ending(ExitStatus::Exited(0)) }, Some(Limit::DiskWrite)),
+            (
+                Ending { over_writes: true, ..ending(ExitStatus::Signaled(libc::SIGXFSZ)) },
+                Some(Limit::FileSize),
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(limit_reached(&e), want, "{e:?}");
+        }
+    }
+
+    /// The CPU limit counts as reached when the kernel's count reached it; without a count,
+    /// only SIGXCPU says so.
+    #[test]
+    fn the_cpu_limit_is_read_from_the_count_and_else_from_sigxcpu() {
+        let s = Duration::from_secs;
+        let killed = ExitStatus::Signaled(libc::SIGKILL);
+        assert!(cpu_limit_reached(Some(s(2)), Some(s(2)), killed));
+        assert!(cpu_limit_reached(Some(s(2)), Some(s(3)), ExitStatus::TimedOut));
+        assert!(!cpu_limit_reached(Some(s(2)), Some(Duration::from_millis(1999)), killed));
+        assert!(!cpu_limit_reached(Some(s(2)), None, killed));
+        assert!(cpu_limit_reached(Some(s(2)), None, ExitStatus::Signaled(libc::SIGXCPU)));
+        assert!(!cpu_limit_reached(None, None, killed));
+    }
+
+    /// A leader in its own process group with a background child: `sh` prints the child's
+    /// pid and waits. The leader is left unreaped: reaping it is the reaper's job under test.
+    #[expect(clippy::zombie_processes, reason = "the reaper under test waits for the leader")]
+    fn group_with_a_background_child() -> (i32, i32) {
+        let mut leader = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 60 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(leader.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        (leader.id() as i32, line.trim().parse().unwrap())
+    }
+
+    /// `None` when there is no process `pid` (reaped), else its state letter.
+    fn state(pid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+    }
+
+    /// Waits (at most 10 s) until `done` holds.
+    fn eventually(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// A run dropped before its end (a cancelled future) kills its whole process group and
+    /// reaps the leader: nothing is left running, and no zombie of ours stays behind.
+    #[test]
+    fn a_dropped_reaper_kills_the_group_and_reaps_the_leader() {
+        let (leader, background) = group_with_a_background_child();
+        assert_eq!(state(leader).map(|s| s != 'Z'), Some(true), "control: the leader runs");
+        drop(Reaper { pid: leader, done: false });
+        assert!(eventually(|| state(leader).is_none()), "the leader was not reaped");
+        let dead = |pid| matches!(state(pid), None | Some('Z') | Some('X'));
+        assert!(eventually(|| dead(background)), "the background child survived");
+    }
+
+    /// The groups made for a run are the ones its plan reported, from the host's facts
+    /// alone: a memory group where the memory line says so, a CPU quota where the
+    /// cpu-share line says so. Needs a host where this process makes groups (root).
+    #[test]
+    fn the_groups_made_are_the_ones_the_report_promised() {
+        let h = host();
+        if !(h.cgroup_memory_writable || h.cgroup_cpu || h.cgroup_pids) {
+            assert!(!h.root, "root must be able to create cgroups on this host");
+            eprintln!("!!! NOT CHECKED: this user makes no cgroups here");
+            return;
+        }
+        let mut spec = ChildSpec::new("/bin/true", "/");
+        spec.policy.processes = crate::ProcessAccess::Limited;
+        spec.policy.rlimits.processes = Some(8);
+        spec.policy.rlimits.memory = Some(64 << 20);
+        spec.policy.rlimits.cpu_percent = Some(20);
+        let plan = crate::plan::plan(&spec.policy, false, h).unwrap();
+        let prepared = prepare(&spec, &plan).unwrap();
+        let cg = prepared.cgroup.as_ref().expect("a group");
+        let said = |g, how: &str| plan.report.line(g).unwrap().detail.starts_with(how);
+        assert_eq!(cg.limits_memory(), said(crate::Guarantee::Memory, "memory cgroup"));
+        assert_eq!(cg.limits_cpu(), said(crate::Guarantee::CpuShare, "cpu cgroup"));
+    }
 }

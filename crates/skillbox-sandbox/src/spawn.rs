@@ -7,12 +7,18 @@
 //! descriptor, the seccomp program) is prepared in the parent, so that between clone and exec
 //! the child makes only system calls and writes only to its result slot.
 //!
-//! Order in the child, each step needing the one before:
-//! signals to default, new session, stdio, working directory, rlimits, cgroup, capabilities dropped,
-//! `no_new_privs`, Landlock, other descriptors closed, signal mask restored, seccomp, exec.
+//! The child runs on a stack of its own, mapped with a guard page below it ([`Stack`]): an
+//! overflow faults there instead of writing into the parent's memory.
+//!
+//! Order in the child, each step needing the one before: signals to default, (in new
+//! namespaces: id maps, parent-death signal), new session, stdio, working directory,
+//! rlimits, cgroup, capabilities dropped, `no_new_privs`, Landlock, other descriptors closed,
+//! signal mask restored, seccomp, exec.
 
+use std::cell::RefCell;
 use std::ffi::{c_int, c_void, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Steps of the child's setup, named in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,22 +114,35 @@ struct ChildArgs {
     /// In a new user namespace: `/proc/self/...` files and what to write to them.
     id_maps: [(*const libc::c_char, *const u8, usize); 3],
     new_namespaces: bool,
-    // Result slot: written by the child only when a step fails.
-    fail_stage: c_int,
-    fail_errno: c_int,
+    /// Result slot, written by the child only when a step fails: the [`Stage`] (0: none)
+    /// and the errno. Atomics, because the child writes them through the same shared
+    /// reference it reads everything else through.
+    fail_stage: AtomicI32,
+    fail_errno: AtomicI32,
 }
 
-/// Inputs of a spawn, prepared (and allocated) in the parent.
+/// Inputs of a spawn, allocated, opened and compiled in the parent: between clone and exec
+/// the child may only make system calls on memory that already exists.
 pub struct Prepared {
+    /// The program's absolute path, for execve.
     pub program: CString,
+    /// The argument vector, program first.
     pub argv: Vec<CString>,
+    /// The whole environment, `NAME=value` each.
     pub envp: Vec<CString>,
+    /// The working directory.
     pub cwd: CString,
+    /// `(resource, limit)` of each rlimit, hard = soft.
     pub rlimits: Vec<(libc::c_int, libc::rlimit)>,
+    /// The run's cgroups, whose `cgroup.procs` (or `tasks`) the child writes itself into.
     pub cgroup: Option<crate::cgroup::RunCgroup>,
+    /// Drop every capability (bounding, ambient, permitted, effective, inheritable).
     pub drop_caps: bool,
+    /// A bounding set that cannot be dropped is an error (root), not a matter of course.
     pub caps_required: bool,
+    /// The Landlock ruleset to restrict the child with.
     pub landlock: Option<OwnedFd>,
+    /// The seccomp program to install last.
     pub seccomp: Option<std::sync::Arc<Vec<libc::sock_filter>>>,
     /// New user and PID namespaces, with the id maps (`setgroups`, `uid_map`, `gid_map`).
     pub namespaces: Option<[(CString, String); 3]>,
@@ -131,18 +150,28 @@ pub struct Prepared {
 
 /// A started child.
 pub struct Spawned {
+    /// Its pid, also its process group's id (it started a new session).
     pub pid: libc::pid_t,
+    /// Its pidfd: readable once it has exited, so its end can be awaited without a signal
+    /// handler, and it cannot name a recycled pid.
     pub pidfd: OwnedFd,
 }
 
 /// Why the child could not be started.
 #[derive(Debug)]
 pub struct SpawnFailure {
+    /// The step of the child that failed; `None` when clone itself (or the stack) failed.
     pub stage: Option<Stage>,
+    /// The errno of the failure.
     pub error: std::io::Error,
 }
 
+/// Usable size of the child's stack: the libc wrappers it calls need a few KiB.
 const STACK_SIZE: usize = 64 * 1024;
+
+/// `_LINUX_CAPABILITY_VERSION_3` of linux/capability.h (64-bit capability sets, two
+/// `CapData`); libc does not define it.
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Starts the child with `stdio` as its descriptors 0, 1, 2.
 pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
@@ -154,19 +183,18 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         len: prog.len() as u16,
         filter: prog.as_ptr() as *mut libc::sock_filter,
     });
-    let mut stack = vec![0u8; STACK_SIZE];
-
-    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask only write to the sets we
-    // pass. All signals are blocked around the clone so that no handler of the parent runs
-    // on the child's borrowed memory before the child has reset the dispositions.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    let mut cgroup_procs = [-1; 4];
+    for (slot, fd) in cgroup_procs.iter_mut().zip(p.cgroup.iter().flat_map(|c| c.procs.iter())) {
+        *slot = fd.as_raw_fd();
     }
-
-    let mut args = ChildArgs {
+    let id_maps = match &p.namespaces {
+        Some(maps) => {
+            maps.each_ref().map(|(path, data)| (path.as_ptr(), data.as_ptr(), data.len()))
+        }
+        None => [(std::ptr::null(), std::ptr::null(), 0); 3],
+    };
+    let blocked = BlockedSignals::all();
+    let args = ChildArgs {
         program: p.program.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
@@ -174,73 +202,37 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         stdio,
         rlimits: p.rlimits.as_ptr(),
         n_rlimits: p.rlimits.len(),
-        cgroup_procs: {
-            let mut fds = [-1; 4];
-            for (slot, fd) in fds.iter_mut().zip(p.cgroup.iter().flat_map(|c| c.procs.iter())) {
-                *slot = fd.as_raw_fd();
-            }
-            fds
-        },
+        cgroup_procs,
         drop_caps: p.drop_caps,
         caps_required: p.caps_required,
         landlock_fd: p.landlock.as_ref().map_or(-1, |f| f.as_raw_fd()),
         seccomp: fprog.as_ref().map_or(std::ptr::null(), |f| f as *const libc::sock_fprog),
-        sigmask: old,
-        id_maps: match &p.namespaces {
-            Some(maps) => {
-                let f = |i: usize| (maps[i].0.as_ptr(), maps[i].1.as_ptr(), maps[i].1.len());
-                [f(0), f(1), f(2)]
-            }
-            None => [(std::ptr::null(), std::ptr::null(), 0); 3],
-        },
+        sigmask: blocked.old,
+        id_maps,
         new_namespaces: p.namespaces.is_some(),
-        fail_stage: 0,
-        fail_errno: 0,
+        fail_stage: AtomicI32::new(0),
+        fail_errno: AtomicI32::new(0),
     };
-    let mut pidfd: c_int = -1;
-    // The stack grows down: pass its 16-byte-aligned top.
-    let top = (stack.as_mut_ptr() as usize + STACK_SIZE) & !15;
-
-    // SAFETY: `child_main` only reads `args` and the buffers it points to, all alive until
-    // clone returns (CLONE_VFORK suspends this thread until the child has exec'd or exited),
-    // makes only system calls, and writes only to `args.fail_*`. The stack is ours and large
-    // enough for the libc wrappers it calls. CLONE_PIDFD stores a descriptor in `pidfd`.
-    let pid = unsafe {
-        libc::clone(
-            child_main,
-            top as *mut c_void,
-            libc::CLONE_VM
-                | libc::CLONE_VFORK
-                | libc::CLONE_PIDFD
-                | libc::SIGCHLD
-                | if p.namespaces.is_some() { libc::CLONE_NEWUSER | libc::CLONE_NEWPID } else { 0 },
-            &mut args as *mut ChildArgs as *mut c_void,
-            &mut pidfd as *mut c_int,
-        )
-    };
-    let clone_err = std::io::Error::last_os_error();
-    // SAFETY: restores the mask saved above.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-    }
-    drop(stack);
-
-    if pid < 0 {
-        return Err(SpawnFailure { stage: None, error: clone_err });
-    }
-    // SAFETY: with CLONE_PIDFD the kernel wrote a new descriptor, owned by us alone.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let namespaces =
+        if p.namespaces.is_some() { libc::CLONE_NEWUSER | libc::CLONE_NEWPID } else { 0 };
+    let flags = libc::CLONE_PIDFD | libc::SIGCHLD | namespaces;
+    let started = with_stack(|stack| {
+        // SAFETY: `child_main` reads only `args` and the buffers it points to (argv, envp,
+        // the Prepared), all alive until this function returns, and writes only the atomics
+        // of `args`; it makes system calls only, no allocation, no lock (see child_main).
+        unsafe { clone_vfork(stack, child_main, &args as *const ChildArgs as *mut c_void, flags) }
+    });
+    // The child has exec'd or exited: the mask saved above can be restored.
+    drop(blocked);
+    let (pid, pidfd) = started.map_err(|error| SpawnFailure { stage: None, error })?;
     // The child reports a failed step through the slot, then exits 127.
-    // SAFETY: the child has exec'd or exited: nothing else writes `args` any more.
-    let (stage, errno) = unsafe {
-        (std::ptr::read_volatile(&args.fail_stage), std::ptr::read_volatile(&args.fail_errno))
-    };
+    let stage = args.fail_stage.load(Ordering::Acquire);
     if stage != 0 {
-        let mut status = 0;
-        // SAFETY: reaps the child we just created, which has exited.
-        unsafe {
-            libc::waitpid(pid, &mut status, 0);
+        // Reaps the child, which has exited.
+        if let Some(child) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
         }
+        let errno = args.fail_errno.load(Ordering::Acquire);
         return Err(SpawnFailure {
             stage: Stage::from_raw(stage),
             error: std::io::Error::from_raw_os_error(errno),
@@ -249,125 +241,503 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
     Ok(Spawned { pid, pidfd })
 }
 
-/// The child. Runs on a borrowed stack in the parent's memory: no allocation, no locks, no
-/// Rust destructors, only system calls through libc's thin wrappers.
-extern "C" fn child_main(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the ChildArgs the parent passed to clone; it outlives this child's
-    // use of it (the parent thread is suspended until exec or exit).
-    let a = unsafe { &mut *(arg as *mut ChildArgs) };
-    // SAFETY (whole block): each call is a system call on plain integers or on pointers into
-    // buffers prepared by the parent, which stay valid until exec.
-    unsafe {
-        let fail = |a: &mut ChildArgs, stage: Stage| -> c_int {
-            std::ptr::write_volatile(&mut a.fail_errno, *libc::__errno_location());
-            std::ptr::write_volatile(&mut a.fail_stage, stage as c_int);
-            libc::_exit(127)
-        };
+/// Every signal blocked in the calling thread until dropped, so that no handler of the
+/// parent runs on the child's borrowed memory before the child has reset the
+/// dispositions. `old` is the mask before, which the child restores before exec.
+struct BlockedSignals {
+    old: libc::sigset_t,
+}
 
-        // Default dispositions: handlers of the parent must never run here, and SIGPIPE,
-        // which Rust ignores, must kill a writer to a closed pipe as usual.
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
-            }
+impl BlockedSignals {
+    fn all() -> Self {
+        // SAFETY: sigset_t is plain data, for which all zeroes is a valid value.
+        let (mut all, mut old): (libc::sigset_t, libc::sigset_t) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        // SAFETY: sigfillset and pthread_sigmask write only the sets passed, both ours.
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         }
-
-        if a.new_namespaces {
-            // Keep our own ids inside the new user namespace (git and others compare file
-            // owners with getuid), and die with the thread that started us: as PID 1 of the
-            // new PID namespace, our death takes every process of the run with it.
-            for (path, data, len) in a.id_maps {
-                let fd = libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 || libc::write(fd, data as *const c_void, len) != len as isize {
-                    return fail(a, Stage::IdMaps);
-                }
-                libc::close(fd);
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
-                return fail(a, Stage::DeathSignal);
-            }
-        }
-        if libc::setsid() < 0 {
-            return fail(a, Stage::Session);
-        }
-        for (target, &fd) in a.stdio.iter().enumerate() {
-            if libc::dup2(fd, target as c_int) < 0 {
-                return fail(a, Stage::Stdio);
-            }
-        }
-        if libc::chdir(a.cwd) < 0 {
-            return fail(a, Stage::Chdir);
-        }
-        for i in 0..a.n_rlimits {
-            let (res, lim) = *a.rlimits.add(i);
-            if libc::setrlimit(res as _, &lim) < 0 {
-                return fail(a, Stage::Rlimit);
-            }
-        }
-        for fd in a.cgroup_procs {
-            if fd >= 0 && libc::write(fd, b"0".as_ptr() as *const c_void, 1) < 0 {
-                return fail(a, Stage::Cgroup);
-            }
-        }
-        if a.drop_caps {
-            // The bounding set first (it needs CAP_SETPCAP, which the next step removes);
-            // with it empty, even uid 0 gains no capability from any later exec.
-            let mut cap = 0;
-            loop {
-                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 {
-                    let e = *libc::__errno_location();
-                    if e == libc::EINVAL {
-                        break; // past the last capability this kernel knows
-                    }
-                    if e != libc::EPERM || a.caps_required {
-                        return fail(a, Stage::Capabilities);
-                    }
-                    break; // unprivileged: the bounding set cannot matter under no_new_privs
-                }
-                cap += 1;
-            }
-            libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-            let mut hdr = CapHeader { version: 0x2008_0522, pid: 0 };
-            let data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
-            if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) < 0 {
-                return fail(a, Stage::Capabilities);
-            }
-        }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            return fail(a, Stage::NoNewPrivs);
-        }
-        if a.landlock_fd >= 0
-            && libc::syscall(libc::SYS_landlock_restrict_self, a.landlock_fd, 0) < 0
-        {
-            return fail(a, Stage::Landlock);
-        }
-        // Nothing of the parent's reaches the program but stdio.
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) < 0 {
-            return fail(a, Stage::CloseFds);
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &a.sigmask, std::ptr::null_mut());
-        if !a.seccomp.is_null()
-            && libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, a.seccomp) < 0
-        {
-            return fail(a, Stage::Seccomp);
-        }
-        libc::execve(a.program, a.argv, a.envp);
-        fail(a, Stage::Exec)
+        Self { old }
     }
 }
 
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `all`; reads only `old`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// A stack for the child: [`STACK_SIZE`] bytes, with a `PROT_NONE` guard page below them
+/// (the stack grows down), so that an overflow in the child faults at once instead of
+/// writing into whatever memory of the parent lies below.
+struct Stack {
+    /// The whole mapping, guard page first.
+    base: *mut c_void,
+    len: usize,
+}
+
+impl Stack {
+    fn map() -> std::io::Result<Self> {
+        use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
+        let guard = rustix::param::page_size();
+        let len = guard + STACK_SIZE.next_multiple_of(guard);
+        // SAFETY: a new anonymous mapping at an address the kernel chooses: it overlaps
+        // nothing of ours.
+        let base = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE | MapFlags::STACK,
+            )
+        }?;
+        let stack = Self { base, len };
+        // SAFETY: the first page of the mapping just made, which nothing uses yet.
+        unsafe { rustix::mm::mprotect(base, guard, MprotectFlags::empty()) }?;
+        Ok(stack)
+    }
+
+    /// The top of the stack (it grows down), 16-byte aligned as clone needs.
+    fn top(&self) -> *mut c_void {
+        (self.base as usize + self.len) as *mut c_void
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `map` made, once; no child runs on it any
+        // more (see `with_stack`).
+        let _ = unsafe { rustix::mm::munmap(self.base, self.len) };
+    }
+}
+
+/// Runs `f` with this thread's child stack, mapped on the first spawn of the thread and
+/// unmapped when the thread ends. Reusing it is sound: with `CLONE_VFORK` the calling thread
+/// is suspended until the child has exec'd (its new image has a stack of its own) or
+/// exited, so a stack serves one child at a time and is free again when `clone` returns;
+/// signals are blocked meanwhile, so no handler on this thread can start another spawn.
+fn with_stack<T>(f: impl FnOnce(&Stack) -> std::io::Result<T>) -> std::io::Result<T> {
+    thread_local! {
+        static STACK: RefCell<Option<Stack>> = const { RefCell::new(None) };
+    }
+    STACK.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(std::io::Error::other)?;
+        let stack = match slot.as_ref() {
+            Some(s) => s,
+            None => slot.insert(Stack::map()?),
+        };
+        f(stack)
+    })
+}
+
+/// `clone(flags | CLONE_VM | CLONE_VFORK)` running `child(arg)` on `stack`; returns once
+/// the child has exec'd or exited, with its pid and pidfd (`flags` must hold CLONE_PIDFD).
+///
+/// # Safety
+///
+/// `child` runs in this process's memory while the calling thread waits: it must not
+/// allocate, lock, unwind or return into Rust code that expects its own stack, and
+/// everything `arg` points to must stay valid until this returns.
+unsafe fn clone_vfork(
+    stack: &Stack,
+    child: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+    flags: c_int,
+) -> std::io::Result<(libc::pid_t, OwnedFd)> {
+    let mut pidfd: c_int = -1;
+    // SAFETY: the caller vouches for `child` and `arg`; `stack` is ours, free (see
+    // `with_stack`) and guarded; CLONE_PIDFD stores a descriptor in `pidfd`.
+    let pid = unsafe {
+        libc::clone(
+            child,
+            stack.top(),
+            flags | libc::CLONE_VM | libc::CLONE_VFORK,
+            arg,
+            &mut pidfd as *mut c_int,
+        )
+    };
+    if pid < 0 {
+        // Read at once: the child, had there been one, would also have written errno
+        // (see `child_main`).
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: with CLONE_PIDFD the kernel wrote a new descriptor, owned by us alone.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// The child. Runs on [`Stack`] in the parent's memory: no allocation, no locks, no Rust
+/// destructors, only system calls through libc's thin wrappers (rustix's would do for
+/// some, but the child's whole vocabulary stays one list of plain system calls, most of
+/// which rustix does not wrap: capset, landlock_restrict_self, close_range, seccomp).
+///
+/// It also runs with the parent thread's thread-local storage (`CLONE_VM` without
+/// `CLONE_SETTLS`), so every failing call here writes the *parent thread's* `errno`; the
+/// parent reads errno only when clone itself failed, before anything else.
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the ChildArgs the parent passed to clone; it outlives this child's
+    // use of it (the parent thread is suspended until exec or exit), and the child only
+    // reads it, but for the atomics of the result slot.
+    let a = unsafe { &*(arg as *const ChildArgs) };
+    let stage = match confine(a) {
+        Ok(()) => {
+            exec(a);
+            Stage::Exec
+        }
+        Err(stage) => stage,
+    };
+    // Store the errno before anything else can change it.
+    a.fail_errno.store(errno(), Ordering::Release);
+    a.fail_stage.store(stage as c_int, Ordering::Release);
+    // SAFETY: ends the child without running anything of the parent's (no atexit
+    // handlers, no destructors, no stdio flush).
+    unsafe { libc::_exit(127) }
+}
+
+/// The errno of the last failed call, which a failed step leaves for [`child_main`].
+fn errno() -> c_int {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// `Err(stage)` when a system call returned a negative value.
+fn check(r: impl Into<i64>, stage: Stage) -> Result<(), Stage> {
+    if r.into() < 0 {
+        Err(stage)
+    } else {
+        Ok(())
+    }
+}
+
+/// Every step before exec, in order (see the module's documentation).
+fn confine(a: &ChildArgs) -> Result<(), Stage> {
+    reset_signals();
+    if a.new_namespaces {
+        join_namespaces(a)?;
+    }
+    // SAFETY: setsid takes nothing and touches no memory.
+    check(unsafe { libc::setsid() }, Stage::Session)?;
+    connect_stdio(a)?;
+    // SAFETY: `cwd` is a NUL-terminated path owned by the Prepared, alive until exec.
+    check(unsafe { libc::chdir(a.cwd) }, Stage::Chdir)?;
+    set_rlimits(a)?;
+    join_cgroups(a)?;
+    if a.drop_caps {
+        drop_capabilities(a.caps_required)?;
+    }
+    // SAFETY: prctl with plain integers; PR_SET_NO_NEW_PRIVS touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, Stage::NoNewPrivs)?;
+    if a.landlock_fd >= 0 {
+        // SAFETY: a descriptor of the Landlock ruleset, open until exec; no memory is read.
+        let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, a.landlock_fd, 0) };
+        check(r, Stage::Landlock)?;
+    }
+    // Nothing of the parent's reaches the program but stdio.
+    // SAFETY: close_range takes plain integers; the descriptors closed are the child's own
+    // copies (no CLONE_FILES), so the parent keeps its own.
+    check(unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) }, Stage::CloseFds)?;
+    // SAFETY: reads the mask saved by the parent, in `a`.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &a.sigmask, std::ptr::null_mut()) };
+    if !a.seccomp.is_null() {
+        // SAFETY: `seccomp` points to a sock_fprog in the parent's frame, whose filter
+        // points to the program in the Prepared, both alive until exec; the kernel copies
+        // the program.
+        let r = unsafe {
+            libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, a.seccomp)
+        };
+        check(r, Stage::Seccomp)?;
+    }
+    Ok(())
+}
+
+/// Default dispositions for every signal (`1..=SIGRTMAX`): handlers of the parent must
+/// never run here, and SIGPIPE, which Rust ignores, must kill a writer to a closed pipe as
+/// usual. The raw `rt_sigaction`, because glibc's `sigaction` refuses the two signals it
+/// keeps for itself (32 and 33), which a parent may have inherited ignored.
+fn reset_signals() {
+    // The kernel's `struct sigaction`, all zeroes: SIG_DFL, no flags, an empty mask.
+    let dfl = [0u64; 4];
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: the kernel reads one `struct sigaction` (at most 32 bytes on every
+            // architecture, here all zeroes) from `dfl`; the old one is not asked for; 8 is
+            // the size of the kernel's sigset_t.
+            unsafe {
+                libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), std::ptr::null::<u64>(), 8)
+            };
+        }
+    }
+}
+
+/// In new user and PID namespaces: keep our own ids inside (git and others compare file
+/// owners with getuid), and die with the thread that started us: as PID 1 of the new PID
+/// namespace, our death takes every process of the run with it.
+fn join_namespaces(a: &ChildArgs) -> Result<(), Stage> {
+    for (path, data, len) in a.id_maps {
+        // SAFETY: `path` is a NUL-terminated path owned by the Prepared, alive until exec.
+        let fd = unsafe { libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC) };
+        check(fd, Stage::IdMaps)?;
+        // SAFETY: `data` points to `len` bytes of a String owned by the Prepared.
+        let written = unsafe { libc::write(fd, data as *const c_void, len) };
+        if written != len as isize {
+            return Err(Stage::IdMaps);
+        }
+        // SAFETY: closes the descriptor opened above, which nothing else uses.
+        unsafe { libc::close(fd) };
+    }
+    // SAFETY: prctl with plain integers; PR_SET_PDEATHSIG touches no memory.
+    check(
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) },
+        Stage::DeathSignal,
+    )
+}
+
+/// The given descriptors become 0, 1 and 2 (they are 3 or above, see `run::cloexec_fd`).
+fn connect_stdio(a: &ChildArgs) -> Result<(), Stage> {
+    for (target, &fd) in a.stdio.iter().enumerate() {
+        // SAFETY: dup2 takes plain integers and touches no memory.
+        check(unsafe { libc::dup2(fd, target as c_int) }, Stage::Stdio)?;
+    }
+    Ok(())
+}
+
+fn set_rlimits(a: &ChildArgs) -> Result<(), Stage> {
+    for i in 0..a.n_rlimits {
+        // SAFETY: `rlimits` points to `n_rlimits` pairs of the Prepared, alive until exec.
+        let (res, lim) = unsafe { *a.rlimits.add(i) };
+        // SAFETY: setrlimit reads `lim`, a valid rlimit on this stack.
+        check(unsafe { libc::setrlimit(res as _, &lim) }, Stage::Rlimit)?;
+    }
+    Ok(())
+}
+
+/// Joins the run's groups by writing `0` (this process) to each `tasks`/`cgroup.procs`
+/// descriptor opened by the parent.
+fn join_cgroups(a: &ChildArgs) -> Result<(), Stage> {
+    for fd in a.cgroup_procs.into_iter().filter(|fd| *fd >= 0) {
+        // SAFETY: writes one byte from a static string to a descriptor open until exec.
+        let written = unsafe { libc::write(fd, b"0".as_ptr() as *const c_void, 1) };
+        check(written as i64, Stage::Cgroup)?;
+    }
+    Ok(())
+}
+
+/// The bounding set first (it needs CAP_SETPCAP, which the next step removes); with it
+/// empty, even uid 0 gains no capability from any later exec. Then the ambient set, then
+/// the permitted, effective and inheritable sets. Unprivileged, the bounding set cannot be
+/// changed and cannot matter under no_new_privs; where it must be (`required`, root), a
+/// refusal is an error.
+fn drop_capabilities(required: bool) -> Result<(), Stage> {
+    let mut cap = 0;
+    loop {
+        // SAFETY: prctl with plain integers; PR_CAPBSET_DROP touches no memory.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } < 0 {
+            match errno() {
+                libc::EINVAL => break, // past the last capability this kernel knows
+                libc::EPERM if !required => break,
+                _ => return Err(Stage::Capabilities),
+            }
+        }
+        cap += 1;
+    }
+    // SAFETY: prctl with plain integers; PR_CAP_AMBIENT touches no memory.
+    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    let mut hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: capset reads the header (and may write its version) and two CapData, the
+    // layout version 3 names; both live on this stack across the call.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    check(r, Stage::Capabilities)
+}
+
+/// The last step: on success it does not return.
+fn exec(a: &ChildArgs) {
+    // SAFETY: the program, argv and envp are NUL-terminated strings and NULL-terminated
+    // arrays of the Prepared (and of `spawn`'s frame), alive until exec.
+    unsafe { libc::execve(a.program, a.argv, a.envp) };
+}
+
+/// `struct __user_cap_header_struct` of linux/capability.h.
 #[repr(C)]
 struct CapHeader {
     version: u32,
     pid: c_int,
 }
 
+/// `struct __user_cap_data_struct` of linux/capability.h.
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct CapData {
     effective: u32,
     permitted: u32,
     inheritable: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// What `spawn` needs to start `program` with `args`, unconfined but for what every
+    /// child gets (new session, no_new_privs, close_range, default signals).
+    fn prepared(program: &str, args: &[&str]) -> Prepared {
+        let c = |s: &str| CString::new(s).unwrap();
+        Prepared {
+            program: c(program),
+            argv: std::iter::once(program).chain(args.iter().copied()).map(c).collect(),
+            envp: vec![c("PATH=/usr/bin:/bin")],
+            cwd: c("/"),
+            rlimits: Vec::new(),
+            cgroup: None,
+            drop_caps: false,
+            caps_required: false,
+            landlock: None,
+            seccomp: None,
+            namespaces: None,
+        }
+    }
+
+    /// Starts `p` with stdin from /dev/null and stdout into a pipe; returns what it printed
+    /// and its wait status.
+    fn output_of(p: &Prepared) -> Result<(String, c_int), SpawnFailure> {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let (mut read, write) = std::io::pipe().unwrap();
+        let spawned = spawn(p, [null.as_raw_fd(), write.as_raw_fd(), null.as_raw_fd()])?;
+        drop(write);
+        let mut out = String::new();
+        read.read_to_string(&mut out).unwrap();
+        let mut status = 0;
+        // SAFETY: reaps the child just started; writes only `status`.
+        assert_eq!(unsafe { libc::waitpid(spawned.pid, &mut status, 0) }, spawned.pid);
+        Ok((out, status))
+    }
+
+    /// A setup step that fails in the child is reported with its stage and the errno the
+    /// kernel gave, and the child is reaped; a good spec then starts.
+    #[test]
+    fn a_failed_step_is_reported_with_its_stage_and_errno() {
+        let mut p = prepared("/bin/true", &[]);
+        p.cwd = CString::new("/nonexistent-skillbox-dir").unwrap();
+        let f = output_of(&p).unwrap_err();
+        assert_eq!((f.stage, f.error.raw_os_error()), (Some(Stage::Chdir), Some(libc::ENOENT)));
+
+        let mut p = prepared("/bin/true", &[]);
+        // A soft limit above the hard one: EINVAL.
+        p.rlimits = vec![(libc::RLIMIT_NOFILE as c_int, libc::rlimit { rlim_cur: 9, rlim_max: 8 })];
+        let f = output_of(&p).unwrap_err();
+        assert_eq!((f.stage, f.error.raw_os_error()), (Some(Stage::Rlimit), Some(libc::EINVAL)));
+
+        let p = prepared("/nonexistent-skillbox-program", &[]);
+        let f = output_of(&p).unwrap_err();
+        assert_eq!((f.stage, f.error.raw_os_error()), (Some(Stage::Exec), Some(libc::ENOENT)));
+
+        // Control: the same spawn with nothing wrong runs the program.
+        let (out, status) = output_of(&prepared("/bin/echo", &["started"])).unwrap();
+        assert_eq!((out.as_str(), libc::WIFEXITED(status)), ("started\n", true));
+    }
+
+    /// A `SigXxx:` mask of /proc/PID/status text.
+    fn mask(status: &str, field: &str) -> u64 {
+        let line = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    }
+
+    /// Signals the parent ignores are not ignored by the program, up to SIGRTMAX, and the
+    /// mask of the spawning thread is the program's. (SIGRTMAX stayed ignored while the
+    /// reset loop stopped one short, and 32 and 33 while it went through glibc.)
+    #[test]
+    fn the_child_gets_default_signals_and_the_threads_mask() {
+        let bit = |sig: c_int| 1u64 << (sig - 1);
+        // SAFETY: sigset_t is plain data, for which all zeroes is a valid value.
+        let (mut usr1, mut old): (libc::sigset_t, libc::sigset_t) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        // SAFETY: ignores two signals nothing in this test binary uses, blocks SIGUSR1 in
+        // this thread only; all three are restored below.
+        let saved = unsafe {
+            let rtmax = libc::signal(libc::SIGRTMAX(), libc::SIG_IGN);
+            let usr2 = libc::signal(libc::SIGUSR2, libc::SIG_IGN);
+            libc::sigemptyset(&mut usr1);
+            libc::sigaddset(&mut usr1, libc::SIGUSR1);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &usr1, &mut old);
+            (rtmax, usr2)
+        };
+        let own = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let result = output_of(&prepared("/bin/cat", &["/proc/self/status"]));
+        // SAFETY: restores what was changed above.
+        unsafe {
+            libc::signal(libc::SIGRTMAX(), saved.0);
+            libc::signal(libc::SIGUSR2, saved.1);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
+        let (status, _) = result.unwrap();
+        // Control: the parent did ignore them, and Rust ignores SIGPIPE.
+        let ignored = bit(libc::SIGRTMAX()) | bit(libc::SIGUSR2) | bit(libc::SIGPIPE);
+        assert_eq!(mask(&own, "SigIgn:") & ignored, ignored);
+        assert_eq!(mask(&status, "SigIgn:"), 0, "signals still ignored in the child");
+        assert_eq!(mask(&status, "SigBlk:"), mask(&own, "SigBlk:"));
+        assert_ne!(mask(&status, "SigBlk:") & bit(libc::SIGUSR1), 0);
+    }
+
+    /// The line of /proc/self/maps holding `addr`: its end and its permissions.
+    fn mapping_at(addr: usize) -> (usize, String) {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .find_map(|l| {
+                let (range, rest) = l.split_once(' ')?;
+                let (lo, hi) = range.split_once('-')?;
+                let (lo, hi) =
+                    (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
+                (lo <= addr && addr < hi).then(|| (hi, rest[..4].to_string()))
+            })
+            .unwrap()
+    }
+
+    /// The child's stack has a page below it that nothing may touch, and the stack itself
+    /// is readable and writable up to its top.
+    #[test]
+    fn the_stack_has_a_guard_page_below_it() {
+        let stack = Stack::map().unwrap();
+        let page = rustix::param::page_size();
+        let base = stack.base as usize;
+        assert_eq!(mapping_at(base), (base + page, "---p".to_string()));
+        let (end, perms) = mapping_at(base + page);
+        assert!(perms.starts_with("rw"), "{perms}");
+        assert!(end >= stack.top() as usize);
+        assert_eq!(stack.top() as usize - (base + page), STACK_SIZE);
+    }
+
+    #[inline(never)]
+    fn deeper(depth: u64) -> u64 {
+        let frame = [depth; 64];
+        std::hint::black_box(&frame);
+        if std::hint::black_box(depth) == u64::MAX {
+            return 0;
+        }
+        deeper(depth + 1).wrapping_add(frame[7])
+    }
+
+    extern "C" fn overflow(_: *mut c_void) -> c_int {
+        // SAFETY: the child's own signal table (no CLONE_SIGHAND): the fault kills it
+        // rather than entering the test harness's handler.
+        unsafe { libc::signal(libc::SIGSEGV, libc::SIG_DFL) };
+        deeper(0) as c_int
+    }
+
+    /// A child that overflows its stack faults on the guard page and dies by SIGSEGV,
+    /// instead of writing on through the parent's memory; the parent goes on.
+    #[test]
+    fn a_child_that_overflows_its_stack_dies_on_the_guard_page() {
+        let stack = Stack::map().unwrap();
+        // SAFETY: `overflow` uses nothing of `arg` and only recurses on its own stack until
+        // the guard page stops it.
+        let (pid, _pidfd) = unsafe {
+            clone_vfork(&stack, overflow, std::ptr::null_mut(), libc::CLONE_PIDFD | libc::SIGCHLD)
+        }
+        .unwrap();
+        let mut status = 0;
+        // SAFETY: reaps the child just started; writes only `status`.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSEGV);
+    }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use skillbox_sandbox::{run, ChildSpec, Policy, ProcessAccess};
+use skillbox_sandbox::{preview, run, ChildSpec, Guarantee, Policy, ProcessAccess};
 use tokio::io::AsyncReadExt;
 
 fn is_root() -> bool {
@@ -150,6 +150,95 @@ fn a_process_whose_runs_ended_leaves_no_cgroup_at_exit() {
     }
     let pid = run_helper("cleanup_helper", "normal");
     assert_eq!(groups_of(pid), Vec::<PathBuf>::new(), "groups left after a normal exit");
+}
+
+/// Watches the directories this process's groups are made in (every hierarchy's group of
+/// this process) for new entries, with inotify: a group made and removed again between two
+/// looks at the directory is still seen.
+struct Creations {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Creations {
+    fn watch() -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: inotify_init1 takes flags only; the descriptor is owned by `fd` below.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(raw >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        // SAFETY: `raw` is a fresh descriptor, owned by nothing else.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mut watched = 0;
+        for mount in cgroup_mounts() {
+            for rel in own.lines().filter_map(|l| l.splitn(3, ':').nth(2)) {
+                let dir = mount.join(rel.trim_start_matches('/'));
+                let Ok(c) = std::ffi::CString::new(dir.to_str().unwrap()) else { continue };
+                if !dir.is_dir() {
+                    continue;
+                }
+                use std::os::fd::AsRawFd;
+                // SAFETY: reads the NUL-terminated path; `fd` is an inotify descriptor.
+                let wd =
+                    unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_CREATE) };
+                watched += usize::from(wd >= 0);
+            }
+        }
+        assert!(watched > 0, "no cgroup directory could be watched");
+        Self { fd }
+    }
+
+    /// Names created since the last call that are groups of `pid`.
+    fn created_by(&self, pid: u32) -> Vec<String> {
+        use std::os::fd::AsRawFd;
+        let prefix = format!("skillbox-{pid}-");
+        let mut names = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: read writes at most `buf.len()` bytes into `buf`.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return names;
+            }
+            let mut at = 0;
+            while at + 16 <= n as usize {
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                let name = &buf[at + 16..at + 16 + len];
+                let name = String::from_utf8_lossy(name).trim_end_matches('\0').to_string();
+                if name.starts_with(&prefix) {
+                    names.push(name);
+                }
+                at += 16 + len;
+            }
+        }
+    }
+}
+
+/// `skillbox info` and `doctor` preview runs: a preview reports the groups a run would get
+/// and makes none. Watched with inotify, so a group made and removed at once is seen too;
+/// the control is a run of the same spec, whose groups the same watch does see.
+#[test]
+fn a_preview_makes_no_cgroup() {
+    if !groups_are_made_here() {
+        return;
+    }
+    let me = std::process::id();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = limited(dir.path(), "echo ran", true);
+    let creations = Creations::watch();
+    let report = preview(&spec).unwrap();
+    let host = skillbox_sandbox::host();
+    let line = |g| report.line(g).unwrap().detail.clone();
+    assert_eq!(line(Guarantee::Memory).starts_with("memory cgroup"), host.cgroup_memory_writable);
+    assert_eq!(line(Guarantee::CpuShare).starts_with("cpu cgroup"), host.cgroup_cpu);
+    assert_eq!(line(Guarantee::Processes).starts_with("pids cgroup"), host.cgroup_pids);
+    assert_eq!(creations.created_by(me), Vec::<String>::new(), "a preview made cgroups");
+
+    // Control: a run of the same spec makes its groups, and the watch sees them.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let out = rt.block_on(run(&spec)).unwrap();
+    assert_eq!(out.stdout.to_text(), "ran\n", "{out:?}");
+    assert_eq!(out.enforcement, report, "the run got what the preview said");
+    assert!(!creations.created_by(me).is_empty(), "control: the run's groups were not seen");
 }
 
 #[test]

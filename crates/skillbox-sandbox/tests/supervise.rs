@@ -36,7 +36,8 @@ fn scratch() -> tempfile::TempDir {
 }
 
 /// These tests are about supervision (argv, environment, exit, timeout, output), so the
-/// child gets the permissive policy; confinement has its own tests in `confine.rs`.
+/// child gets the permissive policy; confinement has its own tests (`files.rs`, `network.rs`,
+/// `processes.rs`, ...).
 fn spec(program: &str, args: &[&str], cwd: &Path) -> ChildSpec {
     let mut spec = ChildSpec::new(program, cwd);
     spec.args = args.iter().map(OsString::from).collect();

@@ -1,6 +1,10 @@
-//! Helpers shared by the sandbox's test files: checking that a process is gone.
+//! Helpers shared by the sandbox's test files: waiting for a process to say its pid, and
+//! checking that a process is gone.
+
+#![allow(dead_code)]
 
 use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long a killed process may take to disappear before a test fails.
@@ -33,4 +37,18 @@ pub async fn wait_until_dead(pid: i32) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     !is_running(pid)
+}
+
+/// Waits (at most 10 s) for a complete `pid\n` file and returns the pid.
+pub async fn wait_for_pid(path: &Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = fs::read_to_string(path) {
+            if text.ends_with('\n') {
+                return text.trim().parse().expect("a pid");
+            }
+        }
+        assert!(Instant::now() < deadline, "{} was never written", path.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -16,6 +16,53 @@ use std::time::Duration;
 use skillbox_sandbox::{run, ChildOutcome, ChildSpec, ExitStatus, Policy};
 
 pub const PYTHON: &str = "/usr/bin/python3";
+pub const SH: &str = "/bin/sh";
+pub const PATH_VALUE: &str = "/usr/local/bin:/usr/bin:/bin";
+
+pub const EACCES: i32 = libc::EACCES;
+pub const EPERM: i32 = libc::EPERM;
+pub const EXDEV: i32 = libc::EXDEV;
+/// From linux/capability.h.
+pub const CAP_SYS_RESOURCE: u32 = 24;
+
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+pub fn is_root() -> bool {
+    euid() == 0
+}
+
+/// Whether this (test) process holds capability `cap` in its effective set.
+pub fn has_capability(cap: u32) -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:\t")).unwrap();
+    u64::from_str_radix(eff.trim(), 16).unwrap() & (1 << cap) != 0
+}
+
+pub fn strict() -> Policy {
+    Policy::strict()
+}
+
+/// The protected names the confinement tests give the sandbox: which names are protected is
+/// the caller's policy (skillbox's list is in the skills crate); the sandbox enforces any
+/// list.
+pub const NAMES: &[&str] = &[".git", ".q-skills", ".claude", ".bashrc", ".profile"];
+
+/// The strict policy, with `paths` readable.
+pub fn reading(paths: &[&Path]) -> Policy {
+    let mut p = Policy::strict();
+    p.read = paths.iter().map(|p| p.to_path_buf()).collect();
+    p
+}
+
+/// The strict policy, with `paths` writable and [`NAMES`] protected in them.
+pub fn writing(paths: &[&Path]) -> Policy {
+    let mut p = Policy::strict();
+    p.write = paths.iter().map(|p| p.to_path_buf()).collect();
+    p.protected = NAMES.iter().map(|n| n.to_string()).collect();
+    p
+}
 
 /// A fresh directory any user can write to.
 pub fn scratch() -> tempfile::TempDir {

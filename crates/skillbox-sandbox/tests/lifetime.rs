@@ -1,0 +1,145 @@
+//! The whole tree ends with the run (threat model 5): a double-forked daemon cannot leave
+//! the run's group and dies with it, and nothing of a run survives the runtime itself being
+//! killed.
+//!
+//! Most children are a small Python program (the `PRELUDE` of `tests/probe/mod.rs` plus a
+//! body) that makes one attempt after another and prints one line per attempt; the test
+//! asserts on each attempt by name and, where a secret is involved, that no byte of it
+//! reached the output in any form. Every denial is paired with a positive control (the same
+//! attempt succeeding where it is granted, or an unconfined run succeeding), so that a
+//! broken setup fails loudly instead of passing.
+//!
+//! The tests pass as root and as an unprivileged user (`setpriv --reuid=nobody ...`):
+//! scratch directories are world-accessible, secrets are world-readable files (so only the
+//! sandbox can stand between them and the child), and where behaviour legitimately differs
+//! by uid the test branches on `geteuid()`.
+
+mod common;
+mod probe;
+use common::*;
+use probe::*;
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use skillbox_sandbox::{run, ChildSpec, ProcessAccess};
+
+// ---------------------------------------------------------------------------------------
+// the whole tree ends with the run
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_double_forked_daemon_dies_with_the_run_and_cannot_leave_the_group() {
+    let work = scratch();
+    let w = work.path();
+    let heartbeat = w.join("heartbeat");
+    let pid_file = w.join("daemon.pid");
+    let body = r##"
+import time
+hb, pidfile = ARGS[0], ARGS[1]
+attempt("setsid", lambda: os.setsid())
+attempt("setpgid", lambda: os.setpgid(0, 0))
+attempt("setpgid_other", lambda: os.setpgid(0, 1))
+pid = os.fork()
+if pid == 0:
+    if os.fork() == 0:
+        # The daemon: tries to leave the group, then beats until killed.
+        for f in (lambda: os.setsid(), lambda: os.setpgid(0, 0)):
+            try:
+                f()
+            except OSError:
+                pass
+        with open(pidfile + ".tmp", "w") as f:
+            f.write(f"{os.getpid()} {os.getpgrp()} {os.getsid(0)}\n")
+        os.rename(pidfile + ".tmp", pidfile)
+        os.close(1)
+        os.close(2)
+        while True:
+            with open(hb, "a") as f:
+                f.write(".")
+            time.sleep(0.05)
+    os._exit(0)
+os.waitpid(pid, 0)
+deadline = time.time() + 10
+while time.time() < deadline and (not os.path.exists(hb) or os.path.getsize(hb) < 4):
+    time.sleep(0.05)
+attempt("heartbeat_seen", lambda: str(os.path.getsize(hb)))
+attempt("own_group", lambda: f"{os.getpgrp()} {os.getsid(0)}")
+"##;
+    let mut policy = writing(&[w]);
+    policy.processes = ProcessAccess::Full;
+    let mut spec = probe_spec(policy, w, body, &[s(&heartbeat), s(&pid_file)]);
+    spec.timeout = Duration::from_secs(60);
+    let p = probe_run(&spec).await;
+
+    p.err("setsid", &[EPERM]);
+    p.err("setpgid", &[EPERM]);
+    p.err("setpgid_other", &[EPERM]);
+    // Control: the daemon was alive and beating while the run lasted.
+    let beats: u64 = p.ok_text("heartbeat_seen").parse().unwrap();
+    assert!(beats >= 4, "the daemon never beat");
+    let line = fs::read_to_string(&pid_file).expect("the daemon wrote its pid");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let daemon: i32 = f[0].parse().unwrap();
+    // Still in the run's group and session.
+    assert_eq!(format!("{} {}", f[1], f[2]), p.ok_text("own_group"), "the daemon left the group");
+
+    assert!(wait_until_dead(daemon).await, "daemon {daemon} outlived the run");
+    let first = fs::metadata(&heartbeat).unwrap().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = fs::metadata(&heartbeat).unwrap().len();
+    assert_eq!(first, second, "the heartbeat still grows after the run ended");
+}
+
+/// Threat model 5, "the runtime itself being killed": with `pid_namespace`, the run's first
+/// process dies with the thread that started it, and the kernel then kills the rest of its
+/// namespace. Runs `run()` in a helper process (this test binary again), kills that helper
+/// with SIGKILL, and checks the run's processes.
+#[tokio::test]
+async fn nothing_of_the_run_survives_the_runtime_being_killed() {
+    let dir = scratch();
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "runtime_killed_helper", "--ignored", "--nocapture"])
+        .env(HELPER_ENV, dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let leader = wait_for_pid(&dir.path().join("leader.pid")).await;
+    let background = wait_for_pid(&dir.path().join("bg.pid")).await;
+    let _ = helper.kill();
+    let _ = helper.wait();
+    let leader_dead = wait_until_dead(leader).await;
+    let background_dead = wait_until_dead(background).await;
+    for pid in [leader, background] {
+        if is_running(pid) {
+            // SAFETY: kill takes plain integers; these are processes this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    assert!(leader_dead, "the run's leader {leader} survived the runtime");
+    assert!(background_dead, "the run's background process {background} survived the runtime");
+}
+
+const HELPER_ENV: &str = "SKILLBOX_CONFINE_HELPER_DIR";
+
+#[tokio::test]
+#[ignore = "helper of nothing_of_the_run_survives_the_runtime_being_killed; does nothing alone"]
+async fn runtime_killed_helper() {
+    let Some(dir) = std::env::var_os(HELPER_ENV) else { return };
+    let dir = PathBuf::from(dir);
+    let mut spec = ChildSpec::new(SH, &dir);
+    // Inside a PID namespace `$$` and `$!` are namespace pids; /proc/self/stat (of the
+    // host's /proc) gives the pids the test can see.
+    spec.args = vec![
+        "-c".into(),
+        "read -r p _ < /proc/self/stat; echo $p > leader.pid; \
+         /bin/sh -c 'read -r p _ < /proc/self/stat; echo $p > bg.pid; exec /bin/sleep 30' & wait"
+            .into(),
+    ];
+    let mut policy = writing(&[&dir]);
+    policy.processes = ProcessAccess::Full;
+    policy.pid_namespace = true;
+    spec.policy = policy;
+    spec.timeout = Duration::from_secs(60);
+    let _ = run(&spec).await;
+}
