@@ -1,0 +1,153 @@
+//! Attempts, retries with backoff, then fallbacks: each a fresh, fully confined run under the
+//! same context and grant, each reported to the caller's observer.
+
+use std::time::Duration;
+
+use crate::format::SkillDef;
+use crate::params::Params;
+use crate::resilience::{Plan, Verdict};
+use crate::result::{SkillResult, Status};
+use crate::security::{EffectiveGrant, SecurityContext};
+
+/// What a [`Step`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepKind {
+    /// The first run, or a retry of it.
+    Attempt,
+    /// A fallback command after the attempts failed.
+    Fallback,
+}
+
+/// One attempt or fallback of a run, as reported to [`ExecOptions::observer`].
+#[derive(Debug)]
+pub struct Step<'a> {
+    /// An attempt or a fallback.
+    pub kind: StepKind,
+    /// Attempt number (1 for the first), or fallback number (1 for the first).
+    pub number: u32,
+    /// The command line that ran.
+    pub command: String,
+    /// What it gave.
+    pub result: &'a SkillResult,
+    /// When another attempt follows: after how long, and why the failure was retryable.
+    pub retry: Option<(Duration, String)>,
+}
+
+/// Options of one execution.
+#[derive(Clone, Copy)]
+pub struct ExecOptions<'a> {
+    /// Base delay of the retry backoff (the first retry waits about this long).
+    pub retry_base_delay: Duration,
+    /// Called after each attempt and each fallback.
+    pub observer: Option<&'a (dyn Fn(&Step<'_>) + Sync)>,
+}
+
+impl Default for ExecOptions<'_> {
+    fn default() -> Self {
+        Self { retry_base_delay: Duration::from_secs(1), observer: None }
+    }
+}
+
+impl ExecOptions<'_> {
+    fn observe(&self, step: &Step<'_>) {
+        if let Some(o) = self.observer {
+            o(step)
+        }
+    }
+}
+
+/// Runs `def`'s command until it succeeds, fails for good or spends its retries, then its
+/// fallbacks in order until one succeeds. `template` is the result each run starts from.
+pub(super) async fn run_resilient(
+    def: &SkillDef,
+    params: &Params,
+    ctx: &SecurityContext,
+    grant: &EffectiveGrant,
+    template: SkillResult,
+    options: &ExecOptions<'_>,
+) -> SkillResult {
+    let plan = Plan::of(def);
+    let (last, attempts) = match attempts(def, &plan, params, ctx, grant, &template, options).await
+    {
+        Ok(done) => return done,
+        Err(last) => last,
+    };
+    let fallbacks = plan.fallbacks(def);
+    if fallbacks.is_empty() {
+        return last;
+    }
+    let mut result = last;
+    for (i, (fcommand, fargs)) in fallbacks.iter().enumerate() {
+        let mut r = template.clone();
+        super::process::run(def, params, ctx, grant, (fcommand, fargs), &mut r).await;
+        r.attempts = attempts;
+        let line = std::iter::once(fcommand.clone())
+            .chain(fargs.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        r.fallback = Some(line.clone());
+        options.observe(&Step {
+            kind: StepKind::Fallback,
+            number: i as u32 + 1,
+            command: line,
+            result: &r,
+            retry: None,
+        });
+        if r.status == Status::Success {
+            return r;
+        }
+        result = r;
+    }
+    result.message = Some(format!(
+        "skill `{}` failed after {} attempt(s) and {} fallback(s); last: {}",
+        def.name,
+        attempts,
+        fallbacks.len(),
+        result.message.as_deref().unwrap_or("failed")
+    ));
+    result
+}
+
+/// The skill's own command, retried as its plan says. `Ok` with the result when it is
+/// final (a success, or a failure no fallback may follow); `Err` with the last failure and
+/// the number of attempts made when the fallbacks may run.
+async fn attempts(
+    def: &SkillDef,
+    plan: &Plan,
+    params: &Params,
+    ctx: &SecurityContext,
+    grant: &EffectiveGrant,
+    template: &SkillResult,
+    options: &ExecOptions<'_>,
+) -> Result<SkillResult, (SkillResult, u32)> {
+    let command = def.command.as_deref().unwrap_or_default();
+    let mut number = 1;
+    loop {
+        let mut r = template.clone();
+        super::process::run(def, params, ctx, grant, (command, &def.args), &mut r).await;
+        r.attempts = number;
+        let verdict = plan.classify(&r);
+        let retry = match &verdict {
+            Verdict::Retry(why) if number <= plan.max_retries => {
+                Some((plan.delay(number, options.retry_base_delay), why.clone()))
+            }
+            _ => None,
+        };
+        options.observe(&Step {
+            kind: StepKind::Attempt,
+            number,
+            command: command.to_string(),
+            result: &r,
+            retry: retry.clone(),
+        });
+        match retry {
+            Some((delay, _)) => {
+                tokio::time::sleep(delay).await;
+                number += 1;
+            }
+            None if r.status == Status::Success || verdict.is_final() => return Ok(r),
+            None => return Err((r, number)),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The kernel policy for a grant, the result's entries of the sandbox's report, and the
+//! preview of what a run would enforce.
+
+use std::path::Path;
+
+use skillbox_sandbox::{
+    ChildSpec, Enforcement, MechanismState, NetworkAccess, Policy, ProcessAccess, Rlimits,
+};
+
+use crate::format::{NetworkLevel, ProcessSpawn};
+use crate::private_dir::PrivateDir;
+use crate::result::EnforcementEntry;
+use crate::security::EffectiveGrant;
+
+/// Converts the sandbox report into result entries.
+pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
+    e.mechanisms
+        .iter()
+        .map(|m| EnforcementEntry {
+            mechanism: m.name,
+            enforced: m.state == MechanismState::Enforced,
+            state: m.state,
+            detail: m.detail.clone(),
+        })
+        .collect()
+}
+
+/// The kernel policy for a grant: the grant's paths, the run's private directory
+/// (`scratch`), the protected entries, network and process rights, and rlimits from the
+/// limits.
+///
+/// Memory is a memory cgroup where the sandbox can create one, else `RLIMIT_AS` (see
+/// `skillbox_sandbox::Rlimits::memory`).
+pub fn policy_for(grant: &EffectiveGrant, scratch: &Path, workspace: &Path) -> Policy {
+    let write = grant.file_write.clone();
+    let read = grant.file_read.clone();
+    let limits = &grant.limits;
+    Policy {
+        confine_files: true,
+        read,
+        write,
+        protected: crate::protect::protected_names(),
+        hidden: grant.hidden.clone(),
+        scratch: vec![scratch.to_path_buf()],
+        guarded: vec![workspace.to_path_buf()],
+        pid_namespace: true,
+        network: match grant.network {
+            NetworkLevel::None => NetworkAccess::None,
+            NetworkLevel::HttpsOnly => NetworkAccess::HttpsOnly,
+            NetworkLevel::Full => NetworkAccess::Full,
+        },
+        processes: match grant.process_spawn {
+            ProcessSpawn::None => ProcessAccess::None,
+            ProcessSpawn::Limited => ProcessAccess::Limited,
+            ProcessSpawn::Full => ProcessAccess::Full,
+        },
+        rlimits: Rlimits {
+            open_files: Some(limits.max_open_files),
+            file_size: Some(limits.max_disk_io_mb.saturating_mul(1024 * 1024)),
+            disk_write_bytes: Some(limits.max_disk_io_mb.saturating_mul(1024 * 1024)),
+            cpu_seconds: Some(limits.max_execution_time.as_secs_f64().ceil() as u64),
+            processes: Some(limits.max_processes),
+            address_space: None,
+            memory: Some(limits.max_memory_mb.saturating_mul(1024 * 1024)),
+            cpu_percent: Some(limits.max_cpu_percent),
+        },
+    }
+}
+
+/// The enforcement report of a run under `grant` in `workspace`, without running it (what
+/// `skillbox info` and `skillbox doctor` show), or the message a run would fail with.
+pub(crate) fn preview(
+    grant: &EffectiveGrant,
+    workspace: &Path,
+    allow_weaker: bool,
+) -> Result<Vec<EnforcementEntry>, String> {
+    let private = PrivateDir::create().map_err(|e| e.to_string())?;
+    let mut spec = ChildSpec::new("/bin/true", workspace);
+    spec.policy = policy_for(grant, private.path(), workspace);
+    spec.allow_weaker = allow_weaker;
+    skillbox_sandbox::preview(&spec).map(|e| enforcement_entries(&e)).map_err(|e| e.to_string())
+}
