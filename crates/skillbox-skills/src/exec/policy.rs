@@ -1,14 +1,13 @@
 //! The kernel policy for a grant, the result's entries of the sandbox's report, and the
 //! preview of what a run would enforce.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use skillbox_sandbox::{
     ChildSpec, Enforcement, MechanismState, NetworkAccess, Policy, ProcessAccess, Rlimits,
 };
 
 use crate::format::{NetworkLevel, ProcessSpawn};
-use crate::private_dir::PrivateDir;
 use crate::result::EnforcementEntry;
 use crate::security::EffectiveGrant;
 
@@ -69,14 +68,30 @@ pub fn policy_for(grant: &EffectiveGrant, scratch: &Path, workspace: &Path) -> P
 
 /// The enforcement report of a run under `grant` in `workspace`, without running it (what
 /// `skillbox info` and `skillbox doctor` show), or the message a run would fail with.
+///
+/// Creates no private directory: the policy names a placeholder that does not exist (see
+/// [`preview_scratch`]).
 pub(crate) fn preview(
     grant: &EffectiveGrant,
     workspace: &Path,
     allow_weaker: bool,
 ) -> Result<Vec<EnforcementEntry>, String> {
-    let private = PrivateDir::create().map_err(|e| e.to_string())?;
     let mut spec = ChildSpec::new("/bin/true", workspace);
-    spec.policy = policy_for(grant, private.path(), workspace);
+    spec.policy = policy_for(grant, &preview_scratch(), workspace);
     spec.allow_weaker = allow_weaker;
     skillbox_sandbox::preview(&spec).map(|e| enforcement_entries(&e)).map_err(|e| e.to_string())
+}
+
+/// The private directory a preview's policy names: a path in the temp directory that is
+/// never created.
+///
+/// A preview builds the run's Landlock ruleset and seccomp program only to learn what the
+/// host enforces; nothing is confined by them and no process starts. The report's lines do
+/// not depend on the private directory, and a path that does not exist grants nothing, so
+/// it need not exist; `info` and `doctor` then leave nothing behind (making and removing a
+/// real one also cost three `mkdir` and three `rmdir` per preview). The name ends in a
+/// random id, so that no one can have put a link there for the preview to trip on.
+fn preview_scratch() -> PathBuf {
+    let id = crate::result::new_execution_id();
+    std::env::temp_dir().join(format!("skillbox-preview-{id}"))
 }
