@@ -433,6 +433,12 @@ impl Runtime {
 
     /// Runs the skill `name` (or alias) with `params` and per-run `options`. Every run in
     /// skillbox goes through here.
+    ///
+    /// In order: the skill is looked up, its level decided (a grant, the policy, the
+    /// default, or `options.trust`) and, for a grant, its content sealed; the run is
+    /// recorded as started, the circuit breaker consulted, the skill executed
+    /// (`execute_with_security`), and the outcome recorded. A step that refuses returns the
+    /// refusal as the result, recorded in the audit log like any run.
     pub async fn run_with(&self, name: &str, params: &Value, options: &RunOptions) -> SkillResult {
         let skill = match self.registry.get(name) {
             Ok(s) => s,
@@ -444,14 +450,7 @@ impl Runtime {
                 let message = format!(
                     "refusing to run: {e}; fix or remove the file (`skillbox trust --list` reads it)"
                 );
-                let mut r = SkillResult::refused(Status::Error, &skill.def.name, message.clone());
-                if let Some(log) = &self.audit {
-                    r.audit_error = crate::audit::write(
-                        log,
-                        &[crate::audit::refused_early(&skill.def.name, &message, params)],
-                    );
-                }
-                return r;
+                return self.refuse_early(&skill.def.name, message, params);
             }
         };
         // A level a grant gave runs the sealed copy of the very bytes its digest was checked
@@ -470,92 +469,93 @@ impl Runtime {
                          run: {e}",
                         skill.trust_subject().0
                     );
-                    let mut r =
-                        SkillResult::refused(Status::Error, &skill.def.name, message.clone());
-                    if let Some(log) = &self.audit {
-                        r.audit_error = crate::audit::write(
-                            log,
-                            &[crate::audit::refused_early(&skill.def.name, &message, params)],
-                        );
-                    }
-                    return r;
+                    return self.refuse_early(&skill.def.name, message, params);
                 }
             },
         };
-        let level = decision.level;
-        let mut ctx = self.context(level);
+        let mut ctx = self.context(decision.level);
         ctx.allow_weaker_isolation = options.allow_weaker_isolation;
-        let notice = decision.lapsed.as_ref().map(|(grant, now)| {
-            let (subject, _) = skill.trust_subject();
-            format!(
-                "trust grant lapsed: `{subject}` was granted {} on {} for content {}, but its \
-                 content is now {now}; it runs at its default level {level} instead. Review \
-                 the change, then grant it again with `skillbox trust {subject} --level {}`",
-                grant.level,
-                grant.granted_at,
-                short(&grant.digest),
-                grant.level
-            )
-        });
-        let Some(log) = &self.audit else {
-            let exec = crate::exec::ExecOptions {
-                retry_base_delay: options
-                    .retry_base_delay
-                    .unwrap_or(std::time::Duration::from_secs(1)),
-                observer: None,
-            };
-            let id = crate::result::new_execution_id();
-            let mut r = skill.execute_with_security(params, &ctx, &exec, id).await;
-            r.trust_origin = Some(decision.origin);
-            r.notice = notice;
-            return r;
-        };
-        if let (Some((grant, now)), Some(message)) = (&decision.lapsed, &notice) {
-            let event = crate::audit::trust_lapsed(&skill.def.name, grant, now, &ctx, message);
+        let notice = lapse_notice(skill, &decision);
+        self.run_decided(skill, params, &ctx, &decision, notice, options).await
+    }
+
+    /// The run of `skill` at the level decided in `ctx`: recorded as started (with a lapsed
+    /// grant first), refused while its circuit is open, executed, and recorded as ended.
+    /// Nothing runs that cannot be recorded.
+    async fn run_decided(
+        &self,
+        skill: &LoadedSkill,
+        params: &Value,
+        ctx: &SecurityContext,
+        decision: &TrustDecision,
+        notice: Option<String>,
+        options: &RunOptions,
+    ) -> SkillResult {
+        let name = &skill.def.name;
+        if let (Some(log), Some((grant, now)), Some(message)) =
+            (&self.audit, &decision.lapsed, &notice)
+        {
+            let event = crate::audit::trust_lapsed(name, grant, now, ctx, message);
             if let Some(err) = crate::audit::write(log, &[event]) {
-                let mut r = SkillResult::refused(
-                    Status::Error,
-                    &skill.def.name,
-                    format!("refusing to run: cannot write the audit log: {err}"),
-                );
-                r.audit_error = Some(err);
-                return r;
+                return unrecordable(name, err, None);
             }
         }
-        // Nothing runs that cannot be recorded.
         let execution_id = crate::result::new_execution_id();
-        let start =
-            crate::audit::started(&skill.def.name, &skill.path, &ctx, &execution_id, params);
-        if let Some(err) = crate::audit::write(log, &[start]) {
-            let mut r = SkillResult::refused(
-                Status::Error,
-                &skill.def.name,
-                format!("refusing to run: cannot write the audit log: {err}"),
-            );
-            r.execution_id = execution_id;
-            r.audit_error = Some(err);
-            return r;
+        if let Some(log) = &self.audit {
+            let start = crate::audit::started(name, &skill.path, ctx, &execution_id, params);
+            if let Some(err) = crate::audit::write(log, &[start]) {
+                return unrecordable(name, err, Some(execution_id));
+            }
         }
-        if let Some(refused) = self.circuit_check(skill, &execution_id) {
-            let mut r = refused;
+        if let Some(mut r) = self.circuit_check(skill, &execution_id) {
             r.trust_level = Some(ctx.trust_level);
-            r.audit_error = crate::audit::write(log, &crate::audit::finished(&r, &ctx));
-            return r;
+            let events = crate::audit::finished(&r, ctx);
+            return self.refuse_and_record(r, &events);
         }
+        let (mut result, mut audit_errors) =
+            self.execute(skill, params, ctx, &execution_id, options).await;
+        result.trust_origin = Some(decision.origin);
+        result.notice = notice;
+        self.circuit_record(skill, &result);
+        if let Some(log) = &self.audit {
+            audit_errors.extend(crate::audit::write(log, &crate::audit::finished(&result, ctx)));
+            result.audit_error = audit_errors.into_iter().next();
+        }
+        result
+    }
+
+    /// Executes `skill` (`execute_with_security`) under `execution_id`; with an audit log,
+    /// each retry and fallback is recorded as it happens and a run its caller abandons is
+    /// recorded as cancelled. Returns the result and the audit errors met on the way.
+    async fn execute(
+        &self,
+        skill: &LoadedSkill,
+        params: &Value,
+        ctx: &SecurityContext,
+        execution_id: &str,
+        options: &RunOptions,
+    ) -> (SkillResult, Vec<String>) {
+        let retry_base_delay =
+            options.retry_base_delay.unwrap_or(std::time::Duration::from_secs(1));
+        let Some(log) = &self.audit else {
+            let exec = crate::exec::ExecOptions { retry_base_delay, observer: None };
+            let r = skill.execute_with_security(params, ctx, &exec, execution_id.into()).await;
+            return (r, Vec::new());
+        };
         // If the caller drops this future before the run ends (an MCP cancellation), the
         // run's processes are killed as the inner future drops, and then this guard records
         // the cancellation: the log never shows a run that started and never ended.
         let mut cancel_guard = CancelGuard {
             log,
             skill: &skill.def.name,
-            ctx: &ctx,
-            execution_id: &execution_id,
+            ctx,
+            execution_id,
             started: std::time::Instant::now(),
             armed: true,
         };
         let audit_errors = std::sync::Mutex::new(Vec::<String>::new());
         let observer = |step: &crate::exec::Step<'_>| {
-            if let Some(e) = crate::audit::step(step, &skill.def.name, &ctx, &execution_id)
+            if let Some(e) = crate::audit::step(step, &skill.def.name, ctx, execution_id)
                 .and_then(|d| crate::audit::write(log, &[d]))
             {
                 if let Ok(mut v) = audit_errors.lock() {
@@ -563,20 +563,31 @@ impl Runtime {
                 }
             }
         };
-        let exec = crate::exec::ExecOptions {
-            retry_base_delay: options.retry_base_delay.unwrap_or(std::time::Duration::from_secs(1)),
-            observer: Some(&observer),
-        };
-        let mut result =
-            skill.execute_with_security(params, &ctx, &exec, execution_id.clone()).await;
+        let exec = crate::exec::ExecOptions { retry_base_delay, observer: Some(&observer) };
+        let result = skill.execute_with_security(params, ctx, &exec, execution_id.into()).await;
         cancel_guard.armed = false;
-        result.trust_origin = Some(decision.origin);
-        result.notice = notice;
-        self.circuit_record(skill, &result);
-        let mut errors = audit_errors.into_inner().unwrap_or_default();
-        errors.extend(crate::audit::write(log, &crate::audit::finished(&result, &ctx)));
-        result.audit_error = errors.into_iter().next();
-        result
+        (result, audit_errors.into_inner().unwrap_or_default())
+    }
+
+    /// Refuses `skill` before its context could be made (the trust store or policy cannot be
+    /// read, the granted content cannot be sealed): `error`, recorded.
+    fn refuse_early(&self, skill: &str, message: String, params: &Value) -> SkillResult {
+        let event = crate::audit::refused_early(skill, &message, params);
+        self.refuse_and_record(SkillResult::refused(Status::Error, skill, message), &[event])
+    }
+
+    /// Returns `r`, a run refused before anything started, after writing `events` for it to
+    /// the audit log (when this runtime has one); a write that fails is the result's
+    /// `audit_error`.
+    fn refuse_and_record(
+        &self,
+        mut r: SkillResult,
+        events: &[skillbox_audit::EventDraft],
+    ) -> SkillResult {
+        if let Some(log) = &self.audit {
+            r.audit_error = crate::audit::write(log, events);
+        }
+        r
     }
 
     /// Refuses fast when the skill's circuit is open (see [`crate::circuit`]).
@@ -665,6 +676,35 @@ fn canonical(p: &Path) -> Result<PathBuf, OpenError> {
         });
     }
     Ok(c)
+}
+
+/// A run refused because its audit event cannot be written: nothing runs that cannot be
+/// recorded. Under the run's `execution_id` once it has one.
+fn unrecordable(skill: &str, err: String, execution_id: Option<String>) -> SkillResult {
+    let message = format!("refusing to run: cannot write the audit log: {err}");
+    let mut r = SkillResult::refused(Status::Error, skill, message);
+    if let Some(id) = execution_id {
+        r.execution_id = id;
+    }
+    r.audit_error = Some(err);
+    r
+}
+
+/// The notice of a run whose grant lapsed: what was granted, that the content changed, the
+/// level it runs at instead, and how to grant it again.
+fn lapse_notice(skill: &LoadedSkill, decision: &TrustDecision) -> Option<String> {
+    let (grant, now) = decision.lapsed.as_ref()?;
+    let (subject, _) = skill.trust_subject();
+    Some(format!(
+        "trust grant lapsed: `{subject}` was granted {} on {} for content {}, but its content is \
+         now {now}; it runs at its default level {} instead. Review the change, then grant it \
+         again with `skillbox trust {subject} --level {}`",
+        grant.level,
+        grant.granted_at,
+        short(&grant.digest),
+        decision.level,
+        grant.level
+    ))
 }
 
 /// `sha256:` and the first 16 hex digits, for messages.
