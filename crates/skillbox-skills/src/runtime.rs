@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use skillbox_audit::{AuditLog, LogConfig};
 
+use crate::circuit::Circuits;
 use crate::registry::{LoadedSkill, Locations, LookupError, Registry};
 use crate::result::{SkillResult, Status};
 use crate::security::{SecurityContext, TrustLevel};
@@ -62,6 +63,9 @@ pub struct Runtime {
     /// Refusals before a skill is looked up, recorded at a bounded rate; shared with the
     /// runtimes reloaded from this one. `None` without an audit log.
     refusals: Option<Arc<crate::refusals::Refusals>>,
+    /// The circuit breakers: on disk under the home directory when there is one, else in
+    /// memory; shared with the runtimes reloaded from this one.
+    circuits: Arc<Circuits>,
 }
 
 /// Why a trust grant could not be made or removed.
@@ -150,25 +154,40 @@ impl Runtime {
     /// and `XDG_CONFIG_HOME` from this process's environment.
     /// The audit log goes to [`default_audit_path`](crate::default_audit_path).
     pub fn open(workspace: &Path) -> Result<Self, OpenError> {
-        let vars = |k: &str| std::env::var_os(k);
-        let path = crate::audit::default_audit_path(vars).ok_or(OpenError::NoAuditLocation)?;
-        Self::open_with_audit(workspace, LogConfig::new(path))
+        Self::open_in(workspace, None, |k| std::env::var_os(k))
     }
 
     /// Like [`Runtime::open`], with the audit log configured by the caller.
     pub fn open_with_audit(workspace: &Path, audit: LogConfig) -> Result<Self, OpenError> {
+        Self::open_in(workspace, Some(audit), |k| std::env::var_os(k))
+    }
+
+    /// [`Runtime::open`] (`audit` `None`) or [`Runtime::open_with_audit`] in the
+    /// environment `vars` describes.
+    fn open_in(
+        workspace: &Path,
+        audit: Option<LogConfig>,
+        vars: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Self, OpenError> {
+        let audit = match audit {
+            Some(a) => a,
+            None => LogConfig::new(
+                crate::audit::default_audit_path(&vars).ok_or(OpenError::NoAuditLocation)?,
+            ),
+        };
         let workspace = canonical(workspace)?;
-        let vars = |k: &str| std::env::var_os(k);
-        let locations = Locations::standard(&workspace, vars);
+        let locations = Locations::standard(&workspace, &vars);
         let log = Arc::new(AuditLog::open(audit)?);
+        let home = crate::registry::skillbox_home(&vars);
         Ok(Self {
             registry: Registry::load(&locations),
             workspace,
             refusals: Some(Arc::new(crate::refusals::Refusals::new(log.clone()))),
             audit: Some(log),
             locations: Some(locations),
-            home: crate::registry::skillbox_home(vars),
-            homes: crate::protect::homes(vars),
+            circuits: Arc::new(circuits_for(home.as_deref())),
+            home,
+            homes: crate::protect::homes(&vars),
         })
     }
 
@@ -181,6 +200,7 @@ impl Runtime {
             audit: None,
             refusals: None,
             locations: None,
+            circuits: Arc::new(Circuits::in_memory()),
             home: None,
             homes: crate::protect::homes(|k| std::env::var_os(k)),
         })
@@ -263,6 +283,7 @@ impl Runtime {
             workspace: self.workspace.clone(),
             audit: self.audit.clone(),
             refusals: self.refusals.clone(),
+            circuits: self.circuits.clone(),
             locations: Some(locations),
             home: self.home.clone(),
             homes: self.homes.clone(),
@@ -282,7 +303,9 @@ impl Runtime {
     /// Keeps trust grants and the policy file in `home` (a runtime opened with
     /// [`Runtime::open`] uses skillbox's home directory already).
     pub fn with_home(mut self, home: &Path) -> Self {
-        self.home = Some(skillbox_sandbox::resolve(home));
+        let home = skillbox_sandbox::resolve(home);
+        self.circuits = Arc::new(circuits_for(Some(&home)));
+        self.home = Some(home);
         self
     }
 
@@ -590,11 +613,18 @@ impl Runtime {
         r
     }
 
-    /// Refuses fast when the skill's circuit is open (see [`crate::circuit`]).
-    fn circuit_check(&self, skill: &crate::registry::LoadedSkill, id: &str) -> Option<SkillResult> {
+    /// Refuses fast when the skill's circuit is open (see [`crate::circuit`]). A state
+    /// that cannot be read is a warning, and the run goes ahead: the breaker spares a
+    /// failing service, it confines nothing.
+    fn circuit_check(&self, skill: &LoadedSkill, id: &str) -> Option<SkillResult> {
         let cb = skill.def.resilience.circuit_breaker.as_ref()?;
-        let dir = self.state_dir()?;
-        let until = crate::circuit::open_until(&dir, &skill.def.name, cb)?;
+        let until = match self.circuits.open_until(&skill.def.name, cb) {
+            Ok(until) => until?,
+            Err(e) => {
+                tracing::warn!(error = %e, "circuit breaker not consulted");
+                return None;
+            }
+        };
         let mut r = SkillResult::refused(
             Status::Error,
             &skill.def.name,
@@ -611,23 +641,17 @@ impl Runtime {
         Some(r)
     }
 
-    fn circuit_record(&self, skill: &crate::registry::LoadedSkill, r: &SkillResult) {
-        let (Some(cb), Some(dir)) =
-            (skill.def.resilience.circuit_breaker.as_ref(), self.state_dir())
-        else {
-            return;
-        };
+    /// Counts the outcome of a run that was let through; a state that cannot be written is
+    /// a warning (the circuit then does not count this run).
+    fn circuit_record(&self, skill: &LoadedSkill, r: &SkillResult) {
+        let Some(cb) = skill.def.resilience.circuit_breaker.as_ref() else { return };
         let failed = matches!(
             r.status,
             Status::Failed | Status::Error | Status::Timeout | Status::LimitExceeded
         );
-        crate::circuit::record(&dir, &skill.def.name, cb, failed);
-    }
-
-    /// Where shared run state (circuit breakers) lives: beside the audit log.
-    fn state_dir(&self) -> Option<PathBuf> {
-        let log = self.audit.as_ref()?;
-        Some(log.config().path.parent()?.parent()?.join("state").join("circuits"))
+        if let Err(e) = self.circuits.record(&skill.def.name, cb, failed) {
+            tracing::warn!(error = %e, "circuit breaker not updated");
+        }
     }
 
     /// Every skill as a tool, at its default trust level.
@@ -707,6 +731,15 @@ fn lapse_notice(skill: &LoadedSkill, decision: &TrustDecision) -> Option<String>
     ))
 }
 
+/// The circuits of a runtime whose home directory is `home`: on disk under it, else in
+/// memory.
+fn circuits_for(home: Option<&Path>) -> Circuits {
+    match home {
+        Some(h) => Circuits::on_disk(h.join("state").join("circuits")),
+        None => Circuits::in_memory(),
+    }
+}
+
 /// `sha256:` and the first 16 hex digits, for messages.
 fn short(digest: &str) -> &str {
     digest.get(..23).unwrap_or(digest)
@@ -714,4 +747,153 @@ fn short(digest: &str) -> &str {
 
 fn rfc3339_seconds(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::fs::PermissionsExt;
+
+    use serde_json::json;
+    use skillbox_audit::read_events;
+
+    use super::*;
+
+    /// A directory the run (and `nobody`, in CI) can use.
+    fn scratch() -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        d
+    }
+
+    /// A workspace whose `.q-skills` holds `skills`.
+    fn workspace(skills: &[Value]) -> tempfile::TempDir {
+        let ws = scratch();
+        let dir = ws.path().join(".q-skills");
+        std::fs::create_dir(&dir).expect("mkdir");
+        for s in skills {
+            let name = s["name"].as_str().expect("name");
+            std::fs::write(dir.join(format!("{name}.json")), s.to_string()).expect("write");
+        }
+        ws
+    }
+
+    /// An environment with only `pairs`.
+    fn vars(pairs: Vec<(&'static str, PathBuf)>) -> impl Fn(&str) -> Option<OsString> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone().into_os_string())
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        rt.expect("tokio").block_on(f)
+    }
+
+    /// The events of the log at `path`: type and details.
+    fn events(path: &Path) -> Vec<(String, Value)> {
+        let lines = read_events(path).expect("read the log");
+        lines
+            .into_iter()
+            .filter_map(|(_, _, e)| e.ok())
+            .map(|e| (e.event_type, e.details))
+            .collect()
+    }
+
+    /// A command skill that fails, with a circuit breaker that opens at the first failure.
+    fn brittle() -> Value {
+        json!({
+            "name": "brittle", "type": "command", "command": "false",
+            "circuit_breaker": {"failure_threshold": 1, "recovery_timeout": 600},
+        })
+    }
+
+    #[test]
+    fn circuits_live_under_the_home_wherever_the_audit_log_is() {
+        let ws = workspace(&[brittle()]);
+        let (home, elsewhere) = (scratch(), scratch());
+        let log = elsewhere.path().join("logs").join("a.jsonl");
+        let env = vars(vec![
+            ("HOME", home.path().to_path_buf()),
+            ("SKILLBOX_HOME", home.path().to_path_buf()),
+            ("SKILLBOX_AUDIT_LOG", log.clone()),
+        ]);
+        let rt = Runtime::open_in(ws.path(), None, env).expect("runtime");
+        assert_eq!(rt.audit().map(|l| l.config().path.clone()), Some(log));
+        let state = home.path().join("state").join("circuits");
+        assert_eq!(rt.circuits.dir(), Some(state.as_path()));
+
+        let r = block_on(rt.run("brittle", &json!({}), None));
+        assert_eq!(r.status, Status::Failed, "{r:?}");
+        assert!(state.join("brittle.json").is_file(), "the state is under the home");
+        assert!(!elsewhere.path().join("state").exists(), "nothing beside the audit log");
+        let r = block_on(rt.run("brittle", &json!({}), None));
+        assert!(r.message.as_deref().is_some_and(|m| m.starts_with("circuit open")), "{r:?}");
+    }
+
+    #[test]
+    fn circuits_are_in_memory_without_a_home_and_on_disk_with_one() {
+        let ws = workspace(&[brittle()]);
+        let rt = Runtime::with_registry(Registry::default(), ws.path()).expect("runtime");
+        assert_eq!(rt.circuits.dir(), None);
+        let home = scratch();
+        let rt = rt.with_home(home.path());
+        let resolved = skillbox_sandbox::resolve(home.path());
+        assert_eq!(rt.circuits.dir(), Some(resolved.join("state").join("circuits").as_path()));
+        let reloaded = Runtime::open_in(
+            ws.path(),
+            Some(LogConfig::new(home.path().join("log.jsonl"))),
+            vars(vec![("SKILLBOX_HOME", home.path().to_path_buf())]),
+        )
+        .expect("runtime");
+        let again = reloaded.reloaded().expect("reloaded");
+        assert!(Arc::ptr_eq(&reloaded.circuits, &again.circuits), "shared with a reload");
+    }
+
+    #[test]
+    fn a_refusal_before_the_context_is_recorded_with_one_event() {
+        let ws = workspace(&[json!({"name": "s", "type": "command", "command": "true"})]);
+        let (home, logs) = (scratch(), scratch());
+        let path = logs.path().join("events.jsonl");
+        let log = Arc::new(AuditLog::open(LogConfig::new(path.clone())).expect("log"));
+        let registry = Registry::load_paths(&[ws.path().join(".q-skills")]);
+        let rt = Runtime::with_registry(registry, ws.path()).expect("runtime");
+        let rt = rt.with_audit(log).with_home(home.path());
+        // A trust store that cannot be read: the level cannot be decided.
+        std::fs::write(home.path().join(crate::trust::STORE_FILE), "not json").expect("write");
+
+        let r = block_on(rt.run("s", &json!({"x": 1}), None));
+        assert_eq!(r.status, Status::Error, "{r:?}");
+        let message = r.message.clone().unwrap_or_default();
+        assert!(
+            message.starts_with("refusing to run: ") && message.contains("trust.json"),
+            "{r:?}"
+        );
+        assert_eq!(r.audit_error, None);
+        assert_eq!(r.attempts, 0, "nothing ran");
+        let events = events(&path);
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (kind, details) = &events[0];
+        assert_eq!(kind, "SkillExecutionFailed");
+        assert_eq!(details["message"], json!(message));
+        assert_eq!(details["params_digest"], json!(crate::audit::params_digest(&json!({"x": 1}))));
+    }
+
+    #[test]
+    fn refuse_and_record_writes_only_where_there_is_a_log() {
+        let ws = workspace(&[]);
+        let rt = Runtime::with_registry(Registry::default(), ws.path()).expect("runtime");
+        let event = crate::audit::refused_early("s", "no", &json!({}));
+        let r = SkillResult::refused(Status::Error, "s", "no".into());
+        let id = r.execution_id.clone();
+        let r = rt.refuse_and_record(r, std::slice::from_ref(&event));
+        assert_eq!((r.execution_id.as_str(), r.audit_error.as_deref()), (id.as_str(), None));
+
+        let logs = scratch();
+        let path = logs.path().join("events.jsonl");
+        let log = Arc::new(AuditLog::open(LogConfig::new(path.clone())).expect("log"));
+        let rt = rt.with_audit(log);
+        let r =
+            rt.refuse_and_record(SkillResult::refused(Status::Error, "s", "no".into()), &[event]);
+        assert_eq!(r.audit_error, None);
+        assert_eq!(events(&path).len(), 1);
+    }
 }

@@ -285,12 +285,14 @@ fn copy(from: &Path, to: &Path) {
 #[tokio::test]
 async fn security_integration_the_circuit_opens_after_repeated_failures_and_recovers() {
     let marker = "open('out/ran', 'a').write('x'); raise SystemExit(1)";
-    let e = env(&[py(
+    let Env { ws, logs, rt } = env(&[py(
         "brittle",
         marker,
         json!({"circuit_breaker": {
         "failure_threshold": 2, "recovery_timeout": 1}}),
     )]);
+    // skillbox's home: where the runtime keeps the circuits' state.
+    let e = Env { rt: rt.with_home(logs.path()), ws, logs };
     let ran = |e: &Env| fs::read_to_string(e.ws.path().join("out/ran")).unwrap_or_default().len();
     for _ in 0..2 {
         assert_eq!(e.run("brittle", json!({})).await.status, Status::Failed);
@@ -307,8 +309,36 @@ async fn security_integration_the_circuit_opens_after_repeated_failures_and_reco
     assert_eq!(ran(&e), 3);
     assert_eq!(e.run("brittle", json!({})).await.status, Status::Error);
     assert_eq!(ran(&e), 3);
-    // The state lives beside the log, shared by every process.
+    // The state lives under the home, shared by every process.
     assert!(e.logs.path().join("state/circuits/brittle.json").exists());
+}
+
+#[tokio::test]
+async fn security_integration_a_runtime_without_audit_log_or_home_keeps_its_circuits() {
+    let marker = "open('out/ran', 'a').write('x'); raise SystemExit(1)";
+    let skill = py(
+        "brittle",
+        marker,
+        json!({"circuit_breaker": {"failure_threshold": 2, "recovery_timeout": 600}}),
+    );
+    let ws = open_dir();
+    for d in ["out", ".q-skills"] {
+        fs::create_dir(ws.path().join(d)).unwrap();
+        fs::set_permissions(ws.path().join(d), fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    fs::write(ws.path().join(".q-skills/brittle.json"), skill.to_string()).unwrap();
+    let reg = Registry::load_paths(&[ws.path().join(".q-skills")]);
+    let rt = Runtime::with_registry(reg, ws.path()).unwrap();
+    assert!(rt.audit().is_none());
+    let ran = || fs::read_to_string(ws.path().join("out/ran")).unwrap_or_default().len();
+    for _ in 0..2 {
+        assert_eq!(rt.run("brittle", &json!({}), None).await.status, Status::Failed);
+    }
+    assert_eq!(ran(), 2);
+    let r = rt.run("brittle", &json!({}), None).await;
+    assert_eq!(r.status, Status::Error, "{r:#?}");
+    assert!(r.message.as_deref().unwrap_or("").contains("circuit open"), "{r:#?}");
+    assert_eq!(ran(), 2, "a run went through an open circuit");
 }
 
 #[test]
