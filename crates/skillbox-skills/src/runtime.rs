@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
+use tracing::Instrument;
 
 use skillbox_audit::{AuditLog, LogConfig};
 
@@ -179,8 +180,10 @@ impl Runtime {
         let locations = Locations::standard(&workspace, &vars);
         let log = Arc::new(AuditLog::open(audit)?);
         let home = crate::registry::skillbox_home(&vars);
+        let registry = Registry::load(&locations);
+        report_load(&registry);
         Ok(Self {
-            registry: Registry::load(&locations),
+            registry,
             workspace,
             refusals: Some(Arc::new(crate::refusals::Refusals::new(log.clone()))),
             audit: Some(log),
@@ -226,8 +229,9 @@ impl Runtime {
         message: String,
         params: &Value,
     ) -> SkillResult {
-        let mut r =
-            SkillResult::refused(status, crate::refusals::result_name(name), message.clone());
+        let shown = crate::refusals::result_name(name);
+        tracing::debug!(name = shown, status = status.as_str(), "refused before lookup");
+        let mut r = SkillResult::refused(status, shown, message.clone());
         if let Some(refusals) = &self.refusals {
             r.audit_error = refusals.record(name, &message, params);
         }
@@ -278,8 +282,10 @@ impl Runtime {
     /// re-read. Long-lived hosts call this when [`Runtime::skills_fingerprint`] changes.
     pub fn reloaded(&self) -> Option<Self> {
         let locations = self.locations.clone()?;
+        let registry = Registry::load(&locations);
+        report_load(&registry);
         Some(Self {
-            registry: Registry::load(&locations),
+            registry,
             workspace: self.workspace.clone(),
             audit: self.audit.clone(),
             refusals: self.refusals.clone(),
@@ -462,20 +468,47 @@ impl Runtime {
     /// recorded as started, the circuit breaker consulted, the skill executed
     /// (`execute_with_security`), and the outcome recorded. A step that refuses returns the
     /// refusal as the result, recorded in the audit log like any run.
+    ///
+    /// Each run is a `tracing` span, `skill_run` (fields `skill`, `execution_id`,
+    /// `trust_level`), with debug events at its decision, spawn, wait and audit steps.
     pub async fn run_with(&self, name: &str, params: &Value, options: &RunOptions) -> SkillResult {
+        let span = tracing::info_span!(
+            "skill_run",
+            skill = tracing::field::Empty,
+            execution_id = tracing::field::Empty,
+            trust_level = tracing::field::Empty,
+        );
+        self.run_in_span(&span, name, params, options).instrument(span.clone()).await
+    }
+
+    /// [`Runtime::run_with`], inside the run's `span`.
+    async fn run_in_span(
+        &self,
+        span: &tracing::Span,
+        name: &str,
+        params: &Value,
+        options: &RunOptions,
+    ) -> SkillResult {
         let skill = match self.registry.get(name) {
             Ok(s) => s,
-            Err(e) => return self.refuse(name, Status::Invalid, e.to_string(), params),
+            Err(e) => {
+                let r = self.refuse(name, Status::Invalid, e.to_string(), params);
+                span.record("execution_id", r.execution_id.as_str());
+                return r;
+            }
         };
+        span.record("skill", skill.def.name.as_str());
         let decision = match self.trust_decision(skill, options.trust) {
             Ok(d) => d,
             Err(e) => {
                 let message = format!(
                     "refusing to run: {e}; fix or remove the file (`skillbox trust --list` reads it)"
                 );
-                return self.refuse_early(&skill.def.name, message, params);
+                return self.refuse_early(span, &skill.def.name, message, params);
             }
         };
+        span.record("trust_level", decision.level.as_str());
+        tracing::debug!(origin = decision.origin.as_str(), "trust level decided");
         // A level a grant gave runs the sealed copy of the very bytes its digest was checked
         // against (see `crate::seal`), never the files as they are now.
         let sealed;
@@ -483,6 +516,7 @@ impl Runtime {
             None => skill,
             Some(snapshot) => match self.seal(skill, snapshot) {
                 Ok(s) => {
+                    tracing::debug!("the granted content runs from its sealed copy");
                     sealed = s;
                     &sealed
                 }
@@ -492,14 +526,13 @@ impl Runtime {
                          run: {e}",
                         skill.trust_subject().0
                     );
-                    return self.refuse_early(&skill.def.name, message, params);
+                    return self.refuse_early(span, &skill.def.name, message, params);
                 }
             },
         };
         let mut ctx = self.context(decision.level);
         ctx.allow_weaker_isolation = options.allow_weaker_isolation;
-        let notice = lapse_notice(skill, &decision);
-        self.run_decided(skill, params, &ctx, &decision, notice, options).await
+        self.run_decided(span, skill, params, &ctx, &decision, options).await
     }
 
     /// The run of `skill` at the level decided in `ctx`: recorded as started (with a lapsed
@@ -507,30 +540,36 @@ impl Runtime {
     /// Nothing runs that cannot be recorded.
     async fn run_decided(
         &self,
+        span: &tracing::Span,
         skill: &LoadedSkill,
         params: &Value,
         ctx: &SecurityContext,
         decision: &TrustDecision,
-        notice: Option<String>,
         options: &RunOptions,
     ) -> SkillResult {
         let name = &skill.def.name;
+        let notice = lapse_notice(skill, decision);
+        if let Some(notice) = &notice {
+            tracing::warn!(notice = notice.as_str(), "trust grant lapsed");
+        }
         if let (Some(log), Some((grant, now)), Some(message)) =
             (&self.audit, &decision.lapsed, &notice)
         {
             let event = crate::audit::trust_lapsed(name, grant, now, ctx, message);
             if let Some(err) = crate::audit::write(log, &[event]) {
-                return unrecordable(name, err, None);
+                return unrecordable(span, name, err, None);
             }
         }
         let execution_id = crate::result::new_execution_id();
+        span.record("execution_id", execution_id.as_str());
         if let Some(log) = &self.audit {
             let start = crate::audit::started(name, &skill.path, ctx, &execution_id, params);
             if let Some(err) = crate::audit::write(log, &[start]) {
-                return unrecordable(name, err, Some(execution_id));
+                return unrecordable(span, name, err, Some(execution_id));
             }
         }
         if let Some(mut r) = self.circuit_check(skill, &execution_id) {
+            tracing::debug!("circuit open: refused without running");
             r.trust_level = Some(ctx.trust_level);
             let events = crate::audit::finished(&r, ctx);
             return self.refuse_and_record(r, &events);
@@ -594,9 +633,19 @@ impl Runtime {
 
     /// Refuses `skill` before its context could be made (the trust store or policy cannot be
     /// read, the granted content cannot be sealed): `error`, recorded.
-    fn refuse_early(&self, skill: &str, message: String, params: &Value) -> SkillResult {
+    fn refuse_early(
+        &self,
+        span: &tracing::Span,
+        skill: &str,
+        message: String,
+        params: &Value,
+    ) -> SkillResult {
         let event = crate::audit::refused_early(skill, &message, params);
-        self.refuse_and_record(SkillResult::refused(Status::Error, skill, message), &[event])
+        let r = SkillResult::refused(Status::Error, skill, message);
+        span.record("execution_id", r.execution_id.as_str());
+        let refusal = r.message.as_deref();
+        tracing::debug!(refusal, "refused before running");
+        self.refuse_and_record(r, &[event])
     }
 
     /// Returns `r`, a run refused before anything started, after writing `events` for it to
@@ -704,12 +753,18 @@ fn canonical(p: &Path) -> Result<PathBuf, OpenError> {
 
 /// A run refused because its audit event cannot be written: nothing runs that cannot be
 /// recorded. Under the run's `execution_id` once it has one.
-fn unrecordable(skill: &str, err: String, execution_id: Option<String>) -> SkillResult {
+fn unrecordable(
+    span: &tracing::Span,
+    skill: &str,
+    err: String,
+    execution_id: Option<String>,
+) -> SkillResult {
     let message = format!("refusing to run: cannot write the audit log: {err}");
     let mut r = SkillResult::refused(Status::Error, skill, message);
     if let Some(id) = execution_id {
         r.execution_id = id;
     }
+    span.record("execution_id", r.execution_id.as_str());
     r.audit_error = Some(err);
     r
 }
@@ -729,6 +784,22 @@ fn lapse_notice(skill: &LoadedSkill, decision: &TrustDecision) -> Option<String>
         decision.level,
         grant.level
     ))
+}
+
+/// Reports, as `tracing` warnings, what loading the skills met: files that could not be
+/// loaded (or only in part), and skills shadowed by one of the same name.
+fn report_load(registry: &Registry) {
+    for d in registry.problems() {
+        tracing::warn!(file_problem = %d, "skill file problem; the other skills load");
+    }
+    for s in registry.shadowed() {
+        tracing::warn!(
+            skill = s.name.as_str(),
+            winner = ?s.winner,
+            hidden = ?s.hidden,
+            "skill shadowed by one of the same name"
+        );
+    }
 }
 
 /// The circuits of a runtime whose home directory is `home`: on disk under it, else in

@@ -79,6 +79,7 @@ pub(super) async fn run_resilient(
     }
     let mut result = last;
     for (i, (fcommand, fargs)) in fallbacks.iter().enumerate() {
+        tracing::debug!(fallback = i + 1, "running a fallback");
         let mut r = template.clone();
         super::process::run(def, params, ctx, grant, (fcommand, fargs), &mut r).await;
         r.attempts = attempts;
@@ -142,7 +143,9 @@ async fn attempts(
             retry: retry.clone(),
         });
         match retry {
-            Some((delay, _)) => {
+            Some((delay, why)) => {
+                let delay_ms = delay.as_millis() as u64;
+                tracing::debug!(attempt = number, delay_ms, why = why.as_str(), "retrying");
                 tokio::time::sleep(delay).await;
                 number += 1;
             }

@@ -62,6 +62,7 @@ impl LoadedSkill {
         let params = match params::validate(def, params) {
             Ok(p) => p,
             Err(problems) => {
+                tracing::debug!(problems = problems.len(), "invalid parameters: refused");
                 result.status = Status::Invalid;
                 let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 result.message = Some(format!("invalid parameters: {}", list.join("; ")));
@@ -70,6 +71,7 @@ impl LoadedSkill {
             }
         };
         if let Err(why) = params::check_expansion(def, &params) {
+            tracing::debug!("invalid parameters: refused");
             result.status = Status::Invalid;
             result.message = Some(format!("invalid parameters: {why}"));
             return finish(result, started);
@@ -77,12 +79,18 @@ impl LoadedSkill {
         let grant = match ctx.validate_execution(def) {
             Ok(g) => g,
             Err(denial) => {
+                tracing::debug!(permission = ?denial.permission, "declaration denied");
                 result.status = Status::Denied;
                 result.message = Some(denial.message());
                 result.denial = Some(denial);
                 return finish(result, started);
             }
         };
+        tracing::debug!(
+            network = grant.network.as_str(),
+            process_spawn = grant.process_spawn.as_str(),
+            "declaration granted"
+        );
 
         match def.skill_type {
             SkillType::Command | SkillType::CodeInline => {

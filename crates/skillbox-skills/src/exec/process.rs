@@ -54,6 +54,7 @@ pub(super) async fn run(
     spec.policy = policy;
     spec.allow_weaker = ctx.allow_weaker_isolation;
 
+    tracing::debug!(program = ?spec.program, args = spec.args.len(), "spawning");
     let outcome = skillbox_sandbox::run(&spec).await;
     // Every process of the run is gone when the kernel killed the whole tree (a PID
     // namespace) and Landlock kept the run inside `home/` and `tmp/`: only then may the
@@ -65,7 +66,18 @@ pub(super) async fn run(
     });
     private.finish(contained);
     match outcome {
-        Ok(o) => super::outcome::apply(result, &o, &def.name, grant, ctx.trust_level),
-        Err(e) => super::outcome::not_run(result, &e),
+        Ok(o) => {
+            tracing::debug!(
+                status = ?o.status,
+                limit = ?o.limit,
+                wall_ms = o.wall_time.as_millis() as u64,
+                "child ended"
+            );
+            super::outcome::apply(result, &o, &def.name, grant, ctx.trust_level)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "not run");
+            super::outcome::not_run(result, &e)
+        }
     }
 }
