@@ -154,3 +154,73 @@ async fn attempts(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::exec::testing::{def, granted, workspace};
+    use crate::security::TrustLevel;
+
+    /// Runs `d` through `run_resilient` with a short backoff; returns the result and the
+    /// steps observed: kind, number, command, status, whether a retry followed.
+    async fn run(d: &SkillDef) -> (SkillResult, Vec<(StepKind, u32, String, Status, bool)>) {
+        let (_w, ws) = workspace();
+        let (ctx, grant) = granted(TrustLevel::UserVerified, &ws, d);
+        let params = crate::params::validate(d, &json!({})).expect("params");
+        let steps = Mutex::new(Vec::new());
+        let observer = |s: &Step<'_>| {
+            let seen = (s.kind, s.number, s.command.clone(), s.result.status, s.retry.is_some());
+            steps.lock().expect("lock").push(seen);
+        };
+        let options =
+            ExecOptions { retry_base_delay: Duration::from_millis(1), observer: Some(&observer) };
+        let template = SkillResult::new(Status::Error, &d.name, "id".into());
+        let r = run_resilient(d, &params, &ctx, &grant, template, &options).await;
+        (r, steps.into_inner().expect("lock"))
+    }
+
+    #[tokio::test]
+    async fn retries_then_a_fallback_each_observed() {
+        let d = def(json!({"name": "s", "type": "command", "command": "false",
+            "resilience": {"retry_attempts": 2, "fallback_command": "echo fell back"}}));
+        let (r, steps) = run(&d).await;
+        assert_eq!(r.status, Status::Success, "{r:?}");
+        assert_eq!((r.attempts, r.fallback.as_deref()), (3, Some("echo fell back")));
+        assert_eq!(r.stdout, "fell back\n");
+        let attempt = |n, retry| (StepKind::Attempt, n, "false".to_string(), Status::Failed, retry);
+        assert_eq!(
+            steps,
+            vec![
+                attempt(1, true),
+                attempt(2, true),
+                attempt(3, false),
+                (StepKind::Fallback, 1, "echo fell back".into(), Status::Success, false),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_failure_names_the_attempts_and_fallbacks() {
+        let d = def(json!({"name": "s", "type": "command", "command": "false",
+            "resilience": {"fallback_commands": [{"command": "false"}]}}));
+        let (r, steps) = run(&d).await;
+        assert_eq!((r.status, r.attempts, steps.len()), (Status::Failed, 1, 2), "{r:?}");
+        assert_eq!(
+            r.message.as_deref(),
+            Some(
+                "skill `s` failed after 1 attempt(s) and 1 fallback(s); last: skill `s` exited \
+                 with code 1"
+            )
+        );
+        // A permanent failure ends the run: no retry, no fallback.
+        let d = def(json!({"name": "s", "type": "command", "command": "false",
+            "resilience": {"retry_attempts": 3, "fallback_command": "true",
+                "error_classification": {"permanent_patterns": ["exited with code 1"]}}}));
+        let (r, steps) = run(&d).await;
+        assert_eq!((r.status, r.attempts, r.fallback, steps.len()), (Status::Failed, 1, None, 1));
+    }
+}

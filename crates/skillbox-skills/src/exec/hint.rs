@@ -73,3 +73,35 @@ fn paths(p: &[PathBuf]) -> String {
         p.iter().map(|x| x.display().to_string()).collect::<Vec<_>>().join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::exec::testing::{def, granted, workspace};
+    use crate::security::TrustLevel;
+
+    #[test]
+    fn a_hint_only_for_failures_that_look_like_a_kernel_refusal() {
+        let (_w, ws) = workspace();
+        let d = def(json!({"name": "s", "type": "command", "command": "true"}));
+        let (_, grant) = granted(TrustLevel::Untrusted, &ws, &d);
+        let failed = ExitStatus::Exited(1);
+        let files = confinement_hint(failed, "open: Permission denied", &grant).expect("hint");
+        assert!(files.contains("file access outside the grant"), "{files}");
+        assert!(files.contains(&format!("reads of {}", ws.display())), "{files}");
+        assert!(files.contains("writes to nothing") && files.contains("network none"), "{files}");
+        let calls = confinement_hint(failed, "socket: Operation not permitted", &grant);
+        assert!(calls.is_some_and(|h| h.contains("a denied system call")));
+        let both = confinement_hint(failed, "EACCES and EPERM", &grant);
+        assert!(both.is_some_and(|h| h.contains("and a denied system call")));
+        let sigsys = confinement_hint(ExitStatus::Signaled(libc::SIGSYS), "", &grant);
+        assert!(sigsys.is_some_and(|h| h.contains("killed by the seccomp filter")));
+        // No hint: success, an unrelated failure, another signal, a timeout.
+        assert_eq!(confinement_hint(ExitStatus::Exited(0), "Permission denied", &grant), None);
+        assert_eq!(confinement_hint(failed, "No such file or directory", &grant), None);
+        assert_eq!(confinement_hint(ExitStatus::Signaled(9), "Permission denied", &grant), None);
+        assert_eq!(confinement_hint(ExitStatus::TimedOut, "Permission denied", &grant), None);
+    }
+}

@@ -140,3 +140,41 @@ fn finish(mut result: SkillResult, started: Instant) -> SkillResult {
     result.duration_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
     result
 }
+
+/// What the tests of the modules share: a skill definition, a workspace and a context.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+
+    use serde_json::Value;
+
+    use crate::format::SkillDef;
+    use crate::security::{EffectiveGrant, SecurityContext, TrustLevel};
+
+    /// `v` parsed as a skill file; panics on a problem.
+    pub fn def(v: Value) -> SkillDef {
+        let bytes = serde_json::to_vec(&v).expect("json");
+        crate::format::parse_skill(Path::new("t.json"), &bytes).expect("a valid skill")
+    }
+
+    /// A workspace directory, canonical, that anyone may enter (the tests also run as
+    /// `nobody`).
+    pub fn workspace() -> (tempfile::TempDir, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let canonical = d.path().canonicalize().expect("canonical");
+        (d, canonical)
+    }
+
+    /// The context of `level` in `ws`, and what it grants `def`.
+    pub fn granted(
+        level: TrustLevel,
+        ws: &Path,
+        def: &SkillDef,
+    ) -> (SecurityContext, EffectiveGrant) {
+        let ctx = SecurityContext::for_trust_level(level, ws);
+        let grant = ctx.validate_execution(def).expect("granted");
+        (ctx, grant)
+    }
+}

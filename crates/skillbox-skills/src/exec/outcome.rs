@@ -153,3 +153,125 @@ pub(super) fn memory_error(by_rlimit: bool, status: ExitStatus, stderr: &str) ->
         .any(|p| stderr.contains(p))
         .then_some(Limit::Memory)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::security::SecurityContext;
+
+    fn limits() -> ResourceLimits {
+        let mut l = SecurityContext::for_trust_level(TrustLevel::UserVerified, "/").resource_limits;
+        l.max_execution_time = Duration::from_millis(2500);
+        l
+    }
+
+    fn fresh() -> SkillResult {
+        SkillResult::new(Status::Error, "s", "id".into())
+    }
+
+    #[test]
+    fn a_child_that_ended_is_success_failed_or_timeout() {
+        let level = TrustLevel::UserVerified;
+        let cases = [
+            (ExitStatus::Exited(0), Status::Success, Some(0), None, None),
+            (
+                ExitStatus::Exited(3),
+                Status::Failed,
+                Some(3),
+                None,
+                Some("skill `s` exited with code 3"),
+            ),
+            (
+                ExitStatus::Signaled(9),
+                Status::Failed,
+                None,
+                Some(9),
+                Some("skill `s` was killed by signal 9"),
+            ),
+            (
+                ExitStatus::TimedOut,
+                Status::Timeout,
+                None,
+                None,
+                Some(
+                    "skill `s` timed out after 2.5 s (its limit at trust level user-verified); \
+                     all its processes were killed",
+                ),
+            ),
+        ];
+        for (status, want, code, signal, message) in cases {
+            let mut r = fresh();
+            ended(&mut r, status, "s", &limits(), level);
+            assert_eq!(r.status, want, "{status:?}");
+            assert_eq!((r.exit_code, r.signal), (code, signal), "{status:?}");
+            assert_eq!(r.message.as_deref(), message, "{status:?}");
+            assert_eq!(r.limit, None);
+        }
+    }
+
+    #[test]
+    fn each_limit_is_reported_with_its_kind_and_size() {
+        let l = limits();
+        let level = TrustLevel::UserVerified;
+        let over = |what: &str| {
+            format!(
+                "skill `s` exceeded its {what} limit at trust level user-verified and was stopped"
+            )
+        };
+        let cases = [
+            (Limit::Memory, LimitKind::Memory, over("memory (256 MiB)")),
+            (Limit::Cpu, LimitKind::Cpu, over("CPU time (2 s)")),
+            (Limit::FileSize, LimitKind::FileSize, over("file size (100 MiB)")),
+            (Limit::DiskWrite, LimitKind::DiskWrite, over("total disk writes (100 MiB)")),
+            (
+                Limit::DiskWriteUnreadable,
+                LimitKind::DiskWrite,
+                "skill `s` was stopped because skillbox could not read the write counters of one \
+                 of its processes, so its total disk writes limit (100 MiB) could not be enforced"
+                    .to_string(),
+            ),
+        ];
+        for (which, kind, message) in cases {
+            for (status, code, signal) in [
+                (ExitStatus::Signaled(9), None, Some(9)),
+                (ExitStatus::Exited(1), Some(1), None),
+                (ExitStatus::TimedOut, None, None),
+            ] {
+                let mut r = fresh();
+                stopped_by_limit(&mut r, which, status, "s", &l, level);
+                assert_eq!(r.status, Status::LimitExceeded);
+                assert_eq!(r.limit, Some(kind), "{which:?}");
+                assert_eq!(r.message.as_deref(), Some(message.as_str()), "{which:?}");
+                assert_eq!((r.exit_code, r.signal), (code, signal), "{which:?} {status:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_allocation_under_rlimit_as_is_the_memory_limit() {
+        let failed = ExitStatus::Exited(1);
+        assert_eq!(memory_error(true, failed, "MemoryError\n"), Some(Limit::Memory));
+        assert_eq!(memory_error(true, failed, "x: Cannot allocate memory"), Some(Limit::Memory));
+        assert_eq!(
+            memory_error(true, ExitStatus::Signaled(6), "std::bad_alloc"),
+            Some(Limit::Memory)
+        );
+        assert_eq!(memory_error(true, failed, "some other error"), None);
+        assert_eq!(memory_error(true, ExitStatus::Exited(0), "MemoryError"), None, "succeeded");
+        assert_eq!(memory_error(false, failed, "MemoryError"), None, "a cgroup would have killed");
+    }
+
+    #[test]
+    fn a_policy_the_sandbox_cannot_express_is_a_denial_other_failures_an_error() {
+        let mut r = fresh();
+        not_run(&mut r, &SandboxError::Policy("a link in the path".into()));
+        assert_eq!(r.status, Status::Denied);
+        assert_eq!(r.message.as_deref(), Some("cannot confine the child: a link in the path"));
+        let mut r = fresh();
+        not_run(&mut r, &SandboxError::InvalidSpec("NUL byte".into()));
+        assert_eq!(r.status, Status::Error);
+        assert_eq!(r.message.as_deref(), Some("invalid child spec: NUL byte"));
+    }
+}

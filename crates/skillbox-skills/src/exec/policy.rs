@@ -95,3 +95,50 @@ fn preview_scratch() -> PathBuf {
     let id = crate::result::new_execution_id();
     std::env::temp_dir().join(format!("skillbox-preview-{id}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::exec::testing::{def, granted, workspace};
+    use crate::security::TrustLevel;
+
+    #[test]
+    fn the_policy_carries_the_grant_and_the_limits() {
+        let (_w, ws) = workspace();
+        std::fs::create_dir(ws.join("out")).expect("mkdir");
+        let d = def(json!({"name": "s", "type": "command", "command": "true",
+            "security": {"permissions": {"file_write": ["out"], "network_access": true}}}));
+        let scratch = Path::new("/run/private");
+        for (level, network, processes) in [
+            (TrustLevel::UserVerified, NetworkAccess::HttpsOnly, ProcessAccess::Limited),
+            (TrustLevel::SystemTrusted, NetworkAccess::HttpsOnly, ProcessAccess::Full),
+        ] {
+            let (_, grant) = granted(level, &ws, &d);
+            let p = policy_for(&grant, scratch, &ws);
+            assert!(p.confine_files && p.pid_namespace);
+            assert_eq!((p.network, p.processes), (network, processes), "{level}");
+            assert_eq!(p.write, vec![ws.join("out")]);
+            assert_eq!(p.scratch, vec![scratch.to_path_buf()]);
+            assert_eq!(p.guarded, vec![ws.clone()]);
+            let l = &grant.limits;
+            assert_eq!(p.rlimits.memory, Some(l.max_memory_mb * 1024 * 1024));
+            assert_eq!(p.rlimits.file_size, Some(l.max_disk_io_mb * 1024 * 1024));
+            assert_eq!(p.rlimits.disk_write_bytes, p.rlimits.file_size);
+            assert_eq!(p.rlimits.processes, Some(l.max_processes));
+            assert_eq!(p.rlimits.cpu_seconds, Some(l.max_execution_time.as_secs()));
+            assert_eq!(p.rlimits.address_space, None, "a cgroup or RLIMIT_AS, the sandbox's call");
+        }
+    }
+
+    #[test]
+    fn a_preview_names_a_private_directory_that_does_not_exist() {
+        let (a, b) = (preview_scratch(), preview_scratch());
+        assert_ne!(a, b);
+        for p in [a, b] {
+            assert!(p.starts_with(std::env::temp_dir()), "{p:?}");
+            assert!(std::fs::symlink_metadata(&p).is_err(), "{p:?} exists");
+        }
+    }
+}

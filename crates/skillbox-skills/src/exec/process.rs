@@ -81,3 +81,76 @@ pub(super) async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::exec::testing::{def, granted, workspace};
+    use crate::result::Status;
+    use crate::security::TrustLevel;
+
+    /// Runs `program` with `args` once, as `user-verified` grants, within `timeout` when
+    /// given.
+    async fn once(program: &str, args: &[&str], timeout: Option<Duration>) -> SkillResult {
+        let (_d, ws) = workspace();
+        let d = def(json!({"name": "s", "type": "command", "command": program, "args": args}));
+        let (ctx, mut grant) = granted(TrustLevel::UserVerified, &ws, &d);
+        if let Some(t) = timeout {
+            grant.limits.max_execution_time = t;
+        }
+        let params = crate::params::validate(&d, &json!({})).expect("params");
+        let mut r = SkillResult::new(Status::Error, "s", "id".into());
+        run(&d, &params, &ctx, &grant, (program, &d.args), &mut r).await;
+        r
+    }
+
+    async fn sh(script: &str, timeout: Option<Duration>) -> SkillResult {
+        once("sh", &["-c", script], timeout).await
+    }
+
+    #[tokio::test]
+    async fn a_real_exit_is_mapped_with_its_output_usage_and_report() {
+        let r = sh("echo out; echo err >&2; exit 3", None).await;
+        assert_eq!(r.status, Status::Failed, "{r:?}");
+        assert_eq!((r.exit_code, r.signal), (Some(3), None));
+        assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("out\n", "err\n"));
+        assert_eq!(r.message.as_deref(), Some("skill `s` exited with code 3"));
+        assert!(r.usage.is_some(), "{r:?}");
+        assert!(
+            r.enforcement.iter().any(|e| e.mechanism == Guarantee::Filesystem && e.enforced),
+            "{:?}",
+            r.enforcement
+        );
+        let ok = sh("exit 0", None).await;
+        assert_eq!((ok.status, ok.exit_code, ok.message), (Status::Success, Some(0), None));
+    }
+
+    #[tokio::test]
+    async fn a_real_kill_and_a_real_timeout_are_mapped() {
+        // The run's first process is PID 1 of its namespace, which ignores the signals it
+        // sends itself: a fault the kernel signals kills it.
+        let r = once("python3", &["-I", "-c", "import ctypes; ctypes.string_at(0)"], None).await;
+        assert_eq!((r.status, r.exit_code, r.signal), (Status::Failed, None, Some(11)), "{r:?}");
+        assert_eq!(r.message.as_deref(), Some("skill `s` was killed by signal 11"));
+        let r = sh("sleep 30", Some(Duration::from_millis(300))).await;
+        assert_eq!(r.status, Status::Timeout, "{r:?}");
+        assert!(r.message.as_deref().is_some_and(|m| m.contains("timed out after 0.3 s")), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_program_that_cannot_be_found_is_an_error_before_anything_runs() {
+        let (_d, ws) = workspace();
+        let d = def(json!({"name": "s", "type": "command", "command": "no-such-program-here"}));
+        let (ctx, grant) = granted(TrustLevel::UserVerified, &ws, &d);
+        let params = crate::params::validate(&d, &json!({})).expect("params");
+        let mut r = SkillResult::new(Status::Error, "s", "id".into());
+        run(&d, &params, &ctx, &grant, ("no-such-program-here", &[]), &mut r).await;
+        assert_eq!(r.status, Status::Error);
+        assert!(r.message.as_deref().is_some_and(|m| m.contains("was not found in PATH")));
+        assert!(r.usage.is_none() && r.enforcement.is_empty(), "nothing ran: {r:?}");
+    }
+}
