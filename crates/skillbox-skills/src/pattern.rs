@@ -12,7 +12,7 @@
 //! The parse is regex-syntax's own, in its two steps: the syntax tree (`ast`), then its
 //! translation (`hir`). Most patterns are *plain* (literals, classes of literals and ranges,
 //! groups, alternatives, repetitions, `^` and `$`, no flags): their syntax tree bounds the
-//! size (see [`plain_cost`]) and they cannot fail to translate, so the translation, which
+//! size (see `plain_cost`) and they cannot fail to translate, so the translation, which
 //! builds every class of the pattern, is skipped for them.
 //!
 //! The bound is deliberately loose (several times the largest size measured per unit, see

@@ -277,9 +277,17 @@ impl Runtime {
         self.locations.as_ref().map(Locations::fingerprint)
     }
 
-    /// The same runtime (workspace, audit log, reserved paths) with its skills read again
-    /// from disk; `None` for a runtime built over a given registry, which has nothing to
-    /// re-read. Long-lived hosts call this when [`Runtime::skills_fingerprint`] changes.
+    /// The same runtime (workspace, audit log, reserved paths, home, circuit breakers) with
+    /// its skills read again from disk; `None` for a runtime built over a given registry,
+    /// which has nothing to re-read.
+    ///
+    /// Why an embedder needs it: an agent session or an MCP server lives longer than the
+    /// skill files it loaded. A person adds a skill, edits one, or pulls a repository with
+    /// new ones; without a reload the agent keeps offering what was there at start, and a
+    /// skill deleted on disk stays callable. Poll [`Runtime::skills_fingerprint`] (cheap: a
+    /// few directory listings) and, when it changes, swap in the reloaded runtime (hold it
+    /// in an `Arc`, so that runs in flight finish on the definitions they started with).
+    /// The reload reports what loading met as `tracing` warnings.
     pub fn reloaded(&self) -> Option<Self> {
         let locations = self.locations.clone()?;
         let registry = Registry::load(&locations);
@@ -306,8 +314,17 @@ impl Runtime {
         &self.workspace
     }
 
-    /// Keeps trust grants and the policy file in `home` (a runtime opened with
-    /// [`Runtime::open`] uses skillbox's home directory already).
+    /// Keeps trust grants (and the sealed copies of granted content), the policy file and
+    /// the circuit-breaker state in `home` (a runtime opened with [`Runtime::open`] uses
+    /// skillbox's home directory already).
+    ///
+    /// Why an embedder needs it: a runtime built over its own registry
+    /// ([`Runtime::with_registry`]) has no home, so [`Runtime::grant`] fails with
+    /// [`GrantError::NoHome`] (an "always allow" has nowhere to be kept), every skill runs
+    /// at its source's default level, and circuit breakers are kept in memory only. Give it
+    /// the agent's own state directory, or skillbox's, to have grants that outlive the
+    /// process and circuits shared with every process using that home. Pass a directory no
+    /// skill is granted writes to: it is reserved for the runtime's own files.
     pub fn with_home(mut self, home: &Path) -> Self {
         let home = skillbox_sandbox::resolve(home);
         self.circuits = Arc::new(circuits_for(Some(&home)));
@@ -374,6 +391,14 @@ impl Runtime {
     /// Grants the skill `name` (for an Agent Skill: the whole skill, all of its scripts)
     /// `level`, or the lowest level its declaration needs, pinned to its content now; records
     /// a `TrustGranted` event. Returns the name the grant is kept under and the grant.
+    ///
+    /// Why an embedder needs it: this is an agent's "always allow" button. When a run is
+    /// `denied`, show the person the denial; if they trust the skill, grant it the level
+    /// `denial.fix` names, and later runs get it without `--trust` and without asking again.
+    /// The grant holds only while the skill's content is the one granted: any change lapses
+    /// it, and the skill runs at its default level with a notice until the person grants it
+    /// again. The level comes from the person, never from the model. Needs a home directory
+    /// ([`Runtime::with_home`]).
     pub fn grant(
         &self,
         name: &str,
@@ -393,6 +418,11 @@ impl Runtime {
 
     /// Removes the grant of `name` (a skill, a script of an Agent Skill, or the name a grant
     /// is kept under); records a `TrustRevoked` event.
+    ///
+    /// Why an embedder needs it: the way back from "always allow". An agent that offers
+    /// grants lists them ([`Runtime::trust_store`]) and lets the person withdraw one; the
+    /// skill's next run is at its default level again. It also removes the sealed copy no
+    /// other grant needs.
     pub fn revoke(&self, name: &str) -> Result<(String, crate::trust::Grant), GrantError> {
         let mut store = self.trust_store()?;
         let subject = match self.registry.get(name) {
