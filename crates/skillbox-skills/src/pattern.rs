@@ -13,13 +13,15 @@
 //! translation (`hir`). Most patterns are *plain* (literals, classes of literals and ranges,
 //! groups, alternatives, repetitions, `^` and `$`, no flags): their syntax tree bounds the
 //! size (see `plain_cost`) and they cannot fail to translate, so the translation, which
-//! builds every class of the pattern, is skipped for them.
+//! builds every class of the pattern, is skipped for them. The sources this process found
+//! valid and deferrable are remembered, and are not parsed again.
 //!
 //! The bound is deliberately loose (several times the largest size measured per unit, see
 //! the tests), so a deferred pattern cannot fail to compile in practice; should it ever, the
 //! run that needed it is refused with the reason, and nothing runs unchecked.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use regex::Regex;
 use regex_syntax::ast::{self, Ast};
@@ -58,6 +60,9 @@ impl Pattern {
     pub(crate) fn check(pattern: &str, anchor: bool) -> Result<Self, String> {
         let source = if anchor { format!("^(?:{pattern})$") } else { pattern.to_string() };
         let p = Self { source, regex: OnceLock::new() };
+        if lock(&DEFERRED).contains(&p.source) {
+            return Ok(p);
+        }
         // The regex crate parses with regex-syntax's default settings (Unicode, UTF-8, a
         // nesting limit of 250): first the syntax tree, then its translation. Both steps are
         // taken here with those settings, so this finds exactly its syntax errors, worded
@@ -65,12 +70,15 @@ impl Pattern {
         let ast = ast::parse::Parser::new().parse(&p.source).map_err(|e| reason(&e.to_string()))?;
         // A plain pattern is bounded from its syntax tree and cannot fail to translate.
         if plain_cost(&ast, 0).is_some_and(fits_cost) {
+            remember(&p.source);
             return Ok(p);
         }
         let hir = regex_syntax::hir::translate::Translator::new()
             .translate(&p.source, &ast)
             .map_err(|e| reason(&e.to_string()))?;
-        if !fits(&hir) {
+        if fits(&hir) {
+            remember(&p.source);
+        } else {
             // Possibly too big: compile now, so that the exact answer is given at load.
             let re = p.build()?;
             let _ = p.regex.set(re);
@@ -108,6 +116,30 @@ impl Pattern {
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
             .map_err(|e| reason(&e.to_string()))
+    }
+}
+
+/// Sources (as compiled) of the patterns this process found valid and certain to fit, so
+/// compiled on first use: the decision depends on the source alone, and a skill directory
+/// repeats its patterns (a path pattern copied from skill to skill, every file read again
+/// when a long-lived host reloads), while parsing one costs a few microseconds.
+static DEFERRED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+
+/// Most sources kept in [`DEFERRED`]; when it is full it starts again, empty.
+const DEFERRED_MAX: usize = 4096;
+
+fn remember(source: &str) {
+    let mut seen = lock(&DEFERRED);
+    if seen.len() >= DEFERRED_MAX {
+        seen.clear();
+    }
+    seen.insert(source.to_string());
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 
@@ -445,6 +477,17 @@ mod tests {
         }
         for p in [r"\w+", "[^/]+", "(?i)a", "[[:alpha:]]", r"\pL", r"[a&&b]", r"\b"] {
             assert!(plain_at(p).is_none(), "{p} is left to the translation");
+        }
+    }
+
+    #[test]
+    fn a_pattern_checked_again_gets_the_same_decision() {
+        for p in ["[a-z]+", r"\w{3}", r"\w{1,64}", "(unclosed", r"(?s).{20000}", r"\d+"] {
+            let first = Pattern::check(p, true).map(|x| x.is_compiled());
+            let again = Pattern::check(p, true).map(|x| x.is_compiled());
+            assert_eq!(first, again, "{p}");
+            let remembered = lock(&DEFERRED).contains(&format!("^(?:{p})$"));
+            assert_eq!(remembered, first == Ok(false), "only deferred patterns are kept: {p}");
         }
     }
 

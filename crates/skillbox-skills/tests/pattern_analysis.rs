@@ -526,6 +526,10 @@ fn the_new_analysis_decides_as_the_old_on_every_pattern() {
         };
         *counts.entry(kind).or_insert(0) += 1;
     }
+    // Checked again (a process remembers the patterns it found deferrable): the same.
+    for p in &corpus {
+        assert_eq!(decide_now(p).0, reference::check(p, true), "{p:?} checked again");
+    }
     // Every kind of decision was compared.
     assert_eq!(counts.len(), 3, "{counts:?}");
 }
