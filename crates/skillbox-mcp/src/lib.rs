@@ -148,6 +148,10 @@ impl SkillServer {
             Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
         }
         self.shared.generation.send_modify(|g| *g += 1);
+        tracing::info!(
+            generation = *self.shared.generation.borrow(),
+            "skill files changed: skills reloaded"
+        );
         let peers: Vec<Peer<RoleServer>> = match self.shared.legacy_peers.lock() {
             Ok(mut peers) => {
                 peers.retain(|p| !p.is_transport_closed());
@@ -156,7 +160,9 @@ impl SkillServer {
             Err(_) => Vec::new(),
         };
         for peer in peers {
-            let _ = peer.notify_tool_list_changed().await;
+            if let Err(e) = peer.notify_tool_list_changed().await {
+                tracing::debug!(error = %e, "a client was not told that the tools changed");
+            }
         }
         true
     }
@@ -187,6 +193,7 @@ impl SkillServer {
                 let message =
                     format!("unknown tool `{}`: no runnable skill has that name", printable(&name));
                 // Recorded like every refusal: a model probing for tools leaves a trace.
+                tracing::debug!("tools/call of an unknown tool: refused");
                 rt.refuse(&name, skillbox_skills::Status::Invalid, message.clone(), &input);
                 return Err(ErrorData::invalid_params(message, None));
             }
@@ -196,7 +203,10 @@ impl SkillServer {
             slot = self.shared.runs.clone().acquire_owned() => slot.map_err(|_| {
                 ErrorData::internal_error("the server is shutting down", None)
             })?,
-            _ = context.ct.cancelled() => return Err(cancelled()),
+            _ = context.ct.cancelled() => {
+                tracing::debug!(tool = name.as_str(), "cancelled while waiting for a slot");
+                return Err(cancelled());
+            }
         };
 
         let progress = context.meta.get_progress_token();
@@ -210,7 +220,10 @@ impl SkillServer {
                 result = &mut run => break result,
                 // Dropping `run` (by returning) kills the run's processes; the runtime
                 // records the cancellation in the audit log.
-                _ = context.ct.cancelled() => return Err(cancelled()),
+                _ = context.ct.cancelled() => {
+                    tracing::debug!(tool = name.as_str(), "cancelled by the client: run stopped");
+                    return Err(cancelled());
+                }
                 _ = tick.tick(), if progress.is_some() => {
                     if let Some(token) = &progress {
                         let secs = started.elapsed().as_secs_f64();
@@ -304,11 +317,14 @@ impl ServerHandler for SkillServer {
         let call = std::panic::AssertUnwindSafe(self.call(request, context));
         match futures_util::FutureExt::catch_unwind(call).await {
             Ok(result) => result.map(Into::into),
-            Err(_) => Err(ErrorData::internal_error(
-                "skillbox failed internally on this call (a bug; its run was stopped); the \
+            Err(_) => {
+                tracing::error!("a tools/call panicked (a bug); its run was stopped");
+                Err(ErrorData::internal_error(
+                    "skillbox failed internally on this call (a bug; its run was stopped); the \
                  server goes on",
-                None,
-            )),
+                    None,
+                ))
+            }
         }
     }
 
@@ -365,9 +381,11 @@ where
     let server = SkillServer::new(runtime, options.clone());
     let sdk = frame::start(input, output, options.max_message_bytes);
     let running = server.clone().serve(sdk).await.map_err(|e| ServeError::Start(e.to_string()))?;
+    tracing::debug!("MCP session started");
     let watcher = tokio::spawn(server.watch_skills());
     let ended = running.waiting().await;
     watcher.abort();
+    tracing::debug!(ok = ended.is_ok(), "MCP session ended");
     ended.map(|_| ()).map_err(|e| ServeError::Session(e.to_string()))
 }
 

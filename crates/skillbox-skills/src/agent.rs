@@ -117,128 +117,226 @@ fn load_at(
     let dir = files_canonical.as_path();
     let file = dir.join(SKILL_FILE);
     let bytes = read(&file).map_err(|d| vec![d])?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| vec![Diagnostic::file(&file, format!("not UTF-8: {e}"))])?;
-    let (front, body) = split_front_matter(text).ok_or_else(|| {
-        vec![Diagnostic::file(
-            &file,
-            "must start with YAML front matter between two `---` lines (name and description)",
-        )]
-    })?;
-    let front: Value = yaml_serde::from_str(front).map_err(|e| {
-        vec![Diagnostic::file(&file, format!("front matter is not valid YAML: {e}"))]
-    })?;
-    let Value::Object(front) = front else {
-        return Err(vec![Diagnostic::file(&file, "front matter must be a mapping of fields")]);
-    };
+    let (front, body) = split_skill_md(&file, &bytes)?;
+    let front = FrontMatter::check(&front, &file, &dir_name)?;
 
-    let mut problems = Vec::new();
-    let name = required_string(&front, "name", &file, &mut problems);
-    let description = required_string(&front, "description", &file, &mut problems);
-    if let Some(n) = &name {
-        if let Err(reason) = check_agent_name(n) {
-            problems.push(Diagnostic::field(&file, "name", reason));
-        }
-        if *n != dir_name {
-            problems.push(Diagnostic::field(
-                &file,
-                "name",
-                format!("is {n:?} but the directory is {dir_name:?}; they must be equal"),
-            ));
-        }
-    }
-    if let Some(d) = &description {
-        let chars = d.chars().count();
-        if d.trim().is_empty() || chars > MAX_DESCRIPTION_CHARS {
-            problems.push(Diagnostic::field(
-                &file,
-                "description",
-                format!("must be 1 to {MAX_DESCRIPTION_CHARS} characters (it has {chars})"),
-            ));
-        }
-    }
-    let license = optional_string(&front, "license", &file, &mut problems);
-    let compatibility = optional_string(&front, "compatibility", &file, &mut problems);
-    if let Some(c) = &compatibility {
-        let chars = c.chars().count();
-        if chars == 0 || chars > MAX_COMPATIBILITY_CHARS {
-            problems.push(Diagnostic::field(
-                &file,
-                "compatibility",
-                format!("must be 1 to {MAX_COMPATIBILITY_CHARS} characters (it has {chars})"),
-            ));
-        }
-    }
-    let allowed_tools = optional_string(&front, "allowed-tools", &file, &mut problems);
-    let mut metadata = BTreeMap::new();
-    match front.get("metadata") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(m)) => {
-            for (k, v) in m {
-                match v {
-                    Value::String(s) => {
-                        metadata.insert(k.clone(), s.clone());
-                    }
-                    _ => problems.push(Diagnostic::field(
-                        &file,
-                        format!("metadata.{k}"),
-                        "must be a string",
-                    )),
-                }
-            }
-        }
-        Some(_) => problems.push(Diagnostic::field(
-            &file,
-            "metadata",
-            "must be a mapping of strings to strings",
-        )),
-    }
-    let security = match front.get("skillbox") {
-        None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v.clone()),
-        Some(_) => {
-            problems.push(Diagnostic::field(
-                &file,
-                "skillbox",
-                "must be a mapping with `permissions` and `resource_limits`, as in a JSON \
-                 skill's `security` object",
-            ));
-            None
-        }
-    };
-    let (Some(name), Some(description)) = (name, description) else {
-        return Err(problems);
-    };
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-
-    let mut script_problems = Vec::new();
-    let (security, permissions_from) = match security {
-        Some(s) => (s, "SKILL.md skillbox block".to_string()),
+    let (security, permissions_from) = match &front.security {
+        Some(s) => (s.clone(), "SKILL.md skillbox block".to_string()),
         None => match codex_permissions(dir, origin, &read) {
             Ok(Some(s)) => (s, "agents/openai.yaml".to_string()),
             Ok(None) => (json!({}), "none declared".to_string()),
             Err(d) => return Err(vec![d]),
         },
     };
+    let mut defs = vec![instructions_def(&file, &front, body, dir)?];
+    let mut script_problems = Vec::new();
+    let scripts = script_defs(&file, &front, &security, dir, &mut defs, &mut script_problems);
+    let skill = AgentSkill {
+        name: front.name,
+        description: front.description,
+        license: front.license,
+        compatibility: front.compatibility,
+        metadata: front.metadata,
+        allowed_tools: front.allowed_tools,
+        dir: origin.to_path_buf(),
+        instructions: body.to_string(),
+        scripts,
+        permissions_from,
+    };
+    Ok((Arc::new(skill), defs, script_problems))
+}
 
-    let mut defs = Vec::new();
-    let mut instructions_def = json!({
-        "name": name,
-        "description": description,
+/// `SKILL.md`'s front matter as a mapping, and its body.
+fn split_skill_md<'a>(
+    file: &Path,
+    bytes: &'a [u8],
+) -> Result<(Map<String, Value>, &'a str), Vec<Diagnostic>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| vec![Diagnostic::file(file, format!("not UTF-8: {e}"))])?;
+    let (front, body) = split_front_matter(text).ok_or_else(|| {
+        vec![Diagnostic::file(
+            file,
+            "must start with YAML front matter between two `---` lines (name and description)",
+        )]
+    })?;
+    let front: Value = yaml_serde::from_str(front).map_err(|e| {
+        vec![Diagnostic::file(file, format!("front matter is not valid YAML: {e}"))]
+    })?;
+    let Value::Object(front) = front else {
+        return Err(vec![Diagnostic::file(file, "front matter must be a mapping of fields")]);
+    };
+    Ok((front, body))
+}
+
+/// The fields of `SKILL.md`'s front matter, checked against the specification.
+struct FrontMatter {
+    name: String,
+    description: String,
+    license: Option<String>,
+    compatibility: Option<String>,
+    allowed_tools: Option<String>,
+    metadata: BTreeMap<String, String>,
+    /// The `skillbox` block: the JSON format's `security` object.
+    security: Option<Value>,
+    /// `version`, as written.
+    version: Option<Value>,
+}
+
+impl FrontMatter {
+    /// Reads and checks every field of `front` (from `file`, in the directory `dir_name`);
+    /// every problem found, if any.
+    fn check(
+        front: &Map<String, Value>,
+        file: &Path,
+        dir_name: &str,
+    ) -> Result<Self, Vec<Diagnostic>> {
+        let mut problems = Vec::new();
+        let name = required_string(front, "name", file, &mut problems);
+        let description = required_string(front, "description", file, &mut problems);
+        if let Some(n) = &name {
+            if let Err(reason) = check_agent_name(n) {
+                problems.push(Diagnostic::field(file, "name", reason));
+            }
+            if n != dir_name {
+                problems.push(Diagnostic::field(
+                    file,
+                    "name",
+                    format!("is {n:?} but the directory is {dir_name:?}; they must be equal"),
+                ));
+            }
+        }
+        if let Some(d) = &description {
+            let chars = d.chars().count();
+            if d.trim().is_empty() || chars > MAX_DESCRIPTION_CHARS {
+                problems.push(Diagnostic::field(
+                    file,
+                    "description",
+                    format!("must be 1 to {MAX_DESCRIPTION_CHARS} characters (it has {chars})"),
+                ));
+            }
+        }
+        let license = optional_string(front, "license", file, &mut problems);
+        let compatibility = optional_string(front, "compatibility", file, &mut problems);
+        if let Some(c) = &compatibility {
+            let chars = c.chars().count();
+            if chars == 0 || chars > MAX_COMPATIBILITY_CHARS {
+                problems.push(Diagnostic::field(
+                    file,
+                    "compatibility",
+                    format!("must be 1 to {MAX_COMPATIBILITY_CHARS} characters (it has {chars})"),
+                ));
+            }
+        }
+        let allowed_tools = optional_string(front, "allowed-tools", file, &mut problems);
+        let metadata = string_map(front, "metadata", file, &mut problems);
+        let security = skillbox_block(front, file, &mut problems);
+        let (Some(name), Some(description)) = (name, description) else {
+            return Err(problems);
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let version = front.get("version").cloned();
+        Ok(Self {
+            name,
+            description,
+            license,
+            compatibility,
+            allowed_tools,
+            metadata,
+            security,
+            version,
+        })
+    }
+}
+
+/// `key` of `front` as a mapping of strings to strings (none when absent).
+fn string_map(
+    front: &Map<String, Value>,
+    key: &str,
+    file: &Path,
+    problems: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match front.get(key) {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                match v {
+                    Value::String(s) => {
+                        out.insert(k.clone(), s.clone());
+                    }
+                    _ => problems.push(Diagnostic::field(
+                        file,
+                        format!("{key}.{k}"),
+                        "must be a string",
+                    )),
+                }
+            }
+        }
+        Some(_) => {
+            problems.push(Diagnostic::field(file, key, "must be a mapping of strings to strings"))
+        }
+    }
+    out
+}
+
+/// The front matter's `skillbox` block, when it is a mapping.
+fn skillbox_block(
+    front: &Map<String, Value>,
+    file: &Path,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Value> {
+    match front.get("skillbox") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(_) => {
+            problems.push(Diagnostic::field(
+                file,
+                "skillbox",
+                "must be a mapping with `permissions` and `resource_limits`, as in a JSON \
+                 skill's `security` object",
+            ));
+            None
+        }
+    }
+}
+
+/// The prompt skill whose output is the instructions (the body of `SKILL.md`).
+fn instructions_def(
+    file: &Path,
+    front: &FrontMatter,
+    body: &str,
+    dir: &Path,
+) -> Result<SkillDef, Vec<Diagnostic>> {
+    let mut def = json!({
+        "name": front.name,
+        "description": front.description,
         "type": "prompt_inline",
         "prompt_template": body,
     });
-    if let Some(v) = front.get("version") {
-        instructions_def["metadata"] = json!({ "agent_skill_version": v });
+    if let Some(v) = &front.version {
+        def["metadata"] = json!({ "agent_skill_version": v });
     }
-    defs.push(synthetic(&file, instructions_def, dir)?);
+    synthetic(file, def, dir)
+}
 
+/// One command skill per runnable file of `scripts/`, each with the skill's `security`,
+/// added to `defs`; returns their names. A script that cannot be offered is a problem of its
+/// own, not of the skill.
+fn script_defs(
+    file: &Path,
+    front: &FrontMatter,
+    security: &Value,
+    dir: &Path,
+    defs: &mut Vec<SkillDef>,
+    problems: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    let (name, description) = (&front.name, &front.description);
     let mut scripts = Vec::new();
-    for (path, stem) in script_files(dir, &mut script_problems) {
+    for (path, stem) in script_files(dir, problems) {
         let Some(command) = interpreter(&path) else {
-            script_problems.push(Diagnostic::file(
+            problems.push(Diagnostic::file(
                 &path,
                 "not runnable: no known interpreter for its extension (.py, .sh, .bash, .js, \
                  .mjs, .rb, .pl) and not executable",
@@ -272,28 +370,15 @@ fn load_at(
             }],
             "security": security,
         });
-        match synthetic(&file, def, dir) {
+        match synthetic(file, def, dir) {
             Ok(d) => {
                 scripts.push(script_name);
                 defs.push(d);
             }
-            Err(ds) => script_problems.extend(ds),
+            Err(ds) => problems.extend(ds),
         }
     }
-
-    let skill = AgentSkill {
-        name,
-        description,
-        license,
-        compatibility,
-        metadata,
-        allowed_tools,
-        dir: origin.to_path_buf(),
-        instructions: body.to_string(),
-        scripts,
-        permissions_from,
-    };
-    Ok((Arc::new(skill), defs, script_problems))
+    scripts
 }
 
 /// The specification's name rule: 1 to 64 of `a-z0-9-`, no leading, trailing or doubled

@@ -320,7 +320,16 @@ pub(crate) fn step(
     Some(d)
 }
 
-/// Appends `events`; the first failure is returned as text for the result.
+/// Appends `events`; the first failure is returned as text for the result (and reported as
+/// a `tracing` warning).
 pub(crate) fn write(log: &AuditLog, events: &[EventDraft]) -> Option<String> {
-    events.iter().find_map(|e| log.append(e).err().map(|err| err.to_string()))
+    let failed = events.iter().find_map(|e| log.append(e).err().map(|err| err.to_string()));
+    match &failed {
+        None => tracing::debug!(
+            events = ?events.iter().map(|e| e.event_type).collect::<Vec<_>>(),
+            "audit: recorded"
+        ),
+        Some(e) => tracing::warn!(error = e.as_str(), "audit: an event could not be written"),
+    }
+    failed
 }

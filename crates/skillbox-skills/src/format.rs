@@ -546,272 +546,47 @@ fn seconds(v: f64) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// Semantic checks. Collects every problem.
+/// The problems found in one file, each naming its field: what every section's checker
+/// adds to.
+struct Problems<'a> {
+    path: &'a Path,
+    list: Vec<Diagnostic>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, field: &str, reason: impl Into<String>) {
+        self.list.push(Diagnostic::field(self.path, one_line(field), reason));
+    }
+}
+
+/// Semantic checks. Collects every problem, section by section, in the order of the
+/// sections in the file format.
 fn check(
     path: &Path,
-    raw: RawSkill,
+    mut raw: RawSkill,
     extra: BTreeMap<String, Value>,
     value: Value,
 ) -> Result<SkillDef, Vec<Diagnostic>> {
-    let mut errs = Vec::new();
-    let mut err =
-        |field: &str, reason: String| errs.push(Diagnostic::field(path, one_line(field), reason));
-
-    if let Err(e) = check_name(&raw.name) {
-        err("name", format!("{} is not a valid skill name: {e}", quote(&raw.name)));
-    }
-    if let Some(v) = &raw.version {
-        let ok = !v.is_empty()
-            && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        if !ok {
-            err("version", format!("{} is not dotted integers such as 1.0.0", quote(v)));
-        }
-    }
-
-    // Type-specific required fields.
-    let template = match (raw.prompt_template, raw.prompt) {
-        (Some(t), Some(_)) => {
-            err("prompt", "`prompt` and `prompt_template` are the same field; give one".into());
-            // Keep one, so the file is not also told that its template is missing.
-            Some(t)
-        }
-        (a, b) => a.or(b),
-    };
-    match raw.skill_type {
-        SkillType::Command | SkillType::CodeInline | SkillType::CodeSession => {
-            match raw.command.as_deref() {
-                None => {
-                    err("command", format!("required for a `{}` skill", raw.skill_type.as_str()))
-                }
-                Some(c) if c.trim().is_empty() => err("command", "must not be empty".into()),
-                Some(c) if c.contains('\0') => err("command", "contains a NUL byte".into()),
-                Some(c) => {
-                    if let Err(e) = shell_words::split(c) {
-                        err("command", format!("cannot be split into words: {e}"));
-                    }
-                }
-            }
-        }
-        SkillType::Conversation | SkillType::PromptInline => {
-            if template.is_none() {
-                err(
-                    "prompt_template",
-                    format!(
-                        "required for a `{}` skill (or its alias `prompt`)",
-                        raw.skill_type.as_str()
-                    ),
-                );
-            }
-        }
-    }
-    for (i, a) in raw.args.iter().enumerate() {
-        if a.contains('\0') {
-            err(&format!("args[{i}]"), "contains a NUL byte".into());
-        }
-    }
-
-    // Parameters.
-    let mut parameters = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, spec) in raw.parameters.into_iter().enumerate() {
-        let at = |f: &str| format!("parameters[{i}].{f}");
-        if let Err(e) = check_name(&spec.name) {
-            err(&at("name"), format!("{} is not a valid parameter name: {e}", quote(&spec.name)));
-        } else if !seen.insert(spec.name.clone()) {
-            err(&at("name"), format!("parameter `{}` is declared twice", spec.name));
-        }
-        match (spec.param_type, &spec.values) {
-            (ParamType::Enum, None) => {
-                err(&at("values"), "an `enum` parameter needs `values`".into())
-            }
-            (ParamType::Enum, Some(v)) if v.is_empty() => {
-                err(&at("values"), "must list at least one value".into())
-            }
-            (ParamType::Enum, Some(_)) | (_, None) => {}
-            (t, Some(_)) => err(
-                &at("values"),
-                format!("only `enum` parameters take `values`, this one is `{t:?}`").to_lowercase(),
-            ),
-        }
-        let mut pattern = None;
-        if let Some(p) = &spec.pattern {
-            if spec.param_type != ParamType::String {
-                err(&at("pattern"), "only `string` parameters take a `pattern`".into());
-            }
-            match Pattern::check(p, true) {
-                Ok(re) => pattern = Some(re),
-                Err(e) => err(&at("pattern"), e),
-            }
-        }
-        parameters.push(Parameter { spec, pattern });
-    }
-
-    // Permissions: `security.permissions` and `sandbox` are merged; a skill asking in both
-    // places asks for the union.
-    let mut permissions = DeclaredPermissions::default();
-    let security = raw.security.unwrap_or_default();
-    for section in [security.permissions.as_ref(), raw.sandbox.as_ref()].into_iter().flatten() {
-        merge_permissions(&mut permissions, section);
-    }
-    for (field, list) in [
-        ("security.permissions.file_read", permissions.file_read.as_deref().unwrap_or(&[])),
-        ("security.permissions.file_write", &permissions.file_write[..]),
-    ] {
-        for p in list {
-            if p.is_empty() || p.contains('\0') {
-                err(field, format!("{} is not a usable path", quote(p)));
-            }
-        }
-    }
-
+    let mut p = Problems { path, list: Vec::new() };
+    check_identity(&raw, &mut p);
+    let template = template_of(raw.prompt_template.take(), raw.prompt.take(), &mut p);
+    check_type_fields(&raw, template.is_some(), &mut p);
+    let parameters = parameters_of(std::mem::take(&mut raw.parameters), &mut p);
+    let security = raw.security.take().unwrap_or_default();
+    let permissions = permissions_of(&security, raw.sandbox.as_ref(), &mut p);
     let limits = security.resource_limits.unwrap_or_default();
-    if limits.max_cpu_percent == Some(0) {
-        err("security.resource_limits.max_cpu_percent", "must be at least 1".into());
+    check_limits(&limits, &mut p);
+    let resilience = raw.resilience.take().unwrap_or_default();
+    let timeout = timeout_of(raw.timeout, &limits, &resilience, &mut p);
+    let resilience =
+        resilience_of(resilience, raw.retry_config.take(), raw.circuit_breaker.take(), &mut p);
+    check_context_files(raw.context_files.as_ref(), &mut p);
+    check_environment(&raw.environment, &mut p);
+    check_aliases(&raw.aliases, &raw.name, &mut p);
+    if !p.list.is_empty() {
+        return Err(p.list);
     }
-    for (f, v) in [
-        ("max_memory_mb", limits.max_memory_mb),
-        ("max_processes", limits.max_processes),
-        ("max_open_files", limits.max_open_files),
-    ] {
-        if v == Some(0) {
-            err(&format!("security.resource_limits.{f}"), "must be at least 1".into());
-        }
-    }
-
-    // Timeout: `timeout`, else `max_execution_time`, else `resilience.timeout`.
-    let mut resilience = raw.resilience.unwrap_or_default();
-    let mut timeout = None;
-    for (field, v) in [
-        ("timeout", raw.timeout),
-        ("security.resource_limits.max_execution_time", limits.max_execution_time),
-        ("resilience.timeout", resilience.timeout),
-    ] {
-        if let Some(v) = v {
-            match seconds(v) {
-                Ok(d) => timeout = timeout.or(Some(d)),
-                Err(e) => err(field, e),
-            }
-        }
-    }
-
-    // Resilience: the top-level global forms fold into the section.
-    if resilience.retry_config.is_none() {
-        resilience.retry_config = raw.retry_config;
-    }
-    if resilience.circuit_breaker.is_none() {
-        resilience.circuit_breaker = raw.circuit_breaker;
-    }
-    if let Some(n) = resilience.retry_attempts {
-        if n > 100 {
-            err("resilience.retry_attempts", format!("{n} is more than the maximum of 100"));
-        }
-    }
-    if let Some(rc) = &resilience.retry_config {
-        if let Some(s) = &rc.backoff_strategy {
-            if !["exponential", "linear", "fixed"].contains(&s.as_str()) {
-                err(
-                    "retry_config.backoff_strategy",
-                    format!("{} is not one of exponential, linear, fixed", quote(s)),
-                );
-            }
-        }
-        for (i, r) in rc.retry_on.iter().enumerate() {
-            if !["timeout", "resource_limit", "network_error"].contains(&r.as_str()) {
-                err(
-                    &format!("retry_config.retry_on[{i}]"),
-                    format!("{} is not one of timeout, resource_limit, network_error", quote(r)),
-                );
-            }
-        }
-        if rc.max_attempts.is_some_and(|n| n > 100) {
-            err("retry_config.max_attempts", "more than the maximum of 100".into());
-        }
-    }
-    if let Some(cb) = &resilience.circuit_breaker {
-        if cb.failure_threshold == 0 {
-            err("circuit_breaker.failure_threshold", "must be at least 1".into());
-        }
-        if let Err(e) = seconds(cb.recovery_timeout) {
-            err("circuit_breaker.recovery_timeout", e);
-        }
-    }
-    if let Some(fc) = &resilience.fallback_command {
-        match shell_words::split(fc) {
-            Ok(words) if words.is_empty() => {
-                err("resilience.fallback_command", "must not be empty".into())
-            }
-            Ok(_) => {}
-            Err(e) => err("resilience.fallback_command", format!("cannot be split: {e}")),
-        }
-    }
-    for (i, fc) in resilience.fallback_commands.iter().flatten().enumerate() {
-        if fc.command.trim().is_empty() {
-            err(&format!("resilience.fallback_commands[{i}].command"), "must not be empty".into());
-        }
-    }
-    if let Some(ec) = &resilience.error_classification {
-        for (kind, list) in [
-            ("transient_patterns", &ec.transient_patterns),
-            ("permanent_patterns", &ec.permanent_patterns),
-        ] {
-            for (i, p) in list.iter().enumerate() {
-                if let Err(e) = Pattern::check(p, false) {
-                    err(&format!("resilience.error_classification.{kind}[{i}]"), e);
-                }
-            }
-        }
-    }
-
-    // Context files.
-    if let Some(cf) = &raw.context_files {
-        for (kind, list) in [("patterns", &cf.patterns), ("exclude_patterns", &cf.exclude_patterns)]
-        {
-            for (i, p) in list.iter().enumerate() {
-                if let Err(e) = globset::Glob::new(p) {
-                    err(&format!("context_files.{kind}[{i}]"), format!("invalid glob: {e}"));
-                }
-            }
-        }
-    }
-
-    // Environment and aliases.
-    for (k, v) in &raw.environment {
-        let ok = k.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !ok {
-            err("environment", format!("{} is not a valid variable name", quote(k)));
-        }
-        if v.contains('\0') {
-            err(&format!("environment.{k}"), "contains a NUL byte".into());
-        }
-    }
-    for (i, a) in raw.aliases.iter().enumerate() {
-        if let Err(e) = check_name(a) {
-            err(&format!("aliases[{i}]"), format!("{} is not a valid name: {e}", quote(a)));
-        } else if *a == raw.name {
-            err(&format!("aliases[{i}]"), "an alias must differ from the skill's name".into());
-        }
-    }
-
-    if !errs.is_empty() {
-        return Err(errs);
-    }
-
-    let mut metadata = BTreeMap::new();
-    for (k, v) in [
-        ("author", raw.author.map(Value::String)),
-        ("license", raw.license.map(Value::String)),
-        ("homepage", raw.homepage.map(Value::String)),
-        ("scope", raw.scope.map(Value::String)),
-        ("requires_worktree", raw.requires_worktree.map(Value::Bool)),
-        ("dependencies", raw.dependencies),
-        ("metadata", raw.metadata),
-    ] {
-        if let Some(v) = v {
-            metadata.insert(k.to_string(), v);
-        }
-    }
-
+    let metadata = metadata_of(&mut raw);
     Ok(SkillDef {
         name: raw.name,
         description: raw.description.unwrap_or_default(),
@@ -834,6 +609,318 @@ fn check(
         raw: value,
         own_dir: None,
     })
+}
+
+/// `name` and `version`.
+fn check_identity(raw: &RawSkill, p: &mut Problems<'_>) {
+    if let Err(e) = check_name(&raw.name) {
+        p.add("name", format!("{} is not a valid skill name: {e}", quote(&raw.name)));
+    }
+    if let Some(v) = &raw.version {
+        let ok = !v.is_empty()
+            && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !ok {
+            p.add("version", format!("{} is not dotted integers such as 1.0.0", quote(v)));
+        }
+    }
+}
+
+/// The prompt template, from `prompt_template` or its alias `prompt` (not both).
+fn template_of(
+    prompt_template: Option<String>,
+    prompt: Option<String>,
+    p: &mut Problems<'_>,
+) -> Option<String> {
+    match (prompt_template, prompt) {
+        (Some(t), Some(_)) => {
+            p.add("prompt", "`prompt` and `prompt_template` are the same field; give one");
+            // Keep one, so the file is not also told that its template is missing.
+            Some(t)
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+/// The fields each type requires (`command` for process types, a template for prompt
+/// types), and `args`.
+fn check_type_fields(raw: &RawSkill, has_template: bool, p: &mut Problems<'_>) {
+    match raw.skill_type {
+        SkillType::Command | SkillType::CodeInline | SkillType::CodeSession => {
+            match raw.command.as_deref() {
+                None => {
+                    p.add("command", format!("required for a `{}` skill", raw.skill_type.as_str()))
+                }
+                Some(c) if c.trim().is_empty() => p.add("command", "must not be empty"),
+                Some(c) if c.contains('\0') => p.add("command", "contains a NUL byte"),
+                Some(c) => {
+                    if let Err(e) = shell_words::split(c) {
+                        p.add("command", format!("cannot be split into words: {e}"));
+                    }
+                }
+            }
+        }
+        SkillType::Conversation | SkillType::PromptInline => {
+            if !has_template {
+                p.add(
+                    "prompt_template",
+                    format!(
+                        "required for a `{}` skill (or its alias `prompt`)",
+                        raw.skill_type.as_str()
+                    ),
+                );
+            }
+        }
+    }
+    for (i, a) in raw.args.iter().enumerate() {
+        if a.contains('\0') {
+            p.add(&format!("args[{i}]"), "contains a NUL byte");
+        }
+    }
+}
+
+/// The declared parameters: names unique and valid, `values` only and always for `enum`,
+/// `pattern` only for `string` and a valid regex.
+fn parameters_of(specs: Vec<ParameterSpec>, p: &mut Problems<'_>) -> Vec<Parameter> {
+    let mut parameters = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, spec) in specs.into_iter().enumerate() {
+        let at = |f: &str| format!("parameters[{i}].{f}");
+        if let Err(e) = check_name(&spec.name) {
+            p.add(&at("name"), format!("{} is not a valid parameter name: {e}", quote(&spec.name)));
+        } else if !seen.insert(spec.name.clone()) {
+            p.add(&at("name"), format!("parameter `{}` is declared twice", spec.name));
+        }
+        match (spec.param_type, &spec.values) {
+            (ParamType::Enum, None) => p.add(&at("values"), "an `enum` parameter needs `values`"),
+            (ParamType::Enum, Some(v)) if v.is_empty() => {
+                p.add(&at("values"), "must list at least one value")
+            }
+            (ParamType::Enum, Some(_)) | (_, None) => {}
+            (t, Some(_)) => p.add(
+                &at("values"),
+                format!("only `enum` parameters take `values`, this one is `{t:?}`").to_lowercase(),
+            ),
+        }
+        let mut pattern = None;
+        if let Some(pat) = &spec.pattern {
+            if spec.param_type != ParamType::String {
+                p.add(&at("pattern"), "only `string` parameters take a `pattern`");
+            }
+            match Pattern::check(pat, true) {
+                Ok(re) => pattern = Some(re),
+                Err(e) => p.add(&at("pattern"), e),
+            }
+        }
+        parameters.push(Parameter { spec, pattern });
+    }
+    parameters
+}
+
+/// The permissions: `security.permissions` and `sandbox` merged (a skill asking in both
+/// places asks for the union), with usable paths.
+fn permissions_of(
+    security: &SecuritySection,
+    sandbox: Option<&PermissionsSection>,
+    p: &mut Problems<'_>,
+) -> DeclaredPermissions {
+    let mut permissions = DeclaredPermissions::default();
+    for section in [security.permissions.as_ref(), sandbox].into_iter().flatten() {
+        merge_permissions(&mut permissions, section);
+    }
+    for (field, list) in [
+        ("security.permissions.file_read", permissions.file_read.as_deref().unwrap_or(&[])),
+        ("security.permissions.file_write", &permissions.file_write[..]),
+    ] {
+        for path in list {
+            if path.is_empty() || path.contains('\0') {
+                p.add(field, format!("{} is not a usable path", quote(path)));
+            }
+        }
+    }
+    permissions
+}
+
+/// `security.resource_limits`: none of the counts may be 0 (`max_disk_io_mb` may).
+fn check_limits(limits: &LimitsSection, p: &mut Problems<'_>) {
+    if limits.max_cpu_percent == Some(0) {
+        p.add("security.resource_limits.max_cpu_percent", "must be at least 1");
+    }
+    for (f, v) in [
+        ("max_memory_mb", limits.max_memory_mb),
+        ("max_processes", limits.max_processes),
+        ("max_open_files", limits.max_open_files),
+    ] {
+        if v == Some(0) {
+            p.add(&format!("security.resource_limits.{f}"), "must be at least 1");
+        }
+    }
+}
+
+/// The timeout: `timeout`, else `max_execution_time`, else `resilience.timeout`; each given
+/// must be a valid number of seconds.
+fn timeout_of(
+    timeout: Option<f64>,
+    limits: &LimitsSection,
+    resilience: &ResilienceSection,
+    p: &mut Problems<'_>,
+) -> Option<Duration> {
+    let mut chosen = None;
+    for (field, v) in [
+        ("timeout", timeout),
+        ("security.resource_limits.max_execution_time", limits.max_execution_time),
+        ("resilience.timeout", resilience.timeout),
+    ] {
+        if let Some(v) = v {
+            match seconds(v) {
+                Ok(d) => chosen = chosen.or(Some(d)),
+                Err(e) => p.add(field, e),
+            }
+        }
+    }
+    chosen
+}
+
+/// The `resilience` section with the top-level global forms (`retry_config`,
+/// `circuit_breaker`) folded in, checked.
+fn resilience_of(
+    mut resilience: ResilienceSection,
+    retry_config: Option<RetryConfig>,
+    circuit_breaker: Option<CircuitBreaker>,
+    p: &mut Problems<'_>,
+) -> ResilienceSection {
+    if resilience.retry_config.is_none() {
+        resilience.retry_config = retry_config;
+    }
+    if resilience.circuit_breaker.is_none() {
+        resilience.circuit_breaker = circuit_breaker;
+    }
+    if let Some(n) = resilience.retry_attempts {
+        if n > 100 {
+            p.add("resilience.retry_attempts", format!("{n} is more than the maximum of 100"));
+        }
+    }
+    if let Some(rc) = &resilience.retry_config {
+        check_retry_config(rc, p);
+    }
+    if let Some(cb) = &resilience.circuit_breaker {
+        if cb.failure_threshold == 0 {
+            p.add("circuit_breaker.failure_threshold", "must be at least 1");
+        }
+        if let Err(e) = seconds(cb.recovery_timeout) {
+            p.add("circuit_breaker.recovery_timeout", e);
+        }
+    }
+    check_fallbacks(&resilience, p);
+    if let Some(ec) = &resilience.error_classification {
+        for (kind, list) in [
+            ("transient_patterns", &ec.transient_patterns),
+            ("permanent_patterns", &ec.permanent_patterns),
+        ] {
+            for (i, pat) in list.iter().enumerate() {
+                if let Err(e) = Pattern::check(pat, false) {
+                    p.add(&format!("resilience.error_classification.{kind}[{i}]"), e);
+                }
+            }
+        }
+    }
+    resilience
+}
+
+/// `retry_config`: a known strategy, known failure classes, at most 100 attempts.
+fn check_retry_config(rc: &RetryConfig, p: &mut Problems<'_>) {
+    if let Some(s) = &rc.backoff_strategy {
+        if !["exponential", "linear", "fixed"].contains(&s.as_str()) {
+            p.add(
+                "retry_config.backoff_strategy",
+                format!("{} is not one of exponential, linear, fixed", quote(s)),
+            );
+        }
+    }
+    for (i, r) in rc.retry_on.iter().enumerate() {
+        if !["timeout", "resource_limit", "network_error"].contains(&r.as_str()) {
+            p.add(
+                &format!("retry_config.retry_on[{i}]"),
+                format!("{} is not one of timeout, resource_limit, network_error", quote(r)),
+            );
+        }
+    }
+    if rc.max_attempts.is_some_and(|n| n > 100) {
+        p.add("retry_config.max_attempts", "more than the maximum of 100");
+    }
+}
+
+/// `fallback_command` splits into words; no `fallback_commands` entry is empty.
+fn check_fallbacks(resilience: &ResilienceSection, p: &mut Problems<'_>) {
+    if let Some(fc) = &resilience.fallback_command {
+        match shell_words::split(fc) {
+            Ok(words) if words.is_empty() => {
+                p.add("resilience.fallback_command", "must not be empty")
+            }
+            Ok(_) => {}
+            Err(e) => p.add("resilience.fallback_command", format!("cannot be split: {e}")),
+        }
+    }
+    for (i, fc) in resilience.fallback_commands.iter().flatten().enumerate() {
+        if fc.command.trim().is_empty() {
+            p.add(&format!("resilience.fallback_commands[{i}].command"), "must not be empty");
+        }
+    }
+}
+
+/// `context_files`: every pattern a valid glob.
+fn check_context_files(cf: Option<&ContextFiles>, p: &mut Problems<'_>) {
+    let Some(cf) = cf else { return };
+    for (kind, list) in [("patterns", &cf.patterns), ("exclude_patterns", &cf.exclude_patterns)] {
+        for (i, pat) in list.iter().enumerate() {
+            if let Err(e) = globset::Glob::new(pat) {
+                p.add(&format!("context_files.{kind}[{i}]"), format!("invalid glob: {e}"));
+            }
+        }
+    }
+}
+
+/// `environment`: variable names, and values without NUL.
+fn check_environment(environment: &BTreeMap<String, String>, p: &mut Problems<'_>) {
+    for (k, v) in environment {
+        let ok = k.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            p.add("environment", format!("{} is not a valid variable name", quote(k)));
+        }
+        if v.contains('\0') {
+            p.add(&format!("environment.{k}"), "contains a NUL byte");
+        }
+    }
+}
+
+/// `aliases`: valid names, none the skill's own.
+fn check_aliases(aliases: &[String], name: &str, p: &mut Problems<'_>) {
+    for (i, a) in aliases.iter().enumerate() {
+        if let Err(e) = check_name(a) {
+            p.add(&format!("aliases[{i}]"), format!("{} is not a valid name: {e}", quote(a)));
+        } else if a == name {
+            p.add(&format!("aliases[{i}]"), "an alias must differ from the skill's name");
+        }
+    }
+}
+
+/// The metadata fields, as written, taken out of `raw`.
+fn metadata_of(raw: &mut RawSkill) -> BTreeMap<String, Value> {
+    let mut metadata = BTreeMap::new();
+    for (k, v) in [
+        ("author", raw.author.take().map(Value::String)),
+        ("license", raw.license.take().map(Value::String)),
+        ("homepage", raw.homepage.take().map(Value::String)),
+        ("scope", raw.scope.take().map(Value::String)),
+        ("requires_worktree", raw.requires_worktree.map(Value::Bool)),
+        ("dependencies", raw.dependencies.take()),
+        ("metadata", raw.metadata.take()),
+    ] {
+        if let Some(v) = v {
+            metadata.insert(k.to_string(), v);
+        }
+    }
+    metadata
 }
 
 fn merge_permissions(into: &mut DeclaredPermissions, s: &PermissionsSection) {

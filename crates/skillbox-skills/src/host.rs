@@ -3,10 +3,8 @@
 use std::path::Path;
 
 use serde::Serialize;
-use skillbox_sandbox::{ChildSpec, HostSupport};
+use skillbox_sandbox::HostSupport;
 
-use crate::exec::{enforcement_entries, policy_for};
-use crate::private_dir::PrivateDir;
 use crate::result::EnforcementEntry;
 use crate::security::{EffectiveGrant, FileScope, SecurityContext, TrustLevel};
 
@@ -161,10 +159,7 @@ fn preview_level(level: TrustLevel, workspace: &Path) -> Result<Vec<EnforcementE
             .map(|h| h.path)
             .collect(),
     };
-    let private = PrivateDir::create().map_err(|e| e.to_string())?;
-    let mut spec = ChildSpec::new("/bin/true", workspace);
-    spec.policy = policy_for(&grant, &private, workspace);
-    skillbox_sandbox::preview(&spec).map(|e| enforcement_entries(&e)).map_err(|e| e.to_string())
+    crate::exec::preview(&grant, workspace, false)
 }
 
 fn kernel_release() -> String {

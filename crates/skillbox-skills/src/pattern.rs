@@ -9,13 +9,22 @@
 //! still reported at load, naming the file and the field. Every other pattern is compiled on
 //! first use and kept.
 //!
+//! The parse is regex-syntax's own, in its two steps: the syntax tree (`ast`), then its
+//! translation (`hir`). Most patterns are *plain* (literals, classes of literals and ranges,
+//! groups, alternatives, repetitions, `^` and `$`, no flags): their syntax tree bounds the
+//! size (see `plain_cost`) and they cannot fail to translate, so the translation, which
+//! builds every class of the pattern, is skipped for them. The sources this process found
+//! valid and deferrable are remembered, and are not parsed again.
+//!
 //! The bound is deliberately loose (several times the largest size measured per unit, see
 //! the tests), so a deferred pattern cannot fail to compile in practice; should it ever, the
 //! run that needed it is refused with the reason, and nothing runs unchecked.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use regex::Regex;
+use regex_syntax::ast::{self, Ast};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Compiled-size bound for parameter and classification regexes, in bytes.
@@ -51,16 +60,25 @@ impl Pattern {
     pub(crate) fn check(pattern: &str, anchor: bool) -> Result<Self, String> {
         let source = if anchor { format!("^(?:{pattern})$") } else { pattern.to_string() };
         let p = Self { source, regex: OnceLock::new() };
-        // Most patterns are plain (literals, ASCII classes, groups, counted repetitions):
-        // those are recognised in one pass, an order of magnitude faster than a full parse.
-        if plain_cost(pattern).is_some_and(|c| fits_cost(c.saturating_add(WRAP_COST))) {
+        if lock(&DEFERRED).contains(&p.source) {
             return Ok(p);
         }
         // The regex crate parses with regex-syntax's default settings (Unicode, UTF-8, a
-        // nesting limit of 250), so this finds exactly its syntax errors, worded the same.
-        let hir =
-            regex_syntax::Parser::new().parse(&p.source).map_err(|e| reason(&e.to_string()))?;
-        if !fits(&hir) {
+        // nesting limit of 250): first the syntax tree, then its translation. Both steps are
+        // taken here with those settings, so this finds exactly its syntax errors, worded
+        // the same.
+        let ast = ast::parse::Parser::new().parse(&p.source).map_err(|e| reason(&e.to_string()))?;
+        // A plain pattern is bounded from its syntax tree and cannot fail to translate.
+        if plain_cost(&ast, 0).is_some_and(fits_cost) {
+            remember(&p.source);
+            return Ok(p);
+        }
+        let hir = regex_syntax::hir::translate::Translator::new()
+            .translate(&p.source, &ast)
+            .map_err(|e| reason(&e.to_string()))?;
+        if fits(&hir) {
+            remember(&p.source);
+        } else {
             // Possibly too big: compile now, so that the exact answer is given at load.
             let re = p.build()?;
             let _ = p.regex.set(re);
@@ -101,6 +119,30 @@ impl Pattern {
     }
 }
 
+/// Sources (as compiled) of the patterns this process found valid and certain to fit, so
+/// compiled on first use: the decision depends on the source alone, and a skill directory
+/// repeats its patterns (a path pattern copied from skill to skill, every file read again
+/// when a long-lived host reloads), while parsing one costs a few microseconds.
+static DEFERRED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+
+/// Most sources kept in [`DEFERRED`]; when it is full it starts again, empty.
+const DEFERRED_MAX: usize = 4096;
+
+fn remember(source: &str) {
+    let mut seen = lock(&DEFERRED);
+    if seen.len() >= DEFERRED_MAX {
+        seen.clear();
+    }
+    seen.insert(source.to_string());
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
 /// The one-line reason of a regex error: its last line (the multi-line form quotes the
 /// pattern and points at the column).
 fn reason(message: &str) -> String {
@@ -116,193 +158,83 @@ fn fits_cost(units: u64) -> bool {
     units.saturating_mul(BYTES_PER_UNIT).saturating_add(FIXED_BYTES) <= REGEX_SIZE_LIMIT as u64
 }
 
-/// Units counted for the anchors and group around a parameter's pattern.
-const WRAP_COST: u64 = 8;
-
 /// Units counted for `.` (any character but `\n`: 15 UTF-8 sequences), rounded up.
 const DOT_COST: u64 = 16;
 
-/// Deepest group nesting the quick check accepts (regex-syntax allows 250).
-const PLAIN_MAX_DEPTH: usize = 32;
+/// Deepest nesting [`plain_cost`] looks into; deeper patterns are translated (regex-syntax
+/// allows 250, and its translation is not recursive).
+const PLAIN_MAX_DEPTH: u32 = 64;
 
-/// Largest repetition count the quick check accepts.
-const PLAIN_MAX_COUNT: u32 = 1000;
-
-/// If `pattern` is *plain*, an upper bound of its [`cost`] (every atom and quantifier is
-/// counted with a margin); `None` if it is not, which
-/// says nothing about its validity: the full parser then decides.
+/// If the pattern whose syntax tree is `ast` is *plain*, an upper bound of its [`cost`]
+/// (every node counted with a margin: what its translation can become is never more);
+/// `None` if it is not, which says nothing about its validity: the translation then decides.
 ///
-/// Plain: ASCII only; literals; `\` before a metacharacter; `.`, `^`, `$`; classes `[...]`
-/// of ASCII characters and ascending ranges, not negated, without escapes, nested classes
-/// or set operators (a `-` only first or last); groups `(...)` and `(?:...)`, none empty;
-/// alternatives, none empty; one quantifier (`*`, `+`, `?`, `{n}`, `{n,}`, `{n,m}` with
-/// n <= m <= 1000, optionally followed by `?`) after a literal, class, `.` or group. Every
-/// such pattern is valid (the tests check this against regex-syntax on random patterns).
-fn plain_cost(pattern: &str) -> Option<u64> {
-    /// One level of group nesting: the cost of the finished alternatives, of the current
-    /// alternative, and of its last atom (which a quantifier multiplies).
-    struct Level {
-        done: u64,
-        current: u64,
-        last: Option<u64>,
-        empty: bool,
-    }
-    let b = pattern.as_bytes();
-    if b.is_empty() || !pattern.is_ascii() {
+/// Plain: literals (escaped or not); `.`; `^` and `$`; classes `[...]` of literals and ASCII
+/// ranges, not negated, without nested classes, named or Perl classes or set operators;
+/// groups without flags (capturing, named or `(?:...)`); alternatives; repetitions. None of
+/// these can fail to translate without flags (Unicode on, case-sensitive, `.` not matching
+/// `\n`), and a pattern that sets a flag is not plain. The tests check the bound and the
+/// translation against regex-syntax on random patterns.
+fn plain_cost(ast: &Ast, depth: u32) -> Option<u64> {
+    if depth > PLAIN_MAX_DEPTH {
         return None;
     }
-    let meta = |c: u8| b"\\.+*?()|[]{}^$".contains(&c);
-    let mut stack = vec![Level { done: 0, current: 0, last: None, empty: true }];
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let top = stack.last_mut()?;
-        match c {
-            b'*' | b'+' | b'?' | b'{' => {
-                let atom = top.last.take()?;
-                let copies: u64 = if c == b'{' {
-                    let end = i + b[i..].iter().position(|&x| x == b'}')?;
-                    let inner = std::str::from_utf8(&b[i + 1..end]).ok()?;
-                    let (lo, hi) = match inner.split_once(',') {
-                        None => (inner, Some(inner)),
-                        Some((lo, "")) => (lo, None),
-                        Some((lo, hi)) => (lo, Some(hi)),
-                    };
-                    let num = |s: &str| -> Option<u32> {
-                        if s.is_empty() || !s.bytes().all(|d| d.is_ascii_digit()) {
-                            return None;
-                        }
-                        s.parse().ok().filter(|n| *n <= PLAIN_MAX_COUNT)
-                    };
-                    let lo = num(lo)?;
-                    let hi = match hi {
-                        Some(h) => Some(num(h)?),
-                        None => None,
-                    };
-                    if hi.is_some_and(|h| h < lo) {
-                        return None;
-                    }
-                    i = end;
-                    u64::from(hi.unwrap_or(lo).max(1))
-                } else {
-                    1
-                };
-                if b.get(i + 1) == Some(&b'?') {
-                    i += 1;
+    let sum = |items: &[Ast]| {
+        items
+            .iter()
+            .try_fold(items.len() as u64, |n, a| Some(n.saturating_add(plain_cost(a, depth + 1)?)))
+    };
+    match ast {
+        Ast::Empty(_) => Some(2),
+        Ast::Literal(l) => Some(l.c.len_utf8() as u64 + 1),
+        Ast::Dot(_) => Some(DOT_COST + 1),
+        Ast::Assertion(a) => match a.kind {
+            ast::AssertionKind::StartLine | ast::AssertionKind::EndLine => Some(2),
+            _ => None,
+        },
+        Ast::ClassBracketed(c) if !c.negated => match &c.kind {
+            ast::ClassSet::Item(item) => class_items(item).map(|n| n + 2),
+            ast::ClassSet::BinaryOp(_) => None,
+        },
+        Ast::Repetition(r) => {
+            let copies = match &r.op.kind {
+                ast::RepetitionKind::ZeroOrOne
+                | ast::RepetitionKind::ZeroOrMore
+                | ast::RepetitionKind::OneOrMore => 1,
+                ast::RepetitionKind::Range(
+                    ast::RepetitionRange::Exactly(n) | ast::RepetitionRange::AtLeast(n),
+                ) => u64::from(*n).max(1),
+                ast::RepetitionKind::Range(ast::RepetitionRange::Bounded(_, n)) => {
+                    u64::from(*n).max(1)
                 }
-                // A second quantifier (`a**`, `a{2}{3}`) is left to the full parser.
-                if b.get(i + 1).is_some_and(|&n| matches!(n, b'*' | b'+' | b'?' | b'{')) {
-                    return None;
-                }
-                top.current = top.current.saturating_add(atom.saturating_mul(copies) + 2);
-                i += 1;
-                continue;
-            }
-            b'|' => {
-                if top.empty {
-                    return None;
-                }
-                top.done = top.done.saturating_add(top.current).saturating_add(1);
-                top.current = 0;
-                top.last = None;
-                top.empty = true;
-            }
-            b'(' => {
-                if b.get(i + 1) == Some(&b'?') {
-                    if b.get(i + 2) != Some(&b':') {
-                        return None;
-                    }
-                    i += 2;
-                }
-                if stack.len() > PLAIN_MAX_DEPTH {
-                    return None;
-                }
-                stack.push(Level { done: 0, current: 0, last: None, empty: true });
-            }
-            b')' => {
-                let inner = stack.pop()?;
-                if inner.empty {
-                    return None;
-                }
-                let group = inner.done.saturating_add(inner.current).saturating_add(4);
-                let top = stack.last_mut()?;
-                top.current = top.current.saturating_add(group);
-                top.last = Some(group);
-                top.empty = false;
-            }
-            b'[' => {
-                let start = i + 1;
-                let end = start + b[start..].iter().position(|&x| x == b']')?;
-                let items = &b[start..end];
-                if items.is_empty() || items[0] == b'^' {
-                    return None;
-                }
-                let mut k = 0;
-                let mut ranges = 0u64;
-                while k < items.len() {
-                    let x = items[k];
-                    if matches!(x, b'[' | b'\\' | b'&' | b'~' | b'^') || !x.is_ascii_graphic() {
-                        return None;
-                    }
-                    if x == b'-'
-                        && (k != 0 && k != items.len() - 1 || items.get(k + 1) == Some(&b'-'))
-                    {
-                        return None;
-                    }
-                    if items.get(k + 1) == Some(&b'-') && k + 2 < items.len() {
-                        let y = items[k + 2];
-                        if y < x || matches!(y, b'[' | b'\\' | b'&' | b'~' | b'^' | b'-') {
-                            return None;
-                        }
-                        k += 3;
-                    } else {
-                        k += 1;
-                    }
-                    ranges += 1;
-                }
-                top.current = top.current.saturating_add(ranges + 2);
-                top.last = Some(ranges + 2);
-                top.empty = false;
-                i = end;
-            }
-            b'\\' => {
-                let n = *b.get(i + 1)?;
-                if !meta(n) {
-                    return None;
-                }
-                top.current = top.current.saturating_add(2);
-                top.last = Some(2);
-                top.empty = false;
-                i += 1;
-            }
-            b'^' | b'$' => {
-                top.current = top.current.saturating_add(2);
-                top.last = None;
-                top.empty = false;
-            }
-            b'.' => {
-                top.current = top.current.saturating_add(DOT_COST + 1);
-                top.last = Some(DOT_COST + 1);
-                top.empty = false;
-            }
-            b']' | b'}' => return None,
-            _ if c.is_ascii_graphic() || c == b' ' => {
-                top.current = top.current.saturating_add(2);
-                top.last = Some(2);
-                top.empty = false;
-            }
-            _ => return None,
+            };
+            Some(plain_cost(&r.ast, depth + 1)?.saturating_mul(copies).saturating_add(2))
         }
-        i += 1;
+        Ast::Group(g) => {
+            if let ast::GroupKind::NonCapturing(flags) = &g.kind {
+                if !flags.items.is_empty() {
+                    return None;
+                }
+            }
+            Some(plain_cost(&g.ast, depth + 1)?.saturating_add(4))
+        }
+        Ast::Alternation(a) => sum(&a.asts),
+        Ast::Concat(c) => sum(&c.asts),
+        Ast::Flags(_) | Ast::ClassUnicode(_) | Ast::ClassPerl(_) | Ast::ClassBracketed(_) => None,
     }
-    if stack.len() != 1 {
-        return None;
+}
+
+/// The number of items of a plain class: literals and ASCII ranges (each one UTF-8
+/// sequence), or `None`.
+fn class_items(item: &ast::ClassSetItem) -> Option<u64> {
+    match item {
+        ast::ClassSetItem::Literal(_) => Some(1),
+        ast::ClassSetItem::Range(r) if r.end.c.is_ascii() => Some(1),
+        ast::ClassSetItem::Union(u) => {
+            u.items.iter().try_fold(0u64, |n, i| Some(n.saturating_add(class_items(i)?)))
+        }
+        _ => None,
     }
-    let top = stack.pop()?;
-    if top.empty {
-        return None;
-    }
-    Some(top.done.saturating_add(top.current))
 }
 
 /// An upper bound of the states of the compiled program, in units: one per literal byte,
@@ -524,21 +456,38 @@ mod tests {
             let len = 1 + rng.next() % 12;
             let p: String =
                 (0..len).map(|_| alphabet[(rng.next() as usize) % alphabet.len()]).collect();
-            total += 1;
-            let Some(c) = plain_cost(&p) else { continue };
-            plain += 1;
-            let src = format!("^(?:{p})$");
-            let hir = regex_syntax::Parser::new().parse(&src);
-            let hir = hir.unwrap_or_else(|e| panic!("{p:?} is plain but invalid: {e}"));
-            let parsed = cost(&hir);
-            assert!(parsed <= c + WRAP_COST, "{p:?}: bound {c} below the parsed cost {parsed}");
+            for src in [format!("^(?:{p})$"), p.clone()] {
+                total += 1;
+                let Ok(ast) = ast::parse::Parser::new().parse(&src) else { continue };
+                let Some(c) = plain_cost(&ast, 0) else { continue };
+                plain += 1;
+                let hir = regex_syntax::hir::translate::Translator::new().translate(&src, &ast);
+                let hir = hir.unwrap_or_else(|e| panic!("{src:?} is plain but invalid: {e}"));
+                let parsed = cost(&hir);
+                assert!(parsed <= c, "{src:?}: bound {c} below the parsed cost {parsed}");
+            }
         }
         assert!(plain > 1000, "{plain} of {total} random patterns are plain");
+        let plain_at = |p: &str| {
+            let src = format!("^(?:{p})$");
+            plain_cost(&ast::parse::Parser::new().parse(&src).unwrap(), 0)
+        };
         for p in ["(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*", "[a-z]+", "a|b"] {
-            assert!(plain_cost(p).is_some(), "{p}");
+            assert!(plain_at(p).is_some(), "{p}");
         }
-        for p in [r"\w+", "[^/]+", "(?i)a", "a**", "", "a|", "()", "(?P<n>a)", "[[:alpha:]]"] {
-            assert!(plain_cost(p).is_none(), "{p} is left to the full parser");
+        for p in [r"\w+", "[^/]+", "(?i)a", "[[:alpha:]]", r"\pL", r"[a&&b]", r"\b"] {
+            assert!(plain_at(p).is_none(), "{p} is left to the translation");
+        }
+    }
+
+    #[test]
+    fn a_pattern_checked_again_gets_the_same_decision() {
+        for p in ["[a-z]+", r"\w{3}", r"\w{1,64}", "(unclosed", r"(?s).{20000}", r"\d+"] {
+            let first = Pattern::check(p, true).map(|x| x.is_compiled());
+            let again = Pattern::check(p, true).map(|x| x.is_compiled());
+            assert_eq!(first, again, "{p}");
+            let remembered = lock(&DEFERRED).contains(&format!("^(?:{p})$"));
+            assert_eq!(remembered, first == Ok(false), "only deferred patterns are kept: {p}");
         }
     }
 

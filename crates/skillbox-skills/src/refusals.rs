@@ -69,7 +69,7 @@ impl Refusals {
 }
 
 /// A refusal made before any skill is looked up, where there is no runtime (a name the CLI
-/// refuses before opening a workspace): recorded in `log` like [`Refusals::record`] does,
+/// refuses before opening a workspace): recorded in `log` like `Refusals::record` does,
 /// without a rate (one such refusal per process), and returned as the result to report.
 pub fn refused_before_lookup(
     log: &AuditLog,

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
+use tracing::Instrument;
 
 use skillbox_audit::{AuditLog, LogConfig};
 
+use crate::circuit::Circuits;
 use crate::registry::{LoadedSkill, Locations, LookupError, Registry};
 use crate::result::{SkillResult, Status};
 use crate::security::{SecurityContext, TrustLevel};
@@ -62,6 +64,9 @@ pub struct Runtime {
     /// Refusals before a skill is looked up, recorded at a bounded rate; shared with the
     /// runtimes reloaded from this one. `None` without an audit log.
     refusals: Option<Arc<crate::refusals::Refusals>>,
+    /// The circuit breakers: on disk under the home directory when there is one, else in
+    /// memory; shared with the runtimes reloaded from this one.
+    circuits: Arc<Circuits>,
 }
 
 /// Why a trust grant could not be made or removed.
@@ -150,25 +155,42 @@ impl Runtime {
     /// and `XDG_CONFIG_HOME` from this process's environment.
     /// The audit log goes to [`default_audit_path`](crate::default_audit_path).
     pub fn open(workspace: &Path) -> Result<Self, OpenError> {
-        let vars = |k: &str| std::env::var_os(k);
-        let path = crate::audit::default_audit_path(vars).ok_or(OpenError::NoAuditLocation)?;
-        Self::open_with_audit(workspace, LogConfig::new(path))
+        Self::open_in(workspace, None, |k| std::env::var_os(k))
     }
 
     /// Like [`Runtime::open`], with the audit log configured by the caller.
     pub fn open_with_audit(workspace: &Path, audit: LogConfig) -> Result<Self, OpenError> {
+        Self::open_in(workspace, Some(audit), |k| std::env::var_os(k))
+    }
+
+    /// [`Runtime::open`] (`audit` `None`) or [`Runtime::open_with_audit`] in the
+    /// environment `vars` describes.
+    fn open_in(
+        workspace: &Path,
+        audit: Option<LogConfig>,
+        vars: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Self, OpenError> {
+        let audit = match audit {
+            Some(a) => a,
+            None => LogConfig::new(
+                crate::audit::default_audit_path(&vars).ok_or(OpenError::NoAuditLocation)?,
+            ),
+        };
         let workspace = canonical(workspace)?;
-        let vars = |k: &str| std::env::var_os(k);
-        let locations = Locations::standard(&workspace, vars);
+        let locations = Locations::standard(&workspace, &vars);
         let log = Arc::new(AuditLog::open(audit)?);
+        let home = crate::registry::skillbox_home(&vars);
+        let registry = Registry::load(&locations);
+        report_load(&registry);
         Ok(Self {
-            registry: Registry::load(&locations),
+            registry,
             workspace,
             refusals: Some(Arc::new(crate::refusals::Refusals::new(log.clone()))),
             audit: Some(log),
             locations: Some(locations),
-            home: crate::registry::skillbox_home(vars),
-            homes: crate::protect::homes(vars),
+            circuits: Arc::new(circuits_for(home.as_deref())),
+            home,
+            homes: crate::protect::homes(&vars),
         })
     }
 
@@ -181,6 +203,7 @@ impl Runtime {
             audit: None,
             refusals: None,
             locations: None,
+            circuits: Arc::new(Circuits::in_memory()),
             home: None,
             homes: crate::protect::homes(|k| std::env::var_os(k)),
         })
@@ -206,8 +229,9 @@ impl Runtime {
         message: String,
         params: &Value,
     ) -> SkillResult {
-        let mut r =
-            SkillResult::refused(status, crate::refusals::result_name(name), message.clone());
+        let shown = crate::refusals::result_name(name);
+        tracing::debug!(name = shown, status = status.as_str(), "refused before lookup");
+        let mut r = SkillResult::refused(status, shown, message.clone());
         if let Some(refusals) = &self.refusals {
             r.audit_error = refusals.record(name, &message, params);
         }
@@ -253,16 +277,27 @@ impl Runtime {
         self.locations.as_ref().map(Locations::fingerprint)
     }
 
-    /// The same runtime (workspace, audit log, reserved paths) with its skills read again
-    /// from disk; `None` for a runtime built over a given registry, which has nothing to
-    /// re-read. Long-lived hosts call this when [`Runtime::skills_fingerprint`] changes.
+    /// The same runtime (workspace, audit log, reserved paths, home, circuit breakers) with
+    /// its skills read again from disk; `None` for a runtime built over a given registry,
+    /// which has nothing to re-read.
+    ///
+    /// Why an embedder needs it: an agent session or an MCP server lives longer than the
+    /// skill files it loaded. A person adds a skill, edits one, or pulls a repository with
+    /// new ones; without a reload the agent keeps offering what was there at start, and a
+    /// skill deleted on disk stays callable. Poll [`Runtime::skills_fingerprint`] (cheap: a
+    /// few directory listings) and, when it changes, swap in the reloaded runtime (hold it
+    /// in an `Arc`, so that runs in flight finish on the definitions they started with).
+    /// The reload reports what loading met as `tracing` warnings.
     pub fn reloaded(&self) -> Option<Self> {
         let locations = self.locations.clone()?;
+        let registry = Registry::load(&locations);
+        report_load(&registry);
         Some(Self {
-            registry: Registry::load(&locations),
+            registry,
             workspace: self.workspace.clone(),
             audit: self.audit.clone(),
             refusals: self.refusals.clone(),
+            circuits: self.circuits.clone(),
             locations: Some(locations),
             home: self.home.clone(),
             homes: self.homes.clone(),
@@ -279,10 +314,21 @@ impl Runtime {
         &self.workspace
     }
 
-    /// Keeps trust grants and the policy file in `home` (a runtime opened with
-    /// [`Runtime::open`] uses skillbox's home directory already).
+    /// Keeps trust grants (and the sealed copies of granted content), the policy file and
+    /// the circuit-breaker state in `home` (a runtime opened with [`Runtime::open`] uses
+    /// skillbox's home directory already).
+    ///
+    /// Why an embedder needs it: a runtime built over its own registry
+    /// ([`Runtime::with_registry`]) has no home, so [`Runtime::grant`] fails with
+    /// [`GrantError::NoHome`] (an "always allow" has nowhere to be kept), every skill runs
+    /// at its source's default level, and circuit breakers are kept in memory only. Give it
+    /// the agent's own state directory, or skillbox's, to have grants that outlive the
+    /// process and circuits shared with every process using that home. Pass a directory no
+    /// skill is granted writes to: it is reserved for the runtime's own files.
     pub fn with_home(mut self, home: &Path) -> Self {
-        self.home = Some(skillbox_sandbox::resolve(home));
+        let home = skillbox_sandbox::resolve(home);
+        self.circuits = Arc::new(circuits_for(Some(&home)));
+        self.home = Some(home);
         self
     }
 
@@ -345,6 +391,14 @@ impl Runtime {
     /// Grants the skill `name` (for an Agent Skill: the whole skill, all of its scripts)
     /// `level`, or the lowest level its declaration needs, pinned to its content now; records
     /// a `TrustGranted` event. Returns the name the grant is kept under and the grant.
+    ///
+    /// Why an embedder needs it: this is an agent's "always allow" button. When a run is
+    /// `denied`, show the person the denial; if they trust the skill, grant it the level
+    /// `denial.fix` names, and later runs get it without `--trust` and without asking again.
+    /// The grant holds only while the skill's content is the one granted: any change lapses
+    /// it, and the skill runs at its default level with a notice until the person grants it
+    /// again. The level comes from the person, never from the model. Needs a home directory
+    /// ([`Runtime::with_home`]).
     pub fn grant(
         &self,
         name: &str,
@@ -364,6 +418,11 @@ impl Runtime {
 
     /// Removes the grant of `name` (a skill, a script of an Agent Skill, or the name a grant
     /// is kept under); records a `TrustRevoked` event.
+    ///
+    /// Why an embedder needs it: the way back from "always allow". An agent that offers
+    /// grants lists them ([`Runtime::trust_store`]) and lets the person withdraw one; the
+    /// skill's next run is at its default level again. It also removes the sealed copy no
+    /// other grant needs.
     pub fn revoke(&self, name: &str) -> Result<(String, crate::trust::Grant), GrantError> {
         let mut store = self.trust_store()?;
         let subject = match self.registry.get(name) {
@@ -433,27 +492,53 @@ impl Runtime {
 
     /// Runs the skill `name` (or alias) with `params` and per-run `options`. Every run in
     /// skillbox goes through here.
+    ///
+    /// In order: the skill is looked up, its level decided (a grant, the policy, the
+    /// default, or `options.trust`) and, for a grant, its content sealed; the run is
+    /// recorded as started, the circuit breaker consulted, the skill executed
+    /// (`execute_with_security`), and the outcome recorded. A step that refuses returns the
+    /// refusal as the result, recorded in the audit log like any run.
+    ///
+    /// Each run is a `tracing` span, `skill_run` (fields `skill`, `execution_id`,
+    /// `trust_level`), with debug events at its decision, spawn, wait and audit steps.
     pub async fn run_with(&self, name: &str, params: &Value, options: &RunOptions) -> SkillResult {
+        let span = tracing::info_span!(
+            "skill_run",
+            skill = tracing::field::Empty,
+            execution_id = tracing::field::Empty,
+            trust_level = tracing::field::Empty,
+        );
+        self.run_in_span(&span, name, params, options).instrument(span.clone()).await
+    }
+
+    /// [`Runtime::run_with`], inside the run's `span`.
+    async fn run_in_span(
+        &self,
+        span: &tracing::Span,
+        name: &str,
+        params: &Value,
+        options: &RunOptions,
+    ) -> SkillResult {
         let skill = match self.registry.get(name) {
             Ok(s) => s,
-            Err(e) => return self.refuse(name, Status::Invalid, e.to_string(), params),
+            Err(e) => {
+                let r = self.refuse(name, Status::Invalid, e.to_string(), params);
+                span.record("execution_id", r.execution_id.as_str());
+                return r;
+            }
         };
+        span.record("skill", skill.def.name.as_str());
         let decision = match self.trust_decision(skill, options.trust) {
             Ok(d) => d,
             Err(e) => {
                 let message = format!(
                     "refusing to run: {e}; fix or remove the file (`skillbox trust --list` reads it)"
                 );
-                let mut r = SkillResult::refused(Status::Error, &skill.def.name, message.clone());
-                if let Some(log) = &self.audit {
-                    r.audit_error = crate::audit::write(
-                        log,
-                        &[crate::audit::refused_early(&skill.def.name, &message, params)],
-                    );
-                }
-                return r;
+                return self.refuse_early(span, &skill.def.name, message, params);
             }
         };
+        span.record("trust_level", decision.level.as_str());
+        tracing::debug!(origin = decision.origin.as_str(), "trust level decided");
         // A level a grant gave runs the sealed copy of the very bytes its digest was checked
         // against (see `crate::seal`), never the files as they are now.
         let sealed;
@@ -461,6 +546,7 @@ impl Runtime {
             None => skill,
             Some(snapshot) => match self.seal(skill, snapshot) {
                 Ok(s) => {
+                    tracing::debug!("the granted content runs from its sealed copy");
                     sealed = s;
                     &sealed
                 }
@@ -470,92 +556,98 @@ impl Runtime {
                          run: {e}",
                         skill.trust_subject().0
                     );
-                    let mut r =
-                        SkillResult::refused(Status::Error, &skill.def.name, message.clone());
-                    if let Some(log) = &self.audit {
-                        r.audit_error = crate::audit::write(
-                            log,
-                            &[crate::audit::refused_early(&skill.def.name, &message, params)],
-                        );
-                    }
-                    return r;
+                    return self.refuse_early(span, &skill.def.name, message, params);
                 }
             },
         };
-        let level = decision.level;
-        let mut ctx = self.context(level);
+        let mut ctx = self.context(decision.level);
         ctx.allow_weaker_isolation = options.allow_weaker_isolation;
-        let notice = decision.lapsed.as_ref().map(|(grant, now)| {
-            let (subject, _) = skill.trust_subject();
-            format!(
-                "trust grant lapsed: `{subject}` was granted {} on {} for content {}, but its \
-                 content is now {now}; it runs at its default level {level} instead. Review \
-                 the change, then grant it again with `skillbox trust {subject} --level {}`",
-                grant.level,
-                grant.granted_at,
-                short(&grant.digest),
-                grant.level
-            )
-        });
-        let Some(log) = &self.audit else {
-            let exec = crate::exec::ExecOptions {
-                retry_base_delay: options
-                    .retry_base_delay
-                    .unwrap_or(std::time::Duration::from_secs(1)),
-                observer: None,
-            };
-            let id = crate::result::new_execution_id();
-            let mut r = skill.execute_with_security(params, &ctx, &exec, id).await;
-            r.trust_origin = Some(decision.origin);
-            r.notice = notice;
-            return r;
-        };
-        if let (Some((grant, now)), Some(message)) = (&decision.lapsed, &notice) {
-            let event = crate::audit::trust_lapsed(&skill.def.name, grant, now, &ctx, message);
+        self.run_decided(span, skill, params, &ctx, &decision, options).await
+    }
+
+    /// The run of `skill` at the level decided in `ctx`: recorded as started (with a lapsed
+    /// grant first), refused while its circuit is open, executed, and recorded as ended.
+    /// Nothing runs that cannot be recorded.
+    async fn run_decided(
+        &self,
+        span: &tracing::Span,
+        skill: &LoadedSkill,
+        params: &Value,
+        ctx: &SecurityContext,
+        decision: &TrustDecision,
+        options: &RunOptions,
+    ) -> SkillResult {
+        let name = &skill.def.name;
+        let notice = lapse_notice(skill, decision);
+        if let Some(notice) = &notice {
+            tracing::warn!(notice = notice.as_str(), "trust grant lapsed");
+        }
+        if let (Some(log), Some((grant, now)), Some(message)) =
+            (&self.audit, &decision.lapsed, &notice)
+        {
+            let event = crate::audit::trust_lapsed(name, grant, now, ctx, message);
             if let Some(err) = crate::audit::write(log, &[event]) {
-                let mut r = SkillResult::refused(
-                    Status::Error,
-                    &skill.def.name,
-                    format!("refusing to run: cannot write the audit log: {err}"),
-                );
-                r.audit_error = Some(err);
-                return r;
+                return unrecordable(span, name, err, None);
             }
         }
-        // Nothing runs that cannot be recorded.
         let execution_id = crate::result::new_execution_id();
-        let start =
-            crate::audit::started(&skill.def.name, &skill.path, &ctx, &execution_id, params);
-        if let Some(err) = crate::audit::write(log, &[start]) {
-            let mut r = SkillResult::refused(
-                Status::Error,
-                &skill.def.name,
-                format!("refusing to run: cannot write the audit log: {err}"),
-            );
-            r.execution_id = execution_id;
-            r.audit_error = Some(err);
-            return r;
+        span.record("execution_id", execution_id.as_str());
+        if let Some(log) = &self.audit {
+            let start = crate::audit::started(name, &skill.path, ctx, &execution_id, params);
+            if let Some(err) = crate::audit::write(log, &[start]) {
+                return unrecordable(span, name, err, Some(execution_id));
+            }
         }
-        if let Some(refused) = self.circuit_check(skill, &execution_id) {
-            let mut r = refused;
+        if let Some(mut r) = self.circuit_check(skill, &execution_id) {
+            tracing::debug!("circuit open: refused without running");
             r.trust_level = Some(ctx.trust_level);
-            r.audit_error = crate::audit::write(log, &crate::audit::finished(&r, &ctx));
-            return r;
+            let events = crate::audit::finished(&r, ctx);
+            return self.refuse_and_record(r, &events);
         }
+        let (mut result, mut audit_errors) =
+            self.execute(skill, params, ctx, &execution_id, options).await;
+        result.trust_origin = Some(decision.origin);
+        result.notice = notice;
+        self.circuit_record(skill, &result);
+        if let Some(log) = &self.audit {
+            audit_errors.extend(crate::audit::write(log, &crate::audit::finished(&result, ctx)));
+            result.audit_error = audit_errors.into_iter().next();
+        }
+        result
+    }
+
+    /// Executes `skill` (`execute_with_security`) under `execution_id`; with an audit log,
+    /// each retry and fallback is recorded as it happens and a run its caller abandons is
+    /// recorded as cancelled. Returns the result and the audit errors met on the way.
+    async fn execute(
+        &self,
+        skill: &LoadedSkill,
+        params: &Value,
+        ctx: &SecurityContext,
+        execution_id: &str,
+        options: &RunOptions,
+    ) -> (SkillResult, Vec<String>) {
+        let retry_base_delay =
+            options.retry_base_delay.unwrap_or(std::time::Duration::from_secs(1));
+        let Some(log) = &self.audit else {
+            let exec = crate::exec::ExecOptions { retry_base_delay, observer: None };
+            let r = skill.execute_with_security(params, ctx, &exec, execution_id.into()).await;
+            return (r, Vec::new());
+        };
         // If the caller drops this future before the run ends (an MCP cancellation), the
         // run's processes are killed as the inner future drops, and then this guard records
         // the cancellation: the log never shows a run that started and never ended.
         let mut cancel_guard = CancelGuard {
             log,
             skill: &skill.def.name,
-            ctx: &ctx,
-            execution_id: &execution_id,
+            ctx,
+            execution_id,
             started: std::time::Instant::now(),
             armed: true,
         };
         let audit_errors = std::sync::Mutex::new(Vec::<String>::new());
         let observer = |step: &crate::exec::Step<'_>| {
-            if let Some(e) = crate::audit::step(step, &skill.def.name, &ctx, &execution_id)
+            if let Some(e) = crate::audit::step(step, &skill.def.name, ctx, execution_id)
                 .and_then(|d| crate::audit::write(log, &[d]))
             {
                 if let Ok(mut v) = audit_errors.lock() {
@@ -563,27 +655,55 @@ impl Runtime {
                 }
             }
         };
-        let exec = crate::exec::ExecOptions {
-            retry_base_delay: options.retry_base_delay.unwrap_or(std::time::Duration::from_secs(1)),
-            observer: Some(&observer),
-        };
-        let mut result =
-            skill.execute_with_security(params, &ctx, &exec, execution_id.clone()).await;
+        let exec = crate::exec::ExecOptions { retry_base_delay, observer: Some(&observer) };
+        let result = skill.execute_with_security(params, ctx, &exec, execution_id.into()).await;
         cancel_guard.armed = false;
-        result.trust_origin = Some(decision.origin);
-        result.notice = notice;
-        self.circuit_record(skill, &result);
-        let mut errors = audit_errors.into_inner().unwrap_or_default();
-        errors.extend(crate::audit::write(log, &crate::audit::finished(&result, &ctx)));
-        result.audit_error = errors.into_iter().next();
-        result
+        (result, audit_errors.into_inner().unwrap_or_default())
     }
 
-    /// Refuses fast when the skill's circuit is open (see [`crate::circuit`]).
-    fn circuit_check(&self, skill: &crate::registry::LoadedSkill, id: &str) -> Option<SkillResult> {
+    /// Refuses `skill` before its context could be made (the trust store or policy cannot be
+    /// read, the granted content cannot be sealed): `error`, recorded.
+    fn refuse_early(
+        &self,
+        span: &tracing::Span,
+        skill: &str,
+        message: String,
+        params: &Value,
+    ) -> SkillResult {
+        let event = crate::audit::refused_early(skill, &message, params);
+        let r = SkillResult::refused(Status::Error, skill, message);
+        span.record("execution_id", r.execution_id.as_str());
+        let refusal = r.message.as_deref();
+        tracing::debug!(refusal, "refused before running");
+        self.refuse_and_record(r, &[event])
+    }
+
+    /// Returns `r`, a run refused before anything started, after writing `events` for it to
+    /// the audit log (when this runtime has one); a write that fails is the result's
+    /// `audit_error`.
+    fn refuse_and_record(
+        &self,
+        mut r: SkillResult,
+        events: &[skillbox_audit::EventDraft],
+    ) -> SkillResult {
+        if let Some(log) = &self.audit {
+            r.audit_error = crate::audit::write(log, events);
+        }
+        r
+    }
+
+    /// Refuses fast when the skill's circuit is open (see [`crate::circuit`]). A state
+    /// that cannot be read is a warning, and the run goes ahead: the breaker spares a
+    /// failing service, it confines nothing.
+    fn circuit_check(&self, skill: &LoadedSkill, id: &str) -> Option<SkillResult> {
         let cb = skill.def.resilience.circuit_breaker.as_ref()?;
-        let dir = self.state_dir()?;
-        let until = crate::circuit::open_until(&dir, &skill.def.name, cb)?;
+        let until = match self.circuits.open_until(&skill.def.name, cb) {
+            Ok(until) => until?,
+            Err(e) => {
+                tracing::warn!(error = %e, "circuit breaker not consulted");
+                return None;
+            }
+        };
         let mut r = SkillResult::refused(
             Status::Error,
             &skill.def.name,
@@ -600,23 +720,17 @@ impl Runtime {
         Some(r)
     }
 
-    fn circuit_record(&self, skill: &crate::registry::LoadedSkill, r: &SkillResult) {
-        let (Some(cb), Some(dir)) =
-            (skill.def.resilience.circuit_breaker.as_ref(), self.state_dir())
-        else {
-            return;
-        };
+    /// Counts the outcome of a run that was let through; a state that cannot be written is
+    /// a warning (the circuit then does not count this run).
+    fn circuit_record(&self, skill: &LoadedSkill, r: &SkillResult) {
+        let Some(cb) = skill.def.resilience.circuit_breaker.as_ref() else { return };
         let failed = matches!(
             r.status,
             Status::Failed | Status::Error | Status::Timeout | Status::LimitExceeded
         );
-        crate::circuit::record(&dir, &skill.def.name, cb, failed);
-    }
-
-    /// Where shared run state (circuit breakers) lives: beside the audit log.
-    fn state_dir(&self) -> Option<PathBuf> {
-        let log = self.audit.as_ref()?;
-        Some(log.config().path.parent()?.parent()?.join("state").join("circuits"))
+        if let Err(e) = self.circuits.record(&skill.def.name, cb, failed) {
+            tracing::warn!(error = %e, "circuit breaker not updated");
+        }
     }
 
     /// Every skill as a tool, at its default trust level.
@@ -667,6 +781,66 @@ fn canonical(p: &Path) -> Result<PathBuf, OpenError> {
     Ok(c)
 }
 
+/// A run refused because its audit event cannot be written: nothing runs that cannot be
+/// recorded. Under the run's `execution_id` once it has one.
+fn unrecordable(
+    span: &tracing::Span,
+    skill: &str,
+    err: String,
+    execution_id: Option<String>,
+) -> SkillResult {
+    let message = format!("refusing to run: cannot write the audit log: {err}");
+    let mut r = SkillResult::refused(Status::Error, skill, message);
+    if let Some(id) = execution_id {
+        r.execution_id = id;
+    }
+    span.record("execution_id", r.execution_id.as_str());
+    r.audit_error = Some(err);
+    r
+}
+
+/// The notice of a run whose grant lapsed: what was granted, that the content changed, the
+/// level it runs at instead, and how to grant it again.
+fn lapse_notice(skill: &LoadedSkill, decision: &TrustDecision) -> Option<String> {
+    let (grant, now) = decision.lapsed.as_ref()?;
+    let (subject, _) = skill.trust_subject();
+    Some(format!(
+        "trust grant lapsed: `{subject}` was granted {} on {} for content {}, but its content is \
+         now {now}; it runs at its default level {} instead. Review the change, then grant it \
+         again with `skillbox trust {subject} --level {}`",
+        grant.level,
+        grant.granted_at,
+        short(&grant.digest),
+        decision.level,
+        grant.level
+    ))
+}
+
+/// Reports, as `tracing` warnings, what loading the skills met: files that could not be
+/// loaded (or only in part), and skills shadowed by one of the same name.
+fn report_load(registry: &Registry) {
+    for d in registry.problems() {
+        tracing::warn!(file_problem = %d, "skill file problem; the other skills load");
+    }
+    for s in registry.shadowed() {
+        tracing::warn!(
+            skill = s.name.as_str(),
+            winner = ?s.winner,
+            hidden = ?s.hidden,
+            "skill shadowed by one of the same name"
+        );
+    }
+}
+
+/// The circuits of a runtime whose home directory is `home`: on disk under it, else in
+/// memory.
+fn circuits_for(home: Option<&Path>) -> Circuits {
+    match home {
+        Some(h) => Circuits::on_disk(h.join("state").join("circuits")),
+        None => Circuits::in_memory(),
+    }
+}
+
 /// `sha256:` and the first 16 hex digits, for messages.
 fn short(digest: &str) -> &str {
     digest.get(..23).unwrap_or(digest)
@@ -674,4 +848,153 @@ fn short(digest: &str) -> &str {
 
 fn rfc3339_seconds(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::fs::PermissionsExt;
+
+    use serde_json::json;
+    use skillbox_audit::read_events;
+
+    use super::*;
+
+    /// A directory the run (and `nobody`, in CI) can use.
+    fn scratch() -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        d
+    }
+
+    /// A workspace whose `.q-skills` holds `skills`.
+    fn workspace(skills: &[Value]) -> tempfile::TempDir {
+        let ws = scratch();
+        let dir = ws.path().join(".q-skills");
+        std::fs::create_dir(&dir).expect("mkdir");
+        for s in skills {
+            let name = s["name"].as_str().expect("name");
+            std::fs::write(dir.join(format!("{name}.json")), s.to_string()).expect("write");
+        }
+        ws
+    }
+
+    /// An environment with only `pairs`.
+    fn vars(pairs: Vec<(&'static str, PathBuf)>) -> impl Fn(&str) -> Option<OsString> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone().into_os_string())
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        rt.expect("tokio").block_on(f)
+    }
+
+    /// The events of the log at `path`: type and details.
+    fn events(path: &Path) -> Vec<(String, Value)> {
+        let lines = read_events(path).expect("read the log");
+        lines
+            .into_iter()
+            .filter_map(|(_, _, e)| e.ok())
+            .map(|e| (e.event_type, e.details))
+            .collect()
+    }
+
+    /// A command skill that fails, with a circuit breaker that opens at the first failure.
+    fn brittle() -> Value {
+        json!({
+            "name": "brittle", "type": "command", "command": "false",
+            "circuit_breaker": {"failure_threshold": 1, "recovery_timeout": 600},
+        })
+    }
+
+    #[test]
+    fn circuits_live_under_the_home_wherever_the_audit_log_is() {
+        let ws = workspace(&[brittle()]);
+        let (home, elsewhere) = (scratch(), scratch());
+        let log = elsewhere.path().join("logs").join("a.jsonl");
+        let env = vars(vec![
+            ("HOME", home.path().to_path_buf()),
+            ("SKILLBOX_HOME", home.path().to_path_buf()),
+            ("SKILLBOX_AUDIT_LOG", log.clone()),
+        ]);
+        let rt = Runtime::open_in(ws.path(), None, env).expect("runtime");
+        assert_eq!(rt.audit().map(|l| l.config().path.clone()), Some(log));
+        let state = home.path().join("state").join("circuits");
+        assert_eq!(rt.circuits.dir(), Some(state.as_path()));
+
+        let r = block_on(rt.run("brittle", &json!({}), None));
+        assert_eq!(r.status, Status::Failed, "{r:?}");
+        assert!(state.join("brittle.json").is_file(), "the state is under the home");
+        assert!(!elsewhere.path().join("state").exists(), "nothing beside the audit log");
+        let r = block_on(rt.run("brittle", &json!({}), None));
+        assert!(r.message.as_deref().is_some_and(|m| m.starts_with("circuit open")), "{r:?}");
+    }
+
+    #[test]
+    fn circuits_are_in_memory_without_a_home_and_on_disk_with_one() {
+        let ws = workspace(&[brittle()]);
+        let rt = Runtime::with_registry(Registry::default(), ws.path()).expect("runtime");
+        assert_eq!(rt.circuits.dir(), None);
+        let home = scratch();
+        let rt = rt.with_home(home.path());
+        let resolved = skillbox_sandbox::resolve(home.path());
+        assert_eq!(rt.circuits.dir(), Some(resolved.join("state").join("circuits").as_path()));
+        let reloaded = Runtime::open_in(
+            ws.path(),
+            Some(LogConfig::new(home.path().join("log.jsonl"))),
+            vars(vec![("SKILLBOX_HOME", home.path().to_path_buf())]),
+        )
+        .expect("runtime");
+        let again = reloaded.reloaded().expect("reloaded");
+        assert!(Arc::ptr_eq(&reloaded.circuits, &again.circuits), "shared with a reload");
+    }
+
+    #[test]
+    fn a_refusal_before_the_context_is_recorded_with_one_event() {
+        let ws = workspace(&[json!({"name": "s", "type": "command", "command": "true"})]);
+        let (home, logs) = (scratch(), scratch());
+        let path = logs.path().join("events.jsonl");
+        let log = Arc::new(AuditLog::open(LogConfig::new(path.clone())).expect("log"));
+        let registry = Registry::load_paths(&[ws.path().join(".q-skills")]);
+        let rt = Runtime::with_registry(registry, ws.path()).expect("runtime");
+        let rt = rt.with_audit(log).with_home(home.path());
+        // A trust store that cannot be read: the level cannot be decided.
+        std::fs::write(home.path().join(crate::trust::STORE_FILE), "not json").expect("write");
+
+        let r = block_on(rt.run("s", &json!({"x": 1}), None));
+        assert_eq!(r.status, Status::Error, "{r:?}");
+        let message = r.message.clone().unwrap_or_default();
+        assert!(
+            message.starts_with("refusing to run: ") && message.contains("trust.json"),
+            "{r:?}"
+        );
+        assert_eq!(r.audit_error, None);
+        assert_eq!(r.attempts, 0, "nothing ran");
+        let events = events(&path);
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (kind, details) = &events[0];
+        assert_eq!(kind, "SkillExecutionFailed");
+        assert_eq!(details["message"], json!(message));
+        assert_eq!(details["params_digest"], json!(crate::audit::params_digest(&json!({"x": 1}))));
+    }
+
+    #[test]
+    fn refuse_and_record_writes_only_where_there_is_a_log() {
+        let ws = workspace(&[]);
+        let rt = Runtime::with_registry(Registry::default(), ws.path()).expect("runtime");
+        let event = crate::audit::refused_early("s", "no", &json!({}));
+        let r = SkillResult::refused(Status::Error, "s", "no".into());
+        let id = r.execution_id.clone();
+        let r = rt.refuse_and_record(r, std::slice::from_ref(&event));
+        assert_eq!((r.execution_id.as_str(), r.audit_error.as_deref()), (id.as_str(), None));
+
+        let logs = scratch();
+        let path = logs.path().join("events.jsonl");
+        let log = Arc::new(AuditLog::open(LogConfig::new(path.clone())).expect("log"));
+        let rt = rt.with_audit(log);
+        let r =
+            rt.refuse_and_record(SkillResult::refused(Status::Error, "s", "no".into()), &[event]);
+        assert_eq!(r.audit_error, None);
+        assert_eq!(events(&path).len(), 1);
+    }
 }

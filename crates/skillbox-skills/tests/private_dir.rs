@@ -6,13 +6,15 @@
 //!
 //! These run as root in CI and again as `nobody` (scripts/test.sh).
 
+mod support;
+
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use skillbox_skills::{Registry, Runtime, Status, TrustLevel};
+use support::{field, scratch};
 
 /// The `exit_helper` test of this binary, in a process of its own, with `HELPER_ENV` set to
 /// `mode` and `tmp` as its temp directory.
@@ -22,12 +24,6 @@ fn helper(mode: &str, tmp: &Path) -> std::process::Command {
         .env(HELPER_ENV, mode)
         .env("TMPDIR", tmp);
     c
-}
-
-fn scratch() -> tempfile::TempDir {
-    let d = tempfile::tempdir().expect("tempdir");
-    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
-    d
 }
 
 /// A [`scratch`] directory that may hold what a failed test left (a tree too deep for the
@@ -136,10 +132,6 @@ print("DID=" + act)
 
 /// The acts of [`ATTACK`].
 const ATTACKS: [&str; 4] = ["deep", "deep-locked", "locked", "locked-all"];
-
-fn field(out: &str, key: &str) -> Option<String> {
-    out.lines().find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
-}
 
 /// Runs the probe `n` times in one runtime, pausing between runs so that the next run's
 /// directory is prepared ahead; returns each run's private directory.

@@ -5,17 +5,15 @@
 //!
 //! These run as root in CI and again as `nobody` (scripts/test.sh).
 
+mod support;
+
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use skillbox_skills::{Registry, Runtime, Status, TrustLevel};
-
-fn field(out: &str, key: &str) -> Option<String> {
-    out.lines().find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
-}
+use support::{field, scratch};
 
 /// A workspace with a Python skill that reports its `HOME`, `TMPDIR`, the modes of the
 /// private directory and of both, their extended attributes and entries, then does `act`
@@ -24,8 +22,7 @@ fn field(out: &str, key: &str) -> Option<String> {
 /// `FS_SYNC_FL` set on `HOME` with `FS_IOC_SETFLAGS`) and says it did. It also prints the
 /// inode flags of the three directories (`IFLAGS=`).
 fn changer_workspace() -> tempfile::TempDir {
-    let ws = tempfile::tempdir().expect("tempdir");
-    fs::set_permissions(ws.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    let ws = scratch();
     let script = r#"
 import os, sys
 h, t = os.environ["HOME"], os.environ["TMPDIR"]

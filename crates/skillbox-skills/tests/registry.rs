@@ -1,6 +1,8 @@
 //! `Registry::load`: precedence between sources, bad files reported without stopping the
 //! good ones, aliases, name checks on lookup, hostile directory entries, standard locations.
 
+mod support;
+
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,11 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 use skillbox_skills::name::NameError;
 use skillbox_skills::{Locations, LookupError, Registry, SourceKind};
-
-fn write(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-}
+use support::write;
 
 /// Writes a valid skill named `name` whose description records `tag`.
 fn skill(dir: &Path, file: &str, name: &str, tag: &str) -> PathBuf {

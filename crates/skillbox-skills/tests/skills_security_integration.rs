@@ -2,6 +2,8 @@
 //! `Runtime::run_with`, with the audit log on. `cargo test security_integration` runs them.
 //! Each checks the effect, not only the status.
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -9,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use skillbox_skills::audit_log::{read_events, verify, AuditLog, LogConfig};
+use skillbox_skills::audit_log::{verify, AuditLog, LogConfig};
 use skillbox_skills::{Registry, RunOptions, Runtime, SkillResult, Status, TrustLevel};
+use support::{copy_tree, scratch};
 
 struct Env {
     ws: tempfile::TempDir,
@@ -24,13 +27,7 @@ impl Env {
     }
 
     fn events(&self, execution_id: &str) -> Vec<(String, Value)> {
-        read_events(&self.log())
-            .unwrap()
-            .into_iter()
-            .filter_map(|(_, _, e)| e.ok())
-            .filter(|e| e.execution_id.as_deref() == Some(execution_id))
-            .map(|e| (e.event_type, e.details))
-            .collect()
+        support::events(&self.log(), execution_id)
     }
 
     async fn run(&self, name: &str, params: Value) -> SkillResult {
@@ -42,15 +39,9 @@ impl Env {
     }
 }
 
-fn open_dir() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    d
-}
-
 /// A workspace with `src/` and `out/`, the given skills, and an audit log.
 fn env(skills: &[Value]) -> Env {
-    let ws = open_dir();
+    let ws = scratch();
     for d in ["src", "out"] {
         fs::create_dir(ws.path().join(d)).unwrap();
         fs::set_permissions(ws.path().join(d), fs::Permissions::from_mode(0o777)).unwrap();
@@ -63,7 +54,7 @@ fn env(skills: &[Value]) -> Env {
     }
     let reg = Registry::load_paths(&[skills_dir]);
     assert!(reg.problems().is_empty(), "{:?}", reg.problems());
-    let logs = open_dir();
+    let logs = scratch();
     let log =
         AuditLog::open(LogConfig::new(logs.path().join("logs/security_events.jsonl"))).unwrap();
     let rt = Runtime::with_registry(reg, ws.path()).unwrap().with_audit(Arc::new(log));
@@ -240,8 +231,8 @@ async fn security_integration_the_security_log_is_written_and_verifies() {
 #[tokio::test]
 async fn security_integration_every_example_loads_and_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/workspace");
-    let ws = open_dir();
-    copy(&root, ws.path());
+    let ws = scratch();
+    copy_tree(&root, ws.path());
     let reg =
         Registry::load_paths(&[ws.path().join(".q-skills"), ws.path().join(".skillbox/skills")]);
     assert!(reg.problems().is_empty(), "{:?}", reg.problems());
@@ -269,28 +260,17 @@ async fn security_integration_every_example_loads_and_runs() {
     assert!(msg.contains("network_access") && msg.contains("--trust user-verified"), "{msg}");
 }
 
-fn copy(from: &Path, to: &Path) {
-    for e in fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            fs::create_dir_all(&target).unwrap();
-            fs::set_permissions(&target, fs::Permissions::from_mode(0o777)).unwrap();
-            copy(&e.path(), &target);
-        } else {
-            fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn security_integration_the_circuit_opens_after_repeated_failures_and_recovers() {
     let marker = "open('out/ran', 'a').write('x'); raise SystemExit(1)";
-    let e = env(&[py(
+    let Env { ws, logs, rt } = env(&[py(
         "brittle",
         marker,
         json!({"circuit_breaker": {
         "failure_threshold": 2, "recovery_timeout": 1}}),
     )]);
+    // skillbox's home: where the runtime keeps the circuits' state.
+    let e = Env { rt: rt.with_home(logs.path()), ws, logs };
     let ran = |e: &Env| fs::read_to_string(e.ws.path().join("out/ran")).unwrap_or_default().len();
     for _ in 0..2 {
         assert_eq!(e.run("brittle", json!({})).await.status, Status::Failed);
@@ -307,13 +287,41 @@ async fn security_integration_the_circuit_opens_after_repeated_failures_and_reco
     assert_eq!(ran(&e), 3);
     assert_eq!(e.run("brittle", json!({})).await.status, Status::Error);
     assert_eq!(ran(&e), 3);
-    // The state lives beside the log, shared by every process.
+    // The state lives under the home, shared by every process.
     assert!(e.logs.path().join("state/circuits/brittle.json").exists());
+}
+
+#[tokio::test]
+async fn security_integration_a_runtime_without_audit_log_or_home_keeps_its_circuits() {
+    let marker = "open('out/ran', 'a').write('x'); raise SystemExit(1)";
+    let skill = py(
+        "brittle",
+        marker,
+        json!({"circuit_breaker": {"failure_threshold": 2, "recovery_timeout": 600}}),
+    );
+    let ws = scratch();
+    for d in ["out", ".q-skills"] {
+        fs::create_dir(ws.path().join(d)).unwrap();
+        fs::set_permissions(ws.path().join(d), fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    fs::write(ws.path().join(".q-skills/brittle.json"), skill.to_string()).unwrap();
+    let reg = Registry::load_paths(&[ws.path().join(".q-skills")]);
+    let rt = Runtime::with_registry(reg, ws.path()).unwrap();
+    assert!(rt.audit().is_none());
+    let ran = || fs::read_to_string(ws.path().join("out/ran")).unwrap_or_default().len();
+    for _ in 0..2 {
+        assert_eq!(rt.run("brittle", &json!({}), None).await.status, Status::Failed);
+    }
+    assert_eq!(ran(), 2);
+    let r = rt.run("brittle", &json!({}), None).await;
+    assert_eq!(r.status, Status::Error, "{r:#?}");
+    assert!(r.message.as_deref().unwrap_or("").contains("circuit open"), "{r:#?}");
+    assert_eq!(ran(), 2, "a run went through an open circuit");
 }
 
 #[test]
 fn security_integration_the_host_offers_every_required_mechanism() {
-    let ws = open_dir();
+    let ws = scratch();
     let report = skillbox_skills::host_report(ws.path());
     for m in &report.mechanisms {
         if m.required {

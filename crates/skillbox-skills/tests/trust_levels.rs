@@ -4,26 +4,15 @@
 //!
 //! These run as root in CI and again as `nobody` (scripts/test.sh).
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde_json::{json, Value};
 use skillbox_skills::{Registry, Runtime, SkillResult, Status, TrustLevel};
-
-/// A world-accessible scratch dir: the tests also run as `nobody`.
-fn scratch() -> tempfile::TempDir {
-    let d = tempfile::tempdir().expect("tempdir");
-    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
-    d
-}
-
-fn write(path: &Path, text: &str) {
-    if let Some(p) = path.parent() {
-        fs::create_dir_all(p).expect("mkdir");
-    }
-    fs::write(path, text).expect("write");
-}
+use support::{scratch, write};
 
 /// A workspace with one python skill that runs `code` and declares `permissions`.
 fn workspace(permissions: Value) -> tempfile::TempDir {
