@@ -141,19 +141,21 @@ pub fn info_text(v: &Value, denial: Option<String>) {
 
 /// Human-readable `doctor`.
 pub fn doctor_text(r: &skillbox_skills::HostReport) {
-    println!("kernel {}", r.kernel);
+    println!("kernel {}, recognised as: {}", r.kernel, r.profile);
+    if let Some(sim) = &r.simulated_host {
+        println!("SIMULATED HOST: {sim} (a test setting; this is not what the host offers)");
+    }
     println!();
     for m in &r.mechanisms {
-        let mark = match (m.available, m.required) {
-            (true, _) => "ok     ",
-            (false, true) => "MISSING",
-            (false, false) => "absent ",
-        };
+        let mark = if m.available { "ok     " } else { "absent " };
         println!("  {mark} {:<16} {}", m.name, m.found);
         println!("          {:<16} used for: {}", "", m.used_for);
-        if let (false, Some(fix)) = (m.available, m.fix) {
-            println!("          {:<16} fix: {fix}", "");
-        }
+    }
+    for f in &r.findings {
+        println!();
+        println!("{} here: {}", f.mechanism, f.found);
+        println!("  costs: {}", f.costs);
+        println!("  fix:   {}", f.fix);
     }
     for l in &r.levels {
         println!();
@@ -161,7 +163,13 @@ pub fn doctor_text(r: &skillbox_skills::HostReport) {
         match &l.enforcement {
             Ok(entries) => {
                 for e in entries {
-                    println!("  {:<13} {:<16} {}", e.state.as_str(), e.mechanism, e.detail);
+                    println!(
+                        "  {:<13} {:<16} {:<26} {}",
+                        e.state.as_str(),
+                        e.mechanism,
+                        e.via,
+                        e.detail
+                    );
                 }
             }
             Err(e) => println!("  REFUSED: {e}"),
@@ -169,11 +177,14 @@ pub fn doctor_text(r: &skillbox_skills::HostReport) {
     }
     println!();
     if r.ready() {
-        println!("This host can run skills at every trust level with full confinement.");
+        println!(
+            "This host keeps every guarantee at every trust level, each by the mechanism named."
+        );
     } else {
         println!(
-            "This host lacks a required mechanism: `skillbox run` refuses to start skills \
-             unless --allow-weaker-isolation is given for that run."
+            "At a level marked REFUSED, a guarantee has no mechanism on this host: `skillbox \
+             run` refuses to start such a skill unless --allow-weaker-isolation is given for \
+             that run (which is recorded). The fix is above."
         );
     }
 }

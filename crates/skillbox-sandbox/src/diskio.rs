@@ -111,7 +111,7 @@ fn has_memory(pid: i32) -> bool {
 /// Linux answers for any process of the caller's PID namespace, zombies included: a system
 /// call where reading `/proc/PID/stat` cost an open, a read and a close (about 18 µs per
 /// process here, for every process of the host at each sample).
-fn process_group(pid: i32) -> Option<i32> {
+pub(crate) fn process_group(pid: i32) -> Option<i32> {
     // libc, not rustix: the kernel answers 0 for a process whose group leader lies outside
     // our PID namespace (common in containers), which rustix's `Pid` cannot hold (it
     // asserts the group is positive).

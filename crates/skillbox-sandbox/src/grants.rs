@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use landlock::{AccessFs, BitFlags, ABI};
+use landlock::{AccessFs, BitFlags};
 use rustix::fs::{Dir, FileType, Mode, OFlags, ResolveFlags, CWD};
 
 /// Deepest directory examined below a granted tree's top. The walk holds one descriptor per
@@ -162,7 +162,7 @@ pub(crate) fn grant_tree(
         Err(rustix::io::Errno::NOTDIR) => {
             // A file: its file rights; nothing beneath it to carve.
             let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
-            return rule(ruleset, &fd, root, access & AccessFs::from_file(ABI::V6));
+            return rule(ruleset, &fd, root, access & AccessFs::from_file(crate::landlock::abi()));
         }
         Err(rustix::io::Errno::ACCESS) if relevant.is_empty() && !walk_names && !guarded => {
             // Nothing to examine: granted as it is, listable or not.
@@ -180,7 +180,7 @@ pub(crate) fn grant_tree(
         ruleset,
         root,
         access,
-        read: AccessFs::from_read(ABI::V6) & access,
+        read: AccessFs::from_read(crate::landlock::abi()) & access,
         writes,
         walk_names,
         guarded,
@@ -364,7 +364,7 @@ impl Walk<'_> {
             let rights = if entry.kind == Kind::Dir {
                 rights
             } else {
-                rights & AccessFs::from_file(ABI::V6)
+                rights & AccessFs::from_file(crate::landlock::abi())
             };
             rule(self.ruleset, &fd, &path, rights)?;
         }
@@ -384,7 +384,7 @@ fn unexamined_root(
         return Ok(());
     }
     let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
-    rule(ruleset, &fd, root, access & AccessFs::from_read(ABI::V6))
+    rule(ruleset, &fd, root, access & AccessFs::from_read(crate::landlock::abi()))
 }
 
 /// A directory being examined, with its entries.
@@ -574,6 +574,7 @@ fn rule(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use landlock::ABI;
     use landlock::{Access, Ruleset, RulesetAttr};
 
     fn ruleset() -> OwnedFd {
@@ -588,7 +589,7 @@ mod tests {
 
     #[test]
     fn a_writable_tree_over_the_budget_is_refused_not_granted_unexamined() {
-        if crate::landlock::kernel_abi() < crate::landlock::REQUIRED_ABI {
+        if crate::landlock::kernel_abi() < crate::landlock::FULL_ABI {
             panic!("this host has no Landlock ABI 6: the grant walk cannot be tested here");
         }
         let t = tempfile::tempdir().unwrap();
@@ -608,7 +609,7 @@ mod tests {
 
     #[test]
     fn a_tree_deeper_than_the_walk_goes_is_kept_read_only_not_granted() {
-        if crate::landlock::kernel_abi() < crate::landlock::REQUIRED_ABI {
+        if crate::landlock::kernel_abi() < crate::landlock::FULL_ABI {
             panic!("this host has no Landlock ABI 6: the grant walk cannot be tested here");
         }
         // Far deeper than MAX_DEPTH, walked on a small stack: the walk keeps its frames on

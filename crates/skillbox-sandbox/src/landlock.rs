@@ -19,9 +19,11 @@ use landlock::{
 use crate::grants::{grant_tree, Budget, Carve, Carved, GrantError};
 use crate::policy::{NetworkAccess, Policy, DEVICES, ETC_SECRETS, SYSTEM_READ};
 
-/// Lowest Landlock ABI that provides everything this sandbox relies on: TCP rules (4),
-/// device ioctl control (5), and scoping of signals and abstract Unix sockets (6).
-pub const REQUIRED_ABI: i32 = 6;
+/// The Landlock ABI from which Landlock gives this crate everything it uses from it: TCP
+/// rules (4), device ioctl control (5), and scoping of signals and abstract Unix sockets (6).
+/// Older ABIs serve what they can, and the plan takes the rest from other mechanisms (see
+/// the `plan` module).
+pub const FULL_ABI: i32 = 6;
 
 /// Most directory entries one ruleset may list while carving protected entries and hidden
 /// paths out of its trees (see the `grants` module): a writable tree larger than this is
@@ -37,8 +39,8 @@ pub enum LandlockError {
     /// while being examined.
     #[error(transparent)]
     Grant(#[from] GrantError),
-    /// The kernel's Landlock is older than [`REQUIRED_ABI`] or absent.
-    #[error("Landlock ABI {found} is available, {REQUIRED_ABI} or later is needed")]
+    /// The kernel offers no Landlock (or this process is refused it).
+    #[error("no Landlock ABI is available (found {found})")]
     Unsupported {
         /// What the kernel offers (0: none).
         found: i32,
@@ -52,10 +54,46 @@ pub enum LandlockError {
     System(std::io::Error),
 }
 
-/// Asks the kernel for its Landlock ABI version; 0 when Landlock is absent or disabled.
+/// The Landlock ABI this process uses: the kernel's, lowered by `SKILLBOX_TEST_LANDLOCK_ABI`
+/// when that is set (a test setting that simulates an older kernel; it can only lower, never
+/// raise, and the enforcement report says when it is in force); 0 when Landlock is absent,
+/// disabled, or refused.
 pub fn kernel_abi() -> i32 {
     static ABI_FOUND: OnceLock<i32> = OnceLock::new();
-    *ABI_FOUND.get_or_init(probe_abi)
+    *ABI_FOUND.get_or_init(|| {
+        let found = probe_abi().unwrap_or(0);
+        match test_cap() {
+            Some(cap) => found.min(cap),
+            None => found,
+        }
+    })
+}
+
+/// The cap `SKILLBOX_TEST_LANDLOCK_ABI` sets on the ABI used, when it is set to a number.
+pub fn test_cap() -> Option<i32> {
+    static CAP: OnceLock<Option<i32>> = OnceLock::new();
+    *CAP.get_or_init(|| {
+        std::env::var("SKILLBOX_TEST_LANDLOCK_ABI")
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .map(|n| n.max(0))
+    })
+}
+
+/// Why the kernel gives no Landlock ABI: the errno of asking it (`ENOSYS`: not built in;
+/// `EOPNOTSUPP`: built in but not enabled at boot; `EPERM` and others: refused by a filter
+/// of the process around skillbox, as a container's profile does). `None` when it answers.
+pub fn absence() -> Option<i32> {
+    static WHY: OnceLock<Option<i32>> = OnceLock::new();
+    *WHY.get_or_init(|| probe_abi().err())
+}
+
+/// [`kernel_abi`] as the landlock crate's ABI, capped at the highest this crate builds
+/// rulesets for (6: scopes; nothing later is used).
+pub(crate) fn abi() -> ABI {
+    ABI::from(kernel_abi().min(6))
 }
 
 /// `LANDLOCK_CREATE_RULESET_VERSION` of linux/landlock.h: `landlock_create_ruleset` then
@@ -65,7 +103,7 @@ const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1 << 0;
 /// `LANDLOCK_RULE_PATH_BENEATH` of linux/landlock.h: a rule on a file hierarchy.
 const LANDLOCK_RULE_PATH_BENEATH: u32 = 1;
 
-fn probe_abi() -> i32 {
+fn probe_abi() -> Result<i32, i32> {
     // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the VERSION flag only
     // returns a number; it reads and writes no memory. (rustix has no Landlock calls; the
     // landlock crate asks the same way but keeps its answer to itself.)
@@ -78,9 +116,9 @@ fn probe_abi() -> i32 {
         )
     };
     if v < 0 {
-        0
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOSYS))
     } else {
-        v as i32
+        Ok(v as i32)
     }
 }
 
@@ -109,22 +147,23 @@ pub fn check(policy: &Policy) -> Result<(), LandlockError> {
     grant(policy, base(shape)?.0).map(drop)
 }
 
-/// The shape of `policy`'s ruleset, once the kernel is known to offer [`REQUIRED_ABI`].
+/// The shape of `policy`'s ruleset, once the kernel is known to offer Landlock at all. TCP
+/// is handled from ABI 4 on (the plan reports what an older ABI leaves to other mechanisms).
 fn shape(policy: &Policy) -> Result<Shape, LandlockError> {
     let found = kernel_abi();
-    if found < REQUIRED_ABI {
+    if found < 1 {
         return Err(LandlockError::Unsupported { found });
     }
     Ok(Shape {
         confine_files: policy.confine_files,
-        confine_tcp: policy.network != NetworkAccess::Full,
+        confine_tcp: policy.network != NetworkAccess::Full && found >= 4,
     })
 }
 
 /// Adds `policy`'s grants and port rule to `created`, a base of its shape, and returns the
 /// ruleset's descriptor.
 fn grant(policy: &Policy, mut created: landlock::RulesetCreated) -> Result<OwnedFd, LandlockError> {
-    let abi = ABI::V6;
+    let abi = abi();
     let found = kernel_abi();
     if policy.confine_files {
         let read = AccessFs::from_read(abi);
@@ -185,7 +224,7 @@ struct Shape {
 /// scopes, and (when files are confined) the system rules. Returned with the modification
 /// time of `/etc` the system rules were read at.
 fn base(shape: Shape) -> Result<(landlock::RulesetCreated, Option<SystemTime>), LandlockError> {
-    let abi = ABI::V6;
+    let abi = abi();
     let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
     if shape.confine_files {
         ruleset = ruleset.handle_access(AccessFs::from_all(abi))?;
@@ -193,7 +232,9 @@ fn base(shape: Shape) -> Result<(landlock::RulesetCreated, Option<SystemTime>), 
     if shape.confine_tcp {
         ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
     }
-    ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
+    if kernel_abi() >= 6 {
+        ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
+    }
     let created = ruleset.create()?;
     let mut etc = None;
     if shape.confine_files {
@@ -221,7 +262,7 @@ fn add_system_rule(
     fd: &OwnedFd,
     access: BitFlags<AccessFs>,
 ) -> Result<(), LandlockError> {
-    let file_access = access & AccessFs::from_file(ABI::V6);
+    let file_access = access & AccessFs::from_file(abi());
     match raw_add_rule(ruleset, fd, access) {
         Err(e)
             if e.raw_os_error() == Some(libc::EINVAL) && file_access != access && !is_dir(fd) =>
@@ -337,7 +378,7 @@ fn system_rules() -> (Option<SystemTime>, Arc<SystemRules>) {
         Err(p) => p.into_inner(),
     };
     if guard.0.is_none() || guard.0 != etc_mtime {
-        let read = AccessFs::from_read(ABI::V6);
+        let read = AccessFs::from_read(abi());
         let mut rules = Vec::new();
         for dir in SYSTEM_READ {
             add(&mut rules, Path::new(dir), read, Kind::Unknown);
@@ -382,7 +423,7 @@ fn add(rules: &mut SystemRules, path: &Path, access: BitFlags<AccessFs>, kind: K
         Kind::Unknown => is_dir(&fd),
     };
     // A rule on a file may carry only file rights.
-    let access = if dir { access } else { access & AccessFs::from_file(ABI::V6) };
+    let access = if dir { access } else { access & AccessFs::from_file(abi()) };
     rules.push((fd, access));
 }
 
@@ -481,7 +522,7 @@ mod tests {
                 return;
             };
             let fd = OwnedFd::from(file);
-            let access = if is_dir(&fd) { access } else { access & AccessFs::from_file(ABI::V6) };
+            let access = if is_dir(&fd) { access } else { access & AccessFs::from_file(abi()) };
             rules.push((fd, access));
         }
         fn excluding_ref(
@@ -537,7 +578,7 @@ mod tests {
 
     #[test]
     fn a_file_given_directory_rights_gets_its_file_rights() {
-        if kernel_abi() < REQUIRED_ABI {
+        if kernel_abi() < FULL_ABI {
             return;
         }
         let (created, _) = base(Shape { confine_files: true, confine_tcp: true }).unwrap();

@@ -31,9 +31,11 @@
 
 mod ahead;
 mod cgroup;
+mod diagnose;
 mod diskio;
 mod grants;
 mod landlock;
+mod members;
 mod output;
 mod paths;
 mod plan;
@@ -44,18 +46,28 @@ mod run;
 mod seccomp;
 mod spawn;
 mod spec;
+mod supervisor;
 
 pub use ahead::AheadGate;
 pub use cgroup::sweep_stale_groups;
 pub use landlock::MAX_GRANT_ENTRIES;
-pub use landlock::{kernel_abi as landlock_abi, REQUIRED_ABI as LANDLOCK_REQUIRED_ABI};
+pub use landlock::{kernel_abi as landlock_abi, FULL_ABI as LANDLOCK_FULL_ABI};
+
+/// What a test setting lowered in this process, when one did (`SKILLBOX_TEST_LANDLOCK_ABI`,
+/// which may only lower the Landlock ABI used): every result and audit event of such a
+/// process says so, since it describes a simulated host rather than this one.
+pub fn simulated_host() -> Option<String> {
+    landlock::test_cap().map(|cap| format!("SKILLBOX_TEST_LANDLOCK_ABI={cap}"))
+}
+pub use diagnose::{profile as host_profile, Finding, HostProfile, APPARMOR_INSTALL};
 pub use output::CapturedOutput;
 pub use paths::{normalize, resolve, resolve_beneath};
+pub use plan::DECLARATIONS;
 pub use policy::{
     NetworkAccess, Policy, ProcessAccess, Rlimits, DEVICES, ETC_SECRETS, SYSTEM_READ,
 };
-pub use probe::HostSupport;
-pub use report::{Enforcement, Guarantee, Mechanism, MechanismState};
+pub use probe::{HostSupport, Refusal};
+pub use report::{Enforcement, Guarantee, Mechanism, MechanismState, Via};
 pub use run::{host, preview, run, ChildOutcome, ExitStatus, Limit};
 pub use spec::ChildSpec;
 
@@ -75,8 +87,8 @@ pub enum SandboxError {
     /// isolation.
     #[error("refusing to run: {reason}. Fix: {fix}")]
     Unsupported {
-        /// `landlock` or `seccomp`.
-        mechanism: &'static str,
+        /// The guarantees no mechanism keeps here.
+        missing: Vec<Guarantee>,
         /// What is missing.
         reason: String,
         /// How to get it, or how to opt out.

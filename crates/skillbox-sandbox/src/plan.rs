@@ -1,34 +1,73 @@
-//! What a run will get, decided before anything is made: for each guarantee, the mechanism
-//! that keeps it on this host (or why none does), and the line of the enforcement report
-//! that says so.
+//! What a run will get, decided before anything is made: for each guarantee of the threat
+//! model, the strongest mechanism this host offers for it (or why none does), and the line
+//! of the enforcement report that names it.
+//!
+//! A guarantee is not a mechanism. Each guarantee has an ordered list of mechanisms that can
+//! keep it on Linux, strongest first, and the plan takes, per guarantee, the first the host
+//! offers (the support matrix of docs/security-model.md follows these lists):
+//!
+//! | guarantee | mechanisms, strongest first |
+//! |---|---|
+//! | `filesystem` | Landlock ABI 3 or later · Landlock ABI 1-2 with seccomp denying truncation |
+//! | `ipc` | Landlock ABI 6 scopes with seccomp · a PID namespace with seccomp |
+//! | `side-doors` | seccomp |
+//! | `network` | `none`: seccomp · `https-only`: Landlock ABI 4 or later with seccomp |
+//! | `processes` | `none`: seccomp · a count: pids cgroup · `RLIMIT_NPROC` in the run's own user namespace · the watchdog |
+//! | `memory` | memory cgroup · `RLIMIT_AS` per process |
+//! | `cpu-share` | cpu cgroup |
+//! | `tree-kill` | a PID namespace · the supervisor with seccomp (where `ipc` holds) |
+//! | `disk-writes` | the watchdog on the kernel's I/O counters | A run is refused only when a
+//! guarantee its policy needs has no mechanism at all here, and then the refusal names the
+//! guarantee and the fix for this host ([`crate::diagnose`]), unless the caller opted into
+//! weaker isolation.
 //!
 //! Every function here is a function of the host's facts ([`HostSupport`]) and the spec's
 //! policy alone: nothing is opened, created or started. [`crate::run()`] then makes the plan
 //! real (`run::prepare`: the Landlock ruleset, the seccomp program, the cgroups, the id
 //! maps), and [`crate::preview`] reports it without making any of that.
 //!
-//! One function per mechanism, each returning its part of the spawn input and its lines of
-//! the report; [`plan`] calls them in report order.
+//! One function per guarantee (or pair that share a mechanism), each returning its part of
+//! the spawn input and its lines of the report; [`plan`] calls them in report order.
 
 use crate::policy::{NetworkAccess, Policy, ProcessAccess, Rlimits};
 use crate::probe::HostSupport;
 use crate::report::MechanismState::{self, Enforced, NotEnforced, Unrestricted};
-use crate::report::{Enforcement, Guarantee, Mechanism};
+use crate::report::{Enforcement, Guarantee, Mechanism, Via};
+use crate::seccomp::Shape;
 use crate::SandboxError;
+
+/// Guarantees whose absence is reported but does not refuse a run: limits beyond the threat
+/// model, whose own bounds hold by rlimits on every host (CPU time by `RLIMIT_CPU` and the
+/// timeout; each file's size by `RLIMIT_FSIZE`). Where no mechanism keeps them, what the
+/// policy says of them is a declaration, and the report says so.
+pub const DECLARATIONS: [Guarantee; 2] = [Guarantee::CpuShare, Guarantee::DiskWrites];
+
+/// The Landlock ABI from which truncation is Landlock's to deny (`LANDLOCK_ACCESS_FS_TRUNCATE`,
+/// Linux 6.2); below it, seccomp denies the calls that truncate without a writable open.
+const TRUNCATE_ABI: i32 = 3;
+/// The Landlock ABI from which TCP ports are Landlock's (Linux 6.7).
+const TCP_ABI: i32 = 4;
+/// The Landlock ABI from which signals and abstract Unix sockets are scoped (Linux 6.12).
+const SCOPE_ABI: i32 = crate::landlock::FULL_ABI;
 
 /// Everything decided about a run before it is prepared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
     /// Build the Landlock ruleset and restrict the child with it.
     pub landlock: bool,
-    /// Install the seccomp filter.
-    pub seccomp: bool,
+    /// The seccomp filter's shape, when one is installed.
+    pub seccomp: Option<Shape>,
     /// The run's cgroups, when the host can make a group for at least one of its limits.
     pub cgroups: Option<Cgroups>,
     /// `(resource, value)` of each rlimit set in the child, hard = soft.
     pub rlimits: Vec<(libc::c_int, u64)>,
     /// Start the child in new user and PID namespaces.
     pub namespaces: bool,
+    /// Without a PID namespace: register the run's process group with the supervisor, which
+    /// kills it if skillbox dies.
+    pub supervisor: bool,
+    /// The process count the watchdog holds the run to, where no kernel limit can.
+    pub watched_processes: Option<u64>,
     /// Capabilities are dropped, and failing to drop the bounding set is an error (root).
     pub caps_required: bool,
     /// What the run is told was enforced.
@@ -47,46 +86,105 @@ pub(crate) struct Cgroups {
     pub cpu_percent: Option<u32>,
 }
 
-fn line(name: Guarantee, state: MechanismState, detail: impl Into<String>) -> Mechanism {
-    Mechanism { name, state, detail: detail.into() }
+fn line(
+    name: Guarantee,
+    state: MechanismState,
+    via: &[Via],
+    detail: impl Into<String>,
+) -> Mechanism {
+    let via = if state == Enforced { via.to_vec() } else { Vec::new() };
+    Mechanism { name, state, via, detail: detail.into() }
 }
 
-/// Plans a run of `policy` on `host`. Refuses where the policy needs a mechanism the host
-/// lacks (Landlock, seccomp), unless `allow_weaker` says to run with less.
+/// What the host offers that more than one guarantee rests on, decided once per plan.
+#[derive(Debug, Clone, Copy)]
+struct Base {
+    /// The Landlock ABI used (0: none).
+    abi: i32,
+    /// seccomp filters can be installed.
+    seccomp: bool,
+    /// The run gets its own user and PID namespaces.
+    namespaces: bool,
+}
+
+/// Plans a run of `policy` on `host`. Refuses where a guarantee the policy needs has no
+/// mechanism on this host, unless `allow_weaker` says to run with less.
 pub(crate) fn plan(
     policy: &Policy,
     allow_weaker: bool,
     host: &HostSupport,
 ) -> Result<Plan, SandboxError> {
-    let mut report = Enforcement::default();
-    report.mechanisms.extend(fixed_lines());
-    let (landlock, lines) = files(policy, allow_weaker, host)?;
-    report.mechanisms.extend(lines);
-    let (seccomp, lines) = seccomp_and_network(policy.network, landlock, allow_weaker, host)?;
-    report.mechanisms.extend(lines);
-    let (processes, lines) = processes(policy, seccomp, host);
-    report.mechanisms.extend(lines);
+    let base = Base {
+        abi: host.landlock_abi,
+        seccomp: host.seccomp,
+        namespaces: policy.pid_namespace && host.user_namespaces,
+    };
+    let mut report = Enforcement {
+        simulated: host.landlock_test_cap.map(|cap| {
+            format!("SKILLBOX_TEST_LANDLOCK_ABI={cap}: Landlock capped at ABI {}", base.abi)
+        }),
+        ..Enforcement::default()
+    };
+    let (files, filesystem) = files(policy, base);
+    let ipc = ipc(policy.network, base);
+    let network = network(policy.network, base);
+    let (processes, processes_line) = processes(policy, base, host);
+    let (tree, tree_line) = tree_kill(policy, base, ipc.state == Enforced);
+    report.mechanisms.extend(fixed_lines(base, tree));
+    report.mechanisms.extend([filesystem, ipc, side_doors(base), network, processes_line]);
+    report.mechanisms.push(privileges(host.root));
     let (memory, memory_line) = memory(&policy.rlimits, host);
     report.mechanisms.push(memory_line);
     report.mechanisms.push(cpu_share(&policy.rlimits, host));
     let (rlimits, rlimits_line) = rlimits(&policy.rlimits, processes.nproc, memory.address_space);
     report.mechanisms.push(rlimits_line);
-    let (namespaces, tree_line) = namespaces(policy, host);
     report.mechanisms.push(tree_line);
-    report.mechanisms.push(disk_writes(&policy.rlimits, namespaces, host));
+    report.mechanisms.push(disk_writes(&policy.rlimits, base.namespaces, host));
+    refuse_unless_kept(&report, allow_weaker, host)?;
+    let landlock_needed = (policy.confine_files && files.landlock)
+        || (policy.network != NetworkAccess::Full && base.abi >= TCP_ABI)
+        || base.abi >= SCOPE_ABI;
     let cgroups = Cgroups {
-        pids_max: processes.pids_max,
+        pids_max: processes.pids_max.filter(|_| host.cgroup_pids),
         memory: policy.rlimits.memory,
         cpu_percent: policy.rlimits.cpu_percent,
     };
     Ok(Plan {
-        landlock,
-        seccomp,
+        landlock: base.abi >= 1 && landlock_needed,
+        seccomp: base.seccomp.then_some(Shape {
+            network: policy.network,
+            processes: policy.processes,
+            sessions: tree == Tree::PidNamespace,
+            truncation: files.truncation_by_seccomp,
+        }),
         cgroups: cgroups.made_on(host).then_some(cgroups),
         rlimits,
-        namespaces,
+        namespaces: base.namespaces,
+        supervisor: tree == Tree::Supervisor,
+        watched_processes: processes.watched,
         caps_required: host.root,
         report,
+    })
+}
+
+/// Refuses, naming each guarantee the policy needs that no mechanism keeps here and the
+/// fix for this host, unless weaker isolation was asked for. [`DECLARATIONS`] never refuse.
+fn refuse_unless_kept(
+    report: &Enforcement,
+    allow_weaker: bool,
+    host: &HostSupport,
+) -> Result<(), SandboxError> {
+    let missing: Vec<&Mechanism> =
+        report.not_enforced().filter(|m| !DECLARATIONS.contains(&m.name)).collect();
+    if allow_weaker || missing.is_empty() {
+        return Ok(());
+    }
+    let reason =
+        missing.iter().map(|m| format!("{}: {}", m.name, m.detail)).collect::<Vec<_>>().join("; ");
+    Err(SandboxError::Unsupported {
+        missing: missing.iter().map(|m| m.name).collect(),
+        reason,
+        fix: crate::diagnose::fix_for(&missing.iter().map(|m| m.name).collect::<Vec<_>>(), host),
     })
 }
 
@@ -100,173 +198,262 @@ impl Cgroups {
     }
 }
 
+/// How nothing of a run outlives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tree {
+    /// The run is a PID namespace of its own, which dies with skillbox.
+    PidNamespace,
+    /// The supervisor kills the run's process group if skillbox dies.
+    Supervisor,
+    /// Nothing does.
+    Unkept,
+}
+
 /// The lines every run gets, whatever the host and the policy: what [`crate::run()`] itself
 /// does (an exec without a shell, the environment given, close_range, a new session, the
-/// timeout, the output budget).
-fn fixed_lines() -> [Mechanism; 6] {
+/// timeout, the output budget). How the run's processes are kept together depends on the
+/// tree's mechanism (`tree`).
+fn fixed_lines(base: Base, tree: Tree) -> [Mechanism; 6] {
+    let group = match tree {
+        Tree::PidNamespace => line(
+            Guarantee::ProcessGroup,
+            Enforced,
+            &[Via::Session, Via::PidNamespace],
+            "a new session; programs may start sessions and groups of their own (setsid, \
+             setpgid), since the PID namespace holds every process of the run",
+        ),
+        _ if base.seccomp => line(
+            Guarantee::ProcessGroup,
+            Enforced,
+            &[Via::Session, Via::Seccomp],
+            "a new session; setsid and setpgid are denied, so every descendant stays in the \
+             group that is killed when the run ends",
+        ),
+        _ => line(
+            Guarantee::ProcessGroup,
+            NotEnforced,
+            &[],
+            "a new session, but no seccomp filter and no PID namespace keep the run's \
+             processes in it",
+        ),
+    };
     [
         line(
             Guarantee::NoShell,
             Enforced,
+            &[Via::Execve],
             "the program is executed directly; arguments never pass through a shell",
         ),
         line(
             Guarantee::Environment,
             Enforced,
+            &[Via::Execve],
             "the environment is replaced by the one given; nothing else is inherited",
         ),
         line(
             Guarantee::Descriptors,
             Enforced,
+            &[Via::CloseRange],
             "close_range in the child: only stdin (/dev/null), stdout and stderr (pipes) \
              reach the program",
         ),
-        line(
-            Guarantee::ProcessGroup,
-            Enforced,
-            "a new session; setsid and setpgid are denied, so every descendant stays in the \
-             group that is killed when the run ends",
-        ),
+        group,
         line(
             Guarantee::Timeout,
             Enforced,
-            "wall-clock limit; at the limit the whole process group is killed with SIGKILL",
+            &[Via::Watchdog],
+            "wall-clock limit; at the limit the whole run is killed with SIGKILL",
         ),
         line(
             Guarantee::OutputCap,
             Enforced,
+            &[Via::Pipes],
             "stdout and stderr are captured within a fixed budget (head and tail kept)",
         ),
     ]
 }
 
-/// Files, and signals and abstract Unix sockets: Landlock, where the host has the ABI this
-/// crate needs. Returns whether the ruleset is built, and the `filesystem` and `ipc` lines.
-fn files(
-    policy: &Policy,
-    allow_weaker: bool,
-    host: &HostSupport,
-) -> Result<(bool, [Mechanism; 2]), SandboxError> {
-    let abi = host.landlock_abi;
-    let required = crate::landlock::REQUIRED_ABI;
-    if abi >= required {
-        let filesystem = if policy.confine_files {
-            line(
-                Guarantee::Filesystem,
-                Enforced,
-                format!(
-                    "Landlock ABI {abi}: reads only under the granted trees and system \
-                     directories, writes only under the granted trees; protected entries stay \
-                     read-only"
-                ),
-            )
-        } else {
-            line(
-                Guarantee::Filesystem,
-                Unrestricted,
-                "the policy grants every path the user can access",
-            )
-        };
-        let ipc = line(
-            Guarantee::Ipc,
-            Enforced,
-            format!(
-                "Landlock ABI {abi} scopes: no signal to, and no abstract Unix socket of, any \
-                 process outside the run; ptrace and process_vm_* denied by seccomp"
-            ),
-        );
-        return Ok((true, [filesystem, ipc]));
-    }
-    if !allow_weaker {
-        return Err(SandboxError::Unsupported {
-            mechanism: "landlock",
-            reason: format!(
-                "this kernel offers Landlock ABI {abi}; skillbox needs ABI {required} (Linux \
-                 6.12 or later) to confine files, TCP, signals and abstract sockets"
-            ),
-            fix: "boot a kernel with Landlock enabled (CONFIG_SECURITY_LANDLOCK=y and \
-                  `landlock` in the lsm= boot parameter), or opt into weaker isolation for \
-                  this run"
-                .into(),
-        });
-    }
-    let why =
-        format!("host has Landlock ABI {abi}, {required} needed; run allowed by explicit opt-in");
-    let files_state = if policy.confine_files { NotEnforced } else { Unrestricted };
-    Ok((
-        false,
-        [
-            line(Guarantee::Filesystem, files_state, why.clone()),
-            line(Guarantee::Ipc, NotEnforced, why),
-        ],
-    ))
+/// How files are confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Files {
+    /// Landlock confines them.
+    landlock: bool,
+    /// seccomp denies the truncating calls Landlock cannot see (ABI 1 and 2).
+    truncation_by_seccomp: bool,
 }
 
-/// Kernel side doors and socket families (seccomp), and the network as a whole (seccomp
-/// for sockets, Landlock for TCP ports). Returns whether the filter is installed, and the
-/// `side-doors` and `network` lines.
-fn seccomp_and_network(
-    network: NetworkAccess,
-    landlock: bool,
-    allow_weaker: bool,
-    host: &HostSupport,
-) -> Result<(bool, [Mechanism; 2]), SandboxError> {
-    let side_doors = if host.seccomp {
+/// Files: Landlock from ABI 3; at ABI 1 and 2 with seccomp denying what truncates a file
+/// without opening it for writing (Landlock sees truncation from ABI 3 only). Returns how,
+/// and the `filesystem` line.
+fn files(policy: &Policy, base: Base) -> (Files, Mechanism) {
+    let abi = base.abi;
+    let none = Files { landlock: false, truncation_by_seccomp: false };
+    if !policy.confine_files {
+        let l = line(
+            Guarantee::Filesystem,
+            Unrestricted,
+            &[],
+            "the policy grants every path the user can access",
+        );
+        return (none, l);
+    }
+    let what = "reads only under the granted trees and system directories, writes only under \
+                the granted trees; protected entries stay read-only";
+    let devices = if abi >= 5 { "" } else { "; device ioctls are not Landlock's before ABI 5" };
+    if abi >= TRUNCATE_ABI {
+        let detail = format!("Landlock ABI {abi}: {what}{devices}");
+        let l = line(Guarantee::Filesystem, Enforced, &[Via::Landlock(abi as u8)], detail);
+        return (Files { landlock: true, truncation_by_seccomp: false }, l);
+    }
+    if abi >= 1 && base.seccomp {
+        let detail = format!(
+            "Landlock ABI {abi}: {what}; seccomp denies truncate(2) and read-only opens with \
+             O_TRUNC, which Landlock sees from ABI 3 only (openat2 is answered ENOSYS){devices}"
+        );
+        let via = [Via::Landlock(abi as u8), Via::Seccomp];
+        let l = line(Guarantee::Filesystem, Enforced, &via, detail);
+        return (Files { landlock: true, truncation_by_seccomp: true }, l);
+    }
+    let why = if abi >= 1 {
+        format!("Landlock ABI {abi} does not see truncation and no seccomp filter can stand in")
+    } else {
+        "no Landlock on this host".to_string()
+    };
+    let l = line(Guarantee::Filesystem, NotEnforced, &[], format!("{why}: files are not confined"));
+    (none, l)
+}
+
+/// Signals, ptrace and abstract Unix sockets: Landlock's scopes from ABI 6; else a PID
+/// namespace, outside which no process can be named, with seccomp denying Unix sockets below
+/// `full`. Returns the `ipc` line.
+fn ipc(network: NetworkAccess, base: Base) -> Mechanism {
+    let abi = base.abi;
+    let ptrace = if base.seccomp {
+        "ptrace and process_vm_* denied by seccomp"
+    } else {
+        "ptrace confined by Landlock"
+    };
+    if abi >= SCOPE_ABI {
+        let via = if base.seccomp {
+            vec![Via::Landlock(abi as u8), Via::Seccomp]
+        } else {
+            vec![Via::Landlock(abi as u8)]
+        };
+        return line(
+            Guarantee::Ipc,
+            Enforced,
+            &via,
+            format!(
+                "Landlock ABI {abi} scopes: no signal to, and no abstract Unix socket of, any \
+                 process outside the run; {ptrace}"
+            ),
+        );
+    }
+    if base.namespaces && base.seccomp {
+        let sockets = match network {
+            NetworkAccess::Full => {
+                "abstract Unix sockets are reachable, as the full network grant allows"
+            }
+            _ => "no Unix socket can be made but a connected pair (seccomp)",
+        };
+        return line(
+            Guarantee::Ipc,
+            Enforced,
+            &[Via::PidNamespace, Via::Seccomp],
+            format!(
+                "a PID namespace: no process outside the run can be named, so none can be \
+                 signalled; {sockets}; {ptrace} (Landlock ABI {abi} has no scopes)"
+            ),
+        );
+    }
+    let why = match (abi >= 1, base.namespaces) {
+        (_, true) => "no seccomp filter here".to_string(),
+        _ => format!(
+            "Landlock ABI {abi} has no scopes (ABI 6) and the run has no PID namespace: it \
+             can signal every process of this user"
+        ),
+    };
+    line(Guarantee::Ipc, NotEnforced, &[], why)
+}
+
+/// Kernel side doors and socket families: seccomp. Returns the `side-doors` line.
+fn side_doors(base: Base) -> Mechanism {
+    if base.seccomp {
         line(
             Guarantee::SideDoors,
             Enforced,
+            &[Via::Seccomp],
             "seccomp: io_uring, TIOCSTI, keyctl, bpf, perf_event_open, userfaultfd, mount, \
              namespaces, ptrace, process_vm_* and the x32 ABI are denied; 32-bit syscalls kill \
              the process",
         )
-    } else if allow_weaker {
-        line(
-            Guarantee::SideDoors,
-            NotEnforced,
-            "host has no seccomp filters; run allowed by explicit opt-in",
-        )
     } else {
-        return Err(SandboxError::Unsupported {
-            mechanism: "seccomp",
-            reason: "this kernel cannot install seccomp filters".into(),
-            fix: "use a kernel built with CONFIG_SECCOMP_FILTER=y, or opt into weaker \
-                  isolation for this run"
-                .into(),
-        });
-    };
-    let both = landlock && host.seccomp;
-    let (state, detail) = match network {
-        NetworkAccess::None if both => (
-            Enforced,
-            "no sockets but socketpair (seccomp) and no TCP (Landlock): no network, no \
-             loopback service, no Unix socket",
-        ),
-        NetworkAccess::HttpsOnly if both => (
-            Enforced,
-            "TCP connect to port 443 only, no bind (Landlock); IPv4, IPv6 and netlink route \
-             sockets only (seccomp); UDP destinations are not restricted",
-        ),
-        NetworkAccess::Full => (Unrestricted, "the policy grants full network"),
-        _ => {
-            (NotEnforced, "Landlock or seccomp is missing; network not confined (explicit opt-in)")
+        line(Guarantee::SideDoors, NotEnforced, &[], "this kernel cannot install seccomp filters")
+    }
+}
+
+/// The network: at `none`, seccomp alone (no socket but a connected Unix pair); at
+/// `https-only`, Landlock's TCP port rules (ABI 4) with seccomp's socket families. Returns
+/// the `network` line.
+fn network(network: NetworkAccess, base: Base) -> Mechanism {
+    let abi = base.abi;
+    match network {
+        NetworkAccess::Full => {
+            line(Guarantee::Network, Unrestricted, &[], "the policy grants full network")
         }
-    };
-    Ok((host.seccomp, [side_doors, line(Guarantee::Network, state, detail)]))
+        NetworkAccess::None if base.seccomp => {
+            let mut via = vec![Via::Seccomp];
+            if abi >= TCP_ABI {
+                via.push(Via::Landlock(abi as u8));
+            }
+            line(
+                Guarantee::Network,
+                Enforced,
+                &via,
+                "no socket but a connected Unix pair (seccomp): no TCP, UDP, raw or netlink \
+                 socket, no loopback service, no Unix socket of any address",
+            )
+        }
+        NetworkAccess::HttpsOnly if base.seccomp && abi >= TCP_ABI => line(
+            Guarantee::Network,
+            Enforced,
+            &[Via::Landlock(abi as u8), Via::Seccomp],
+            "TCP connect to port 443 only, no bind (Landlock); IPv4, IPv6 and netlink route \
+             sockets only, no Unix socket (seccomp); UDP destinations are not restricted",
+        ),
+        NetworkAccess::HttpsOnly if base.seccomp => line(
+            Guarantee::Network,
+            NotEnforced,
+            &[],
+            format!(
+                "https-only needs Landlock's TCP rules (ABI 4, Linux 6.7); this host has ABI \
+                 {abi}, so TCP ports are not restricted"
+            ),
+        ),
+        _ => line(
+            Guarantee::Network,
+            NotEnforced,
+            &[],
+            "no seccomp filter here: sockets are not restricted",
+        ),
+    }
 }
 
 /// How the process count of a run is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ProcessCount {
-    /// The count asked for (with [`ProcessAccess::Limited`]), for the pids cgroup.
+    /// The count asked for (with [`ProcessAccess::Limited`]).
     pids_max: Option<u64>,
     /// `RLIMIT_NPROC` in the run's own user namespace, where no pids cgroup bounds the run.
     nproc: Option<u64>,
+    /// The count the watchdog holds the run to, where neither can.
+    watched: Option<u64>,
 }
 
-/// Process creation (seccomp for none, a pids cgroup or `RLIMIT_NPROC` in the run's user
-/// namespace for a count) and privileges. Returns the count's bounds, and the `processes`
-/// and `privileges` lines.
-fn processes(policy: &Policy, seccomp: bool, host: &HostSupport) -> (ProcessCount, [Mechanism; 2]) {
+/// Process creation: seccomp for none; for a count, a pids cgroup, else `RLIMIT_NPROC` in
+/// the run's own user namespace, else the watchdog. Returns the count's bounds and the
+/// `processes` line.
+fn processes(policy: &Policy, base: Base, host: &HostSupport) -> (ProcessCount, Mechanism) {
     let pids_max =
         (policy.processes == ProcessAccess::Limited).then_some(policy.rlimits.processes).flatten();
     let pids_in_cgroup = pids_max.is_some() && host.cgroup_pids;
@@ -274,58 +461,132 @@ fn processes(policy: &Policy, seccomp: bool, host: &HostSupport) -> (ProcessCoun
     // since Linux 5.14 RLIMIT_NPROC counts per user namespace, so in the run's namespace it
     // counts the run's processes and threads only (measured: with 8 other processes of the
     // same user running, a limit of 5 let the run fork 4 children; outside a namespace it
-    // let it fork none). Root is exempt from RLIMIT_NPROC, but root gets the cgroup.
-    let own_user_namespace = policy.pid_namespace && host.user_namespaces;
+    // let it fork none). Root is exempt from RLIMIT_NPROC whatever its capabilities.
     let nproc = pids_max.filter(|_| {
-        !pids_in_cgroup && own_user_namespace && !host.root && host.nproc_per_user_namespace
+        !pids_in_cgroup && base.namespaces && !host.root && host.nproc_per_user_namespace
     });
-    let (state, detail) = match policy.processes {
-        ProcessAccess::None if seccomp => (
+    let watched = pids_max.filter(|_| !pids_in_cgroup && nproc.is_none());
+    let count = ProcessCount { pids_max, nproc, watched };
+    let (state, via, detail): (_, &[Via], _) = match policy.processes {
+        ProcessAccess::None if base.seccomp => (
             Enforced,
+            &[Via::Seccomp],
             "fork, vfork and clone of processes are denied (seccomp); threads are allowed"
                 .to_string(),
         ),
-        ProcessAccess::None => (
-            NotEnforced,
-            "seccomp missing; process creation not denied (explicit opt-in)".to_string(),
-        ),
+        ProcessAccess::None => {
+            (NotEnforced, &[], "no seccomp filter here: process creation is not denied".to_string())
+        }
         ProcessAccess::Limited => match pids_max {
             Some(n) if pids_in_cgroup => (
                 Enforced,
+                &[Via::PidsCgroup],
                 format!(
                     "pids cgroup: at most {n} processes of the run at once (fork bombs contained)"
                 ),
             ),
             Some(n) if nproc.is_some() => (
                 Enforced,
+                &[Via::Rlimits],
                 format!(
                     "RLIMIT_NPROC {n} in the run's own user namespace: at most {n} processes \
                      and threads of the run at once (fork bombs contained); no pids cgroup here"
                 ),
             ),
-            Some(_) => (
-                NotEnforced,
-                "process creation allowed, count not bounded: no pids cgroup can be created \
-                 here; run as root or delegate a cgroup to this user"
-                    .to_string(),
+            Some(n) => (
+                Enforced,
+                &[Via::Watchdog],
+                format!(
+                    "supervision, not a kernel limit (no pids cgroup can be made here, and \
+                     RLIMIT_NPROC would count every process of the user): every {} ms \
+                     skillbox counts the run's processes and kills the run beyond {n}; a fork \
+                     bomb can overshoot by what it starts in one interval",
+                    crate::diskio::POLL.as_millis()
+                ),
             ),
-            None => (NotEnforced, "process creation allowed; no count was given".to_string()),
+            None => (Unrestricted, &[], "process creation allowed; no count was given".to_string()),
         },
-        ProcessAccess::Full => (Unrestricted, "the policy grants process creation".to_string()),
+        ProcessAccess::Full => {
+            (Unrestricted, &[], "the policy grants process creation".to_string())
+        }
     };
-    let privileges = line(
-        Guarantee::Privileges,
-        Enforced,
-        if host.root {
-            "no_new_privs; every capability dropped (bounding, ambient, permitted, effective), \
-             so uid 0 gains nothing from any exec"
-        } else {
-            "no_new_privs: no privilege gain through setuid or file capabilities"
-        },
-    );
-    (ProcessCount { pids_max, nproc }, [line(Guarantee::Processes, state, detail), privileges])
+    (count, line(Guarantee::Processes, state, via, detail))
 }
 
+/// No privilege gain: `no_new_privs`, and as root every capability dropped. Returns the
+/// `privileges` line.
+fn privileges(root: bool) -> Mechanism {
+    if root {
+        line(
+            Guarantee::Privileges,
+            Enforced,
+            &[Via::NoNewPrivs, Via::Capabilities],
+            "no_new_privs; every capability dropped (bounding, ambient, permitted, effective), \
+             so uid 0 gains nothing from any exec",
+        )
+    } else {
+        line(
+            Guarantee::Privileges,
+            Enforced,
+            &[Via::NoNewPrivs],
+            "no_new_privs: no privilege gain through setuid or file capabilities",
+        )
+    }
+}
+
+/// Nothing of the run outlives it: a PID namespace whose first process dies with skillbox;
+/// else the supervisor, which kills the run's group if skillbox dies, where seccomp keeps
+/// every process in that group and the run cannot signal the supervisor (`ipc_kept`).
+/// Returns the mechanism and the `tree-kill` line.
+fn tree_kill(policy: &Policy, base: Base, ipc_kept: bool) -> (Tree, Mechanism) {
+    if base.namespaces {
+        return (
+            Tree::PidNamespace,
+            line(
+                Guarantee::TreeKill,
+                Enforced,
+                &[Via::PidNamespace],
+                "a new PID namespace: when the run's first process ends, or skillbox itself \
+                 dies (even by SIGKILL), the kernel kills every process of the run",
+            ),
+        );
+    }
+    let no_namespace =
+        if policy.pid_namespace { "no user namespaces here" } else { "no PID namespace asked for" };
+    if base.seccomp && ipc_kept {
+        return (
+            Tree::Supervisor,
+            line(
+                Guarantee::TreeKill,
+                Enforced,
+                &[Via::Supervisor, Via::Seccomp],
+                format!(
+                    "{no_namespace}: a supervisor process, which the run cannot signal, kills \
+                     the run's process group if skillbox dies (even by SIGKILL); setsid and \
+                     setpgid are denied, so the group holds every process of the run"
+                ),
+            ),
+        );
+    }
+    let why = if base.seccomp {
+        "the run could signal skillbox and the supervisor (ipc is not enforced)"
+    } else {
+        "no seccomp filter keeps the run's processes in its group"
+    };
+    let state = if policy.pid_namespace { NotEnforced } else { Unrestricted };
+    (
+        Tree::Unkept,
+        line(
+            Guarantee::TreeKill,
+            state,
+            &[],
+            format!(
+                "{no_namespace}, and {why}: if skillbox is killed, the run's processes may \
+                     live on"
+            ),
+        ),
+    )
+}
 /// How the memory of a run is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct MemoryBound {
@@ -342,6 +603,7 @@ fn memory(r: &Rlimits, host: &HostSupport) -> (MemoryBound, Mechanism) {
             line(
                 Guarantee::Memory,
                 Enforced,
+                &[Via::MemoryCgroup],
                 format!(
                     "memory cgroup: {} MiB for the whole run; the kernel kills it beyond",
                     m >> 20
@@ -354,6 +616,7 @@ fn memory(r: &Rlimits, host: &HostSupport) -> (MemoryBound, Mechanism) {
             line(
                 Guarantee::Memory,
                 Enforced,
+                &[Via::Rlimits],
                 format!(
                     "RLIMIT_AS {} MiB per process (address space, not resident memory; no \
                      memory cgroup can be created here)",
@@ -363,7 +626,7 @@ fn memory(r: &Rlimits, host: &HostSupport) -> (MemoryBound, Mechanism) {
         ),
         None => (
             MemoryBound { address_space: None },
-            line(Guarantee::Memory, Unrestricted, "no memory limit was given"),
+            line(Guarantee::Memory, Unrestricted, &[], "no memory limit was given"),
         ),
     }
 }
@@ -375,17 +638,19 @@ fn cpu_share(r: &Rlimits, host: &HostSupport) -> Mechanism {
         Some(p) if host.cgroup_cpu => line(
             Guarantee::CpuShare,
             Enforced,
+            &[Via::CpuCgroup],
             format!("cpu cgroup quota: {p}% of one CPU for the whole run"),
         ),
         Some(p) => line(
             Guarantee::CpuShare,
             NotEnforced,
+            &[],
             format!(
-                "{p}% of one CPU is not enforced: no cpu cgroup can be created here (CPU time is \
-                 still bounded by RLIMIT_CPU)"
+                "{p}% of one CPU is a declaration here: no cpu cgroup can be created (CPU time \
+                 is still bounded by RLIMIT_CPU and the timeout, so the run is not refused)"
             ),
         ),
-        None => line(Guarantee::CpuShare, Unrestricted, "no CPU share was given"),
+        None => line(Guarantee::CpuShare, Unrestricted, &[], "no CPU share was given"),
     }
 }
 
@@ -420,34 +685,7 @@ fn rlimits(
         set.push((libc::RLIMIT_AS as libc::c_int, m));
     }
     let detail = format!("rlimits (hard = soft, cannot be raised): {}", applied.join(", "));
-    (set, line(Guarantee::ResourceLimits, Enforced, detail))
-}
-
-/// The tree's end: a new PID namespace (in a new user namespace) where the policy asks for
-/// one and the host allows unprivileged user namespaces. Returns whether the child gets
-/// them, and the `tree-kill` line.
-fn namespaces(policy: &Policy, host: &HostSupport) -> (bool, Mechanism) {
-    if policy.pid_namespace && host.user_namespaces {
-        return (
-            true,
-            line(
-                Guarantee::TreeKill,
-                Enforced,
-                "a new PID namespace: when the run's first process ends, or skillbox itself \
-                 dies (even by SIGKILL), the kernel kills every process of the run",
-            ),
-        );
-    }
-    let (state, why) = if policy.pid_namespace {
-        (
-            NotEnforced,
-            "no unprivileged user namespaces here: if skillbox itself is killed, the run's \
-             processes are not",
-        )
-    } else {
-        (Unrestricted, "not asked for: if skillbox itself is killed, the run's processes are not")
-    };
-    (false, line(Guarantee::TreeKill, state, why))
+    (set, line(Guarantee::ResourceLimits, Enforced, &[Via::Rlimits], detail))
 }
 
 /// The total of disk writes: supervision on the kernel's per-process I/O counters, where
@@ -457,15 +695,17 @@ fn disk_writes(r: &Rlimits, pid_namespace: bool, host: &HostSupport) -> Mechanis
         Some(max) if !host.io_counters => line(
             Guarantee::DiskWrites,
             NotEnforced,
+            &[],
             format!(
-                "the total of {max} bytes is not enforced: this kernel keeps no per-process \
-                 I/O counters (/proc/PID/io, CONFIG_TASK_IO_ACCOUNTING); each file is still \
-                 capped by RLIMIT_FSIZE"
+                "the total of {max} bytes is a declaration here: this kernel keeps no \
+                 per-process I/O counters (/proc/PID/io, CONFIG_TASK_IO_ACCOUNTING); each file \
+                 is still capped by RLIMIT_FSIZE, so the run is not refused"
             ),
         ),
         Some(max) => line(
             Guarantee::DiskWrites,
             Enforced,
+            &[Via::Watchdog],
             format!(
                 "supervision on kernel counters, not a kernel quota: every {} ms skillbox sums \
                  write_bytes of /proc/PID/io over the run's processes (found in its cgroup, \
@@ -484,7 +724,7 @@ fn disk_writes(r: &Rlimits, pid_namespace: bool, host: &HostSupport) -> Mechanis
                 },
             ),
         ),
-        None => line(Guarantee::DiskWrites, Unrestricted, "no total of disk writes was given"),
+        None => line(Guarantee::DiskWrites, Unrestricted, &[], "no total of disk writes was given"),
     }
 }
 
@@ -492,22 +732,29 @@ fn disk_writes(r: &Rlimits, pid_namespace: bool, host: &HostSupport) -> Mechanis
 mod tests {
     use super::*;
 
-    /// Every combination of the host facts the plan reads.
+    /// Every combination of the host facts the plan reads: each Landlock ABI from none to
+    /// 6, and each yes-or-no fact.
     fn hosts() -> impl Iterator<Item = HostSupport> {
-        (0u32..1 << 9).map(|bits| {
-            let b = |i: u32| bits & (1 << i) != 0;
-            HostSupport {
-                landlock_abi: if b(0) { crate::landlock::REQUIRED_ABI } else { 4 },
-                seccomp: b(1),
-                user_namespaces: b(2),
-                root: b(3),
-                cgroups: "v2",
-                cgroup_memory_writable: b(4),
-                cgroup_pids: b(5),
-                cgroup_cpu: b(6),
-                nproc_per_user_namespace: b(7),
-                io_counters: b(8),
-            }
+        (0i32..=6).flat_map(|abi| {
+            (0u32..1 << 8).map(move |bits| {
+                let b = |i: u32| bits & (1 << i) != 0;
+                HostSupport {
+                    landlock_abi: abi,
+                    landlock_absence: (abi == 0).then_some(libc::ENOSYS),
+                    landlock_test_cap: None,
+                    seccomp: b(0),
+                    user_namespaces: b(1),
+                    mount_namespaces: b(1),
+                    namespaces_refused: None,
+                    root: b(2),
+                    cgroups: "v2",
+                    cgroup_memory_writable: b(3),
+                    cgroup_pids: b(4),
+                    cgroup_cpu: b(5),
+                    nproc_per_user_namespace: b(6),
+                    io_counters: b(7),
+                }
+            })
         })
     }
 
@@ -535,54 +782,137 @@ mod tests {
     const PROCESSES: [ProcessAccess; 3] =
         [ProcessAccess::None, ProcessAccess::Limited, ProcessAccess::Full];
 
-    /// On every host, at every network and process setting: a run is refused exactly when
-    /// Landlock or seccomp is missing and weaker isolation was not asked for; otherwise the
-    /// report has one line per guarantee, in report order, and says "not enforced" for each
-    /// mechanism the host lacks.
+    /// Whether `via` names only mechanisms `host` has.
+    fn offered(via: &Via, host: &HostSupport) -> bool {
+        match via {
+            Via::Landlock(n) => i32::from(*n) == host.landlock_abi && host.landlock_abi >= 1,
+            Via::Seccomp => host.seccomp,
+            Via::PidNamespace => host.user_namespaces,
+            Via::PidsCgroup => host.cgroup_pids,
+            Via::MemoryCgroup => host.cgroup_memory_writable,
+            Via::CpuCgroup => host.cgroup_cpu,
+            Via::Capabilities => host.root,
+            _ => true,
+        }
+    }
+
+    /// On every host, at every network and process setting: the report has one line per
+    /// guarantee in report order; a line in force names the mechanisms that keep it, each
+    /// one the host has, and a line not in force names none; each guarantee is kept exactly
+    /// where one of its mechanisms exists; and a run is refused exactly when a guarantee
+    /// other than the declarations is not kept and weaker isolation was not asked for.
     #[test]
-    fn every_host_gets_a_line_per_guarantee_or_a_refusal() {
+    fn each_guarantee_is_kept_by_the_strongest_mechanism_the_host_has() {
+        let mut refused = 0;
         for host in hosts() {
-            let complete = host.landlock_abi >= crate::landlock::REQUIRED_ABI && host.seccomp;
+            let abi = host.landlock_abi;
             for (network, processes) in NETWORKS.into_iter().flat_map(|n| PROCESSES.map(|p| (n, p)))
             {
                 let policy = limited(network, processes);
-                let strict = plan(&policy, false, &host);
-                assert_eq!(strict.is_ok(), complete, "{host:?}");
                 let weaker = plan(&policy, true, &host).unwrap();
-                let names: Vec<Guarantee> =
-                    weaker.report.mechanisms.iter().map(|m| m.name).collect();
+                let r = &weaker.report;
+                let names: Vec<Guarantee> = r.mechanisms.iter().map(|m| m.name).collect();
                 assert_eq!(names, Guarantee::ALL, "{host:?}");
-                let state = |g| weaker.report.state(g);
-                assert_eq!(weaker.landlock, host.landlock_abi >= crate::landlock::REQUIRED_ABI);
-                assert_eq!(weaker.seccomp, host.seccomp);
-                if !weaker.landlock {
-                    assert_eq!(state(Guarantee::Filesystem), Some(NotEnforced), "{host:?}");
+                for m in &r.mechanisms {
+                    assert_eq!(m.state == Enforced, !m.via.is_empty(), "{m:?}");
+                    assert!(m.via.iter().all(|v| offered(v, &host)), "{host:?}: {m:?}");
                 }
-                if !host.seccomp {
-                    assert_eq!(state(Guarantee::SideDoors), Some(NotEnforced), "{host:?}");
-                }
-                if complete {
-                    assert_eq!(strict.unwrap(), weaker, "allow_weaker changes nothing here");
-                }
-                // Memory is always bounded one way or the other; the CPU share only by a
-                // cgroup.
-                assert_eq!(state(Guarantee::Memory), Some(Enforced));
-                let cpu = if host.cgroup_cpu { Enforced } else { NotEnforced };
-                assert_eq!(state(Guarantee::CpuShare), Some(cpu), "{host:?}");
-                let tree = if host.user_namespaces { Enforced } else { NotEnforced };
-                assert_eq!(state(Guarantee::TreeKill), Some(tree), "{host:?}");
+                let kept = |g| r.state(g) == Some(Enforced);
+                let ipc = abi >= 6 || (host.user_namespaces && host.seccomp);
+                assert_eq!(kept(Guarantee::Filesystem), abi >= 3 || (abi >= 1 && host.seccomp));
+                assert_eq!(kept(Guarantee::Ipc), ipc, "{host:?}");
+                assert_eq!(kept(Guarantee::SideDoors), host.seccomp);
+                let net = match network {
+                    NetworkAccess::None => host.seccomp,
+                    NetworkAccess::HttpsOnly => host.seccomp && abi >= 4,
+                    NetworkAccess::Full => false,
+                };
+                assert_eq!(kept(Guarantee::Network), net, "{host:?} {network:?}");
+                let tree = host.user_namespaces || (host.seccomp && ipc);
+                assert_eq!(kept(Guarantee::TreeKill), tree, "{host:?}");
                 assert_eq!(weaker.namespaces, host.user_namespaces);
-                let disk = if host.io_counters { Enforced } else { NotEnforced };
-                assert_eq!(state(Guarantee::DiskWrites), Some(disk), "{host:?}");
+                assert_eq!(weaker.supervisor, tree && !host.user_namespaces);
+                let shape = weaker.seccomp;
+                assert_eq!(shape.is_some(), host.seccomp);
+                if let Some(shape) = shape {
+                    assert_eq!(
+                        shape.sessions, host.user_namespaces,
+                        "sessions only in a PID namespace"
+                    );
+                    assert_eq!(shape.truncation, (1..3).contains(&abi));
+                }
+                assert!(kept(Guarantee::Memory), "memory is always bounded");
+                assert_eq!(kept(Guarantee::CpuShare), host.cgroup_cpu);
+                assert_eq!(kept(Guarantee::DiskWrites), host.io_counters);
                 assert_eq!(weaker.caps_required, host.root);
+                let missing: Vec<Guarantee> = r
+                    .not_enforced()
+                    .map(|m| m.name)
+                    .filter(|g| !DECLARATIONS.contains(g))
+                    .collect();
+                match plan(&policy, false, &host) {
+                    Ok(strict) => {
+                        assert!(missing.is_empty(), "{host:?}: {missing:?}");
+                        assert_eq!(strict, weaker, "allow_weaker changes nothing here");
+                    }
+                    Err(SandboxError::Unsupported { missing: named, reason, fix }) => {
+                        refused += 1;
+                        assert_eq!(named, missing, "{host:?}");
+                        for g in &named {
+                            assert!(reason.contains(g.as_str()), "{reason}");
+                        }
+                        assert!(fix.contains("weaker isolation"), "{fix}");
+                    }
+                    Err(e) => panic!("{e}"),
+                }
             }
         }
+        assert!(refused > 0);
+    }
+
+    /// The hosts the issue names, by their facts: each gets the mechanisms its row of the
+    /// support matrix (docs/security-model.md) says, for an untrusted run.
+    #[test]
+    fn the_hosts_of_the_support_matrix_get_their_rows() {
+        let full = hosts().find(|h| {
+            h.landlock_abi == 6
+                && h.seccomp
+                && h.user_namespaces
+                && !h.root
+                && !h.cgroup_pids
+                && !h.cgroup_cpu
+                && !h.cgroup_memory_writable
+                && h.nproc_per_user_namespace
+                && h.io_counters
+        });
+        let full = full.unwrap();
+        let row = |abi: i32, userns: bool| {
+            let host = HostSupport { landlock_abi: abi, user_namespaces: userns, ..full.clone() };
+            let p =
+                plan(&limited(NetworkAccess::None, ProcessAccess::Limited), true, &host).unwrap();
+            let via = |g| p.report.line(g).map(|m| m.via_str()).unwrap_or_default();
+            [Guarantee::Filesystem, Guarantee::Ipc, Guarantee::Processes, Guarantee::TreeKill]
+                .map(via)
+        };
+        // Ubuntu 24.04 as a normal user: ABI 4, no user namespaces.
+        assert_eq!(row(4, false), ["landlock-abi-4", "none", "watchdog", "none"]);
+        // Debian 12: ABI 2, user namespaces.
+        assert_eq!(
+            row(2, true),
+            ["landlock-abi-2+seccomp", "pid-namespace+seccomp", "rlimits", "pid-namespace"]
+        );
+        // Docker's default profile on a 6.12 kernel: ABI 6, no user namespaces.
+        assert_eq!(
+            row(6, false),
+            ["landlock-abi-6", "landlock-abi-6+seccomp", "watchdog", "supervisor+seccomp"]
+        );
+        // No Landlock, user namespaces.
+        assert_eq!(row(0, true), ["none", "pid-namespace+seccomp", "rlimits", "pid-namespace"]);
     }
 
     /// The process count at `limited`: a pids cgroup where the host makes one; else
     /// RLIMIT_NPROC, but only where it counts the run's own processes (a non-root run in
-    /// its own user namespace, Linux 5.14 or later); else the report says it is not
-    /// bounded.
+    /// its own user namespace, Linux 5.14 or later); else the watchdog.
     #[test]
     fn the_process_count_is_bounded_by_the_strongest_mechanism_there_is() {
         for host in hosts().filter(|h| h.seccomp) {
@@ -591,18 +921,19 @@ mod tests {
             let nproc = p.rlimits.iter().find(|(r, _)| *r == libc::RLIMIT_NPROC as libc::c_int);
             let per_namespace = host.user_namespaces && !host.root && host.nproc_per_user_namespace;
             let line = p.report.line(Guarantee::Processes).unwrap();
+            assert_eq!(line.state, Enforced, "{host:?}");
             if host.cgroup_pids {
                 assert!(line.detail.starts_with("pids cgroup"), "{host:?}: {line:?}");
                 assert_eq!(p.cgroups.and_then(|c| c.pids_max), Some(8));
-                assert_eq!(nproc, None);
+                assert_eq!((nproc, p.watched_processes), (None, None));
             } else if per_namespace {
                 assert!(line.detail.starts_with("RLIMIT_NPROC 8"), "{host:?}: {line:?}");
                 assert_eq!(nproc, Some(&(libc::RLIMIT_NPROC as libc::c_int, 8)));
+                assert_eq!(p.watched_processes, None);
             } else {
-                assert_eq!(line.state, NotEnforced, "{host:?}");
-                assert_eq!(nproc, None);
+                assert_eq!(line.via, vec![Via::Watchdog], "{host:?}");
+                assert_eq!((nproc, p.watched_processes), (None, Some(8)));
             }
-            assert_eq!(line.state == Enforced, host.cgroup_pids || per_namespace);
         }
     }
 
@@ -616,7 +947,7 @@ mod tests {
         };
         for host in hosts().filter(|h| h.seccomp && h.landlock_abi >= 6) {
             let mut policy = limited(NetworkAccess::None, ProcessAccess::None);
-            let p = plan(&policy, false, &host).unwrap();
+            let p = plan(&policy, true, &host).unwrap();
             let memory = p.report.line(Guarantee::Memory).unwrap();
             if host.cgroup_memory_writable {
                 assert!(memory.detail.starts_with("memory cgroup: 256 MiB"), "{memory:?}");
@@ -627,7 +958,7 @@ mod tests {
                 assert_eq!(as_limit(&p), vec![256 << 20]);
             }
             policy.rlimits.address_space = Some(1 << 30);
-            let p = plan(&policy, false, &host).unwrap();
+            let p = plan(&policy, true, &host).unwrap();
             assert_eq!(as_limit(&p), vec![1 << 30], "{host:?}");
         }
     }
@@ -636,12 +967,27 @@ mod tests {
     #[test]
     fn no_group_is_planned_where_none_would_be_made() {
         for host in hosts().filter(|h| h.seccomp && h.landlock_abi >= 6) {
-            let p = plan(&Policy::strict(), false, &host).unwrap();
+            let p = plan(&Policy::strict(), true, &host).unwrap();
             assert_eq!(p.cgroups, None, "no limit asks for a group");
             let p =
-                plan(&limited(NetworkAccess::None, ProcessAccess::Limited), false, &host).unwrap();
+                plan(&limited(NetworkAccess::None, ProcessAccess::Limited), true, &host).unwrap();
             let any = host.cgroup_pids || host.cgroup_memory_writable || host.cgroup_cpu;
             assert_eq!(p.cgroups.is_some(), any, "{host:?}");
         }
+    }
+
+    /// A test cap on the ABI is in the report, so that no result of a simulated host can be
+    /// taken for this host's.
+    #[test]
+    fn a_simulated_host_is_named_in_the_report() {
+        let host = hosts().next().unwrap();
+        let p = plan(&Policy::strict(), true, &host).unwrap();
+        assert_eq!(p.report.simulated, None);
+        let capped = HostSupport { landlock_test_cap: Some(3), landlock_abi: 3, ..host };
+        let p = plan(&Policy::strict(), true, &capped).unwrap();
+        assert_eq!(
+            p.report.simulated.as_deref(),
+            Some("SKILLBOX_TEST_LANDLOCK_ABI=3: Landlock capped at ABI 3")
+        );
     }
 }

@@ -1,16 +1,50 @@
-//! What confinement the host offers, found by asking the kernel.
+//! What confinement the host offers, found by trying: asking Landlock its ABI, making a
+//! user namespace once, opening cgroup files for writing. A sysctl that says what is allowed
+//! is not asked: a container's seccomp profile or an AppArmor restriction refuses what the
+//! sysctls allow, and only doing it tells.
 
 use std::path::Path;
+
+/// Why a mechanism the kernel has was refused when tried: the step and its errno. `EPERM`
+/// from a step the kernel offers means a policy around this process (a container's seccomp
+/// profile, an AppArmor restriction) said no, which is fixed differently from a kernel that
+/// lacks the mechanism (`ENOSYS`, `EINVAL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The step that failed, as a person reads it (`clone`, `writing the id maps`, ...).
+    pub step: &'static str,
+    /// Its errno.
+    pub errno: i32,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.step, std::io::Error::from_raw_os_error(self.errno))
+    }
+}
 
 /// The confinement mechanisms of this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostSupport {
-    /// Landlock ABI version; 0 when Landlock is absent or disabled at boot.
+    /// Landlock ABI version this process uses; 0 when Landlock is absent, disabled at boot,
+    /// or refused.
     pub landlock_abi: i32,
+    /// Why the kernel gave no Landlock ABI, when it gave none: the errno of asking (`ENOSYS`:
+    /// not built in; `EOPNOTSUPP`: not enabled at boot; `EPERM`: refused by a filter).
+    pub landlock_absence: Option<i32>,
+    /// The cap `SKILLBOX_TEST_LANDLOCK_ABI` puts on the ABI used, when set: a simulated
+    /// older kernel, which every report then says.
+    pub landlock_test_cap: Option<i32>,
     /// Whether seccomp filters can be installed.
     pub seccomp: bool,
-    /// Whether unprivileged user namespaces are allowed (for the PID namespace of a run).
+    /// Whether this process can make a user namespace with a PID namespace, and map its ids
+    /// in it: tried once (a run's PID namespace needs exactly that).
     pub user_namespaces: bool,
+    /// Whether, in such a namespace, a mount namespace can be made and mounted in (a run's
+    /// own root of read-only binds needs it).
+    pub mount_namespaces: bool,
+    /// What refused the first of the two that failed, when one did.
+    pub namespaces_refused: Option<Refusal>,
     /// Whether this process runs as root (capabilities are then dropped for every child).
     pub root: bool,
     /// The cgroup layout: `v2`, `v1`, `hybrid` or `none`.
@@ -46,10 +80,15 @@ impl HostSupport {
             _ => "none",
         };
         let cgroup_memory_writable = crate::cgroup::available(crate::cgroup::Controller::Memory);
+        let (user_namespaces, mount_namespaces, namespaces_refused) = try_namespaces();
         Self {
             landlock_abi: crate::landlock::kernel_abi(),
+            landlock_absence: crate::landlock::absence(),
+            landlock_test_cap: crate::landlock::test_cap(),
             seccomp: seccomp_available(),
-            user_namespaces: user_namespaces(),
+            user_namespaces,
+            mount_namespaces,
+            namespaces_refused,
             root,
             cgroups,
             cgroup_memory_writable,
@@ -98,12 +137,23 @@ fn seccomp_available() -> bool {
     r < 0 && !matches!(errno, Some(libc::EINVAL) | Some(libc::ENOSYS))
 }
 
-fn user_namespaces() -> bool {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
-    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
-        return false;
+/// Makes the namespaces of a run once: new user, PID and mount namespaces whose ids are
+/// mapped and whose mounts can be changed. Returns whether user (with PID) namespaces work,
+/// whether mount namespaces work in them, and what refused the first that did not.
+fn try_namespaces() -> (bool, bool, Option<Refusal>) {
+    let maps = crate::spawn::own_id_maps();
+    let refusal = |t: crate::spawn::NamespaceTrial| Refusal {
+        step: t.stage.map_or("clone with new user and PID namespaces", |s| s.describe()),
+        errno: t.errno,
+    };
+    match crate::spawn::try_namespaces(&maps, true) {
+        Ok(()) => (true, true, None),
+        Err(with_mount) => {
+            // A host may refuse the mount namespace only: try without it.
+            let without = crate::spawn::try_namespaces(&maps, false);
+            (without.is_ok(), false, Some(refusal(without.err().unwrap_or(with_mount))))
+        }
     }
-    read("/proc/sys/user/max_user_namespaces").is_some_and(|v| v != "0")
 }
 
 #[cfg(test)]

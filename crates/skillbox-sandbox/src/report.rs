@@ -115,19 +115,100 @@ impl Guarantee {
 
 impl std::fmt::Display for Guarantee {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so that a width in a format string (`{:<16}`) lines columns up.
+        f.pad(self.as_str())
     }
 }
 
-/// One line of the enforcement report: a guarantee, its state, and how it is kept.
+/// A mechanism that keeps (a part of) a guarantee: what the enforcement report names in
+/// each line's `via`, so that a reader sees *how* a guarantee holds on this host, not only
+/// that it does. Its spelling is [`Via`]'s `Display` (`landlock-abi-4`, `pid-namespace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Via {
+    /// `execve` of the program itself, with the environment given.
+    Execve,
+    /// `close_range` in the child.
+    CloseRange,
+    /// A new session and process group for the run.
+    Session,
+    /// Pipes read within a fixed budget.
+    Pipes,
+    /// skillbox's own supervision of the run while it lives (its timer, or samples of the
+    /// kernel's counters).
+    Watchdog,
+    /// Landlock at this ABI version.
+    Landlock(u8),
+    /// A mount namespace of the run's own: a new root of read-only binds.
+    MountNamespace,
+    /// The run's seccomp filter.
+    Seccomp,
+    /// A PID namespace whose first process is the run's.
+    PidNamespace,
+    /// The supervisor process that kills the run's process groups when skillbox dies.
+    Supervisor,
+    /// A pids cgroup.
+    PidsCgroup,
+    /// A memory cgroup.
+    MemoryCgroup,
+    /// A cpu cgroup.
+    CpuCgroup,
+    /// `setrlimit` in the child.
+    Rlimits,
+    /// `no_new_privs`.
+    NoNewPrivs,
+    /// Every capability dropped.
+    Capabilities,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Self::Landlock(abi) => return write!(f, "landlock-abi-{abi}"),
+            Self::Execve => "execve",
+            Self::CloseRange => "close-range",
+            Self::Session => "session",
+            Self::Pipes => "pipes",
+            Self::Watchdog => "watchdog",
+            Self::MountNamespace => "mount-namespace",
+            Self::Seccomp => "seccomp",
+            Self::PidNamespace => "pid-namespace",
+            Self::Supervisor => "supervisor",
+            Self::PidsCgroup => "pids-cgroup",
+            Self::MemoryCgroup => "memory-cgroup",
+            Self::CpuCgroup => "cpu-cgroup",
+            Self::Rlimits => "rlimits",
+            Self::NoNewPrivs => "no-new-privs",
+            Self::Capabilities => "capabilities",
+        };
+        f.write_str(name)
+    }
+}
+
+/// One line of the enforcement report: a guarantee, its state, the mechanisms that keep it,
+/// and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mechanism {
     /// What the line is about.
     pub name: Guarantee,
     /// Whether it was in force.
     pub state: MechanismState,
-    /// One sentence a person can read: how it is enforced, or why it is not.
+    /// The mechanisms that keep it on this host, strongest first; empty when it is not in
+    /// force.
+    pub via: Vec<Via>,
+    /// One sentence a person can read: how it is enforced, or why it is not (and then how to
+    /// get it).
     pub detail: String,
+}
+
+impl Mechanism {
+    /// `via` as the report spells it: the mechanisms joined by `+`, or `none`.
+    pub fn via_str(&self) -> String {
+        if self.via.is_empty() {
+            return "none".into();
+        }
+        self.via.iter().map(Via::to_string).collect::<Vec<_>>().join("+")
+    }
 }
 
 /// What was actually enforced for a run, mechanism by mechanism.
@@ -138,6 +219,9 @@ pub struct Mechanism {
 pub struct Enforcement {
     /// Every mechanism, enforced or not.
     pub mechanisms: Vec<Mechanism>,
+    /// When a test setting lowered what this process uses (`SKILLBOX_TEST_LANDLOCK_ABI`),
+    /// what it is: such a report describes a simulated host, not this one.
+    pub simulated: Option<String>,
 }
 
 impl Enforcement {

@@ -1,7 +1,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
@@ -46,6 +46,10 @@ pub enum Limit {
     /// Stopped because a process's write counters could not be read, so the total could not
     /// be enforced.
     DiskWriteUnreadable,
+    /// More processes at once than `processes`, counted by the watchdog where no pids
+    /// cgroup or per-namespace `RLIMIT_NPROC` bounds the run (with those, a fork past the
+    /// limit fails instead and the run goes on).
+    Processes,
 }
 
 impl Limit {
@@ -57,6 +61,7 @@ impl Limit {
             Self::FileSize => "file-size",
             Self::DiskWrite => "disk-write",
             Self::DiskWriteUnreadable => "disk-write-unreadable",
+            Self::Processes => "processes",
         }
     }
 }
@@ -109,15 +114,20 @@ pub fn host() -> &'static HostSupport {
 struct Reaper {
     pid: libc::pid_t,
     done: bool,
+    /// The supervisor the run's group is registered with, if it is.
+    supervisor: Option<Arc<crate::supervisor::Supervisor>>,
 }
 
 impl Reaper {
-    /// Kills every process of the run. The group id is the pid of our child, which is not
-    /// reaped yet (a zombie keeps its pid and group), so it cannot name a recycled,
-    /// unrelated group.
+    /// Kills every process of the run, then takes the group off the supervisor's list. The
+    /// group id is the pid of our child, which is not reaped yet (a zombie keeps its pid and
+    /// group), so it cannot name a recycled, unrelated group.
     fn kill_group(&self) {
         if let Some(group) = rustix::process::Pid::from_raw(self.pid) {
             let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+        if let Some(s) = &self.supervisor {
+            s.unregister(self.pid);
         }
     }
 }
@@ -139,12 +149,17 @@ impl Drop for Reaper {
 /// Starts the child described by `spec` under its policy, supervises it to the end, and
 /// returns its outcome.
 ///
-/// Dropping the future kills the child's process group. Because the filter denies `setsid`
-/// and `setpgid`, that group holds every process of the run.
+/// Dropping the future kills the child's process group (with a PID namespace, its first
+/// process, whose end takes every other with it). Without a PID namespace the filter denies
+/// `setsid` and `setpgid`, so that group holds every process of the run.
 pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     spec.check()?;
     let plan = crate::plan::plan(&spec.policy, spec.allow_weaker, host())?;
-    let mut prepared = prepare(spec, &plan)?;
+    let supervisor = match plan.supervisor {
+        true => Some(crate::supervisor::get().map_err(SandboxError::Policy)?),
+        false => None,
+    };
+    let mut prepared = prepare(spec, &plan, supervisor.as_deref())?;
     let enforcement = plan.report;
 
     let stdin = cloexec_fd(open_dev_null()?)?;
@@ -164,7 +179,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     // when they cannot leave it: Landlock keeps them from writing any cgroup.procs.
     let members_in_cgroup = spec.policy.confine_files && prepared.landlock.is_some();
     drop((stdin, out_w, err_w, prepared));
-    let mut reaper = Reaper { pid: spawned.pid, done: false };
+    let mut reaper = Reaper { pid: spawned.pid, done: false, supervisor };
 
     let stdout = reader(out_r, spec.output_limit)?;
     let stderr = reader(err_r, spec.output_limit)?;
@@ -174,13 +189,18 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let pidfd =
         unsafe { AsyncFd::register_with_interest(spawned.pidfd, tokio::io::Interest::READABLE) }
             .map_err(|e| SandboxError::Supervise(e.into()))?;
-    let write_limit = spec.policy.rlimits.disk_write_bytes.filter(|_| crate::diskio::available());
-    let listed = cgroup.as_ref().filter(|_| members_in_cgroup);
-    let sample_run = || match listed.and_then(|cg| cg.members()) {
-        Some(pids) => crate::diskio::of_pids(pids),
-        None => crate::diskio::of_group(spawned.pid),
+    let limits = Watch {
+        timeout: spec.timeout,
+        write_limit: spec.policy.rlimits.disk_write_bytes.filter(|_| crate::diskio::available()),
+        process_limit: plan.watched_processes,
     };
-    let watched = watch(&pidfd, started, spec.timeout, write_limit, sample_run).await?;
+    let walk = crate::members::Members::Walk {
+        pgid: spawned.pid,
+        namespace: pid_namespace.then(|| crate::members::namespace_of(spawned.pid)).flatten(),
+    };
+    let listed = cgroup.as_ref().filter(|_| members_in_cgroup).map(crate::members::Members::Cgroup);
+    let list_run = || listed.as_ref().and_then(|m| m.list()).or_else(|| walk.list());
+    let watched = watch(&pidfd, started, &limits, list_run).await?;
     // The last count, before the rest of the group is killed: with a PID namespace the
     // leader has already reaped every other process of the run (the kernel kills and reaps
     // them when PID 1 of a namespace exits), so its own counters hold the total. A normal
@@ -194,7 +214,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     // Whatever happened, nothing of the group outlives the run. The leader is unreaped
     // (alive or a zombie), so the group id is still ours.
     reaper.kill_group();
-    if watched.timed_out || watched.stopped_for_writes.is_some() {
+    if watched.timed_out || watched.stopped.is_some() {
         let _ready = pidfd.readable().await.map_err(SandboxError::Supervise)?;
     }
     // The leader has exited and is not reaped yet: its CPU time as RLIMIT_CPU counts it
@@ -208,7 +228,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let status = if watched.timed_out { ExitStatus::TimedOut } else { status };
     let oom = cgroup.as_ref().is_some_and(|c| c.oom_killed());
     let peak_kib = cgroup.as_ref().and_then(|c| c.memory_peak()).map(|b| b >> 10);
-    let processes_peak = cgroup.as_ref().and_then(|c| c.processes_peak());
+    let processes_peak = cgroup.as_ref().and_then(|c| c.processes_peak()).or(watched.processes);
     // The groups are removed off the path of the result, once the run's killed processes
     // have left them (the same happens when a cancelled run drops them).
     drop(cgroup);
@@ -218,9 +238,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let limit = limit_reached(&Ending {
         status,
         oom,
-        stopped_for_writes: watched.stopped_for_writes,
+        stopped: watched.stopped,
         cpu_reached: cpu_limit_reached(cpu_limit, cpu_counted, status),
-        over_writes: write_limit.is_some_and(|max| written > max),
+        over_writes: limits.write_limit.is_some_and(|max| written > max),
     });
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
     Ok(ChildOutcome {
@@ -237,58 +257,97 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     })
 }
 
+/// What the wait for the end of a run watches besides the leader's exit.
+struct Watch {
+    /// The wall-clock limit.
+    timeout: Duration,
+    /// The total of disk writes, where the kernel keeps the counters it is summed from.
+    write_limit: Option<u64>,
+    /// The process count, where no kernel limit holds it.
+    process_limit: Option<u64>,
+}
+
 /// How the wait for the end of a run ended.
 struct Watched {
     /// The wall-clock limit passed.
     timed_out: bool,
-    /// The disk-write watchdog stopped the run: the total was over, or a process's
-    /// counters could not be read (so the total could not be known).
-    stopped_for_writes: Option<Limit>,
+    /// The watchdog stopped the run: the disk-write total was over, a process's counters
+    /// could not be read (so the total could not be known), or too many processes ran.
+    stopped: Option<Limit>,
     /// The most the watchdog saw written.
     written: u64,
+    /// The most processes the watchdog saw at once, when it counted them.
+    processes: Option<u64>,
 }
 
-/// Waits for the leader's exit (`pidfd` readable), the timeout, or, when a total is set
-/// (`write_limit`), the disk-write watchdog, which samples the run's counters
-/// (`sample_run`) every [`crate::diskio::POLL`].
+/// Waits for the leader's exit (`pidfd` readable), the timeout, or, when a limit needs it,
+/// the watchdog, which lists the run's processes (`list_run`) every
+/// [`crate::diskio::POLL`]: it sums their write counters against the total of disk writes,
+/// and counts them against the process limit.
 async fn watch(
     pidfd: &AsyncFd<OwnedFd>,
     started: Instant,
-    timeout: Duration,
-    write_limit: Option<u64>,
-    sample_run: impl Fn() -> crate::diskio::Sample,
+    limits: &Watch,
+    list_run: impl Fn() -> Option<Vec<i32>>,
 ) -> Result<Watched, SandboxError> {
     // A timeout too large for an Instant (a caller's "no limit") never passes.
-    let deadline = started.checked_add(timeout);
-    let mut written: u64 = 0;
+    let deadline = started.checked_add(limits.timeout);
+    let sampled = limits.write_limit.is_some() || limits.process_limit.is_some();
+    let mut seen = Watched { timed_out: false, stopped: None, written: 0, processes: None };
     loop {
-        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+        let left = deadline.map_or(limits.timeout, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
-            return Ok(Watched { timed_out: true, stopped_for_writes: None, written });
+            seen.timed_out = true;
+            return Ok(seen);
         }
-        let wait = if write_limit.is_some() { left.min(crate::diskio::POLL) } else { left };
+        let wait = if sampled { left.min(crate::diskio::POLL) } else { left };
         match tokio::time::timeout(wait, pidfd.readable()).await {
-            Ok(Ok(_)) => {
-                return Ok(Watched { timed_out: false, stopped_for_writes: None, written })
-            }
+            Ok(Ok(_)) => return Ok(seen),
             Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
             Err(_) => {}
         }
-        let Some(max) = write_limit else { continue };
-        let sample = sample_run();
-        if !over(sample, max) {
-            written = written.max(sample.bytes);
+        if !sampled {
             continue;
         }
-        // A child reaped between reading it and reading its parent is counted twice in one
-        // sample; a second sample confirms before the run is killed.
-        let again = sample_run();
-        if over(again, max) {
-            let why = if again.bytes > max { Limit::DiskWrite } else { Limit::DiskWriteUnreadable };
-            let written = written.max(again.bytes);
-            return Ok(Watched { timed_out: false, stopped_for_writes: Some(why), written });
+        if let Some(stop) = check(limits, &list_run, &mut seen) {
+            seen.stopped = Some(stop);
+            return Ok(seen);
         }
     }
+}
+
+/// One look of the watchdog: the limit the run is over, if any, having recorded in `seen`
+/// what it found. A run whose processes cannot be listed is over both limits it watches.
+fn check(
+    limits: &Watch,
+    list_run: &impl Fn() -> Option<Vec<i32>>,
+    seen: &mut Watched,
+) -> Option<Limit> {
+    let Some(pids) = list_run() else {
+        return limits.write_limit.map(|_| Limit::DiskWriteUnreadable).or(Some(Limit::Processes));
+    };
+    if let Some(max) = limits.process_limit {
+        let count = pids.len() as u64;
+        seen.processes = Some(seen.processes.unwrap_or(0).max(count));
+        if count > max {
+            return Some(Limit::Processes);
+        }
+    }
+    let max = limits.write_limit?;
+    let sample = crate::diskio::of_pids(pids);
+    if !over(sample, max) {
+        seen.written = seen.written.max(sample.bytes);
+        return None;
+    }
+    // A child reaped between reading it and reading its parent is counted twice in one
+    // sample; a second sample confirms before the run is killed.
+    let again = list_run()
+        .map_or(crate::diskio::Sample { bytes: 0, unreadable: 1 }, crate::diskio::of_pids);
+    if !over(again, max) {
+        return None;
+    }
+    seen.written = seen.written.max(again.bytes);
+    Some(if again.bytes > max { Limit::DiskWrite } else { Limit::DiskWriteUnreadable })
 }
 
 /// Reaps the leader, which has exited (its pidfd is readable): how it ended, and the
@@ -319,7 +378,7 @@ struct Ending {
     /// The memory cgroup counted an OOM kill.
     oom: bool,
     /// The disk-write watchdog stopped the run, and why.
-    stopped_for_writes: Option<Limit>,
+    stopped: Option<Limit>,
     /// The leader's CPU time reached `RLIMIT_CPU` (see [`cpu_limit_reached`]).
     cpu_reached: bool,
     /// More was written than the total, counted after the end.
@@ -333,7 +392,7 @@ struct Ending {
 fn limit_reached(e: &Ending) -> Option<Limit> {
     match e.status {
         _ if e.oom => Some(Limit::Memory),
-        _ if e.stopped_for_writes.is_some() => e.stopped_for_writes,
+        _ if e.stopped.is_some() => e.stopped,
         ExitStatus::Signaled(_) | ExitStatus::TimedOut if e.cpu_reached => Some(Limit::Cpu),
         ExitStatus::Signaled(libc::SIGXFSZ) => Some(Limit::FileSize),
         _ if e.over_writes => Some(Limit::DiskWrite),
@@ -371,9 +430,8 @@ pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
     if plan.landlock {
         crate::landlock::check(&spec.policy).map_err(|e| SandboxError::Policy(e.to_string()))?;
     }
-    if plan.seccomp {
-        crate::seccomp::program(spec.policy.network, spec.policy.processes)
-            .map_err(|e| SandboxError::Policy(e.to_string()))?;
+    if let Some(shape) = plan.seccomp {
+        crate::seccomp::program(shape).map_err(|e| SandboxError::Policy(e.to_string()))?;
     }
     Ok(plan.report)
 }
@@ -382,7 +440,11 @@ pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
 /// the Landlock ruleset (opening every granted tree), takes the seccomp program (compiled
 /// once per shape), creates the run's cgroups, and lays out the argument vector, the
 /// environment and the id maps of the new user namespace, all before the clone.
-fn prepare(spec: &ChildSpec, plan: &Plan) -> Result<Prepared, SandboxError> {
+fn prepare(
+    spec: &ChildSpec,
+    plan: &Plan,
+    supervisor: Option<&crate::supervisor::Supervisor>,
+) -> Result<Prepared, SandboxError> {
     let policy = &spec.policy;
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| SandboxError::InvalidSpec("NUL byte".into()));
     let landlock = if plan.landlock {
@@ -390,28 +452,18 @@ fn prepare(spec: &ChildSpec, plan: &Plan) -> Result<Prepared, SandboxError> {
     } else {
         None
     };
-    let seccomp = if plan.seccomp {
-        let program = crate::seccomp::program(policy.network, policy.processes)
-            .map_err(|e| SandboxError::Policy(e.to_string()))?;
-        Some(program)
-    } else {
-        None
+    let seccomp = match plan.seccomp {
+        Some(shape) => {
+            Some(crate::seccomp::program(shape).map_err(|e| SandboxError::Policy(e.to_string()))?)
+        }
+        None => None,
     };
     let cgroup = match plan.cgroups {
         Some(c) => crate::cgroup::RunCgroup::create(c.pids_max, c.memory, c.cpu_percent)
             .map_err(|e| SandboxError::Policy(format!("cannot create the run's cgroup: {e}")))?,
         None => None,
     };
-    let namespaces = if plan.namespaces {
-        let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
-        Some([
-            (cstr(b"/proc/self/setgroups")?, "deny".to_string()),
-            (cstr(b"/proc/self/uid_map")?, format!("{uid} {uid} 1")),
-            (cstr(b"/proc/self/gid_map")?, format!("{gid} {gid} 1")),
-        ])
-    } else {
-        None
-    };
+    let namespaces = plan.namespaces.then(crate::spawn::own_id_maps);
     let mut argv = vec![cstr(spec.program.as_os_str().as_bytes())?];
     for a in &spec.args {
         argv.push(cstr(a.as_bytes())?);
@@ -435,6 +487,7 @@ fn prepare(spec: &ChildSpec, plan: &Plan) -> Result<Prepared, SandboxError> {
         caps_required: plan.caps_required,
         landlock,
         seccomp,
+        supervisor_fd: supervisor.map(|s| s.fd()),
     })
 }
 
@@ -529,13 +582,7 @@ mod tests {
     use std::os::unix::process::CommandExt;
 
     fn ending(status: ExitStatus) -> Ending {
-        Ending {
-            status,
-            oom: false,
-            stopped_for_writes: None,
-            cpu_reached: false,
-            over_writes: false,
-        }
+        Ending { status, oom: false, stopped: None, cpu_reached: false, over_writes: false }
     }
 
     /// Which limit a run is said to have reached, for each way it can end: the memory
@@ -550,19 +597,15 @@ mod tests {
             (ending(ExitStatus::TimedOut), None),
             (Ending { oom: true, cpu_reached: true, ..ending(killed) }, Some(Limit::Memory)),
             (
-                Ending { oom: true, stopped_for_writes: Some(Limit::DiskWrite), ..ending(killed) },
+                Ending { oom: true, stopped: Some(Limit::DiskWrite), ..ending(killed) },
                 Some(Limit::Memory),
             ),
             (
-                Ending { stopped_for_writes: Some(Limit::DiskWriteUnreadable), ..ending(killed) },
+                Ending { stopped: Some(Limit::DiskWriteUnreadable), ..ending(killed) },
                 Some(Limit::DiskWriteUnreadable),
             ),
             (
-                Ending {
-                    stopped_for_writes: Some(Limit::DiskWrite),
-                    cpu_reached: true,
-                    ..ending(killed)
-                },
+                Ending { stopped: Some(Limit::DiskWrite), cpu_reached: true, ..ending(killed) },
                 Some(Limit::DiskWrite),
             ),
             (Ending { cpu_reached: true, ..ending(killed) }, Some(Limit::Cpu)),
@@ -638,7 +681,7 @@ mod tests {
     fn a_dropped_reaper_kills_the_group_and_reaps_the_leader() {
         let (leader, background) = group_with_a_background_child();
         assert_eq!(state(leader).map(|s| s != 'Z'), Some(true), "control: the leader runs");
-        drop(Reaper { pid: leader, done: false });
+        drop(Reaper { pid: leader, done: false, supervisor: None });
         assert!(eventually(|| state(leader).is_none()), "the leader was not reaped");
         let dead = |pid| matches!(state(pid), None | Some('Z') | Some('X'));
         assert!(eventually(|| dead(background)), "the background child survived");
@@ -661,7 +704,7 @@ mod tests {
         spec.policy.rlimits.memory = Some(64 << 20);
         spec.policy.rlimits.cpu_percent = Some(20);
         let plan = crate::plan::plan(&spec.policy, false, h).unwrap();
-        let prepared = prepare(&spec, &plan).unwrap();
+        let prepared = prepare(&spec, &plan, None).unwrap();
         let cg = prepared.cgroup.as_ref().expect("a group");
         let said = |g, how: &str| plan.report.line(g).unwrap().detail.starts_with(how);
         assert_eq!(cg.limits_memory(), said(crate::Guarantee::Memory, "memory cgroup"));

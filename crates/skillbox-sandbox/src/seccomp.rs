@@ -40,21 +40,39 @@ const CLONE_NAMESPACES: [u64; 8] = [
     libc::CLONE_NEWTIME as u64,
 ];
 
-/// The program for a network and process policy, compiled on first use and cached: there
-/// are only a handful of shapes, and compiling costs more than a spawn.
-pub fn program(network: NetworkAccess, processes: ProcessAccess) -> Result<Program, SeccompError> {
-    static CACHE: OnceLock<Mutex<HashMap<(NetworkAccess, ProcessAccess), Program>>> =
-        OnceLock::new();
+/// What a filter is compiled for: the policy's network and processes, and what the other
+/// mechanisms of the run leave to seccomp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shape {
+    /// The network level.
+    pub network: NetworkAccess,
+    /// Process creation.
+    pub processes: ProcessAccess,
+    /// `setsid` and `setpgid` allowed: a PID namespace holds the run, so the process group
+    /// is not what keeps it together. The run may then not make itself non-dumpable
+    /// (`PR_SET_DUMPABLE` 0), which would hide it from the watchdog, which finds it by its
+    /// PID namespace in `/proc`.
+    pub sessions: bool,
+    /// Landlock below ABI 3, which does not see truncation: `truncate(2)` and read-only
+    /// opens with `O_TRUNC` are denied, and `openat2` (whose flags a filter cannot read) is
+    /// answered `ENOSYS`, so that callers fall back to `openat`.
+    pub truncation: bool,
+}
+
+/// The program for a shape, compiled on first use and cached: there are only a handful of
+/// shapes, and compiling costs more than a spawn.
+pub fn program(shape: Shape) -> Result<Program, SeccompError> {
+    static CACHE: OnceLock<Mutex<HashMap<Shape, Program>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let mut guard = match cache.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     };
-    if let Some(p) = guard.get(&(network, processes)) {
+    if let Some(p) = guard.get(&shape) {
         return Ok(p.clone());
     }
-    let p = Arc::new(compile(network, processes)?);
-    guard.insert((network, processes), p.clone());
+    let p = Arc::new(compile(shape)?);
+    guard.insert(shape, p.clone());
     Ok(p)
 }
 
@@ -106,15 +124,31 @@ fn rule(conds: Vec<Cond>) -> Result<Rule, SeccompError> {
     some.then_some(conds).ok_or_else(|| SeccompError::Compile("a rule without conditions".into()))
 }
 
-/// The rules of a policy: each denied system call, with the argument conditions under which
+/// The rules of a shape: each denied system call, with the argument conditions under which
 /// it is denied (none: always). Everything not listed is allowed.
-fn rules(
-    network: NetworkAccess,
-    processes: ProcessAccess,
-) -> Result<BTreeMap<i64, Vec<Rule>>, SeccompError> {
+fn rules(shape: Shape) -> Result<BTreeMap<i64, Vec<Rule>>, SeccompError> {
+    let Shape { network, processes, sessions, truncation } = shape;
     let mut rules: BTreeMap<i64, Vec<Rule>> = BTreeMap::new();
     for &nr in ALWAYS_DENIED {
         rules.insert(nr, vec![]);
+    }
+    if sessions {
+        // Found by its PID namespace, a process must stay readable in /proc.
+        rules.insert(
+            libc::SYS_prctl,
+            vec![rule(vec![
+                cond32(0, Op::Eq, libc::PR_SET_DUMPABLE as u64)?,
+                cond(1, Op::Eq, 0)?,
+            ])?],
+        );
+    } else {
+        // The run's processes stay in the session and group it was started in, so that
+        // killing the group reaches every one of them.
+        rules.insert(libc::SYS_setsid, vec![]);
+        rules.insert(libc::SYS_setpgid, vec![]);
+    }
+    if truncation {
+        truncation_rules(&mut rules)?;
     }
     // Terminal injection: TIOCSTI pushes input into a terminal; TIOCLINUX can too.
     rules.insert(
@@ -137,7 +171,33 @@ fn rules(
         NetworkAccess::HttpsOnly => https_only_rules(&mut rules)?,
         NetworkAccess::Full => {}
     }
+    if network != NetworkAccess::Full {
+        // A datagram pair's socket is unconnected for sendto: it reaches any pathname Unix
+        // socket it may write (journald's, /dev/log), which Landlock before ABI 9 does not
+        // see, and abstract ones where no scope or namespace hides them. Stream and
+        // seqpacket pairs send to their peer only.
+        rules.insert(
+            libc::SYS_socketpair,
+            vec![rule(vec![cond32(1, Op::MaskedEq(0xf), libc::SOCK_DGRAM as u64)?])?],
+        );
+    }
     Ok(rules)
+}
+
+/// Truncation without a writable open, which Landlock sees from ABI 3 only: `truncate(2)`
+/// by path, and `open`/`openat` of a file for reading with `O_TRUNC` (Linux truncates it,
+/// and Landlock before ABI 3 checks only the read). `ftruncate` needs a descriptor open for
+/// writing, which Landlock checked at the open.
+fn truncation_rules(rules: &mut BTreeMap<i64, Vec<Rule>>) -> Result<(), SeccompError> {
+    let read_only_trunc = |flags_arg: u8| -> Result<Rule, SeccompError> {
+        let mask = (libc::O_ACCMODE | libc::O_TRUNC) as u64;
+        rule(vec![cond32(flags_arg, Op::MaskedEq(mask), libc::O_TRUNC as u64)?])
+    };
+    rules.insert(libc::SYS_truncate, vec![]);
+    #[cfg(target_arch = "x86_64")]
+    rules.insert(libc::SYS_open, vec![read_only_trunc(1)?]);
+    rules.insert(libc::SYS_openat, vec![read_only_trunc(2)?]);
+    Ok(())
 }
 
 /// Denied outright, whatever the policy.
@@ -173,10 +233,6 @@ const ALWAYS_DENIED: &[i64] = &[
     libc::SYS_process_vm_readv,
     libc::SYS_process_vm_writev,
     libc::SYS_pidfd_getfd,
-    // The run's processes stay in the session and group it was started in, so that
-    // killing the group reaches every one of them.
-    libc::SYS_setsid,
-    libc::SYS_setpgid,
     libc::SYS_acct,
     libc::SYS_swapon,
     libc::SYS_swapoff,
@@ -304,16 +360,23 @@ const ARCH_OFFSET: u32 = 4;
 
 /// The start of every program: refuse the x32 ABI (numbers with bit 30 set) and answer
 /// clone3 with ENOSYS (its flags live in memory a filter cannot read; libc then falls back
-/// to clone, whose flags the rules check). The architecture check follows; a foreign
+/// to clone, whose flags the rules check); with `truncation`, openat2 too (its flags are in
+/// memory as well; callers fall back to openat). The architecture check follows; a foreign
 /// architecture (32-bit int 0x80 calls) is killed there.
-fn prefix() -> Vec<libc::sock_filter> {
-    vec![
+fn prefix(truncation: bool) -> Vec<libc::sock_filter> {
+    let enosys = ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
+    let mut prog = vec![
         load(NR),
         jump(libc::BPF_JGE | libc::BPF_K, X32_SYSCALL_BIT, 0, 1),
         ret(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
         jump(libc::BPF_JEQ | libc::BPF_K, libc::SYS_clone3 as u32, 0, 1),
-        ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-    ]
+        enosys,
+    ];
+    if truncation {
+        prog.push(jump(libc::BPF_JEQ | libc::BPF_K, libc::SYS_openat2 as u32, 0, 1));
+        prog.push(enosys);
+    }
+    prog
 }
 
 /// The program for a policy.
@@ -329,21 +392,21 @@ fn prefix() -> Vec<libc::sock_filter> {
 /// number is found by a binary search over the listed calls (about 10 steps): a call
 /// denied outright returns `EPERM` there, an unlisted one is allowed there, and one denied
 /// under argument conditions jumps to its own block of [`rules_block`].
-fn compile(
-    network: NetworkAccess,
-    processes: ProcessAccess,
-) -> Result<Vec<libc::sock_filter>, SeccompError> {
-    compile_rules(&rules(network, processes)?)
+fn compile(shape: Shape) -> Result<Vec<libc::sock_filter>, SeccompError> {
+    compile_rules(&rules(shape)?, shape.truncation)
 }
 
-/// The program of [`compile`] for any table of rules.
-fn compile_rules(rules: &BTreeMap<i64, Vec<Rule>>) -> Result<Vec<libc::sock_filter>, SeccompError> {
+/// The program of [`compile`] for any table of rules, after the [`prefix`] (`truncation`).
+fn compile_rules(
+    rules: &BTreeMap<i64, Vec<Rule>>,
+    truncation: bool,
+) -> Result<Vec<libc::sock_filter>, SeccompError> {
     let mut listed = Vec::new();
     for (nr, chain) in rules {
         let nr = u32::try_from(*nr).map_err(|e| SeccompError::Compile(e.to_string()))?;
         listed.push((nr, !chain.is_empty()));
     }
-    let mut prog = prefix();
+    let mut prog = prefix(truncation);
     prog.push(load(ARCH_OFFSET));
     prog.push(jump(libc::BPF_JEQ | libc::BPF_K, AUDIT_ARCH, 1, 0));
     prog.push(ret(libc::SECCOMP_RET_KILL_PROCESS));
@@ -490,15 +553,12 @@ mod tests {
     /// seccompiler's program for the same rules (an architecture check, the number compared
     /// with each listed call in turn, seccompiler's code for each condition). The program
     /// installed must decide every call exactly like it.
-    pub(super) fn reference(
-        network: NetworkAccess,
-        processes: ProcessAccess,
-    ) -> Vec<libc::sock_filter> {
-        reference_of(rules(network, processes).unwrap())
+    pub(super) fn reference(shape: Shape) -> Vec<libc::sock_filter> {
+        reference_of(rules(shape).unwrap(), shape.truncation)
     }
 
     /// seccompiler's program for any table of rules, after the prefix.
-    fn reference_of(rules: BTreeMap<i64, Vec<Rule>>) -> Vec<libc::sock_filter> {
+    fn reference_of(rules: BTreeMap<i64, Vec<Rule>>, truncation: bool) -> Vec<libc::sock_filter> {
         let rules = rules
             .into_iter()
             .map(|(nr, chain)| {
@@ -527,7 +587,7 @@ mod tests {
                 (nr, chain)
             })
             .collect();
-        let mut prog = prefix();
+        let mut prog = prefix(truncation);
         let filter = SeccompFilter::new(
             rules,
             SeccompAction::Allow,
@@ -602,17 +662,21 @@ mod tests {
         }
     }
 
-    const SHAPES: [(NetworkAccess, ProcessAccess); 9] = [
-        (NetworkAccess::None, ProcessAccess::None),
-        (NetworkAccess::None, ProcessAccess::Limited),
-        (NetworkAccess::None, ProcessAccess::Full),
-        (NetworkAccess::HttpsOnly, ProcessAccess::None),
-        (NetworkAccess::HttpsOnly, ProcessAccess::Limited),
-        (NetworkAccess::HttpsOnly, ProcessAccess::Full),
-        (NetworkAccess::Full, ProcessAccess::None),
-        (NetworkAccess::Full, ProcessAccess::Limited),
-        (NetworkAccess::Full, ProcessAccess::Full),
-    ];
+    /// Every shape: each network level and process setting, with and without sessions and
+    /// the truncation rules.
+    fn shapes() -> Vec<Shape> {
+        let mut all = Vec::new();
+        for network in [NetworkAccess::None, NetworkAccess::HttpsOnly, NetworkAccess::Full] {
+            for processes in [ProcessAccess::None, ProcessAccess::Limited, ProcessAccess::Full] {
+                for (sessions, truncation) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    all.push(Shape { network, processes, sessions, truncation });
+                }
+            }
+        }
+        all
+    }
 
     /// `AUDIT_ARCH_I386` of linux/audit.h: 32-bit calls (`int 0x80`) on an x86_64 kernel.
     const AUDIT_ARCH_I386: u32 = 0x4000_0003;
@@ -747,9 +811,9 @@ mod tests {
     fn the_search_decides_every_call_like_the_linear_program() {
         let mut rand = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0usize;
-        for (net, procs) in SHAPES {
-            let table = rules(net, procs).unwrap();
-            let (old, new) = (reference(net, procs), compile(net, procs).unwrap());
+        for shape in shapes() {
+            let table = rules(shape).unwrap();
+            let (old, new) = (reference(shape), compile(shape).unwrap());
             for nr in numbers() {
                 let chain = table.get(&i64::from(nr)).map_or(&[][..], |c| &c[..]);
                 let random = if chain.is_empty() { 3 } else { 2_000 };
@@ -760,10 +824,7 @@ mod tests {
                     for &args in vectors {
                         let d = Data { nr, arch, args };
                         let (want, got) = (interpret(&old, &d).0, interpret(&new, &d).0);
-                        assert_eq!(
-                            want, got,
-                            "{net:?} {procs:?}: nr {nr} arch {arch:#x} args {args:x?}"
-                        );
+                        assert_eq!(want, got, "{shape:?}: nr {nr} arch {arch:#x} args {args:x?}");
                         checked += 1;
                     }
                 }
@@ -782,7 +843,11 @@ mod tests {
         let mut rand = xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..60 {
             let table = random_table(&mut rand);
-            let (old, new) = (reference_of(table.clone()), compile_rules(&table).unwrap());
+            let truncation = rand().is_multiple_of(2);
+            let (old, new) = (
+                reference_of(table.clone(), truncation),
+                compile_rules(&table, truncation).unwrap(),
+            );
             let nrs: Vec<u32> = (0..700).chain(table.keys().map(|&n| n as u32)).collect();
             for nr in nrs {
                 let chain = table.get(&i64::from(nr)).map_or(&[][..], |c| &c[..]);
@@ -856,7 +921,8 @@ mod tests {
     /// creation") says the filter decides, written out here on its own rather than read
     /// from [`rules`], so that a call dropped from the table, a wrong value or a wrong
     /// errno there shows as a difference.
-    fn model(d: &Data, network: NetworkAccess, processes: ProcessAccess) -> u32 {
+    fn model(d: &Data, shape: Shape) -> u32 {
+        let Shape { network, processes, sessions, truncation } = shape;
         let errno = |e: i32| libc::SECCOMP_RET_ERRNO | e as u32;
         if d.nr >= X32_SYSCALL_BIT {
             return errno(libc::EPERM); // the x32 ABI (and above), whatever the architecture
@@ -864,14 +930,29 @@ mod tests {
         if i64::from(d.nr) == libc::SYS_clone3 {
             return errno(libc::ENOSYS); // its flags cannot be read; libc falls back to clone
         }
+        if truncation && i64::from(d.nr) == libc::SYS_openat2 {
+            return errno(libc::ENOSYS); // its flags cannot be read; callers fall back
+        }
         if d.arch != AUDIT_ARCH {
             return libc::SECCOMP_RET_KILL_PROCESS;
         }
         let (nr, a) = (i64::from(d.nr), d.args);
         let low = |i: usize| a[i] & 0xffff_ffff; // an int argument: the kernel reads 32 bits
         let https = network == NetworkAccess::HttpsOnly;
+        // A read-only open that truncates (O_RDONLY is 0).
+        let read_trunc =
+            |flags: u64| flags & libc::O_TRUNC as u64 != 0 && flags & libc::O_ACCMODE as u64 == 0;
         let denied = match nr {
             n if MODEL_SIDE_DOORS.contains(&n) => true,
+            libc::SYS_setsid | libc::SYS_setpgid => !sessions,
+            libc::SYS_prctl => sessions && low(0) == libc::PR_SET_DUMPABLE as u64 && a[1] == 0,
+            libc::SYS_truncate => truncation,
+            #[cfg(target_arch = "x86_64")]
+            libc::SYS_open => truncation && read_trunc(low(1)),
+            libc::SYS_openat => truncation && read_trunc(low(2)),
+            libc::SYS_socketpair => {
+                network != NetworkAccess::Full && low(1) & 0xf == libc::SOCK_DGRAM as u64
+            }
             libc::SYS_ioctl => low(1) == libc::TIOCSTI || low(1) == libc::TIOCLINUX,
             libc::SYS_personality => low(0) != 0 && low(0) != 0xffff_ffff,
             libc::SYS_clone => {
@@ -954,8 +1035,6 @@ mod tests {
         libc::SYS_process_vm_readv,
         libc::SYS_process_vm_writev,
         libc::SYS_pidfd_getfd,
-        libc::SYS_setsid,
-        libc::SYS_setpgid,
         libc::SYS_shmget,
         libc::SYS_shmat,
         libc::SYS_shmctl,
@@ -991,9 +1070,9 @@ mod tests {
     #[test]
     fn every_call_is_decided_as_the_security_model_says() {
         let mut rand = xorshift(0x853c_49e6_748f_ea9b);
-        for (net, procs) in SHAPES {
-            let table = rules(net, procs).unwrap();
-            let program = compile(net, procs).unwrap();
+        for shape in shapes() {
+            let table = rules(shape).unwrap();
+            let program = compile(shape).unwrap();
             for nr in numbers() {
                 let chain = table.get(&i64::from(nr)).map_or(&[][..], |c| &c[..]);
                 let vectors = vectors(chain, 200, &mut rand);
@@ -1003,8 +1082,8 @@ mod tests {
                         let d = Data { nr, arch, args };
                         assert_eq!(
                             interpret(&program, &d).0,
-                            model(&d, net, procs),
-                            "{net:?} {procs:?}: nr {nr} arch {arch:#x} args {args:x?}"
+                            model(&d, shape),
+                            "{shape:?}: nr {nr} arch {arch:#x} args {args:x?}"
                         );
                     }
                 }
@@ -1044,7 +1123,13 @@ mod tests {
             (libc::AF_UNIX as u64, stream, 0),
         ];
         for procs in [ProcessAccess::None, ProcessAccess::Limited, ProcessAccess::Full] {
-            let prog = compile(NetworkAccess::HttpsOnly, procs).unwrap();
+            let shape = Shape {
+                network: NetworkAccess::HttpsOnly,
+                processes: procs,
+                sessions: false,
+                truncation: false,
+            };
+            let prog = compile(shape).unwrap();
             let decide = |(family, kind, proto): (u64, u64, u64)| {
                 let d = Data {
                     nr: libc::SYS_socket as u32,
@@ -1066,9 +1151,9 @@ mod tests {
     /// the calls it always allows. The search keeps that walk short.
     #[test]
     fn an_allowed_call_is_decided_in_a_few_steps() {
-        for (net, procs) in SHAPES {
-            let new = compile(net, procs).unwrap();
-            let old = reference(net, procs);
+        for shape in shapes() {
+            let new = compile(shape).unwrap();
+            let old = reference(shape);
             let d = |nr| Data { nr, arch: AUDIT_ARCH, args: [0; 6] };
             let (mut total_new, mut total_old) = (0, 0);
             for nr in 0..512 {
@@ -1076,13 +1161,13 @@ mod tests {
                 total_new += steps;
                 total_old += interpret(&old, &d(nr)).1;
                 if action == libc::SECCOMP_RET_ALLOW
-                    && !rules(net, procs).unwrap().contains_key(&i64::from(nr))
+                    && !rules(shape).unwrap().contains_key(&i64::from(nr))
                 {
-                    assert!(steps <= 16, "{net:?} {procs:?}: nr {nr} took {steps} steps");
+                    assert!(steps <= 16, "{shape:?}: nr {nr} took {steps} steps");
                 }
             }
             eprintln!(
-                "{net:?} {procs:?}: {} instructions (was {}), steps over 512 numbers {} (was {})",
+                "{shape:?}: {} instructions (was {}), steps over 512 numbers {} (was {})",
                 new.len(),
                 old.len(),
                 total_new,
@@ -1142,15 +1227,16 @@ mod install_cost {
     #[test]
     #[ignore = "a measurement, not a check: cargo test --release -p skillbox-sandbox install_cost -- --ignored --nocapture"]
     fn install_cost() {
-        for (net, procs) in [
+        for (network, processes) in [
             (NetworkAccess::None, ProcessAccess::None),
             (NetworkAccess::HttpsOnly, ProcessAccess::Limited),
         ] {
-            let new = compile(net, procs).unwrap();
-            let old = super::tests::reference(net, procs);
+            let shape = Shape { network, processes, sessions: false, truncation: false };
+            let new = compile(shape).unwrap();
+            let old = super::tests::reference(shape);
             for round in 0..3 {
                 eprintln!(
-                    "{net:?} {procs:?} round {round}: seccompiler {} instructions {:.1} us, ours {} instructions {:.1} us",
+                    "{shape:?} round {round}: seccompiler {} instructions {:.1} us, ours {} instructions {:.1} us",
                     old.len(),
                     median_install_us(&old, 300),
                     new.len(),

@@ -11,13 +11,14 @@
 //! overflow faults there instead of writing into the parent's memory.
 //!
 //! Order in the child, each step needing the one before: signals to default, (in new
-//! namespaces: id maps, parent-death signal), new session, stdio, working directory,
+//! namespaces: id maps, parent-death signal), new session, (without a PID namespace: its
+//! group registered with the supervisor), stdio, working directory,
 //! rlimits, cgroup, capabilities dropped, `no_new_privs`, Landlock, other descriptors closed,
 //! signal mask restored, seccomp, exec.
 
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void, CString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Steps of the child's setup, named in errors.
@@ -28,6 +29,10 @@ pub enum Stage {
     Session = 1,
     /// Writing the user namespace's id maps.
     IdMaps,
+    /// Registering the process group with the supervisor.
+    Supervisor,
+    /// Mounting in the run's mount namespace.
+    Mounts,
     /// `PR_SET_PDEATHSIG`.
     DeathSignal,
     /// `dup2` of stdin, stdout, stderr.
@@ -58,6 +63,8 @@ impl Stage {
         [
             Session,
             IdMaps,
+            Supervisor,
+            Mounts,
             DeathSignal,
             Stdio,
             Chdir,
@@ -79,6 +86,8 @@ impl Stage {
         match self {
             Stage::Session => "starting a new session",
             Stage::IdMaps => "mapping the user and group ids of the new namespace",
+            Stage::Supervisor => "registering the process group with the supervisor",
+            Stage::Mounts => "mounting in the run's mount namespace",
             Stage::DeathSignal => "setting the parent-death signal",
             Stage::Stdio => "connecting stdin, stdout and stderr",
             Stage::Chdir => "changing to the working directory",
@@ -114,6 +123,9 @@ struct ChildArgs {
     /// In a new user namespace: `/proc/self/...` files and what to write to them.
     id_maps: [(*const libc::c_char, *const u8, usize); 3],
     new_namespaces: bool,
+    /// The supervisor's pipe (see `crate::supervisor`), or -1: the child registers its
+    /// process group there before any of its program runs.
+    supervisor_fd: c_int,
     /// Result slot, written by the child only when a step fails: the [`Stage`] (0: none)
     /// and the errno. Atomics, because the child writes them through the same shared
     /// reference it reads everything else through.
@@ -146,6 +158,9 @@ pub struct Prepared {
     pub seccomp: Option<std::sync::Arc<Vec<libc::sock_filter>>>,
     /// New user and PID namespaces, with the id maps (`setgroups`, `uid_map`, `gid_map`).
     pub namespaces: Option<[(CString, String); 3]>,
+    /// Without a PID namespace: the supervisor's pipe, which the child registers its
+    /// process group with (see `crate::supervisor`).
+    pub supervisor_fd: Option<RawFd>,
 }
 
 /// A started child.
@@ -210,6 +225,7 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         sigmask: blocked.old,
         id_maps,
         new_namespaces: p.namespaces.is_some(),
+        supervisor_fd: p.supervisor_fd.unwrap_or(-1),
         fail_stage: AtomicI32::new(0),
         fail_errno: AtomicI32::new(0),
     };
@@ -228,6 +244,13 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
     // The child reports a failed step through the slot, then exits 127.
     let stage = args.fail_stage.load(Ordering::Acquire);
     if stage != 0 {
+        // A group it registered dies with it: off the supervisor's list before the reap,
+        // which frees the id.
+        if let Some(fd) = p.supervisor_fd {
+            let r = crate::supervisor::Supervisor::remove_record(pid);
+            // SAFETY: a borrowed descriptor the Prepared's owner keeps open meanwhile.
+            let _ = rustix::io::write(unsafe { BorrowedFd::borrow_raw(fd) }, &r);
+        }
         // Reaps the child, which has exited.
         if let Some(child) = rustix::process::Pid::from_raw(pid) {
             let _ = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
@@ -239,6 +262,104 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         });
     }
     Ok(Spawned { pid, pidfd })
+}
+
+/// The id maps of a run's user namespace, as [`Prepared::namespaces`] takes them: this
+/// process's uid and gid mapped to themselves (so files keep their owners), and
+/// `setgroups` denied (an unprivileged writer of `gid_map` must deny it first).
+pub fn own_id_maps() -> [(CString, String); 3] {
+    let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+    [
+        (CString::from(c"/proc/self/setgroups"), "deny".to_string()),
+        (CString::from(c"/proc/self/uid_map"), format!("{uid} {uid} 1")),
+        (CString::from(c"/proc/self/gid_map"), format!("{gid} {gid} 1")),
+    ]
+}
+
+/// What trying a new user namespace found: the step that failed and its errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamespaceTrial {
+    /// The step: `None` when `clone` itself was refused (a seccomp filter or a sysctl),
+    /// [`Stage::IdMaps`] when the namespace was made but the ids could not be mapped (an
+    /// AppArmor restriction), [`Stage::Mounts`] when no mount could be changed in it.
+    pub stage: Option<Stage>,
+    /// The errno.
+    pub errno: i32,
+}
+
+/// Everything the trial child reads: the id maps to write, and whether to try a mount.
+#[repr(C)]
+struct TrialArgs {
+    id_maps: [(*const libc::c_char, *const u8, usize); 3],
+    mount: bool,
+    fail_stage: AtomicI32,
+    fail_errno: AtomicI32,
+}
+
+/// Tries, by doing it once, what a run with namespaces needs: a child in new user and PID
+/// namespaces (and a mount namespace, with `mount`) that maps its ids (and makes its mounts
+/// private). `maps` are the id maps as [`Prepared::namespaces`] holds them. The child exits
+/// at once and is reaped here.
+pub fn try_namespaces(maps: &[(CString, String); 3], mount: bool) -> Result<(), NamespaceTrial> {
+    let args = TrialArgs {
+        id_maps: maps.each_ref().map(|(path, data)| (path.as_ptr(), data.as_ptr(), data.len())),
+        mount,
+        fail_stage: AtomicI32::new(0),
+        fail_errno: AtomicI32::new(0),
+    };
+    let mut flags = libc::CLONE_PIDFD | libc::SIGCHLD | libc::CLONE_NEWUSER | libc::CLONE_NEWPID;
+    if mount {
+        flags |= libc::CLONE_NEWNS;
+    }
+    let blocked = BlockedSignals::all();
+    let started = with_stack(|stack| {
+        // SAFETY: `trial_main` reads only `args` and the maps it points to, alive until this
+        // function returns, writes only its atomics, and makes system calls only.
+        unsafe { clone_vfork(stack, trial_main, &args as *const TrialArgs as *mut c_void, flags) }
+    });
+    drop(blocked);
+    let (pid, _pidfd) = started.map_err(|e| NamespaceTrial {
+        stage: None,
+        errno: e.raw_os_error().unwrap_or(libc::EPERM),
+    })?;
+    if let Some(child) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
+    }
+    match Stage::from_raw(args.fail_stage.load(Ordering::Acquire)) {
+        Some(stage) => Err(NamespaceTrial {
+            stage: Some(stage),
+            errno: args.fail_errno.load(Ordering::Acquire),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The trial child (see [`try_namespaces`]); the same rules as [`child_main`].
+extern "C" fn trial_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the TrialArgs the parent passed to clone, alive until this child has
+    // exited (the parent thread is suspended meanwhile); only its atomics are written.
+    let a = unsafe { &*(arg as *const TrialArgs) };
+    let mut r = write_id_maps(&a.id_maps);
+    if r.is_ok() && a.mount {
+        // SAFETY: mount with a static path and no data changes propagation only; the mount
+        // namespace is this child's own and ends with it.
+        let m = unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
+        };
+        r = check(m, Stage::Mounts);
+    }
+    if let Err(stage) = r {
+        a.fail_errno.store(errno(), Ordering::Release);
+        a.fail_stage.store(stage as c_int, Ordering::Release);
+    }
+    // SAFETY: ends the child without running anything of the parent's.
+    unsafe { libc::_exit(0) }
 }
 
 /// Every signal blocked in the calling thread until dropped, so that no handler of the
@@ -417,6 +538,9 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
     }
     // SAFETY: setsid takes nothing and touches no memory.
     check(unsafe { libc::setsid() }, Stage::Session)?;
+    if a.supervisor_fd >= 0 {
+        register_group(a.supervisor_fd)?;
+    }
     connect_stdio(a)?;
     // SAFETY: `cwd` is a NUL-terminated path owned by the Prepared, alive until exec.
     check(unsafe { libc::chdir(a.cwd) }, Stage::Chdir)?;
@@ -473,23 +597,43 @@ fn reset_signals() {
 /// owners with getuid), and die with the thread that started us: as PID 1 of the new PID
 /// namespace, our death takes every process of the run with it.
 fn join_namespaces(a: &ChildArgs) -> Result<(), Stage> {
-    for (path, data, len) in a.id_maps {
-        // SAFETY: `path` is a NUL-terminated path owned by the Prepared, alive until exec.
-        let fd = unsafe { libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC) };
-        check(fd, Stage::IdMaps)?;
-        // SAFETY: `data` points to `len` bytes of a String owned by the Prepared.
-        let written = unsafe { libc::write(fd, data as *const c_void, len) };
-        if written != len as isize {
-            return Err(Stage::IdMaps);
-        }
-        // SAFETY: closes the descriptor opened above, which nothing else uses.
-        unsafe { libc::close(fd) };
-    }
+    write_id_maps(&a.id_maps)?;
     // SAFETY: prctl with plain integers; PR_SET_PDEATHSIG touches no memory.
     check(
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) },
         Stage::DeathSignal,
     )
+}
+
+/// Writes the id maps of a new user namespace: `(path, data, len)` each, the paths and data
+/// owned by the caller's prepared input.
+fn write_id_maps(maps: &[(*const libc::c_char, *const u8, usize); 3]) -> Result<(), Stage> {
+    for &(path, data, len) in maps {
+        // SAFETY: `path` is a NUL-terminated path the parent prepared, alive until exec.
+        let fd = unsafe { libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC) };
+        check(fd, Stage::IdMaps)?;
+        // SAFETY: `data` points to `len` bytes of a String the parent prepared.
+        let written = unsafe { libc::write(fd, data as *const c_void, len) };
+        // SAFETY: closes the descriptor opened above, which nothing else uses.
+        unsafe { libc::close(fd) };
+        if written != len as isize {
+            return Err(Stage::IdMaps);
+        }
+    }
+    Ok(())
+}
+
+/// Registers this process's group (its pid: it just started a session) with the
+/// supervisor, before anything of the program runs (see `crate::supervisor`).
+fn register_group(fd: c_int) -> Result<(), Stage> {
+    // SAFETY: getpid takes nothing and touches no memory.
+    let record = crate::supervisor::Supervisor::add_record(unsafe { libc::getpid() });
+    // SAFETY: writes the 8 bytes of `record`, on this stack, to the supervisor's pipe.
+    let written = unsafe { libc::write(fd, record.as_ptr() as *const c_void, record.len()) };
+    if written != record.len() as isize {
+        return Err(Stage::Supervisor);
+    }
+    Ok(())
 }
 
 /// The given descriptors become 0, 1 and 2 (they are 3 or above, see `run::cloexec_fd`).
@@ -594,6 +738,7 @@ mod tests {
             landlock: None,
             seccomp: None,
             namespaces: None,
+            supervisor_fd: None,
         }
     }
 

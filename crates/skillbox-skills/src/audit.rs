@@ -31,8 +31,13 @@ fn draft(
     skill: &str,
     ctx: Option<&SecurityContext>,
     execution_id: Option<&str>,
-    details: Value,
+    mut details: Value,
 ) -> EventDraft {
+    // Every event of a process on a simulated host says so (a test setting; see
+    // skillbox_sandbox::simulated_host).
+    if let (Some(sim), Some(map)) = (skillbox_sandbox::simulated_host(), details.as_object_mut()) {
+        map.insert("simulated_host".into(), Value::String(sim));
+    }
     EventDraft {
         event_type,
         skill_name: skill.to_string(),

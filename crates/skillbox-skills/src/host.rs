@@ -13,16 +13,14 @@ use crate::security::{EffectiveGrant, FileScope, SecurityContext, TrustLevel};
 pub struct HostMechanism {
     /// Name, e.g. `landlock`.
     pub name: &'static str,
-    /// Whether the host has it in the form skillbox needs.
+    /// Whether the host has it (for Landlock: any ABI).
     pub available: bool,
-    /// What was found.
+    /// What was found, by trying it.
     pub found: String,
     /// What skillbox uses it for.
     pub used_for: &'static str,
-    /// Whether runs are refused without it (unless a person opts into weaker isolation).
-    pub required: bool,
-    /// How to get it, when missing.
-    pub fix: Option<&'static str>,
+    /// How to get it (or a newer one), when it is missing or partial on this host.
+    pub fix: Option<String>,
 }
 
 /// What a trust level gets on this host.
@@ -35,11 +33,32 @@ pub struct LevelReport {
     pub enforcement: Result<Vec<EnforcementEntry>, String>,
 }
 
+/// A mechanism this host lacks, what that costs, and how to get it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostFinding {
+    /// The mechanism: `user-namespaces`, `landlock`, `seccomp`.
+    pub mechanism: &'static str,
+    /// What was found, and why.
+    pub found: String,
+    /// What falls back to a weaker mechanism, or goes unkept, without it.
+    pub costs: String,
+    /// How to get it on this kind of host.
+    pub fix: String,
+}
+
 /// The whole host report.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostReport {
     /// The kernel release (`uname -r`).
     pub kernel: String,
+    /// The kind of host recognised: `host`, `docker`, `podman`, `kubernetes`, `wsl2`,
+    /// `ubuntu-apparmor-userns`.
+    pub profile: &'static str,
+    /// Set when a test setting simulates an older host (`SKILLBOX_TEST_LANDLOCK_ABI`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulated_host: Option<String>,
+    /// What this host lacks, what it costs and the fix, one per missing mechanism.
+    pub findings: Vec<HostFinding>,
     /// Mechanisms, one by one.
     pub mechanisms: Vec<HostMechanism>,
     /// Per trust level.
@@ -47,92 +66,168 @@ pub struct HostReport {
 }
 
 impl HostReport {
-    /// True when every required mechanism is available.
+    /// True when a run at every trust level would start without opting into weaker
+    /// isolation: every guarantee each level's grant needs has a mechanism here.
     pub fn ready(&self) -> bool {
-        self.mechanisms.iter().all(|m| m.available || !m.required)
+        self.levels.iter().all(|l| l.enforcement.is_ok())
     }
 }
 
-/// Probes the host and previews a run at each trust level in `workspace`.
+/// Probes the host (by trying: see `skillbox_sandbox::HostSupport`) and previews a run at
+/// each trust level in `workspace`.
 pub fn host_report(workspace: &Path) -> HostReport {
     let h: &HostSupport = skillbox_sandbox::host();
+    let profile = skillbox_sandbox::host_profile(h);
+    let fix_of =
+        |name: &str| profile.findings.iter().find(|f| f.mechanism == name).map(|f| f.fix.clone());
+    let levels = TrustLevel::ALL
+        .into_iter()
+        .map(|l| LevelReport { trust_level: l, enforcement: preview_level(l, workspace) })
+        .collect();
+    HostReport {
+        kernel: kernel_release(),
+        profile: profile.name,
+        simulated_host: skillbox_sandbox::simulated_host(),
+        findings: profile
+            .findings
+            .iter()
+            .map(|f| HostFinding {
+                mechanism: f.mechanism,
+                found: f.found.clone(),
+                costs: f.costs.clone(),
+                fix: f.fix.clone(),
+            })
+            .collect(),
+        mechanisms: mechanisms(h, fix_of),
+        levels,
+    }
+}
+
+/// The mechanisms of `h`, one by one, with the fix of each missing one (`fix_of`).
+fn mechanisms(h: &HostSupport, fix_of: impl Fn(&str) -> Option<String>) -> Vec<HostMechanism> {
     let abi = h.landlock_abi;
-    let need = skillbox_sandbox::LANDLOCK_REQUIRED_ABI;
-    let mechanisms = vec![
+    let full = skillbox_sandbox::LANDLOCK_FULL_ABI;
+    let cgroup_fix = || {
+        Some(
+            "run as root, or have root create a cgroup for your user and delegate it (chown \
+              the directory and its cgroup.procs)"
+                .to_string(),
+        )
+    };
+    let created = |yes: bool, what: &str| {
+        if yes {
+            format!("a {what} cgroup can be created per run")
+        } else {
+            format!("no writable {what} cgroup")
+        }
+    };
+    vec![
         HostMechanism {
             name: "landlock",
-            available: abi >= need,
-            found: if abi == 0 { "absent or disabled".into() } else { format!("ABI {abi} (needs {need})") },
-            used_for: "files, TCP ports, signals and abstract Unix sockets",
-            required: true,
-            fix: Some("use Linux 6.12 or later with CONFIG_SECURITY_LANDLOCK=y and `landlock` in the lsm= boot parameter (check /sys/kernel/security/lsm)"),
+            available: abi >= 1,
+            found: match (abi, h.landlock_test_cap) {
+                (0, _) => "absent, disabled or refused".into(),
+                (_, Some(cap)) if cap == abi => {
+                    format!("ABI {abi} (capped by SKILLBOX_TEST_LANDLOCK_ABI)")
+                }
+                _ => format!("ABI {abi}"),
+            },
+            used_for: "files (ABI 1; truncation from 3), TCP ports (4), device ioctls (5), \
+                       signals and abstract Unix sockets (6)",
+            fix: (abi < full).then(|| fix_of("landlock")).flatten(),
         },
         HostMechanism {
             name: "seccomp",
             available: h.seccomp,
             found: if h.seccomp { "filters available".into() } else { "unavailable".into() },
-            used_for: "socket families, process creation, io_uring, TIOCSTI, namespaces, keyrings, bpf, ptrace, x32",
-            required: true,
-            fix: Some("use a kernel built with CONFIG_SECCOMP_FILTER=y"),
+            used_for: "socket families, process creation, io_uring, TIOCSTI, namespaces, \
+                       keyrings, bpf, ptrace, x32; truncation below Landlock ABI 3",
+            fix: fix_of("seccomp"),
+        },
+        HostMechanism {
+            name: "user-namespaces",
+            available: h.user_namespaces,
+            found: match (&h.namespaces_refused, h.user_namespaces) {
+                (None, _) => "a user, PID and mount namespace were made and mapped".into(),
+                (Some(r), true) => format!("user and PID namespaces work; a mount namespace: {r}"),
+                (Some(r), false) => format!("unavailable: {r}"),
+            },
+            used_for: "a PID namespace per run: nothing outlives skillbox, signals reach only \
+                       the run (below Landlock ABI 6), programs may start sessions of their own",
+            fix: fix_of("user-namespaces"),
+        },
+        HostMechanism {
+            name: "supervisor",
+            available: true,
+            found: "one process per skillbox process, started when a run has no PID namespace"
+                .into(),
+            used_for: "without a PID namespace: killing a run's process group if skillbox dies",
+            fix: None,
         },
         HostMechanism {
             name: "no_new_privs",
             available: true,
             found: "always available (Linux 3.5+)".into(),
             used_for: "no privilege gain through setuid binaries or file capabilities",
-            required: true,
             fix: None,
         },
         HostMechanism {
             name: "capabilities",
             available: true,
-            found: if h.root { "running as root: every capability is dropped in each child".into() } else { "running unprivileged: nothing to drop".into() },
+            found: if h.root {
+                "running as root: every capability is dropped in each child".into()
+            } else {
+                "running unprivileged: nothing to drop".into()
+            },
             used_for: "a child started by root keeps no capability",
-            required: true,
-            fix: None,
-        },
-        HostMechanism {
-            name: "user-namespaces",
-            available: h.user_namespaces,
-            found: if h.user_namespaces { "unprivileged user namespaces allowed".into() } else { "not allowed".into() },
-            used_for: "a PID namespace per run, so that nothing of a run survives skillbox being killed (tree-kill)",
-            required: false,
             fix: None,
         },
         HostMechanism {
             name: "pids-cgroup",
             available: h.cgroup_pids,
-            found: format!(
-                "layout {}; {}",
-                h.cgroups,
-                if h.cgroup_pids { "a pids cgroup can be created per run" } else { "no writable pids cgroup" }
-            ),
-            used_for: "the process count of a run at process_spawn `limited` (fork bombs)",
-            required: false,
-            fix: Some("run as root, or have root create a cgroup for your user and delegate it (chown the directory and its cgroup.procs)"),
+            found: format!("layout {}; {}", h.cgroups, created(h.cgroup_pids, "pids")),
+            used_for: "the process count at process_spawn `limited` (else RLIMIT_NPROC in the \
+                       run's user namespace, else the watchdog)",
+            fix: if h.cgroup_pids { None } else { cgroup_fix() },
         },
         HostMechanism {
             name: "memory-cgroup",
             available: h.cgroup_memory_writable,
-            found: if h.cgroup_memory_writable { "a memory cgroup can be created per run".into() } else { "no writable memory cgroup: RLIMIT_AS per process is used instead".into() },
+            found: if h.cgroup_memory_writable {
+                created(true, "memory")
+            } else {
+                "no writable memory cgroup: RLIMIT_AS per process is used instead".into()
+            },
             used_for: "memory of the whole run (max_memory_mb)",
-            required: false,
-            fix: Some("run as root, or have root create a cgroup for your user and delegate it"),
+            fix: if h.cgroup_memory_writable { None } else { cgroup_fix() },
         },
         HostMechanism {
             name: "cpu-cgroup",
             available: h.cgroup_cpu,
-            found: if h.cgroup_cpu { "a cpu cgroup can be created per run".into() } else { "no writable cpu cgroup: max_cpu_percent is not enforced".into() },
+            found: if h.cgroup_cpu {
+                created(true, "cpu")
+            } else {
+                "no writable cpu cgroup: max_cpu_percent is a declaration".into()
+            },
             used_for: "the CPU share of a run (max_cpu_percent)",
-            required: false,
-            fix: Some("run as root, or have root create a cgroup for your user and delegate it"),
+            fix: if h.cgroup_cpu { None } else { cgroup_fix() },
         },
-    ];
-    let levels = TrustLevel::ALL
-        .into_iter()
-        .map(|l| LevelReport { trust_level: l, enforcement: preview_level(l, workspace) })
-        .collect();
-    HostReport { kernel: kernel_release(), mechanisms, levels }
+        HostMechanism {
+            name: "io-counters",
+            available: h.io_counters,
+            found: if h.io_counters {
+                "per-process I/O counters (/proc/PID/io)".into()
+            } else {
+                "absent: max_disk_io_mb in total is a declaration".into()
+            },
+            used_for: "the total of disk writes of a run (max_disk_io_mb), by the watchdog",
+            fix: if h.io_counters {
+                None
+            } else {
+                Some("use a kernel built with CONFIG_TASK_IO_ACCOUNTING=y".into())
+            },
+        },
+    ]
 }
 
 /// The enforcement report of a run that uses everything `level` allows.

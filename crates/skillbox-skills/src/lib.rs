@@ -67,7 +67,7 @@ pub use audit::{default_audit_path, params_digest};
 pub use diag::Diagnostic;
 pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};
 pub use format::{parse_skill, SkillDef, SkillType};
-pub use host::{host_report, HostMechanism, HostReport, LevelReport};
+pub use host::{host_report, HostFinding, HostMechanism, HostReport, LevelReport};
 pub use refusals::refused_before_lookup;
 pub use registry::{LoadedSkill, Locations, LookupError, Registry, SourceKind};
 pub use result::{

@@ -53,6 +53,9 @@ pub struct EnforcementEntry {
     /// JSON.
     #[serde(serialize_with = "as_str_of_state")]
     pub state: skillbox_sandbox::MechanismState,
+    /// The mechanisms that kept it on this host, `+`-joined, strongest first
+    /// (`landlock-abi-6`, `pid-namespace`, `supervisor+seccomp`), or `none`.
+    pub via: String,
     /// How, or why not.
     pub detail: String,
 }
@@ -111,6 +114,8 @@ pub enum LimitKind {
     FileSize,
     /// Total bytes written (also when they could not be counted).
     DiskWrite,
+    /// Processes at once, where the watchdog counted them (no pids cgroup).
+    Processes,
 }
 
 impl LimitKind {
@@ -121,6 +126,7 @@ impl LimitKind {
             Self::Cpu => "cpu",
             Self::FileSize => "file-size",
             Self::DiskWrite => "disk-write",
+            Self::Processes => "processes",
         }
     }
 }
@@ -211,6 +217,10 @@ pub struct SkillResult {
     /// What was enforced during the run, mechanism by mechanism.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub enforcement: Vec<EnforcementEntry>,
+    /// Set when a test setting lowered what skillbox uses on this host
+    /// (`SKILLBOX_TEST_LANDLOCK_ABI`): the result is that of a simulated host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulated_host: Option<String>,
 }
 
 impl SkillResult {
@@ -241,6 +251,7 @@ impl SkillResult {
             usage: None,
             audit_error: None,
             enforcement: Vec::new(),
+            simulated_host: skillbox_sandbox::simulated_host(),
         }
     }
 

@@ -323,11 +323,11 @@ async fn security_integration_a_runtime_without_audit_log_or_home_keeps_its_circ
 fn security_integration_the_host_offers_every_required_mechanism() {
     let ws = scratch();
     let report = skillbox_skills::host_report(ws.path());
-    for m in &report.mechanisms {
-        if m.required {
-            assert!(m.available, "this host lacks {}: {} (fix: {:?})", m.name, m.found, m.fix);
-        }
+    // The kernel's mechanisms; cgroups depend on the user (none are writable by nobody).
+    for m in report.mechanisms.iter().filter(|m| !m.name.ends_with("-cgroup")) {
+        assert!(m.available, "this host lacks {}: {} (fix: {:?})", m.name, m.found, m.fix);
     }
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(report.ready());
     for level in &report.levels {
         let entries = level.enforcement.as_ref().expect("a level is refused on this host");

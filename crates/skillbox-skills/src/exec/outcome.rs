@@ -91,6 +91,7 @@ fn limit_kind(which: Limit, l: &ResourceLimits) -> (LimitKind, String) {
         Limit::Memory => (LimitKind::Memory, format!("memory ({} MiB)", l.max_memory_mb)),
         Limit::Cpu => (LimitKind::Cpu, format!("CPU time ({} s)", l.max_execution_time.as_secs())),
         Limit::FileSize => (LimitKind::FileSize, format!("file size ({} MiB)", l.max_disk_io_mb)),
+        Limit::Processes => (LimitKind::Processes, format!("process count ({})", l.max_processes)),
         other => (
             LimitKind::DiskWrite,
             if other == Limit::DiskWrite {

@@ -19,6 +19,7 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
             mechanism: m.name,
             enforced: m.state == MechanismState::Enforced,
             state: m.state,
+            via: m.via_str(),
             detail: m.detail.clone(),
         })
         .collect()
