@@ -16,6 +16,8 @@ repo=$(pwd)
 scripts/install-test-deps.sh
 
 echo "== cargo test (as $(id -un))"
+# The confinement tests run parts of themselves under skillbox-hostsim (simulated hosts).
+cargo build -p skillbox-hostsim --locked
 cargo test --workspace --locked
 
 echo "== the CLI's tests again against the static build (scripts/build-static.sh)"
@@ -41,6 +43,7 @@ if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -r "$repo/Cargo.
 fi
 export CARGO_TARGET_DIR="$src/target"
 list=$(mktemp)
+(cd "$src" && cargo build -p skillbox-hostsim --locked)
 (cd "$src" && cargo test --workspace --locked --no-run --message-format=json 2>/dev/null) \
     | python3 -c '
 import json, sys, os
