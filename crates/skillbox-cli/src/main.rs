@@ -147,8 +147,9 @@ enum Command {
         /// Print the skill's output bytes unchanged (terminal control characters included)
         #[arg(long, conflicts_with = "json")]
         raw: bool,
-        /// Run even if this host lacks Landlock or seccomp; the result lists what was not
-        /// enforced. Without it, such a run is refused
+        /// Run even if a guarantee the skill's grant needs has no mechanism on this host (no
+        /// Landlock, no user namespaces where signals need them, ...); the result lists what
+        /// was not enforced and the audit log records it. Without it, such a run is refused
         #[arg(long)]
         allow_weaker_isolation: bool,
     },
@@ -173,10 +174,12 @@ enum Command {
     },
     /// Report the confinement mechanisms this host offers and what each trust level gets
     #[command(
-        after_help = "Exit code 0 when the host has every required mechanism (Landlock ABI 6, \
-                      seccomp filters), 1 otherwise: `run` then refuses unless \
-                      --allow-weaker-isolation is given. Each missing mechanism is printed with \
-                      its fix (docs/troubleshooting.md)."
+        after_help = "Tries each mechanism once (Landlock's ABI, a user namespace, cgroups) and \
+                      names the kind of host it recognises. Exit code 0 when every trust \
+                      level's guarantees have a mechanism here, 1 when a level is REFUSED: \
+                      `run` then refuses such a skill unless --allow-weaker-isolation is given. \
+                      Each missing mechanism is printed with what it costs and its fix \
+                      (docs/security-model.md, the support matrix)."
     )]
     Doctor {
         /// Print one JSON object
