@@ -6,6 +6,7 @@
 //! ```text
 //! skillbox-bench [--quick] [--only SECTION,...] [--skillbox PATH] [--skillbox-dynamic PATH]
 //! skillbox-bench --profile-loop bare|sandbox|limits|skill[@1g] N   # one variant in a loop, for perf
+//! skillbox-bench --probe-cost N   # the host probe (scripts/bench-hosts.py)
 //! ```
 //!
 //! Sections: `overhead`, `sporadic`, `alternatives`, `cold`, `registry`, `audit`, `parallel`, `flood`.
@@ -70,6 +71,22 @@ fn main() -> anyhow::Result<()> {
         let path = args.get(1).context("log path")?;
         let n: u64 = args.get(2).context("count")?.parse()?;
         audit::append_n(path.as_ref(), n, skillbox_audit::Durability::Write);
+        return Ok(());
+    }
+    if args.first().map(String::as_str) == Some("--probe-cost") {
+        // What finding out the host's mechanisms costs, once per process (see
+        // skillbox_sandbox::HostSupport::probe: it makes a user namespace to know).
+        let n: usize = args.get(1).context("--probe-cost needs a count")?.parse()?;
+        let mut times: Vec<f64> = (0..n)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                std::hint::black_box(skillbox_sandbox::HostSupport::probe());
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let p95 = times[(n * 95 / 100).min(n - 1)];
+        println!("HostSupport::probe: n={n} median {:.3} ms p95 {p95:.3} ms", times[n / 2]);
         return Ok(());
     }
     if args.first().map(String::as_str) == Some("__cold-steps") {

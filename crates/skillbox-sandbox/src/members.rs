@@ -10,6 +10,25 @@
 //! is not found once it left the group.
 
 use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+/// How often the watchdog counts a run's processes where it holds a process count: a fork
+/// bomb overshoots by what it starts in one interval. A count walks `/proc` (a `getpgid` per
+/// process of the host: about 30 µs for 100 processes here).
+pub(crate) const PROCESS_POLL: Duration = Duration::from_millis(10);
+
+/// What the `RLIMIT_NPROC` backstop of a watched run allows beyond the host's thread count
+/// and the run's own count: room for the user's other processes to grow while the run
+/// lives (they count against the same limit), and the most a fork bomb that outruns the
+/// watchdog can add.
+pub(crate) const NPROC_MARGIN: u64 = 512;
+
+/// Threads on the host now: the fourth field of `/proc/loadavg` (`running/total`), read with
+/// one small file. The count of the user's own threads would need a read per process.
+pub(crate) fn host_threads() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok()
+}
 
 /// Where the run's processes are found.
 pub(crate) enum Members<'a> {

@@ -68,6 +68,9 @@ pub(crate) struct Plan {
     pub supervisor: bool,
     /// The process count the watchdog holds the run to, where no kernel limit can.
     pub watched_processes: Option<u64>,
+    /// With the watchdog, for a non-root run: `RLIMIT_NPROC` at the host's thread count
+    /// when the run starts plus this count, a kernel backstop (see `run::prepare`).
+    pub nproc_backstop: Option<u64>,
     /// Capabilities are dropped, and failing to drop the bounding set is an error (root).
     pub caps_required: bool,
     /// What the run is told was enforced.
@@ -162,6 +165,7 @@ pub(crate) fn plan(
         namespaces: base.namespaces,
         supervisor: tree == Tree::Supervisor,
         watched_processes: processes.watched,
+        nproc_backstop: processes.watched.filter(|_| !host.root),
         caps_required: host.root,
         report,
     })
@@ -495,13 +499,22 @@ fn processes(policy: &Policy, base: Base, host: &HostSupport) -> (ProcessCount, 
             ),
             Some(n) => (
                 Enforced,
-                &[Via::Watchdog],
+                if host.root { &[Via::Watchdog] } else { &[Via::Watchdog, Via::Rlimits] },
                 format!(
                     "supervision, not a kernel limit (no pids cgroup can be made here, and \
-                     RLIMIT_NPROC would count every process of the user): every {} ms \
-                     skillbox counts the run's processes and kills the run beyond {n}; a fork \
-                     bomb can overshoot by what it starts in one interval",
-                    crate::diskio::POLL.as_millis()
+                     RLIMIT_NPROC outside a user namespace counts every process of the user): \
+                     every {} ms skillbox counts the run's processes and kills the run beyond \
+                     {n}; a fork bomb can overshoot by what it starts in one interval{}",
+                    crate::members::PROCESS_POLL.as_millis(),
+                    if host.root {
+                        " (root is exempt from RLIMIT_NPROC, so nothing else bounds it)".to_string()
+                    } else {
+                        format!(
+                            ", and never past RLIMIT_NPROC, set to the host's thread count at \
+                             the start plus {n} plus {}",
+                            crate::members::NPROC_MARGIN
+                        )
+                    }
                 ),
             ),
             None => (Unrestricted, &[], "process creation allowed; no count was given".to_string()),
@@ -895,7 +908,7 @@ mod tests {
                 .map(via)
         };
         // Ubuntu 24.04 as a normal user: ABI 4, no user namespaces.
-        assert_eq!(row(4, false), ["landlock-abi-4", "none", "watchdog", "none"]);
+        assert_eq!(row(4, false), ["landlock-abi-4", "none", "watchdog+rlimits", "none"]);
         // Debian 12: ABI 2, user namespaces.
         assert_eq!(
             row(2, true),
@@ -904,7 +917,7 @@ mod tests {
         // Docker's default profile on a 6.12 kernel: ABI 6, no user namespaces.
         assert_eq!(
             row(6, false),
-            ["landlock-abi-6", "landlock-abi-6+seccomp", "watchdog", "supervisor+seccomp"]
+            ["landlock-abi-6", "landlock-abi-6+seccomp", "watchdog+rlimits", "supervisor+seccomp"]
         );
         // No Landlock, user namespaces.
         assert_eq!(row(0, true), ["none", "pid-namespace+seccomp", "rlimits", "pid-namespace"]);
@@ -931,8 +944,12 @@ mod tests {
                 assert_eq!(nproc, Some(&(libc::RLIMIT_NPROC as libc::c_int, 8)));
                 assert_eq!(p.watched_processes, None);
             } else {
-                assert_eq!(line.via, vec![Via::Watchdog], "{host:?}");
+                let via =
+                    if host.root { vec![Via::Watchdog] } else { vec![Via::Watchdog, Via::Rlimits] };
+                assert_eq!(line.via, via, "{host:?}");
                 assert_eq!((nproc, p.watched_processes), (None, Some(8)));
+                let backstop = if host.root { None } else { Some(8) };
+                assert_eq!(p.nproc_backstop, backstop, "root is exempt from RLIMIT_NPROC");
             }
         }
     }

@@ -300,7 +300,11 @@ async fn watch(
             seen.timed_out = true;
             return Ok(seen);
         }
-        let wait = if sampled { left.min(crate::diskio::POLL) } else { left };
+        let poll = match limits.process_limit {
+            Some(_) => crate::members::PROCESS_POLL,
+            None => crate::diskio::POLL,
+        };
+        let wait = if sampled { left.min(poll) } else { left };
         match tokio::time::timeout(wait, pidfd.readable()).await {
             Ok(Ok(_)) => return Ok(seen),
             Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
@@ -464,6 +468,19 @@ fn prepare(
         None => None,
     };
     let namespaces = plan.namespaces.then(crate::spawn::own_id_maps);
+    let mut rlimits: Vec<(libc::c_int, libc::rlimit)> =
+        plan.rlimits.iter().map(|&(res, v)| (res, lim(v))).collect();
+    if let Some(n) = plan.nproc_backstop {
+        // Outside a user namespace RLIMIT_NPROC counts every thread of the user. At the
+        // host's thread count plus the run's count plus a margin, the user's other
+        // processes cannot stop the run early unless they start more than the margin
+        // meanwhile, and a fork bomb that outruns the watchdog stops there. No count
+        // readable: no backstop.
+        if let Some(threads) = crate::members::host_threads() {
+            let max = threads.saturating_add(n).saturating_add(crate::members::NPROC_MARGIN);
+            rlimits.push((libc::RLIMIT_NPROC as libc::c_int, lim(max)));
+        }
+    }
     let mut argv = vec![cstr(spec.program.as_os_str().as_bytes())?];
     for a in &spec.args {
         argv.push(cstr(a.as_bytes())?);
@@ -480,7 +497,7 @@ fn prepare(
         argv,
         envp,
         cwd: cstr(spec.cwd.as_os_str().as_bytes())?,
-        rlimits: plan.rlimits.iter().map(|&(res, v)| (res, lim(v))).collect(),
+        rlimits,
         cgroup,
         namespaces,
         drop_caps: true,

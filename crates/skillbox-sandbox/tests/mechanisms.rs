@@ -371,7 +371,7 @@ async fn helper_process_count() {
         let refused: u32 = p.ok_text("refused").parse().unwrap();
         assert!(refused > 0, "the pids cgroup let 40 processes start\n{}", p.context());
     } else {
-        assert_eq!(line.via, [Via::Watchdog], "{line:?}");
+        assert_eq!(line.via, [Via::Watchdog, Via::Rlimits], "{line:?}");
         assert_eq!(p.outcome.limit, Some(Limit::Processes), "{}", p.context());
         let seen = p.outcome.processes_peak.unwrap_or(0);
         assert!(seen > 6, "the watchdog stopped the run at {seen} processes");
