@@ -401,9 +401,15 @@ async fn security_integration_a_fork_bomb_is_contained_where_a_pids_cgroup_exist
     let t = Instant::now();
     let r = e.run("bomb", json!({})).await;
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
-    assert!(r.stderr.contains("fork"), "the shell should report failed forks: {}", r.stderr);
     let detail =
         r.enforcement.iter().find(|m| m.mechanism.as_str() == "processes").unwrap().detail.clone();
+    if detail.starts_with("supervision") {
+        // The watchdog (no pids cgroup, no user namespace): it stops the run itself.
+        assert_eq!(r.status, Status::LimitExceeded, "{r:#?}");
+        assert_eq!(r.limit.map(|l| l.as_str()), Some("processes"), "{r:#?}");
+        return;
+    }
+    assert!(r.stderr.contains("fork"), "the shell should report failed forks: {}", r.stderr);
     if detail.starts_with("pids cgroup") {
         let peak = r.usage.as_ref().and_then(|u| u.processes_peak).expect("peak counted");
         assert!(peak <= 5, "the run held {peak} processes at once: {r:#?}");
@@ -436,9 +442,16 @@ async fn security_integration_a_run_holds_at_most_its_process_count_at_once() {
         json!({"security": {"permissions": {"file_read": ["."], "process_spawn": "limited"}}}),
     )]);
     let r = e.run("spawner", json!({})).await;
+    let state = r.enforcement.iter().find(|m| m.mechanism.as_str() == "processes").unwrap();
+    if state.detail.starts_with("supervision") {
+        // The watchdog (no pids cgroup, no user namespace) stops the run instead of failing
+        // its forks.
+        assert_eq!(r.status, Status::LimitExceeded, "{r:#?}");
+        assert_eq!(r.limit.map(|l| l.as_str()), Some("processes"), "{r:#?}");
+        return;
+    }
     assert_eq!(r.status, Status::Success, "{r:#?}");
     let forked: u32 = r.stdout.trim().parse().unwrap();
-    let state = r.enforcement.iter().find(|m| m.mechanism.as_str() == "processes").unwrap();
     if state.state.as_str() == "enforced" {
         // 5 at user-verified: the first process and 4 children (threads count too, and
         // the interpreter has none here).
