@@ -228,6 +228,7 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     exit_when_stdout_is_closed();
+    init_diagnostics();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => ExitCode::from(code),
@@ -236,6 +237,28 @@ fn main() -> ExitCode {
             ExitCode::from(7)
         }
     }
+}
+
+/// The library's diagnostics (a span per run, its decisions, warnings such as a lapsed grant)
+/// on stderr, when `SKILLBOX_LOG` asks for them, with the filter syntax of `RUST_LOG`
+/// (`debug`, `skillbox_skills=debug,warn`). Off by default: the command already prints what
+/// a person needs (problems, status lines), and the same warnings would show twice.
+fn init_diagnostics() {
+    let Some(filter) = std::env::var("SKILLBOX_LOG").ok().filter(|v| !v.is_empty()) else {
+        return;
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("skillbox: warning: SKILLBOX_LOG={filter:?} is not a filter ({e}); ignored");
+            return;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
 }
 
 /// `println!` panics when stdout cannot be written, e.g. a pipe whose reader has gone

@@ -452,6 +452,30 @@ fn run_command_skill_count_lines() {
     assert_eq!(out.stdout, "");
 }
 
+/// The library's diagnostics reach stderr only when `SKILLBOX_LOG` asks for them: a span
+/// per run naming the skill, and its steps; a filter that does not parse is said so and
+/// ignored.
+#[test]
+fn skillbox_log_shows_the_library_diagnostics_and_nothing_without_it() {
+    let w = World::with("workspace");
+    let args = ["run", "count-lines", "--params", r#"{"path": "src/app.py"}"#];
+    let quiet = w.run(&args);
+    assert_eq!(quiet.code, Some(0), "{quiet:?}");
+    assert!(!quiet.stderr.contains("DEBUG") && !quiet.stderr.contains("skill_run"), "{quiet:?}");
+    let mut c = w.command(&args);
+    c.env("SKILLBOX_LOG", "debug");
+    let loud = run_bounded(c, DEFAULT_LIMIT);
+    assert_eq!(loud.code, Some(0), "{loud:?}");
+    assert!(loud.stderr.contains(r#"skill_run{skill="count-lines""#), "{}", loud.stderr);
+    assert!(loud.stderr.contains("spawning program=\"/usr/bin/wc\""), "{}", loud.stderr);
+    assert_eq!(loud.stdout, quiet.stdout, "diagnostics go to stderr only");
+    let mut c = w.command(&["list"]);
+    c.env("SKILLBOX_LOG", "bad[");
+    let bad = run_bounded(c, DEFAULT_LIMIT);
+    assert_eq!(bad.code, Some(0), "{bad:?}");
+    assert!(bad.stderr.contains("SKILLBOX_LOG=\"bad[\" is not a filter"), "{}", bad.stderr);
+}
+
 #[test]
 fn run_command_skill_find_todos() {
     let w = World::with("workspace");

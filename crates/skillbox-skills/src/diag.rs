@@ -1,6 +1,8 @@
 //! Problems found while loading skill files.
 
 use std::fmt;
+
+use skillbox_audit::text;
 use std::path::{Path, PathBuf};
 
 /// One problem with one skill file: which file, which field, and why.
@@ -32,22 +34,10 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Reasons may quote file content, and file names may hold newlines (legal on
-        // Linux); keep the line a line.
-        let reason: String =
-            self.reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-        let path: String =
-            self.path
-                .display()
-                .to_string()
-                .chars()
-                .flat_map(|c| {
-                    if c.is_control() {
-                        c.escape_default().collect::<Vec<_>>()
-                    } else {
-                        vec![c]
-                    }
-                })
-                .collect();
+        // Linux) or terminal escapes; keep the line a line, escaped as everywhere else.
+        let escape = |s: &str| text::escape_controls(s, text::Lines::Escape);
+        let reason = escape(&self.reason);
+        let path = escape(&self.path.display().to_string());
         match &self.field {
             Some(field) => write!(f, "{path}: field `{field}`: {reason}"),
             None => write!(f, "{path}: {reason}"),

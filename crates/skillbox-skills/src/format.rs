@@ -525,15 +525,7 @@ pub(crate) fn too_large(path: &Path, size: u64) -> Diagnostic {
 /// A field path for a diagnostic: map keys come from the file, so control characters in
 /// them are escaped to keep the diagnostic one line.
 fn one_line(field: &str) -> String {
-    let mut out = String::with_capacity(field.len());
-    for c in field.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    skillbox_audit::text::escape_controls(field, skillbox_audit::text::Lines::Escape)
 }
 
 fn seconds(v: f64) -> Result<Duration, String> {

@@ -71,6 +71,8 @@ pub(crate) fn describe_char(c: char) -> String {
 }
 
 /// Quotes a value for a one-line message: control characters escaped, long values cut.
+/// Rust's debug escaping (not `skillbox_audit::text`), because inside quotes a `"` or a `\`
+/// of the value must be escaped too, or the quoted value could seem to end early.
 pub(crate) fn quote(s: &str) -> String {
     const MAX: usize = 60;
     let mut out: String = s.chars().take(MAX).flat_map(char::escape_debug).collect();
