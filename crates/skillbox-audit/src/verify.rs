@@ -377,46 +377,179 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
     }
     // The head is read first, so that the walk can note whether the event it names is in
     // the chain (a head that lags the log is what a crash leaves).
-    let head_path = sibling(path, "head");
-    let (head, head_empty) = match std::fs::read(&head_path) {
-        Ok(b) if !b.is_empty() => (Some(parse_head(&b)), false),
-        Ok(_) => (None, true),
-        Err(_) => (None, false),
+    let head = Head::read(sibling(path, "head"));
+    let mut walk = Walk {
+        last: None,
+        head_link: head.link(),
+        head_in_chain: false,
+        // Two buffers: lines in one are checked while the file is read into the other.
+        cur: vec![0u8; sizes.chunk],
+        next: vec![0u8; sizes.chunk],
     };
-    let head_link = head.as_ref().and_then(|h| {
-        let (seq, hash) = h.as_ref()?;
-        Some((*seq, <[u8; 64]>::try_from(hash.as_bytes()).ok()?))
-    });
-    let mut head_in_chain = false;
-    let mut last: Option<(u64, [u8; 64])> = None;
-    // Two buffers: lines in one are checked while the file is read into the other.
-    let mut cur = vec![0u8; sizes.chunk];
-    let mut next = vec![0u8; sizes.chunk];
     for file in report.files.clone() {
-        let io = |source| AuditError::Io { path: file.clone(), source };
-        let mut f = std::fs::File::open(&file).map_err(io)?;
+        walk.file(&file, sizes, &mut report)?;
+    }
+    report.last_seq = walk.last.as_ref().map_or(0, |(s, _)| *s);
+    head.judge(&walk, &mut report);
+    Ok(report)
+}
+
+/// The head file, as read before the walk.
+struct Head {
+    path: PathBuf,
+    /// `None`: missing or empty; `Some(None)`: unreadable; else its sequence and hash.
+    parsed: Option<Option<(u64, String)>>,
+    /// The file exists and is empty.
+    empty: bool,
+}
+
+impl Head {
+    fn read(path: PathBuf) -> Self {
+        let (parsed, empty) = match std::fs::read(&path) {
+            Ok(b) if !b.is_empty() => (Some(parse_head(&b)), false),
+            Ok(_) => (None, true),
+            Err(_) => (None, false),
+        };
+        Head { path, parsed, empty }
+    }
+
+    /// The link (sequence and hash) the head names, when it names one.
+    fn link(&self) -> Option<(u64, [u8; 64])> {
+        let (seq, hash) = self.parsed.as_ref()?.as_ref()?;
+        Some((*seq, <[u8; 64]>::try_from(hash.as_bytes()).ok()?))
+    }
+
+    /// Compares the head with the chain's last event (`walk`), and adds what it finds to
+    /// `report`: a problem, or a crash artefact the next append repairs.
+    fn judge(self, walk: &Walk, report: &mut VerifyReport) {
+        let head_path = self.path;
+        let last = &walk.last;
+        match self.parsed {
+            Some(head) => match (head, last) {
+                (None, _) => report.problems.push(Problem {
+                    file: head_path,
+                    line: 0,
+                    message: "the head file is unreadable".into(),
+                }),
+                (Some((hseq, hhash)), Some((lseq, lhash)))
+                    if (hseq, hhash.as_bytes()) != (*lseq, &lhash[..]) =>
+                {
+                    report_head_mismatch(report, head_path, hseq, *lseq, walk.head_in_chain)
+                }
+                (Some((hseq, _)), None) => report.problems.push(Problem {
+                    file: head_path,
+                    line: 0,
+                    message: format!("the head records event {hseq} but the log holds no event"),
+                }),
+                _ => {}
+            },
+            // The head file is made, empty, when a writer opens the log, and holds a head
+            // from the end of its first append on. Empty beside a log of one event: the
+            // first writer stopped between writing that event and writing the head.
+            None if self.empty && report.events == 1 && report.last_seq == 1 => {
+                report.crash_artefacts.push(Problem {
+                    file: head_path,
+                    line: 0,
+                    message: "the head is empty and the log holds its first event only: the \
+                              first writer stopped between writing it and writing the head (a \
+                              crash); the next append writes the head"
+                        .into(),
+                })
+            }
+            None if last.is_some() => report.problems.push(Problem {
+                file: head_path,
+                line: 0,
+                message: "the head file is missing: removal of the last events cannot be \
+                          detected"
+                    .into(),
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// A head naming event `hseq` where the chain ends at `lseq`.
+fn report_head_mismatch(
+    report: &mut VerifyReport,
+    head_path: PathBuf,
+    hseq: u64,
+    lseq: u64,
+    head_in_chain: bool,
+) {
+    if hseq < lseq && head_in_chain {
+        // The event the head names is in the chain and the chain goes on after it: a
+        // writer stopped between writing an event and recording it in the head. The next
+        // append brings the head up to date; nothing is missing.
+        report.crash_artefacts.push(Problem {
+            file: head_path,
+            line: 0,
+            message: format!(
+                "the head records event {hseq}, which the log holds, but the log goes on to \
+                 event {lseq}: a writer stopped between writing an event and recording it in \
+                 the head (a crash); the next append brings the head up to date"
+            ),
+        });
+        return;
+    }
+    let message = if hseq > lseq {
+        format!(
+            "the log ends at event {lseq} but its head records event {hseq}: the last {} \
+             event(s) were removed",
+            hseq - lseq
+        )
+    } else {
+        "the head does not match the last event".into()
+    };
+    report.problems.push(Problem { file: head_path, line: 0, message });
+}
+
+/// The state of the walk over the chain, across files.
+struct Walk {
+    /// The last event linked into the chain: its sequence and hash.
+    last: Option<(u64, [u8; 64])>,
+    /// What the head names, to be found in the chain.
+    head_link: Option<(u64, [u8; 64])>,
+    /// The head's event was seen in the chain.
+    head_in_chain: bool,
+    /// The buffer being checked, and the one the file is read into meanwhile.
+    cur: Vec<u8>,
+    next: Vec<u8>,
+}
+
+impl Walk {
+    /// Checks every line of `file` and links it into the chain, adding what it finds to
+    /// `report`.
+    fn file(
+        &mut self,
+        file: &Path,
+        sizes: &Sizes,
+        report: &mut VerifyReport,
+    ) -> Result<(), AuditError> {
+        let io = |source| AuditError::Io { path: file.to_path_buf(), source };
+        let mut f = std::fs::File::open(file).map_err(io)?;
         // `cur[..filled]` holds bytes read and not yet checked, from the start of a line.
-        let mut filled = read_some(&mut f, &mut cur).map_err(io)?;
+        let mut filled = read_some(&mut f, &mut self.cur).map_err(io)?;
         // `read_some` stops short of a full buffer only at the end of the file.
-        let mut eof = filled < cur.len();
+        let mut eof = filled < self.cur.len();
         let mut lines = 0;
         loop {
-            let whole = memchr::memrchr(b'\n', &cur[..filled]).map_or(0, |i| i + 1);
+            let whole = memchr::memrchr(b'\n', &self.cur[..filled]).map_or(0, |i| i + 1);
             if whole == 0 && !eof {
                 // One line longer than the buffer: make room for it.
-                cur.resize(cur.len() * 2, 0);
-                let n = read_some(&mut f, &mut cur[filled..]).map_err(io)?;
+                self.cur.resize(self.cur.len() * 2, 0);
+                let n = read_some(&mut f, &mut self.cur[filled..]).map_err(io)?;
                 filled += n;
-                eof = filled < cur.len();
+                eof = filled < self.cur.len();
                 continue;
             }
             // The unfinished line moves to the other buffer, the file's next bytes after it.
             let rest = filled - whole;
-            if next.len() < cur.len() {
-                next.resize(cur.len(), 0);
+            if self.next.len() < self.cur.len() {
+                self.next.resize(self.cur.len(), 0);
             }
-            next[..rest].copy_from_slice(&cur[whole..filled]);
-            let (n, checked) = check_lines(&cur[..whole], sizes, || {
+            self.next[..rest].copy_from_slice(&self.cur[whole..filled]);
+            let next = &mut self.next;
+            let (n, checked) = check_lines(&self.cur[..whole], sizes, || {
                 if eof {
                     Ok(0)
                 } else {
@@ -425,101 +558,39 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
             });
             for result in checked {
                 lines += 1;
-                chain(&mut last, &mut report, &file, lines, result);
-                head_in_chain |= head_link.is_some() && last == head_link;
+                chain(&mut self.last, report, file, lines, result);
+                self.head_in_chain |= self.head_link.is_some() && self.last == self.head_link;
             }
             let n = n.map_err(io)?;
-            std::mem::swap(&mut cur, &mut next);
+            std::mem::swap(&mut self.cur, &mut self.next);
             filled = rest + n;
             if eof {
                 break;
             }
-            eof = filled < cur.len();
+            eof = filled < self.cur.len();
         }
         if filled > 0 {
-            let torn = Problem {
-                file: file.clone(),
-                line: lines + 1,
-                message: "torn last line (no newline): a writer stopped in the middle of an event"
-                    .into(),
-            };
-            // Unfinished: a crash artefact if it begins as the event expected next.
-            let start = &cur[..filled.min(FRAGMENT_START)];
-            if starts_next_event(start, &last) {
-                report.crash_artefacts.push(torn);
-            } else {
-                report.problems.push(torn);
-            }
+            self.torn_line(file, lines + 1, filled, report);
         }
+        Ok(())
     }
-    report.last_seq = last.as_ref().map_or(0, |(s, _)| *s);
 
-    match head {
-        Some(head) => match (head, &last) {
-            (None, _) => report.problems.push(Problem {
-                file: head_path,
-                line: 0,
-                message: "the head file is unreadable".into(),
-            }),
-            (Some((hseq, hhash)), Some((lseq, lhash)))
-                if (hseq, hhash.as_bytes()) != (*lseq, &lhash[..]) =>
-            {
-                if hseq < *lseq && head_in_chain {
-                    // The event the head names is in the chain and the chain goes on after
-                    // it: a writer stopped between writing an event and recording it in the
-                    // head. The next append brings the head up to date; nothing is missing.
-                    report.crash_artefacts.push(Problem {
-                        file: head_path,
-                        line: 0,
-                        message: format!(
-                            "the head records event {hseq}, which the log holds, but the log \
-                             goes on to event {lseq}: a writer stopped between writing an event \
-                             and recording it in the head (a crash); the next append brings the \
-                             head up to date"
-                        ),
-                    });
-                } else {
-                    let message = if hseq > *lseq {
-                        format!(
-                            "the log ends at event {lseq} but its head records event {hseq}: the \
-                             last {} event(s) were removed",
-                            hseq - lseq
-                        )
-                    } else {
-                        "the head does not match the last event".into()
-                    };
-                    report.problems.push(Problem { file: head_path, line: 0, message });
-                }
-            }
-            (Some((hseq, _)), None) => report.problems.push(Problem {
-                file: head_path,
-                line: 0,
-                message: format!("the head records event {hseq} but the log holds no event"),
-            }),
-            _ => {}
-        },
-        // The head file is made, empty, when a writer opens the log, and holds a head from
-        // the end of its first append on. Empty beside a log of one event: the first writer
-        // stopped between writing that event and writing the head.
-        None if head_empty && report.events == 1 && report.last_seq == 1 => {
-            report.crash_artefacts.push(Problem {
-                file: head_path,
-                line: 0,
-                message: "the head is empty and the log holds its first event only: the first \
-                          writer stopped between writing it and writing the head (a crash); \
-                          the next append writes the head"
-                    .into(),
-            })
-        }
-        None if last.is_some() => report.problems.push(Problem {
-            file: head_path,
-            line: 0,
-            message: "the head file is missing: removal of the last events cannot be detected"
+    /// The unfinished last line of a file (`filled` bytes at the start of `cur`): a crash
+    /// artefact if it begins as the event expected next, else a problem.
+    fn torn_line(&self, file: &Path, line: usize, filled: usize, report: &mut VerifyReport) {
+        let torn = Problem {
+            file: file.to_path_buf(),
+            line,
+            message: "torn last line (no newline): a writer stopped in the middle of an event"
                 .into(),
-        }),
-        _ => {}
+        };
+        let start = &self.cur[..filled.min(FRAGMENT_START)];
+        if starts_next_event(start, &self.last) {
+            report.crash_artefacts.push(torn);
+        } else {
+            report.problems.push(torn);
+        }
     }
-    Ok(report)
 }
 
 /// One line of the log as read back: its file, its line number, and the event or why it

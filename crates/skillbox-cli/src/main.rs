@@ -2,7 +2,7 @@
 //! prints; everything else lives in `skillbox-skills`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -319,96 +319,107 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Doctor { json } => Ok(doctor(&workspace, json)),
         Command::Audit(cmd) => audit::run(cmd),
-        Command::Mcp { max_concurrent, poll_ms } => {
-            let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
-            log.echo_high_risk = true;
-            let rt = Runtime::open_with_audit(&workspace, log)?;
-            // Problems with skill files go to stderr, which MCP clients show as server logs.
-            print_problems(rt.registry(), false);
-            let options = skillbox_mcp::ServeOptions {
-                max_concurrent_runs: max_concurrent.max(1),
-                poll_interval: std::time::Duration::from_millis(poll_ms.max(50)),
-                ..skillbox_mcp::ServeOptions::default()
-            };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(skillbox_mcp::serve_stdio(rt, options))?;
-            // Runs still in flight are dropped with the runtime, which kills them.
-            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-            Ok(0)
-        }
+        Command::Mcp { max_concurrent, poll_ms } => mcp(&workspace, max_concurrent, poll_ms),
         Command::Run { name, params, trust, json, raw, allow_weaker_isolation } => {
-            let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
-            log.echo_high_risk = true;
-            // A name that could never be a skill's is refused before the workspace is looked
-            // at, and recorded.
-            if let Err(e) = skillbox_skills::name::check_name(&name) {
-                let msg =
-                    format!("{} is not a valid skill name: {e}", one_line(&format!("{name:?}")));
-                let log = skillbox_skills::audit_log::AuditLog::open(log)?;
-                let params = Value::Null;
-                let r = skillbox_skills::refused_before_lookup(
-                    &log,
-                    &name,
-                    Status::Invalid,
-                    msg,
-                    &params,
-                );
-                return Ok(report_run(&r, json, raw));
-            }
-            let rt = Arc::new(Runtime::open_with_audit(&workspace, log)?);
-            // A refusal is recorded like any other (a name that is not a skill's is refused
-            // by the run itself, before any skill is looked up).
-            let params: Value = match params.as_deref().map(serde_json::from_str) {
-                None => json!({}),
-                Some(Ok(v @ Value::Object(_))) => v,
-                Some(Ok(_)) => {
-                    let msg = "--params: must be a JSON object such as '{\"name\": \"value\"}'";
-                    let r = rt.refuse(&name, Status::Invalid, msg.into(), &Value::Null);
-                    return Ok(report_run(&r, json, raw));
-                }
-                Some(Err(e)) => {
-                    let msg = format!("--params: not valid JSON: {e}");
-                    let r = rt.refuse(&name, Status::Invalid, msg, &Value::Null);
-                    return Ok(report_run(&r, json, raw));
-                }
-            };
-            print_problems(rt.registry(), false);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            // SKILLBOX_RETRY_BASE_MS sets the backoff's base delay (tests use milliseconds).
-            let retry_base_delay = std::env::var("SKILLBOX_RETRY_BASE_MS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map(std::time::Duration::from_millis);
-            let options =
-                skillbox_skills::RunOptions { trust, allow_weaker_isolation, retry_base_delay };
-            let mut result = runtime.block_on(rt.run_with(&name, &params, &options));
-            // A person at a terminal is asked; anyone else (an agent, CI) gets the refusal
-            // with the exact command that would grant it. Nothing is granted silently.
-            if !json && trust::at_terminal() {
-                if let Some(again) = trust::ask_after_denial(&rt, &result) {
-                    let options = skillbox_skills::RunOptions { trust: again, ..options };
-                    result = runtime.block_on(rt.run_with(&name, &params, &options));
-                }
-            }
-            let code = report_run(&result, json, raw);
-            // The async runtime is dropped first, and waits: it finishes the blocking tasks
-            // that remove the run's private directory and cgroups. The skills runtime (the
-            // registry of every skill, the audit log's open files) is then not dropped: the
-            // process exits, which frees its memory and closes the files at once, and it
-            // holds nothing else to flush (each audit event is written when it happens).
-            // Handlers registered with `atexit` (what was prepared ahead) still run.
-            drop(runtime);
-            std::mem::forget(rt);
-            Ok(code)
+            let options = RunFlags { trust, json, raw, allow_weaker_isolation };
+            run(&workspace, &name, params.as_deref(), options)
         }
     }
+}
+
+/// `skillbox mcp`: serves the workspace's skills on stdin and stdout.
+fn mcp(workspace: &Path, max_concurrent: usize, poll_ms: u64) -> anyhow::Result<u8> {
+    let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
+    log.echo_high_risk = true;
+    let rt = Runtime::open_with_audit(workspace, log)?;
+    // Problems with skill files go to stderr, which MCP clients show as server logs.
+    print_problems(rt.registry(), false);
+    let options = skillbox_mcp::ServeOptions {
+        max_concurrent_runs: max_concurrent.max(1),
+        poll_interval: std::time::Duration::from_millis(poll_ms.max(50)),
+        ..skillbox_mcp::ServeOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(skillbox_mcp::serve_stdio(rt, options))?;
+    // Runs still in flight are dropped with the runtime, which kills them.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(0)
+}
+
+/// The flags of `skillbox run` besides the name and the parameters.
+struct RunFlags {
+    trust: Option<TrustLevel>,
+    json: bool,
+    raw: bool,
+    allow_weaker_isolation: bool,
+}
+
+/// `skillbox run NAME`: refuses a name or parameters that cannot be a run's (recorded), runs
+/// the skill, asks a person at a terminal after a denial, and prints the result.
+fn run(workspace: &Path, name: &str, params: Option<&str>, f: RunFlags) -> anyhow::Result<u8> {
+    let RunFlags { trust, json, raw, allow_weaker_isolation } = f;
+    let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
+    log.echo_high_risk = true;
+    // A name that could never be a skill's is refused before the workspace is looked at,
+    // and recorded.
+    if let Err(e) = skillbox_skills::name::check_name(name) {
+        let msg = format!("{} is not a valid skill name: {e}", one_line(&format!("{name:?}")));
+        let log = skillbox_skills::audit_log::AuditLog::open(log)?;
+        let r =
+            skillbox_skills::refused_before_lookup(&log, name, Status::Invalid, msg, &Value::Null);
+        return Ok(report_run(&r, json, raw));
+    }
+    let rt = Arc::new(Runtime::open_with_audit(workspace, log)?);
+    // A refusal is recorded like any other (a name that is not a skill's is refused by the
+    // run itself, before any skill is looked up).
+    let params: Value = match params.map(serde_json::from_str) {
+        None => json!({}),
+        Some(Ok(v @ Value::Object(_))) => v,
+        Some(Ok(_)) => {
+            let msg = "--params: must be a JSON object such as '{\"name\": \"value\"}'";
+            let r = rt.refuse(name, Status::Invalid, msg.into(), &Value::Null);
+            return Ok(report_run(&r, json, raw));
+        }
+        Some(Err(e)) => {
+            let msg = format!("--params: not valid JSON: {e}");
+            let r = rt.refuse(name, Status::Invalid, msg, &Value::Null);
+            return Ok(report_run(&r, json, raw));
+        }
+    };
+    print_problems(rt.registry(), false);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // SKILLBOX_RETRY_BASE_MS sets the backoff's base delay (tests use milliseconds).
+    let retry_base_delay = std::env::var("SKILLBOX_RETRY_BASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis);
+    let options = skillbox_skills::RunOptions { trust, allow_weaker_isolation, retry_base_delay };
+    let mut result = runtime.block_on(rt.run_with(name, &params, &options));
+    // A person at a terminal is asked; anyone else (an agent, CI) gets the refusal with the
+    // exact command that would grant it. Nothing is granted silently.
+    if !json && trust::at_terminal() {
+        if let Some(again) = trust::ask_after_denial(&rt, &result) {
+            let options = skillbox_skills::RunOptions { trust: again, ..options };
+            result = runtime.block_on(rt.run_with(name, &params, &options));
+        }
+    }
+    let code = report_run(&result, json, raw);
+    // The async runtime is dropped first, and waits: it finishes the blocking tasks that
+    // remove the run's private directory and cgroups. The skills runtime (the registry of
+    // every skill, the audit log's open files) is then not dropped: the process exits, which
+    // frees its memory and closes the files at once, and it holds nothing else to flush
+    // (each audit event is written when it happens). Handlers registered with `atexit`
+    // (what was prepared ahead) still run.
+    drop(runtime);
+    std::mem::forget(rt);
+    Ok(code)
 }
 
 fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {

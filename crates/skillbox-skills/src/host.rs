@@ -107,20 +107,6 @@ pub fn host_report(workspace: &Path) -> HostReport {
 fn mechanisms(h: &HostSupport, fix_of: impl Fn(&str) -> Option<String>) -> Vec<HostMechanism> {
     let abi = h.landlock_abi;
     let full = skillbox_sandbox::LANDLOCK_FULL_ABI;
-    let cgroup_fix = || {
-        Some(
-            "run as root, or have root create a cgroup for your user and delegate it (chown \
-              the directory and its cgroup.procs)"
-                .to_string(),
-        )
-    };
-    let created = |yes: bool, what: &str| {
-        if yes {
-            format!("a {what} cgroup can be created per run")
-        } else {
-            format!("no writable {what} cgroup")
-        }
-    };
     vec![
         HostMechanism {
             name: "landlock",
@@ -182,6 +168,29 @@ fn mechanisms(h: &HostSupport, fix_of: impl Fn(&str) -> Option<String>) -> Vec<H
             used_for: "a child started by root keeps no capability",
             fix: None,
         },
+    ]
+    .into_iter()
+    .chain(usage_mechanisms(h))
+    .collect()
+}
+
+/// The mechanisms that bound what a run uses: cgroups and the kernel's I/O counters.
+fn usage_mechanisms(h: &HostSupport) -> Vec<HostMechanism> {
+    let cgroup_fix = || {
+        Some(
+            "run as root, or have root create a cgroup for your user and delegate it (chown \
+              the directory and its cgroup.procs)"
+                .to_string(),
+        )
+    };
+    let created = |yes: bool, what: &str| {
+        if yes {
+            format!("a {what} cgroup can be created per run")
+        } else {
+            format!("no writable {what} cgroup")
+        }
+    };
+    vec![
         HostMechanism {
             name: "pids-cgroup",
             available: h.cgroup_pids,
