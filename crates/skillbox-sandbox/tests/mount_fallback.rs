@@ -104,11 +104,17 @@ attempt("own_pid", lambda: str(os.getpid()))
 attempt("dev", lambda: "\n".join(sorted(os.listdir("/dev"))))
 attempt("dev_null", lambda: write("/dev/null", b"x"))
 attempt("dev_stdout", lambda: os.readlink("/dev/stdout"))
+# A chmod to the mode the file has: harmless to the host should it ever succeed.
+same_mode = lambda p: os.chmod(p, os.stat(p).st_mode & 0o7777)
 attempt("root_write", lambda: os.mkdir("/planted"))
-attempt("usr_write", lambda: write("/usr/planted", mode="xb"))
-attempt("chmod_etc", lambda: os.chmod("/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/os-release", 0o777))
+attempt("usr_write", lambda: write(ARGS[0], mode="xb"))
+attempt("chmod_etc", lambda: same_mode("/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/os-release"))
 "##;
-    let p = mounted(reading(&[g]), g, body, &[]).await;
+    let planted = PathBuf::from(format!("/usr/{}", unique_secret("planted")));
+    let p = mounted(reading(&[g]), g, body, &[s(&planted)]).await;
+    let written = planted.exists();
+    let _ = fs::remove_file(&planted);
+    assert!(!written, "{} was created", planted.display());
     let root = p.ok_text("root");
     let allowed = [
         "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "run", "sbin",
@@ -259,7 +265,7 @@ for name, path in [("shadow", "/etc/shadow"), ("passwd", "/etc/passwd"),
                    ("gshadow", "/etc/gshadow"), ("ordinary", ARGS[0])]:
     attempt(name, lambda: read(path))
 attempt("list_etc", lambda: "\n".join(os.listdir("/etc")))
-attempt("passwd_chmod", lambda: os.chmod("/etc/passwd", 0o644))
+attempt("passwd_chmod", lambda: os.chmod("/etc/passwd", os.stat("/etc/passwd").st_mode & 0o7777))
 "##;
     let p = mounted(strict(), Path::new("/"), body, &[ordinary.to_string()]).await;
     p.err("passwd", &[EACCES]);
