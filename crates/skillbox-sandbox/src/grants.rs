@@ -1,11 +1,15 @@
-//! Granting a tree to a Landlock ruleset with paths carved out of it.
+//! Granting a tree with paths carved out of it: the walk that decides, object by object,
+//! what a granted tree comes to, for whichever mechanism makes it real ([`Grants`]: the
+//! Landlock ruleset, `crate::landlock`, or the run's mount namespace, `crate::mountns`).
 //!
 //! Landlock only grants: a rule on a directory covers everything beneath it, and nothing can
 //! take a subpath back. So to keep a path beneath a granted tree out of reach (a secret: no
 //! access) or read-only (a protected entry such as `.git`), the tree is *split* along the way
 //! to that path: each directory on the way gets only rights that cannot reach the path
 //! (listing it, or reading beneath it), each of its other entries gets the tree's rights, and
-//! the path itself gets nothing (hidden) or read rights (read-only).
+//! the path itself gets nothing (hidden) or read rights (read-only). A mount namespace makes
+//! the same decisions real with mounts: a split directory is bound read-only onto itself, its
+//! entries bound back with the tree's rights, a hidden entry covered.
 //!
 //! A split directory keeps no right to create, remove or rename its entries. Otherwise a run
 //! could rename the way to a carved-out path aside and put its own in its place, or create a
@@ -22,7 +26,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use landlock::{AccessFs, BitFlags};
 use rustix::fs::{Dir, FileType, Mode, OFlags, ResolveFlags, CWD};
 
 /// Deepest directory examined below a granted tree's top. The walk holds one descriptor per
@@ -122,21 +125,51 @@ pub(crate) enum GrantError {
     Rule(PathBuf, std::io::Error),
 }
 
-/// Grants `root` with `access` to the ruleset `ruleset`, less what `carved` carves out of
-/// it. Paths carved out are those strictly beneath `root` (a grant of a carved path itself,
-/// or of a path inside one, is the caller's explicit choice). Read-only carves and protected
-/// names only matter when `access` writes. A `guarded` writable tree is split at its top
-/// even when nothing beneath it is carved out, so that no new entry (a `.git`, a `.bashrc`)
-/// can be created there. A `root` that does not exist grants nothing.
+/// How much of a granted tree one object gets, as the walk decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Level {
+    /// Listing only (a directory with a hidden path beneath it: Landlock's `ReadDir`).
+    List,
+    /// Reading only (a carved read-only entry, a directory on the way to one).
+    Read,
+    /// The tree's own rights.
+    Whole,
+}
+
+/// What receives the walk's decisions: one call per object that gets rights of its own, and
+/// one per entry carved out as hidden. An object without a call of its own gets what its
+/// nearest ancestor with one gets.
+pub(crate) trait Grants {
+    /// `fd` (at `path`; a directory when `dir`) gets `level` of the tree's rights.
+    fn grant(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        path: &Path,
+        level: Level,
+        dir: bool,
+    ) -> Result<(), GrantError>;
+
+    /// The entry at `path` (a directory when `dir`) is carved out as hidden. Landlock needs
+    /// nothing for it (no rule reaches it); a mount namespace covers it.
+    fn hide(&mut self, _path: &Path, _dir: bool) -> Result<(), GrantError> {
+        Ok(())
+    }
+}
+
+/// Grants `root` to `sink`, less what `carved` carves out of it. Paths carved out are those
+/// strictly beneath `root` (a grant of a carved path itself, or of a path inside one, is the
+/// caller's explicit choice). Read-only carves and protected names only matter when the
+/// tree `writes`. A `guarded` writable tree is split at its top even when nothing beneath it
+/// is carved out, so that no new entry (a `.git`, a `.bashrc`) can be created there. A
+/// `root` that does not exist grants nothing.
 pub(crate) fn grant_tree(
-    ruleset: &OwnedFd,
+    sink: &mut impl Grants,
     root: &Path,
-    access: BitFlags<AccessFs>,
+    writes: bool,
     guarded: bool,
     carved: &Carved<'_>,
     budget: &mut Budget,
 ) -> Result<(), GrantError> {
-    let writes = access.contains(AccessFs::WriteFile);
     let relevant: Vec<(&Path, Carve)> = carved
         .paths
         .iter()
@@ -162,31 +195,21 @@ pub(crate) fn grant_tree(
         Err(rustix::io::Errno::NOTDIR) => {
             // A file: its file rights; nothing beneath it to carve.
             let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
-            return rule(ruleset, &fd, root, access & AccessFs::from_file(crate::landlock::abi()));
+            return sink.grant(fd.as_fd(), root, Level::Whole, false);
         }
         Err(rustix::io::Errno::ACCESS) if relevant.is_empty() && !walk_names && !guarded => {
             // Nothing to examine: granted as it is, listable or not.
             let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
-            return rule(ruleset, &fd, root, access);
+            return sink.grant(fd.as_fd(), root, Level::Whole, true);
         }
-        Err(rustix::io::Errno::ACCESS) => return unexamined_root(ruleset, root, access, &relevant),
+        Err(rustix::io::Errno::ACCESS) => return unexamined_root(sink, root, &relevant),
         // Does not exist, or cannot be opened at all: grants nothing.
         Err(_) => return Ok(()),
     };
     if relevant.is_empty() && !walk_names && !guarded {
-        return rule(ruleset, &dir, root, access);
+        return sink.grant(dir.as_fd(), root, Level::Whole, true);
     }
-    let walk = Walk {
-        ruleset,
-        root,
-        access,
-        read: AccessFs::from_read(crate::landlock::abi()) & access,
-        writes,
-        walk_names,
-        guarded,
-        carved,
-        relevant: &relevant,
-    };
+    let mut walk = Walk { sink, root, writes, walk_names, guarded, carved, relevant: &relevant };
     walk.run(dir, budget)
 }
 
@@ -194,13 +217,9 @@ pub(crate) fn grant_tree(
 /// listed depth first (one [`Frame`] each), each entry is decided (carved out, left whole,
 /// or examined below), and a directory with something carved beneath it is split: granted
 /// entry by entry, else left to its parent whole.
-struct Walk<'a> {
-    ruleset: &'a OwnedFd,
+struct Walk<'a, S> {
+    sink: &'a mut S,
     root: &'a Path,
-    /// The rights of the grant.
-    access: BitFlags<AccessFs>,
-    /// Its read rights, for what is carved read-only.
-    read: BitFlags<AccessFs>,
     /// The grant writes: protected names and read-only carves matter.
     writes: bool,
     /// Every directory is walked, for protected names.
@@ -212,7 +231,7 @@ struct Walk<'a> {
     relevant: &'a [(&'a Path, Carve)],
 }
 
-impl Walk<'_> {
+impl<S: Grants> Walk<'_, S> {
     /// Whether a carved path (of `kind`, or of any kind) lies strictly beneath `p`.
     fn beneath(&self, p: &Path, kind: Option<Carve>) -> bool {
         self.relevant
@@ -220,7 +239,7 @@ impl Walk<'_> {
             .any(|(c, k)| c.starts_with(p) && *c != p && kind.is_none_or(|x| x == *k))
     }
 
-    fn run(&self, dir: OwnedFd, budget: &mut Budget) -> Result<(), GrantError> {
+    fn run(&mut self, dir: OwnedFd, budget: &mut Budget) -> Result<(), GrantError> {
         let root_dev = rustix::fs::fstat(&dir).map(|st| st.st_dev).unwrap_or(0);
         let first = match Frame::list(dir, root_dev, self.root.to_path_buf(), self.root, budget) {
             Ok(mut frame) => {
@@ -228,7 +247,7 @@ impl Walk<'_> {
                 frame
             }
             Err(GrantError::List(..)) => {
-                return unexamined_root(self.ruleset, self.root, self.access, self.relevant)
+                return unexamined_root(self.sink, self.root, self.relevant)
             }
             Err(e) => return Err(e),
         };
@@ -253,7 +272,7 @@ impl Walk<'_> {
             if split {
                 self.split(&frame, hidden_beneath)?;
             } else if is_root {
-                rule(self.ruleset, frame.fd()?, &frame.path, self.access)?;
+                self.sink.grant(frame.fd()?, &frame.path, Level::Whole, true)?;
             }
             if let Some(parent) = stack.last_mut() {
                 let i = parent.next - 1;
@@ -347,26 +366,27 @@ impl Walk<'_> {
 
     /// Grants `frame` entry by entry: the directory itself readable (only listable when a
     /// hidden path is beneath it), each entry left whole with the grant's rights, each
-    /// carved read-only with its read rights; hidden and split entries get nothing here.
-    fn split(&self, frame: &Frame, hidden_beneath: bool) -> Result<(), GrantError> {
-        let own = if hidden_beneath { self.access & AccessFs::ReadDir } else { self.read };
-        rule(self.ruleset, frame.fd()?, &frame.path, own)?;
+    /// carved read-only with its read rights; split entries get nothing here (their own
+    /// frame granted them), hidden ones are handed to [`Grants::hide`].
+    fn split(&mut self, frame: &Frame, hidden_beneath: bool) -> Result<(), GrantError> {
+        let own = if hidden_beneath { Level::List } else { Level::Read };
+        self.sink.grant(frame.fd()?, &frame.path, own, true)?;
         for entry in &frame.entries {
-            let rights = match entry.fate {
+            let level = match entry.fate {
                 Fate::Whole if entry.kind == Kind::Symlink => continue,
-                Fate::Whole => self.access,
-                Fate::Carved(Carve::ReadOnly) => self.read,
+                Fate::Whole => Level::Whole,
+                Fate::Carved(Carve::ReadOnly) => Level::Read,
+                Fate::Carved(Carve::Hidden) if entry.kind != Kind::Symlink => {
+                    let dir = entry.kind == Kind::Dir;
+                    self.sink.hide(&frame.path.join(&entry.name), dir)?;
+                    continue;
+                }
                 Fate::Carved(Carve::Hidden) | Fate::Split | Fate::Gone => continue,
             };
             let path = frame.path.join(&entry.name);
             let Some(fd) = open_path(frame.fd()?, &entry.name)? else { continue };
             same_object(&fd, entry.ino, frame.dev, &path)?;
-            let rights = if entry.kind == Kind::Dir {
-                rights
-            } else {
-                rights & AccessFs::from_file(crate::landlock::abi())
-            };
-            rule(self.ruleset, &fd, &path, rights)?;
+            self.sink.grant(fd.as_fd(), &path, level, entry.kind == Kind::Dir)?;
         }
         Ok(())
     }
@@ -375,16 +395,15 @@ impl Walk<'_> {
 /// A tree whose top must be examined but cannot be listed: read-only, or nothing when a
 /// hidden path is beneath it.
 fn unexamined_root(
-    ruleset: &OwnedFd,
+    sink: &mut impl Grants,
     root: &Path,
-    access: BitFlags<AccessFs>,
     relevant: &[(&Path, Carve)],
 ) -> Result<(), GrantError> {
     if relevant.iter().any(|(_, c)| *c == Carve::Hidden) {
         return Ok(());
     }
     let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
-    rule(ruleset, &fd, root, access & AccessFs::from_read(crate::landlock::abi()))
+    sink.grant(fd.as_fd(), root, Level::Read, true)
 }
 
 /// A directory being examined, with its entries.
@@ -557,25 +576,11 @@ fn same_object(fd: &OwnedFd, ino: u64, dev: u64, path: &Path) -> Result<u64, Gra
     }
 }
 
-/// `landlock_add_rule` for `fd` with `access`; nothing for empty rights.
-fn rule(
-    ruleset: &OwnedFd,
-    fd: impl AsFd,
-    path: &Path,
-    access: BitFlags<AccessFs>,
-) -> Result<(), GrantError> {
-    if access.is_empty() {
-        return Ok(());
-    }
-    crate::landlock::raw_add_rule(ruleset, fd, access)
-        .map_err(|e| GrantError::Rule(path.to_path_buf(), e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use landlock::ABI;
-    use landlock::{Access, Ruleset, RulesetAttr};
+    use crate::landlock::Rules;
+    use landlock::{Access, AccessFs, Ruleset, RulesetAttr, ABI};
 
     fn ruleset() -> OwnedFd {
         let created = Ruleset::default()
@@ -599,12 +604,14 @@ mod tests {
         let names = [".git".to_string()];
         let carved = Carved::new(&[], &names);
         let write = AccessFs::from_all(ABI::V6) & !AccessFs::Refer;
-        let r = grant_tree(&ruleset(), t.path(), write, false, &carved, &mut Budget::new(10));
+        let rs = ruleset();
+        let mut rules = Rules::new(&rs, write);
+        let r = grant_tree(&mut rules, t.path(), true, false, &carved, &mut Budget::new(10));
         assert!(matches!(r, Err(GrantError::TooLarge { limit: 10, .. })), "{r:?}");
-        grant_tree(&ruleset(), t.path(), write, false, &carved, &mut Budget::new(100)).unwrap();
+        grant_tree(&mut rules, t.path(), true, false, &carved, &mut Budget::new(100)).unwrap();
         // A read tree is not walked for names: the budget does not apply.
-        let read = AccessFs::from_read(ABI::V6);
-        grant_tree(&ruleset(), t.path(), read, false, &carved, &mut Budget::new(0)).unwrap();
+        let mut rules = Rules::new(&rs, AccessFs::from_read(ABI::V6));
+        grant_tree(&mut rules, t.path(), false, false, &carved, &mut Budget::new(0)).unwrap();
     }
 
     #[test]
@@ -630,7 +637,9 @@ mod tests {
                 let names = [".git".to_string()];
                 let carved = Carved::new(&[], &names);
                 let write = AccessFs::from_all(ABI::V6) & !AccessFs::Refer;
-                grant_tree(&ruleset(), &root, write, false, &carved, &mut Budget::new(100_000))
+                let rs = ruleset();
+                let mut rules = Rules::new(&rs, write);
+                grant_tree(&mut rules, &root, true, false, &carved, &mut Budget::new(100_000))
                     .map_err(|e| e.to_string())
             })
             .unwrap();

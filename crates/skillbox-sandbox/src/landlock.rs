@@ -16,7 +16,7 @@ use landlock::{
     RulesetCreatedAttr, Scope, ABI,
 };
 
-use crate::grants::{grant_tree, Budget, Carve, Carved, GrantError};
+use crate::grants::{grant_tree, Budget, Carve, Carved, GrantError, Grants, Level};
 use crate::policy::{NetworkAccess, Policy, DEVICES, ETC_SECRETS, SYSTEM_READ};
 
 /// The Landlock ABI from which Landlock gives this crate everything it uses from it: TCP
@@ -177,17 +177,18 @@ fn grant(policy: &Policy, mut created: landlock::RulesetCreated) -> Result<Owned
         let mut budget = Budget::new(MAX_GRANT_ENTRIES);
         for p in &policy.read {
             let root = crate::paths::normalize(p);
-            grant_tree(&dup, &root, read, false, &carved, &mut budget)?;
+            grant_tree(&mut Rules::new(&dup, read), &root, false, false, &carved, &mut budget)?;
         }
         for p in &policy.write {
             let root = crate::paths::normalize(p);
             let guarded = policy.guarded.iter().any(|g| crate::paths::normalize(g) == root);
-            grant_tree(&dup, &root, write, guarded, &carved, &mut budget)?;
+            let mut rules = Rules::new(&dup, write);
+            grant_tree(&mut rules, &root, true, guarded, &carved, &mut budget)?;
         }
         let unnamed = Carved::new(&carved_paths, &[]);
         for p in &policy.scratch {
             let root = crate::paths::normalize(p);
-            grant_tree(&dup, &root, write, false, &unnamed, &mut budget)?;
+            grant_tree(&mut Rules::new(&dup, write), &root, true, false, &unnamed, &mut budget)?;
         }
     }
     if policy.network == NetworkAccess::HttpsOnly {
@@ -197,9 +198,47 @@ fn grant(policy: &Policy, mut created: landlock::RulesetCreated) -> Result<Owned
     fd.ok_or(LandlockError::Unsupported { found })
 }
 
+/// The rules one granted tree comes to: the walk's decisions (see the `grants` module) as
+/// Landlock rights, added straight to the ruleset.
+pub(crate) struct Rules<'a> {
+    ruleset: &'a OwnedFd,
+    /// The tree's rights.
+    access: BitFlags<AccessFs>,
+}
+
+impl<'a> Rules<'a> {
+    /// The rules of a tree granted `access`, added to `ruleset`.
+    pub(crate) fn new(ruleset: &'a OwnedFd, access: BitFlags<AccessFs>) -> Self {
+        Self { ruleset, access }
+    }
+}
+
+impl Grants for Rules<'_> {
+    fn grant(
+        &mut self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        path: &Path,
+        level: Level,
+        dir: bool,
+    ) -> Result<(), GrantError> {
+        let abi = abi();
+        let rights = match level {
+            Level::Whole => self.access,
+            Level::Read => self.access & AccessFs::from_read(abi),
+            Level::List => self.access & AccessFs::ReadDir,
+        };
+        // A rule on a file may carry only file rights.
+        let rights = if dir { rights } else { rights & AccessFs::from_file(abi) };
+        if rights.is_empty() {
+            return Ok(());
+        }
+        raw_add_rule(self.ruleset, fd, rights).map_err(|e| GrantError::Rule(path.to_path_buf(), e))
+    }
+}
+
 /// The paths carved out of every tree of `policy`'s ruleset: its hidden paths (resolved by
 /// the caller) and the secrets of `/etc` (resolved once per process).
-fn carved_paths(policy: &Policy) -> Vec<(PathBuf, Carve)> {
+pub(crate) fn carved_paths(policy: &Policy) -> Vec<(PathBuf, Carve)> {
     static ETC: OnceLock<Vec<PathBuf>> = OnceLock::new();
     let etc = ETC.get_or_init(|| {
         ETC_SECRETS.iter().map(|s| crate::paths::resolve(&Path::new("/etc").join(s))).collect()

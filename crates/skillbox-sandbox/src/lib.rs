@@ -36,6 +36,7 @@ mod diskio;
 mod grants;
 mod landlock;
 mod members;
+mod mountns;
 mod output;
 mod paths;
 mod plan;

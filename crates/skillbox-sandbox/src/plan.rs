@@ -8,7 +8,7 @@
 //!
 //! | guarantee | mechanisms, strongest first |
 //! |---|---|
-//! | `filesystem` | Landlock ABI 3 or later · Landlock ABI 1-2 with seccomp denying truncation |
+//! | `filesystem` | Landlock ABI 3 or later · Landlock ABI 1-2 with seccomp denying truncation · a mount namespace of the run's own (with its user and PID namespaces) |
 //! | `ipc` | Landlock ABI 6 scopes with seccomp · a PID namespace with seccomp |
 //! | `side-doors` | seccomp |
 //! | `network` | `none`: seccomp · `https-only`: Landlock ABI 4 or later with seccomp |
@@ -55,6 +55,9 @@ const SCOPE_ABI: i32 = crate::landlock::FULL_ABI;
 pub(crate) struct Plan {
     /// Build the Landlock ruleset and restrict the child with it.
     pub landlock: bool,
+    /// Give the child a mount namespace whose root holds only what the policy grants
+    /// (`crate::mountns`); only with `namespaces`.
+    pub mounts: bool,
     /// The seccomp filter's shape, when one is installed.
     pub seccomp: Option<Shape>,
     /// The run's cgroups, when the host can make a group for at least one of its limits.
@@ -128,7 +131,7 @@ pub(crate) fn plan(
         }),
         ..Enforcement::default()
     };
-    let (files, filesystem) = files(policy, base);
+    let (files, filesystem) = files(policy, base, host);
     let ipc = ipc(policy.network, base);
     let network = network(policy.network, base);
     let (processes, processes_line) = processes(policy, base, host);
@@ -154,6 +157,7 @@ pub(crate) fn plan(
     };
     Ok(Plan {
         landlock: base.abi >= 1 && landlock_needed,
+        mounts: files.mounts,
         seccomp: base.seccomp.then_some(Shape {
             network: policy.network,
             processes: policy.processes,
@@ -284,14 +288,18 @@ struct Files {
     landlock: bool,
     /// seccomp denies the truncating calls Landlock cannot see (ABI 1 and 2).
     truncation_by_seccomp: bool,
+    /// The run's own mount namespace confines them.
+    mounts: bool,
 }
 
 /// Files: Landlock from ABI 3; at ABI 1 and 2 with seccomp denying what truncates a file
-/// without opening it for writing (Landlock sees truncation from ABI 3 only). Returns how,
-/// and the `filesystem` line.
-fn files(policy: &Policy, base: Base) -> (Files, Mechanism) {
+/// without opening it for writing (Landlock sees truncation from ABI 3 only); else, where
+/// the run has user and PID namespaces of its own and the host lets it make a mount
+/// namespace in them, a root of its own holding only what is granted. Returns how, and the
+/// `filesystem` line.
+fn files(policy: &Policy, base: Base, host: &HostSupport) -> (Files, Mechanism) {
     let abi = base.abi;
-    let none = Files { landlock: false, truncation_by_seccomp: false };
+    let none = Files { landlock: false, truncation_by_seccomp: false, mounts: false };
     if !policy.confine_files {
         let l = line(
             Guarantee::Filesystem,
@@ -307,7 +315,7 @@ fn files(policy: &Policy, base: Base) -> (Files, Mechanism) {
     if abi >= TRUNCATE_ABI {
         let detail = format!("Landlock ABI {abi}: {what}{devices}");
         let l = line(Guarantee::Filesystem, Enforced, &[Via::Landlock(abi as u8)], detail);
-        return (Files { landlock: true, truncation_by_seccomp: false }, l);
+        return (Files { landlock: true, ..none }, l);
     }
     if abi >= 1 && base.seccomp {
         let detail = format!(
@@ -316,14 +324,42 @@ fn files(policy: &Policy, base: Base) -> (Files, Mechanism) {
         );
         let via = [Via::Landlock(abi as u8), Via::Seccomp];
         let l = line(Guarantee::Filesystem, Enforced, &via, detail);
-        return (Files { landlock: true, truncation_by_seccomp: true }, l);
+        return (Files { landlock: true, truncation_by_seccomp: true, ..none }, l);
     }
     let why = if abi >= 1 {
         format!("Landlock ABI {abi} does not see truncation and no seccomp filter can stand in")
     } else {
         "no Landlock on this host".to_string()
     };
-    let l = line(Guarantee::Filesystem, NotEnforced, &[], format!("{why}: files are not confined"));
+    if base.namespaces && host.mount_namespaces {
+        let detail = format!(
+            "a mount namespace of the run's own ({why}): its root holds only the system \
+             directories, /etc without its secrets, the harmless devices, a /proc of its PID \
+             namespace and the granted trees, read-only but for the writable grants; hidden \
+             paths are covered by empty entries nobody may read, protected entries and the \
+             directories on the way to them are read-only mounts, and the program can mount \
+             nothing. Unlike Landlock: covers are made when the run starts, so a hidden entry \
+             replaced from outside the run while it lasts (an editor's save, passwd rewriting \
+             /etc/shadow) is seen at its new content; the names of granted paths' parents are \
+             visible; files can be renamed and linked between directories of one writable \
+             tree; chmod, chown, timestamps and extended attributes work in writable trees, \
+             as under Landlock, and fail (read-only file system) elsewhere; the working \
+             directory must lie in what the run sees"
+        );
+        let l = line(Guarantee::Filesystem, Enforced, &[Via::MountNamespace], detail);
+        return (Files { mounts: true, ..none }, l);
+    }
+    let mounts = if !host.mount_namespaces {
+        "no mount namespace can be made here either"
+    } else {
+        "a mount namespace of the run's own needs a PID namespace, which this run does not have"
+    };
+    let l = line(
+        Guarantee::Filesystem,
+        NotEnforced,
+        &[],
+        format!("{why}, and {mounts}: files are not confined"),
+    );
     (none, l)
 }
 
@@ -801,6 +837,7 @@ mod tests {
             Via::Landlock(n) => i32::from(*n) == host.landlock_abi && host.landlock_abi >= 1,
             Via::Seccomp => host.seccomp,
             Via::PidNamespace => host.user_namespaces,
+            Via::MountNamespace => host.mount_namespaces && host.user_namespaces,
             Via::PidsCgroup => host.cgroup_pids,
             Via::MemoryCgroup => host.cgroup_memory_writable,
             Via::CpuCgroup => host.cgroup_cpu,
@@ -832,7 +869,17 @@ mod tests {
                 }
                 let kept = |g| r.state(g) == Some(Enforced);
                 let ipc = abi >= 6 || (host.user_namespaces && host.seccomp);
-                assert_eq!(kept(Guarantee::Filesystem), abi >= 3 || (abi >= 1 && host.seccomp));
+                let by_landlock = abi >= 3 || (abi >= 1 && host.seccomp);
+                let by_mounts = host.mount_namespaces && host.user_namespaces;
+                assert_eq!(kept(Guarantee::Filesystem), by_landlock || by_mounts, "{host:?}");
+                // Landlock where it confines files; the run's own mount namespace only where
+                // it does not.
+                assert_eq!(weaker.mounts, !by_landlock && by_mounts, "{host:?}");
+                if weaker.mounts {
+                    assert!(weaker.namespaces, "mounts only in the run's own namespaces");
+                    let via = &r.line(Guarantee::Filesystem).unwrap().via;
+                    assert_eq!(via, &vec![Via::MountNamespace]);
+                }
                 assert_eq!(kept(Guarantee::Ipc), ipc, "{host:?}");
                 assert_eq!(kept(Guarantee::SideDoors), host.seccomp);
                 let net = match network {
@@ -919,8 +966,38 @@ mod tests {
             row(6, false),
             ["landlock-abi-6", "landlock-abi-6+seccomp", "watchdog+rlimits", "supervisor+seccomp"]
         );
-        // No Landlock, user namespaces.
-        assert_eq!(row(0, true), ["none", "pid-namespace+seccomp", "rlimits", "pid-namespace"]);
+        // No Landlock, user namespaces: files by the run's own mount namespace.
+        assert_eq!(
+            row(0, true),
+            ["mount-namespace", "pid-namespace+seccomp", "rlimits", "pid-namespace"]
+        );
+        // No Landlock, no user namespaces: nothing confines files.
+        assert_eq!(row(0, false)[0], "none");
+    }
+
+    /// The run's own mount namespace confines files only where Landlock does not, and only
+    /// for a run with its own PID namespace (the namespaces it is made in) that confines
+    /// files at all; otherwise `filesystem` is not enforced and the run refused.
+    #[test]
+    fn files_fall_back_to_a_mount_namespace_only_where_landlock_cannot_confine_them() {
+        for host in hosts().filter(|h| h.user_namespaces && h.mount_namespaces) {
+            let mut policy = limited(NetworkAccess::None, ProcessAccess::None);
+            let p = plan(&policy, true, &host).unwrap();
+            let landlock = host.landlock_abi >= 3 || (host.landlock_abi >= 1 && host.seccomp);
+            assert_eq!(p.mounts, !landlock, "{host:?}");
+            policy.pid_namespace = false;
+            let p = plan(&policy, true, &host).unwrap();
+            assert!(!p.mounts, "{host:?}");
+            let line = p.report.line(Guarantee::Filesystem).unwrap();
+            assert_eq!(line.state == Enforced, landlock, "{host:?}: {line:?}");
+            if !landlock {
+                assert!(line.detail.contains("needs a PID namespace"), "{line:?}");
+                assert!(plan(&policy, false, &host).is_err(), "refused without weaker isolation");
+            }
+            let mut open = limited(NetworkAccess::None, ProcessAccess::None);
+            open.confine_files = false;
+            assert!(!plan(&open, true, &host).unwrap().mounts, "nothing to confine");
+        }
     }
 
     /// The process count at `limited`: a pids cgroup where the host makes one; else

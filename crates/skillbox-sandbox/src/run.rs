@@ -176,8 +176,10 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let cgroup = prepared.cgroup.take();
     let pid_namespace = prepared.namespaces.is_some();
     // The run's cgroup lists its processes far more cheaply than a walk of /proc, but only
-    // when they cannot leave it: Landlock keeps them from writing any cgroup.procs.
-    let members_in_cgroup = spec.policy.confine_files && prepared.landlock.is_some();
+    // when they cannot leave it: Landlock, or the run's own root (which holds no cgroup
+    // file system but read-only), keeps them from writing any cgroup.procs.
+    let members_in_cgroup =
+        spec.policy.confine_files && (prepared.landlock.is_some() || prepared.mounts.is_some());
     drop((stdin, out_w, err_w, prepared));
     let mut reaper = Reaper { pid: spawned.pid, done: false, supervisor };
 
@@ -424,15 +426,19 @@ fn cpu_limit_reached(
 
 /// The enforcement report `spec` would get, without starting anything: what `skillbox info`
 /// and `skillbox doctor` show. Fails where [`run`] would refuse: a mechanism the host lacks
-/// (without [`ChildSpec::allow_weaker`]), or a grant the Landlock ruleset cannot take (a path
-/// through a symbolic link, a writable tree too large to examine), for which the ruleset is
-/// built and closed again. Nothing else is made: no cgroup, no process, no work ahead for a
-/// later run.
+/// (without [`ChildSpec::allow_weaker`]), or a grant the Landlock ruleset (or the run's mount
+/// namespace) cannot take (a path through a symbolic link, a writable tree too large to
+/// examine), for which the ruleset (or the mount program) is built and closed again. Nothing
+/// else is made: no cgroup, no process, no mount, no work ahead for a later run.
 pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
     spec.check()?;
     let plan = crate::plan::plan(&spec.policy, spec.allow_weaker, host())?;
     if plan.landlock {
         crate::landlock::check(&spec.policy).map_err(|e| SandboxError::Policy(e.to_string()))?;
+    }
+    if plan.mounts {
+        // Opened and closed again: nothing is mounted.
+        crate::mountns::build(&spec.policy).map_err(|e| SandboxError::Policy(e.to_string()))?;
     }
     if let Some(shape) = plan.seccomp {
         crate::seccomp::program(shape).map_err(|e| SandboxError::Policy(e.to_string()))?;
@@ -441,9 +447,10 @@ pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
 }
 
 /// Makes `plan` real for `spec`: the one step of preparing a run that has effects. Builds
-/// the Landlock ruleset (opening every granted tree), takes the seccomp program (compiled
-/// once per shape), creates the run's cgroups, and lays out the argument vector, the
-/// environment and the id maps of the new user namespace, all before the clone.
+/// the Landlock ruleset (opening every granted tree) or the mount program of the run's own
+/// root, takes the seccomp program (compiled once per shape), creates the run's cgroups,
+/// and lays out the argument vector, the environment and the id maps of the new user
+/// namespace, all before the clone.
 fn prepare(
     spec: &ChildSpec,
     plan: &Plan,
@@ -455,6 +462,12 @@ fn prepare(
         Some(crate::landlock::build(policy).map_err(|e| SandboxError::Policy(e.to_string()))?)
     } else {
         None
+    };
+    let mounts = match plan.mounts {
+        true => {
+            Some(crate::mountns::build(policy).map_err(|e| SandboxError::Policy(e.to_string()))?)
+        }
+        false => None,
     };
     let seccomp = match plan.seccomp {
         Some(shape) => {
@@ -500,6 +513,7 @@ fn prepare(
         rlimits,
         cgroup,
         namespaces,
+        mounts,
         drop_caps: true,
         caps_required: plan.caps_required,
         landlock,

@@ -11,7 +11,8 @@
 //! overflow faults there instead of writing into the parent's memory.
 //!
 //! Order in the child, each step needing the one before: signals to default, (in new
-//! namespaces: id maps, parent-death signal), new session, (without a PID namespace: its
+//! namespaces: id maps, parent-death signal, and with a mount program the run's own root,
+//! see `crate::mountns`), new session, (without a PID namespace: its
 //! group registered with the supervisor), stdio, working directory,
 //! rlimits, cgroup, capabilities dropped, `no_new_privs`, Landlock, other descriptors closed,
 //! signal mask restored, seccomp, exec.
@@ -123,6 +124,8 @@ struct ChildArgs {
     /// In a new user namespace: `/proc/self/...` files and what to write to them.
     id_maps: [(*const libc::c_char, *const u8, usize); 3],
     new_namespaces: bool,
+    /// The mount program to run in the new mount namespace, or NULL (no mount namespace).
+    mounts: *const crate::mountns::MountProgram,
     /// The supervisor's pipe (see `crate::supervisor`), or -1: the child registers its
     /// process group there before any of its program runs.
     supervisor_fd: c_int,
@@ -158,6 +161,10 @@ pub struct Prepared {
     pub seccomp: Option<std::sync::Arc<Vec<libc::sock_filter>>>,
     /// New user and PID namespaces, with the id maps (`setgroups`, `uid_map`, `gid_map`).
     pub namespaces: Option<[(CString, String); 3]>,
+    /// A mount namespace too, with the run's own root made by this program (only with
+    /// `namespaces`: the mounts need the new user namespace's capabilities, and must never
+    /// touch the host's mount namespace).
+    pub mounts: Option<crate::mountns::MountProgram>,
     /// Without a PID namespace: the supervisor's pipe, which the child registers its
     /// process group with (see `crate::supervisor`).
     pub supervisor_fd: Option<RawFd>,
@@ -208,6 +215,13 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         }
         None => [(std::ptr::null(), std::ptr::null(), 0); 3],
     };
+    if p.mounts.is_some() && p.namespaces.is_none() {
+        // Mounts outside a mount namespace of the run's own would be the host's.
+        return Err(SpawnFailure {
+            stage: Some(Stage::Mounts),
+            error: std::io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    }
     let blocked = BlockedSignals::all();
     let args = ChildArgs {
         program: p.program.as_ptr(),
@@ -225,12 +239,16 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
         sigmask: blocked.old,
         id_maps,
         new_namespaces: p.namespaces.is_some(),
+        mounts: p.mounts.as_ref().map_or(std::ptr::null(), |m| m as *const _),
         supervisor_fd: p.supervisor_fd.unwrap_or(-1),
         fail_stage: AtomicI32::new(0),
         fail_errno: AtomicI32::new(0),
     };
-    let namespaces =
-        if p.namespaces.is_some() { libc::CLONE_NEWUSER | libc::CLONE_NEWPID } else { 0 };
+    let namespaces = match (&p.namespaces, &p.mounts) {
+        (Some(_), Some(_)) => libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS,
+        (Some(_), None) => libc::CLONE_NEWUSER | libc::CLONE_NEWPID,
+        (None, _) => 0,
+    };
     let flags = libc::CLONE_PIDFD | libc::SIGCHLD | namespaces;
     let started = with_stack(|stack| {
         // SAFETY: `child_main` reads only `args` and the buffers it points to (argv, envp,
@@ -536,6 +554,10 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
     if a.new_namespaces {
         join_namespaces(a)?;
     }
+    if !a.mounts.is_null() {
+        // SAFETY: the program of the Prepared, alive until exec (see `spawn`); read only.
+        crate::mountns::apply(unsafe { &*a.mounts }).map_err(|()| Stage::Mounts)?;
+    }
     // SAFETY: setsid takes nothing and touches no memory.
     check(unsafe { libc::setsid() }, Stage::Session)?;
     if a.supervisor_fd >= 0 {
@@ -738,6 +760,7 @@ mod tests {
             landlock: None,
             seccomp: None,
             namespaces: None,
+            mounts: None,
             supervisor_fd: None,
         }
     }
