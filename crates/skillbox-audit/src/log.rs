@@ -245,7 +245,7 @@ impl AuditLog {
                 draft.event_type,
                 draft.risk_level,
                 one_line(&draft.skill_name),
-                self.config.path.display()
+                crate::text::path(&self.config.path)
             );
         }
         Ok(seq)

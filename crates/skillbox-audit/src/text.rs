@@ -43,6 +43,54 @@ pub fn one_line(s: &str, max: usize) -> String {
     out
 }
 
+/// A path as text that can always be shown and serialized: its UTF-8 parts as they are, each
+/// byte that is not UTF-8 as `\xNN` (as Rust's `Debug` of an `OsStr` writes it).
+///
+/// serde's own `Serialize` for `Path` fails on such a path (Linux allows any byte but `/` and
+/// NUL in a name), and `serde_json::json!` turns that failure into a panic: a workspace or a
+/// skill file under a directory named in Latin-1 took every command down. Every path that
+/// skillbox prints or records goes through this (or [`serde_path`]). Borrowed when the path is
+/// UTF-8, which is nearly always.
+pub fn path(p: &std::path::Path) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = p.as_os_str().as_bytes();
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `#[serde(serialize_with = ...)]` helpers that write paths as [`path`] does, so that a
+/// struct holding paths serializes whatever bytes its paths hold.
+pub mod serde_path {
+    use std::path::{Path, PathBuf};
+
+    /// One path.
+    pub fn one<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::path(p))
+    }
+
+    /// A list of paths.
+    pub fn many<S: serde::Serializer>(ps: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ps.iter().map(|p| super::path(p)))
+    }
+
+    /// A path that may be absent.
+    pub fn maybe<S: serde::Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+        match p {
+            Some(p) => s.serialize_some(&super::path(p)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 fn hides_or_controls(c: char) -> bool {
     c.is_control()
         || matches!(
@@ -68,6 +116,19 @@ mod tests {
         assert_eq!(escape_controls("\u{85}\u{7f}", Lines::Keep), "\\u{85}\\u{7f}");
         // Printable text of any script is left alone.
         assert_eq!(escape_controls("héllo 世界 ✓", Lines::Escape), "héllo 世界 ✓");
+    }
+
+    #[test]
+    fn a_path_that_is_not_utf8_is_shown_with_its_bytes_escaped() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let p = std::path::Path::new(OsStr::from_bytes(b"/w/ws\xff/caf\xc3\xa9/\xe9t\xe9"));
+        assert_eq!(path(p), "/w/ws\\xFF/café/\\xE9t\\xE9");
+        // The same as Rust's own Debug of the OsStr, without its quotes.
+        assert_eq!(format!("{:?}", p.as_os_str()), format!("\"{}\"", path(p)));
+        assert!(matches!(path(std::path::Path::new("/a/b")), std::borrow::Cow::Borrowed("/a/b")));
+        let v = serde_json::json!({ "p": path(p) });
+        assert_eq!(v["p"], "/w/ws\\xFF/café/\\xE9t\\xE9");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use skillbox_skills::audit_log::text::path as path_text;
 use skillbox_skills::audit_log::{read_events, verify, Event};
 
 use crate::output::terminal_safe;
@@ -26,14 +27,14 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
             if json {
                 let v = serde_json::json!({
                     "ok": report.ok(),
-                    "files": report.files,
+                    "files": report.files.iter().map(|f| path_text(f)).collect::<Vec<_>>(),
                     "events": report.events,
                     "last_seq": report.last_seq,
                     "problems": report.problems.iter().map(|p| serde_json::json!({
-                        "file": p.file, "line": p.line, "message": p.message,
+                        "file": path_text(&p.file), "line": p.line, "message": p.message,
                     })).collect::<Vec<_>>(),
                     "crash_artefacts": report.crash_artefacts.iter().map(|p| serde_json::json!({
-                        "file": p.file, "line": p.line, "message": p.message,
+                        "file": path_text(&p.file), "line": p.line, "message": p.message,
                     })).collect::<Vec<_>>(),
                 });
                 println!("{v}");
@@ -73,7 +74,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
                     Ok(e) => e,
                     Err(e) => {
                         bad += 1;
-                        eprintln!("skillbox: audit: {}:{line}: {e}", file.display());
+                        eprintln!("skillbox: audit: {}:{line}: {e}", path_text(&file));
                         continue;
                     }
                 };

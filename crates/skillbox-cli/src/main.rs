@@ -18,6 +18,7 @@ mod output;
 mod trust;
 
 use output::{print_problems, terminal_safe};
+use skillbox_skills::audit_log::text::path as path_text;
 
 /// Exit codes, one per run status. Documented in README.md and `skillbox run --help`.
 fn exit_code(status: Status) -> u8 {
@@ -506,7 +507,7 @@ fn skill_summary(s: &LoadedSkill, trust: Option<&skillbox_skills::TrustView>) ->
         "description": s.def.description,
         "version": s.def.version,
         "source": s.source.as_str(),
-        "path": s.path,
+        "path": path_text(&s.path),
         "trust_level": level,
         "trust_origin": origin.as_str(),
         "aliases": s.def.aliases,
@@ -519,10 +520,10 @@ fn list(rt: &Runtime, json: bool) -> u8 {
     let trust = rt.trust_view().ok();
     if json {
         let v = json!({
-            "workspace": rt.workspace(),
+            "workspace": path_text(rt.workspace()),
             "skills": reg.skills().map(|s| skill_summary(s, trust.as_ref())).collect::<Vec<_>>(),
             "problems": reg.problems().iter().map(|d| json!({
-                "path": d.path, "field": d.field, "reason": d.reason, "message": d.to_string(),
+                "path": path_text(&d.path), "field": d.field, "reason": d.reason, "message": d.to_string(),
             })).collect::<Vec<_>>(),
             "shadowed": reg.shadowed(),
         });
@@ -578,7 +579,7 @@ fn info(rt: &Runtime, name: &str, trust: Option<TrustLevel>, json: bool) -> u8 {
         "description": d.description,
         "version": d.version,
         "source": skill.source.as_str(),
-        "path": skill.path,
+        "path": path_text(&skill.path),
         "aliases": d.aliases,
         "command": d.command,
         "args": d.args,
@@ -659,13 +660,13 @@ fn validate(workspace: &std::path::Path, paths: &[PathBuf], json: bool) -> u8 {
         let v = json!({
             "valid": reg.skills().map(|s| skill_summary(s, None)).collect::<Vec<_>>(),
             "problems": reg.problems().iter().map(|d| json!({
-                "path": d.path, "field": d.field, "reason": d.reason, "message": d.to_string(),
+                "path": path_text(&d.path), "field": d.field, "reason": d.reason, "message": d.to_string(),
             })).collect::<Vec<_>>(),
         });
         println!("{v}");
     } else {
         for s in reg.skills() {
-            let path = output::one_line_safe(&s.path.display().to_string());
+            let path = output::one_line_safe(path_text(&s.path).as_ref());
             println!("ok: {} ({path})", s.def.name);
         }
         print_problems(&reg, true);

@@ -21,7 +21,7 @@ pub fn grant(rt: &Runtime, name: &str, level: Option<TrustLevel>, json: bool) ->
                      changes",
                     g.level,
                     g.digest,
-                    g.path.display()
+                    skillbox_skills::audit_log::text::path(&g.path)
                 );
             }
             0
@@ -75,11 +75,14 @@ pub fn list(rt: &Runtime, json: bool) -> u8 {
         rows.push(json!({"name": name, "grant": g, "state": state}));
     }
     if json {
-        println!("{}", json!({"store": store.path(), "grants": rows}));
+        println!(
+            "{}",
+            json!({"store": skillbox_skills::audit_log::text::path(store.path()), "grants": rows})
+        );
         return 0;
     }
     if rows.is_empty() {
-        println!("no grants ({})", store.path().display());
+        println!("no grants ({})", skillbox_skills::audit_log::text::path(store.path()));
         return 0;
     }
     for r in &rows {

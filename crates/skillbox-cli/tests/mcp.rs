@@ -23,37 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod support;
-use support::bin;
-
-/// The Python interpreter that has the official MCP SDK: `SKILLBOX_TEST_PYTHON`, else the
-/// virtual environment scripts/install-test-deps.sh creates.
-fn sdk_python() -> PathBuf {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("SKILLBOX_TEST_PYTHON") {
-        candidates.push(p.into());
-    }
-    candidates.push("/opt/skillbox-test-venv/bin/python".into());
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(Path::new(&home).join(".cache/skillbox-test-venv/bin/python"));
-    }
-    for c in &candidates {
-        let ok = Command::new(c)
-            .args(["-c", "import mcp, anyio"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return c.clone();
-        }
-    }
-    panic!(
-        "THE OFFICIAL MCP PYTHON SDK IS NOT INSTALLED, so the MCP client tests cannot run. \
-         Run scripts/install-test-deps.sh (it creates /opt/skillbox-test-venv as root, or \
-         ~/.cache/skillbox-test-venv otherwise), or point SKILLBOX_TEST_PYTHON at a Python \
-         with `pip install mcp==2.3.0`. Looked in: {candidates:?}"
-    );
-}
+use support::{bin, sdk_python};
 
 /// A workspace with the skills the sessions use, and the directories around it.
 struct World {

@@ -66,6 +66,7 @@ pub struct AgentSkill {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_tools: Option<String>,
     /// The skill's directory.
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::one")]
     pub dir: PathBuf,
     /// The Markdown body: the instructions for a model.
     #[serde(skip)]

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
+use skillbox_audit::text::path as path_text;
 use skillbox_audit::{ActionTaken, AuditLog, EventDraft, EventType, RiskLevel};
 
 use crate::exec::StepKind;
@@ -66,8 +67,8 @@ pub(crate) fn started(
         Some(ctx),
         Some(execution_id),
         json!({
-            "skill_file": source,
-            "workspace": ctx.workspace,
+            "skill_file": path_text(source),
+            "workspace": path_text(&ctx.workspace),
             "params_digest": params_digest(params),
             "trust_level_limits": ctx.resource_limits,
             "allow_weaker_isolation": ctx.allow_weaker_isolation,
@@ -156,7 +157,7 @@ pub(crate) fn trust_changed(
             "message": format!("trust level {} {verb} `{subject}`", grant.level),
             "level": grant.level,
             "digest": grant.digest,
-            "path": grant.path,
+            "path": path_text(&grant.path),
             "granted_at": grant.granted_at,
         }),
     );
@@ -199,7 +200,7 @@ pub(crate) fn trust_lapsed(
             "granted_digest": grant.digest,
             "granted_at": grant.granted_at,
             "digest_now": now,
-            "path": grant.path,
+            "path": path_text(&grant.path),
         }),
     )
 }

@@ -37,7 +37,7 @@ impl fmt::Display for Diagnostic {
         // Linux) or terminal escapes; keep the line a line, escaped as everywhere else.
         let escape = |s: &str| text::escape_controls(s, text::Lines::Escape);
         let reason = escape(&self.reason);
-        let path = escape(&self.path.display().to_string());
+        let path = escape(skillbox_audit::text::path(&self.path).as_ref());
         match &self.field {
             Some(field) => write!(f, "{path}: field `{field}`: {reason}"),
             None => write!(f, "{path}: {reason}"),

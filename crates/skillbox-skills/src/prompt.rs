@@ -135,7 +135,7 @@ fn context_block(
             break;
         }
         let Some(text) = read_text(&root, &rel, max_bytes) else { continue };
-        block.push_str(&format!("--- {} ---\n{}", rel.display(), text));
+        block.push_str(&format!("--- {} ---\n{}", skillbox_audit::text::path(&rel), text));
         if !text.ends_with('\n') {
             block.push('\n');
         }

@@ -298,9 +298,11 @@ fn list(dir: &Path) -> Option<Vec<Listed>> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Homes {
     /// The user's own: `HOME`, and the home of this user's entry in `/etc/passwd`.
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::many")]
     pub own: Vec<PathBuf>,
     /// As root, every other user's home in `/etc/passwd` (root can read them all),
     /// resolved.
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::many")]
     pub others: Vec<PathBuf>,
 }
 

@@ -202,8 +202,10 @@ pub struct Shadowed {
     /// The name.
     pub name: String,
     /// The file that wins.
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::one")]
     pub winner: PathBuf,
     /// The file that is hidden.
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::one")]
     pub hidden: PathBuf,
 }
 
@@ -213,8 +215,8 @@ impl std::fmt::Display for Shadowed {
             f,
             "skill `{}` in {} shadows the one in {}",
             self.name,
-            self.winner.display(),
-            self.hidden.display()
+            skillbox_audit::text::path(&self.winner),
+            skillbox_audit::text::path(&self.hidden)
         )
     }
 }
@@ -385,7 +387,7 @@ impl Registry {
                 "name",
                 format!(
                     "duplicate skill name `{name}`: also defined in {}, which is used",
-                    first.display()
+                    skillbox_audit::text::path(first)
                 ),
             ));
             return false;

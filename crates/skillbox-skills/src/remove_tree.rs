@@ -91,7 +91,9 @@ pub(crate) fn remove_tree(
 ) -> Result<(), RemoveError> {
     let parent_fd =
         rustix::fs::open(parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| RemoveError::Parent(parent.display().to_string(), e.into()))?;
+            .map_err(|e| {
+                RemoveError::Parent(skillbox_audit::text::path(parent).to_string(), e.into())
+            })?;
     let (path_fd, id) = match peek(parent_fd.as_fd(), name) {
         Ok(x) => x,
         Err(Errno::NOENT) => return Ok(()),

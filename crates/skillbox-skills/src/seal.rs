@@ -163,21 +163,25 @@ impl Snapshot {
                 rel.to_path_buf()
             } else if kind.is_symlink() {
                 // A link is pinned by what it leads to, which must be a file of the directory.
-                let target = std::fs::canonicalize(entry.path())
-                    .map_err(|e| fail(format!("{}: the link leads nowhere: {e}", rel.display())))?;
+                let target = std::fs::canonicalize(entry.path()).map_err(|e| {
+                    fail(format!(
+                        "{}: the link leads nowhere: {e}",
+                        skillbox_audit::text::path(rel)
+                    ))
+                })?;
                 let inside = target.strip_prefix(&root).map_err(|_| {
                     fail(format!(
                         "{} is a link to {}, outside the skill's directory: a grant cannot pin \
                          what it leads to (copy the file into the directory)",
-                        rel.display(),
-                        target.display()
+                        skillbox_audit::text::path(rel),
+                        skillbox_audit::text::path(&target)
                     ))
                 })?;
                 if target.is_dir() {
                     return Err(fail(format!(
                         "{} is a link to a directory: a grant pins files, not links to \
                          directories",
-                        rel.display()
+                        skillbox_audit::text::path(rel)
                     )));
                 }
                 inside.to_path_buf()
@@ -407,8 +411,8 @@ fn pinned_place(
     if !target.starts_with(base) {
         return Err(format!(
             "`{word}` is a link to {}, outside {}: a grant cannot pin what it leads to",
-            target.display(),
-            base.display()
+            skillbox_audit::text::path(&target),
+            skillbox_audit::text::path(base)
         ));
     }
     let rel = target.strip_prefix(base).map(Path::to_path_buf).map_err(|e| e.to_string())?;

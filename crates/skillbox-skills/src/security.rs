@@ -140,6 +140,7 @@ pub struct SecurityContext {
     /// Environment inheritance.
     pub environment: EnvPolicy,
     /// The workspace that relative paths resolve against and that commands run in.
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::one")]
     pub workspace: PathBuf,
     /// Run even where the host lacks a mechanism the grant needs (Landlock, seccomp). Off
     /// unless a person asks for it for one run; the result then lists what was not enforced.
@@ -148,6 +149,7 @@ pub struct SecurityContext {
     /// audit log's files): no level grants writes to them, and no grant reaches them by
     /// containing them, since a run could then rewrite its own record, grant itself a level
     /// or plant skills that run later. `system-trusted` may read them by naming them.
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::many")]
     pub reserved: Vec<PathBuf>,
     /// Home directories whose keys and credentials ([`crate::protect::HOME_SECRETS`]) no
     /// grant reaches below `system-trusted`, and no grant reaches by containing them at any
@@ -342,11 +344,11 @@ impl SecurityContext {
                 skill: skill.name.clone(),
                 trust_level: self.trust_level,
                 permission,
-                asked: format!("{written} (= {})", lexical.display()),
+                asked: format!("{written} (= {})", skillbox_audit::text::path(&lexical)),
                 granted: format!(
                     "no grant through a symbolic link ({} leads to {}); declare the real path",
-                    lexical.display(),
-                    resolved.display()
+                    skillbox_audit::text::path(&lexical),
+                    skillbox_audit::text::path(&resolved)
                 ),
                 fix: None,
             });
@@ -371,7 +373,7 @@ impl SecurityContext {
             (HiddenKind::Skillbox, Permission::FileWrite) => (
                 format!(
                     "no write access to skillbox's own files ({}) at any level",
-                    h.path.display()
+                    skillbox_audit::text::path(&h.path)
                 ),
                 None,
             ),
@@ -379,14 +381,14 @@ impl SecurityContext {
             (HiddenKind::Skillbox, _) => (
                 format!(
                     "no access to skillbox's own files ({}) below system-trusted",
-                    h.path.display()
+                    skillbox_audit::text::path(&h.path)
                 ),
                 Some(TrustLevel::SystemTrusted),
             ),
             (HiddenKind::Secret, _) => (
                 format!(
                     "no access to keys and credentials ({}) below system-trusted",
-                    h.path.display()
+                    skillbox_audit::text::path(&h.path)
                 ),
                 Some(TrustLevel::SystemTrusted),
             ),
@@ -462,7 +464,7 @@ fn shown(written: &str, path: &Path) -> String {
     if written == path.to_string_lossy() {
         written.to_string()
     } else {
-        format!("{written} (= {})", path.display())
+        format!("{written} (= {})", skillbox_audit::text::path(path))
     }
 }
 
@@ -491,8 +493,10 @@ fn fix_for(current: TrustLevel, ok: impl Fn(TrustLevel) -> bool) -> Option<Trust
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EffectiveGrant {
     /// Absolute paths readable (besides system directories and the private temp dir).
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::many")]
     pub file_read: Vec<PathBuf>,
     /// Absolute paths writable (besides the private temp dir).
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::many")]
     pub file_write: Vec<PathBuf>,
     /// Network.
     pub network: NetworkLevel,

@@ -91,6 +91,7 @@ pub struct Grant {
     /// digest was made by a skillbox that did not pin scripts yet: it never holds.
     pub digest: String,
     /// The file or directory it was granted for.
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::one")]
     pub path: PathBuf,
     /// When (RFC 3339, UTC).
     pub granted_at: String,

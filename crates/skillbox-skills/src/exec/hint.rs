@@ -70,7 +70,7 @@ fn paths(p: &[PathBuf]) -> String {
     if p.is_empty() {
         "nothing".into()
     } else {
-        p.iter().map(|x| x.display().to_string()).collect::<Vec<_>>().join(", ")
+        p.iter().map(|x| skillbox_audit::text::path(x).to_string()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -90,7 +90,10 @@ mod tests {
         let failed = ExitStatus::Exited(1);
         let files = confinement_hint(failed, "open: Permission denied", &grant).expect("hint");
         assert!(files.contains("file access outside the grant"), "{files}");
-        assert!(files.contains(&format!("reads of {}", ws.display())), "{files}");
+        assert!(
+            files.contains(&format!("reads of {}", skillbox_audit::text::path(&ws))),
+            "{files}"
+        );
         assert!(files.contains("writes to nothing") && files.contains("network none"), "{files}");
         let calls = confinement_hint(failed, "socket: Operation not permitted", &grant);
         assert!(calls.is_some_and(|h| h.contains("a denied system call")));

@@ -30,7 +30,7 @@ pub(super) fn resolve_command(
         } else {
             Err(format!(
                 "command `{program}` is not an executable file (looked at {})",
-                p.display()
+                skillbox_audit::text::path(&p)
             ))
         };
     }
@@ -85,7 +85,10 @@ mod tests {
         assert!(!policy.read.iter().any(|r| dir.starts_with(r)), "the run cannot read it");
         let path = std::env::join_paths([&dir]).expect("PATH");
         let err = resolve_command("tool", &ws, Some(&path), &policy).unwrap_err();
-        assert_eq!(err, format!("command `tool` was not found in PATH ({})", dir.display()));
+        assert_eq!(
+            err,
+            format!("command `tool` was not found in PATH ({})", skillbox_audit::text::path(&dir))
+        );
 
         // Readable by the run: found there, with the command's own arguments.
         policy.read.push(dir.clone());
@@ -116,7 +119,10 @@ mod tests {
         let shown = ws.join("./script");
         assert_eq!(
             err,
-            format!("command `./script` is not an executable file (looked at {})", shown.display())
+            format!(
+                "command `./script` is not an executable file (looked at {})",
+                skillbox_audit::text::path(&shown)
+            )
         );
         assert_eq!(resolve_command("", &ws, None, &policy).unwrap_err(), "the command is empty");
         let err = resolve_command("a \"b", &ws, None, &policy).unwrap_err();
