@@ -13,7 +13,7 @@ use regex::Regex;
 use serde_json::Value;
 
 /// What replaces a secret.
-pub const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 
 fn secret_name() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();

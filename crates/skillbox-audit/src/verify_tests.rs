@@ -55,7 +55,7 @@ mod reference {
     }
 
     /// (file, line, message) of every problem in the files, in order; events; last seq.
-    pub fn verify(files: &[PathBuf]) -> (Vec<(PathBuf, usize, String)>, u64, u64) {
+    pub(super) fn verify(files: &[PathBuf]) -> (Vec<(PathBuf, usize, String)>, u64, u64) {
         let genesis = "0".repeat(64);
         let mut problems = Vec::new();
         let mut events = 0;

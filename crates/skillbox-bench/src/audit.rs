@@ -15,7 +15,7 @@ use crate::stats::{fmt_ms, thousands, Samples};
 use crate::Bench;
 
 /// An event shaped like the one that closes a successful run (about 1 KB on disk).
-pub fn draft() -> EventDraft {
+pub(crate) fn draft() -> EventDraft {
     EventDraft {
         event_type: EventType::SkillExecutionCompleted,
         skill_name: "count-lines".into(),
@@ -40,7 +40,7 @@ pub fn draft() -> EventDraft {
 }
 
 /// Appends `n` events to the log at `path` (the 8-process worker, and the one-process run).
-pub fn append_n(path: &Path, n: u64, durability: Durability) {
+pub(crate) fn append_n(path: &Path, n: u64, durability: Durability) {
     let mut config = LogConfig::new(path);
     config.durability = durability;
     config.max_bytes = u64::MAX;
@@ -74,7 +74,7 @@ fn thread_cpu() -> (f64, f64) {
 /// so that each figure has a median and a p95 and a floor measured beside it: on a shared
 /// VM the speed of the whole machine drifts by tens of percent within minutes, and one long
 /// timing says more about that minute than about the log.
-pub fn audit(b: &mut Bench) {
+pub(crate) fn audit(b: &mut Bench) {
     println!("\n### Audit log\n");
     let rounds: usize = if b.quick { 4 } else { 10 };
     let dir = tempfile::Builder::new().prefix("skillbox-bench-audit-").tempdir().unwrap();

@@ -10,7 +10,7 @@ use crate::stats::{fmt_ms, print_time_table, Samples};
 use crate::Bench;
 
 /// A `skillbox` command against the fixture's workspace and home, output discarded.
-pub fn skillbox(b: &Bench, args: &[&str]) -> Command {
+pub(crate) fn skillbox(b: &Bench, args: &[&str]) -> Command {
     skillbox_at(b, &b.skillbox, args)
 }
 
@@ -40,7 +40,7 @@ fn time(mut c: Command, what: &str) -> Duration {
 }
 
 /// The cold-run section.
-pub fn cold(b: &mut Bench) {
+pub(crate) fn cold(b: &mut Bench) {
     println!("\n### Cold `skillbox run`, end to end\n");
     assert!(
         Path::new(&b.skillbox).is_file(),
@@ -120,7 +120,7 @@ pub fn cold(b: &mut Bench) {
 /// In a fresh process: opens the runtime over `workspace` (registry, audit log), then runs
 /// `bench-true` at untrusted twice, printing the time of each step in µs on one line:
 /// `open first second`.
-pub fn steps_worker(workspace: &Path, log: &Path) {
+pub(crate) fn steps_worker(workspace: &Path, log: &Path) {
     use skillbox_skills::{Runtime, TrustLevel};
     let t = Instant::now();
     let rt = std::sync::Arc::new(

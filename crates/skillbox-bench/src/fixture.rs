@@ -9,14 +9,14 @@ use skillbox_skills::audit_log::{AuditLog, LogConfig};
 use skillbox_skills::{Locations, Registry, Runtime, SkillTool, TrustLevel};
 
 /// The `python3` every comparison runs: the system's, not a version manager's shim.
-pub const PYTHON: &str = "/usr/bin/python3";
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
 /// Bytes the output-flood skill writes.
-pub const FLOOD_BYTES: u64 = 1 << 30;
+pub(crate) const FLOOD_BYTES: u64 = 1 << 30;
 
 /// A program a comparison runs, bare and as a skill.
 #[derive(Debug, Clone, Copy)]
-pub struct Program {
+pub(crate) struct Program {
     /// Short label for tables.
     pub label: &'static str,
     /// The skill that runs it.
@@ -28,11 +28,11 @@ pub struct Program {
 }
 
 /// `/bin/true`, the spawn floor.
-pub const TRUE: Program =
+pub(crate) const TRUE: Program =
     Program { label: "/bin/true", skill: "bench-true", path: "/bin/true", args: &[] };
 
 /// `python3 -c pass`, an interpreter start.
-pub const PYTHON_PASS: Program = Program {
+pub(crate) const PYTHON_PASS: Program = Program {
     label: "python3 -c pass",
     skill: "bench-python",
     path: PYTHON,
@@ -41,7 +41,7 @@ pub const PYTHON_PASS: Program = Program {
 
 impl Program {
     /// A `std::process::Command` for a bare run.
-    pub fn command(&self) -> std::process::Command {
+    pub(crate) fn command(&self) -> std::process::Command {
         let mut c = std::process::Command::new(self.path);
         c.args(self.args).stdin(std::process::Stdio::null());
         c
@@ -69,7 +69,7 @@ fn command_skill(name: &str, command: &str, args: &[&str], description: &str) ->
 
 /// Filler skill number `i`, of one of three shapes seen in real skill directories: a command
 /// with a validated parameter, a prompt, and a command with an enum and an alias.
-pub fn filler_skill(i: usize) -> Value {
+pub(crate) fn filler_skill(i: usize) -> Value {
     let name = format!("filler-{i:05}");
     match i % 3 {
         0 => json!({
@@ -117,7 +117,7 @@ pub fn filler_skill(i: usize) -> Value {
 }
 
 /// Writes `n` filler skill files into `dir`.
-pub fn write_fillers(dir: &Path, n: usize) {
+pub(crate) fn write_fillers(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..n {
         let text = serde_json::to_string_pretty(&filler_skill(i)).unwrap();
@@ -127,7 +127,7 @@ pub fn write_fillers(dir: &Path, n: usize) {
 
 /// Writes `n` filler skill files into `dir`, only of the two shapes without a `pattern`
 /// (no regex to compile).
-pub fn write_fillers_without_patterns(dir: &Path, n: usize) {
+pub(crate) fn write_fillers_without_patterns(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for j in 0..n {
         let i = 3 * (j / 2) + 1 + j % 2;
@@ -152,7 +152,7 @@ pub struct Fixture {
 }
 
 /// Skills installed in the fixture's workspace in all.
-pub const INSTALLED_SKILLS: usize = 100;
+pub(crate) const INSTALLED_SKILLS: usize = 100;
 
 impl Fixture {
     /// Creates the workspace and opens a runtime over it.

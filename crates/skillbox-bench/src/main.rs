@@ -234,12 +234,11 @@ fn linking(path: &std::path::Path) -> &'static str {
 
 /// More descriptors for 64 runs at once (each holds pipes, a pidfd and cgroup files).
 fn raise_open_files() {
-    // SAFETY: getrlimit/setrlimit write and read only the struct passed.
-    unsafe {
-        let mut l: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
-            l.rlim_cur = l.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
-        }
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into `l`, on this stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } == 0 {
+        l.rlim_cur = l.rlim_max;
+        // SAFETY: setrlimit reads one rlimit from `l`, on this stack.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) };
     }
 }

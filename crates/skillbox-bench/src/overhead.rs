@@ -120,7 +120,7 @@ fn run_once(b: &Bench, prog: &Program, variant: &Variant, tools: &[SkillTool; 3]
 /// offers (so no network), system directories and the workspace read-only, a private `/tmp`,
 /// a minimal `/dev`, a new session, no capabilities, a clean environment. bwrap installs no
 /// seccomp filter unless given a compiled one.
-pub fn bwrap_command(b: &Bench, prog: &Program) -> std::process::Command {
+pub(crate) fn bwrap_command(b: &Bench, prog: &Program) -> std::process::Command {
     let ws = b.fixture.workspace.to_str().unwrap();
     let mut c = std::process::Command::new("bwrap");
     c.args(["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"])
@@ -138,7 +138,7 @@ pub fn bwrap_command(b: &Bench, prog: &Program) -> std::process::Command {
 
 /// firejail confining `prog`: no network, its default seccomp filter, no capabilities,
 /// `no_new_privs`, a private `/dev`, the workspace read-only, no profile.
-pub fn firejail_command(b: &Bench, prog: &Program) -> std::process::Command {
+pub(crate) fn firejail_command(b: &Bench, prog: &Program) -> std::process::Command {
     let mut c = std::process::Command::new("firejail");
     c.args(["--quiet", "--noprofile", "--net=none", "--caps.drop=all", "--nonewprivs"])
         .args(["--seccomp", "--private-dev"])
@@ -165,7 +165,7 @@ fn refusal(mut c: std::process::Command) -> Option<String> {
     }
 }
 
-pub fn have(program: &str) -> bool {
+pub(crate) fn have(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
@@ -274,7 +274,7 @@ fn skill_variants() -> Vec<Variant> {
 
 /// The overhead section: `/bin/true` and `python3 -c pass`, bare and through `SkillTool` at
 /// each level, from a small parent and from a parent holding 1 GiB, in alternating blocks.
-pub fn overhead(b: &mut Bench) {
+pub(crate) fn overhead(b: &mut Bench) {
     println!("\n### Per-execution overhead through `SkillTool`\n");
     println!(
         "Each iteration runs every variant once, in rotating order. Blocks with and without \
@@ -398,7 +398,7 @@ fn components(b: &Bench) {
 
 /// bwrap and firejail running the same programs, interleaved with the bare spawn and with
 /// skillbox at `untrusted` (the level whose confinement is closest to theirs).
-pub fn alternatives(b: &mut Bench) {
+pub(crate) fn alternatives(b: &mut Bench) {
     println!("\n### Side by side with bwrap and firejail\n");
     let mut variants =
         vec![Variant::BareOutput, Variant::SandboxOnly, Variant::Skill(TrustLevel::Untrusted)];
@@ -456,7 +456,7 @@ pub fn alternatives(b: &mut Bench) {
 /// in which the bench does nothing (not timed). Joining a cgroup through `cgroup.procs`
 /// takes a lock whose first writer after a quiet spell waits for an RCU grace period, which
 /// back-to-back loops never see; this section shows what a sporadic run pays.
-pub fn sporadic(b: &mut Bench) {
+pub(crate) fn sporadic(b: &mut Bench) {
     let idle = Duration::from_millis(50);
     println!("\n### Sporadic runs (50 ms idle before each)\n");
     println!(
@@ -486,7 +486,7 @@ pub fn sporadic(b: &mut Bench) {
 /// Runs `/bin/true` `n` times as `what` (`bare`, `sandbox`, `limits` or `skill`, the last at
 /// untrusted; with `@1g` appended, from a process holding 1 GiB) and prints the median: a loop to put under `perf record`, for finding where
 /// one layer's time goes (`skillbox-bench --profile-loop skill 5000`).
-pub fn profile_loop(b: &Bench, what: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) fn profile_loop(b: &Bench, what: &str, n: usize) -> anyhow::Result<()> {
     // `VARIANT@1g`: the same, with 1 GiB of touched memory held by the process.
     let (what, _ballast) = match what.strip_suffix("@1g") {
         Some(w) => (w, Some(Ballast::new(1 << 30))),

@@ -15,7 +15,7 @@ use crate::Bench;
 const AT_ONCE: usize = 64;
 
 /// The parallel section.
-pub fn parallel(b: &mut Bench) {
+pub(crate) fn parallel(b: &mut Bench) {
     println!("\n### {AT_ONCE} runs at once\n");
     println!(
         "{AT_ONCE} tasks on the multi-threaded tokio runtime ({} workers), each running \
@@ -141,7 +141,7 @@ fn run_with_peak(mut cmd: std::process::Command) -> (Duration, u64) {
 }
 
 /// The output-flood section.
-pub fn flood(b: &mut Bench) {
+pub(crate) fn flood(b: &mut Bench) {
     println!("\n### Output flood\n");
     println!(
         "The skill `bench-flood` runs `head -c {FLOOD_BYTES} /dev/zero` (1 GiB to stdout). \

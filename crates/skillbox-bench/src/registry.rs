@@ -9,7 +9,7 @@ use crate::stats::{fmt_ms, Samples};
 use crate::Bench;
 
 /// The registry section.
-pub fn registry(b: &mut Bench) {
+pub(crate) fn registry(b: &mut Bench) {
     println!("\n### Registry load\n");
     println!(
         "`Registry::load` over one workspace directory of N skill files (a third each: a \

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Timings of one variant of a comparison.
 #[derive(Debug, Clone, Default)]
-pub struct Samples {
+pub(crate) struct Samples {
     /// What was measured, as printed in the table.
     pub label: String,
     /// One duration per run.
@@ -13,23 +13,23 @@ pub struct Samples {
 
 impl Samples {
     /// An empty set of samples named `label`.
-    pub fn new(label: impl Into<String>) -> Self {
+    pub(crate) fn new(label: impl Into<String>) -> Self {
         Self { label: label.into(), times: Vec::new() }
     }
 
     /// The median, in milliseconds (0 with no samples).
-    pub fn median_ms(&self) -> f64 {
+    pub(crate) fn median_ms(&self) -> f64 {
         percentile(&self.times, 50) * 1e3
     }
 
     /// The 95th percentile, in milliseconds (0 with no samples).
-    pub fn p95_ms(&self) -> f64 {
+    pub(crate) fn p95_ms(&self) -> f64 {
         percentile(&self.times, 95) * 1e3
     }
 }
 
 /// The `p`th percentile of `times`, in seconds (nearest rank).
-pub fn percentile(times: &[Duration], p: usize) -> f64 {
+pub(crate) fn percentile(times: &[Duration], p: usize) -> f64 {
     if times.is_empty() {
         return 0.0;
     }
@@ -41,7 +41,7 @@ pub fn percentile(times: &[Duration], p: usize) -> f64 {
 
 /// Prints a markdown table of `rows` against `rows[baseline]`: median, p95, ratio of
 /// medians, and the median overhead over the baseline.
-pub fn print_time_table(title: &str, rows: &[&Samples], baseline: usize) {
+pub(crate) fn print_time_table(title: &str, rows: &[&Samples], baseline: usize) {
     println!("\n#### {title}\n");
     println!("| variant | n | median | p95 | ratio | overhead (median) |");
     println!("|---|---:|---:|---:|---:|---:|");
@@ -65,12 +65,12 @@ pub fn print_time_table(title: &str, rows: &[&Samples], baseline: usize) {
 }
 
 /// Milliseconds with three decimals.
-pub fn fmt_ms(ms: f64) -> String {
+pub(crate) fn fmt_ms(ms: f64) -> String {
     format!("{ms:.3} ms")
 }
 
 /// A number with thousands separators.
-pub fn thousands(n: f64) -> String {
+pub(crate) fn thousands(n: f64) -> String {
     let s = format!("{:.0}", n.max(0.0));
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

@@ -11,12 +11,12 @@ use crate::output::terminal_safe;
 use crate::AuditCommand;
 
 /// The log path: `$SKILLBOX_AUDIT_LOG`, else under the skillbox home.
-pub fn default_path() -> anyhow::Result<PathBuf> {
+pub(crate) fn default_path() -> anyhow::Result<PathBuf> {
     skillbox_skills::default_audit_path(|k| std::env::var_os(k))
         .context("no place for the audit log: set SKILLBOX_HOME or SKILLBOX_AUDIT_LOG")
 }
 
-pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
+pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
     match cmd {
         AuditCommand::Verify { log, json } => {
             let path = match log {

@@ -6,18 +6,18 @@ use skillbox_skills::Registry;
 
 /// Escapes control characters other than newline and tab, so that a skill's output or
 /// description cannot move the cursor, retitle the terminal or hide text (ANSI/OSC escapes).
-pub fn terminal_safe(s: &str) -> String {
+pub(crate) fn terminal_safe(s: &str) -> String {
     escape_controls(s, Lines::Keep)
 }
 
 /// Escapes every control character, newline and tab included: for text that must stay on
 /// one line, such as a file name (which may hold an escape sequence or a newline).
-pub fn one_line_safe(s: &str) -> String {
+pub(crate) fn one_line_safe(s: &str) -> String {
     escape_controls(s, Lines::Escape)
 }
 
 /// Prints load problems and shadowing warnings to stderr, one line each.
-pub fn print_problems(reg: &Registry, with_shadowed: bool) {
+pub(crate) fn print_problems(reg: &Registry, with_shadowed: bool) {
     for d in reg.problems() {
         eprintln!("skillbox: error: {d}");
     }
@@ -30,7 +30,7 @@ pub fn print_problems(reg: &Registry, with_shadowed: bool) {
 }
 
 /// A plain left-aligned table.
-pub fn table(headers: &[&str; 5], rows: &[[String; 5]]) {
+pub(crate) fn table(headers: &[&str; 5], rows: &[[String; 5]]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r.iter()).take(4) {
@@ -67,7 +67,7 @@ fn s(v: &Value) -> String {
 }
 
 /// Human-readable `info`.
-pub fn info_text(v: &Value, denial: Option<String>) {
+pub(crate) fn info_text(v: &Value, denial: Option<String>) {
     println!("{} ({}, {} skill)", s(&v["name"]), s(&v["type"]), s(&v["source"]));
     println!("  file:        {}", s(&v["path"]));
     if let Some(d) = v["description"].as_str().filter(|d| !d.is_empty()) {
@@ -140,7 +140,7 @@ pub fn info_text(v: &Value, denial: Option<String>) {
 }
 
 /// Human-readable `doctor`.
-pub fn doctor_text(r: &skillbox_skills::HostReport) {
+pub(crate) fn doctor_text(r: &skillbox_skills::HostReport) {
     println!("kernel {}, recognised as: {}", r.kernel, r.profile);
     if let Some(sim) = &r.simulated_host {
         println!("SIMULATED HOST: {sim} (a test setting; this is not what the host offers)");

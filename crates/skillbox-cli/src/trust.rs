@@ -10,7 +10,7 @@ use skillbox_skills::{Runtime, SkillResult, Status, TrustLevel};
 use crate::one_line;
 
 /// `skillbox trust NAME [--level LEVEL]`.
-pub fn grant(rt: &Runtime, name: &str, level: Option<TrustLevel>, json: bool) -> u8 {
+pub(crate) fn grant(rt: &Runtime, name: &str, level: Option<TrustLevel>, json: bool) -> u8 {
     match rt.grant(name, level) {
         Ok((subject, g)) => {
             if json {
@@ -37,7 +37,7 @@ pub fn grant(rt: &Runtime, name: &str, level: Option<TrustLevel>, json: bool) ->
 }
 
 /// `skillbox untrust NAME`.
-pub fn revoke(rt: &Runtime, name: &str) -> u8 {
+pub(crate) fn revoke(rt: &Runtime, name: &str) -> u8 {
     match rt.revoke(name) {
         Ok((subject, g)) => {
             println!("removed the grant of {} to `{subject}`", g.level);
@@ -54,7 +54,7 @@ pub fn revoke(rt: &Runtime, name: &str) -> u8 {
 }
 
 /// `skillbox trust --list`: every grant, and whether it still matches its skill.
-pub fn list(rt: &Runtime, json: bool) -> u8 {
+pub(crate) fn list(rt: &Runtime, json: bool) -> u8 {
     let store = match rt.trust_store() {
         Ok(s) => s,
         Err(e) => {
@@ -98,13 +98,13 @@ pub fn list(rt: &Runtime, json: bool) -> u8 {
 }
 
 /// Whether a person can be asked: stdin and stderr are terminals.
-pub fn at_terminal() -> bool {
+pub(crate) fn at_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// After a denial that some level would grant, asks: allow once, always (a pinned grant),
 /// or deny. Returns the level to run again at, or `None` to keep the refusal.
-pub fn ask_after_denial(rt: &Runtime, result: &SkillResult) -> Option<Option<TrustLevel>> {
+pub(crate) fn ask_after_denial(rt: &Runtime, result: &SkillResult) -> Option<Option<TrustLevel>> {
     if result.status != Status::Denied {
         return None;
     }

@@ -372,9 +372,10 @@ fn run_measured(cmd: &mut Command) -> (i32, u64, String) {
     child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
     let pid = child.id() as i32;
     let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 reaps our own child and writes only to `status`
-    // and `usage`.
+    // SAFETY: rusage is plain data, for which all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 reaps our own child and writes only to `status` and `usage`, both on
+    // this stack.
     assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
     (libc::WEXITSTATUS(status), usage.ru_maxrss as u64, stdout)
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 /// A controller this crate uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Controller {
+pub(crate) enum Controller {
     /// `pids`: the number of processes.
     Pids,
     /// `memory`: memory of the whole group.
@@ -166,12 +166,12 @@ fn next_name() -> String {
 }
 
 /// True when runs can be given a group with controller `c` on this host.
-pub fn available(c: Controller) -> bool {
+pub(crate) fn available(c: Controller) -> bool {
     parent(c).is_some()
 }
 
 /// The groups created for one run, removed once dropped and empty (see [`release`]).
-pub struct RunCgroup {
+pub(crate) struct RunCgroup {
     /// Group directories, one per hierarchy.
     dirs: Vec<PathBuf>,
     /// The memory group's directory and whether it is v2.
@@ -197,7 +197,7 @@ impl RunCgroup {
     ///
     /// The groups of a run with the same limits as the one before are usually prepared
     /// already (see [`prepare_ahead`]); otherwise they are made here.
-    pub fn create(
+    pub(crate) fn create(
         pids_max: Option<u64>,
         memory_max: Option<u64>,
         cpu_percent: Option<u32>,
@@ -322,18 +322,18 @@ impl RunCgroup {
 
     /// True when a CPU quota is in force.
     #[cfg(test)]
-    pub fn limits_cpu(&self) -> bool {
+    pub(crate) fn limits_cpu(&self) -> bool {
         self.cpu
     }
 
     /// True when the memory group is in force.
     #[cfg(test)]
-    pub fn limits_memory(&self) -> bool {
+    pub(crate) fn limits_memory(&self) -> bool {
         self.memory.is_some()
     }
 
     /// True when the kernel killed a process of the run for exceeding the memory limit.
-    pub fn oom_killed(&self) -> bool {
+    pub(crate) fn oom_killed(&self) -> bool {
         if self.memory.is_none() {
             return false;
         }
@@ -347,7 +347,7 @@ impl RunCgroup {
 
     /// Most processes of the run alive at once, where the kernel keeps the count
     /// (`pids.peak`, Linux 6.1 and later).
-    pub fn processes_peak(&self) -> Option<u64> {
+    pub(crate) fn processes_peak(&self) -> Option<u64> {
         self.pids.as_ref()?;
         read(self.pids_peak_file.as_ref())?.trim().parse().ok()
     }
@@ -356,14 +356,14 @@ impl RunCgroup {
     /// or `None` when it cannot be read. Every process of the run is in it from its start:
     /// the child joins before exec, descendants inherit it, and leaving needs a write to a
     /// `cgroup.procs` file, which Landlock denies when files are confined.
-    pub fn members(&self) -> Option<Vec<i32>> {
+    pub(crate) fn members(&self) -> Option<Vec<i32>> {
         let dir = self.dirs.first()?;
         let text = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
         text.lines().map(|l| l.trim().parse().ok()).collect()
     }
 
     /// Peak memory of the whole run, in bytes.
-    pub fn memory_peak(&self) -> Option<u64> {
+    pub(crate) fn memory_peak(&self) -> Option<u64> {
         self.memory.as_ref()?;
         read(self.peak_file.as_ref())?.trim().parse().ok()
     }

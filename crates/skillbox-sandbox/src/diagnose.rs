@@ -61,7 +61,7 @@ pub fn profile(host: &HostSupport) -> HostProfile {
 
 /// The fix for a run refused because `missing` have no mechanism on `host`: the fixes of
 /// the findings that would give them, then the opt-out.
-pub fn fix_for(missing: &[Guarantee], host: &HostSupport) -> String {
+pub(crate) fn fix_for(missing: &[Guarantee], host: &HostSupport) -> String {
     let profile = profile(host);
     let mut fixes: Vec<String> = Vec::new();
     for f in &profile.findings {

@@ -38,11 +38,11 @@ use std::time::Duration;
 
 /// How often the total is sampled while the run lives. A run can overshoot its limit by
 /// what it writes in one interval (plus the time to kill it).
-pub const POLL: Duration = Duration::from_millis(50);
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 /// A sample of the run's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Sum of `write_bytes` over the processes read.
     pub bytes: u64,
     /// Processes of the run whose counters exist but could not be read (permission): their
@@ -82,7 +82,7 @@ fn process_write_bytes(pid: i32) -> Read {
 
 /// True when this kernel keeps per-process I/O counters (`CONFIG_TASK_IO_ACCOUNTING`):
 /// without them every process would count zero, and the total could not be enforced.
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         let own = rustix::process::getpid().as_raw_nonzero().get();
@@ -121,7 +121,7 @@ pub(crate) fn process_group(pid: i32) -> Option<i32> {
 }
 
 /// Sums the counters of the one process `pid`.
-pub fn of_process(pid: i32) -> Sample {
+pub(crate) fn of_process(pid: i32) -> Sample {
     match process_write_bytes(pid) {
         Read::Bytes(v) => Sample { bytes: v, unreadable: 0 },
         Read::Gone => Sample::default(),
@@ -130,7 +130,7 @@ pub fn of_process(pid: i32) -> Sample {
 }
 
 /// Sums the counters of the processes `pids` (the members of the run's cgroup).
-pub fn of_pids(pids: impl IntoIterator<Item = i32>) -> Sample {
+pub(crate) fn of_pids(pids: impl IntoIterator<Item = i32>) -> Sample {
     let mut sample = Sample::default();
     for pid in pids {
         match process_write_bytes(pid) {
@@ -146,7 +146,7 @@ pub fn of_pids(pids: impl IntoIterator<Item = i32>) -> Sample {
 /// sandbox denies `setsid` and `setpgid`, so no process of the run leaves it). Lists
 /// `/proc` and asks each process's group of `getpgid` (one system call per process of the
 /// host), so [`of_pids`] is preferred where the run has a cgroup.
-pub fn of_group(pgid: i32) -> Sample {
+pub(crate) fn of_group(pgid: i32) -> Sample {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         // No /proc: nothing can be read, which the caller must treat as unknown.
         return Sample { bytes: 0, unreadable: 1 };

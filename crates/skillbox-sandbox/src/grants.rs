@@ -62,7 +62,7 @@ pub(crate) struct Carved<'a> {
 
 impl<'a> Carved<'a> {
     /// What `paths` and `names` carve out.
-    pub fn new(paths: &'a [(PathBuf, Carve)], names: &'a [String]) -> Self {
+    pub(crate) fn new(paths: &'a [(PathBuf, Carve)], names: &'a [String]) -> Self {
         let lengths = names.iter().fold(0u64, |m, n| m | 1 << n.len().min(63));
         Self { paths, names, lengths }
     }
@@ -81,7 +81,7 @@ pub(crate) struct Budget {
 
 impl Budget {
     /// A budget of `limit` directory entries.
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Self { left: limit, limit }
     }
 

@@ -32,7 +32,7 @@ pub const MAX_GRANT_ENTRIES: usize = 250_000;
 
 /// Errors building the ruleset.
 #[derive(Debug, thiserror::Error)]
-pub enum LandlockError {
+pub(crate) enum LandlockError {
     /// A granted path could not be granted as the policy says: it goes through a symbolic
     /// link (grants name real directories; following a link planted in a workspace could
     /// grant something else entirely), a writable tree is too large to examine, or it changed
@@ -70,7 +70,7 @@ pub fn kernel_abi() -> i32 {
 }
 
 /// The cap `SKILLBOX_TEST_LANDLOCK_ABI` sets on the ABI used, when it is set to a number.
-pub fn test_cap() -> Option<i32> {
+pub(crate) fn test_cap() -> Option<i32> {
     static CAP: OnceLock<Option<i32>> = OnceLock::new();
     *CAP.get_or_init(|| {
         std::env::var("SKILLBOX_TEST_LANDLOCK_ABI")
@@ -85,7 +85,7 @@ pub fn test_cap() -> Option<i32> {
 /// Why the kernel gives no Landlock ABI: the errno of asking it (`ENOSYS`: not built in;
 /// `EOPNOTSUPP`: built in but not enabled at boot; `EPERM` and others: refused by a filter
 /// of the process around skillbox, as a container's profile does). `None` when it answers.
-pub fn absence() -> Option<i32> {
+pub(crate) fn absence() -> Option<i32> {
     static WHY: OnceLock<Option<i32>> = OnceLock::new();
     *WHY.get_or_init(|| probe_abi().err())
 }
@@ -129,7 +129,7 @@ fn probe_abi() -> Result<i32, i32> {
 /// Every access right is requested as a hard requirement for the ABI the kernel reports, so
 /// that nothing is silently dropped: either the ruleset is what the policy says, or this
 /// fails.
-pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
+pub(crate) fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
     let shape = shape(policy)?;
     let base = match take_ahead(shape) {
         Some(r) => r,
@@ -142,7 +142,7 @@ pub fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
 /// Builds the ruleset for `policy` as [`build`] does, and closes it: fails where a run of
 /// `policy` would, and leaves nothing behind (no base is taken from or built for the runs
 /// that follow).
-pub fn check(policy: &Policy) -> Result<(), LandlockError> {
+pub(crate) fn check(policy: &Policy) -> Result<(), LandlockError> {
     let shape = shape(policy)?;
     grant(policy, base(shape)?.0).map(drop)
 }

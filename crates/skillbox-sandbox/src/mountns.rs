@@ -54,7 +54,7 @@ use crate::policy::{Policy, DEVICES, SYSTEM_READ};
 
 /// Why the run's mount namespace could not be prepared.
 #[derive(Debug, thiserror::Error)]
-pub enum MountError {
+pub(crate) enum MountError {
     /// A granted tree could not be granted as the policy says (see [`GrantError`]).
     #[error(transparent)]
     Grant(#[from] GrantError),
@@ -153,7 +153,7 @@ struct Step {
 
 /// The mounts of one run, prepared in the parent: paths as C strings, sources as open
 /// descriptors, decisions as plain data. [`apply`] runs it in the child.
-pub struct MountProgram {
+pub(crate) struct MountProgram {
     base: Base,
     staged: Vec<Staged>,
     steps: Vec<Step>,
@@ -729,7 +729,7 @@ fn create(dir: c_int, name: &CString, as_dir: bool) -> Result<(), ()> {
         return ok(unsafe { libc::mkdirat(dir, name.as_ptr(), 0o755) });
     }
     let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: as above; the mode is a plain integer.
+    // SAFETY: `name` is a NUL-terminated string of the program; the mode is a plain integer.
     let fd = unsafe { libc::openat(dir, name.as_ptr(), flags, 0o644 as libc::c_uint) };
     ok(fd)?;
     close(fd);
@@ -770,10 +770,12 @@ fn read_only(fd: c_int, recursive: bool, devices: bool, locked: c_ulong) -> Resu
 
 /// Fails with `errno` set to `e`.
 fn fail(e: c_int) -> Result<(), ()> {
+    // SAFETY: __errno_location takes nothing and returns this thread's errno slot.
+    let slot = unsafe { libc::__errno_location() };
     // SAFETY: writes this thread's errno, which the child shares with the parent thread (no
     // CLONE_SETTLS), as every failing system call here does; the parent reads it only when
     // clone itself fails.
-    unsafe { *libc::__errno_location() = e };
+    unsafe { *slot = e };
     Err(())
 }
 
@@ -866,7 +868,8 @@ pub(crate) fn apply(p: &MountProgram) -> Result<(), ()> {
             ok(unsafe { libc::mkdirat(staging, s.name.as_ptr(), s.mode) })?;
         } else {
             let f = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC;
-            // SAFETY: as above.
+            // SAFETY: `name` is a NUL-terminated string of the program; the mode is a plain
+            // integer.
             let fd = unsafe { libc::openat(staging, s.name.as_ptr(), f, s.mode as libc::c_uint) };
             ok(fd)?;
             close(fd);

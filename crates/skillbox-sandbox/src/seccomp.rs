@@ -12,14 +12,14 @@ use crate::policy::{NetworkAccess, ProcessAccess};
 
 /// Errors compiling a filter.
 #[derive(Debug, thiserror::Error)]
-pub enum SeccompError {
+pub(crate) enum SeccompError {
     /// A rule cannot be expressed (a bug in this file).
     #[error("compiling the seccomp filter failed: {0}")]
     Compile(String),
 }
 
 /// A compiled program, in the kernel's `sock_filter` layout.
-pub type Program = Arc<Vec<libc::sock_filter>>;
+pub(crate) type Program = Arc<Vec<libc::sock_filter>>;
 
 /// Syscall numbers at or above this are the x32 ABI on x86_64 kernels that build it in
 /// (`__X32_SYSCALL_BIT` of asm/unistd.h; libc defines it for x32 targets only).
@@ -43,7 +43,7 @@ const CLONE_NAMESPACES: [u64; 8] = [
 /// What a filter is compiled for: the policy's network and processes, and what the other
 /// mechanisms of the run leave to seccomp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Shape {
+pub(crate) struct Shape {
     /// The network level.
     pub network: NetworkAccess,
     /// Process creation.
@@ -61,7 +61,7 @@ pub struct Shape {
 
 /// The program for a shape, compiled on first use and cached: there are only a handful of
 /// shapes, and compiling costs more than a spawn.
-pub fn program(shape: Shape) -> Result<Program, SeccompError> {
+pub(crate) fn program(shape: Shape) -> Result<Program, SeccompError> {
     static CACHE: OnceLock<Mutex<HashMap<Shape, Program>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let mut guard = match cache.lock() {
@@ -1196,32 +1196,46 @@ mod install_cost {
         let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
         let mut times = Vec::new();
         for _ in 0..n {
-            let mut fds = [0; 2];
-            // SAFETY: the child makes only system calls on memory prepared before the fork,
-            // then exits; the parent reads what it wrote and reaps it.
-            unsafe {
-                assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
-                let pid = libc::fork();
-                if pid == 0 {
-                    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-                    let t = now_ns();
-                    let r =
-                        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog);
-                    let d: i64 = if r < 0 { -1 } else { now_ns() - t };
-                    libc::write(fds[1], &d as *const i64 as *const libc::c_void, 8);
-                    libc::_exit(0);
-                }
-                let mut d = 0i64;
-                libc::read(fds[0], &mut d as *mut i64 as *mut libc::c_void, 8);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-                libc::close(fds[0]);
-                libc::close(fds[1]);
-                assert!(d >= 0, "seccomp refused the program");
-                times.push(d);
+            let (read, write) = rustix::pipe::pipe().unwrap();
+            // SAFETY: fork in the multi-threaded test harness: the child runs only
+            // `time_install`, system calls on memory prepared before the fork, then exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                time_install(&fprog, &write);
             }
+            let mut d = [0u8; 8];
+            let _ = rustix::io::read(&read, &mut d);
+            if let Some(child) = rustix::process::Pid::from_raw(pid) {
+                let _ =
+                    rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
+            }
+            let d = i64::from_ne_bytes(d);
+            assert!(d >= 0, "seccomp refused the program");
+            times.push(d);
         }
         times.sort();
         times[n / 2] as f64 / 1e3
+    }
+
+    /// The forked child of [`median_install_us`]: installs `fprog`, writes to `out` how
+    /// long that took (ns; -1 when refused), and exits. System calls only.
+    fn time_install(fprog: &libc::sock_fprog, out: &std::os::fd::OwnedFd) -> ! {
+        let _ = rustix::thread::set_no_new_privs(true);
+        let t = now_ns();
+        // SAFETY: the kernel copies the program `fprog` points to; both outlive the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                fprog as *const libc::sock_fprog,
+            )
+        };
+        let d: i64 = if r < 0 { -1 } else { now_ns() - t };
+        let _ = rustix::io::write(out, &d.to_ne_bytes());
+        // SAFETY: ends the forked child at once, without running the test harness's exit
+        // path (no atexit handlers, no destructors) on its copy of the parent's memory.
+        unsafe { libc::_exit(0) }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 /// Steps of the child's setup, named in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// `setsid`.
     Session = 1,
     /// Writing the user namespace's id maps.
@@ -83,7 +83,7 @@ impl Stage {
     }
 
     /// What the step does, for error messages.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Stage::Session => "starting a new session",
             Stage::IdMaps => "mapping the user and group ids of the new namespace",
@@ -138,7 +138,7 @@ struct ChildArgs {
 
 /// Inputs of a spawn, allocated, opened and compiled in the parent: between clone and exec
 /// the child may only make system calls on memory that already exists.
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The program's absolute path, for execve.
     pub program: CString,
     /// The argument vector, program first.
@@ -171,7 +171,7 @@ pub struct Prepared {
 }
 
 /// A started child.
-pub struct Spawned {
+pub(crate) struct Spawned {
     /// Its pid, also its process group's id (it started a new session).
     pub pid: libc::pid_t,
     /// Its pidfd: readable once it has exited, so its end can be awaited without a signal
@@ -181,7 +181,7 @@ pub struct Spawned {
 
 /// Why the child could not be started.
 #[derive(Debug)]
-pub struct SpawnFailure {
+pub(crate) struct SpawnFailure {
     /// The step of the child that failed; `None` when clone itself (or the stack) failed.
     pub stage: Option<Stage>,
     /// The errno of the failure.
@@ -196,7 +196,7 @@ const STACK_SIZE: usize = 64 * 1024;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Starts the child with `stdio` as its descriptors 0, 1, 2.
-pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
+pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
     let argv: Vec<*const libc::c_char> =
         p.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> =
@@ -285,7 +285,7 @@ pub fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFailure> {
 /// The id maps of a run's user namespace, as [`Prepared::namespaces`] takes them: this
 /// process's uid and gid mapped to themselves (so files keep their owners), and
 /// `setgroups` denied (an unprivileged writer of `gid_map` must deny it first).
-pub fn own_id_maps() -> [(CString, String); 3] {
+pub(crate) fn own_id_maps() -> [(CString, String); 3] {
     let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
     [
         (CString::from(c"/proc/self/setgroups"), "deny".to_string()),
@@ -296,7 +296,7 @@ pub fn own_id_maps() -> [(CString, String); 3] {
 
 /// What trying a new user namespace found: the step that failed and its errno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NamespaceTrial {
+pub(crate) struct NamespaceTrial {
     /// The step: `None` when `clone` itself was refused (a seccomp filter or a sysctl),
     /// [`Stage::IdMaps`] when the namespace was made but the ids could not be mapped (an
     /// AppArmor restriction), [`Stage::Mounts`] when no mount could be changed in it.
@@ -318,7 +318,10 @@ struct TrialArgs {
 /// namespaces (and a mount namespace, with `mount`) that maps its ids (and makes its mounts
 /// private). `maps` are the id maps as [`Prepared::namespaces`] holds them. The child exits
 /// at once and is reaped here.
-pub fn try_namespaces(maps: &[(CString, String); 3], mount: bool) -> Result<(), NamespaceTrial> {
+pub(crate) fn try_namespaces(
+    maps: &[(CString, String); 3],
+    mount: bool,
+) -> Result<(), NamespaceTrial> {
     let args = TrialArgs {
         id_maps: maps.each_ref().map(|(path, data)| (path.as_ptr(), data.as_ptr(), data.len())),
         mount,
@@ -390,13 +393,14 @@ struct BlockedSignals {
 impl BlockedSignals {
     fn all() -> Self {
         // SAFETY: sigset_t is plain data, for which all zeroes is a valid value.
-        let (mut all, mut old): (libc::sigset_t, libc::sigset_t) =
-            unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-        // SAFETY: sigfillset and pthread_sigmask write only the sets passed, both ours.
-        unsafe {
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        }
+        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigset_t is plain data, for which all zeroes is a valid value.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigfillset writes only `all`, a sigset_t on this stack.
+        unsafe { libc::sigfillset(&mut all) };
+        // SAFETY: changes this thread's mask only; reads `all` and writes the mask before
+        // into `old`, both on this stack.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) };
         Self { old }
     }
 }
@@ -668,9 +672,10 @@ fn connect_stdio(a: &ChildArgs) -> Result<(), Stage> {
 }
 
 fn set_rlimits(a: &ChildArgs) -> Result<(), Stage> {
-    for i in 0..a.n_rlimits {
-        // SAFETY: `rlimits` points to `n_rlimits` pairs of the Prepared, alive until exec.
-        let (res, lim) = unsafe { *a.rlimits.add(i) };
+    // SAFETY: `rlimits` and `n_rlimits` are the pointer and length of the Prepared's Vec
+    // (aligned and non-null even when empty), which is alive and unchanged until exec.
+    let rlimits = unsafe { std::slice::from_raw_parts(a.rlimits, a.n_rlimits) };
+    for &(res, lim) in rlimits {
         // SAFETY: setrlimit reads `lim`, a valid rlimit on this stack.
         check(unsafe { libc::setrlimit(res as _, &lim) }, Stage::Rlimit)?;
     }
@@ -817,26 +822,28 @@ mod tests {
     fn the_child_gets_default_signals_and_the_threads_mask() {
         let bit = |sig: c_int| 1u64 << (sig - 1);
         // SAFETY: sigset_t is plain data, for which all zeroes is a valid value.
-        let (mut usr1, mut old): (libc::sigset_t, libc::sigset_t) =
-            unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-        // SAFETY: ignores two signals nothing in this test binary uses, blocks SIGUSR1 in
-        // this thread only; all three are restored below.
-        let saved = unsafe {
-            let rtmax = libc::signal(libc::SIGRTMAX(), libc::SIG_IGN);
-            let usr2 = libc::signal(libc::SIGUSR2, libc::SIG_IGN);
-            libc::sigemptyset(&mut usr1);
-            libc::sigaddset(&mut usr1, libc::SIGUSR1);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &usr1, &mut old);
-            (rtmax, usr2)
-        };
+        let mut usr1: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigset_t is plain data, for which all zeroes is a valid value.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: ignores a signal nothing in this test binary uses; restored below.
+        let rtmax = unsafe { libc::signal(libc::SIGRTMAX(), libc::SIG_IGN) };
+        // SAFETY: ignores a signal nothing in this test binary uses; restored below.
+        let usr2 = unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+        // SAFETY: sigemptyset writes only `usr1`, on this stack.
+        unsafe { libc::sigemptyset(&mut usr1) };
+        // SAFETY: sigaddset writes only `usr1`, on this stack.
+        unsafe { libc::sigaddset(&mut usr1, libc::SIGUSR1) };
+        // SAFETY: blocks SIGUSR1 in this thread only (restored below); reads `usr1` and
+        // writes the mask before into `old`, both on this stack.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &usr1, &mut old) };
         let own = std::fs::read_to_string("/proc/thread-self/status").unwrap();
         let result = output_of(&prepared("/bin/cat", &["/proc/self/status"]));
-        // SAFETY: restores what was changed above.
-        unsafe {
-            libc::signal(libc::SIGRTMAX(), saved.0);
-            libc::signal(libc::SIGUSR2, saved.1);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        }
+        // SAFETY: puts back the disposition `signal` returned above.
+        unsafe { libc::signal(libc::SIGRTMAX(), rtmax) };
+        // SAFETY: puts back the disposition `signal` returned above.
+        unsafe { libc::signal(libc::SIGUSR2, usr2) };
+        // SAFETY: restores this thread's mask saved above; reads only `old`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
         let (status, _) = result.unwrap();
         // Control: the parent did ignore them, and Rust ignores SIGPIPE.
         let ignored = bit(libc::SIGRTMAX()) | bit(libc::SIGUSR2) | bit(libc::SIGPIPE);

@@ -120,17 +120,17 @@ fn start() -> Result<Supervisor, String> {
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| format!("cannot make the supervisor's pipe: {e}"))?;
     let read_fd = read.as_raw_fd();
-    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask write only to the sets
-    // passed. Every signal is blocked across the fork, so the child starts with all blocked
-    // and no handler of this process ever runs in it.
+    // Every signal is blocked across the fork, so the child starts with all blocked and no
+    // handler of this process ever runs in it.
+    // SAFETY: sigset_t is plain data, for which all zeroes is a valid value.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
+    // SAFETY: sigset_t is plain data, for which all zeroes is a valid value.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    }
+    // SAFETY: sigfillset writes only `all`, a sigset_t on this stack.
+    unsafe { libc::sigfillset(&mut all) };
+    // SAFETY: changes this thread's mask only; reads `all` and writes the mask before into
+    // `old`, both on this stack.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) };
     // SAFETY: fork in a possibly multi-threaded process: the child calls only
     // async-signal-safe system calls (`supervise`), on its own copy of the memory, and never
     // returns.
@@ -154,13 +154,14 @@ fn supervise(fd: RawFd) -> ! {
     // Every descriptor but the pipe's read end is closed (the write end above all: while
     // this process held it, end-of-file would never come; and no file, socket or pipe of
     // skillbox's stays open here once skillbox is gone).
-    // SAFETY: close_range takes integers only.
-    unsafe {
-        if fd > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (fd - 1) as u32, 0u32);
-        }
-        libc::syscall(libc::SYS_close_range, (fd + 1) as u32, u32::MAX, 0u32);
+    if fd > 0 {
+        // SAFETY: close_range takes integers only and touches no memory; the descriptors
+        // below the read end are this forked process's own copies.
+        unsafe { libc::syscall(libc::SYS_close_range, 0u32, (fd - 1) as u32, 0u32) };
     }
+    // SAFETY: close_range takes integers only and touches no memory; the descriptors above
+    // the read end are this forked process's own copies.
+    unsafe { libc::syscall(libc::SYS_close_range, (fd + 1) as u32, u32::MAX, 0u32) };
     // SAFETY: the descriptor is ours alone now.
     let pipe = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut groups = [0 as libc::pid_t; MAX_GROUPS];

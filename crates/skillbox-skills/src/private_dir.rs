@@ -16,7 +16,7 @@ use crate::remove_tree::{remove_tree, Identity};
 /// the next run of the process instead of being removed: making and removing one costs three
 /// `mkdir` and three `rmdir`, which on some file systems (ext4 without a journal, with online
 /// discard) took 0.44 ms of CPU per run (BENCHMARKS.md).
-pub struct PrivateDir {
+pub(crate) struct PrivateDir {
     path: PathBuf,
     /// The device of the directory, and the inode numbers of it, `home/` and `tmp/` when
     /// they were made.
@@ -38,7 +38,7 @@ enum InodeFlags {
 impl PrivateDir {
     /// Creates `skillbox-run-<pid>-XXXX/{home,tmp}` in the system temp directory, each mode
     /// 0700. The pid lets a later process remove what a killed one left (`sweep`).
-    pub fn create() -> std::io::Result<Self> {
+    pub(crate) fn create() -> std::io::Result<Self> {
         use std::os::unix::fs::MetadataExt;
         // Made by tempfile, whose `TempDir` removes it if a step below fails (it holds at
         // most two empty directories then); kept from it once made.
@@ -68,7 +68,7 @@ impl PrivateDir {
     /// created on tokio's blocking pool, like the sandbox's Landlock base and cgroups. Either
     /// way a directory serves exactly one run at a time (it is taken out of its slot), and
     /// one left in the slot is removed when the process exits (`atexit`).
-    pub fn for_run() -> std::io::Result<Self> {
+    pub(crate) fn for_run() -> std::io::Result<Self> {
         // One removed meanwhile (a temp cleaner on a long-idle host) is not used.
         let kept = lock_ahead().take().filter(|d| d.tmp().is_dir() && d.home().is_dir());
         match kept {
@@ -85,7 +85,7 @@ impl PrivateDir {
     ///
     /// Nothing is kept after the first run of a process (a `skillbox run` process makes one
     /// run and exits), nor without a tokio runtime.
-    pub fn finish(self, contained: bool) {
+    pub(crate) fn finish(self, contained: bool) {
         static FIRST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
         let first = FIRST.swap(false, std::sync::atomic::Ordering::AcqRel);
         let runtime = tokio::runtime::Handle::try_current().ok();
@@ -130,7 +130,7 @@ impl PrivateDir {
     /// runtime shut down before the task ran drops it, which removes the directory too; one
     /// shut down without waiting for its blocking tasks (`skillbox mcp` waits 2 s) leaves
     /// the removal running, and the process's exit waits for it (up to [`EXIT_WAIT`]).
-    pub fn remove_in_background(self) {
+    pub(crate) fn remove_in_background(self) {
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
                 register_at_exit(Sweep::No);

@@ -21,7 +21,7 @@ const DEFAULT_MAX_FILE_KB: u64 = 100;
 /// Entries visited while looking for context files, so a huge tree cannot stall a render.
 const MAX_WALK_ENTRIES: usize = 100_000;
 /// Placeholder in a template that marks where context files go.
-pub const CONTEXT_PLACEHOLDER: &str = "{context_files}";
+pub(crate) const CONTEXT_PLACEHOLDER: &str = "{context_files}";
 
 /// Renders the skill's template with `params`, then adds its context files.
 pub(crate) fn render(

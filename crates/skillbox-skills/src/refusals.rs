@@ -16,9 +16,9 @@ use serde_json::Value;
 use skillbox_audit::AuditLog;
 
 /// Length of one rate window.
-pub const WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 /// Events written per window; the rest are counted.
-pub const BURST: u32 = 20;
+pub(crate) const BURST: u32 = 20;
 
 /// The rate limiter and the log, shared by a runtime and the runtimes reloaded from it.
 pub(crate) struct Refusals {
@@ -33,7 +33,7 @@ struct State {
 }
 
 impl Refusals {
-    pub fn new(log: Arc<AuditLog>) -> Self {
+    pub(crate) fn new(log: Arc<AuditLog>) -> Self {
         Self {
             log,
             state: Mutex::new(State { window_start: Instant::now(), written: 0, suppressed: 0 }),
@@ -43,7 +43,7 @@ impl Refusals {
     /// Records the refusal of `name` (shown escaped and cut when it is not a valid name)
     /// with `message`; returns the audit error, if the log refused the event. An event
     /// over the rate is counted, not written.
-    pub fn record(&self, name: &str, message: &str, params: &Value) -> Option<String> {
+    pub(crate) fn record(&self, name: &str, message: &str, params: &Value) -> Option<String> {
         let suppressed = {
             let mut s = match self.state.lock() {
                 Ok(g) => g,

@@ -30,7 +30,7 @@ enum Decision {
 mod reference {
     use super::*;
 
-    pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+    pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
     const BYTES_PER_UNIT: u64 = 256;
     const FIXED_BYTES: u64 = 16 * 1024;
     const WRAP_COST: u64 = 8;
@@ -38,7 +38,7 @@ mod reference {
 
     /// `Pattern::check` as it was: the quick check, then the full parse; `anchor` as a
     /// parameter's pattern.
-    pub fn check(pattern: &str, anchor: bool) -> Decision {
+    pub(crate) fn check(pattern: &str, anchor: bool) -> Decision {
         let source = if anchor { format!("^(?:{pattern})$") } else { pattern.to_string() };
         if plain_cost(pattern).is_some_and(|c| fits_cost(c.saturating_add(WRAP_COST))) {
             return Decision::Deferred;

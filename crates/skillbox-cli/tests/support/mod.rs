@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 /// `SKILLBOX_TEST_BIN` names. `scripts/test.sh` runs these tests a second time that way,
 /// against the static build of `scripts/build-static.sh`, so that the binary the benchmarks
 /// time is also the one the tests check.
-pub fn bin() -> String {
+pub(crate) fn bin() -> String {
     match std::env::var("SKILLBOX_TEST_BIN") {
         Ok(path) if !path.is_empty() => path,
         _ => env!("CARGO_BIN_EXE_skillbox").to_string(),

@@ -12,7 +12,7 @@ use crate::security::{EffectiveGrant, SecurityContext};
 /// What a [`Step`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum StepKind {
+pub(crate) enum StepKind {
     /// The first run, or a retry of it.
     Attempt,
     /// A fallback command after the attempts failed.
@@ -21,7 +21,7 @@ pub enum StepKind {
 
 /// One attempt or fallback of a run, as reported to [`ExecOptions::observer`].
 #[derive(Debug)]
-pub struct Step<'a> {
+pub(crate) struct Step<'a> {
     /// An attempt or a fallback.
     pub kind: StepKind,
     /// Attempt number (1 for the first), or fallback number (1 for the first).
@@ -36,7 +36,7 @@ pub struct Step<'a> {
 
 /// Options of one execution.
 #[derive(Clone, Copy)]
-pub struct ExecOptions<'a> {
+pub(crate) struct ExecOptions<'a> {
     /// Base delay of the retry backoff (the first retry waits about this long).
     pub retry_base_delay: Duration,
     /// Called after each attempt and each fallback.

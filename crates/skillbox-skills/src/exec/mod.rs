@@ -32,7 +32,7 @@ use crate::registry::LoadedSkill;
 use crate::result::{EnforcementEntry, SkillResult, Status};
 use crate::security::SecurityContext;
 
-pub use attempts::{ExecOptions, Step, StepKind};
+pub(crate) use attempts::{ExecOptions, Step, StepKind};
 pub use environment::DEFAULT_PATH;
 pub use policy::enforcement_entries;
 pub(crate) use policy::preview;
@@ -152,14 +152,14 @@ pub(crate) mod testing {
     use crate::security::{EffectiveGrant, SecurityContext, TrustLevel};
 
     /// `v` parsed as a skill file; panics on a problem.
-    pub fn def(v: Value) -> SkillDef {
+    pub(crate) fn def(v: Value) -> SkillDef {
         let bytes = serde_json::to_vec(&v).expect("json");
         crate::format::parse_skill(Path::new("t.json"), &bytes).expect("a valid skill")
     }
 
     /// A workspace directory, canonical, that anyone may enter (the tests also run as
     /// `nobody`).
-    pub fn workspace() -> (tempfile::TempDir, PathBuf) {
+    pub(crate) fn workspace() -> (tempfile::TempDir, PathBuf) {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().expect("tempdir");
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -168,7 +168,7 @@ pub(crate) mod testing {
     }
 
     /// The context of `level` in `ws`, and what it grants `def`.
-    pub fn granted(
+    pub(crate) fn granted(
         level: TrustLevel,
         ws: &Path,
         def: &SkillDef,

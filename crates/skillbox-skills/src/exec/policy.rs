@@ -31,7 +31,7 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
 ///
 /// Memory is a memory cgroup where the sandbox can create one, else `RLIMIT_AS` (see
 /// `skillbox_sandbox::Rlimits::memory`).
-pub fn policy_for(grant: &EffectiveGrant, scratch: &Path, workspace: &Path) -> Policy {
+pub(super) fn policy_for(grant: &EffectiveGrant, scratch: &Path, workspace: &Path) -> Policy {
     let write = grant.file_write.clone();
     let read = grant.file_read.clone();
     let limits = &grant.limits;

@@ -15,14 +15,14 @@ use serde_json::Value;
 
 /// A temporary directory anyone may enter and write: the tests also run as `nobody`, and
 /// skills run as the user running the test.
-pub fn scratch() -> tempfile::TempDir {
+pub(crate) fn scratch() -> tempfile::TempDir {
     let d = tempfile::tempdir().expect("tempdir");
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
     d
 }
 
 /// Writes `text` to `path`, creating its parent directories.
-pub fn write(path: &Path, text: &str) {
+pub(crate) fn write(path: &Path, text: &str) {
     if let Some(p) = path.parent() {
         fs::create_dir_all(p).expect("mkdir");
     }
@@ -30,7 +30,7 @@ pub fn write(path: &Path, text: &str) {
 }
 
 /// Copies the tree `from` into `to` (which exists), directories made world-writable.
-pub fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     for e in fs::read_dir(from).expect("read_dir").flatten() {
         let target = to.join(e.file_name());
         if e.file_type().expect("file type").is_dir() {
@@ -44,12 +44,12 @@ pub fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// The value of the first `KEY=value` line of a skill's output.
-pub fn field(out: &str, key: &str) -> Option<String> {
+pub(crate) fn field(out: &str, key: &str) -> Option<String> {
     out.lines().find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
 }
 
 /// The events of the audit log at `log` for the run `execution_id`: type and details.
-pub fn events(log: &Path, execution_id: &str) -> Vec<(String, Value)> {
+pub(crate) fn events(log: &Path, execution_id: &str) -> Vec<(String, Value)> {
     skillbox_skills::audit_log::read_events(log)
         .expect("read the audit log")
         .into_iter()
@@ -61,14 +61,14 @@ pub fn events(log: &Path, execution_id: &str) -> Vec<(String, Value)> {
 
 /// One span a [`Capture`] was told about: its name and fields.
 #[derive(Debug, Clone)]
-pub struct SpanSeen {
+pub(crate) struct SpanSeen {
     pub name: &'static str,
     pub fields: BTreeMap<String, String>,
 }
 
 /// One event a [`Capture`] was sent: its level, message, fields, and the span it was in.
 #[derive(Debug, Clone)]
-pub struct EventSeen {
+pub(crate) struct EventSeen {
     pub level: tracing::Level,
     pub message: String,
     pub fields: BTreeMap<String, String>,
@@ -78,7 +78,7 @@ pub struct EventSeen {
 
 /// What a [`Capture`] kept.
 #[derive(Debug, Default)]
-pub struct Captured {
+pub(crate) struct Captured {
     pub spans: Vec<SpanSeen>,
     pub events: Vec<EventSeen>,
     entered: Vec<usize>,
@@ -86,7 +86,7 @@ pub struct Captured {
 
 impl Captured {
     /// The events at `level` whose message contains `text`.
-    pub fn find(&self, level: tracing::Level, text: &str) -> Vec<&EventSeen> {
+    pub(crate) fn find(&self, level: tracing::Level, text: &str) -> Vec<&EventSeen> {
         self.events.iter().filter(|e| e.level == level && e.message.contains(text)).collect()
     }
 }
@@ -94,11 +94,11 @@ impl Captured {
 /// A `tracing` subscriber that keeps every span and event, at every level, for the thread
 /// it is the default of (see [`Capture::during`]).
 #[derive(Clone, Default)]
-pub struct Capture(Arc<Mutex<Captured>>);
+pub(crate) struct Capture(Arc<Mutex<Captured>>);
 
 impl Capture {
     /// Runs `f` with this subscriber as the thread's default, and returns what it kept.
-    pub fn during<T>(f: impl FnOnce() -> T) -> (T, Captured) {
+    pub(crate) fn during<T>(f: impl FnOnce() -> T) -> (T, Captured) {
         let capture = Capture::default();
         let out = tracing::subscriber::with_default(capture.clone(), f);
         let kept = std::mem::take(&mut *capture.0.lock().expect("lock"));
