@@ -308,7 +308,13 @@ async fn watch(
         };
         let wait = if sampled { left.min(poll) } else { left };
         match tokio::time::timeout(wait, pidfd.readable()).await {
-            Ok(Ok(_)) => return Ok(seen),
+            Ok(Ok(_)) => {
+                // One last count before the run's group is killed: a fork bomb can keep
+                // skillbox off the CPU for longer than the interval (64 ms measured on two
+                // busy cores), and its processes are still there to be counted now.
+                seen.stopped = last_count(limits, &list_run, &mut seen);
+                return Ok(seen);
+            }
             Ok(Err(e)) => return Err(SandboxError::Supervise(e)),
             Err(_) => {}
         }
@@ -320,6 +326,20 @@ async fn watch(
             return Ok(seen);
         }
     }
+}
+
+/// The watchdog's count of the processes a run's first process left when it exited: the
+/// process limit if they are more than it allows. Disk writes are not sampled again here:
+/// the first process's own counters decide them after the run.
+fn last_count(
+    limits: &Watch,
+    list_run: &impl Fn() -> Option<Vec<i32>>,
+    seen: &mut Watched,
+) -> Option<Limit> {
+    let max = limits.process_limit?;
+    let count = list_run()?.len() as u64;
+    seen.processes = Some(seen.processes.unwrap_or(0).max(count));
+    (count > max).then_some(Limit::Processes)
 }
 
 /// One look of the watchdog: the limit the run is over, if any, having recorded in `seen`
