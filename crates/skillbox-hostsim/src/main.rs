@@ -19,6 +19,11 @@
 //!   uses (an older kernel: the ABI is a return value, not an error a filter can give), and
 //!   reports in every result and audit event.
 //!
+//! The command also gets `SKILLBOX_HOSTSIM_PROFILE=<name>`, so that a test knows which host
+//! it is on and can say what to expect there from the facts of that host (the sandbox's
+//! tests/hosts module), rather than from what skillbox itself decides. Without that variable
+//! a test is on this host as it is (`full`).
+//!
 //! This is a test tool: it is never installed, and nothing in skillbox depends on it.
 
 use std::collections::BTreeMap;
@@ -74,6 +79,9 @@ fn profile(name: &str) -> Option<Profile> {
     })
 }
 
+/// The variable that tells the command which profile it runs under.
+const PROFILE_ENV: &str = "SKILLBOX_HOSTSIM_PROFILE";
+
 const PROFILES: &[&str] = &[
     "full",
     "no-userns",
@@ -104,8 +112,12 @@ fn main() {
         usage();
     }
     let Some(p) = name.to_str().and_then(profile) else { usage() };
-    if let Some(abi) = p.landlock_abi {
-        std::env::set_var("SKILLBOX_TEST_LANDLOCK_ABI", abi.to_string());
+    std::env::set_var(PROFILE_ENV, name);
+    // The profile says the whole of what is lowered: a cap inherited from around this
+    // process would make `full` (or `no-userns`) a host with an older Landlock.
+    match p.landlock_abi {
+        Some(abi) => std::env::set_var("SKILLBOX_TEST_LANDLOCK_ABI", abi.to_string()),
+        None => std::env::remove_var("SKILLBOX_TEST_LANDLOCK_ABI"),
     }
     if let Err(e) = install(&p) {
         eprintln!("skillbox-hostsim: cannot install the profile's filter: {e}");
