@@ -2,6 +2,12 @@
 //! attempt after another under a policy and prints one line per attempt, which the test then
 //! asserts on by name (see `PRELUDE`); and helpers for world-accessible scratch trees, so
 //! that only the sandbox stands between a child and what the test put there.
+//!
+//! Every run goes through the host model (`tests/hosts`): where the support matrix says a
+//! policy is refused on this host, [`probe`] and [`probe_run`] check that it is, exactly,
+//! and return `None`, and the test skips the rest of that check (`let Some(p) = ... else {
+//! return };`); where it runs, they return what it did, its report checked against the
+//! matrix.
 
 #![allow(dead_code)]
 
@@ -13,7 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use skillbox_sandbox::{run, ChildOutcome, ChildSpec, ExitStatus, Policy};
+use skillbox_sandbox::{ChildOutcome, ChildSpec, ExitStatus, Policy};
 
 pub const PYTHON: &str = "/usr/bin/python3";
 pub const SH: &str = "/bin/sh";
@@ -40,8 +46,10 @@ pub fn has_capability(cap: u32) -> bool {
     u64::from_str_radix(eff.trim(), 16).unwrap() & (1 << cap) != 0
 }
 
+/// The strict policy (asking for a PID namespace where `SKILLBOX_TEST_PID_NAMESPACE=1`:
+/// see `hosts::strict`).
 pub fn strict() -> Policy {
-    Policy::strict()
+    crate::hosts::strict()
 }
 
 /// The protected names the confinement tests give the sandbox: which names are protected is
@@ -51,14 +59,14 @@ pub const NAMES: &[&str] = &[".git", ".q-skills", ".claude", ".bashrc", ".profil
 
 /// The strict policy, with `paths` readable.
 pub fn reading(paths: &[&Path]) -> Policy {
-    let mut p = Policy::strict();
+    let mut p = strict();
     p.read = paths.iter().map(|p| p.to_path_buf()).collect();
     p
 }
 
 /// The strict policy, with `paths` writable and [`NAMES`] protected in them.
 pub fn writing(paths: &[&Path]) -> Policy {
-    let mut p = Policy::strict();
+    let mut p = strict();
     p.write = paths.iter().map(|p| p.to_path_buf()).collect();
     p.protected = NAMES.iter().map(|n| n.to_string()).collect();
     p
@@ -266,15 +274,16 @@ pub fn parse(outcome: ChildOutcome) -> Probe {
     Probe { outcome, attempts }
 }
 
-/// Runs a probe to its end; it must exit 0 (every attempt reported).
-pub async fn probe_run(spec: &ChildSpec) -> Probe {
-    let out = run(spec).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+/// Runs a probe to its end; it must exit 0 (every attempt reported). `None` when the
+/// matrix says the policy is refused on this host and it was, exactly.
+pub async fn probe_run(spec: &ChildSpec) -> Option<Probe> {
+    let out = crate::hosts::run_ok(spec).await?;
     let p = parse(out);
     assert_eq!(p.outcome.status, ExitStatus::Exited(0), "probe did not finish\n{}", p.context());
-    p
+    Some(p)
 }
 
-pub async fn probe(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> Probe {
+pub async fn probe(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> Option<Probe> {
     probe_run(&probe_spec(policy, cwd, body, args)).await
 }
 

@@ -1,0 +1,477 @@
+//! The support matrix as the tests expect it: for the host a test binary runs on (this
+//! machine, or a weaker host simulated by `skillbox-hostsim PROFILE -- TEST-BINARY`), which
+//! guarantees a policy keeps and by which mechanism, and which it lacks, so that a run of it
+//! is refused naming exactly those.
+//!
+//! Written from the facts of the host, independently of the crate's plan (`src/plan.rs`),
+//! which these tests never ask what to expect: a plan that picks another mechanism, refuses
+//! where a rung exists, or runs where none does, shows as a difference between this model
+//! and the run. The facts:
+//!
+//! * the profile in force: `SKILLBOX_HOSTSIM_PROFILE`, which hostsim exports (`full`, this
+//!   host as it is, without it). Each profile's facts are in [`PROFILES`], and checked by
+//!   doing where that is cheap (a user namespace is made or refused, Landlock answers or
+//!   not), so that a profile that does not take away what it says fails loudly;
+//! * user namespaces (the profile's);
+//! * the Landlock ABI: what the kernel answers, capped by the profile (`min(real, cap)`), or
+//!   0 where the profile takes Landlock away;
+//! * root or not (`geteuid`); cgroups are writable for root only on this machine;
+//! * `RLIMIT_NPROC` counts per user namespace from Linux 5.14; the kernel keeps per-process
+//!   I/O counters where `/proc/self/io` has them; seccomp filters are always there.
+//!
+//! The ladders, strongest first (docs/security-model.md has the same table):
+//!
+//! | guarantee | mechanisms |
+//! |---|---|
+//! | filesystem | Landlock ABI 3+ · ABI 1-2 with seccomp · (a mount namespace, where user namespaces exist: [`MOUNT_NAMESPACE_RUNG`]) |
+//! | ipc | Landlock ABI 6+ with seccomp · a PID namespace (user namespaces and `pid_namespace`) with seccomp |
+//! | network `none` | seccomp (with Landlock's TCP rules from ABI 4) · `https-only`: Landlock ABI 4+ with seccomp |
+//! | processes with a count | pids cgroup · `RLIMIT_NPROC` in the run's own user namespace (non-root, PID namespace) · the watchdog |
+//! | tree-kill | a PID namespace · the supervisor, with seccomp, where ipc is kept |
+//! | process-group | a new session; in a PID namespace programs may start their own (setsid, setpgid), else seccomp denies them |
+//! | memory | memory cgroup · `RLIMIT_AS` |
+//! | cpu-share, disk-writes | cpu cgroup; the watchdog on I/O counters: declarations where missing, never a refusal |
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use skillbox_sandbox::{
+    ChildOutcome, ChildSpec, Enforcement, Guarantee, MechanismState, NetworkAccess, Policy,
+    ProcessAccess, SandboxError, Via,
+};
+
+/// The mount-namespace rung of the filesystem ladder: without Landlock, where user
+/// namespaces exist, files are kept by a mount namespace of the run's own (a read-only root,
+/// the grants bound in). Off until that mechanism is in the crate: switch it on with it, and
+/// the profiles without Landlock (`no-landlock`, `landlock-eperm`) then expect runs where
+/// they expect refusals today.
+pub const MOUNT_NAMESPACE_RUNG: bool = false;
+
+/// Guarantees whose absence never refuses a run: what the policy says of them is then a
+/// declaration (their own bounds hold by rlimits on every host).
+pub const DECLARATIONS: [Guarantee; 2] = [Guarantee::CpuShare, Guarantee::DiskWrites];
+
+/// The environment variable hostsim sets to the profile in force.
+pub const PROFILE_ENV: &str = "SKILLBOX_HOSTSIM_PROFILE";
+
+/// Set to `1`, the tests' policies ask for a PID namespace, as every skill's does (see
+/// [`strict`]): scripts/test.sh sets it for the runs under the simulated profiles.
+pub const PID_NAMESPACE_ENV: &str = "SKILLBOX_TEST_PID_NAMESPACE";
+
+/// What a simulated profile takes away: `(name, user namespaces, Landlock)`, where Landlock
+/// is `None` when the profile takes it away and `Some(cap)` otherwise (`u32::MAX`: no cap).
+/// The same hosts as skillbox-hostsim's, written down again here on purpose.
+pub const PROFILES: &[(&str, bool, Option<u32>)] = &[
+    ("full", true, Some(u32::MAX)),
+    ("no-userns", false, Some(u32::MAX)),
+    ("no-landlock", true, None),
+    ("landlock-eperm", true, None),
+    ("landlock-abi-1", true, Some(1)),
+    ("landlock-abi-2", true, Some(2)),
+    ("landlock-abi-3", true, Some(3)),
+    ("landlock-abi-4", true, Some(4)),
+    ("landlock-abi-5", true, Some(5)),
+    ("ubuntu-24.04", false, Some(4)),
+    ("debian-12", true, Some(2)),
+    ("docker-default", false, Some(u32::MAX)),
+    ("no-userns-no-landlock", false, None),
+];
+
+/// The facts of the host this test binary runs on.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// The profile's name (`full` without hostsim).
+    pub profile: String,
+    /// New user namespaces can be made.
+    pub user_namespaces: bool,
+    /// The Landlock ABI skillbox may use here: 0 for none.
+    pub landlock_abi: i32,
+    /// The tests run as root.
+    pub root: bool,
+    /// A run's cgroups (pids, memory, cpu) can be made: root only, on this machine.
+    pub cgroups: bool,
+    /// `RLIMIT_NPROC` counts per user namespace (Linux 5.14 and later).
+    pub nproc_per_user_namespace: bool,
+    /// The kernel keeps per-process I/O counters.
+    pub io_counters: bool,
+}
+
+/// The facts, found once per test binary.
+pub fn facts() -> &'static Facts {
+    static FACTS: OnceLock<Facts> = OnceLock::new();
+    FACTS.get_or_init(find_facts)
+}
+
+fn find_facts() -> Facts {
+    let profile = std::env::var(PROFILE_ENV).unwrap_or_else(|_| "full".to_string());
+    let &(_, user_namespaces, landlock) = PROFILES
+        .iter()
+        .find(|(name, ..)| *name == profile)
+        .unwrap_or_else(|| panic!("{PROFILE_ENV}={profile}: a profile this model does not know"));
+    // Checked by doing: the profile took away what it says, and this host has the rest.
+    let kernel_abi = landlock_version();
+    match landlock {
+        None => assert!(
+            kernel_abi.is_err(),
+            "profile {profile} takes Landlock away, yet the kernel answered ABI {kernel_abi:?}"
+        ),
+        Some(_) => assert!(kernel_abi.is_ok(), "profile {profile}: no Landlock: {kernel_abi:?}"),
+    }
+    let cap = std::env::var("SKILLBOX_TEST_LANDLOCK_ABI").ok().and_then(|v| v.parse::<u32>().ok());
+    assert_eq!(
+        cap,
+        landlock.filter(|c| *c != u32::MAX),
+        "profile {profile}: SKILLBOX_TEST_LANDLOCK_ABI is not the profile's cap"
+    );
+    let made = user_namespace_made();
+    assert_eq!(
+        made.is_ok(),
+        user_namespaces,
+        "profile {profile} says user namespaces are {}, but making one: {made:?}",
+        if user_namespaces { "available" } else { "refused" }
+    );
+    let landlock_abi = match (landlock, kernel_abi) {
+        (Some(cap), Ok(real)) => real.min(cap as i64) as i32,
+        _ => 0,
+    };
+    let root = rustix::process::geteuid().is_root();
+    Facts {
+        profile,
+        user_namespaces,
+        landlock_abi,
+        root,
+        cgroups: root,
+        nproc_per_user_namespace: kernel_at_least(5, 14),
+        io_counters: std::fs::read_to_string("/proc/self/io")
+            .is_ok_and(|s| s.contains("write_bytes:")),
+    }
+}
+
+/// The kernel's answer to a Landlock version query: the ABI, or the errno.
+fn landlock_version() -> Result<i64, i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_long = 1;
+    // SAFETY: with a NULL attribute, size 0 and the VERSION flag, the call reads nothing and
+    // only returns the ABI version.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    }
+}
+
+/// Starts `/bin/true` in a new user namespace: what a run's namespaces need first.
+fn user_namespace_made() -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("/bin/true");
+    // SAFETY: unshare is a single system call, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = cmd.status()?;
+    assert!(status.success(), "/bin/true in a user namespace: {status}");
+    Ok(())
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
+
+/// Whether the tests' policies ask for a PID namespace ([`PID_NAMESPACE_ENV`]).
+pub fn pid_namespace_asked() -> bool {
+    std::env::var(PID_NAMESPACE_ENV).is_ok_and(|v| v == "1")
+}
+
+/// The strict policy the confinement tests start from: [`Policy::strict`], asking for a PID
+/// namespace when [`PID_NAMESPACE_ENV`] says so. By default it does not (the crate's
+/// default, tested as it is); under the simulated profiles scripts/test.sh sets it, so that
+/// each host is tried with the policy every skill gets, which is what reaches the PID
+/// namespace rungs of `ipc` and `tree-kill` on hosts with user namespaces and an older
+/// Landlock.
+pub fn strict() -> Policy {
+    let mut p = Policy::strict();
+    p.pid_namespace = pid_namespace_asked();
+    p
+}
+
+/// What the model expects of one guarantee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// Kept, by these mechanisms (in any order).
+    Kept(Vec<Via>),
+    /// The policy grants everything in this area.
+    NotAsked,
+    /// Asked for, and no mechanism keeps it here.
+    Missing,
+}
+
+use Expected::{Kept, Missing, NotAsked};
+
+/// What the model expects of a run of one policy on this host.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    /// One entry per guarantee, in report order.
+    pub lines: Vec<(Guarantee, Expected)>,
+    /// The run was asked to go ahead with less.
+    pub allow_weaker: bool,
+    /// The run's processes are in a PID namespace of their own (the program is its PID 1).
+    pub pid_namespace: bool,
+}
+
+impl Expectation {
+    /// What is expected of `g`.
+    pub fn of(&self, g: Guarantee) -> &Expected {
+        &self.lines.iter().find(|(n, _)| *n == g).expect("every guarantee is modelled").1
+    }
+
+    /// Whether `g` is kept with `via` among its mechanisms.
+    pub fn by(&self, g: Guarantee, via: Via) -> bool {
+        matches!(self.of(g), Kept(v) if v.contains(&via))
+    }
+
+    /// The guarantees that refuse the run here, in report order.
+    pub fn missing(&self) -> Vec<Guarantee> {
+        self.lines
+            .iter()
+            .filter(|(g, e)| *e == Missing && !DECLARATIONS.contains(g))
+            .map(|(g, _)| *g)
+            .collect()
+    }
+
+    /// Whether a run is refused here.
+    pub fn refused(&self) -> bool {
+        !self.allow_weaker && !self.missing().is_empty()
+    }
+
+    /// The mechanisms of a line of the report, sorted.
+    fn sorted(via: &[Via]) -> Vec<Via> {
+        let mut v = via.to_vec();
+        v.sort();
+        v
+    }
+
+    /// Checks the enforcement report of a run against the model: every line there, in
+    /// order, with the state and the mechanisms expected.
+    pub fn check_report(&self, report: &Enforcement) {
+        let names: Vec<Guarantee> = report.mechanisms.iter().map(|m| m.name).collect();
+        let want: Vec<Guarantee> = self.lines.iter().map(|(g, _)| *g).collect();
+        assert_eq!(names, want, "the report's lines");
+        for (m, (_, e)) in report.mechanisms.iter().zip(&self.lines) {
+            let (state, via) = match e {
+                Kept(v) => (MechanismState::Enforced, Self::sorted(v)),
+                NotAsked => (MechanismState::Unrestricted, Vec::new()),
+                Missing => (MechanismState::NotEnforced, Vec::new()),
+            };
+            assert_eq!(
+                (m.state, Self::sorted(&m.via)),
+                (state, via),
+                "on profile {}, {} is not what the matrix says: {}",
+                facts().profile,
+                m.name,
+                m.detail
+            );
+        }
+        assert_eq!(
+            report.simulated.is_some(),
+            std::env::var_os("SKILLBOX_TEST_LANDLOCK_ABI").is_some(),
+            "a simulated host is named in every report: {:?}",
+            report.simulated
+        );
+    }
+}
+
+/// What the model expects of a run of `spec` here.
+pub fn expect(spec: &ChildSpec) -> Expectation {
+    expect_policy(&spec.policy, spec.allow_weaker)
+}
+
+/// What the model expects of a run of `policy` here.
+pub fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation {
+    let f = facts();
+    let abi = f.landlock_abi;
+    let landlock = Via::Landlock(abi as u8);
+    let pid_ns = f.user_namespaces && policy.pid_namespace;
+    let r = &policy.rlimits;
+    let asked = |yes: bool, e: Expected| if yes { e } else { NotAsked };
+
+    let filesystem = if !policy.confine_files {
+        NotAsked
+    } else if abi >= 3 {
+        Kept(vec![landlock])
+    } else if abi >= 1 {
+        Kept(vec![landlock, Via::Seccomp])
+    } else if MOUNT_NAMESPACE_RUNG && f.user_namespaces {
+        Kept(vec![Via::MountNamespace])
+    } else {
+        Missing
+    };
+    let ipc = if abi >= 6 {
+        Kept(vec![landlock, Via::Seccomp])
+    } else if pid_ns {
+        Kept(vec![Via::PidNamespace, Via::Seccomp])
+    } else {
+        Missing
+    };
+    let ipc_kept = matches!(ipc, Kept(_));
+    let network = match policy.network {
+        NetworkAccess::Full => NotAsked,
+        NetworkAccess::None if abi >= 4 => Kept(vec![Via::Seccomp, landlock]),
+        NetworkAccess::None => Kept(vec![Via::Seccomp]),
+        NetworkAccess::HttpsOnly if abi >= 4 => Kept(vec![landlock, Via::Seccomp]),
+        NetworkAccess::HttpsOnly => Missing,
+    };
+    let processes = match (policy.processes, r.processes) {
+        (ProcessAccess::None, _) => Kept(vec![Via::Seccomp]),
+        (ProcessAccess::Limited, Some(_)) if f.cgroups => Kept(vec![Via::PidsCgroup]),
+        (ProcessAccess::Limited, Some(_)) if pid_ns && !f.root && f.nproc_per_user_namespace => {
+            Kept(vec![Via::Rlimits])
+        }
+        (ProcessAccess::Limited, Some(_)) => Kept(vec![Via::Watchdog]),
+        _ => NotAsked,
+    };
+    // A policy without `pid_namespace` does not ask for the tree to die with skillbox; it
+    // still gets the supervisor where that can keep it.
+    let tree_kill = if pid_ns {
+        Kept(vec![Via::PidNamespace])
+    } else if ipc_kept {
+        Kept(vec![Via::Supervisor, Via::Seccomp])
+    } else {
+        asked(policy.pid_namespace, Missing)
+    };
+    let process_group = if pid_ns {
+        Kept(vec![Via::Session, Via::PidNamespace])
+    } else {
+        Kept(vec![Via::Session, Via::Seccomp])
+    };
+    let privileges = if f.root {
+        Kept(vec![Via::NoNewPrivs, Via::Capabilities])
+    } else {
+        Kept(vec![Via::NoNewPrivs])
+    };
+    let memory = asked(
+        r.memory.is_some(),
+        Kept(vec![if f.cgroups { Via::MemoryCgroup } else { Via::Rlimits }]),
+    );
+    let cpu_share = asked(
+        r.cpu_percent.is_some(),
+        if f.cgroups { Kept(vec![Via::CpuCgroup]) } else { Missing },
+    );
+    let disk_writes = asked(
+        r.disk_write_bytes.is_some(),
+        if f.io_counters { Kept(vec![Via::Watchdog]) } else { Missing },
+    );
+    let lines = vec![
+        (Guarantee::NoShell, Kept(vec![Via::Execve])),
+        (Guarantee::Environment, Kept(vec![Via::Execve])),
+        (Guarantee::Descriptors, Kept(vec![Via::CloseRange])),
+        (Guarantee::ProcessGroup, process_group),
+        (Guarantee::Timeout, Kept(vec![Via::Watchdog])),
+        (Guarantee::OutputCap, Kept(vec![Via::Pipes])),
+        (Guarantee::Filesystem, filesystem),
+        (Guarantee::Ipc, ipc),
+        (Guarantee::SideDoors, Kept(vec![Via::Seccomp])),
+        (Guarantee::Network, network),
+        (Guarantee::Processes, processes),
+        (Guarantee::Privileges, privileges),
+        (Guarantee::Memory, memory),
+        (Guarantee::CpuShare, cpu_share),
+        (Guarantee::ResourceLimits, Kept(vec![Via::Rlimits])),
+        (Guarantee::TreeKill, tree_kill),
+        (Guarantee::DiskWrites, disk_writes),
+    ];
+    Expectation { lines, allow_weaker, pid_namespace: pid_ns }
+}
+
+/// Prints the one loud line of a run refused as the matrix says.
+fn say_refused(missing: &[Guarantee]) {
+    let names: Vec<&str> = missing.iter().map(|g| g.as_str()).collect();
+    eprintln!(
+        "!!! REFUSED on profile {} as the matrix says: {}",
+        facts().profile,
+        names.join(", ")
+    );
+}
+
+/// Judges what `run(spec)` (or [`skillbox_sandbox::preview`]) returned against the model.
+///
+/// Where the model says the policy is refused here, the result must be exactly that
+/// refusal (`SandboxError::Unsupported` naming the model's `missing`), and `None` says so
+/// after one loud line: the caller skips the rest of that check. Where the model says it
+/// runs, any refusal fails the test, and a successful run's report must name the mechanisms
+/// the model expects; the result is handed back for the effect checks.
+pub fn judge<T>(
+    spec: &ChildSpec,
+    result: Result<T, SandboxError>,
+    report: impl Fn(&T) -> &Enforcement,
+) -> Option<Result<T, SandboxError>> {
+    let e = expect(spec);
+    if e.refused() {
+        match result {
+            Err(SandboxError::Unsupported { missing, reason, fix }) => {
+                assert_eq!(
+                    missing,
+                    e.missing(),
+                    "on profile {}, refused naming the wrong guarantees: {reason}; fix: {fix}",
+                    facts().profile
+                );
+                assert!(!fix.is_empty(), "a refusal says how to fix it");
+                say_refused(&missing);
+                None
+            }
+            Err(other) => panic!(
+                "on profile {}, the matrix says this run is refused ({:?}), but it failed \
+                 otherwise: {other}",
+                facts().profile,
+                e.missing()
+            ),
+            Ok(_) => panic!(
+                "on profile {}, the matrix says this run is refused ({:?}), but it ran",
+                facts().profile,
+                e.missing()
+            ),
+        }
+    } else {
+        match result {
+            Err(SandboxError::Unsupported { missing, reason, .. }) => panic!(
+                "on profile {}, refused although the matrix says this policy runs here: \
+                 {missing:?}: {reason}",
+                facts().profile
+            ),
+            Ok(v) => {
+                e.check_report(report(&v));
+                Some(Ok(v))
+            }
+            Err(other) => Some(Err(other)),
+        }
+    }
+}
+
+/// Runs `spec` and judges the result ([`judge`]): `None` when refused as the matrix says.
+pub async fn run(spec: &ChildSpec) -> Option<Result<ChildOutcome, SandboxError>> {
+    judge(spec, skillbox_sandbox::run(spec).await, |o| &o.enforcement)
+}
+
+/// Runs `spec`, which must run here unless the matrix says it is refused (`None`).
+pub async fn run_ok(spec: &ChildSpec) -> Option<ChildOutcome> {
+    run(spec).await.map(|r| r.unwrap_or_else(|e| panic!("run({:?}) failed: {e}", spec.program)))
+}
+
+/// [`skillbox_sandbox::preview`] of `spec`, judged like a run.
+pub fn preview(spec: &ChildSpec) -> Option<Enforcement> {
+    judge(spec, skillbox_sandbox::preview(spec), |r| r).map(|r| r.unwrap())
+}
