@@ -19,6 +19,7 @@
 //! cgroup for root), they branch on `geteuid()`.
 
 mod common;
+mod hosts;
 mod probe;
 use common::*;
 use probe::*;
@@ -125,7 +126,7 @@ attempt("stream_to_path", lambda: str(pair(socket.SOCK_STREAM).sendto(b"x", ARGS
     for network in [NetworkAccess::None, NetworkAccess::HttpsOnly] {
         let mut policy = Policy::strict();
         policy.network = network;
-        let p = probe(policy, dir.path(), body, &args).await;
+        let p = probe(policy, dir.path(), body, &args).await.expect(RUNS);
         for attempt in ["dgram_pair", "to_path", "to_abstract"] {
             p.err(attempt, &[EPERM]);
         }
@@ -138,7 +139,7 @@ attempt("stream_to_path", lambda: str(pair(socket.SOCK_STREAM).sendto(b"x", ARGS
     // stays scoped out by Landlock, or unnamed in the run's network of sockets).
     let mut policy = Policy::strict();
     policy.network = NetworkAccess::Full;
-    let p = probe(policy, dir.path(), body, &args).await;
+    let p = probe(policy, dir.path(), body, &args).await.expect(RUNS);
     assert_eq!(p.ok_text("to_path"), "1");
     assert_eq!(received(), 1, "control: the datagram to the path was not seen");
 }
@@ -193,7 +194,8 @@ async fn a_program_may_start_a_session_of_its_own_where_a_pid_namespace_holds_th
     assert!(user_namespaces_work(), "this host must allow user namespaces for this test");
     let dir = scratch();
     let out = dir.path().join("helper.pid");
-    let p = probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await;
+    let p =
+        probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await.expect(RUNS);
     let line = p.ok_text("setsid_child");
     let mut f = line.split_whitespace();
     let helper: i32 = f.next().unwrap().parse().unwrap();
@@ -220,7 +222,8 @@ async fn helper_sessions_denied() {
     assert!(!user_namespaces_work(), "the profile must refuse user namespaces");
     let dir = scratch();
     let out = dir.path().join("helper.pid");
-    let p = probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await;
+    let p =
+        probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await.expect(RUNS);
     p.failed("setsid_child");
     p.err("setpgid", &[EPERM]);
     assert!(!out.exists(), "a helper started a session of its own");
@@ -292,7 +295,7 @@ async fn helper_supervisor_out_of_reach() {
     let Some(_) = inner() else { return };
     let dir = scratch();
     // A first run starts the supervisor, a child of this process running this binary.
-    let first = probe(session_policy(dir.path()), dir.path(), "", &[]).await;
+    let first = probe(session_policy(dir.path()), dir.path(), "", &[]).await.expect(RUNS);
     let tree = first.outcome.enforcement.line(Guarantee::TreeKill).unwrap();
     assert_eq!(tree.via, [Via::Supervisor, Via::Seccomp], "{tree:?}");
     let supervisor = children_of_self()
@@ -304,7 +307,9 @@ import signal
 attempt("kill", lambda: os.kill(int(ARGS[0]), signal.SIGKILL))
 attempt("stop", lambda: os.kill(int(ARGS[0]), signal.SIGSTOP))
 "##;
-    let p = probe(session_policy(dir.path()), dir.path(), body, &[supervisor.to_string()]).await;
+    let p = probe(session_policy(dir.path()), dir.path(), body, &[supervisor.to_string()])
+        .await
+        .expect(RUNS);
     p.err("kill", &[EPERM]);
     p.err("stop", &[EPERM]);
     let state = proc_state(supervisor);
@@ -485,7 +490,8 @@ async fn helper_truncation() {
     policy.write = vec![rw.clone()];
     // Landlock ABI 2 has no signal scopes: the run needs its PID namespace to be allowed.
     policy.pid_namespace = true;
-    let p = probe(policy, dir.path(), TRUNCATE_BODY, &[s(&readable), s(&writable)]).await;
+    let p =
+        probe(policy, dir.path(), TRUNCATE_BODY, &[s(&readable), s(&writable)]).await.expect(RUNS);
     let files = p.outcome.enforcement.line(Guarantee::Filesystem).unwrap();
     assert_eq!(files.via, [Via::Landlock(2), Via::Seccomp], "{files:?}");
     p.err("open_rdonly_trunc", &[EPERM]);

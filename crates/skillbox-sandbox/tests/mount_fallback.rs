@@ -18,6 +18,7 @@
 //!
 //! Runs as root and as an unprivileged user (`setpriv --reuid=nobody ...`), like the rest.
 
+mod hosts;
 mod probe;
 use probe::*;
 
@@ -78,7 +79,7 @@ fn ns(mut p: Policy) -> Policy {
 
 /// Runs a probe and checks that its files were confined by the mount namespace.
 async fn mounted(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> Probe {
-    let p = probe(ns(policy), cwd, body, args).await;
+    let p = probe(ns(policy), cwd, body, args).await.expect(RUNS);
     let line = p.outcome.enforcement.line(Guarantee::Filesystem).unwrap();
     assert_eq!(line.state, MechanismState::Enforced, "{line:?}");
     assert_eq!(line.via, vec![Via::MountNamespace], "{line:?}");

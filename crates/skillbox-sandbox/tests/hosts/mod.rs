@@ -15,7 +15,9 @@
 //! * user namespaces (the profile's);
 //! * the Landlock ABI: what the kernel answers, capped by the profile (`min(real, cap)`), or
 //!   0 where the profile takes Landlock away;
-//! * root or not (`geteuid`); cgroups are writable for root only on this machine;
+//! * mount namespaces: one is made in a new user namespace (checked by doing);
+//! * root or not (`geteuid`); a run's cgroups can be made where this process is root and
+//!   the cgroup tree is mounted writable (a container often mounts it read-only);
 //! * `RLIMIT_NPROC` counts per user namespace from Linux 5.14; the kernel keeps per-process
 //!   I/O counters where `/proc/self/io` has them; seccomp filters are always there.
 //!
@@ -23,10 +25,10 @@
 //!
 //! | guarantee | mechanisms |
 //! |---|---|
-//! | filesystem | Landlock ABI 3+ · ABI 1-2 with seccomp · (a mount namespace, where user namespaces exist: [`MOUNT_NAMESPACE_RUNG`]) |
+//! | filesystem | Landlock ABI 3+ · ABI 1-2 with seccomp · a mount namespace of the run's own (user, PID and mount namespaces, `pid_namespace`) |
 //! | ipc | Landlock ABI 6+ with seccomp · a PID namespace (user namespaces and `pid_namespace`) with seccomp |
 //! | network `none` | seccomp (with Landlock's TCP rules from ABI 4) · `https-only`: Landlock ABI 4+ with seccomp |
-//! | processes with a count | pids cgroup · `RLIMIT_NPROC` in the run's own user namespace (non-root, PID namespace) · the watchdog |
+//! | processes with a count | pids cgroup · `RLIMIT_NPROC` in the run's own user namespace (non-root, PID namespace) · the watchdog, with an `RLIMIT_NPROC` backstop for non-root (root: the watchdog alone) |
 //! | tree-kill | a PID namespace · the supervisor, with seccomp, where ipc is kept |
 //! | process-group | a new session; in a PID namespace programs may start their own (setsid, setpgid), else seccomp denies them |
 //! | memory | memory cgroup · `RLIMIT_AS` |
@@ -38,15 +40,8 @@ use std::sync::OnceLock;
 
 use skillbox_sandbox::{
     ChildOutcome, ChildSpec, Enforcement, Guarantee, MechanismState, NetworkAccess, Policy,
-    ProcessAccess, SandboxError, Via,
+    ProcessAccess, SandboxError, Via, DEVICES, SYSTEM_READ,
 };
-
-/// The mount-namespace rung of the filesystem ladder: without Landlock, where user
-/// namespaces exist, files are kept by a mount namespace of the run's own (a read-only root,
-/// the grants bound in). Off until that mechanism is in the crate: switch it on with it, and
-/// the profiles without Landlock (`no-landlock`, `landlock-eperm`) then expect runs where
-/// they expect refusals today.
-pub const MOUNT_NAMESPACE_RUNG: bool = false;
 
 /// Guarantees whose absence never refuses a run: what the policy says of them is then a
 /// declaration (their own bounds hold by rlimits on every host).
@@ -89,7 +84,9 @@ pub struct Facts {
     pub landlock_abi: i32,
     /// The tests run as root.
     pub root: bool,
-    /// A run's cgroups (pids, memory, cpu) can be made: root only, on this machine.
+    /// A mount namespace can be made in a new user namespace (what a run's own root needs).
+    pub mount_namespaces: bool,
+    /// A run's cgroups (pids, memory, cpu) can be made: root, with the tree writable.
     pub cgroups: bool,
     /// `RLIMIT_NPROC` counts per user namespace (Linux 5.14 and later).
     pub nproc_per_user_namespace: bool,
@@ -124,13 +121,15 @@ fn find_facts() -> Facts {
         landlock.filter(|c| *c != u32::MAX),
         "profile {profile}: SKILLBOX_TEST_LANDLOCK_ABI is not the profile's cap"
     );
-    let made = user_namespace_made();
+    let made = namespaces_made(libc::CLONE_NEWUSER);
     assert_eq!(
         made.is_ok(),
         user_namespaces,
         "profile {profile} says user namespaces are {}, but making one: {made:?}",
         if user_namespaces { "available" } else { "refused" }
     );
+    let mount_namespaces =
+        user_namespaces && namespaces_made(libc::CLONE_NEWUSER | libc::CLONE_NEWNS).is_ok();
     let landlock_abi = match (landlock, kernel_abi) {
         (Some(cap), Ok(real)) => real.min(cap as i64) as i32,
         _ => 0,
@@ -139,9 +138,10 @@ fn find_facts() -> Facts {
     Facts {
         profile,
         user_namespaces,
+        mount_namespaces,
         landlock_abi,
         root,
-        cgroups: root,
+        cgroups: root && cgroup_tree_writable(),
         nproc_per_user_namespace: kernel_at_least(5, 14),
         io_counters: std::fs::read_to_string("/proc/self/io")
             .is_ok_and(|s| s.contains("write_bytes:")),
@@ -168,22 +168,32 @@ fn landlock_version() -> Result<i64, i32> {
     }
 }
 
-/// Starts `/bin/true` in a new user namespace: what a run's namespaces need first.
-fn user_namespace_made() -> std::io::Result<()> {
+/// Starts `/bin/true` after `unshare(flags)`: what a run's namespaces need first.
+fn namespaces_made(flags: libc::c_int) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new("/bin/true");
     // SAFETY: unshare is a single system call, safe between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
-            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+        cmd.pre_exec(move || {
+            if libc::unshare(flags) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
     let status = cmd.status()?;
-    assert!(status.success(), "/bin/true in a user namespace: {status}");
+    assert!(status.success(), "/bin/true after unshare({flags:#x}): {status}");
     Ok(())
+}
+
+/// Whether the cgroup tree can be written (a group made): the pids hierarchy of a v1 or
+/// hybrid layout, else the unified one. Asked of the kernel (`access(W_OK)`: read-only
+/// mounts answer `EROFS`, and a non-root user has no write permission there).
+fn cgroup_tree_writable() -> bool {
+    ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+        .iter()
+        .find(|p| std::path::Path::new(p).join("cgroup.procs").exists())
+        .is_some_and(|p| rustix::fs::access(*p, rustix::fs::Access::WRITE_OK).is_ok())
 }
 
 fn kernel_at_least(major: u32, minor: u32) -> bool {
@@ -315,7 +325,7 @@ pub fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation {
         Kept(vec![landlock])
     } else if abi >= 1 {
         Kept(vec![landlock, Via::Seccomp])
-    } else if MOUNT_NAMESPACE_RUNG && f.user_namespaces {
+    } else if pid_ns && f.mount_namespaces {
         Kept(vec![Via::MountNamespace])
     } else {
         Missing
@@ -341,7 +351,10 @@ pub fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation {
         (ProcessAccess::Limited, Some(_)) if pid_ns && !f.root && f.nproc_per_user_namespace => {
             Kept(vec![Via::Rlimits])
         }
-        (ProcessAccess::Limited, Some(_)) => Kept(vec![Via::Watchdog]),
+        // The watchdog; with an RLIMIT_NPROC backstop where that can bound anything: root
+        // is exempt from it.
+        (ProcessAccess::Limited, Some(_)) if f.root => Kept(vec![Via::Watchdog]),
+        (ProcessAccess::Limited, Some(_)) => Kept(vec![Via::Watchdog, Via::Rlimits]),
         _ => NotAsked,
     };
     // A policy without `pid_namespace` does not ask for the tree to die with skillbox; it
@@ -397,7 +410,13 @@ pub fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation {
     Expectation { lines, allow_weaker, pid_namespace: pid_ns }
 }
 
-/// Prints the one loud line of a run refused as the matrix says.
+/// The environment variable naming a file where each refusal the matrix expected is
+/// written down (`<test>\t<guarantees>`, one line each): libtest shows a passing test's
+/// output to nobody, and scripts/test.sh counts the tests that were refused from it.
+pub const REFUSALS_ENV: &str = "SKILLBOX_TEST_REFUSALS";
+
+/// Prints the one loud line of a run refused as the matrix says, and writes it down where
+/// [`REFUSALS_ENV`] says.
 fn say_refused(missing: &[Guarantee]) {
     let names: Vec<&str> = missing.iter().map(|g| g.as_str()).collect();
     eprintln!(
@@ -405,6 +424,14 @@ fn say_refused(missing: &[Guarantee]) {
         facts().profile,
         names.join(", ")
     );
+    if let Some(path) = std::env::var_os(REFUSALS_ENV) {
+        use std::io::Write;
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        // One write of one short line to a file opened for appending: lines of tests
+        // running at once do not mix.
+        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
+        f.write_all(format!("{test}\t{}\n", names.join(",")).as_bytes()).unwrap();
+    }
 }
 
 /// Judges what `run(spec)` (or [`skillbox_sandbox::preview`]) returned against the model.
@@ -461,9 +488,54 @@ pub fn judge<T>(
     }
 }
 
+/// Whether the run's own root (the mount-namespace rung) holds `spec`'s working directory:
+/// it holds `/`, the system directories, `/etc`, `/proc`, the harmless devices, the
+/// granted trees and the directories on the way to them (docs/security-model.md, "Files
+/// without Landlock"), nothing else.
+pub fn cwd_in_own_root(spec: &ChildSpec) -> bool {
+    let p = &spec.policy;
+    let system = SYSTEM_READ.iter().chain(["/etc", "/proc"].iter()).chain(DEVICES.iter());
+    spec.cwd == std::path::Path::new("/")
+        || system.map(std::path::Path::new).any(|d| spec.cwd.starts_with(d))
+        || p.read
+            .iter()
+            .chain(&p.write)
+            .any(|d| spec.cwd.starts_with(d) || d.starts_with(&spec.cwd))
+}
+
 /// Runs `spec` and judges the result ([`judge`]): `None` when refused as the matrix says.
+///
+/// Where the model says files are kept by the run's own mount namespace and that root does
+/// not hold the working directory, the mechanism's contract is that the run fails changing
+/// to it (`ENOENT`), and nothing runs: that is checked, said in one loud line, and the run is
+/// made again with the working directory granted for reading, which the effect checks then
+/// see. A read grant only takes denials away, so it can make a check fail, never pass.
 pub async fn run(spec: &ChildSpec) -> Option<Result<ChildOutcome, SandboxError>> {
-    judge(spec, skillbox_sandbox::run(spec).await, |o| &o.enforcement)
+    let e = expect(spec);
+    if e.refused() || !e.by(Guarantee::Filesystem, Via::MountNamespace) || cwd_in_own_root(spec) {
+        return judge(spec, skillbox_sandbox::run(spec).await, |o| &o.enforcement);
+    }
+    match skillbox_sandbox::run(spec).await {
+        Err(SandboxError::Confine { step, source })
+            if step == "changing to the working directory"
+                && source.raw_os_error() == Some(libc::ENOENT) => {}
+        other => panic!(
+            "on profile {}, the run's own root does not hold the working directory {}, yet \
+             the run did not fail changing to it: {:?}",
+            facts().profile,
+            spec.cwd.display(),
+            other.map(|o| o.status)
+        ),
+    }
+    eprintln!(
+        "!!! on profile {} the run's own root does not hold the working directory {} (it \
+         failed changing to it, as the mount namespace does): run again with it readable",
+        facts().profile,
+        spec.cwd.display()
+    );
+    let mut seen = spec.clone();
+    seen.policy.read.push(spec.cwd.clone());
+    judge(&seen, skillbox_sandbox::run(&seen).await, |o| &o.enforcement)
 }
 
 /// Runs `spec`, which must run here unless the matrix says it is refused (`None`).

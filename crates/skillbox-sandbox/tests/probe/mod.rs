@@ -27,6 +27,7 @@ pub const PATH_VALUE: &str = "/usr/local/bin:/usr/bin:/bin";
 
 pub const EACCES: i32 = libc::EACCES;
 pub const EPERM: i32 = libc::EPERM;
+pub const ENOENT: i32 = libc::ENOENT;
 pub const EXDEV: i32 = libc::EXDEV;
 /// From linux/capability.h.
 pub const CAP_SYS_RESOURCE: u32 = 24;
@@ -179,6 +180,17 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// Whether the run's files were confined by a mount namespace of its own (its
+    /// `filesystem` line names `mount-namespace`): a path outside what its root holds does
+    /// not exist for it (`ENOENT`, where Landlock answers `EACCES`), and its `/proc` is its
+    /// PID namespace's, where no process outside the run has an entry.
+    pub fn own_root(&self) -> bool {
+        self.outcome
+            .enforcement
+            .line(skillbox_sandbox::Guarantee::Filesystem)
+            .is_some_and(|l| l.via == [skillbox_sandbox::Via::MountNamespace])
+    }
+
     pub fn context(&self) -> String {
         format!(
             "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -273,6 +285,12 @@ pub fn parse(outcome: ChildOutcome) -> Probe {
     }
     Probe { outcome, attempts }
 }
+
+/// What a test that needs its run says when the matrix refuses it (`probe(..).expect(RUNS)`):
+/// the tests that pick their own simulated host (mechanisms.rs, mount_fallback.rs) pick one
+/// where the run is kept, so a refusal there is a failure.
+pub const RUNS: &str =
+    "the support matrix refuses this run here, but this test picked a host where it runs";
 
 /// Runs a probe to its end; it must exit 0 (every attempt reported). `None` when the
 /// matrix says the policy is refused on this host and it was, exactly.
