@@ -52,10 +52,8 @@ if pid == 0:
                 tried.append(name + "=ok")
             except OSError as e:
                 tried.append(f"{name}={e.errno}")
-        # The pid the test sees: /proc/self of the host's /proc, also in a PID namespace.
-        host_pid = read("/proc/self/stat").split()[0].decode()
         with open(pidfile + ".tmp", "w") as f:
-            f.write(f"{host_pid} {os.getpid()} {os.getpgrp()} {os.getsid(0)} {' '.join(tried)}\n")
+            f.write(f"{os.getpid()} {os.getpgrp()} {os.getsid(0)} {' '.join(tried)}\n")
         os.rename(pidfile + ".tmp", pidfile)
         os.close(1)
         os.close(2)
@@ -75,6 +73,8 @@ attempt("own_group", lambda: f"{os.getpgrp()} {os.getsid(0)}")
     policy.processes = ProcessAccess::Full;
     let mut spec = probe_spec(policy, w, body, &[s(&heartbeat), s(&pid_file)]);
     spec.timeout = Duration::from_secs(60);
+    let mark = s(w);
+    spec.env.push((MARK.into(), mark.clone().into()));
     let Some(p) = probe_run(&spec).await else { return };
 
     // The run's first process leads its session: these fail whatever the mechanism.
@@ -86,24 +86,24 @@ attempt("own_group", lambda: f"{os.getpgrp()} {os.getsid(0)}")
     assert!(beats >= 4, "the daemon never beat");
     let line = fs::read_to_string(&pid_file).expect("the daemon wrote its pid");
     let f: Vec<&str> = line.split_whitespace().collect();
-    let daemon: i32 = f[0].parse().unwrap();
     if hosts::expect(&spec).pid_namespace {
         // The PID namespace holds every process of the run, so programs may start sessions
         // of their own (Python's start_new_session, Node's detached): the daemon did.
-        assert_eq!(f[4..], ["setsid=ok", &format!("setpgid={EPERM}")], "{line}");
-        assert_eq!(f[3], f[1], "the daemon leads a session of its own: {line}");
+        assert_eq!(f[3..], ["setsid=ok", &format!("setpgid={EPERM}")], "{line}");
+        assert_eq!(f[2], f[0], "the daemon leads a session of its own: {line}");
     } else {
         // The process group is what kills the run: setsid and setpgid are denied, and the
         // daemon is still in the run's group and session.
-        assert_eq!(f[4..], [format!("setsid={EPERM}"), format!("setpgid={EPERM}")], "{line}");
+        assert_eq!(f[3..], [format!("setsid={EPERM}"), format!("setpgid={EPERM}")], "{line}");
         assert_eq!(
-            format!("{} {}", f[2], f[3]),
+            format!("{} {}", f[1], f[2]),
             p.ok_text("own_group"),
             "the daemon left the group"
         );
     }
 
-    assert!(wait_until_dead(daemon).await, "daemon {daemon} outlived the run");
+    let left = wait_until_none_marked(&mark).await;
+    assert!(left.is_empty(), "processes of the run outlived it (the daemon among them): {left:?}");
     let first = fs::metadata(&heartbeat).unwrap().len();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let second = fs::metadata(&heartbeat).unwrap().len();
@@ -128,20 +128,57 @@ async fn nothing_of_the_run_survives_the_runtime_being_killed() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let leader = wait_for_pid(&dir.path().join("leader.pid")).await;
-    let background = wait_for_pid(&dir.path().join("bg.pid")).await;
+    // Both have started (each writes its pid, of whichever PID namespace it is in).
+    wait_for_pid(&dir.path().join("leader.pid")).await;
+    wait_for_pid(&dir.path().join("bg.pid")).await;
+    let mark = s(dir.path());
+    // Control: the run's leader and its background process are seen from here.
+    let alive = marked(&mark);
+    assert!(alive.len() >= 2, "the run's processes are not seen from the host: {alive:?}");
     let _ = helper.kill();
     let _ = helper.wait();
-    let leader_dead = wait_until_dead(leader).await;
-    let background_dead = wait_until_dead(background).await;
-    for pid in [leader, background] {
-        if is_running(pid) {
-            // SAFETY: kill takes plain integers; these are processes this test started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+    let left = wait_until_none_marked(&mark).await;
+    for pid in &left {
+        // SAFETY: kill takes plain integers; these are processes this test started.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
-    assert!(leader_dead, "the run's leader {leader} survived the runtime");
-    assert!(background_dead, "the run's background process {background} survived the runtime");
+    assert!(left.is_empty(), "processes of the run survived the runtime: {left:?} of {alive:?}");
+}
+
+/// The variable that marks every process of one run: the spec's environment is exactly what
+/// the run's first process starts with, and its descendants inherit it. The test finds them
+/// by it in the host's `/proc`, whichever `/proc` the run itself sees (its own, where a mount
+/// namespace of its own confines its files) and whichever PID namespace it is in.
+const MARK: &str = "SKILLBOX_TEST_RUN_MARK";
+
+/// The processes of the host that can still run and whose environment holds `MARK=mark`.
+/// (The watchdog reads the run's processes' `/proc/PID/io` with the same right.)
+fn marked(mark: &str) -> Vec<i32> {
+    let want = format!("{MARK}={mark}");
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+                && is_running(*pid)
+        })
+        .collect()
+}
+
+/// Polls until no process of the host is marked with `mark`, for at most [`DEATH_LIMIT`];
+/// returns those still marked then. Sleeps on the tokio timer so that the runtime keeps
+/// reaping orphaned children meanwhile.
+async fn wait_until_none_marked(mark: &str) -> Vec<i32> {
+    let deadline = std::time::Instant::now() + DEATH_LIMIT;
+    loop {
+        let left = marked(mark);
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 const HELPER_ENV: &str = "SKILLBOX_CONFINE_HELPER_DIR";
@@ -157,14 +194,12 @@ async fn runtime_killed_helper() {
 /// write the pids the test sees to `leader.pid` and `bg.pid` in `dir`.
 fn killed_run(dir: &Path) -> ChildSpec {
     let mut spec = ChildSpec::new(SH, dir);
-    // Inside a PID namespace `$$` and `$!` are namespace pids; /proc/self/stat (of the
-    // host's /proc) gives the pids the test can see.
+    // The pids are only a sign that each has started: the test finds the processes by MARK.
     spec.args = vec![
         "-c".into(),
-        "read -r p _ < /proc/self/stat; echo $p > leader.pid; \
-         /bin/sh -c 'read -r p _ < /proc/self/stat; echo $p > bg.pid; exec /bin/sleep 30' & wait"
-            .into(),
+        "echo $$ > leader.pid; /bin/sh -c 'echo $$ > bg.pid; exec /bin/sleep 30' & wait".into(),
     ];
+    spec.env.push((MARK.into(), s(dir).into()));
     let mut policy = writing(&[dir]);
     policy.processes = ProcessAccess::Full;
     policy.pid_namespace = true;
