@@ -241,7 +241,11 @@ async fn network_none_reaches_no_socket_of_any_kind() {
     // see a connection when there is one. Abstract sockets of processes outside the run stay
     // out of reach even then where Landlock's scopes keep `ipc`; where a PID namespace does,
     // they are reachable with the full network grant, as the matrix says.
-    let full = net_policy(NetworkAccess::Full);
+    let mut full = net_policy(NetworkAccess::Full);
+    // The socket's directory readable, so that its path exists in whichever tree the run
+    // sees (a root of its own holds only what is granted); Landlock does not govern a
+    // connect to it either way.
+    full.read.push(l.socket_path.parent().unwrap().to_path_buf());
     let scoped = hosts::expect_policy(&full, false).of(Guarantee::Ipc).clone();
     let scoped = matches!(scoped, hosts::Expected::Kept(v) if v.iter().any(|m| matches!(m, Via::Landlock(_))));
     let Some(p) = probe(full, cwd.path(), NET_BODY, &l.args()).await else { return };
