@@ -145,42 +145,6 @@ async fn nothing_of_the_run_survives_the_runtime_being_killed() {
     assert!(left.is_empty(), "processes of the run survived the runtime: {left:?} of {alive:?}");
 }
 
-/// The variable that marks every process of one run: the spec's environment is exactly what
-/// the run's first process starts with, and its descendants inherit it. The test finds them
-/// by it in the host's `/proc`, whichever `/proc` the run itself sees (its own, where a mount
-/// namespace of its own confines its files) and whichever PID namespace it is in.
-const MARK: &str = "SKILLBOX_TEST_RUN_MARK";
-
-/// The processes of the host that can still run and whose environment holds `MARK=mark`.
-/// (The watchdog reads the run's processes' `/proc/PID/io` with the same right.)
-fn marked(mark: &str) -> Vec<i32> {
-    let want = format!("{MARK}={mark}");
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
-                && is_running(*pid)
-        })
-        .collect()
-}
-
-/// Polls until no process of the host is marked with `mark`, for at most [`DEATH_LIMIT`];
-/// returns those still marked then. Sleeps on the tokio timer so that the runtime keeps
-/// reaping orphaned children meanwhile.
-async fn wait_until_none_marked(mark: &str) -> Vec<i32> {
-    let deadline = std::time::Instant::now() + DEATH_LIMIT;
-    loop {
-        let left = marked(mark);
-        if left.is_empty() || std::time::Instant::now() >= deadline {
-            return left;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 const HELPER_ENV: &str = "SKILLBOX_CONFINE_HELPER_DIR";
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use common::*;
 use probe::*;
 
 use libc::ESRCH;
-use skillbox_sandbox::ProcessAccess;
+use skillbox_sandbox::{ExitStatus, Guarantee, Limit, ProcessAccess, Via};
 
 // ---------------------------------------------------------------------------------------
 // other processes
@@ -205,4 +205,61 @@ async fn process_access_none_denies_processes_but_not_threads() {
     assert_eq!(p.ok_text("subprocess"), "0");
     assert_eq!(p.ok_text("posix_spawn"), "0");
     assert_eq!(p.ok_text("thread"), "499500");
+}
+
+/// A program that starts 40 sleeping processes, one after another, gives a supervisor a
+/// second to see them (the watchdog looks every 10 ms), and ends them.
+const MANY_BODY: &str = r##"
+import subprocess, time
+started, refused = [], 0
+for _ in range(40):
+    try:
+        started.append(subprocess.Popen(["/bin/sleep", "61"]))
+    except OSError:
+        refused += 1
+attempt("started", lambda: str(len(started)))
+attempt("refused", lambda: str(refused))
+time.sleep(1)
+for p in started:
+    p.kill()
+    p.wait()
+"##;
+
+/// A process count holds on every host, by the mechanism the support matrix names for it
+/// there (the host model checks the report's `processes` line): a kernel limit (a pids
+/// cgroup, or `RLIMIT_NPROC` in the run's own user namespace) refuses the forks past it and
+/// the run ends normally; the watchdog stops the run past it (`limit_exceeded`,
+/// `processes`). Either way nothing of the run is left.
+#[tokio::test]
+async fn a_process_count_holds_by_the_mechanism_the_report_names() {
+    let dir = scratch();
+    let mut policy = writing(&[dir.path()]);
+    policy.processes = ProcessAccess::Limited;
+    policy.rlimits.processes = Some(6);
+    let mut spec = probe_spec(policy, dir.path(), MANY_BODY, &[]);
+    spec.timeout = std::time::Duration::from_secs(60);
+    let mark = s(dir.path());
+    spec.env.push((MARK.into(), mark.clone().into()));
+    let Some(outcome) = hosts::run_ok(&spec).await else { return };
+    let via = outcome.enforcement.line(Guarantee::Processes).unwrap().via.clone();
+    let p = parse(outcome);
+    if via.contains(&Via::Watchdog) {
+        // Supervision: the run got past the count, and was stopped for it.
+        assert_eq!(p.outcome.limit, Some(Limit::Processes), "{via:?}\n{}", p.context());
+        let seen = p.outcome.processes_peak.unwrap_or(0);
+        assert!(seen > 6, "the watchdog stopped the run at {seen} processes");
+    } else {
+        // A kernel limit: the forks past the count failed, and the run finished.
+        assert_eq!(p.outcome.status, ExitStatus::Exited(0), "{via:?}\n{}", p.context());
+        assert_eq!(p.outcome.limit, None, "{}", p.context());
+        let started: u32 = p.ok_text("started").parse().unwrap();
+        let refused: u32 = p.ok_text("refused").parse().unwrap();
+        assert!(started < 6 && refused > 0, "{via:?}: {started} started, {refused} refused");
+    }
+    let left = wait_until_none_marked(&mark).await;
+    for pid in &left {
+        // SAFETY: kill takes plain integers; these are processes this test started.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    assert!(left.is_empty(), "processes of the run were left: {left:?}");
 }

@@ -1,5 +1,5 @@
 //! Helpers shared by the sandbox's test files: waiting for a process to say its pid, and
-//! checking that a process is gone.
+//! checking that a process, or every process of a run, is gone.
 
 #![allow(dead_code)]
 
@@ -49,6 +49,42 @@ pub async fn wait_for_pid(path: &Path) -> i32 {
             }
         }
         assert!(Instant::now() < deadline, "{} was never written", path.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The variable that marks every process of one run: the spec's environment is exactly what
+/// the run's first process starts with, and its descendants inherit it. The test finds them
+/// by it in the host's `/proc`, whichever `/proc` the run itself sees (its own, where a mount
+/// namespace of its own confines its files) and whichever PID namespace it is in.
+pub const MARK: &str = "SKILLBOX_TEST_RUN_MARK";
+
+/// The processes of the host that can still run and whose environment holds `MARK=mark`.
+/// (The watchdog reads the run's processes' `/proc/PID/io` with the same right.)
+pub fn marked(mark: &str) -> Vec<i32> {
+    let want = format!("{MARK}={mark}");
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+                && is_running(*pid)
+        })
+        .collect()
+}
+
+/// Polls until no process of the host is marked with `mark`, for at most [`DEATH_LIMIT`];
+/// returns those still marked then. Sleeps on the tokio timer so that the runtime keeps
+/// reaping orphaned children meanwhile.
+pub async fn wait_until_none_marked(mark: &str) -> Vec<i32> {
+    let deadline = Instant::now() + DEATH_LIMIT;
+    loop {
+        let left = marked(mark);
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
