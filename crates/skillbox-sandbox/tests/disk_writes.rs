@@ -56,9 +56,11 @@ fn scratch() -> tempfile::TempDir {
 
 fn is_tmpfs(p: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
-    // SAFETY: statfs writes only into `s`; `c` is a valid NUL-terminated path.
+    // SAFETY: statfs is plain old data, for which all zero bytes are a valid value.
     let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    unsafe { libc::statfs(c.as_ptr(), &mut s) == 0 && s.f_type == libc::TMPFS_MAGIC }
+    // SAFETY: statfs writes only into `s`; `c` is a valid NUL-terminated path.
+    let r = unsafe { libc::statfs(c.as_ptr(), &mut s) };
+    r == 0 && s.f_type == libc::TMPFS_MAGIC
 }
 
 /// A confined child that may write only `dir`, with `per_file` as the largest file and

@@ -127,17 +127,19 @@ attempt("own_wait", lambda: str(own.wait()))
 #[tokio::test]
 async fn system_v_shared_memory_of_another_process_is_out_of_reach() {
     let secret = unique_secret("SHM");
-    // SAFETY: a private 4 KiB segment, attached, written within bounds, detached; removed
-    // at the end of the test.
-    let id = unsafe {
-        let id = libc::shmget(libc::IPC_PRIVATE, 4096, 0o600 | libc::IPC_CREAT);
-        assert!(id >= 0, "shmget");
-        let p = libc::shmat(id, std::ptr::null(), 0) as *mut u8;
-        assert!(p as isize != -1, "shmat");
-        std::ptr::copy_nonoverlapping(secret.as_ptr(), p, secret.len());
-        libc::shmdt(p as *const libc::c_void);
-        id
-    };
+    assert!(secret.len() <= 4096, "the secret fits the segment");
+    // SAFETY: makes a private 4 KiB segment; no memory is touched. Removed at the end of the
+    // test.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0o600 | libc::IPC_CREAT) };
+    assert!(id >= 0, "shmget");
+    // SAFETY: attaches the segment just made at an address the kernel picks.
+    let p = unsafe { libc::shmat(id, std::ptr::null(), 0) }.cast::<u8>();
+    assert!(p as isize != -1, "shmat");
+    // SAFETY: `p` points at the 4096 writable bytes of the segment, which the secret fits
+    // (asserted above), and does not overlap it.
+    unsafe { std::ptr::copy_nonoverlapping(secret.as_ptr(), p, secret.len()) };
+    // SAFETY: detaches the segment attached above; `p` is not used after.
+    unsafe { libc::shmdt(p.cast::<libc::c_void>()) };
     let cwd = scratch();
     let body = r##"
 libc.shmat.restype = ctypes.c_void_p

@@ -8,11 +8,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long a killed process may take to disappear before a test fails.
-pub const DEATH_LIMIT: Duration = Duration::from_secs(5);
+pub(crate) const DEATH_LIMIT: Duration = Duration::from_secs(5);
 
 /// The state letter of `/proc/PID/stat` (`R`, `S`, `Z`, ...), or `None` if there is no such
 /// process.
-pub fn proc_state(pid: i32) -> Option<char> {
+pub(crate) fn proc_state(pid: i32) -> Option<char> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may itself contain spaces or parentheses; the
     // state is the first field after the last ')'.
@@ -22,13 +22,13 @@ pub fn proc_state(pid: i32) -> Option<char> {
 
 /// True while `pid` is a process that can still run (exists and is not a zombie: a killed
 /// grandchild is re-parented to PID 1, which in some containers never reaps).
-pub fn is_running(pid: i32) -> bool {
+pub(crate) fn is_running(pid: i32) -> bool {
     matches!(proc_state(pid), Some(state) if state != 'Z' && state != 'X')
 }
 
 /// Polls until `pid` can no longer run, for at most [`DEATH_LIMIT`]. Sleeps on the tokio
 /// timer so that the runtime keeps reaping orphaned children meanwhile.
-pub async fn wait_until_dead(pid: i32) -> bool {
+pub(crate) async fn wait_until_dead(pid: i32) -> bool {
     let deadline = Instant::now() + DEATH_LIMIT;
     while Instant::now() < deadline {
         if !is_running(pid) {
@@ -40,7 +40,7 @@ pub async fn wait_until_dead(pid: i32) -> bool {
 }
 
 /// Waits (at most 10 s) for a complete `pid\n` file and returns the pid.
-pub async fn wait_for_pid(path: &Path) -> i32 {
+pub(crate) async fn wait_for_pid(path: &Path) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(text) = fs::read_to_string(path) {
@@ -57,11 +57,11 @@ pub async fn wait_for_pid(path: &Path) -> i32 {
 /// the run's first process starts with, and its descendants inherit it. The test finds them
 /// by it in the host's `/proc`, whichever `/proc` the run itself sees (its own, where a mount
 /// namespace of its own confines its files) and whichever PID namespace it is in.
-pub const MARK: &str = "SKILLBOX_TEST_RUN_MARK";
+pub(crate) const MARK: &str = "SKILLBOX_TEST_RUN_MARK";
 
 /// The processes of the host that can still run and whose environment holds `MARK=mark`.
 /// (The watchdog reads the run's processes' `/proc/PID/io` with the same right.)
-pub fn marked(mark: &str) -> Vec<i32> {
+pub(crate) fn marked(mark: &str) -> Vec<i32> {
     let want = format!("{MARK}={mark}");
     fs::read_dir("/proc")
         .unwrap()
@@ -78,7 +78,7 @@ pub fn marked(mark: &str) -> Vec<i32> {
 /// Polls until no process of the host is marked with `mark`, for at most [`DEATH_LIMIT`];
 /// returns those still marked then. Sleeps on the tokio timer so that the runtime keeps
 /// reaping orphaned children meanwhile.
-pub async fn wait_until_none_marked(mark: &str) -> Vec<i32> {
+pub(crate) async fn wait_until_none_marked(mark: &str) -> Vec<i32> {
     let deadline = Instant::now() + DEATH_LIMIT;
     loop {
         let left = marked(mark);

@@ -45,19 +45,19 @@ use skillbox_sandbox::{
 
 /// Guarantees whose absence never refuses a run: what the policy says of them is then a
 /// declaration (their own bounds hold by rlimits on every host).
-pub const DECLARATIONS: [Guarantee; 2] = [Guarantee::CpuShare, Guarantee::DiskWrites];
+pub(crate) const DECLARATIONS: [Guarantee; 2] = [Guarantee::CpuShare, Guarantee::DiskWrites];
 
 /// The environment variable hostsim sets to the profile in force.
-pub const PROFILE_ENV: &str = "SKILLBOX_HOSTSIM_PROFILE";
+pub(crate) const PROFILE_ENV: &str = "SKILLBOX_HOSTSIM_PROFILE";
 
 /// Set to `1`, the tests' policies ask for a PID namespace, as every skill's does (see
 /// [`strict`]): scripts/test.sh sets it for the runs under the simulated profiles.
-pub const PID_NAMESPACE_ENV: &str = "SKILLBOX_TEST_PID_NAMESPACE";
+pub(crate) const PID_NAMESPACE_ENV: &str = "SKILLBOX_TEST_PID_NAMESPACE";
 
 /// What a simulated profile takes away: `(name, user namespaces, Landlock)`, where Landlock
 /// is `None` when the profile takes it away and `Some(cap)` otherwise (`u32::MAX`: no cap).
 /// The same hosts as skillbox-hostsim's, written down again here on purpose.
-pub const PROFILES: &[(&str, bool, Option<u32>)] = &[
+pub(crate) const PROFILES: &[(&str, bool, Option<u32>)] = &[
     ("full", true, Some(u32::MAX)),
     ("no-userns", false, Some(u32::MAX)),
     ("no-landlock", true, None),
@@ -75,27 +75,27 @@ pub const PROFILES: &[(&str, bool, Option<u32>)] = &[
 
 /// The facts of the host this test binary runs on.
 #[derive(Debug, Clone)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// The profile's name (`full` without hostsim).
-    pub profile: String,
+    pub(crate) profile: String,
     /// New user namespaces can be made.
-    pub user_namespaces: bool,
+    pub(crate) user_namespaces: bool,
     /// The Landlock ABI skillbox may use here: 0 for none.
-    pub landlock_abi: i32,
+    pub(crate) landlock_abi: i32,
     /// The tests run as root.
-    pub root: bool,
+    pub(crate) root: bool,
     /// A mount namespace can be made in a new user namespace (what a run's own root needs).
-    pub mount_namespaces: bool,
+    pub(crate) mount_namespaces: bool,
     /// A run's cgroups (pids, memory, cpu) can be made: root, with the tree writable.
-    pub cgroups: bool,
+    pub(crate) cgroups: bool,
     /// `RLIMIT_NPROC` counts per user namespace (Linux 5.14 and later).
-    pub nproc_per_user_namespace: bool,
+    pub(crate) nproc_per_user_namespace: bool,
     /// The kernel keeps per-process I/O counters.
-    pub io_counters: bool,
+    pub(crate) io_counters: bool,
 }
 
 /// The facts, found once per test binary.
-pub fn facts() -> &'static Facts {
+pub(crate) fn facts() -> &'static Facts {
     static FACTS: OnceLock<Facts> = OnceLock::new();
     FACTS.get_or_init(find_facts)
 }
@@ -172,15 +172,16 @@ fn landlock_version() -> Result<i64, i32> {
 fn namespaces_made(flags: libc::c_int) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new("/bin/true");
-    // SAFETY: unshare is a single system call, safe between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::unshare(flags) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let unshare = move || {
+        // SAFETY: unshare(2) takes only flags and touches no memory of this process.
+        if unsafe { libc::unshare(flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook makes one system call and allocates nothing: it is safe between fork
+    // and exec.
+    unsafe { cmd.pre_exec(unshare) };
     let status = cmd.status()?;
     assert!(status.success(), "/bin/true after unshare({flags:#x}): {status}");
     Ok(())
@@ -203,7 +204,7 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 }
 
 /// Whether the tests' policies ask for a PID namespace ([`PID_NAMESPACE_ENV`]).
-pub fn pid_namespace_asked() -> bool {
+pub(crate) fn pid_namespace_asked() -> bool {
     std::env::var(PID_NAMESPACE_ENV).is_ok_and(|v| v == "1")
 }
 
@@ -213,7 +214,7 @@ pub fn pid_namespace_asked() -> bool {
 /// each host is tried with the policy every skill gets, which is what reaches the PID
 /// namespace rungs of `ipc` and `tree-kill` on hosts with user namespaces and an older
 /// Landlock.
-pub fn strict() -> Policy {
+pub(crate) fn strict() -> Policy {
     let mut p = Policy::strict();
     p.pid_namespace = pid_namespace_asked();
     p
@@ -221,7 +222,7 @@ pub fn strict() -> Policy {
 
 /// What the model expects of one guarantee.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expected {
+pub(crate) enum Expected {
     /// Kept, by these mechanisms (in any order).
     Kept(Vec<Via>),
     /// The policy grants everything in this area.
@@ -234,28 +235,28 @@ use Expected::{Kept, Missing, NotAsked};
 
 /// What the model expects of a run of one policy on this host.
 #[derive(Debug, Clone)]
-pub struct Expectation {
+pub(crate) struct Expectation {
     /// One entry per guarantee, in report order.
-    pub lines: Vec<(Guarantee, Expected)>,
+    pub(crate) lines: Vec<(Guarantee, Expected)>,
     /// The run was asked to go ahead with less.
-    pub allow_weaker: bool,
+    pub(crate) allow_weaker: bool,
     /// The run's processes are in a PID namespace of their own (the program is its PID 1).
-    pub pid_namespace: bool,
+    pub(crate) pid_namespace: bool,
 }
 
 impl Expectation {
     /// What is expected of `g`.
-    pub fn of(&self, g: Guarantee) -> &Expected {
+    pub(crate) fn of(&self, g: Guarantee) -> &Expected {
         &self.lines.iter().find(|(n, _)| *n == g).expect("every guarantee is modelled").1
     }
 
     /// Whether `g` is kept with `via` among its mechanisms.
-    pub fn by(&self, g: Guarantee, via: Via) -> bool {
+    pub(crate) fn by(&self, g: Guarantee, via: Via) -> bool {
         matches!(self.of(g), Kept(v) if v.contains(&via))
     }
 
     /// The guarantees that refuse the run here, in report order.
-    pub fn missing(&self) -> Vec<Guarantee> {
+    pub(crate) fn missing(&self) -> Vec<Guarantee> {
         self.lines
             .iter()
             .filter(|(g, e)| *e == Missing && !DECLARATIONS.contains(g))
@@ -264,7 +265,7 @@ impl Expectation {
     }
 
     /// Whether a run is refused here.
-    pub fn refused(&self) -> bool {
+    pub(crate) fn refused(&self) -> bool {
         !self.allow_weaker && !self.missing().is_empty()
     }
 
@@ -277,7 +278,7 @@ impl Expectation {
 
     /// Checks the enforcement report of a run against the model: every line there, in
     /// order, with the state and the mechanisms expected.
-    pub fn check_report(&self, report: &Enforcement) {
+    pub(crate) fn check_report(&self, report: &Enforcement) {
         let names: Vec<Guarantee> = report.mechanisms.iter().map(|m| m.name).collect();
         let want: Vec<Guarantee> = self.lines.iter().map(|(g, _)| *g).collect();
         assert_eq!(names, want, "the report's lines");
@@ -306,12 +307,12 @@ impl Expectation {
 }
 
 /// What the model expects of a run of `spec` here.
-pub fn expect(spec: &ChildSpec) -> Expectation {
+pub(crate) fn expect(spec: &ChildSpec) -> Expectation {
     expect_policy(&spec.policy, spec.allow_weaker)
 }
 
 /// What the model expects of a run of `policy` here.
-pub fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation {
+pub(crate) fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation {
     let f = facts();
     let abi = f.landlock_abi;
     let landlock = Via::Landlock(abi as u8);
@@ -413,7 +414,7 @@ pub fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation {
 /// The environment variable naming a file where each refusal the matrix expected is
 /// written down (`<test>\t<guarantees>`, one line each): libtest shows a passing test's
 /// output to nobody, and scripts/test.sh counts the tests that were refused from it.
-pub const REFUSALS_ENV: &str = "SKILLBOX_TEST_REFUSALS";
+pub(crate) const REFUSALS_ENV: &str = "SKILLBOX_TEST_REFUSALS";
 
 /// Prints the one loud line of a run refused as the matrix says, and writes it down where
 /// [`REFUSALS_ENV`] says.
@@ -441,7 +442,7 @@ fn say_refused(missing: &[Guarantee]) {
 /// after one loud line: the caller skips the rest of that check. Where the model says it
 /// runs, any refusal fails the test, and a successful run's report must name the mechanisms
 /// the model expects; the result is handed back for the effect checks.
-pub fn judge<T>(
+pub(crate) fn judge<T>(
     spec: &ChildSpec,
     result: Result<T, SandboxError>,
     report: impl Fn(&T) -> &Enforcement,
@@ -492,7 +493,7 @@ pub fn judge<T>(
 /// it holds `/`, the system directories, `/etc`, `/proc`, the harmless devices, the
 /// granted trees and the directories on the way to them (docs/security-model.md, "Files
 /// without Landlock"), nothing else.
-pub fn cwd_in_own_root(spec: &ChildSpec) -> bool {
+pub(crate) fn cwd_in_own_root(spec: &ChildSpec) -> bool {
     let p = &spec.policy;
     let system = SYSTEM_READ.iter().chain(["/etc", "/proc"].iter()).chain(DEVICES.iter());
     spec.cwd == std::path::Path::new("/")
@@ -510,7 +511,7 @@ pub fn cwd_in_own_root(spec: &ChildSpec) -> bool {
 /// to it (`ENOENT`), and nothing runs: that is checked, said in one loud line, and the run is
 /// made again with the working directory granted for reading, which the effect checks then
 /// see. A read grant only takes denials away, so it can make a check fail, never pass.
-pub async fn run(spec: &ChildSpec) -> Option<Result<ChildOutcome, SandboxError>> {
+pub(crate) async fn run(spec: &ChildSpec) -> Option<Result<ChildOutcome, SandboxError>> {
     let e = expect(spec);
     if e.refused() || !e.by(Guarantee::Filesystem, Via::MountNamespace) || cwd_in_own_root(spec) {
         return judge(spec, skillbox_sandbox::run(spec).await, |o| &o.enforcement);
@@ -539,11 +540,11 @@ pub async fn run(spec: &ChildSpec) -> Option<Result<ChildOutcome, SandboxError>>
 }
 
 /// Runs `spec`, which must run here unless the matrix says it is refused (`None`).
-pub async fn run_ok(spec: &ChildSpec) -> Option<ChildOutcome> {
+pub(crate) async fn run_ok(spec: &ChildSpec) -> Option<ChildOutcome> {
     run(spec).await.map(|r| r.unwrap_or_else(|e| panic!("run({:?}) failed: {e}", spec.program)))
 }
 
 /// [`skillbox_sandbox::preview`] of `spec`, judged like a run.
-pub fn preview(spec: &ChildSpec) -> Option<Enforcement> {
+pub(crate) fn preview(spec: &ChildSpec) -> Option<Enforcement> {
     judge(spec, skillbox_sandbox::preview(spec), |r| r).map(|r| r.unwrap())
 }
