@@ -109,7 +109,10 @@ fn check_stopped_at_the_total(out: &ChildOutcome, dir: &Path, what: &str) {
     let (total, largest) = on_disk(dir);
     eprintln!("{what}: stopped with {total} bytes on disk, {} counted", out.bytes_written);
     assert!(largest <= MIB, "{what}: every file stays within the per-file limit: {largest}");
-    assert!(total > TOTAL, "{what}: the writer got to the limit before being stopped: {total}");
+    // Not stopped before the limit. The count can hold a few KiB more than the files' data
+    // (8 MiB + 4 KiB seen as nobody), so a watchdog that looks right after the eighth file
+    // ends the run with exactly the total on disk.
+    assert!(total >= TOTAL, "{what}: the writer got to the limit before being stopped: {total}");
     // One poll interval of writes past the limit (about 100 MiB measured here, for a Python
     // writer); a quarter of the unchecked 4 GiB is a bound no page cache reaches in 50 ms.
     assert!(
