@@ -35,7 +35,7 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 
 all_profiles=(full no-userns no-landlock landlock-eperm landlock-abi-1 landlock-abi-2
     landlock-abi-3 landlock-abi-4 landlock-abi-5 ubuntu-24.04 debian-12 docker-default
-    no-userns-no-landlock)
+    no-userns-no-landlock no-cgroups)
 # Where files are kept by the run's own mount namespace (no Landlock, user namespaces).
 mountns_profiles=" no-landlock landlock-eperm "
 profiles=("$@")

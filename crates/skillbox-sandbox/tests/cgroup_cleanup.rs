@@ -39,17 +39,24 @@ fn all_refused_here() -> bool {
 }
 
 /// Whether runs of this process get cgroups. Where they cannot, says so loudly (a normal
-/// user without a delegated hierarchy: skillbox makes no group, so there is nothing to
-/// remove); root must be able to.
+/// user without a delegated hierarchy, or a profile that mounts the tree read-only:
+/// skillbox makes no group, so there is nothing to remove); root must be able to, unless
+/// the profile took the cgroups away.
 fn groups_are_made_here() -> bool {
-    if hosts::facts().cgroups {
+    let f = hosts::facts();
+    if f.cgroups {
         return true;
     }
     eprintln!(
-        "!!! NOT CHECKED: this user cannot create cgroups (no writable or delegated \
-         hierarchy), so skillbox makes no group for a run here and none can be left behind"
+        "!!! NOT CHECKED: this process cannot create cgroups (no writable or delegated \
+         hierarchy on profile {}), so skillbox makes no group for a run here and none can be \
+         left behind",
+        f.profile
     );
-    assert!(!is_root(), "root must be able to create cgroups on this host");
+    assert!(
+        !is_root() || !f.profile_leaves_cgroups,
+        "root must be able to create cgroups on this host"
+    );
     false
 }
 

@@ -17,7 +17,9 @@
 //!   0 where the profile takes Landlock away;
 //! * mount namespaces: one is made in a new user namespace (checked by doing);
 //! * root or not (`geteuid`); a run's cgroups can be made where this process is root and
-//!   the cgroup tree is mounted writable (a container often mounts it read-only);
+//!   the cgroup tree is mounted writable (a container often mounts it read-only; so do the
+//!   `no-cgroups` and `docker-default` profiles, checked by doing: root's `access(W_OK)`
+//!   answers `EROFS` there);
 //! * `RLIMIT_NPROC` counts per user namespace from Linux 5.14; the kernel keeps per-process
 //!   I/O counters where `/proc/self/io` has them; seccomp filters are always there.
 //!
@@ -54,23 +56,25 @@ pub(crate) const PROFILE_ENV: &str = "SKILLBOX_HOSTSIM_PROFILE";
 /// [`strict`]): scripts/test.sh sets it for the runs under the simulated profiles.
 pub(crate) const PID_NAMESPACE_ENV: &str = "SKILLBOX_TEST_PID_NAMESPACE";
 
-/// What a simulated profile takes away: `(name, user namespaces, Landlock)`, where Landlock
-/// is `None` when the profile takes it away and `Some(cap)` otherwise (`u32::MAX`: no cap).
-/// The same hosts as skillbox-hostsim's, written down again here on purpose.
-pub(crate) const PROFILES: &[(&str, bool, Option<u32>)] = &[
-    ("full", true, Some(u32::MAX)),
-    ("no-userns", false, Some(u32::MAX)),
-    ("no-landlock", true, None),
-    ("landlock-eperm", true, None),
-    ("landlock-abi-1", true, Some(1)),
-    ("landlock-abi-2", true, Some(2)),
-    ("landlock-abi-3", true, Some(3)),
-    ("landlock-abi-4", true, Some(4)),
-    ("landlock-abi-5", true, Some(5)),
-    ("ubuntu-24.04", false, Some(4)),
-    ("debian-12", true, Some(2)),
-    ("docker-default", false, Some(u32::MAX)),
-    ("no-userns-no-landlock", false, None),
+/// What a simulated profile takes away: `(name, user namespaces, Landlock, cgroups)`, where
+/// Landlock is `None` when the profile takes it away and `Some(cap)` otherwise (`u32::MAX`:
+/// no cap), and `cgroups` is false where the profile mounts the cgroup tree read-only. The
+/// same hosts as skillbox-hostsim's, written down again here on purpose.
+pub(crate) const PROFILES: &[(&str, bool, Option<u32>, bool)] = &[
+    ("full", true, Some(u32::MAX), true),
+    ("no-userns", false, Some(u32::MAX), true),
+    ("no-landlock", true, None, true),
+    ("landlock-eperm", true, None, true),
+    ("landlock-abi-1", true, Some(1), true),
+    ("landlock-abi-2", true, Some(2), true),
+    ("landlock-abi-3", true, Some(3), true),
+    ("landlock-abi-4", true, Some(4), true),
+    ("landlock-abi-5", true, Some(5), true),
+    ("ubuntu-24.04", false, Some(4), true),
+    ("debian-12", true, Some(2), true),
+    ("docker-default", false, Some(u32::MAX), false),
+    ("no-userns-no-landlock", false, None, true),
+    ("no-cgroups", true, Some(u32::MAX), false),
 ];
 
 /// The facts of the host this test binary runs on.
@@ -88,6 +92,9 @@ pub(crate) struct Facts {
     pub(crate) mount_namespaces: bool,
     /// A run's cgroups (pids, memory, cpu) can be made: root, with the tree writable.
     pub(crate) cgroups: bool,
+    /// The profile leaves the cgroup tree as this host mounts it (all but `no-cgroups` and
+    /// `docker-default`, which mount it read-only).
+    pub(crate) profile_leaves_cgroups: bool,
     /// `RLIMIT_NPROC` counts per user namespace (Linux 5.14 and later).
     pub(crate) nproc_per_user_namespace: bool,
     /// The kernel keeps per-process I/O counters.
@@ -102,7 +109,7 @@ pub(crate) fn facts() -> &'static Facts {
 
 fn find_facts() -> Facts {
     let profile = std::env::var(PROFILE_ENV).unwrap_or_else(|_| "full".to_string());
-    let &(_, user_namespaces, landlock) = PROFILES
+    let &(_, user_namespaces, landlock, cgroups_left) = PROFILES
         .iter()
         .find(|(name, ..)| *name == profile)
         .unwrap_or_else(|| panic!("{PROFILE_ENV}={profile}: a profile this model does not know"));
@@ -135,13 +142,27 @@ fn find_facts() -> Facts {
         _ => 0,
     };
     let root = rustix::process::geteuid().is_root();
+    let cgroups_writable = cgroup_tree_writable();
+    if !cgroups_left {
+        // Root could write there but for the read-only mount; anyone else has no permission
+        // (or finds the mount read-only too).
+        use rustix::io::Errno;
+        let want: &[Errno] = if root { &[Errno::ROFS] } else { &[Errno::ACCESS, Errno::ROFS] };
+        assert!(
+            cgroups_writable.is_err_and(|e| want.contains(&e)),
+            "profile {profile} takes writable cgroups away, yet access(W_OK) answers \
+             {cgroups_writable:?} (as {}root)",
+            if root { "" } else { "non-" }
+        );
+    }
     Facts {
         profile,
         user_namespaces,
         mount_namespaces,
         landlock_abi,
         root,
-        cgroups: root && cgroup_tree_writable(),
+        cgroups: root && cgroups_writable.is_ok(),
+        profile_leaves_cgroups: cgroups_left,
         nproc_per_user_namespace: kernel_at_least(5, 14),
         io_counters: std::fs::read_to_string("/proc/self/io")
             .is_ok_and(|s| s.contains("write_bytes:")),
@@ -189,12 +210,14 @@ fn namespaces_made(flags: libc::c_int) -> std::io::Result<()> {
 
 /// Whether the cgroup tree can be written (a group made): the pids hierarchy of a v1 or
 /// hybrid layout, else the unified one. Asked of the kernel (`access(W_OK)`: read-only
-/// mounts answer `EROFS`, and a non-root user has no write permission there).
-fn cgroup_tree_writable() -> bool {
-    ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+/// mounts answer `EROFS`, and a non-root user has no write permission there); `ENOENT`
+/// where no cgroup tree is mounted.
+fn cgroup_tree_writable() -> Result<(), rustix::io::Errno> {
+    let tree = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
         .iter()
         .find(|p| std::path::Path::new(p).join("cgroup.procs").exists())
-        .is_some_and(|p| rustix::fs::access(*p, rustix::fs::Access::WRITE_OK).is_ok())
+        .ok_or(rustix::io::Errno::NOENT)?;
+    rustix::fs::access(*tree, rustix::fs::Access::WRITE_OK)
 }
 
 fn kernel_at_least(major: u32, minor: u32) -> bool {
