@@ -11,12 +11,14 @@
 //!   session still ends with the run;
 //! - without user namespaces: the supervisor kills the run when skillbox is killed, the run
 //!   cannot signal the supervisor (Landlock scopes), setsid stays denied, and a process
-//!   count is held by the watchdog where no pids cgroup is;
+//!   count is held by the watchdog where no pids cgroup is (for root too, under
+//!   `docker-default`, whose cgroups are read-only);
 //! - at Landlock ABI 2, which does not see truncation, seccomp keeps a readable file from
 //!   being truncated.
 //!
 //! The tests pass as root and as `nobody`; where what they see depends on the user (a pids
-//! cgroup for root), they branch on `geteuid()`.
+//! cgroup for root where the profile leaves the cgroups writable), they branch on the
+//! tests' host model (tests/hosts).
 
 mod common;
 mod hosts;
@@ -357,6 +359,13 @@ async fn without_user_namespaces_a_process_count_still_holds() {
     under("no-userns", "helper_process_count");
 }
 
+/// The same in a container that mounts the cgroups read-only: root gets the watchdog alone
+/// (it is exempt from `RLIMIT_NPROC`), and the run is stopped with the `processes` limit.
+#[tokio::test]
+async fn without_user_namespaces_or_cgroups_a_process_count_still_holds() {
+    under("docker-default", "helper_process_count");
+}
+
 #[tokio::test]
 #[ignore = "helper of without_user_namespaces_a_process_count_still_holds"]
 async fn helper_process_count() {
@@ -368,30 +377,27 @@ async fn helper_process_count() {
     policy.rlimits.processes = Some(6);
     let mut spec = probe_spec(policy, dir.path(), MANY_BODY, &[]);
     spec.timeout = Duration::from_secs(60);
+    // The run's processes are found by their mark, not by their command line: the same
+    // helper runs under two profiles at once.
+    let mark = s(dir.path());
+    spec.env.push((MARK.into(), mark.clone().into()));
     let outcome = run(&spec).await.unwrap();
     let line = outcome.enforcement.line(Guarantee::Processes).unwrap().clone();
     let p = parse(outcome);
-    if is_root() {
+    if hosts::facts().cgroups {
         assert_eq!(line.via, [Via::PidsCgroup], "{line:?}");
         let refused: u32 = p.ok_text("refused").parse().unwrap();
         assert!(refused > 0, "the pids cgroup let 40 processes start\n{}", p.context());
     } else {
-        assert_eq!(line.via, [Via::Watchdog, Via::Rlimits], "{line:?}");
+        // Root is exempt from RLIMIT_NPROC: the watchdog alone.
+        let via: &[Via] = if is_root() { &[Via::Watchdog] } else { &[Via::Watchdog, Via::Rlimits] };
+        assert_eq!(line.via, via, "{line:?}");
         assert_eq!(p.outcome.limit, Some(Limit::Processes), "{}", p.context());
         let seen = p.outcome.processes_peak.unwrap_or(0);
         assert!(seen > 6, "the watchdog stopped the run at {seen} processes");
     }
-    // Nothing of the run is left: no `sleep 61` is running.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let left: Vec<i32> = fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"/bin/sleep\x0061\x00")
-                && is_running(*pid)
-        })
-        .collect();
+    // Nothing of the run is left.
+    let left = wait_until_none_marked(&mark).await;
     assert!(left.is_empty(), "processes of the run were left: {left:?}");
 }
 
@@ -403,6 +409,13 @@ async fn helper_process_count() {
 #[tokio::test]
 async fn without_user_namespaces_what_the_first_process_leaves_is_counted() {
     under("no-userns", "helper_count_at_exit");
+}
+
+/// The same in a container that mounts the cgroups read-only, where root's count is the
+/// watchdog's too.
+#[tokio::test]
+async fn without_user_namespaces_or_cgroups_what_the_first_process_leaves_is_counted() {
+    under("docker-default", "helper_count_at_exit");
 }
 
 #[tokio::test]
@@ -419,30 +432,25 @@ async fn helper_count_at_exit() {
     spec.args = vec!["-c".into(), script.into()];
     spec.policy = policy;
     spec.timeout = Duration::from_secs(60);
+    let mark = s(dir.path());
+    spec.env.push((MARK.into(), mark.clone().into()));
     let outcome = run(&spec).await.unwrap();
     let line = outcome.enforcement.line(Guarantee::Processes).unwrap().clone();
-    if is_root() {
+    if hosts::facts().cgroups {
         // Root has a pids cgroup here: forks past the count fail, and the shell exits.
         eprintln!("!!! as root a pids cgroup holds the count here; the watchdog is not used");
         assert_eq!(line.via, [Via::PidsCgroup], "{line:?}");
         let peak = outcome.processes_peak.unwrap_or(0);
         assert!(peak <= 4, "the pids cgroup let {peak} processes run");
     } else {
-        assert_eq!(line.via, [Via::Watchdog, Via::Rlimits], "{line:?}");
+        // Root is exempt from RLIMIT_NPROC: the watchdog alone.
+        let via: &[Via] = if is_root() { &[Via::Watchdog] } else { &[Via::Watchdog, Via::Rlimits] };
+        assert_eq!(line.via, via, "{line:?}");
         assert_eq!(outcome.limit, Some(Limit::Processes), "{outcome:?}");
         let seen = outcome.processes_peak.unwrap_or(0);
         assert!(seen > 4, "the watchdog counted {seen} processes");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let left: Vec<i32> = fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"/bin/sleep\x0062\x00")
-                && is_running(*pid)
-        })
-        .collect();
+    let left = wait_until_none_marked(&mark).await;
     assert!(left.is_empty(), "processes of the run were left: {left:?}");
 }
 
