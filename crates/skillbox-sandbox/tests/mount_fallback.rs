@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use skillbox_sandbox::{ChildSpec, Guarantee, MechanismState, Policy, SandboxError, Via};
 
 const ENOENT: i32 = libc::ENOENT;
-const EROFS: i32 = libc::EROFS;
 
 /// Set in the run of a test under `skillbox-hostsim`.
 const SIMULATED: &str = "SKILLBOX_TEST_MOUNT_FALLBACK";

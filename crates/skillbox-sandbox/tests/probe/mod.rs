@@ -29,6 +29,7 @@ pub(crate) const EACCES: i32 = libc::EACCES;
 pub(crate) const EPERM: i32 = libc::EPERM;
 pub(crate) const ENOENT: i32 = libc::ENOENT;
 pub(crate) const EXDEV: i32 = libc::EXDEV;
+pub(crate) const EROFS: i32 = libc::EROFS;
 /// From linux/capability.h.
 pub(crate) const CAP_SYS_RESOURCE: u32 = 24;
 
@@ -227,6 +228,14 @@ impl Probe {
                 self.context()
             ),
         }
+    }
+
+    /// The attempt was denied by the mechanism the run's report names: with one of
+    /// `landlock`'s errnos, or of `own_root`'s where a root of the run's own keeps its files
+    /// ([`Probe::own_root`]: a path outside it does not exist, `ENOENT`; a read-only tree
+    /// answers `EROFS`).
+    pub(crate) fn denied(&self, name: &str, landlock: &[i32], own_root: &[i32]) -> i32 {
+        self.err(name, if self.own_root() { own_root } else { landlock })
     }
 
     /// The attempt failed in any way.
