@@ -17,17 +17,18 @@
 # - skillbox_sandbox (the crate's unit tests): they test functions, not a host;
 # - mechanisms and mount_fallback: they pick their own simulated host, running themselves
 #   under skillbox-hostsim; inside another profile the host would be both at once, which no
-#   profile name describes;
-# - files, under the profiles where a mount namespace of the run's own keeps files (no
-#   Landlock, user namespaces): there its denials are ENOENT and EROFS where files.rs
-#   expects Landlock's EACCES and EXDEV; mount_fallback.rs checks the same effects under
-#   that mechanism. (carve and protected run there: they accept the mechanism's errno.)
+#   profile name describes. They run in scripts/test.sh's normal passes.
 #
-# Measured on the 2-core CI machine: about 2 min 20 s per user for all 13 profiles (supervise
-# is most of it: its timeout tests wait for their timeouts). Every binary runs under every
-# profile: the loop is well inside the time CI allows.
+# Measured on a 2-core machine shared with other work: 382 s and 425 s (two runs) for all
+# 14 profiles as root and as nobody, 1 to 24 s per profile and user (supervise, whose tests
+# wait for their timeouts, took 261 of the 425 s); as a non-root user alone about half
+# that. Every binary runs under every profile, well under 15 minutes.
 #
-# A failed test, or a binary that crashes without libtest's summary line, fails the script.
+#   scripts/test-hosts.sh no-cgroups        one profile (as root: as root and as nobody)
+#
+# A failed test, or a binary that crashes without libtest's summary line, fails the script;
+# so does a profile hostsim cannot give (exit 125: e.g. no-cgroups for a non-root user with
+# a delegated, writable cgroup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -36,8 +37,6 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 all_profiles=(full no-userns no-landlock landlock-eperm landlock-abi-1 landlock-abi-2
     landlock-abi-3 landlock-abi-4 landlock-abi-5 ubuntu-24.04 debian-12 docker-default
     no-userns-no-landlock no-cgroups)
-# Where files are kept by the run's own mount namespace (no Landlock, user namespaces).
-mountns_profiles=" no-landlock landlock-eperm "
 profiles=("$@")
 [ ${#profiles[@]} -gt 0 ] || profiles=("${all_profiles[@]}")
 
@@ -55,40 +54,61 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m.get("profile", {}).get("test"):
         print(m["target"]["name"] + "\t" + m["executable"])
 ' | sort > "$list"
-chmod -R a+rX "$target"
 
-if [ "$(id -u)" = 0 ]; then users=(root nobody); else users=("$(id -un)"); fi
+if [ "$(id -u)" = 0 ]; then
+    users=(root nobody)
+    # nobody runs the binaries and hostsim from here.
+    chmod -R a+rX "$target"
+else
+    users=("$(id -un)")
+fi
+# Runs "$@" (after the user) as that user: as nobody from root by setpriv, else as it is.
+as_user() {
+    if [ "$1" != "$(id -un)" ]; then
+        shift
+        setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+            --bounding-set=-all "$@"
+    else
+        shift
+        "$@"
+    fi
+}
+# Every profile named must be one hostsim can give this user (exit 2: unknown; 125: it
+# cannot take away what the profile says), before anything runs.
+for profile in "${profiles[@]}"; do
+    for user in "${users[@]}"; do
+        if ! err=$(as_user "$user" "$hostsim" "$profile" -- /bin/true 2>&1); then
+            echo "== FAILED: skillbox-hostsim cannot give profile $profile to $user: $err"
+            exit 1
+        fi
+    done
+done
 work=$(mktemp -d /tmp/skillbox-hosts.XXXXXX)
 chmod 0777 "$work"
-declare -A passed failed refused
-skipped=()
+declare -A passed failed refused seconds
 status=0
 start=$(date +%s)
 
 for profile in "${profiles[@]}"; do
     for user in "${users[@]}"; do
         p=0 f=0 r=0
+        t_profile=$(date +%s)
         while IFS=$'\t' read -r name exe; do
             case "$name" in
             skillbox_sandbox | mechanisms | mount_fallback) continue ;;
-            files)
-                if [[ $mountns_profiles == *" $profile "* ]]; then
-                    [ "$user" = "${users[0]}" ] &&
-                        skipped+=("$profile: files.rs not run (files kept by the mount namespace): covered by mount_fallback.rs")
-                    continue
-                fi
-                ;;
             esac
             log="$work/$profile.$user.$name"
             refusals="$log.refused"
             run=(env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp LANG=C.UTF-8
                 SKILLBOX_TEST_PID_NAMESPACE=1 SKILLBOX_TEST_REFUSALS="$refusals"
                 "$hostsim" "$profile" -- "$exe" --test-threads=2)
-            if [ "$user" = nobody ]; then
-                run=(setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all
-                    --bounding-set=-all "${run[@]}")
+            t0=$(date +%s)
+            if (cd crates/skillbox-sandbox && as_user "$user" "${run[@]}") >"$log" 2>&1; then
+                rc=0
+            else
+                rc=$?
             fi
-            if (cd crates/skillbox-sandbox && "${run[@]}") >"$log" 2>&1; then rc=0; else rc=$?; fi
+            seconds[$name]=$((${seconds[$name]:-0} + $(date +%s) - t0))
             result=$(grep -E '^test result: ' "$log" | tail -1 || true)
             np=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$result")
             nf=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$result")
@@ -103,7 +123,8 @@ for profile in "${profiles[@]}"; do
             p=$((p + ${np:-0})) f=$((f + ${nf:-0})) r=$((r + nr))
         done <"$list"
         passed[$profile.$user]=$p failed[$profile.$user]=$f refused[$profile.$user]=$r
-        echo "-- $profile as $user: $p passed ($r of them refused as the matrix says), $f failed"
+        echo "-- $profile as $user: $p passed ($r of them refused as the matrix says)," \
+            "$f failed ($(($(date +%s) - t_profile)) s)"
     done
 done
 
@@ -111,7 +132,7 @@ echo
 echo "== the sandbox's tests under each simulated host ($(($(date +%s) - start)) s)"
 echo "   passed: tests that passed, checking their effects or, where the matrix says the"
 echo "   host cannot keep a guarantee, that the run was refused naming exactly it;"
-echo "   REFUSED: how many of those passed on a refusal (SKILLBOX_TEST_REFUSALS)"
+echo "   REFUSED: how many of those had a run refused (SKILLBOX_TEST_REFUSALS)"
 printf '%-24s' profile
 for user in "${users[@]}"; do printf '%-34s' "$user"; done
 echo
@@ -125,7 +146,9 @@ for profile in "${profiles[@]}"; do
 done
 echo "   not run under the profiles: skillbox_sandbox (unit tests), mechanisms and"
 echo "   mount_fallback (they run themselves under the simulated host they check)"
-for s in "${skipped[@]}"; do echo "   !!! $s"; done
+echo "   slowest binaries (s, all profiles and users):" \
+    "$(for n in "${!seconds[@]}"; do echo "${seconds[$n]} $n"; done | sort -rn | head -4 |
+        awk '{printf "%s %s; ", $2, $1}')"
 rm -rf "$work" "$list"
 if [ "$status" != 0 ]; then
     echo "== FAILED: some tests failed under a simulated host"

@@ -8,7 +8,7 @@
 #    because a sandbox that only holds as root, or only as non-root, does not hold.
 # 4. The sandbox's confinement tests under each simulated host (skillbox-hostsim), as root
 #    and as nobody (as the current user alone when not root): scripts/test-hosts.sh, whose
-#    summary table docs/testing.md explains. About 5 minutes on the 2-core CI machine.
+#    summary table docs/testing.md explains. About 7 minutes on a 2-core machine.
 #
 # A clean machine has Rust, Python 3 and apt only; anything else the tests need is installed
 # by scripts/install-test-deps.sh, which this script calls first.
