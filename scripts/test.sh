@@ -6,6 +6,9 @@
 #    scripts/bench.sh times), through SKILLBOX_TEST_BIN.
 # 3. When run as root, every test binary again as the unprivileged user `nobody` (setpriv),
 #    because a sandbox that only holds as root, or only as non-root, does not hold.
+# 4. The sandbox's confinement tests under each simulated host (skillbox-hostsim), as root
+#    and as nobody (as the current user alone when not root): scripts/test-hosts.sh, whose
+#    summary table docs/testing.md explains. About 7 minutes on a 2-core machine.
 #
 # A clean machine has Rust, Python 3 and apt only; anything else the tests need is installed
 # by scripts/install-test-deps.sh, which this script calls first.
@@ -25,6 +28,8 @@ static="$repo/$(scripts/build-static.sh)"
 SKILLBOX_TEST_BIN="$static" cargo test -p skillbox-cli --locked --tests
 
 if [ "$(id -u)" != 0 ]; then
+    echo "== the sandbox's tests under each simulated host, as $(id -un)"
+    scripts/test-hosts.sh
     echo "== not root: the root pass of this suite runs in CI; the tests above ran as $(id -un)"
     exit 0
 fi
@@ -70,4 +75,8 @@ if [ "$status" != 0 ]; then
     echo "== FAILED: some tests failed as nobody"
     exit 1
 fi
-echo "== all test binaries passed as root and as nobody"
+
+echo "== the sandbox's tests under each simulated host, as root and as nobody"
+# From the copy nobody can read, with its target directory (built above).
+(cd "$src" && scripts/test-hosts.sh)
+echo "== all test binaries passed as root and as nobody, on this host and on each simulated one"

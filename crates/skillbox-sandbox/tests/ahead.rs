@@ -4,10 +4,12 @@
 //! one after another in one process (the first ones build in full, the later ones take a
 //! base built ahead) are each allowed the file inside their grant and denied the one outside.
 
+mod hosts;
+
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use skillbox_sandbox::{run, ChildSpec, ExitStatus, Limit};
+use skillbox_sandbox::{ChildSpec, ExitStatus, Limit};
 
 #[test]
 fn runs_on_a_ruleset_built_ahead_are_confined_like_the_first() {
@@ -35,9 +37,10 @@ fn runs_on_a_ruleset_built_ahead_are_confined_like_the_first() {
         outside.path().join("f").into(),
     ];
     spec.env = vec![("PATH".into(), "/usr/bin:/bin".into())];
+    spec.policy = hosts::strict();
     spec.policy.read = vec![granted.path().to_path_buf()];
     for i in 0..6 {
-        let o = rt.block_on(run(&spec)).unwrap();
+        let Some(o) = rt.block_on(hosts::run_ok(&spec)) else { return };
         let out = o.stdout.to_text();
         assert_eq!(o.status, ExitStatus::Exited(0), "run {i}: {out} {}", o.stderr.to_text());
         assert!(out.contains("ALLOWED inside"), "run {i}: the granted file: {out}");
@@ -48,10 +51,10 @@ fn runs_on_a_ruleset_built_ahead_are_confined_like_the_first() {
 }
 
 /// The memory group of this process, as `<mount>/<path>`, where runs' groups are made, if
-/// this process may make them (root); `None` otherwise.
+/// this process may make them (root, on a profile that leaves the cgroups writable);
+/// `None` otherwise.
 fn memory_parent() -> Option<std::path::PathBuf> {
-    // SAFETY: geteuid has no failure mode and no memory effects.
-    if unsafe { libc::geteuid() } != 0 {
+    if !hosts::facts().cgroups {
         return None;
     }
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
@@ -97,7 +100,9 @@ fn allocating(cwd: &std::path::Path, memory: u64) -> ChildSpec {
 #[test]
 fn groups_made_ahead_carry_the_limits_of_the_run_that_takes_them() {
     let Some(parent) = memory_parent() else {
-        eprintln!("!!! not root: no cgroups are made, nothing to check");
+        eprintln!(
+            "!!! no cgroups for this process here (not root, or read-only): nothing to check"
+        );
         return;
     };
     let rt =
@@ -107,7 +112,7 @@ fn groups_made_ahead_carry_the_limits_of_the_run_that_takes_them() {
     for i in 0..8 {
         let tight = i % 2 == 0;
         let spec = allocating(cwd.path(), if tight { 64 << 20 } else { 192 << 20 });
-        let o = rt.block_on(run(&spec)).unwrap();
+        let Some(o) = rt.block_on(hosts::run_ok(&spec)) else { return };
         if tight {
             assert_eq!(o.limit, Some(Limit::Memory), "run {i} under 64 MiB: {o:?}");
         } else {
@@ -136,9 +141,17 @@ const EXIT_HELPER_ENV: &str = "SKILLBOX_AHEAD_HELPER_DIR";
 #[test]
 fn groups_made_ahead_do_not_outlive_their_process() {
     let Some(parent) = memory_parent() else {
-        eprintln!("!!! not root: no cgroups are made, nothing to check");
+        eprintln!(
+            "!!! no cgroups for this process here (not root, or read-only): nothing to check"
+        );
         return;
     };
+    if hosts::expect(&helper_run(std::path::Path::new("/"))).refused() {
+        // The helper's runs would be refused before any group is made: check that here.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert!(rt.block_on(hosts::run(&helper_run(std::path::Path::new("/")))).is_none());
+        return;
+    }
     for kill in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
@@ -176,12 +189,10 @@ fn ahead_helper() {
     let dir = std::path::PathBuf::from(dir);
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let mut spec = ChildSpec::new("/bin/true", &dir);
-    spec.policy.pid_namespace = true;
-    spec.policy.rlimits.memory = Some(64 << 20);
-    spec.policy.rlimits.cpu_percent = Some(25);
+    let spec = helper_run(&dir);
     for _ in 0..3 {
-        rt.block_on(run(&spec)).unwrap();
+        // The caller checked that the matrix does not refuse this run here.
+        rt.block_on(hosts::run_ok(&spec)).expect("the helper's run is not refused");
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(rt);
@@ -189,4 +200,14 @@ fn ahead_helper() {
     while !dir.join("exit").exists() {
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The run `ahead_helper` makes three times: with a memory limit and a CPU share, so that
+/// a set of groups is made ahead for a next one.
+fn helper_run(dir: &std::path::Path) -> ChildSpec {
+    let mut spec = ChildSpec::new("/bin/true", dir);
+    spec.policy.pid_namespace = true;
+    spec.policy.rlimits.memory = Some(64 << 20);
+    spec.policy.rlimits.cpu_percent = Some(25);
+    spec
 }

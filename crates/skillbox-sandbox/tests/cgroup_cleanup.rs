@@ -8,11 +8,13 @@
 //! hierarchy) makes any; elsewhere skillbox bounds runs with rlimits, there is nothing to
 //! remove, and the tests say so loudly. As root they must find groups to check.
 
+mod hosts;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use skillbox_sandbox::{preview, run, ChildSpec, Guarantee, Policy, ProcessAccess};
+use skillbox_sandbox::{run, ChildSpec, Guarantee, Policy, ProcessAccess};
 use tokio::io::AsyncReadExt;
 
 fn is_root() -> bool {
@@ -20,19 +22,41 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether the runs of [`limited`] are refused on this host, with and without a PID
+/// namespace: then no run makes a group, and that is checked instead (the refusal, exactly
+/// as the support matrix says).
+fn all_refused_here() -> bool {
+    let dir = std::env::temp_dir();
+    let refused = [false, true].map(|ns| hosts::expect(&limited(&dir, "true", ns)).refused());
+    if !refused.iter().all(|r| *r) {
+        return false;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for ns in [false, true] {
+        assert!(rt.block_on(hosts::run(&limited(&dir, "true", ns))).is_none());
+    }
+    true
+}
+
 /// Whether runs of this process get cgroups. Where they cannot, says so loudly (a normal
-/// user without a delegated hierarchy: skillbox makes no group, so there is nothing to
-/// remove); root must be able to.
+/// user without a delegated hierarchy, or a profile that mounts the tree read-only:
+/// skillbox makes no group, so there is nothing to remove); root must be able to, unless
+/// the profile took the cgroups away.
 fn groups_are_made_here() -> bool {
-    let host = skillbox_sandbox::host();
-    if host.cgroup_pids || host.cgroup_cpu || host.cgroup_memory_writable {
+    let f = hosts::facts();
+    if f.cgroups {
         return true;
     }
     eprintln!(
-        "!!! NOT CHECKED: this user cannot create cgroups (no writable or delegated \
-         hierarchy), so skillbox makes no group for a run here and none can be left behind"
+        "!!! NOT CHECKED: this process cannot create cgroups (no writable or delegated \
+         hierarchy on profile {}), so skillbox makes no group for a run here and none can be \
+         left behind",
+        f.profile
     );
-    assert!(!is_root(), "root must be able to create cgroups on this host");
+    assert!(
+        !is_root() || !f.profile_leaves_cgroups,
+        "root must be able to create cgroups on this host"
+    );
     false
 }
 
@@ -134,7 +158,7 @@ const KERNEL_WAIT: Duration = Duration::from_secs(10);
 /// under any cgroup mount.
 #[test]
 fn cancelled_runs_leave_no_cgroup_during_the_process_or_after_it() {
-    if !groups_are_made_here() {
+    if !groups_are_made_here() || all_refused_here() {
         return;
     }
     let pid = run_helper("cleanup_helper", "cancel");
@@ -145,7 +169,7 @@ fn cancelled_runs_leave_no_cgroup_during_the_process_or_after_it() {
 /// the runs, and the sets made ahead for a next run that never came).
 #[test]
 fn a_process_whose_runs_ended_leaves_no_cgroup_at_exit() {
-    if !groups_are_made_here() {
+    if !groups_are_made_here() || all_refused_here() {
         return;
     }
     let pid = run_helper("cleanup_helper", "normal");
@@ -225,17 +249,24 @@ fn a_preview_makes_no_cgroup() {
     let dir = tempfile::tempdir().unwrap();
     let spec = limited(dir.path(), "echo ran", true);
     let creations = Creations::watch();
-    let report = preview(&spec).unwrap();
-    let host = skillbox_sandbox::host();
+    let Some(report) = hosts::preview(&spec) else {
+        assert_eq!(
+            creations.created_by(me),
+            Vec::<String>::new(),
+            "a refused preview made cgroups"
+        );
+        return;
+    };
+    let cgroups = hosts::facts().cgroups;
     let line = |g| report.line(g).unwrap().detail.clone();
-    assert_eq!(line(Guarantee::Memory).starts_with("memory cgroup"), host.cgroup_memory_writable);
-    assert_eq!(line(Guarantee::CpuShare).starts_with("cpu cgroup"), host.cgroup_cpu);
-    assert_eq!(line(Guarantee::Processes).starts_with("pids cgroup"), host.cgroup_pids);
+    assert_eq!(line(Guarantee::Memory).starts_with("memory cgroup"), cgroups);
+    assert_eq!(line(Guarantee::CpuShare).starts_with("cpu cgroup"), cgroups);
+    assert_eq!(line(Guarantee::Processes).starts_with("pids cgroup"), cgroups);
     assert_eq!(creations.created_by(me), Vec::<String>::new(), "a preview made cgroups");
 
     // Control: a run of the same spec makes its groups, and the watch sees them.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let out = rt.block_on(run(&spec)).unwrap();
+    let out = rt.block_on(hosts::run_ok(&spec)).expect("the preview was not refused");
     assert_eq!(out.stdout.to_text(), "ran\n", "{out:?}");
     assert_eq!(out.enforcement, report, "the run got what the preview said");
     assert!(!creations.created_by(me).is_empty(), "control: the run's groups were not seen");
@@ -252,7 +283,7 @@ fn cleanup_helper() {
     if mode == "normal" {
         for i in 0..5 {
             let spec = limited(dir.path(), "echo ran", i % 2 == 1);
-            let out = rt.block_on(run(&spec)).unwrap();
+            let Some(out) = rt.block_on(hosts::run_ok(&spec)) else { continue };
             assert_eq!(out.stdout.to_text(), "ran\n", "{out:?}");
         }
         assert!(!groups_of(me).is_empty(), "runs with limits as root made no group");
@@ -269,6 +300,10 @@ fn cleanup_helper() {
     let mut cancelled: Vec<Vec<PathBuf>> = Vec::new();
     for i in 0..runs {
         let spec = limited(dir.path(), "sleep 30 & echo ready > ready.fifo; wait", i % 2 == 1);
+        if hosts::expect(&spec).refused() {
+            assert!(rt.block_on(hosts::run(&spec)).is_none());
+            continue;
+        }
         let groups = rt.block_on(async {
             let mut ready = tokio::net::unix::pipe::OpenOptions::new()
                 .read_write(true)

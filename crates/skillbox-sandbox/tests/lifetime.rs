@@ -15,11 +15,12 @@
 //! by uid the test branches on `geteuid()`.
 
 mod common;
+mod hosts;
 mod probe;
 use common::*;
 use probe::*;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use skillbox_sandbox::{run, ChildSpec, ProcessAccess};
@@ -44,13 +45,15 @@ pid = os.fork()
 if pid == 0:
     if os.fork() == 0:
         # The daemon: tries to leave the group, then beats until killed.
-        for f in (lambda: os.setsid(), lambda: os.setpgid(0, 0)):
+        tried = []
+        for name, f in (("setsid", os.setsid), ("setpgid", lambda: os.setpgid(0, 0))):
             try:
                 f()
-            except OSError:
-                pass
+                tried.append(name + "=ok")
+            except OSError as e:
+                tried.append(f"{name}={e.errno}")
         with open(pidfile + ".tmp", "w") as f:
-            f.write(f"{os.getpid()} {os.getpgrp()} {os.getsid(0)}\n")
+            f.write(f"{os.getpid()} {os.getpgrp()} {os.getsid(0)} {' '.join(tried)}\n")
         os.rename(pidfile + ".tmp", pidfile)
         os.close(1)
         os.close(2)
@@ -70,8 +73,11 @@ attempt("own_group", lambda: f"{os.getpgrp()} {os.getsid(0)}")
     policy.processes = ProcessAccess::Full;
     let mut spec = probe_spec(policy, w, body, &[s(&heartbeat), s(&pid_file)]);
     spec.timeout = Duration::from_secs(60);
-    let p = probe_run(&spec).await;
+    let mark = s(w);
+    spec.env.push((MARK.into(), mark.clone().into()));
+    let Some(p) = probe_run(&spec).await else { return };
 
+    // The run's first process leads its session: these fail whatever the mechanism.
     p.err("setsid", &[EPERM]);
     p.err("setpgid", &[EPERM]);
     p.err("setpgid_other", &[EPERM]);
@@ -80,11 +86,24 @@ attempt("own_group", lambda: f"{os.getpgrp()} {os.getsid(0)}")
     assert!(beats >= 4, "the daemon never beat");
     let line = fs::read_to_string(&pid_file).expect("the daemon wrote its pid");
     let f: Vec<&str> = line.split_whitespace().collect();
-    let daemon: i32 = f[0].parse().unwrap();
-    // Still in the run's group and session.
-    assert_eq!(format!("{} {}", f[1], f[2]), p.ok_text("own_group"), "the daemon left the group");
+    if hosts::expect(&spec).pid_namespace {
+        // The PID namespace holds every process of the run, so programs may start sessions
+        // of their own (Python's start_new_session, Node's detached): the daemon did.
+        assert_eq!(f[3..], ["setsid=ok", &format!("setpgid={EPERM}")], "{line}");
+        assert_eq!(f[2], f[0], "the daemon leads a session of its own: {line}");
+    } else {
+        // The process group is what kills the run: setsid and setpgid are denied, and the
+        // daemon is still in the run's group and session.
+        assert_eq!(f[3..], [format!("setsid={EPERM}"), format!("setpgid={EPERM}")], "{line}");
+        assert_eq!(
+            format!("{} {}", f[1], f[2]),
+            p.ok_text("own_group"),
+            "the daemon left the group"
+        );
+    }
 
-    assert!(wait_until_dead(daemon).await, "daemon {daemon} outlived the run");
+    let left = wait_until_none_marked(&mark).await;
+    assert!(left.is_empty(), "processes of the run outlived it (the daemon among them): {left:?}");
     let first = fs::metadata(&heartbeat).unwrap().len();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let second = fs::metadata(&heartbeat).unwrap().len();
@@ -98,26 +117,32 @@ attempt("own_group", lambda: f"{os.getpgrp()} {os.getsid(0)}")
 #[tokio::test]
 async fn nothing_of_the_run_survives_the_runtime_being_killed() {
     let dir = scratch();
+    if hosts::expect(&killed_run(dir.path())).refused() {
+        // The helper's run would be refused before anything starts: check that here.
+        assert!(hosts::run(&killed_run(dir.path())).await.is_none());
+        return;
+    }
     let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "runtime_killed_helper", "--ignored", "--nocapture"])
         .env(HELPER_ENV, dir.path())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let leader = wait_for_pid(&dir.path().join("leader.pid")).await;
-    let background = wait_for_pid(&dir.path().join("bg.pid")).await;
+    // Both have started (each writes its pid, of whichever PID namespace it is in).
+    wait_for_pid(&dir.path().join("leader.pid")).await;
+    wait_for_pid(&dir.path().join("bg.pid")).await;
+    let mark = s(dir.path());
+    // Control: the run's leader and its background process are seen from here.
+    let alive = marked(&mark);
+    assert!(alive.len() >= 2, "the run's processes are not seen from the host: {alive:?}");
     let _ = helper.kill();
     let _ = helper.wait();
-    let leader_dead = wait_until_dead(leader).await;
-    let background_dead = wait_until_dead(background).await;
-    for pid in [leader, background] {
-        if is_running(pid) {
-            // SAFETY: kill takes plain integers; these are processes this test started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+    let left = wait_until_none_marked(&mark).await;
+    for pid in &left {
+        // SAFETY: kill takes plain integers; these are processes this test started.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
-    assert!(leader_dead, "the run's leader {leader} survived the runtime");
-    assert!(background_dead, "the run's background process {background} survived the runtime");
+    assert!(left.is_empty(), "processes of the run survived the runtime: {left:?} of {alive:?}");
 }
 
 const HELPER_ENV: &str = "SKILLBOX_CONFINE_HELPER_DIR";
@@ -126,20 +151,23 @@ const HELPER_ENV: &str = "SKILLBOX_CONFINE_HELPER_DIR";
 #[ignore = "helper of nothing_of_the_run_survives_the_runtime_being_killed; does nothing alone"]
 async fn runtime_killed_helper() {
     let Some(dir) = std::env::var_os(HELPER_ENV) else { return };
-    let dir = PathBuf::from(dir);
-    let mut spec = ChildSpec::new(SH, &dir);
-    // Inside a PID namespace `$$` and `$!` are namespace pids; /proc/self/stat (of the
-    // host's /proc) gives the pids the test can see.
+    let _ = run(&killed_run(&PathBuf::from(dir))).await;
+}
+
+/// The run the helper starts and is killed in: a shell and a background process, which
+/// write the pids the test sees to `leader.pid` and `bg.pid` in `dir`.
+fn killed_run(dir: &Path) -> ChildSpec {
+    let mut spec = ChildSpec::new(SH, dir);
+    // The pids are only a sign that each has started: the test finds the processes by MARK.
     spec.args = vec![
         "-c".into(),
-        "read -r p _ < /proc/self/stat; echo $p > leader.pid; \
-         /bin/sh -c 'read -r p _ < /proc/self/stat; echo $p > bg.pid; exec /bin/sleep 30' & wait"
-            .into(),
+        "echo $$ > leader.pid; /bin/sh -c 'echo $$ > bg.pid; exec /bin/sleep 30' & wait".into(),
     ];
-    let mut policy = writing(&[&dir]);
+    spec.env.push((MARK.into(), s(dir).into()));
+    let mut policy = writing(&[dir]);
     policy.processes = ProcessAccess::Full;
     policy.pid_namespace = true;
     spec.policy = policy;
     spec.timeout = Duration::from_secs(60);
-    let _ = run(&spec).await;
+    spec
 }

@@ -11,14 +11,17 @@
 //!   session still ends with the run;
 //! - without user namespaces: the supervisor kills the run when skillbox is killed, the run
 //!   cannot signal the supervisor (Landlock scopes), setsid stays denied, and a process
-//!   count is held by the watchdog where no pids cgroup is;
+//!   count is held by the watchdog where no pids cgroup is (for root too, under
+//!   `docker-default`, whose cgroups are read-only);
 //! - at Landlock ABI 2, which does not see truncation, seccomp keeps a readable file from
 //!   being truncated.
 //!
 //! The tests pass as root and as `nobody`; where what they see depends on the user (a pids
-//! cgroup for root), they branch on `geteuid()`.
+//! cgroup for root where the profile leaves the cgroups writable), they branch on the
+//! tests' host model (tests/hosts).
 
 mod common;
+mod hosts;
 mod probe;
 use common::*;
 use probe::*;
@@ -125,7 +128,7 @@ attempt("stream_to_path", lambda: str(pair(socket.SOCK_STREAM).sendto(b"x", ARGS
     for network in [NetworkAccess::None, NetworkAccess::HttpsOnly] {
         let mut policy = Policy::strict();
         policy.network = network;
-        let p = probe(policy, dir.path(), body, &args).await;
+        let p = probe(policy, dir.path(), body, &args).await.expect(RUNS);
         for attempt in ["dgram_pair", "to_path", "to_abstract"] {
             p.err(attempt, &[EPERM]);
         }
@@ -138,7 +141,7 @@ attempt("stream_to_path", lambda: str(pair(socket.SOCK_STREAM).sendto(b"x", ARGS
     // stays scoped out by Landlock, or unnamed in the run's network of sockets).
     let mut policy = Policy::strict();
     policy.network = NetworkAccess::Full;
-    let p = probe(policy, dir.path(), body, &args).await;
+    let p = probe(policy, dir.path(), body, &args).await.expect(RUNS);
     assert_eq!(p.ok_text("to_path"), "1");
     assert_eq!(received(), 1, "control: the datagram to the path was not seen");
 }
@@ -193,7 +196,8 @@ async fn a_program_may_start_a_session_of_its_own_where_a_pid_namespace_holds_th
     assert!(user_namespaces_work(), "this host must allow user namespaces for this test");
     let dir = scratch();
     let out = dir.path().join("helper.pid");
-    let p = probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await;
+    let p =
+        probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await.expect(RUNS);
     let line = p.ok_text("setsid_child");
     let mut f = line.split_whitespace();
     let helper: i32 = f.next().unwrap().parse().unwrap();
@@ -220,7 +224,8 @@ async fn helper_sessions_denied() {
     assert!(!user_namespaces_work(), "the profile must refuse user namespaces");
     let dir = scratch();
     let out = dir.path().join("helper.pid");
-    let p = probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await;
+    let p =
+        probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await.expect(RUNS);
     p.failed("setsid_child");
     p.err("setpgid", &[EPERM]);
     assert!(!out.exists(), "a helper started a session of its own");
@@ -292,7 +297,7 @@ async fn helper_supervisor_out_of_reach() {
     let Some(_) = inner() else { return };
     let dir = scratch();
     // A first run starts the supervisor, a child of this process running this binary.
-    let first = probe(session_policy(dir.path()), dir.path(), "", &[]).await;
+    let first = probe(session_policy(dir.path()), dir.path(), "", &[]).await.expect(RUNS);
     let tree = first.outcome.enforcement.line(Guarantee::TreeKill).unwrap();
     assert_eq!(tree.via, [Via::Supervisor, Via::Seccomp], "{tree:?}");
     let supervisor = children_of_self()
@@ -304,7 +309,9 @@ import signal
 attempt("kill", lambda: os.kill(int(ARGS[0]), signal.SIGKILL))
 attempt("stop", lambda: os.kill(int(ARGS[0]), signal.SIGSTOP))
 "##;
-    let p = probe(session_policy(dir.path()), dir.path(), body, &[supervisor.to_string()]).await;
+    let p = probe(session_policy(dir.path()), dir.path(), body, &[supervisor.to_string()])
+        .await
+        .expect(RUNS);
     p.err("kill", &[EPERM]);
     p.err("stop", &[EPERM]);
     let state = proc_state(supervisor);
@@ -352,6 +359,13 @@ async fn without_user_namespaces_a_process_count_still_holds() {
     under("no-userns", "helper_process_count");
 }
 
+/// The same in a container that mounts the cgroups read-only: root gets the watchdog alone
+/// (it is exempt from `RLIMIT_NPROC`), and the run is stopped with the `processes` limit.
+#[tokio::test]
+async fn without_user_namespaces_or_cgroups_a_process_count_still_holds() {
+    under("docker-default", "helper_process_count");
+}
+
 #[tokio::test]
 #[ignore = "helper of without_user_namespaces_a_process_count_still_holds"]
 async fn helper_process_count() {
@@ -363,30 +377,27 @@ async fn helper_process_count() {
     policy.rlimits.processes = Some(6);
     let mut spec = probe_spec(policy, dir.path(), MANY_BODY, &[]);
     spec.timeout = Duration::from_secs(60);
+    // The run's processes are found by their mark, not by their command line: the same
+    // helper runs under two profiles at once.
+    let mark = s(dir.path());
+    spec.env.push((MARK.into(), mark.clone().into()));
     let outcome = run(&spec).await.unwrap();
     let line = outcome.enforcement.line(Guarantee::Processes).unwrap().clone();
     let p = parse(outcome);
-    if is_root() {
+    if hosts::facts().cgroups {
         assert_eq!(line.via, [Via::PidsCgroup], "{line:?}");
         let refused: u32 = p.ok_text("refused").parse().unwrap();
         assert!(refused > 0, "the pids cgroup let 40 processes start\n{}", p.context());
     } else {
-        assert_eq!(line.via, [Via::Watchdog, Via::Rlimits], "{line:?}");
+        // Root is exempt from RLIMIT_NPROC: the watchdog alone.
+        let via: &[Via] = if is_root() { &[Via::Watchdog] } else { &[Via::Watchdog, Via::Rlimits] };
+        assert_eq!(line.via, via, "{line:?}");
         assert_eq!(p.outcome.limit, Some(Limit::Processes), "{}", p.context());
         let seen = p.outcome.processes_peak.unwrap_or(0);
         assert!(seen > 6, "the watchdog stopped the run at {seen} processes");
     }
-    // Nothing of the run is left: no `sleep 61` is running.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let left: Vec<i32> = fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"/bin/sleep\x0061\x00")
-                && is_running(*pid)
-        })
-        .collect();
+    // Nothing of the run is left.
+    let left = wait_until_none_marked(&mark).await;
     assert!(left.is_empty(), "processes of the run were left: {left:?}");
 }
 
@@ -398,6 +409,13 @@ async fn helper_process_count() {
 #[tokio::test]
 async fn without_user_namespaces_what_the_first_process_leaves_is_counted() {
     under("no-userns", "helper_count_at_exit");
+}
+
+/// The same in a container that mounts the cgroups read-only, where root's count is the
+/// watchdog's too.
+#[tokio::test]
+async fn without_user_namespaces_or_cgroups_what_the_first_process_leaves_is_counted() {
+    under("docker-default", "helper_count_at_exit");
 }
 
 #[tokio::test]
@@ -414,30 +432,25 @@ async fn helper_count_at_exit() {
     spec.args = vec!["-c".into(), script.into()];
     spec.policy = policy;
     spec.timeout = Duration::from_secs(60);
+    let mark = s(dir.path());
+    spec.env.push((MARK.into(), mark.clone().into()));
     let outcome = run(&spec).await.unwrap();
     let line = outcome.enforcement.line(Guarantee::Processes).unwrap().clone();
-    if is_root() {
+    if hosts::facts().cgroups {
         // Root has a pids cgroup here: forks past the count fail, and the shell exits.
         eprintln!("!!! as root a pids cgroup holds the count here; the watchdog is not used");
         assert_eq!(line.via, [Via::PidsCgroup], "{line:?}");
         let peak = outcome.processes_peak.unwrap_or(0);
         assert!(peak <= 4, "the pids cgroup let {peak} processes run");
     } else {
-        assert_eq!(line.via, [Via::Watchdog, Via::Rlimits], "{line:?}");
+        // Root is exempt from RLIMIT_NPROC: the watchdog alone.
+        let via: &[Via] = if is_root() { &[Via::Watchdog] } else { &[Via::Watchdog, Via::Rlimits] };
+        assert_eq!(line.via, via, "{line:?}");
         assert_eq!(outcome.limit, Some(Limit::Processes), "{outcome:?}");
         let seen = outcome.processes_peak.unwrap_or(0);
         assert!(seen > 4, "the watchdog counted {seen} processes");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let left: Vec<i32> = fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"/bin/sleep\x0062\x00")
-                && is_running(*pid)
-        })
-        .collect();
+    let left = wait_until_none_marked(&mark).await;
     assert!(left.is_empty(), "processes of the run were left: {left:?}");
 }
 
@@ -485,7 +498,8 @@ async fn helper_truncation() {
     policy.write = vec![rw.clone()];
     // Landlock ABI 2 has no signal scopes: the run needs its PID namespace to be allowed.
     policy.pid_namespace = true;
-    let p = probe(policy, dir.path(), TRUNCATE_BODY, &[s(&readable), s(&writable)]).await;
+    let p =
+        probe(policy, dir.path(), TRUNCATE_BODY, &[s(&readable), s(&writable)]).await.expect(RUNS);
     let files = p.outcome.enforcement.line(Guarantee::Filesystem).unwrap();
     assert_eq!(files.via, [Via::Landlock(2), Via::Seccomp], "{files:?}");
     p.err("open_rdonly_trunc", &[EPERM]);

@@ -18,6 +18,7 @@
 //!
 //! Runs as root and as an unprivileged user (`setpriv --reuid=nobody ...`), like the rest.
 
+mod hosts;
 mod probe;
 use probe::*;
 
@@ -27,7 +28,6 @@ use std::path::{Path, PathBuf};
 use skillbox_sandbox::{ChildSpec, Guarantee, MechanismState, Policy, SandboxError, Via};
 
 const ENOENT: i32 = libc::ENOENT;
-const EROFS: i32 = libc::EROFS;
 
 /// Set in the run of a test under `skillbox-hostsim`.
 const SIMULATED: &str = "SKILLBOX_TEST_MOUNT_FALLBACK";
@@ -78,7 +78,7 @@ fn ns(mut p: Policy) -> Policy {
 
 /// Runs a probe and checks that its files were confined by the mount namespace.
 async fn mounted(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> Probe {
-    let p = probe(ns(policy), cwd, body, args).await;
+    let p = probe(ns(policy), cwd, body, args).await.expect(RUNS);
     let line = p.outcome.enforcement.line(Guarantee::Filesystem).unwrap();
     assert_eq!(line.state, MechanismState::Enforced, "{line:?}");
     assert_eq!(line.via, vec![Via::MountNamespace], "{line:?}");

@@ -15,6 +15,7 @@
 //! by uid the test branches on `geteuid()`.
 
 mod common;
+mod hosts;
 mod probe;
 use probe::*;
 use std::fs;
@@ -83,7 +84,7 @@ async fn protected_entries_stay_unchanged_in_a_writable_workspace() {
     };
     let protected_before = protected();
 
-    let p = probe(writing(&[w]), w, PLANT, &[s(w)]).await;
+    let Some(p) = probe(writing(&[w]), w, PLANT, &[s(w)]).await else { return };
     for name in ["cfg", "skill", "rc"] {
         for how in [
             "append",
@@ -131,7 +132,7 @@ async fn protected_entries_stay_unchanged_in_a_writable_workspace() {
     let ws2 = workspace();
     let mut open = writing(&[ws2.path()]);
     open.protected = Vec::new();
-    let p = probe(open, ws2.path(), PLANT, &[s(ws2.path())]).await;
+    let Some(p) = probe(open, ws2.path(), PLANT, &[s(ws2.path())]).await else { return };
     p.ok("cfg_append");
     p.ok("hook_create");
     p.ok("git_rename");
@@ -158,7 +159,7 @@ attempt("src", lambda: write(w + "/src/ok.txt", mode="xb"))
     // The workspace is guarded: granted entry by entry although it holds no protected entry.
     let mut policy = writing(&[w]);
     policy.guarded = vec![w.to_path_buf()];
-    let p = probe(policy, w, body, &[s(w)]).await;
+    let Some(p) = probe(policy, w, body, &[s(w)]).await else { return };
     p.ok("src");
     for name in ["git_hook", "skill", "bashrc", "claude"] {
         p.failed(name);
@@ -181,7 +182,7 @@ w = ARGS[0]
 attempt("chmod_hook", lambda: os.chmod(w + "/.git/hooks/post-commit", 0o755))
 attempt("chmod_rc", lambda: os.chmod(w + "/.bashrc", 0o000))
 "##;
-    let p = probe(writing(&[w]), w, body, &[s(w)]).await;
+    let Some(p) = probe(writing(&[w]), w, body, &[s(w)]).await else { return };
     let mode = fs::metadata(&hook).unwrap().permissions().mode() & 0o777;
     let _ = fs::set_permissions(w.join(".bashrc"), fs::Permissions::from_mode(0o666));
     p.failed("chmod_hook");

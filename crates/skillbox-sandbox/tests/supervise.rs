@@ -10,6 +10,7 @@
 //! has released everything and can no longer run.
 
 mod common;
+mod hosts;
 use common::{is_running, wait_until_dead};
 use std::ffi::OsString;
 use std::fs;
@@ -49,8 +50,10 @@ fn sh(script: &str, cwd: &Path) -> ChildSpec {
     spec(SH, &["-c", script], cwd)
 }
 
-async fn run_ok(spec: &ChildSpec) -> ChildOutcome {
-    run(spec).await.unwrap_or_else(|e| panic!("run({:?}) failed: {e}", spec.program))
+/// Runs `spec`, which must run unless the support matrix says it is refused on this host
+/// (`None`: the caller skips the rest of that check). See `tests/hosts`.
+async fn run_ok(spec: &ChildSpec) -> Option<ChildOutcome> {
+    hosts::run_ok(spec).await
 }
 
 /// The whole of a stream that must not have been truncated.
@@ -116,7 +119,7 @@ async fn argv_reaches_the_program_byte_for_byte() {
     spec.args.extend(args.iter().cloned());
     spec.env = vec![("PATH".into(), PATH_VALUE.into())];
 
-    let out = run_ok(&spec).await;
+    let Some(out) = run_ok(&spec).await else { return };
 
     assert_eq!(out.status, ExitStatus::Exited(0), "stderr: {}", out.stderr.to_text());
     assert!(!out.stdout.truncated());
@@ -133,7 +136,7 @@ async fn shell_syntax_given_to_echo_is_printed_not_run() {
     let mut echo = spec("/bin/echo", &[payload], dir.path());
     echo.env = vec![("PATH".into(), PATH_VALUE.into())];
 
-    let out = run_ok(&echo).await;
+    let Some(out) = run_ok(&echo).await else { return };
 
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(whole(&out.stdout), format!("{payload}\n"));
@@ -143,7 +146,7 @@ async fn shell_syntax_given_to_echo_is_printed_not_run() {
     // does create the file. So the absence above is meaningful.
     let mut through_shell = sh(payload, dir.path());
     through_shell.env = echo.env.clone();
-    let out = run_ok(&through_shell).await;
+    let Some(out) = run_ok(&through_shell).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0), "stderr: {}", out.stderr.to_text());
     assert_eq!(whole(&out.stdout), "hi\n");
     assert!(dir.path().join("PWNED").exists(), "control: a shell should have created PWNED");
@@ -161,7 +164,7 @@ async fn environment_is_exactly_the_spec_env() {
     spec.env =
         vec![("SKILLBOX_VISIBLE".into(), "yes".into()), ("WITH_EQUALS".into(), "a=b c".into())];
 
-    let out = run_ok(&spec).await;
+    let Some(out) = run_ok(&spec).await else { return };
 
     assert_eq!(out.status, ExitStatus::Exited(0));
     let seen = whole(&out.stdout);
@@ -174,7 +177,7 @@ async fn environment_is_exactly_the_spec_env() {
 #[tokio::test]
 async fn empty_spec_env_gives_an_empty_environment() {
     let dir = scratch();
-    let out = run_ok(&spec("/usr/bin/env", &[], dir.path())).await;
+    let Some(out) = run_ok(&spec("/usr/bin/env", &[], dir.path())).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(whole(&out.stdout), "");
 }
@@ -188,12 +191,12 @@ async fn cwd_is_honoured() {
     let canonical = fs::canonicalize(&sub).unwrap();
     assert_ne!(std::env::current_dir().unwrap(), canonical);
 
-    let out = run_ok(&spec("/bin/pwd", &["-P"], &sub)).await;
+    let Some(out) = run_ok(&spec("/bin/pwd", &["-P"], &sub)).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(PathBuf::from(whole(&out.stdout).trim_end_matches('\n')), canonical);
 
     // A relative path written by the child lands in the given directory.
-    let out = run_ok(&sh("echo made-here > relative.txt", &sub)).await;
+    let Some(out) = run_ok(&sh("echo made-here > relative.txt", &sub)).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0), "stderr: {}", out.stderr.to_text());
     assert_eq!(fs::read_to_string(sub.join("relative.txt")).unwrap(), "made-here\n");
 }
@@ -204,12 +207,14 @@ async fn stdin_is_dev_null() {
     // `cat` would block forever on an inherited terminal or an open pipe.
     let mut cat = spec("/bin/cat", &[], dir.path());
     cat.timeout = Duration::from_secs(20);
-    let out = run_ok(&cat).await;
+    let Some(out) = run_ok(&cat).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(out.stdout.total_bytes, 0);
     assert_eq!(out.stderr.total_bytes, 0);
 
-    let out = run_ok(&spec("/bin/readlink", &["/proc/self/fd/0"], dir.path())).await;
+    let Some(out) = run_ok(&spec("/bin/readlink", &["/proc/self/fd/0"], dir.path())).await else {
+        return;
+    };
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(whole(&out.stdout), "/dev/null\n");
 }
@@ -229,7 +234,7 @@ async fn exit_codes_and_signals_are_reported() {
         ("kill -KILL $$", ExitStatus::Signaled(libc::SIGKILL), ""),
     ];
     for (script, status, stdout) in cases {
-        let out = run_ok(&sh(script, dir.path())).await;
+        let Some(out) = run_ok(&sh(script, dir.path())).await else { continue };
         assert_eq!(out.status, status, "script {script:?}, stderr: {}", out.stderr.to_text());
         assert_eq!(whole(&out.stdout), stdout, "script {script:?}");
     }
@@ -238,7 +243,9 @@ async fn exit_codes_and_signals_are_reported() {
 #[tokio::test]
 async fn stdout_and_stderr_are_captured_separately() {
     let dir = scratch();
-    let out = run_ok(&sh("echo to-out; echo to-err >&2; exit 1", dir.path())).await;
+    let Some(out) = run_ok(&sh("echo to-out; echo to-err >&2; exit 1", dir.path())).await else {
+        return;
+    };
     assert_eq!(out.status, ExitStatus::Exited(1));
     assert_eq!(whole(&out.stdout), "to-out\n");
     assert_eq!(whole(&out.stderr), "to-err\n");
@@ -250,7 +257,7 @@ async fn a_huge_timeout_is_accepted() {
     let dir = scratch();
     let mut echo = spec("/bin/echo", &["done"], dir.path());
     echo.timeout = Duration::MAX;
-    let out = run_ok(&echo).await;
+    let Some(out) = run_ok(&echo).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(whole(&out.stdout), "done\n");
 }
@@ -266,7 +273,7 @@ async fn timeout_kills_a_sleeping_child() {
     spec.timeout = Duration::from_millis(300);
 
     let started = Instant::now();
-    let out = run_ok(&spec).await;
+    let Some(out) = run_ok(&spec).await else { return };
     let elapsed = started.elapsed();
 
     assert_eq!(out.status, ExitStatus::TimedOut);
@@ -282,7 +289,7 @@ async fn timeout_kills_the_whole_process_group() {
     spec.timeout = Duration::from_secs(2);
 
     let started = Instant::now();
-    let out = run_ok(&spec).await;
+    let Some(out) = run_ok(&spec).await else { return };
     let elapsed = started.elapsed();
 
     assert_eq!(out.status, ExitStatus::TimedOut);
@@ -303,7 +310,7 @@ async fn background_child_holding_stdout_does_not_delay_return_and_is_killed() {
     spec.timeout = Duration::from_secs(60);
 
     let started = Instant::now();
-    let out = run_ok(&spec).await;
+    let Some(out) = run_ok(&spec).await else { return };
     let elapsed = started.elapsed();
 
     assert_eq!(out.status, ExitStatus::Exited(0));
@@ -320,6 +327,10 @@ async fn dropping_the_run_future_kills_the_process_group() {
     let background_file = dir.path().join("bg.pid");
     let mut spec = sh("echo $$ > leader.pid; /bin/sleep 30 & echo $! > bg.pid; wait", dir.path());
     spec.timeout = Duration::from_secs(60);
+    if hosts::expect(&spec).refused() {
+        assert!(hosts::run(&spec).await.is_none());
+        return;
+    }
 
     // Drive `run` until the child has recorded both pids, then drop the future.
     let (leader, background) = {
@@ -366,7 +377,10 @@ fn spin(dir: &Path, pid_namespace: bool, timeout: Duration) -> ChildSpec {
 async fn a_run_stopped_by_its_cpu_limit_says_cpu() {
     let dir = scratch();
     for pid_namespace in [false, true] {
-        let out = run_ok(&spin(dir.path(), pid_namespace, Duration::from_secs(120))).await;
+        let Some(out) = run_ok(&spin(dir.path(), pid_namespace, Duration::from_secs(120))).await
+        else {
+            continue;
+        };
         assert_eq!(
             (out.status, out.limit),
             (ExitStatus::Signaled(libc::SIGKILL), Some(Limit::Cpu)),
@@ -382,7 +396,7 @@ async fn another_sigkill_is_not_the_cpu_limit() {
     let dir = scratch();
     let mut spec = sh("kill -KILL $$", dir.path());
     spec.policy.rlimits.cpu_seconds = Some(1);
-    let out = run_ok(&spec).await;
+    let Some(out) = run_ok(&spec).await else { return };
     assert_eq!((out.status, out.limit), (ExitStatus::Signaled(libc::SIGKILL), None), "{out:?}");
 }
 
@@ -398,7 +412,10 @@ async fn a_cpu_limit_equal_to_the_timeout_is_never_a_bare_sigkill() {
     let mut seen = std::collections::BTreeMap::new();
     for i in 0..16 {
         let pid_namespace = i % 2 == 1;
-        let out = run_ok(&spin(dir.path(), pid_namespace, Duration::from_secs(1))).await;
+        let Some(out) = run_ok(&spin(dir.path(), pid_namespace, Duration::from_secs(1))).await
+        else {
+            continue;
+        };
         let ok = matches!(
             (out.status, out.limit),
             (ExitStatus::TimedOut, None) | (ExitStatus::TimedOut, Some(Limit::Cpu))
@@ -444,7 +461,7 @@ async fn large_output_is_capped_keeping_head_and_tail() {
     spec.output_limit = LIMIT;
     spec.timeout = Duration::from_secs(120);
 
-    let out = run_ok(&spec).await;
+    let Some(out) = run_ok(&spec).await else { return };
 
     assert_eq!(out.status, ExitStatus::Exited(0), "stderr: {}", out.stderr.to_text());
     let expected = numbered_lines(LINES);
@@ -481,7 +498,7 @@ async fn output_at_the_limit_is_kept_whole_and_one_byte_more_is_truncated() {
 
     let mut exact = spec(PYTHON, &["-c", script, &LIMIT.to_string()], dir.path());
     exact.output_limit = LIMIT;
-    let out = run_ok(&exact).await;
+    let Some(out) = run_ok(&exact).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0), "stderr: {}", out.stderr.to_text());
     assert!(!out.stdout.truncated());
     assert_eq!(out.stdout.total_bytes, LIMIT as u64);
@@ -491,7 +508,7 @@ async fn output_at_the_limit_is_kept_whole_and_one_byte_more_is_truncated() {
 
     let mut over = spec(PYTHON, &["-c", script, &(LIMIT + 1).to_string()], dir.path());
     over.output_limit = LIMIT;
-    let out = run_ok(&over).await;
+    let Some(out) = run_ok(&over).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0), "stderr: {}", out.stderr.to_text());
     let expected = content(LIMIT + 1);
     assert!(out.stdout.truncated());
@@ -506,7 +523,7 @@ async fn a_zero_output_limit_keeps_nothing_but_counts_everything() {
     let dir = scratch();
     let mut spec = sh("printf 'twelve bytes'", dir.path());
     spec.output_limit = 0;
-    let out = run_ok(&spec).await;
+    let Some(out) = run_ok(&spec).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert!(out.stdout.head.is_empty() && out.stdout.tail.is_empty());
     assert_eq!(out.stdout.total_bytes, 12);
@@ -532,7 +549,7 @@ async fn both_streams_are_drained_while_the_child_runs() {
     spec.timeout = Duration::from_secs(30);
     spec.output_limit = 4096;
 
-    let out = run_ok(&spec).await;
+    let Some(out) = run_ok(&spec).await else { return };
 
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(out.stdout.total_bytes, 1 << 20);
@@ -593,7 +610,7 @@ async fn invalid_specs_are_rejected_before_anything_runs() {
     }
 
     // Control: the unmodified spec does run.
-    let out = run_ok(&valid).await;
+    let Some(out) = run_ok(&valid).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(fs::read_to_string(dir.path().join("ran")).unwrap(), "yes\n");
 }
@@ -603,7 +620,8 @@ async fn programs_that_cannot_start_are_spawn_errors() {
     let dir = scratch();
 
     let missing = "/nonexistent/skillbox-no-such-program";
-    match run(&spec(missing, &[], dir.path())).await {
+    let Some(result) = hosts::run(&spec(missing, &[], dir.path())).await else { return };
+    match result {
         Err(SandboxError::Spawn { program, source }) => {
             assert_eq!(program, missing);
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
@@ -615,7 +633,11 @@ async fn programs_that_cannot_start_are_spawn_errors() {
     let not_executable = dir.path().join("script");
     fs::write(&not_executable, "#!/bin/sh\necho ran\n").unwrap();
     fs::set_permissions(&not_executable, fs::Permissions::from_mode(0o644)).unwrap();
-    match run(&spec(not_executable.to_str().unwrap(), &[], dir.path())).await {
+    let Some(result) = hosts::run(&spec(not_executable.to_str().unwrap(), &[], dir.path())).await
+    else {
+        return;
+    };
+    match result {
         Err(e @ SandboxError::Spawn { .. }) => {
             assert!(e.to_string().contains("script"), "error does not name the program: {e}");
             let SandboxError::Spawn { source, .. } = e else { unreachable!() };
@@ -625,7 +647,8 @@ async fn programs_that_cannot_start_are_spawn_errors() {
     }
 
     let gone = dir.path().join("no-such-dir");
-    match run(&spec("/bin/echo", &["hi"], &gone)).await {
+    let Some(result) = hosts::run(&spec("/bin/echo", &["hi"], &gone)).await else { return };
+    match result {
         Err(e @ SandboxError::Confine { .. }) => {
             assert!(e.to_string().contains("working directory"), "{e}");
             let SandboxError::Confine { source, .. } = e else { unreachable!() };
@@ -648,7 +671,8 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
     strict.policy.rlimits.cpu_percent = Some(50);
     strict.policy.rlimits.disk_write_bytes = Some(16 << 20);
     strict.policy.pid_namespace = true;
-    let report = run_ok(&strict).await.enforcement;
+    let Some(out) = run_ok(&strict).await else { return };
+    let report = out.enforcement;
 
     let mut names: Vec<&str> = report.mechanisms.iter().map(|m| m.name.as_str()).collect();
     names.sort_unstable();
@@ -696,7 +720,8 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
     assert_eq!(report.mechanisms.len(), Guarantee::ALL.len());
 
     // The permissive policy lifts files, network and processes, and says so.
-    let permissive = run_ok(&spec("/bin/true", &[], dir.path())).await.enforcement;
+    let Some(out) = run_ok(&spec("/bin/true", &[], dir.path())).await else { return };
+    let permissive = out.enforcement;
     for name in [Guarantee::Filesystem, Guarantee::Network, Guarantee::Processes] {
         assert_eq!(permissive.state(name), Some(MechanismState::Unrestricted), "{name}");
     }

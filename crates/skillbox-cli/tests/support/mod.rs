@@ -18,7 +18,7 @@ pub(crate) fn bin() -> String {
 
 /// The Python interpreter that has the official MCP SDK: `SKILLBOX_TEST_PYTHON`, else the
 /// virtual environment scripts/install-test-deps.sh creates.
-pub fn sdk_python() -> PathBuf {
+pub(crate) fn sdk_python() -> PathBuf {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(p) = std::env::var_os("SKILLBOX_TEST_PYTHON") {
         candidates.push(p.into());

@@ -2,6 +2,12 @@
 //! attempt after another under a policy and prints one line per attempt, which the test then
 //! asserts on by name (see `PRELUDE`); and helpers for world-accessible scratch trees, so
 //! that only the sandbox stands between a child and what the test put there.
+//!
+//! Every run goes through the host model (`tests/hosts`): where the support matrix says a
+//! policy is refused on this host, [`probe`] and [`probe_run`] check that it is, exactly,
+//! and return `None`, and the test skips the rest of that check (`let Some(p) = ... else {
+//! return };`); where it runs, they return what it did, its report checked against the
+//! matrix.
 
 #![allow(dead_code)]
 
@@ -13,66 +19,70 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use skillbox_sandbox::{run, ChildOutcome, ChildSpec, ExitStatus, Policy};
+use skillbox_sandbox::{ChildOutcome, ChildSpec, ExitStatus, Policy};
 
-pub const PYTHON: &str = "/usr/bin/python3";
-pub const SH: &str = "/bin/sh";
-pub const PATH_VALUE: &str = "/usr/local/bin:/usr/bin:/bin";
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
+pub(crate) const SH: &str = "/bin/sh";
+pub(crate) const PATH_VALUE: &str = "/usr/local/bin:/usr/bin:/bin";
 
-pub const EACCES: i32 = libc::EACCES;
-pub const EPERM: i32 = libc::EPERM;
-pub const EXDEV: i32 = libc::EXDEV;
+pub(crate) const EACCES: i32 = libc::EACCES;
+pub(crate) const EPERM: i32 = libc::EPERM;
+pub(crate) const ENOENT: i32 = libc::ENOENT;
+pub(crate) const EXDEV: i32 = libc::EXDEV;
+pub(crate) const EROFS: i32 = libc::EROFS;
 /// From linux/capability.h.
-pub const CAP_SYS_RESOURCE: u32 = 24;
+pub(crate) const CAP_SYS_RESOURCE: u32 = 24;
 
-pub fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     euid() == 0
 }
 
 /// Whether this (test) process holds capability `cap` in its effective set.
-pub fn has_capability(cap: u32) -> bool {
+pub(crate) fn has_capability(cap: u32) -> bool {
     let status = fs::read_to_string("/proc/self/status").unwrap();
     let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:\t")).unwrap();
     u64::from_str_radix(eff.trim(), 16).unwrap() & (1 << cap) != 0
 }
 
-pub fn strict() -> Policy {
-    Policy::strict()
+/// The strict policy (asking for a PID namespace where `SKILLBOX_TEST_PID_NAMESPACE=1`:
+/// see `hosts::strict`).
+pub(crate) fn strict() -> Policy {
+    crate::hosts::strict()
 }
 
 /// The protected names the confinement tests give the sandbox: which names are protected is
 /// the caller's policy (skillbox's list is in the skills crate); the sandbox enforces any
 /// list.
-pub const NAMES: &[&str] = &[".git", ".q-skills", ".claude", ".bashrc", ".profile"];
+pub(crate) const NAMES: &[&str] = &[".git", ".q-skills", ".claude", ".bashrc", ".profile"];
 
 /// The strict policy, with `paths` readable.
-pub fn reading(paths: &[&Path]) -> Policy {
-    let mut p = Policy::strict();
+pub(crate) fn reading(paths: &[&Path]) -> Policy {
+    let mut p = strict();
     p.read = paths.iter().map(|p| p.to_path_buf()).collect();
     p
 }
 
 /// The strict policy, with `paths` writable and [`NAMES`] protected in them.
-pub fn writing(paths: &[&Path]) -> Policy {
-    let mut p = Policy::strict();
+pub(crate) fn writing(paths: &[&Path]) -> Policy {
+    let mut p = strict();
     p.write = paths.iter().map(|p| p.to_path_buf()).collect();
     p.protected = NAMES.iter().map(|n| n.to_string()).collect();
     p
 }
 
 /// A fresh directory any user can write to.
-pub fn scratch() -> tempfile::TempDir {
+pub(crate) fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("create temp dir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod temp dir");
     dir
 }
 
 /// A world-accessible directory `name` inside `parent`.
-pub fn subdir(parent: &Path, name: &str) -> PathBuf {
+pub(crate) fn subdir(parent: &Path, name: &str) -> PathBuf {
     let p = parent.join(name);
     fs::create_dir_all(&p).unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
@@ -80,26 +90,26 @@ pub fn subdir(parent: &Path, name: &str) -> PathBuf {
 }
 
 /// A world-readable (and writable) file: only the sandbox may stand in the child's way.
-pub fn file(path: &Path, content: &[u8]) {
+pub(crate) fn file(path: &Path, content: &[u8]) {
     fs::write(path, content).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o666)).unwrap();
 }
 
 /// A value no file on the machine holds by chance.
-pub fn unique_secret(what: &str) -> String {
+pub(crate) fn unique_secret(what: &str) -> String {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("SKILLBOX-{what}-{}-{nanos}", std::process::id())
 }
 
 /// A directory holding `secret.txt`, readable by everyone, granted to nobody.
-pub struct Secret {
-    pub dir: tempfile::TempDir,
-    pub file: PathBuf,
-    pub value: String,
+pub(crate) struct Secret {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) file: PathBuf,
+    pub(crate) value: String,
 }
 
-pub fn secret() -> Secret {
+pub(crate) fn secret() -> Secret {
     let dir = scratch();
     let value = unique_secret("SECRET");
     let file_path = dir.path().join("secret.txt");
@@ -107,21 +117,21 @@ pub fn secret() -> Secret {
     Secret { dir, file: file_path, value }
 }
 
-pub fn s(p: &Path) -> String {
+pub(crate) fn s(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_string()
 }
 
-pub fn hex_decode(h: &str) -> Vec<u8> {
+pub(crate) fn hex_decode(h: &str) -> Vec<u8> {
     assert!(h.len().is_multiple_of(2), "odd hex: {h}");
     (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
 }
 
-pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The Python every probe starts with: `attempt(name, fn)` runs `fn` and prints one line.
-pub const PRELUDE: &str = r##"
+pub(crate) const PRELUDE: &str = r##"
 import ctypes, os, socket, sys
 ARGS = sys.argv[1:]
 libc = ctypes.CDLL(None, use_errno=True)
@@ -158,20 +168,31 @@ def write(p, data=b"planted", mode="wb"):
 "##;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     Ok(Vec<u8>),
     Err(i32),
     Exc(String),
 }
 
 /// What a probe child did, attempt by attempt.
-pub struct Probe {
-    pub outcome: ChildOutcome,
-    pub attempts: BTreeMap<String, Attempt>,
+pub(crate) struct Probe {
+    pub(crate) outcome: ChildOutcome,
+    pub(crate) attempts: BTreeMap<String, Attempt>,
 }
 
 impl Probe {
-    pub fn context(&self) -> String {
+    /// Whether the run's files were confined by a mount namespace of its own (its
+    /// `filesystem` line names `mount-namespace`): a path outside what its root holds does
+    /// not exist for it (`ENOENT`, where Landlock answers `EACCES`), and its `/proc` is its
+    /// PID namespace's, where no process outside the run has an entry.
+    pub(crate) fn own_root(&self) -> bool {
+        self.outcome
+            .enforcement
+            .line(skillbox_sandbox::Guarantee::Filesystem)
+            .is_some_and(|l| l.via == [skillbox_sandbox::Via::MountNamespace])
+    }
+
+    pub(crate) fn context(&self) -> String {
         format!(
             "status {:?}\nstdout:\n{}\nstderr:\n{}",
             self.outcome.status,
@@ -180,26 +201,26 @@ impl Probe {
         )
     }
 
-    pub fn get(&self, name: &str) -> &Attempt {
+    pub(crate) fn get(&self, name: &str) -> &Attempt {
         self.attempts
             .get(name)
             .unwrap_or_else(|| panic!("attempt {name} never reported\n{}", self.context()))
     }
 
     /// The attempt succeeded; its result.
-    pub fn ok(&self, name: &str) -> Vec<u8> {
+    pub(crate) fn ok(&self, name: &str) -> Vec<u8> {
         match self.get(name) {
             Attempt::Ok(v) => v.clone(),
             other => panic!("{name}: expected success, got {other:?}\n{}", self.context()),
         }
     }
 
-    pub fn ok_text(&self, name: &str) -> String {
+    pub(crate) fn ok_text(&self, name: &str) -> String {
         String::from_utf8(self.ok(name)).expect("utf-8 result")
     }
 
     /// The attempt failed with one of `errnos`.
-    pub fn err(&self, name: &str, errnos: &[i32]) -> i32 {
+    pub(crate) fn err(&self, name: &str, errnos: &[i32]) -> i32 {
         match self.get(name) {
             Attempt::Err(e) if errnos.contains(e) => *e,
             other => panic!(
@@ -209,8 +230,16 @@ impl Probe {
         }
     }
 
+    /// The attempt was denied by the mechanism the run's report names: with one of
+    /// `landlock`'s errnos, or of `own_root`'s where a root of the run's own keeps its files
+    /// ([`Probe::own_root`]: a path outside it does not exist, `ENOENT`; a read-only tree
+    /// answers `EROFS`).
+    pub(crate) fn denied(&self, name: &str, landlock: &[i32], own_root: &[i32]) -> i32 {
+        self.err(name, if self.own_root() { own_root } else { landlock })
+    }
+
     /// The attempt failed in any way.
-    pub fn failed(&self, name: &str) {
+    pub(crate) fn failed(&self, name: &str) {
         if let Attempt::Ok(v) = self.get(name) {
             panic!(
                 "{name}: expected a failure, but it succeeded with {:?}\n{}",
@@ -222,7 +251,7 @@ impl Probe {
 
     /// No trace of `secret` anywhere in what the child produced: raw streams, decoded
     /// results, or hex-encoded.
-    pub fn assert_no_leak(&self, secret: &str) {
+    pub(crate) fn assert_no_leak(&self, secret: &str) {
         let raw = [&self.outcome.stdout.head[..], &self.outcome.stdout.tail[..]].concat();
         let raw_err = [&self.outcome.stderr.head[..], &self.outcome.stderr.tail[..]].concat();
         let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
@@ -238,7 +267,7 @@ impl Probe {
     }
 }
 
-pub fn probe_spec(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> ChildSpec {
+pub(crate) fn probe_spec(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> ChildSpec {
     let mut spec = ChildSpec::new(PYTHON, cwd);
     let script = format!("{PRELUDE}\n{body}");
     spec.args = vec!["-I".into(), "-c".into(), script.into()];
@@ -248,7 +277,7 @@ pub fn probe_spec(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> Ch
     spec
 }
 
-pub fn parse(outcome: ChildOutcome) -> Probe {
+pub(crate) fn parse(outcome: ChildOutcome) -> Probe {
     assert!(!outcome.stdout.truncated(), "probe output truncated");
     let text = String::from_utf8(outcome.stdout.head.clone()).expect("utf-8 probe output");
     let mut attempts = BTreeMap::new();
@@ -266,21 +295,33 @@ pub fn parse(outcome: ChildOutcome) -> Probe {
     Probe { outcome, attempts }
 }
 
-/// Runs a probe to its end; it must exit 0 (every attempt reported).
-pub async fn probe_run(spec: &ChildSpec) -> Probe {
-    let out = run(spec).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+/// What a test that needs its run says when the matrix refuses it (`probe(..).expect(RUNS)`):
+/// the tests that pick their own simulated host (mechanisms.rs, mount_fallback.rs) pick one
+/// where the run is kept, so a refusal there is a failure.
+pub(crate) const RUNS: &str =
+    "the support matrix refuses this run here, but this test picked a host where it runs";
+
+/// Runs a probe to its end; it must exit 0 (every attempt reported). `None` when the
+/// matrix says the policy is refused on this host and it was, exactly.
+pub(crate) async fn probe_run(spec: &ChildSpec) -> Option<Probe> {
+    let out = crate::hosts::run_ok(spec).await?;
     let p = parse(out);
     assert_eq!(p.outcome.status, ExitStatus::Exited(0), "probe did not finish\n{}", p.context());
-    p
+    Some(p)
 }
 
-pub async fn probe(policy: Policy, cwd: &Path, body: &str, args: &[String]) -> Probe {
+pub(crate) async fn probe(
+    policy: Policy,
+    cwd: &Path,
+    body: &str,
+    args: &[String],
+) -> Option<Probe> {
     probe_run(&probe_spec(policy, cwd, body, args)).await
 }
 
 /// Names of the entries of `dir`, sorted, recursively, with file contents: a snapshot that
 /// changes if anything in the tree is created, removed, renamed or rewritten.
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
