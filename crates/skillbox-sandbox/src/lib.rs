@@ -42,6 +42,7 @@ mod paths;
 mod plan;
 mod policy;
 mod probe;
+mod remove;
 mod report;
 mod run;
 mod seccomp;
@@ -68,6 +69,7 @@ pub use policy::{
     NetworkAccess, Policy, ProcessAccess, Rlimits, DEVICES, ETC_SECRETS, SYSTEM_READ,
 };
 pub use probe::{HostSupport, Refusal};
+pub use remove::{remove_tree, Identity, RemoveError};
 pub use report::{Enforcement, Guarantee, Mechanism, MechanismState, Via};
 pub use run::{host, preview, run, ChildOutcome, ExitStatus, Limit};
 pub use spec::ChildSpec;

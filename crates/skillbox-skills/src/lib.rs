@@ -54,7 +54,6 @@ mod prompt;
 pub mod protect;
 mod refusals;
 pub mod registry;
-mod remove_tree;
 pub mod resilience;
 mod result;
 mod runtime;
