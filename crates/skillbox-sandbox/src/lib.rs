@@ -40,6 +40,7 @@ mod mountns;
 mod output;
 mod paths;
 mod plan;
+mod planted;
 mod policy;
 mod probe;
 mod remove;
@@ -65,6 +66,7 @@ pub use diagnose::{profile as host_profile, Finding, HostProfile, APPARMOR_INSTA
 pub use output::CapturedOutput;
 pub use paths::{normalize, resolve, resolve_beneath};
 pub use plan::DECLARATIONS;
+pub use planted::{Planted, PlantedEntry, PlantedFate, MAX_PLANTED_LISTED, MAX_SWEEP_ENTRIES};
 pub use policy::{
     NetworkAccess, Policy, ProcessAccess, Rlimits, DEVICES, ETC_SECRETS, SYSTEM_READ,
 };
