@@ -910,6 +910,29 @@ mod tests {
         assert!(!exists(&ws.join("junk/z/.git")));
     }
 
+    /// The sweep waits until no process of the run's group is left: here a zombie of the
+    /// group, reaped 300 ms later (a killed process of a run without a PID namespace may
+    /// still finish a system call meanwhile).
+    #[test]
+    fn the_sweep_waits_until_the_group_is_empty() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "exit 0"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let group = child.id() as libc::pid_t;
+        std::thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        let reaper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            child.wait().unwrap();
+        });
+        assert!(wait_gone(group));
+        assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+        reaper.join().unwrap();
+    }
+
     /// Without a quarantine, or with one on another file system, a planted entry is
     /// removed, a directory with everything in it.
     #[test]
