@@ -330,6 +330,12 @@ pub(crate) fn step(
 /// per entry; the rest are counted in one more event.
 pub(crate) const MAX_PLANTED_EVENTS: usize = 20;
 
+/// The `violation` detail of an event about a planted entry.
+const PLANTED: &str = "planted-protected-entry";
+
+/// The `violation` detail of an event about an incomplete check for planted entries.
+const PLANTED_UNCHECKED: &str = "planted-check-incomplete";
+
 /// The `SandboxViolation` events of what the run of one attempt or fallback planted under a
 /// protected name (its result's `planted`, before earlier steps' are added): one per entry
 /// (at most [`MAX_PLANTED_EVENTS`], then one counting the rest), and one when the sweep was
@@ -376,7 +382,7 @@ pub(crate) fn planted(
             };
             event(json!({
                 "message": message,
-                "violation": "planted-protected-entry",
+                "violation": PLANTED,
                 "path": path,
                 "action": e.action,
                 "quarantined_to": e.to.as_deref().map(path_text),
@@ -393,7 +399,7 @@ pub(crate) fn planted(
                 "the run planted {more} more protected entries, not recorded one by one (at \
                  most {MAX_PLANTED_EVENTS} are); skillbox took them away as it did the others"
             ),
-            "violation": "planted-protected-entry",
+            "violation": PLANTED,
             "more": more,
             "fallback": fallback,
         })));
@@ -404,7 +410,7 @@ pub(crate) fn planted(
                 "the check for planted protected entries was incomplete, so one may remain in \
                  a writable tree: {why}"
             ),
-            "violation": "planted-check-incomplete",
+            "violation": PLANTED_UNCHECKED,
             "reason": why,
             "fallback": fallback,
         })));

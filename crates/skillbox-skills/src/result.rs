@@ -247,16 +247,17 @@ impl PlantedReport {
             n => format!(" and {n} more"),
         };
         let all = |a: &str| self.entries.iter().all(|e| e.action == a);
+        let them = if self.count == 1 { "it" } else { "them" };
         let fate = if all("quarantined") {
             let dir = self.entries.first().and_then(|e| e.to.as_ref()).and_then(|t| t.parent());
             match dir {
-                Some(d) => format!("moved to {}", skillbox_audit::text::path(d)),
-                None => "moved to the quarantine".to_string(),
+                Some(d) => format!("moved {them} to {}", skillbox_audit::text::path(d)),
+                None => format!("moved {them} to the quarantine"),
             }
         } else if all("removed") {
-            "removed".to_string()
+            format!("removed {them}")
         } else {
-            "taken away where possible (see `planted` in the JSON result)".to_string()
+            format!("took {them} away where it could (see `planted` in the JSON result)")
         };
         self.message = if self.count == 0 {
             String::new()
