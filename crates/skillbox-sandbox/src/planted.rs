@@ -378,7 +378,9 @@ impl State<'_> {
         loop {
             let Some(frame) = stack.last_mut() else { return Ok(()) };
             if let Some((name, ino)) = frame.subdirs.pop() {
-                let (Some(parent), parent_dev) = (frame.fd(), frame.dev) else { return Err(Stop) };
+                let (Some(parent), parent_dev) = (frame.fd(), frame.dev) else {
+                    return Err(self.lost(root, stack));
+                };
                 let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
                 let child = match self.open(parent, &name, resolve) {
                     // A mount point's listed inode is the one under the mount.
@@ -405,7 +407,10 @@ impl State<'_> {
             }
             // Every subdirectory is swept: leave it, and go back up.
             let Some(done) = stack.pop() else { return Ok(()) };
-            let Some(fd) = done.fd() else { return Err(Stop) };
+            let Some(fd) = done.fd() else {
+                stack.push(done);
+                return Err(self.lost(root, stack));
+            };
             put_back(fd, done.restore);
             let Some(parent) = stack.last_mut() else { return Ok(()) };
             if parent.dir.is_none() {
@@ -422,6 +427,14 @@ impl State<'_> {
                 }
             }
         }
+    }
+
+    /// Notes that the directory on top of `stack` is not open where it must be (never
+    /// expected: the deepest directory of the way is always open), and stops the sweep.
+    fn lost(&mut self, root: &Path, stack: &[Frame]) -> Stop {
+        let path = path_of(root, stack, OsStr::new(""));
+        self.out.note(format!("the sweep lost its place at {}", path.display()));
+        Stop
     }
 
     /// Lists the directory `opened` (named `name` in the directory on top of `stack`), takes
