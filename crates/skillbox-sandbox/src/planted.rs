@@ -31,7 +31,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, ResolveFlags, CWD};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, RenameFlags, ResolveFlags, CWD};
 use rustix::io::Errno;
 
 use crate::grants::{grant_tree, Budget, Carved, GrantError, Grants, Level};
@@ -219,6 +219,7 @@ impl Sweep {
             quarantine: Quarantine { path: self.quarantine.clone(), opened: None, next: 1 },
             // SAFETY: geteuid has no failure mode and no memory effects.
             uid: unsafe { libc::geteuid() },
+            buf: vec![std::mem::MaybeUninit::uninit(); 32 * 1024],
         };
         if let Some(why) = &self.no_census {
             state.out.note(format!(
@@ -309,6 +310,8 @@ struct State<'a> {
     quarantine: Quarantine,
     /// This process's effective user: only its directories are opened up.
     uid: u32,
+    /// The buffer directories are read into.
+    buf: Vec<std::mem::MaybeUninit<u8>>,
 }
 
 /// Names with the inode their directory's listing gave.
@@ -317,7 +320,7 @@ type Names = Vec<(OsString, u64)>;
 /// A directory being swept.
 struct Frame {
     /// Open while it is among the [`MAX_OPEN`] deepest of the way.
-    dir: Option<Dir>,
+    dir: Option<OwnedFd>,
     dev: u64,
     ino: u64,
     /// Its name in its parent (empty for the tree's top).
@@ -330,7 +333,7 @@ struct Frame {
 
 impl Frame {
     fn fd(&self) -> Option<BorrowedFd<'_>> {
-        self.dir.as_ref().and_then(|d| d.fd().ok())
+        self.dir.as_ref().map(|d| d.as_fd())
     }
 }
 
@@ -414,7 +417,7 @@ impl State<'_> {
             put_back(fd, done.restore);
             let Some(parent) = stack.last_mut() else { return Ok(()) };
             if parent.dir.is_none() {
-                match reopen_parent(fd, parent.dev, parent.ino).and_then(|p| Dir::new(p).ok()) {
+                match reopen_parent(fd, parent.dev, parent.ino) {
                     Some(p) => parent.dir = Some(p),
                     None => {
                         let path = path_of(root, stack, &done.name);
@@ -447,21 +450,15 @@ impl State<'_> {
         root: &Path,
     ) -> Result<(), Stop> {
         let mut restore = opened.restore;
-        let mut dir = match Dir::new(opened.fd) {
-            Ok(d) => d,
-            Err(e) => {
-                let path = path_of(root, stack, &name);
-                self.out.note(format!("cannot list {}: {e}", path.display()));
-                return Ok(());
-            }
-        };
-        let (subdirs, planted) = self.list(&mut dir, opened.dev, root, stack, &name)?;
-        if let (false, Ok(fd)) = (planted.is_empty(), dir.fd()) {
+        let dir = opened.fd;
+        let (subdirs, planted) = self.list(dir.as_fd(), opened.dev, root, stack, &name)?;
+        if !planted.is_empty() {
+            let fd = dir.as_fd();
             // Moving or removing an entry takes write and search rights on its directory.
             let stat = opened
                 .stat
                 .or_else(|| rustix::fs::fstat(fd).ok().map(|st| (st.st_mode, st.st_uid)));
-            if let Some((mode, uid)) = stat.filter(|(m, u)| *u == self.uid && m & 0o300 != 0o300) {
+            if let Some((mode, _)) = stat.filter(|(m, u)| *u == self.uid && m & 0o300 != 0o300) {
                 let opened_up = Mode::from_raw_mode((mode | 0o700) & 0o7777);
                 if rustix::fs::fchmod(fd, opened_up).is_ok() && restore.is_none() {
                     restore = Some(mode & 0o7777);
@@ -486,10 +483,26 @@ impl State<'_> {
     }
 
     /// The subdirectories to sweep and the planted entries of the directory `dir` (on
-    /// device `dev`).
+    /// device `dev`). Read into one buffer kept for the whole sweep, without an allocation
+    /// per entry.
     fn list(
         &mut self,
-        dir: &mut Dir,
+        dir: BorrowedFd<'_>,
+        dev: u64,
+        root: &Path,
+        stack: &[Frame],
+        name: &OsStr,
+    ) -> Result<(Names, Names), Stop> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let listed = self.list_into(&mut buf, dir, dev, root, stack, name);
+        self.buf = buf;
+        listed
+    }
+
+    fn list_into(
+        &mut self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+        dir: BorrowedFd<'_>,
         dev: u64,
         root: &Path,
         stack: &[Frame],
@@ -497,7 +510,8 @@ impl State<'_> {
     ) -> Result<(Names, Names), Stop> {
         let (mut subdirs, mut planted) = (Vec::new(), Vec::new());
         let mut kinds: Vec<usize> = Vec::new();
-        while let Some(item) = dir.read() {
+        let mut listing = RawDir::new(dir, buf);
+        while let Some(item) = listing.next() {
             let item = match item {
                 Ok(i) => i,
                 Err(e) => {
@@ -538,17 +552,13 @@ impl State<'_> {
             }
         }
         // Entries whose type the listing did not give are asked, once it is done.
-        if !kinds.is_empty() {
-            if let Ok(fd) = dir.fd() {
-                let not_dir = |n: &OsString| {
-                    let st = rustix::fs::statat(fd, n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW);
-                    !st.is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-                };
-                for i in kinds.into_iter().rev() {
-                    if subdirs.get(i).is_some_and(|(n, _)| not_dir(n)) {
-                        subdirs.remove(i);
-                    }
-                }
+        let not_dir = |n: &OsString| {
+            let st = rustix::fs::statat(dir, n.as_os_str(), AtFlags::SYMLINK_NOFOLLOW);
+            !st.is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+        };
+        for i in kinds.into_iter().rev() {
+            if subdirs.get(i).is_some_and(|(n, _)| not_dir(n)) {
+                subdirs.remove(i);
             }
         }
         Ok((subdirs, planted))
