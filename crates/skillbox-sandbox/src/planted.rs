@@ -902,7 +902,7 @@ mod tests {
         drop(dir);
         fs::create_dir_all(ws.join("src/locked/.git")).unwrap();
         fs::create_dir_all(ws.join("src/ro/.q-skills")).unwrap();
-        fs::set_permissions(ws.join("src/locked"), fs::Permissions::from_mode(0)).unwrap();
+        fs::set_permissions(ws.join("src/locked"), fs::Permissions::from_mode(0o000)).unwrap();
         fs::set_permissions(ws.join("src/ro"), fs::Permissions::from_mode(0o500)).unwrap();
 
         let p = sweep.after(0);
