@@ -252,6 +252,39 @@ exit 0
     }
 }
 
+/// A run its caller drops before its end (an MCP cancellation) is killed, and what it
+/// planted is taken away all the same, off the caller's path (nothing is reported: the
+/// quarantine holds it).
+#[tokio::test]
+async fn a_run_dropped_before_its_end_is_swept_too() {
+    for pid_namespace in [true, false] {
+        let ws = workspace();
+        let w = ws.path();
+        let home = scratch();
+        let q = home.path().join("q");
+        let script = "mkdir src/.git && touch src/ready && sleep 30";
+        let spec = sh(policy(w, &q, pid_namespace), w, script, &[], Duration::from_secs(60));
+        let ready = w.join("src/ready");
+        let running = run(&spec);
+        let waited = tokio::time::timeout(Duration::from_secs(20), async {
+            while !ready.exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        tokio::select! {
+            r = running => panic!("the run ended by itself: {r:?}"),
+            w = waited => w.expect("the run never planted"),
+        }
+        // The run's future is dropped here.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while exists(&w.join("src/.git")) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!exists(&w.join("src/.git")), "src/.git stayed after the run was dropped");
+        assert!(exists(&q.join("1-.git")), "not in the quarantine");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // simulated hosts
 // ---------------------------------------------------------------------------------------
