@@ -22,6 +22,7 @@
 //! | the whole tree | a new session, `setsid`/`setpgid` denied, the group killed at the end |
 //! | limits | rlimits, hard = soft |
 //! | total disk writes | supervision: the kernel's per-process write counters sampled every 50 ms (`diskio` module) |
+//! | protected names planted where no grant can refuse them | taken away after the run, once its processes are gone (`planted` module) |
 //!
 //! The child is created with `clone(CLONE_VM | CLONE_VFORK)` (`spawn` module), never by
 //! forking the embedding process, so the cost does not grow with the parent's memory.
