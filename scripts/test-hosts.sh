@@ -15,7 +15,7 @@
 #
 # Not run under a profile (each for its reason, printed in the summary):
 # - skillbox_sandbox (the crate's unit tests): they test functions, not a host;
-# - mechanisms and mount_fallback: they pick their own simulated host, running themselves
+# - mechanisms, mount_fallback and planted: they pick their own simulated host, running themselves
 #   under skillbox-hostsim; inside another profile the host would be both at once, which no
 #   profile name describes. They run in scripts/test.sh's normal passes.
 #
@@ -95,7 +95,7 @@ for profile in "${profiles[@]}"; do
         t_profile=$(date +%s)
         while IFS=$'\t' read -r name exe; do
             case "$name" in
-            skillbox_sandbox | mechanisms | mount_fallback) continue ;;
+            skillbox_sandbox | mechanisms | mount_fallback | planted) continue ;;
             esac
             log="$work/$profile.$user.$name"
             refusals="$log.refused"
@@ -144,8 +144,8 @@ for profile in "${profiles[@]}"; do
     done
     echo
 done
-echo "   not run under the profiles: skillbox_sandbox (unit tests), mechanisms and"
-echo "   mount_fallback (they run themselves under the simulated host they check)"
+echo "   not run under the profiles: skillbox_sandbox (unit tests), mechanisms,"
+echo "   mount_fallback and planted (they run themselves under the simulated hosts they check)"
 echo "   slowest binaries (s, all profiles and users):" \
     "$(for n in "${!seconds[@]}"; do echo "${seconds[$n]} $n"; done | sort -rn | head -4 |
         awk '{printf "%s %s; ", $2, $1}')"

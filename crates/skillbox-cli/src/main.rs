@@ -464,6 +464,9 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
     if let Some(notice) = &result.notice {
         let _ = writeln!(err, "skillbox: warning: {}", one_line(notice));
     }
+    if let Some(planted) = &result.planted {
+        let _ = writeln!(err, "skillbox: warning: {}", one_line(&planted.message));
+    }
     let level = result.trust_level.map(|l| format!(" at {l}")).unwrap_or_default();
     let what = if result.skill.is_empty() { String::new() } else { format!("{}: ", result.skill) };
     match (&result.message, result.status) {

@@ -20,6 +20,10 @@
 //! following a link, on directory descriptors. The rules are then made from descriptors opened
 //! relative to the same directories and checked against the inode the listing showed, so
 //! that what was examined is what is granted.
+//!
+//! The walk also takes the census of what it kept out of a writable tree's rights (device
+//! and inode of each carved or unexamined entry): after the run, `crate::planted` takes
+//! every entry under a protected name that is not in it, since the run must have made it.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -67,22 +71,31 @@ impl<'a> Carved<'a> {
         Self { paths, names, lengths }
     }
 
-    fn name_matches(&self, name: &[u8]) -> bool {
+    /// Whether `name` is one of the protected names, without regard to ASCII case.
+    pub(crate) fn name_matches(&self, name: &[u8]) -> bool {
         self.lengths & 1 << name.len().min(63) != 0
             && self.names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(name))
     }
 }
 
-/// Entries a ruleset may list while carving, over all its trees.
+/// Entries a ruleset may list while carving, over all its trees, and the census of what it
+/// kept out of the writable ones.
 pub(crate) struct Budget {
     left: usize,
     limit: usize,
+    census: crate::planted::Census,
 }
 
 impl Budget {
     /// A budget of `limit` directory entries.
     pub(crate) fn new(limit: usize) -> Self {
-        Self { left: limit, limit }
+        Self { left: limit, limit, census: crate::planted::Census::default() }
+    }
+
+    /// The census of the writable trees walked with this budget: every entry carved out of
+    /// them or left unexamined, by device and inode (see `crate::planted`).
+    pub(crate) fn into_census(self) -> crate::planted::Census {
+        self.census.taken()
     }
 
     fn take(&mut self, tree: &Path) -> Result<(), GrantError> {
@@ -202,7 +215,9 @@ pub(crate) fn grant_tree(
             let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
             return sink.grant(fd.as_fd(), root, Level::Whole, true);
         }
-        Err(rustix::io::Errno::ACCESS) => return unexamined_root(sink, root, &relevant),
+        Err(rustix::io::Errno::ACCESS) => {
+            return unexamined_root(sink, root, &relevant, writes.then_some(budget))
+        }
         // Does not exist, or cannot be opened at all: grants nothing.
         Err(_) => return Ok(()),
     };
@@ -247,7 +262,8 @@ impl<S: Grants> Walk<'_, S> {
                 frame
             }
             Err(GrantError::List(..)) => {
-                return unexamined_root(self.sink, self.root, self.relevant)
+                let census = self.writes.then_some(budget);
+                return unexamined_root(self.sink, self.root, self.relevant, census);
             }
             Err(e) => return Err(e),
         };
@@ -308,6 +324,9 @@ impl<S: Grants> Walk<'_, S> {
         let by_name = (self.writes && self.carved.name_matches(entry.name.as_bytes()))
             .then_some(Carve::ReadOnly);
         if let Some(c) = by_path.max(by_name) {
+            if self.writes {
+                budget.census.record(top.dev, entry.ino);
+            }
             entry.fate = Fate::Carved(c);
             top.carved_beneath = true;
             top.hidden_beneath |= c == Carve::Hidden;
@@ -351,6 +370,9 @@ impl<S: Grants> Walk<'_, S> {
                 Ok(Some(frame))
             }
             Err(()) => {
+                if self.writes {
+                    budget.census.record(top.dev, entry.ino);
+                }
                 let c = if self.beneath(&path, Some(Carve::Hidden)) {
                     Carve::Hidden
                 } else {
@@ -393,16 +415,20 @@ impl<S: Grants> Walk<'_, S> {
 }
 
 /// A tree whose top must be examined but cannot be listed: read-only, or nothing when a
-/// hidden path is beneath it.
+/// hidden path is beneath it. A writable one is counted in the census of `budget`.
 fn unexamined_root(
     sink: &mut impl Grants,
     root: &Path,
     relevant: &[(&Path, Carve)],
+    budget: Option<&mut Budget>,
 ) -> Result<(), GrantError> {
+    let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
+    if let (Some(budget), Ok(st)) = (budget, rustix::fs::fstat(&fd)) {
+        budget.census.record(st.st_dev, st.st_ino);
+    }
     if relevant.iter().any(|(_, c)| *c == Carve::Hidden) {
         return Ok(());
     }
-    let Some(fd) = open_path(CWD, root)? else { return Ok(()) };
     sink.grant(fd.as_fd(), root, Level::Read, true)
 }
 

@@ -128,15 +128,18 @@ fn probe_abi() -> Result<i32, i32> {
 ///
 /// Every access right is requested as a hard requirement for the ABI the kernel reports, so
 /// that nothing is silently dropped: either the ruleset is what the policy says, or this
-/// fails.
-pub(crate) fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
+/// fails. What the walk kept out of the writable trees is added to `census`.
+pub(crate) fn build(
+    policy: &Policy,
+    census: &mut crate::planted::Census,
+) -> Result<OwnedFd, LandlockError> {
     let shape = shape(policy)?;
     let base = match take_ahead(shape) {
         Some(r) => r,
         None => base(shape)?.0,
     };
     build_ahead(shape);
-    grant(policy, base)
+    grant(policy, base, census)
 }
 
 /// Builds the ruleset for `policy` as [`build`] does, and closes it: fails where a run of
@@ -144,7 +147,7 @@ pub(crate) fn build(policy: &Policy) -> Result<OwnedFd, LandlockError> {
 /// that follow).
 pub(crate) fn check(policy: &Policy) -> Result<(), LandlockError> {
     let shape = shape(policy)?;
-    grant(policy, base(shape)?.0).map(drop)
+    grant(policy, base(shape)?.0, &mut Default::default()).map(drop)
 }
 
 /// The shape of `policy`'s ruleset, once the kernel is known to offer Landlock at all. TCP
@@ -161,8 +164,12 @@ fn shape(policy: &Policy) -> Result<Shape, LandlockError> {
 }
 
 /// Adds `policy`'s grants and port rule to `created`, a base of its shape, and returns the
-/// ruleset's descriptor.
-fn grant(policy: &Policy, mut created: landlock::RulesetCreated) -> Result<OwnedFd, LandlockError> {
+/// ruleset's descriptor; the walk's census of the writable trees goes to `census`.
+fn grant(
+    policy: &Policy,
+    mut created: landlock::RulesetCreated,
+    census: &mut crate::planted::Census,
+) -> Result<OwnedFd, LandlockError> {
     let abi = abi();
     let found = kernel_abi();
     if policy.confine_files {
@@ -190,6 +197,7 @@ fn grant(policy: &Policy, mut created: landlock::RulesetCreated) -> Result<Owned
             let root = crate::paths::normalize(p);
             grant_tree(&mut Rules::new(&dup, write), &root, true, false, &unnamed, &mut budget)?;
         }
+        census.absorb(budget.into_census());
     }
     if policy.network == NetworkAccess::HttpsOnly {
         created = created.add_rule(NetPort::new(443, AccessNet::ConnectTcp))?;

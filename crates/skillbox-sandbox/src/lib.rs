@@ -22,6 +22,7 @@
 //! | the whole tree | a new session, `setsid`/`setpgid` denied, the group killed at the end |
 //! | limits | rlimits, hard = soft |
 //! | total disk writes | supervision: the kernel's per-process write counters sampled every 50 ms (`diskio` module) |
+//! | protected names planted where no grant can refuse them | taken away after the run, once its processes are gone (`planted` module) |
 //!
 //! The child is created with `clone(CLONE_VM | CLONE_VFORK)` (`spawn` module), never by
 //! forking the embedding process, so the cost does not grow with the parent's memory.
@@ -40,8 +41,10 @@ mod mountns;
 mod output;
 mod paths;
 mod plan;
+mod planted;
 mod policy;
 mod probe;
+mod remove;
 mod report;
 mod run;
 mod seccomp;
@@ -64,10 +67,12 @@ pub use diagnose::{profile as host_profile, Finding, HostProfile, APPARMOR_INSTA
 pub use output::CapturedOutput;
 pub use paths::{normalize, resolve, resolve_beneath};
 pub use plan::DECLARATIONS;
+pub use planted::{Planted, PlantedEntry, PlantedFate, MAX_PLANTED_LISTED, MAX_SWEEP_ENTRIES};
 pub use policy::{
     NetworkAccess, Policy, ProcessAccess, Rlimits, DEVICES, ETC_SECRETS, SYSTEM_READ,
 };
 pub use probe::{HostSupport, Refusal};
+pub use remove::{remove_tree, Identity, RemoveError};
 pub use report::{Enforcement, Guarantee, Mechanism, MechanismState, Via};
 pub use run::{host, preview, run, ChildOutcome, ExitStatus, Limit};
 pub use spec::ChildSpec;

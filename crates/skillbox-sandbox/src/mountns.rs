@@ -368,6 +368,15 @@ fn etc_link_targets() -> std::sync::Arc<Vec<PathBuf>> {
 /// documentation). Fails where Landlock's grants would: a granted path through a link, a
 /// writable tree too large to examine, an entry that changed while examined.
 pub(crate) fn build(policy: &Policy) -> Result<MountProgram, MountError> {
+    build_counted(policy, &mut Default::default())
+}
+
+/// [`build`], adding what the walk kept out of the writable trees to `census` (see
+/// `crate::planted`).
+pub(crate) fn build_counted(
+    policy: &Policy,
+    census: &mut crate::planted::Census,
+) -> Result<MountProgram, MountError> {
     let base = base()?;
     let mut planned: Vec<(PathBuf, Planned)> = Vec::new();
     let mut link_targets = Vec::new();
@@ -394,6 +403,7 @@ pub(crate) fn build(policy: &Policy) -> Result<MountProgram, MountError> {
         let mut sink = Collect { out: &mut planned, writes: true };
         grant_tree(&mut sink, &root, true, false, &unnamed, &mut budget)?;
     }
+    census.absorb(budget.into_census());
 
     // One decision per path: the strongest.
     let mut by_path: std::collections::BTreeMap<PathBuf, Planned> = Default::default();

@@ -75,6 +75,12 @@ pub struct Policy {
     /// any depth (compared without regard to ASCII case), such as `.git`: a writable tree
     /// holding one is walked and split around it (see the `grants` module). Which names are
     /// protected is the caller's policy; this crate only enforces the list.
+    ///
+    /// The kernel cannot refuse one name inside a directory it lets the run write, so a
+    /// protected name the run creates in a writable directory that held none (`src/.git`),
+    /// or in a directory it made, is taken away after the run, once every process of it is
+    /// gone: moved to [`Policy::quarantine`] (else removed) and reported in
+    /// [`crate::ChildOutcome::planted`]. What existed before the run stays.
     pub protected: Vec<String>,
     /// Paths no grant reaches by containing them: neither readable nor writable through a
     /// read or write tree they lie beneath, at any depth (keys, credentials, the caller's
@@ -93,6 +99,12 @@ pub struct Policy {
     /// (a workspace), so that none can be created at their top: no `.git/hooks`,
     /// `.q-skills` or `.bashrc` planted in a workspace that lacked them.
     pub guarded: Vec<PathBuf>,
+    /// Where entries the run planted under a [`Policy::protected`] name are moved after it
+    /// (made when first needed, mode 0700, with its parents), each as `N-NAME`, so that a
+    /// person can see what a skill tried to leave behind. An entry on another file system
+    /// than this directory, or every entry when there is none, is removed instead. It must
+    /// lie outside every writable tree, where no run can write (the caller's own files).
+    pub quarantine: Option<PathBuf>,
     /// Network.
     pub network: NetworkAccess,
     /// Process creation.
@@ -120,6 +132,7 @@ impl Policy {
             hidden: Vec::new(),
             scratch: Vec::new(),
             guarded: Vec::new(),
+            quarantine: None,
             network: NetworkAccess::None,
             processes: ProcessAccess::None,
             rlimits: Rlimits::default(),
@@ -138,6 +151,7 @@ impl Policy {
             hidden: Vec::new(),
             scratch: Vec::new(),
             guarded: Vec::new(),
+            quarantine: None,
             network: NetworkAccess::Full,
             processes: ProcessAccess::Full,
             rlimits: Rlimits::default(),

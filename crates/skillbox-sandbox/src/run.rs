@@ -95,6 +95,9 @@ pub struct ChildOutcome {
     pub processes_peak: Option<u64>,
     /// What was enforced for this run.
     pub enforcement: Enforcement,
+    /// Entries the run left under a [`crate::Policy::protected`] name in a writable tree,
+    /// taken away after it (see [`crate::Planted`]), and whether the sweep was complete.
+    pub planted: crate::Planted,
 }
 
 /// True when a sample shows more than `max` bytes written, or a process of the run whose
@@ -116,6 +119,9 @@ struct Reaper {
     done: bool,
     /// The supervisor the run's group is registered with, if it is.
     supervisor: Option<Arc<crate::supervisor::Supervisor>>,
+    /// The sweep for planted protected names, made once every process of the run is gone
+    /// (by the run, or here for a run dropped before its end).
+    sweep: Option<crate::planted::Sweep>,
 }
 
 impl Reaper {
@@ -139,9 +145,15 @@ impl Drop for Reaper {
         }
         self.kill_group();
         let Some(pid) = rustix::process::Pid::from_raw(self.pid) else { return };
-        // The leader dies at once, but not synchronously; reap it off this thread.
+        let sweep = self.sweep.take();
+        // The leader dies at once, but not synchronously; reap it off this thread, then
+        // take what the run planted (no one is there to report it to: the quarantine holds
+        // it).
         std::thread::spawn(move || {
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            if let Some(sweep) = sweep {
+                sweep.after(pid.as_raw_nonzero().get());
+            }
         });
     }
 }
@@ -159,7 +171,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         true => Some(crate::supervisor::get().map_err(SandboxError::Policy)?),
         false => None,
     };
-    let mut prepared = prepare(spec, &plan, supervisor.as_deref())?;
+    let mut census = crate::planted::Census::default();
+    let mut prepared = prepare(spec, &plan, supervisor.as_deref(), &mut census)?;
+    let sweep = crate::planted::Sweep::new(&spec.policy, census);
     let enforcement = plan.report;
 
     let stdin = cloexec_fd(open_dev_null()?)?;
@@ -181,7 +195,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let members_in_cgroup =
         spec.policy.confine_files && (prepared.landlock.is_some() || prepared.mounts.is_some());
     drop((stdin, out_w, err_w, prepared));
-    let mut reaper = Reaper { pid: spawned.pid, done: false, supervisor };
+    let mut reaper = Reaper { pid: spawned.pid, done: false, supervisor, sweep };
 
     let stdout = reader(out_r, spec.output_limit)?;
     let stderr = reader(err_r, spec.output_limit)?;
@@ -225,6 +239,8 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let cpu_counted = cpu_limit.and_then(|_| rlimit_cpu_time(spawned.pid));
     let reaped = reap(spawned.pid);
     reaper.done = true;
+    // Once no process of the run is left to plant again, whatever its end.
+    let planted = reaper.sweep.take().map(|s| s.after(spawned.pid)).unwrap_or_default();
     let (status, usage) = reaped?;
     let wall_time = started.elapsed();
     let status = if watched.timed_out { ExitStatus::TimedOut } else { status };
@@ -256,6 +272,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         processes_peak,
         bytes_written: written,
         enforcement,
+        planted,
     })
 }
 
@@ -470,22 +487,26 @@ pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
 /// the Landlock ruleset (opening every granted tree) or the mount program of the run's own
 /// root, takes the seccomp program (compiled once per shape), creates the run's cgroups,
 /// and lays out the argument vector, the environment and the id maps of the new user
-/// namespace, all before the clone.
+/// namespace, all before the clone. The walk of the writable trees leaves its census in
+/// `census`, for the sweep after the run.
 fn prepare(
     spec: &ChildSpec,
     plan: &Plan,
     supervisor: Option<&crate::supervisor::Supervisor>,
+    census: &mut crate::planted::Census,
 ) -> Result<Prepared, SandboxError> {
     let policy = &spec.policy;
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| SandboxError::InvalidSpec("NUL byte".into()));
     let landlock = if plan.landlock {
-        Some(crate::landlock::build(policy).map_err(|e| SandboxError::Policy(e.to_string()))?)
+        let built = crate::landlock::build(policy, census);
+        Some(built.map_err(|e| SandboxError::Policy(e.to_string()))?)
     } else {
         None
     };
     let mounts = match plan.mounts {
         true => {
-            Some(crate::mountns::build(policy).map_err(|e| SandboxError::Policy(e.to_string()))?)
+            let built = crate::mountns::build_counted(policy, census);
+            Some(built.map_err(|e| SandboxError::Policy(e.to_string()))?)
         }
         false => None,
     };
@@ -732,7 +753,7 @@ mod tests {
     fn a_dropped_reaper_kills_the_group_and_reaps_the_leader() {
         let (leader, background) = group_with_a_background_child();
         assert_eq!(state(leader).map(|s| s != 'Z'), Some(true), "control: the leader runs");
-        drop(Reaper { pid: leader, done: false, supervisor: None });
+        drop(Reaper { pid: leader, done: false, supervisor: None, sweep: None });
         assert!(eventually(|| state(leader).is_none()), "the leader was not reaped");
         let dead = |pid| matches!(state(pid), None | Some('Z') | Some('X'));
         assert!(eventually(|| dead(background)), "the background child survived");
@@ -755,7 +776,7 @@ mod tests {
         spec.policy.rlimits.memory = Some(64 << 20);
         spec.policy.rlimits.cpu_percent = Some(20);
         let plan = crate::plan::plan(&spec.policy, false, h).unwrap();
-        let prepared = prepare(&spec, &plan, None).unwrap();
+        let prepared = prepare(&spec, &plan, None, &mut Default::default()).unwrap();
         let cg = prepared.cgroup.as_ref().expect("a group");
         let said = |g, how: &str| plan.report.line(g).unwrap().detail.starts_with(how);
         assert_eq!(cg.limits_memory(), said(crate::Guarantee::Memory, "memory cgroup"));

@@ -110,19 +110,24 @@ async fn git_init_and_status_work_in_a_writable_dir() {
     assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr.to_text());
     assert!(out.stdout.to_text().starts_with("git version "));
 
+    // A repository made during a run works for that run; `.git` being a protected name,
+    // the new one is taken away after it (threat model 7: tests/planted.rs).
     let Some(out) = hosts::run_ok(&run_git(&["init", "-q", &s(&repo)], w)).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr.to_text());
-    assert!(repo.join(".git/HEAD").is_file());
-    file(&repo.join("hello.txt"), b"hi\n");
+    assert_eq!(out.planted.count, 1, "{:?}", out.planted);
+    assert_eq!(out.planted.entries[0].path, repo.join(".git"));
+    assert!(!repo.join(".git").exists());
 
-    let Some(out) = hosts::run_ok(&run_git(&["status", "--porcelain=v1", "--branch"], &repo)).await
-    else {
-        return;
-    };
+    let script = "git init -q . && echo hi > hello.txt && git status --porcelain=v1 --branch";
+    let mut spec = run_git(&[], &repo);
+    spec.program = "/bin/sh".into();
+    spec.args = ["-c", script].iter().map(OsString::from).collect();
+    let Some(out) = hosts::run_ok(&spec).await else { return };
     assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr.to_text());
     let text = out.stdout.to_text();
     assert!(text.contains("No commits yet"), "{text}");
     assert!(text.contains("?? hello.txt"), "{text}");
+    assert_eq!(out.planted.count, 1, "{:?}", out.planted);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -142,7 +142,8 @@ async fn protected_entries_stay_unchanged_in_a_writable_workspace() {
 /// Threat model 7 for a workspace that holds no protected entry yet: a guarded tree is
 /// granted entry by entry all the same, so `.git/hooks/`, `.q-skills/`, `.claude/` and shell
 /// start-up files cannot be created at its top. (A `.git` planted inside a writable
-/// subdirectory is not prevented: see the security model's gaps.)
+/// subdirectory cannot be refused by the kernel; it is taken away after the run:
+/// tests/planted.rs.)
 #[tokio::test]
 async fn protected_entries_cannot_be_planted_in_a_workspace_that_lacks_them() {
     let ws = scratch();

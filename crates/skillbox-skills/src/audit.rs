@@ -326,6 +326,98 @@ pub(crate) fn step(
     Some(d)
 }
 
+/// Most `SandboxViolation` events recorded for what one attempt or fallback planted, one
+/// per entry; the rest are counted in one more event.
+pub(crate) const MAX_PLANTED_EVENTS: usize = 20;
+
+/// The `violation` detail of an event about a planted entry.
+const PLANTED: &str = "planted-protected-entry";
+
+/// The `violation` detail of an event about an incomplete check for planted entries.
+const PLANTED_UNCHECKED: &str = "planted-check-incomplete";
+
+/// The `SandboxViolation` events of what the run of one attempt or fallback planted under a
+/// protected name (its result's `planted`, before earlier steps' are added): one per entry
+/// (at most [`MAX_PLANTED_EVENTS`], then one counting the rest), and one when the sweep was
+/// incomplete.
+pub(crate) fn planted(
+    step: &crate::exec::Step<'_>,
+    skill: &str,
+    ctx: &SecurityContext,
+    execution_id: &str,
+) -> Vec<EventDraft> {
+    let Some(p) = &step.result.planted else { return Vec::new() };
+    let event = |details: Value| {
+        let mut d = draft(
+            EventType::SandboxViolation,
+            RiskLevel::High,
+            ActionTaken::Blocked,
+            skill,
+            Some(ctx),
+            Some(execution_id),
+            details,
+        );
+        d.attempt = Some(step.number);
+        d
+    };
+    let fallback = (step.kind == StepKind::Fallback).then_some(step.number);
+    let mut out: Vec<EventDraft> = p
+        .entries
+        .iter()
+        .take(MAX_PLANTED_EVENTS)
+        .map(|e| {
+            let path = path_text(&e.path);
+            let message = match (&e.to, &e.error) {
+                (Some(to), _) => format!(
+                    "the run planted the protected entry {path}; skillbox moved it to {}",
+                    path_text(to)
+                ),
+                (None, Some(why)) => format!(
+                    "the run planted the protected entry {path}; skillbox could not take it \
+                     away: {why}"
+                ),
+                (None, None) => {
+                    format!("the run planted the protected entry {path}; skillbox removed it")
+                }
+            };
+            event(json!({
+                "message": message,
+                "violation": PLANTED,
+                "path": path,
+                "action": e.action,
+                "quarantined_to": e.to.as_deref().map(path_text),
+                "error": e.error,
+                "fallback": fallback,
+            }))
+        })
+        .collect();
+    let listed = out.len() as u64;
+    if p.count > listed {
+        let more = p.count - listed;
+        out.push(event(json!({
+            "message": format!(
+                "the run planted {more} more protected entries, not recorded one by one (at \
+                 most {MAX_PLANTED_EVENTS} are); skillbox took them away as it did the others"
+            ),
+            "violation": PLANTED,
+            "more": more,
+            "fallback": fallback,
+        })));
+    }
+    if let Some(why) = &p.incomplete {
+        out.push(event(json!({
+            "message": format!(
+                "the check for planted protected entries was incomplete, so one may remain in \
+                 a writable tree: {why}"
+            ),
+            "violation": PLANTED_UNCHECKED,
+            "reason": why,
+            "fallback": fallback,
+        })));
+    }
+    out
+}
+
 /// Appends `events`; the first failure is returned as text for the result (and reported as
 /// a `tracing` warning).
 pub(crate) fn write(log: &AuditLog, events: &[EventDraft]) -> Option<String> {

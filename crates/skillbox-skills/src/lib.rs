@@ -54,7 +54,6 @@ mod prompt;
 pub mod protect;
 mod refusals;
 pub mod registry;
-mod remove_tree;
 pub mod resilience;
 mod result;
 mod runtime;
@@ -71,7 +70,8 @@ pub use host::{host_report, HostFinding, HostMechanism, HostReport, LevelReport}
 pub use refusals::refused_before_lookup;
 pub use registry::{LoadedSkill, Locations, LookupError, Registry, SourceKind};
 pub use result::{
-    new_execution_id, EnforcementEntry, LimitKind, SkillResult, Status, TrustOrigin, Usage,
+    new_execution_id, EnforcementEntry, LimitKind, PlantedItem, PlantedReport, SkillResult, Status,
+    TrustOrigin, Usage,
 };
 pub use runtime::{GrantError, OpenError, RunOptions, Runtime, TrustDecision, TrustView};
 pub use security::{

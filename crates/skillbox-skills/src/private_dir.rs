@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::remove_tree::{remove_tree, Identity};
+use skillbox_sandbox::{remove_tree, Identity};
 
 /// A directory private to one run: `home/` becomes `HOME`, `tmp/` becomes `TMPDIR`. Removed
 /// when dropped, with [`remove_tree`] (iterative, whatever the run left in it).

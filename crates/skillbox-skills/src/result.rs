@@ -1,6 +1,8 @@
 //! The structured result of a skill run, the same object for the library, `run --json` and
 //! MCP.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::params::ParamProblem;
@@ -151,6 +153,132 @@ pub struct Usage {
     pub bytes_written: u64,
 }
 
+/// Entries the run left under a protected name (`.git`, `.vscode`, a shell start-up file,
+/// ...) in a writable tree, which skillbox took away after it: a tool or agent would act on
+/// them later with the user's rights (threat model 7). Over every attempt and fallback of
+/// the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlantedReport {
+    /// How many were found.
+    pub count: u64,
+    /// Each one found (at most `skillbox_sandbox::MAX_PLANTED_LISTED` per attempt), in the
+    /// order found.
+    pub entries: Vec<PlantedItem>,
+    /// Set when the sweep could not look everywhere or could not take an entry away, with
+    /// why: a planted entry may remain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+    /// One line for people.
+    pub message: String,
+}
+
+/// One entry a run planted, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlantedItem {
+    /// Where the run left it.
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::one")]
+    pub path: PathBuf,
+    /// `quarantined`, `removed`, or `left` (it could not be taken away).
+    pub action: &'static str,
+    /// Where it was moved, when quarantined.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "skillbox_audit::text::serde_path::maybe"
+    )]
+    pub to: Option<PathBuf>,
+    /// Why it could not be taken away, when left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PlantedReport {
+    /// The report of what the sandbox's sweep found after one run of `skill`; `None` when
+    /// nothing was planted and the sweep was complete.
+    pub(crate) fn of(p: &skillbox_sandbox::Planted, skill: &str) -> Option<Self> {
+        use skillbox_sandbox::PlantedFate;
+        if p.is_clean() {
+            return None;
+        }
+        let entries = p
+            .entries
+            .iter()
+            .map(|e| {
+                let (action, to, error) = match &e.fate {
+                    PlantedFate::Quarantined(to) => ("quarantined", Some(to.clone()), None),
+                    PlantedFate::Removed => ("removed", None, None),
+                    PlantedFate::Left(why) => ("left", None, Some(why.clone())),
+                    _ => ("left", None, Some("unknown".to_string())),
+                };
+                PlantedItem { path: e.path.clone(), action, to, error }
+            })
+            .collect();
+        let mut r = Self {
+            count: p.count,
+            entries,
+            incomplete: p.incomplete.clone(),
+            message: String::new(),
+        };
+        r.describe(skill);
+        Some(r)
+    }
+
+    /// Adds what an earlier attempt of the same run found (listed first).
+    pub(crate) fn after(&mut self, earlier: &PlantedReport, skill: &str) {
+        self.count += earlier.count;
+        let mut entries = earlier.entries.clone();
+        entries.append(&mut self.entries);
+        self.entries = entries;
+        if self.incomplete.is_none() {
+            self.incomplete = earlier.incomplete.clone();
+        }
+        self.describe(skill);
+    }
+
+    /// Sets the message from the entries.
+    fn describe(&mut self, skill: &str) {
+        let shown: Vec<String> = self
+            .entries
+            .iter()
+            .take(5)
+            .map(|e| skillbox_audit::text::path(&e.path).into_owned())
+            .collect();
+        let more = match self.count.saturating_sub(shown.len() as u64) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        let all = |a: &str| self.entries.iter().all(|e| e.action == a);
+        let them = if self.count == 1 { "it" } else { "them" };
+        let fate = if all("quarantined") {
+            let dir = self.entries.first().and_then(|e| e.to.as_ref()).and_then(|t| t.parent());
+            match dir {
+                Some(d) => format!("moved {them} to {}", skillbox_audit::text::path(d)),
+                None => format!("moved {them} to the quarantine"),
+            }
+        } else if all("removed") {
+            format!("removed {them}")
+        } else {
+            format!("took {them} away where it could (see `planted` in the JSON result)")
+        };
+        self.message = if self.count == 0 {
+            String::new()
+        } else {
+            format!(
+                "skill `{skill}` planted {} protected entr{} that a tool could run code from                  later ({}{more}); skillbox {fate}",
+                self.count,
+                if self.count == 1 { "y" } else { "ies" },
+                shown.join(", ")
+            )
+        };
+        if let Some(why) = &self.incomplete {
+            let sep = if self.message.is_empty() { "" } else { "; " };
+            self.message = format!(
+                "{}{sep}the check for planted protected entries after skill `{skill}` was                  incomplete, so one may remain in a writable tree: {why}",
+                self.message
+            );
+        }
+    }
+}
+
 /// Everything known about one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct SkillResult {
@@ -204,6 +332,9 @@ pub struct SkillResult {
     /// The fallback command line that produced this result, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
+    /// Entries the run planted under a protected name, which skillbox took away after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planted: Option<PlantedReport>,
     /// The limit that stopped the run (`memory`, `cpu`, `file-size`, `disk-write`), with status
     /// `limit_exceeded`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -247,6 +378,7 @@ impl SkillResult {
             confinement: None,
             attempts: 0,
             fallback: None,
+            planted: None,
             limit: None,
             usage: None,
             audit_error: None,

@@ -263,6 +263,7 @@ impl Runtime {
         let mut ctx = SecurityContext::for_trust_level(level, &self.workspace);
         ctx.reserved = self.reserved();
         ctx.homes = self.homes.clone();
+        ctx.quarantine = self.home.as_ref().map(|h| h.join("quarantine"));
         ctx
     }
 
@@ -647,9 +648,9 @@ impl Runtime {
         };
         let audit_errors = std::sync::Mutex::new(Vec::<String>::new());
         let observer = |step: &crate::exec::Step<'_>| {
-            if let Some(e) = crate::audit::step(step, &skill.def.name, ctx, execution_id)
-                .and_then(|d| crate::audit::write(log, &[d]))
-            {
+            let mut events = crate::audit::planted(step, &skill.def.name, ctx, execution_id);
+            events.extend(crate::audit::step(step, &skill.def.name, ctx, execution_id));
+            if let Some(e) = crate::audit::write(log, &events) {
                 if let Ok(mut v) = audit_errors.lock() {
                     v.push(e);
                 }

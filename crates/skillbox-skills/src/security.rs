@@ -156,6 +156,12 @@ pub struct SecurityContext {
     /// level. [`SecurityContext::for_trust_level`] fills in `HOME` and this user's home
     /// from `/etc/passwd` (every user's, as root).
     pub homes: crate::protect::Homes,
+    /// Where entries a run plants under a protected name in a writable tree are moved
+    /// after it, one directory per run (named by its execution id) inside:
+    /// `$SKILLBOX_HOME/quarantine` for a runtime with a home; without one (`None`) they are
+    /// removed. No run can write there (skillbox's home is reserved).
+    #[serde(serialize_with = "skillbox_audit::text::serde_path::maybe")]
+    pub quarantine: Option<PathBuf>,
 }
 
 impl SecurityContext {
@@ -210,6 +216,7 @@ impl SecurityContext {
             allow_weaker_isolation: false,
             reserved: Vec::new(),
             homes: crate::protect::homes(|k| std::env::var_os(k)),
+            quarantine: None,
         }
     }
 

@@ -194,9 +194,17 @@ async fn declared_work_still_works_python_git_and_a_shell_script() {
     let r = rt.run("git-version", &json!({}), None).await;
     assert_eq!(r.status, Status::Success, "{r:?}");
     assert!(r.stdout.starts_with("git version"), "{r:?}");
+    // git runs, but the repository it makes is a protected entry planted in a writable
+    // tree (threat model 7): taken away after the run (removed: this runtime has no home
+    // to quarantine it in), and the result says so.
     let r = rt.run("git-init", &json!({}), None).await;
     assert_eq!(r.status, Status::Success, "{r:?}");
-    assert!(ws.path().join("out/repo/.git/HEAD").exists());
+    assert!(ws.path().join("out/repo").is_dir());
+    assert!(!ws.path().join("out/repo/.git").exists());
+    let planted = r.planted.as_ref().expect("the planted .git is reported");
+    assert_eq!(planted.count, 1, "{planted:?}");
+    assert_eq!(planted.entries[0].path, ws.path().join("out/repo/.git"));
+    assert_eq!(planted.entries[0].action, "removed");
     let r = py(
         ws.path(),
         "import json, statistics; print(statistics.mean([1, 2, 3]))",

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::format::SkillDef;
 use crate::params::Params;
 use crate::resilience::{Plan, Verdict};
-use crate::result::{SkillResult, Status};
+use crate::result::{PlantedReport, SkillResult, Status};
 use crate::security::{EffectiveGrant, SecurityContext};
 
 /// What a [`Step`] is.
@@ -77,6 +77,7 @@ pub(super) async fn run_resilient(
     if fallbacks.is_empty() {
         return last;
     }
+    let mut planted = last.planted.clone();
     let mut result = last;
     for (i, (fcommand, fargs)) in fallbacks.iter().enumerate() {
         tracing::debug!(fallback = i + 1, "running a fallback");
@@ -95,6 +96,7 @@ pub(super) async fn run_resilient(
             result: &r,
             retry: None,
         });
+        carry_planted(&mut planted, &mut r, &def.name);
         if r.status == Status::Success {
             return r;
         }
@@ -124,6 +126,7 @@ async fn attempts(
 ) -> Result<SkillResult, (SkillResult, u32)> {
     let command = def.command.as_deref().unwrap_or_default();
     let mut number = 1;
+    let mut planted = None;
     loop {
         let mut r = template.clone();
         super::process::run(def, params, ctx, grant, (command, &def.args), &mut r).await;
@@ -142,6 +145,7 @@ async fn attempts(
             result: &r,
             retry: retry.clone(),
         });
+        carry_planted(&mut planted, &mut r, &def.name);
         match retry {
             Some((delay, why)) => {
                 let delay_ms = delay.as_millis() as u64;
@@ -153,6 +157,19 @@ async fn attempts(
             None => return Err((r, number)),
         }
     }
+}
+
+/// Adds what earlier runs of this execution planted (`earlier`) to the result of the one
+/// that just ended, `r`, after its step was observed (each step's audit events name only
+/// what its own run planted); `earlier` then holds everything so far. The result of the
+/// execution lists everything its attempts and fallbacks planted.
+fn carry_planted(earlier: &mut Option<PlantedReport>, r: &mut SkillResult, skill: &str) {
+    match (earlier.as_ref(), r.planted.as_mut()) {
+        (Some(e), Some(now)) => now.after(e, skill),
+        (Some(e), None) => r.planted = Some(e.clone()),
+        (None, _) => {}
+    }
+    earlier.clone_from(&r.planted);
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ mod tests {
             .expect("chmod");
         let d = def(json!({"name": "s", "type": "command", "command": "tool"}));
         let (_, grant) = granted(TrustLevel::UserVerified, ws, &d);
-        let policy = crate::exec::policy::policy_for(&grant, Path::new("/nonexistent"), ws);
+        let policy = crate::exec::policy::policy_for(&grant, Path::new("/nonexistent"), ws, None);
         (bin, dir, policy)
     }
 

@@ -31,6 +31,7 @@ pub(super) fn apply(
     result.stdout_truncated = outcome.stdout.truncated();
     result.stderr_truncated = outcome.stderr.truncated();
     result.confinement = super::hint::confinement_hint(outcome.status, &result.stderr, grant);
+    result.planted = crate::result::PlantedReport::of(&outcome.planted, name);
     let limit = outcome.limit.or_else(|| {
         memory_error(memory_by_rlimit(&outcome.enforcement), outcome.status, &result.stderr)
     });

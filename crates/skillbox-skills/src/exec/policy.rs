@@ -26,12 +26,17 @@ pub fn enforcement_entries(e: &Enforcement) -> Vec<EnforcementEntry> {
 }
 
 /// The kernel policy for a grant: the grant's paths, the run's private directory
-/// (`scratch`), the protected entries, network and process rights, and rlimits from the
-/// limits.
+/// (`scratch`), the protected entries and where what a run plants under their names goes
+/// (`quarantine`), network and process rights, and rlimits from the limits.
 ///
 /// Memory is a memory cgroup where the sandbox can create one, else `RLIMIT_AS` (see
 /// `skillbox_sandbox::Rlimits::memory`).
-pub(super) fn policy_for(grant: &EffectiveGrant, scratch: &Path, workspace: &Path) -> Policy {
+pub(super) fn policy_for(
+    grant: &EffectiveGrant,
+    scratch: &Path,
+    workspace: &Path,
+    quarantine: Option<PathBuf>,
+) -> Policy {
     let write = grant.file_write.clone();
     let read = grant.file_read.clone();
     let limits = &grant.limits;
@@ -43,6 +48,7 @@ pub(super) fn policy_for(grant: &EffectiveGrant, scratch: &Path, workspace: &Pat
         hidden: grant.hidden.clone(),
         scratch: vec![scratch.to_path_buf()],
         guarded: vec![workspace.to_path_buf()],
+        quarantine,
         pid_namespace: true,
         network: match grant.network {
             NetworkLevel::None => NetworkAccess::None,
@@ -78,7 +84,7 @@ pub(crate) fn preview(
     allow_weaker: bool,
 ) -> Result<Vec<EnforcementEntry>, String> {
     let mut spec = ChildSpec::new("/bin/true", workspace);
-    spec.policy = policy_for(grant, &preview_scratch(), workspace);
+    spec.policy = policy_for(grant, &preview_scratch(), workspace, None);
     spec.allow_weaker = allow_weaker;
     skillbox_sandbox::preview(&spec).map(|e| enforcement_entries(&e)).map_err(|e| e.to_string())
 }
@@ -117,12 +123,13 @@ mod tests {
             (TrustLevel::SystemTrusted, NetworkAccess::HttpsOnly, ProcessAccess::Full),
         ] {
             let (_, grant) = granted(level, &ws, &d);
-            let p = policy_for(&grant, scratch, &ws);
+            let p = policy_for(&grant, scratch, &ws, Some(PathBuf::from("/q/id")));
             assert!(p.confine_files && p.pid_namespace);
             assert_eq!((p.network, p.processes), (network, processes), "{level}");
             assert_eq!(p.write, vec![ws.join("out")]);
             assert_eq!(p.scratch, vec![scratch.to_path_buf()]);
             assert_eq!(p.guarded, vec![ws.clone()]);
+            assert_eq!(p.quarantine, Some(PathBuf::from("/q/id")));
             let l = &grant.limits;
             assert_eq!(p.rlimits.memory, Some(l.max_memory_mb * 1024 * 1024));
             assert_eq!(p.rlimits.file_size, Some(l.max_disk_io_mb * 1024 * 1024));

@@ -33,7 +33,9 @@ pub(super) async fn run(
         }
     };
     let env = super::environment::environment(ctx, def, &private.home(), &private.tmp());
-    let policy = super::policy::policy_for(grant, private.path(), &ctx.workspace);
+    // What the run plants under a protected name goes to a directory of this execution.
+    let quarantine = ctx.quarantine.as_ref().map(|q| q.join(&result.execution_id));
+    let policy = super::policy::policy_for(grant, private.path(), &ctx.workspace, quarantine);
     let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
     let (program, mut argv) =
         match super::lookup::resolve_command(command, &ctx.workspace, path_var.as_deref(), &policy)

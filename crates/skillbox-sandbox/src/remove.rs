@@ -1,5 +1,6 @@
-//! Removal of a directory tree that a run wrote: the run's private directory, and what a
-//! killed skillbox process left of one.
+//! Removal of a directory tree that a run wrote: a caller's private directory for a run, what
+//! a killed process left of one, and an entry planted under a protected name that cannot be
+//! moved to the quarantine (`crate::planted`).
 //!
 //! `std::fs::remove_dir_all` (and `tempfile::TempDir`'s drop, which calls it) recurses once
 //! per level: a run that nested 16,500 directories in its `TMPDIR` overflowed the stack of
@@ -20,7 +21,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -29,22 +30,28 @@ use rustix::io::Errno;
 /// top directory instead of entered.
 pub(crate) const MAX_OPEN: usize = 32;
 
-/// What identifies a directory and who may change it, from `fstat`.
+/// What identifies a directory and who may change it, from `fstat`: what [`remove_tree`]
+/// shows its caller before it changes anything, so that it removes only the directory the
+/// caller means (the one it made, or one of its own user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Identity {
+pub struct Identity {
     /// The device the directory is on.
-    pub(crate) dev: u64,
+    pub dev: u64,
     /// Its inode number.
-    pub(crate) ino: u64,
+    pub ino: u64,
     /// Its owner.
-    pub(crate) uid: u32,
+    pub uid: u32,
     /// Its mode, type bits included.
-    pub(crate) mode: u32,
+    pub mode: u32,
 }
 
 impl Identity {
     /// The identity of what `fd` refers to (an `O_PATH` descriptor will do).
-    pub(crate) fn of(fd: BorrowedFd<'_>) -> Result<Self, Errno> {
+    pub fn of(fd: BorrowedFd<'_>) -> std::io::Result<Self> {
+        Self::of_fd(fd).map_err(Into::into)
+    }
+
+    fn of_fd(fd: BorrowedFd<'_>) -> Result<Self, Errno> {
         let st = rustix::fs::fstat(fd)?;
         // The field types differ between architectures; on some these casts are no-ops.
         #[allow(clippy::unnecessary_cast)]
@@ -57,17 +64,18 @@ impl Identity {
     }
 
     /// Whether it is a directory.
-    pub(crate) fn is_dir(&self) -> bool {
+    pub fn is_dir(&self) -> bool {
         FileType::from_raw_mode(self.mode as _) == FileType::Directory
     }
 }
 
-/// Why a tree was not (entirely) removed.
+/// Why a tree was not (entirely) removed: the caller decides whether to try again later
+/// (a budget spent), leave it (not the directory expected), or report it.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum RemoveError {
+pub enum RemoveError {
     /// The directory that holds the tree could not be opened.
-    #[error("cannot open {0}: {1}")]
-    Parent(String, std::io::Error),
+    #[error("cannot open {path}: {1}", path = .0.display())]
+    Parent(PathBuf, std::io::Error),
     /// The tree's top is not a directory, or not the one the caller expected (another inode,
     /// another owner): it is left alone.
     #[error("not the directory expected")]
@@ -83,7 +91,10 @@ pub(crate) enum RemoveError {
 /// Removes `parent/name` and everything in it, if it is a directory `expect` accepts (it
 /// is given the directory's identity before anything is changed), looking at no more than
 /// `budget` entries when one is given. A tree already gone is removed.
-pub(crate) fn remove_tree(
+///
+/// Iterative and bounded whatever the tree (see the module's documentation): a run can nest
+/// directories deeper than any recursion survives, and lock them with `chmod 000`.
+pub fn remove_tree(
     parent: &Path,
     name: &OsStr,
     expect: impl Fn(&Identity) -> bool,
@@ -91,10 +102,19 @@ pub(crate) fn remove_tree(
 ) -> Result<(), RemoveError> {
     let parent_fd =
         rustix::fs::open(parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| {
-                RemoveError::Parent(skillbox_audit::text::path(parent).to_string(), e.into())
-            })?;
-    let (path_fd, id) = match peek(parent_fd.as_fd(), name) {
+            .map_err(|e| RemoveError::Parent(parent.to_path_buf(), e.into()))?;
+    remove_tree_at(parent_fd.as_fd(), name, expect, budget)
+}
+
+/// [`remove_tree`] of `name` in the directory `parent_fd` (any descriptor of it, `O_PATH`
+/// included).
+pub(crate) fn remove_tree_at(
+    parent_fd: BorrowedFd<'_>,
+    name: &OsStr,
+    expect: impl Fn(&Identity) -> bool,
+    budget: Option<u64>,
+) -> Result<(), RemoveError> {
+    let (path_fd, id) = match peek(parent_fd, name) {
         Ok(x) => x,
         Err(Errno::NOENT) => return Ok(()),
         Err(_) => return Err(RemoveError::NotExpected),
@@ -117,7 +137,7 @@ pub(crate) fn remove_tree(
     loop {
         let before = walk.done;
         walk.pass(top.as_fd())?;
-        match rustix::fs::unlinkat(parent_fd.as_fd(), name, AtFlags::REMOVEDIR) {
+        match rustix::fs::unlinkat(parent_fd, name, AtFlags::REMOVEDIR) {
             Ok(()) | Err(Errno::NOENT) => return Ok(()),
             Err(Errno::NOTEMPTY | Errno::EXIST) if walk.done > before => continue,
             Err(e) => {
@@ -137,7 +157,7 @@ fn peek(dir: BorrowedFd<'_>, name: impl rustix::path::Arg) -> Result<(OwnedFd, I
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let id = Identity::of(fd.as_fd())?;
+    let id = Identity::of_fd(fd.as_fd())?;
     if !id.is_dir() {
         return Err(Errno::NOTDIR);
     }
