@@ -146,7 +146,9 @@ async fn read_bounded_line<R: AsyncRead + Unpin>(
     loop {
         let chunk = input.fill_buf().await?;
         if chunk.is_empty() {
-            return Ok(if discarding {
+            // `max + 1` bytes are kept so that a line of `max` bytes fits with its newline;
+            // a last line without one is held to `max` too.
+            return Ok(if discarding || buf.len() > max {
                 Line::TooLong(seen)
             } else if buf.is_empty() {
                 Line::Eof
@@ -240,6 +242,16 @@ mod tests {
             "a line longer than the limit is reported with its size, and the next line is \
              read intact"
         );
+    }
+
+    // Found by the fuzz target `mcp_framing` (fuzz/): a last line without a newline passed
+    // with one byte more than the limit, the byte its newline would have taken.
+    #[tokio::test]
+    async fn a_last_line_without_a_newline_is_held_to_the_same_limit() {
+        assert_eq!(lines(b"0123456789", 10).await, vec!["0123456789"]);
+        assert_eq!(lines(b"0123456789\n", 10).await, vec!["0123456789"]);
+        assert_eq!(lines(b"0123456789A", 10).await, vec!["too long: 11"]);
+        assert_eq!(lines(b"0123456789A\nok", 10).await, vec!["too long: 12", "ok"]);
     }
 
     #[test]

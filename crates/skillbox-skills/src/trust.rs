@@ -35,7 +35,7 @@ const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     /// The file exists but cannot be read.
-    #[error("trust file {path}: cannot read: {source}")]
+    #[error("trust file {}: cannot read: {source}", shown(.path))]
     Read {
         /// The file.
         path: PathBuf,
@@ -44,7 +44,7 @@ pub enum TrustError {
         source: std::io::Error,
     },
     /// The file is not what skillbox writes.
-    #[error("trust file {path}: {reason}")]
+    #[error("trust file {}: {}", shown(.path), escaped(.reason))]
     Parse {
         /// The file.
         path: PathBuf,
@@ -52,7 +52,7 @@ pub enum TrustError {
         reason: String,
     },
     /// The store cannot be written.
-    #[error("trust store {path}: cannot write: {source}")]
+    #[error("trust store {}: cannot write: {source}", shown(.path))]
     Write {
         /// The file.
         path: PathBuf,
@@ -61,7 +61,7 @@ pub enum TrustError {
         source: std::io::Error,
     },
     /// The sealed copy a granted run executes cannot be written.
-    #[error("cannot write the sealed copy {path}: {source}")]
+    #[error("cannot write the sealed copy {}: {source}", shown(.path))]
     Seal {
         /// The copy's directory.
         path: PathBuf,
@@ -70,7 +70,7 @@ pub enum TrustError {
         source: std::io::Error,
     },
     /// The skill's content cannot be hashed.
-    #[error("cannot hash the content of {path}: {reason}")]
+    #[error("cannot hash the content of {}: {}", shown(.path), escaped(.reason))]
     Digest {
         /// The skill file or directory.
         path: PathBuf,
@@ -78,8 +78,24 @@ pub enum TrustError {
         reason: String,
     },
     /// Built-in skills are part of skillbox; there is nothing to pin.
-    #[error("`{0}` is a built-in skill; built-ins run at their own level and cannot be granted")]
+    #[error(
+        "`{}` is a built-in skill; built-ins run at their own level and cannot be granted",
+        escaped(.0)
+    )]
     Builtin(String),
+}
+
+/// A path in an error: bytes that are not UTF-8 as `\xNN`, control characters escaped, so
+/// that a file name holding a newline or a terminal escape cannot forge or hide a line.
+fn shown(path: &Path) -> String {
+    escaped(&skillbox_audit::text::path(path))
+}
+
+/// Text in an error that may quote a file's content (serde_json's errors quote unknown
+/// fields and variants as written), with its control characters escaped: the message stays
+/// one line, whatever bytes the file holds.
+fn escaped(text: &str) -> String {
+    skillbox_audit::text::escape_controls(text, skillbox_audit::text::Lines::Escape)
 }
 
 /// One grant: a level, pinned to a digest of the content it was granted for.
@@ -284,4 +300,52 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>, TrustError> {
         });
     }
     Ok(Some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What escaping would change: a message that holds none of it is one safe line.
+    fn assert_one_safe_line(shown: &str) {
+        let escaped =
+            skillbox_audit::text::escape_controls(shown, skillbox_audit::text::Lines::Escape);
+        assert_eq!(shown, escaped, "raw control characters in {shown:?}");
+    }
+
+    // Found by the fuzz targets `trust_policy` and `trust_store` (fuzz/): serde_json quotes
+    // an unknown field or variant as the file writes it, DEL and terminal escapes included.
+    #[test]
+    fn a_policy_or_store_that_quotes_control_characters_is_refused_on_one_safe_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = dir.path().join(POLICY_FILE);
+        std::fs::write(&policy, b"{\"default_trus\x7f\": {}, \"\x1b]0;owned\x07\n\": 1}")
+            .expect("write");
+        let e = TrustPolicy::load(&policy).expect_err("an unknown field");
+        let shown = e.to_string();
+        assert_one_safe_line(&shown);
+        assert!(shown.contains("default_trus\\u{7f}"), "{shown}");
+
+        let store = dir.path().join(STORE_FILE);
+        let grant = r#"{"level": "\u001b[2Juser-verified", "digest": "d", "path": "/p",
+            "granted_at": "t"}"#;
+        std::fs::write(&store, format!(r#"{{"version": 1, "grants": {{"x": {grant}}}}}"#))
+            .expect("write");
+        let e = TrustStore::load(&store).expect_err("an unknown level");
+        let shown = e.to_string();
+        assert_one_safe_line(&shown);
+        assert!(shown.contains("\\u{1b}[2Juser-verified"), "{shown}");
+    }
+
+    #[test]
+    fn a_trust_file_under_a_hostile_directory_name_is_named_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join(std::ffi::OsStr::from_bytes(b"h\nome\xff\x1b[1m"));
+        std::fs::create_dir(&home).expect("mkdir");
+        std::fs::write(home.join(POLICY_FILE), b"\"x\"").expect("write");
+        let shown = TrustPolicy::load(&home.join(POLICY_FILE)).expect_err("a string").to_string();
+        assert_one_safe_line(&shown);
+        assert!(shown.contains("h\\nome\\xFF\\u{1b}[1m/policy.json: "), "{shown}");
+    }
 }
