@@ -85,13 +85,15 @@ pub(crate) fn list(rt: &Runtime, json: bool) -> u8 {
         println!("no grants ({})", skillbox_skills::audit_log::text::path(store.path()));
         return 0;
     }
+    // The store is a file: a name or a date in it may hold a newline or a terminal escape.
+    let field = |v: &serde_json::Value| one_line(v.as_str().unwrap_or_default());
     for r in &rows {
         println!(
             "{:<24} {:<15} {}  {}",
-            r["name"].as_str().unwrap_or_default(),
-            r["grant"]["level"].as_str().unwrap_or_default(),
-            r["grant"]["granted_at"].as_str().unwrap_or_default(),
-            r["state"].as_str().unwrap_or_default()
+            field(&r["name"]),
+            field(&r["grant"]["level"]),
+            field(&r["grant"]["granted_at"]),
+            field(&r["state"])
         );
     }
     0

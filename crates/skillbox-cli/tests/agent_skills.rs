@@ -366,6 +366,38 @@ fn without_a_terminal_a_denial_names_the_command_that_grants_it() {
     assert_eq!(list["grants"].as_array().unwrap().len(), 0, "nothing was granted");
 }
 
+/// Issue 21: a trust store whose names and dates hold terminal escapes and newlines (JSON
+/// escapes them; a hand-edited or planted file decodes them) is listed with them escaped,
+/// one grant a line; a policy file whose unknown field holds them is refused with them
+/// escaped, in the message a person reads and in the one an MCP client gets.
+#[test]
+fn trust_files_holding_control_characters_are_shown_escaped() {
+    let w = World::new();
+    let sb = w.root.join("sb");
+    fs::write(
+        sb.join("trust.json"),
+        r#"{"version": 1, "grants": {"\u001b]0;owned\u0007x\nforged: holds": {
+            "level": "user-verified", "digest": "sha256v2:00", "path": "/p",
+            "granted_at": "\u001b[31mtoday"}}}"#,
+    )
+    .unwrap();
+    let (code, out, err) = w.run(&["trust", "--list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains('\x1b') && !out.contains('\x07'), "raw control characters: {out:?}");
+    assert_eq!(out.lines().count(), 1, "one grant, one line: {out:?}");
+    assert!(out.contains("\\u{1b}]0;owned\\u{7}x\\nforged: holds"), "{out:?}");
+    assert!(out.contains("\\u{1b}[31mtoday"), "{out:?}");
+
+    fs::remove_file(sb.join("trust.json")).unwrap();
+    fs::write(sb.join("policy.json"), r#"{"default_trust\u001b[2J\n": {}}"#).unwrap();
+    let (code, v) = w.json(&["run", "echo", "--params", r#"{"text": "hi"}"#, "--json"]);
+    assert_eq!(code, 7, "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with("refusing to run: trust file"), "{msg}");
+    assert!(!msg.contains(['\x1b', '\n']), "raw control characters: {msg:?}");
+    assert!(msg.contains("default_trust\\u{1b}[2J\\n"), "{msg:?}");
+}
+
 /// Runs `skillbox ARGS` on a pseudo-terminal (util-linux `script`), answering `answer`.
 fn at_terminal(w: &World, args: &str, answer: &str) -> (i32, String) {
     let mut c = Command::new("script");
