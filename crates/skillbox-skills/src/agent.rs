@@ -44,6 +44,17 @@ pub const MAX_COMPATIBILITY_CHARS: usize = 500;
 pub const SCRIPT_SEPARATOR: &str = "--";
 /// Most scripts taken from one `scripts/` directory.
 const MAX_SCRIPTS: usize = 256;
+/// Largest YAML text parsed: `SKILL.md`'s front matter, or `agents/openai.yaml`. Both hold a
+/// few short fields; the bound keeps the parser's worst case (see
+/// [`MAX_YAML_FLOW_OPENERS`]) to milliseconds.
+pub const MAX_YAML_BYTES: usize = 64 * 1024;
+/// Most `[` and `{` a YAML text may hold. The YAML scanner takes time proportional to its
+/// tokens times the depth of flow nesting (libyaml keeps a possible "simple key" per flow
+/// level and walks them all at every token), so a front matter of 64 KiB of `[` took
+/// seconds, and the 1 MiB a `SKILL.md` may have would have taken hours, in every command and
+/// MCP session that loads the skill. Every `[` and `{` counts, in a quoted string or a
+/// comment too: only the scanner itself knows which ones open a collection.
+pub const MAX_YAML_FLOW_OPENERS: usize = 256;
 
 /// What an Agent Skill's `SKILL.md` says about it, and where it is.
 #[derive(Debug, Clone, Serialize)]
@@ -160,6 +171,9 @@ fn split_skill_md<'a>(
             "must start with YAML front matter between two `---` lines (name and description)",
         )]
     })?;
+    if let Some(why) = yaml_too_costly(front.as_bytes()) {
+        return Err(vec![Diagnostic::file(file, format!("front matter {why}"))]);
+    }
     let front: Value = yaml_serde::from_str(front).map_err(|e| {
         vec![Diagnostic::file(file, format!("front matter is not valid YAML: {e}"))]
     })?;
@@ -404,6 +418,21 @@ pub fn check_agent_name(name: &str) -> Result<(), String> {
 }
 
 /// Splits `---\nYAML\n---\nbody`. `None` if the text does not open with front matter.
+/// Why `yaml` is not handed to the YAML parser (it would take too long), if it is not.
+fn yaml_too_costly(yaml: &[u8]) -> Option<String> {
+    if yaml.len() > MAX_YAML_BYTES {
+        return Some(format!("is {} bytes; YAML is read up to {MAX_YAML_BYTES} bytes", yaml.len()));
+    }
+    let openers = yaml.iter().filter(|b| matches!(b, b'[' | b'{')).count();
+    if openers > MAX_YAML_FLOW_OPENERS {
+        return Some(format!(
+            "holds {openers} `[` and `{{`; YAML is read with at most {MAX_YAML_FLOW_OPENERS} \
+             (nested collections cost the parser time by the square of their depth)"
+        ));
+    }
+    None
+}
+
 fn split_front_matter(text: &str) -> Option<(&str, &str)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let rest = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n"))?;
@@ -460,6 +489,9 @@ fn codex_permissions(
         return Ok(None);
     }
     let bytes = read(&file)?;
+    if let Some(why) = yaml_too_costly(&bytes) {
+        return Err(Diagnostic::file(&file, format!("file {why}")));
+    }
     let doc: Value = yaml_serde::from_slice(&bytes)
         .map_err(|e| Diagnostic::file(&file, format!("not valid YAML: {e}")))?;
     let Some(p) = doc.get("permissions") else { return Ok(None) };
@@ -589,6 +621,55 @@ fn synthetic(file: &Path, def: Value, dir: &Path) -> Result<SkillDef, Vec<Diagno
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The problems of loading a skill directory `fuzz-skill` holding `files`.
+    fn problems_of(files: &[(&str, &[u8])]) -> Vec<String> {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("fuzz-skill");
+        for (name, bytes) in files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(path, bytes).expect("write");
+        }
+        let read = |p: &Path| std::fs::read(p).map_err(|e| Diagnostic::file(p, e.to_string()));
+        match load(&dir, read) {
+            Ok((_, _, problems)) => problems.iter().map(ToString::to_string).collect(),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    // Found by fuzzing `agent_skill` (fuzz/) with longer inputs: libyaml's scanner walks every
+    // open flow level at every token, so 60 KiB of `[` in the front matter took seconds
+    // (in a debug build; 1 MiB, the largest SKILL.md read, hours) before it was refused.
+    #[test]
+    fn deeply_nested_or_huge_yaml_is_refused_before_it_is_parsed() {
+        let deep =
+            format!("---\nname: fuzz-skill\ndescription: d\nx: {}\n---\n", "[".repeat(60_000));
+        let started = std::time::Instant::now();
+        let got = problems_of(&[("SKILL.md", deep.as_bytes())]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("SKILL.md: front matter holds 60000 `[` and `{`"), "{got:?}");
+        assert!(started.elapsed().as_secs() < 2, "took {:?}", started.elapsed());
+
+        let big =
+            format!("---\nname: fuzz-skill\ndescription: d\nx: '{}'\n---\n", "a".repeat(70_000));
+        let got = problems_of(&[("SKILL.md", big.as_bytes())]);
+        assert!(
+            got[0].contains("front matter is 70038 bytes; YAML is read up to 65536"),
+            "{got:?}"
+        );
+
+        let yaml = format!("permissions:\n  fs_read: {}\n", "{a: ".repeat(5_000));
+        let got = problems_of(&[
+            ("SKILL.md", b"---\nname: fuzz-skill\ndescription: d\n---\nbody\n"),
+            ("agents/openai.yaml", yaml.as_bytes()),
+        ]);
+        assert!(got[0].contains("agents/openai.yaml: file holds 5000 `[` and `{`"), "{got:?}");
+
+        // What a skill really writes is far below both bounds.
+        let fine = "---\nname: fuzz-skill\ndescription: d\nskillbox: {permissions: {file_read: [data, src]}}\n---\n";
+        assert_eq!(problems_of(&[("SKILL.md", fine.as_bytes())]), Vec::<String>::new());
+    }
 
     #[test]
     fn the_specification_name_rules() {
