@@ -374,6 +374,13 @@ fn a_home_workspace_hides_keys_credentials_and_skillboxs_own_files() {
         &w.sb.join("skills"),
         json!({"name": "peek", "type": "command", "command": "python3", "args": ["-I", "peek.py"]}),
     );
+    // The same reads with the home writable: the walk that finds protected entries must
+    // still carve the secrets beneath them (`.config/gh` beneath the protected `.config`).
+    w.skill(
+        &w.sb.join("skills"),
+        json!({"name": "peek-w", "type": "command", "command": "python3", "args": ["-I", "peek.py"],
+        "security": {"permissions": {"file_write": ["."]}}}),
+    );
     w.skill(
         &w.sb.join("skills"),
         json!({"name": "plant", "type": "command", "command": "python3", "args": ["-I", "plant.py"],
@@ -400,16 +407,21 @@ fn a_home_workspace_hides_keys_credentials_and_skillboxs_own_files() {
 
     for level in [None, Some("system-trusted")] {
         let extra: Vec<&str> = level.map(|l| vec!["--trust", l]).unwrap_or_default();
-        let (code, v) = w.run(&home, "peek", &extra);
-        assert_eq!(code, 0, "{v}");
-        let out = v["stdout"].as_str().unwrap();
-        let got = outcomes(out);
-        assert_eq!(got.get("control"), Some(&true), "control: the home was not readable: {v}");
-        for (k, ok) in &got {
-            assert!(!ok || k == "control", "{k} was read at {level:?}: {v}");
-        }
-        for value in secrets.values() {
-            assert!(!v.to_string().contains(value.as_str()), "a secret leaked at {level:?}: {v}");
+        for peek in ["peek", "peek-w"] {
+            let (code, v) = w.run(&home, peek, &extra);
+            assert_eq!(code, 0, "{v}");
+            let out = v["stdout"].as_str().unwrap();
+            let got = outcomes(out);
+            assert_eq!(got.get("control"), Some(&true), "control: the home was not readable: {v}");
+            for (k, ok) in &got {
+                assert!(!ok || k == "control", "{peek}: {k} was read at {level:?}: {v}");
+            }
+            for value in secrets.values() {
+                assert!(
+                    !v.to_string().contains(value.as_str()),
+                    "{peek}: a secret leaked at {level:?}: {v}"
+                );
+            }
         }
         let (code, v) = w.run(&home, "plant", &extra);
         assert_eq!(code, 0, "{v}");

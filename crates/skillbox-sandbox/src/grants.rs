@@ -293,7 +293,13 @@ impl<S: Grants> Walk<'_, S> {
             if let Some(parent) = stack.last_mut() {
                 let i = parent.next - 1;
                 if !split {
-                    parent.entries[i].fate = Fate::Whole;
+                    // Left to its parent whole: with the tree's rights, or read-only when it
+                    // is the top of a read-only carve examined for a hidden path.
+                    parent.entries[i].fate = if frame.read_only && !parent.read_only {
+                        Fate::Carved(Carve::ReadOnly)
+                    } else {
+                        Fate::Whole
+                    };
                 }
                 parent.carved_beneath |= split;
                 parent.hidden_beneath |= hidden_beneath && split;
@@ -323,7 +329,14 @@ impl<S: Grants> Walk<'_, S> {
         };
         let by_name = (self.writes && self.carved.name_matches(entry.name.as_bytes()))
             .then_some(Carve::ReadOnly);
-        if let Some(c) = by_path.max(by_name) {
+        let carve = by_path.max(by_name);
+        // A read-only carve with a hidden path beneath it (`~/.config` and `~/.config/gh`)
+        // is examined below as read-only, so that the hidden path is carved out of it too:
+        // granting it read-only whole would make the secret readable.
+        let read_only_above_hidden = carve == Some(Carve::ReadOnly)
+            && entry.kind == Kind::Dir
+            && path.as_ref().is_some_and(|p| self.beneath(p, Some(Carve::Hidden)));
+        if let Some(c) = carve.filter(|_| !read_only_above_hidden) {
             if self.writes {
                 budget.census.record(top.dev, entry.ino);
             }
@@ -333,9 +346,22 @@ impl<S: Grants> Walk<'_, S> {
             return Ok(None);
         }
         let Some(path) = path.filter(|_| entry.kind == Kind::Dir) else { return Ok(None) };
-        let descend = self.walk_names || (top.near && self.beneath(&path, None));
+        let read_only = top.read_only || read_only_above_hidden;
+        let descend = if read_only {
+            // Nothing beneath is writable: only the way to a hidden path matters.
+            read_only_above_hidden || (top.near && self.beneath(&path, Some(Carve::Hidden)))
+        } else {
+            self.walk_names || (top.near && self.beneath(&path, None))
+        };
         if !descend {
             return Ok(None);
+        }
+        if read_only_above_hidden {
+            if self.writes {
+                budget.census.record(top.dev, entry.ino);
+            }
+            // Whether split or not, the entry is carved out of the tree's rights.
+            top.carved_beneath = true;
         }
         // Examined below: listed, or, when that cannot be done (too deep to hold a
         // descriptor per level, not listable by this user, a listing that fails part way),
@@ -355,6 +381,7 @@ impl<S: Grants> Walk<'_, S> {
                     match Frame::list(child, dev, path.clone(), self.root, budget) {
                         Ok(mut frame) => {
                             frame.near = self.beneath(&frame.path, None);
+                            frame.read_only = read_only;
                             Ok(frame)
                         }
                         Err(GrantError::List(..)) => Err(()),
@@ -387,8 +414,8 @@ impl<S: Grants> Walk<'_, S> {
     }
 
     /// Grants `frame` entry by entry: the directory itself readable (only listable when a
-    /// hidden path is beneath it), each entry left whole with the grant's rights, each
-    /// carved read-only with its read rights; split entries get nothing here (their own
+    /// hidden path is beneath it), each entry left whole with the grant's rights (read rights
+    /// inside a read-only carve), each carved read-only with its read rights; split entries get nothing here (their own
     /// frame granted them), hidden ones are handed to [`Grants::hide`].
     fn split(&mut self, frame: &Frame, hidden_beneath: bool) -> Result<(), GrantError> {
         let own = if hidden_beneath { Level::List } else { Level::Read };
@@ -396,6 +423,7 @@ impl<S: Grants> Walk<'_, S> {
         for entry in &frame.entries {
             let level = match entry.fate {
                 Fate::Whole if entry.kind == Kind::Symlink => continue,
+                Fate::Whole if frame.read_only => Level::Read,
                 Fate::Whole => Level::Whole,
                 Fate::Carved(Carve::ReadOnly) => Level::Read,
                 Fate::Carved(Carve::Hidden) if entry.kind != Kind::Symlink => {
@@ -446,6 +474,9 @@ struct Frame {
     carved_beneath: bool,
     /// A hidden path is beneath: this directory gets listing rights only.
     hidden_beneath: bool,
+    /// Inside a read-only carve (examined only for the hidden paths beneath it): entries
+    /// left whole get read rights, not the tree's.
+    read_only: bool,
 }
 
 impl Frame {
@@ -490,6 +521,7 @@ impl Frame {
             next: 0,
             carved_beneath: false,
             hidden_beneath: false,
+            read_only: false,
         };
         // Entries whose type the listing did not give are asked, once it is done.
         let fd = frame.fd()?;

@@ -539,6 +539,58 @@ attempt("ws_top_create", lambda: write(h + "/ws/new.txt", b"new", "xb"))
     assert_eq!(p.ok("token"), sec.value.as_bytes());
 }
 
+/// `~/.config/gh` with the home writable: the hidden path beneath a protected entry is
+/// covered, the rest of the protected entry stays readable and read-only.
+#[tokio::test]
+async fn a_hidden_path_beneath_a_protected_entry_of_a_writable_tree_stays_unread() {
+    if !without_landlock("a_hidden_path_beneath_a_protected_entry_of_a_writable_tree_stays_unread")
+    {
+        return;
+    }
+    let sec = secret();
+    let h = scratch();
+    let w = h.path();
+    subdir(w, ".claude/gh");
+    subdir(w, "p/.git/deep/er");
+    subdir(w, "free");
+    fs::copy(&sec.file, w.join(".claude/gh/hosts.yml")).unwrap();
+    fs::copy(&sec.file, w.join("p/.git/deep/er/token")).unwrap();
+    file(&w.join(".claude/settings.json"), b"{}\n");
+    file(&w.join("p/.git/deep/note"), b"note");
+    let body = r##"
+w = ARGS[0]
+attempt("top", lambda: read(w + "/.claude/gh/hosts.yml"))
+attempt("deep", lambda: read(w + "/p/.git/deep/er/token"))
+attempt("settings", lambda: read(w + "/.claude/settings.json"))
+attempt("note", lambda: read(w + "/p/.git/deep/note"))
+attempt("settings_write", lambda: write(w + "/.claude/settings.json", b"x", "ab"))
+attempt("note_write", lambda: write(w + "/p/.git/deep/note", b"x", "ab"))
+attempt("claude_create", lambda: write(w + "/.claude/new", b"x", "xb"))
+attempt("gh_rename", lambda: os.rename(w + "/.claude/gh", w + "/.claude/gh2"))
+attempt("free_create", lambda: write(w + "/free/new", b"x", "xb"))
+"##;
+    let mut policy = writing(&[w]);
+    policy.hidden = vec![w.join(".claude/gh"), w.join("p/.git/deep/er/token")];
+    let p = mounted(policy.clone(), w, body, &[s(w)]).await;
+    p.err("top", &[EACCES]);
+    p.err("deep", &[EACCES]);
+    assert_eq!(p.ok("settings"), b"{}\n");
+    assert_eq!(p.ok("note"), b"note");
+    for name in ["settings_write", "note_write", "claude_create", "gh_rename"] {
+        p.failed(name);
+    }
+    p.ok("free_create");
+    p.assert_no_leak(&sec.value);
+    assert!(!w.join(".claude/new").exists());
+    assert_eq!(fs::read(w.join(".claude/settings.json")).unwrap(), b"{}\n");
+
+    // Control: the same grant without the hidden paths reads both.
+    policy.hidden = Vec::new();
+    let p = mounted(policy, w, body, &[s(w)]).await;
+    assert_eq!(p.ok("top"), sec.value.as_bytes());
+    assert_eq!(p.ok("deep"), sec.value.as_bytes());
+}
+
 #[tokio::test]
 async fn a_hidden_path_that_does_not_exist_yet_cannot_be_created() {
     if !without_landlock("a_hidden_path_that_does_not_exist_yet_cannot_be_created") {
