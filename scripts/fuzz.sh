@@ -6,6 +6,8 @@
 #   FUZZ_SECONDS  seconds per target (default 20)
 #   FUZZ_TARGETS  targets to run, space-separated (default: all of fuzz/Cargo.toml)
 #   FUZZ_JOBS     targets run at once (default 2: one per core of a CI machine)
+#   FUZZ_ARGS     more libFuzzer options, e.g. -max_len=65536 (inputs longer than the
+#                 default 4 KiB, for costs that only show on long inputs)
 #
 # Needs the nightly toolchain; installs cargo-fuzz when it is missing. Each target fuzzes a
 # copy of its committed corpus (fuzz/corpus/TARGET, the seeds) in a temporary directory, so
@@ -66,7 +68,7 @@ fuzz_one() {
     set +e
     # -timeout: an input that takes 10 s is a hang, and kept as one.
     SKILLBOX_FUZZ_SCRATCH="$work/scratch/$t" "$bin/$t" "$corpus" \
-        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 ${FUZZ_ARGS:-} \
         -dict="fuzz/dict/$(dict_for "$t").dict" -artifact_prefix="$art/" \
         >"$work/$t.log" 2>&1
     local rc=$?
@@ -109,8 +111,10 @@ for t in $targets; do
     printf '%-14s %10s %8s %14s %8s\n' "$name" "$execs" "$rate" "$size ($seeds)" "$crashes"
     if [ "$crashes" != 0 ]; then
         failed=1
-        echo "-- $t: what libFuzzer reported (log: the end)"
-        grep -v '^#\|^stat::\|^INFO' "$work/$t.log" | tail -25 | sed 's/^/   /'
+        echo "-- $t: what libFuzzer reported"
+        { grep -m1 -A4 'panicked at' "$work/$t.log" || true
+            grep -E '^==[0-9]+== ERROR|^SUMMARY|Test unit written' "$work/$t.log" || true
+        } | sed 's/^/   /'
     fi
 done
 if [ "$failed" != 0 ]; then

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::format::{ParamType, SkillDef};
 use crate::name::quote;
+use skillbox_audit::text::Lines;
 
 /// Longest accepted value of one parameter, in bytes.
 pub const MAX_PARAM_BYTES: usize = 64 * 1024;
@@ -110,7 +111,12 @@ pub fn validate(skill: &SkillDef, input: &Value) -> Result<Params, Vec<ParamProb
             (ParamType::Enum, Value::String(s)) => {
                 let allowed = p.spec.values.as_deref().unwrap_or(&[]);
                 if !allowed.iter().any(|a| a == s) {
-                    bad(name, format!("{} is not one of: {}", quote(s), allowed.join(", ")));
+                    // The values come from the skill file, which may hold any character.
+                    let shown: Vec<String> = allowed
+                        .iter()
+                        .map(|a| skillbox_audit::text::escape_controls(a, Lines::Escape))
+                        .collect();
+                    bad(name, format!("{} is not one of: {}", quote(s), shown.join(", ")));
                     continue;
                 }
                 s.clone()

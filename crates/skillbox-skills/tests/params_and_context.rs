@@ -122,6 +122,22 @@ fn required_enum_and_pattern_rules_hold() {
     problem(&alt, json!({"x": "xa"}), "x");
 }
 
+// Found by the fuzz target `params` (fuzz/): the refusal listed the skill file's enum
+// values as written, a NUL, an escape sequence or a newline in one included.
+#[test]
+fn enum_values_of_the_skill_file_are_listed_escaped_in_a_refusal() {
+    let t = skill_with(
+        json!([{"name": "e", "type": "enum", "values": ["TO\u{0}DO", "\u{1b}[2Jx", "a\nb"]}]),
+        json!({}),
+    );
+    let p = problem(&t, json!({"e": "TODO"}), "e");
+    let shown = p.to_string();
+    assert_eq!(
+        shown, "parameter `e`: \"TODO\" is not one of: TO\\u{0}DO, \\u{1b}[2Jx, a\\nb",
+        "one line, control characters escaped"
+    );
+}
+
 #[test]
 fn undeclared_parameters_are_refused_by_name() {
     let p = problem(&typed(), json!({"s": "a", "evil": "1"}), "evil");
