@@ -147,48 +147,12 @@ attempt("list_home", lambda: sorted(os.listdir(h)))
 /// unwritable.
 #[tokio::test]
 async fn a_hidden_path_beneath_a_protected_entry_of_a_writable_tree_stays_unread() {
-    let sec = secret();
-    let h = scratch();
-    let w = h.path();
-    subdir(w, ".claude/gh");
-    subdir(w, "p/.git/deep/er");
-    subdir(w, "free");
-    fs::copy(&sec.file, w.join(".claude/gh/hosts.yml")).unwrap();
-    fs::copy(&sec.file, w.join("p/.git/deep/er/token")).unwrap();
-    file(&w.join(".claude/settings.json"), b"{}\n");
-    file(&w.join("p/.git/deep/note"), b"note");
-    let body = r##"
-w = ARGS[0]
-attempt("top", lambda: read(w + "/.claude/gh/hosts.yml"))
-attempt("deep", lambda: read(w + "/p/.git/deep/er/token"))
-attempt("settings", lambda: read(w + "/.claude/settings.json"))
-attempt("note", lambda: read(w + "/p/.git/deep/note"))
-attempt("settings_write", lambda: write(w + "/.claude/settings.json", b"x", "ab"))
-attempt("note_write", lambda: write(w + "/p/.git/deep/note", b"x", "ab"))
-attempt("claude_create", lambda: write(w + "/.claude/new", b"x", "xb"))
-attempt("deep_create", lambda: write(w + "/p/.git/deep/new", b"x", "xb"))
-attempt("gh_rename", lambda: os.rename(w + "/.claude/gh", w + "/.claude/gh2"))
-attempt("free_create", lambda: write(w + "/free/new", b"x", "xb"))
-"##;
-    let mut policy = writing(&[w]);
-    policy.hidden = vec![w.join(".claude/gh"), w.join("p/.git/deep/er/token")];
-    let Some(p) = probe(policy, w, body, &[s(w)]).await else { return };
-    p.err("top", &[libc::EACCES]);
-    p.err("deep", &[libc::EACCES]);
-    assert_eq!(p.ok("settings"), b"{}\n");
-    assert_eq!(p.ok("note"), b"note");
-    for name in ["settings_write", "note_write", "claude_create", "deep_create", "gh_rename"] {
-        p.failed(name);
-    }
-    p.ok("free_create");
-    p.assert_no_leak(&sec.value);
-    assert!(!w.join(".claude/new").exists() && !w.join("p/.git/deep/new").exists());
-    assert_eq!(fs::read(w.join(".claude/settings.json")).unwrap(), b"{}\n");
-
-    // Control: the same grant without the hidden paths reads both.
+    let t = ProtectedOverSecret::new();
+    let (w, body) = (t.tree.path(), PROTECTED_OVER_SECRET);
+    let Some(p) = probe(t.policy(), w, body, &[s(w)]).await else { return };
+    t.check(&p);
     let Some(p) = probe(writing(&[w]), w, body, &[s(w)]).await else { return };
-    assert_eq!(p.ok("top"), sec.value.as_bytes());
-    assert_eq!(p.ok("deep"), sec.value.as_bytes());
+    t.check_control(&p);
 }
 
 #[tokio::test]

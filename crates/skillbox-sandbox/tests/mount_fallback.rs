@@ -547,48 +547,10 @@ async fn a_hidden_path_beneath_a_protected_entry_of_a_writable_tree_stays_unread
     {
         return;
     }
-    let sec = secret();
-    let h = scratch();
-    let w = h.path();
-    subdir(w, ".claude/gh");
-    subdir(w, "p/.git/deep/er");
-    subdir(w, "free");
-    fs::copy(&sec.file, w.join(".claude/gh/hosts.yml")).unwrap();
-    fs::copy(&sec.file, w.join("p/.git/deep/er/token")).unwrap();
-    file(&w.join(".claude/settings.json"), b"{}\n");
-    file(&w.join("p/.git/deep/note"), b"note");
-    let body = r##"
-w = ARGS[0]
-attempt("top", lambda: read(w + "/.claude/gh/hosts.yml"))
-attempt("deep", lambda: read(w + "/p/.git/deep/er/token"))
-attempt("settings", lambda: read(w + "/.claude/settings.json"))
-attempt("note", lambda: read(w + "/p/.git/deep/note"))
-attempt("settings_write", lambda: write(w + "/.claude/settings.json", b"x", "ab"))
-attempt("note_write", lambda: write(w + "/p/.git/deep/note", b"x", "ab"))
-attempt("claude_create", lambda: write(w + "/.claude/new", b"x", "xb"))
-attempt("gh_rename", lambda: os.rename(w + "/.claude/gh", w + "/.claude/gh2"))
-attempt("free_create", lambda: write(w + "/free/new", b"x", "xb"))
-"##;
-    let mut policy = writing(&[w]);
-    policy.hidden = vec![w.join(".claude/gh"), w.join("p/.git/deep/er/token")];
-    let p = mounted(policy.clone(), w, body, &[s(w)]).await;
-    p.err("top", &[EACCES]);
-    p.err("deep", &[EACCES]);
-    assert_eq!(p.ok("settings"), b"{}\n");
-    assert_eq!(p.ok("note"), b"note");
-    for name in ["settings_write", "note_write", "claude_create", "gh_rename"] {
-        p.failed(name);
-    }
-    p.ok("free_create");
-    p.assert_no_leak(&sec.value);
-    assert!(!w.join(".claude/new").exists());
-    assert_eq!(fs::read(w.join(".claude/settings.json")).unwrap(), b"{}\n");
-
-    // Control: the same grant without the hidden paths reads both.
-    policy.hidden = Vec::new();
-    let p = mounted(policy, w, body, &[s(w)]).await;
-    assert_eq!(p.ok("top"), sec.value.as_bytes());
-    assert_eq!(p.ok("deep"), sec.value.as_bytes());
+    let t = ProtectedOverSecret::new();
+    let (w, body) = (t.tree.path(), PROTECTED_OVER_SECRET);
+    t.check(&mounted(t.policy(), w, body, &[s(w)]).await);
+    t.check_control(&mounted(writing(&[w]), w, body, &[s(w)]).await);
 }
 
 #[tokio::test]

@@ -341,3 +341,74 @@ pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     }
     out
 }
+
+/// `~/.config/gh` with the home writable, as a scenario both Landlock (tests/carve.rs) and
+/// the mount namespace (tests/mount_fallback.rs) must hold: a writable tree with a secret
+/// beneath a protected entry at its top (`.claude/gh/hosts.yml`) and one deeper
+/// (`p/.git/deep/er/token`), a readable file beside each, and a free directory.
+pub(crate) struct ProtectedOverSecret {
+    pub(crate) tree: tempfile::TempDir,
+    pub(crate) sec: Secret,
+}
+
+/// The attempts of [`ProtectedOverSecret`]: `ARGS[0]` is the tree.
+pub(crate) const PROTECTED_OVER_SECRET: &str = r##"
+w = ARGS[0]
+attempt("top", lambda: read(w + "/.claude/gh/hosts.yml"))
+attempt("deep", lambda: read(w + "/p/.git/deep/er/token"))
+attempt("settings", lambda: read(w + "/.claude/settings.json"))
+attempt("note", lambda: read(w + "/p/.git/deep/note"))
+attempt("settings_write", lambda: write(w + "/.claude/settings.json", b"x", "ab"))
+attempt("note_write", lambda: write(w + "/p/.git/deep/note", b"x", "ab"))
+attempt("claude_create", lambda: write(w + "/.claude/new", b"x", "xb"))
+attempt("deep_create", lambda: write(w + "/p/.git/deep/new", b"x", "xb"))
+attempt("gh_rename", lambda: os.rename(w + "/.claude/gh", w + "/.claude/gh2"))
+attempt("free_create", lambda: write(w + "/free/new", b"x", "xb"))
+"##;
+
+impl ProtectedOverSecret {
+    pub(crate) fn new() -> Self {
+        let sec = secret();
+        let tree = scratch();
+        let w = tree.path();
+        subdir(w, ".claude/gh");
+        subdir(w, "p/.git/deep/er");
+        subdir(w, "free");
+        fs::copy(&sec.file, w.join(".claude/gh/hosts.yml")).unwrap();
+        fs::copy(&sec.file, w.join("p/.git/deep/er/token")).unwrap();
+        file(&w.join(".claude/settings.json"), b"{}\n");
+        file(&w.join("p/.git/deep/note"), b"note");
+        ProtectedOverSecret { tree, sec }
+    }
+
+    /// The tree writable, its protected names protected and its two secrets hidden.
+    pub(crate) fn policy(&self) -> Policy {
+        let w = self.tree.path();
+        let mut p = writing(&[w]);
+        p.hidden = vec![w.join(".claude/gh"), w.join("p/.git/deep/er/token")];
+        p
+    }
+
+    /// What the run of [`Self::policy`] must have done: neither secret read, the protected
+    /// entries readable and unchanged, the free directory writable.
+    pub(crate) fn check(&self, p: &Probe) {
+        let w = self.tree.path();
+        p.err("top", &[EACCES]);
+        p.err("deep", &[EACCES]);
+        assert_eq!(p.ok("settings"), b"{}\n");
+        assert_eq!(p.ok("note"), b"note");
+        for name in ["settings_write", "note_write", "claude_create", "deep_create", "gh_rename"] {
+            p.failed(name);
+        }
+        p.ok("free_create");
+        p.assert_no_leak(&self.sec.value);
+        assert!(!w.join(".claude/new").exists() && !w.join("p/.git/deep/new").exists());
+        assert_eq!(fs::read(w.join(".claude/settings.json")).unwrap(), b"{}\n");
+    }
+
+    /// The control: the same grant without the hidden paths reads both secrets.
+    pub(crate) fn check_control(&self, p: &Probe) {
+        assert_eq!(p.ok("top"), self.sec.value.as_bytes());
+        assert_eq!(p.ok("deep"), self.sec.value.as_bytes());
+    }
+}
