@@ -314,8 +314,14 @@ fn read_some(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// (`last`), and records what is wrong. A line that stops short and begins as the event the
 /// chain expects next is a crash artefact: a writer stopped while writing it, and the next
 /// writer continued the chain after it.
+///
+/// `unverified` counts the lines since `last` that failed their own check (each already
+/// reported, for its own cause). The next good event is expected that many places further
+/// on, and its `prev_hash` is not compared (it names the event as it was before the edit):
+/// one edited line is one problem, not also "an event was removed".
 fn chain(
     last: &mut Option<(u64, [u8; 64])>,
+    unverified: &mut u64,
     report: &mut VerifyReport,
     file: &Path,
     n: usize,
@@ -327,16 +333,32 @@ fn chain(
         Err(BadLine::Incomplete { message, start }) if starts_next_event(&start, last) => {
             return report.crash_artefacts.push(at(message.into()));
         }
-        Err(e) => return report.problems.push(at(e.message().into())),
+        Err(e) => {
+            *unverified += 1;
+            return report.problems.push(at(e.message().into()));
+        }
     };
+    let skipped = std::mem::take(unverified);
     let mut problem = |message: String| report.problems.push(at(message));
     match last {
         None if seq == 1 && prev.bytes() != GENESIS.as_bytes() => {
             problem("the first event does not start the chain".into())
         }
-        None if seq != 1 => {
-            problem(format!("the log starts at event {seq}: events 1 to {} are missing", seq - 1))
+        None if seq != 1 + skipped => {
+            let after = if skipped > 0 { " (or did not verify)" } else { "" };
+            problem(format!(
+                "the log starts at event {seq}: events 1 to {} are missing{after}",
+                seq.saturating_sub(1)
+            ))
         }
+        Some((lseq, _)) if skipped > 0 && seq != lseq.saturating_add(1 + skipped) => {
+            problem(format!(
+                "event {seq} follows event {lseq} and {skipped} line(s) that do not verify: an \
+                 event was also removed, inserted or reordered"
+            ))
+        }
+        // The lines that did not verify stand where the events between were expected.
+        Some(_) if skipped > 0 => {}
         Some((lseq, lhash)) => {
             if seq != *lseq + 1 {
                 problem(format!(
@@ -380,6 +402,7 @@ fn verify_with(path: &Path, sizes: &Sizes) -> Result<VerifyReport, AuditError> {
     let head = Head::read(sibling(path, "head"));
     let mut walk = Walk {
         last: None,
+        unverified: 0,
         head_link: head.link(),
         head_in_chain: false,
         // Two buffers: lines in one are checked while the file is read into the other.
@@ -507,6 +530,8 @@ fn report_head_mismatch(
 struct Walk {
     /// The last event linked into the chain: its sequence and hash.
     last: Option<(u64, [u8; 64])>,
+    /// Lines since `last` that failed their own check (see [`chain`]).
+    unverified: u64,
     /// What the head names, to be found in the chain.
     head_link: Option<(u64, [u8; 64])>,
     /// The head's event was seen in the chain.
@@ -558,7 +583,7 @@ impl Walk {
             });
             for result in checked {
                 lines += 1;
-                chain(&mut self.last, report, file, lines, result);
+                chain(&mut self.last, &mut self.unverified, report, file, lines, result);
                 self.head_in_chain |= self.head_link.is_some() && self.last == self.head_link;
             }
             let n = n.map_err(io)?;

@@ -326,10 +326,10 @@ fn a_log_over_one_read_chunk_verifies_and_an_edit_past_it_is_found_at_its_line()
     l[4800] = l[4800].replacen("\"i\":", "\"i\": ", 1);
     write_lines(&path, &l);
     let r = verify(&path).unwrap();
-    // The edited line, then the next one, which no longer follows a verified event.
+    // The edited line, and only it: the next one follows it in the chain as it was.
     let found: Vec<(usize, bool)> =
         r.problems.iter().map(|p| (p.line, p.message.contains("edited"))).collect();
-    assert_eq!(found, [(4801, true), (4802, false)], "{:?}", r.problems);
+    assert_eq!(found, [(4801, true)], "{:?}", r.problems);
     assert_eq!(r.events, 4999);
 }
 
@@ -390,4 +390,47 @@ fn a_forked_child_records_its_own_pid_and_ids() {
     let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(ids.len(), 3, "an event id was reused across the fork");
     assert!(verify(&path).unwrap().ok());
+}
+
+/// One cause, one problem: an edited event is reported alone (the events after it still
+/// link to it as it was), also when it is the first; a removal beside the edit is still
+/// reported for itself.
+#[test]
+fn an_edited_event_is_reported_alone_and_a_removal_beside_it_too() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("log.jsonl");
+    let log = AuditLog::open(LogConfig::new(&path)).unwrap();
+    for i in 0..6 {
+        log.append(&draft("s", json!({"i": i}))).unwrap();
+    }
+    let original = lines(&path);
+    let edit = |l: &str| l.replacen("\"i\":", "\"i\": ", 1);
+    let problems = |l: &[String]| -> Vec<(usize, String)> {
+        write_lines(&path, l);
+        let r = verify(&path).unwrap();
+        r.problems.iter().map(|p| (p.line, p.message.clone())).collect()
+    };
+
+    // A middle event edited: its line only.
+    let mut l = original.clone();
+    l[2] = edit(&l[2]);
+    let got = problems(&l);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].0 == 3 && got[0].1.contains("edited"), "{got:?}");
+
+    // The first event edited: its line only, not "the log starts at event 2".
+    let mut l = original.clone();
+    l[0] = edit(&l[0]);
+    let got = problems(&l);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].0 == 1 && got[0].1.contains("edited"), "{got:?}");
+
+    // An edit and, right after it, a removed event: both causes.
+    let mut l = original.clone();
+    l[2] = edit(&l[2]);
+    l.remove(3);
+    let got = problems(&l);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].0 == 3 && got[0].1.contains("edited"), "{got:?}");
+    assert!(got[1].0 == 4 && got[1].1.contains("removed"), "{got:?}");
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use skillbox_skills::audit_log::text::path as path_text;
-use skillbox_skills::audit_log::{read_events, verify, Event};
+use skillbox_skills::audit_log::{read_events, verify, Event, EventType};
 
 use crate::output::terminal_safe;
 use crate::AuditCommand;
@@ -65,8 +65,7 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
                 Some(p) => p,
                 None => default_path()?,
             };
-            let min_risk = risk.as_deref().map(risk_rank).transpose()?;
-            let since = since.as_deref().map(parse_since).transpose()?;
+            let min_risk = risk;
             let mut bad = 0;
             let mut rows = Vec::new();
             for (file, line, ev) in read_events(&path)? {
@@ -125,24 +124,41 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
     }
 }
 
-fn risk_rank(r: &str) -> anyhow::Result<u8> {
+/// `--risk` (a clap value parser: a bad value is a usage error), and an event's risk level.
+pub(crate) fn risk_rank(r: &str) -> Result<u8, String> {
     match r.to_ascii_lowercase().as_str() {
         "low" => Ok(0),
         "medium" => Ok(1),
         "high" => Ok(2),
         "critical" => Ok(3),
-        _ => anyhow::bail!("--risk: {r:?} is not one of Low, Medium, High, Critical"),
+        _ => Err(format!("{r:?} is not one of Low, Medium, High, Critical")),
     }
 }
 
-fn parse_since(s: &str) -> anyhow::Result<SystemTime> {
+/// `--since`: an RFC 3339 time, or a duration back from now. A clap value parser, so that a
+/// bad value is a usage error (exit 2) like any other.
+pub(crate) fn parse_since(s: &str) -> Result<SystemTime, String> {
     if let Ok(t) = humantime_rfc3339(s) {
         return Ok(t);
     }
-    let d: Duration = parse_duration(s).with_context(|| {
-        format!("--since: {s:?} is neither an RFC 3339 time nor a duration such as 1h")
+    let d: Duration = parse_duration(s).map_err(|_| {
+        format!("{s:?} is neither an RFC 3339 time (2026-11-25T10:00:00Z) nor a duration such as 1h, 30m or 2days")
     })?;
-    Ok(SystemTime::now() - d)
+    SystemTime::now().checked_sub(d).ok_or_else(|| format!("{s:?} reaches back before 1970"))
+}
+
+/// `--event-type`: one of the log's event types, in any case. A clap value parser: an
+/// unknown type is a usage error, not an empty listing.
+pub(crate) fn parse_event_type(s: &str) -> Result<String, String> {
+    EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .find(|t| t.eq_ignore_ascii_case(s))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            let all: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+            format!("{s:?} is not an event type; one of: {}", all.join(", "))
+        })
 }
 
 fn after(ev: &Event, t: SystemTime) -> bool {

@@ -200,15 +200,15 @@ enum AuditCommand {
         #[arg(long)]
         skill: Option<String>,
         /// Only events of this type, e.g. PermissionDenied
-        #[arg(long = "event-type", value_name = "TYPE")]
+        #[arg(long = "event-type", value_name = "TYPE", value_parser = audit::parse_event_type)]
         event_type: Option<String>,
         /// Only events at or above this risk: Low, Medium, High, Critical
-        #[arg(long, value_name = "RISK")]
-        risk: Option<String>,
+        #[arg(long, value_name = "RISK", value_parser = audit::risk_rank)]
+        risk: Option<u8>,
         /// Only events at or after this time (RFC 3339, e.g. 2026-11-25T10:00:00Z) or this
         /// long ago (e.g. 1h, 30m, 2days)
-        #[arg(long, value_name = "WHEN")]
-        since: Option<String>,
+        #[arg(long, value_name = "WHEN", value_parser = audit::parse_since)]
+        since: Option<std::time::SystemTime>,
         /// Print the events as JSON Lines, as stored
         #[arg(long)]
         json: bool,

@@ -320,11 +320,38 @@ fn runs_are_audited_and_the_log_verifies() {
     fs::write(&log, text).unwrap();
     let out = e.cmd(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("security_events.jsonl:1"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("security_events.jsonl:1"), "{text}");
+    // Only the cause: the events after the edited one are not reported as removed.
+    assert!(text.contains("1 problem(s)") && !text.contains("removed"), "{text}");
+}
+
+#[test]
+fn bad_audit_filters_are_usage_errors() {
+    let e = Env::new();
+    e.cmd(&["run", "count-lines", "--params", r#"{"path": "src/app.py"}"#]);
+    for (flag, value) in
+        [("--since", "yesterday"), ("--risk", "severe"), ("--event-type", "PermisionDenied")]
+    {
+        let out = e.cmd(&["audit", "show", flag, value]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(flag) && err.contains(value), "{flag}: {err}");
+        assert!(out.stdout.is_empty(), "{flag}: printed events");
+    }
+    // The good spellings still filter (the control).
+    let out = e.cmd(&[
+        "audit",
+        "show",
+        "--since",
+        "1h",
+        "--risk",
+        "low",
+        "--event-type",
+        "skillexecutionstarted",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("count-lines"));
 }
 
 #[test]

@@ -190,7 +190,8 @@ pub(crate) fn trust_lapsed(
     draft(
         EventType::TrustGrantLapsed,
         RiskLevel::Medium,
-        ActionTaken::Blocked,
+        // The grant is not applied; the run goes on at the skill's default level.
+        ActionTaken::Allowed,
         skill,
         Some(ctx),
         None,
