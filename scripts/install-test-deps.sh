@@ -4,6 +4,8 @@
 #
 # * setpriv (util-linux), for the unprivileged pass of scripts/test.sh;
 # * python3, for skills;
+# * groff (groff-base), which checks the manual pages `skillbox man` writes render without
+#   warnings (crates/skillbox-cli/tests/install.rs);
 # * the official MCP Python SDK (PyPI `mcp`), the client the MCP tests drive the server
 #   with. It goes into a virtual environment that every user can run, because the tests run
 #   again as `nobody`: /opt/skillbox-test-venv when root, built on Debian's /usr/bin/python3
@@ -17,6 +19,7 @@ need=()
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v mkfifo >/dev/null 2>&1 || need+=(coreutils)
+command -v groff >/dev/null 2>&1 || need+=(groff-base)
 if [ "$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
     need+=(python3-venv)
 fi

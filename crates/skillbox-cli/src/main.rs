@@ -173,6 +173,25 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 1000)]
         poll_ms: u64,
     },
+    /// Print the shell completion script for SHELL
+    #[command(after_help = "bash: skillbox completions bash > \
+                      ~/.local/share/bash-completion/completions/skillbox\nzsh: skillbox \
+                      completions zsh > ~/.zfunc/_skillbox (with ~/.zfunc in $fpath)\nfish: \
+                      skillbox completions fish > ~/.config/fish/completions/skillbox.fish\n\
+                      scripts/install.sh puts them in place under --prefix.")]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into DIR
+    #[command(after_help = "man <(skillbox man) reads it without installing; \
+                      scripts/install.sh installs the pages under --prefix.")]
+    Man {
+        /// Write skillbox.1 and skillbox-COMMAND.1 for each command into this directory
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Report the confinement mechanisms this host offers and what each trust level gets
     #[command(
         after_help = "Tries each mechanism once (Landlock's ABI, a user namespace, cgroups) and \
@@ -284,6 +303,33 @@ fn exit_when_stdout_is_closed() {
     }));
 }
 
+/// `skillbox man`: the page of `skillbox` on stdout, or, with a directory, that page and one
+/// per command (`skillbox-run.1`, `skillbox-audit-verify.1`), made from the same clap
+/// definitions as `--help`, so that the pages cannot drift from the command.
+fn man(dir: Option<&Path>) -> anyhow::Result<u8> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut page)?;
+        return print_bytes(&page);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", path_text(dir)))?;
+    clap_mangen::generate_to(cmd, dir)
+        .with_context(|| format!("cannot write the pages into {}", path_text(dir)))?;
+    Ok(0)
+}
+
+/// Writes `bytes` to stdout: exit 0, or 7 when stdout is closed (silently for a closed pipe,
+/// as `println!`'s failures are handled by `exit_when_stdout_is_closed`).
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(7),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+    }
+}
+
 /// A message on one line: control characters escaped (see `output::one_line_safe`).
 fn one_line(s: &str) -> String {
     output::one_line_safe(s)
@@ -319,6 +365,13 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(trust::revoke(&rt, &name))
         }
         Command::Doctor { json } => Ok(doctor(&workspace, json)),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "skillbox", &mut page);
+            print_bytes(&page)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Mcp { max_concurrent, poll_ms } => mcp(&workspace, max_concurrent, poll_ms),
         Command::Run { name, params, trust, json, raw, allow_weaker_isolation } => {
