@@ -173,6 +173,24 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 1000)]
         poll_ms: u64,
     },
+    /// Make a new skill that validates and runs, declaring the least it can
+    #[command(
+        after_help = "A JSON command skill goes to <workspace>/.skillbox/skills/NAME.json; \
+                      with --agent-skill, an Agent Skill to <workspace>/.agents/skills/NAME/ \
+                      (SKILL.md and scripts/main.py). Both declare no file access beyond the \
+                      system directories, no writes, no network, no new processes and small \
+                      limits: add what the skill needs (docs/writing-skills.md). Never writes \
+                      over an existing file. Exit code 1 when it cannot (the reason on one \
+                      line)."
+    )]
+    Init {
+        /// The new skill's name: lowercase letters, digits and single '-', at most 49
+        /// characters (so that agents' MCP tool names fit)
+        name: String,
+        /// Make an Agent Skill (SKILL.md directory) instead of a JSON skill
+        #[arg(long)]
+        agent_skill: bool,
+    },
     /// Print the shell completion script for SHELL
     #[command(after_help = "bash: skillbox completions bash > \
                       ~/.local/share/bash-completion/completions/skillbox\nzsh: skillbox \
@@ -303,6 +321,27 @@ fn exit_when_stdout_is_closed() {
     }));
 }
 
+/// `skillbox init`: makes the skill, prints what it wrote and how to run it.
+fn init(workspace: &Path, name: &str, agent_skill: bool) -> u8 {
+    use skillbox_skills::scaffold::{scaffold, ScaffoldKind};
+    let kind = if agent_skill { ScaffoldKind::AgentSkill } else { ScaffoldKind::Json };
+    match scaffold(workspace, name, kind) {
+        Ok(made) => {
+            for f in &made.files {
+                println!("created {}", path_text(f));
+            }
+            let params = made.example_params.to_string().replace('\'', "'\\''");
+            println!("try it:  skillbox run {} --params '{params}'", made.run_name);
+            println!("inspect: skillbox info {}", made.run_name);
+            0
+        }
+        Err(e) => {
+            eprintln!("skillbox: init: {}", one_line(&e.to_string()));
+            1
+        }
+    }
+}
+
 /// `skillbox man`: the page of `skillbox` on stdout, or, with a directory, that page and one
 /// per command (`skillbox-run.1`, `skillbox-audit-verify.1`), made from the same clap
 /// definitions as `--help`, so that the pages cannot drift from the command.
@@ -372,6 +411,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             print_bytes(&page)
         }
         Command::Man { dir } => man(dir.as_deref()),
+        Command::Init { name, agent_skill } => Ok(init(&workspace, &name, agent_skill)),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Mcp { max_concurrent, poll_ms } => mcp(&workspace, max_concurrent, poll_ms),
         Command::Run { name, params, trust, json, raw, allow_weaker_isolation } => {

@@ -85,7 +85,15 @@ pub(crate) fn info_text(v: &Value, denial: Option<String>) {
     if let Some(params) = v["parameters"].as_array() {
         for p in params {
             let req = if p["required"].as_bool() == Some(true) { "required" } else { "optional" };
-            println!("  parameter:   {} ({}, {})", s(&p["name"]), s(&p["type"]), req);
+            let mut line = format!("  parameter:   {} ({}, {})", s(&p["name"]), s(&p["type"]), req);
+            if let Some(values) = p["values"].as_array() {
+                let values: Vec<String> = values.iter().map(s).collect();
+                line.push_str(&format!(", one of: {}", values.join(", ")));
+            }
+            if let Some(d) = p["description"].as_str().filter(|d| !d.is_empty()) {
+                line.push_str(&format!(": {}", terminal_safe(d)));
+            }
+            println!("{line}");
         }
     }
     if let Some(a) = v["agent_skill"].as_object() {
@@ -134,8 +142,13 @@ pub(crate) fn info_text(v: &Value, denial: Option<String>) {
             list.iter().partition(|e| e["enforced"].as_bool() == Some(true));
         let names =
             |l: &[&Value]| l.iter().map(|e| s(&e["mechanism"])).collect::<Vec<_>>().join(", ");
-        println!("  enforced:    {}", names(&on));
-        println!("  NOT enforced (declared only): {}", names(&off));
+        // A line only when it has something to name.
+        if !on.is_empty() {
+            println!("  enforced:    {}", names(&on));
+        }
+        if !off.is_empty() {
+            println!("  NOT enforced (declared only): {}", names(&off));
+        }
     }
 }
 

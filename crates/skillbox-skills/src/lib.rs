@@ -57,6 +57,7 @@ pub mod registry;
 pub mod resilience;
 mod result;
 mod runtime;
+pub mod scaffold;
 pub mod seal;
 pub mod security;
 mod tool;
