@@ -137,6 +137,11 @@ enum Command {
         /// Parameters as a JSON object, e.g. '{"path": "src"}'
         #[arg(long, value_name = "JSON_OBJECT")]
         params: Option<String>,
+        /// One parameter, typed as the skill declares it (a number, true/false, or a
+        /// string); repeatable, e.g. -p path=src -p count=3; wins over the same key in
+        /// --params
+        #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = key_value)]
+        param: Vec<(String, String)>,
         /// Run at this trust level: untrusted, user-verified or system-trusted [default: the
         /// skill's own: user-verified for workspace and global skills, system-trusted for
         /// built-ins]
@@ -414,9 +419,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Init { name, agent_skill } => Ok(init(&workspace, &name, agent_skill)),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Mcp { max_concurrent, poll_ms } => mcp(&workspace, max_concurrent, poll_ms),
-        Command::Run { name, params, trust, json, raw, allow_weaker_isolation } => {
+        Command::Run { name, params, param, trust, json, raw, allow_weaker_isolation } => {
             let options = RunFlags { trust, json, raw, allow_weaker_isolation };
-            run(&workspace, &name, params.as_deref(), options)
+            run(&workspace, &name, params.as_deref(), &param, options)
         }
     }
 }
@@ -444,6 +449,34 @@ fn mcp(workspace: &Path, max_concurrent: usize, poll_ms: u64) -> anyhow::Result<
     Ok(0)
 }
 
+/// `-p KEY=VALUE`: split at the first `=`. A clap value parser: no `=` is a usage error.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE (e.g. -p path=src)")),
+    }
+}
+
+/// The JSON value of `-p key=value` for `skill`: a number or a boolean where the skill
+/// declares `key` so and the text is one, else the text as a string (a value that does not
+/// fit the declared type is then refused by the parameter check, naming the parameter).
+fn typed(skill: &LoadedSkill, key: &str, value: &str) -> Value {
+    use skillbox_skills::format::ParamType;
+    let declared = skill.def.parameters.iter().find(|p| p.spec.name == key);
+    match declared.map(|p| &p.spec.param_type) {
+        Some(ParamType::Number) => match serde_json::from_str::<Value>(value) {
+            Ok(n @ Value::Number(_)) => n,
+            _ => Value::String(value.to_string()),
+        },
+        Some(ParamType::Boolean) => match value {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::String(value.to_string()),
+        },
+        _ => Value::String(value.to_string()),
+    }
+}
+
 /// The flags of `skillbox run` besides the name and the parameters.
 struct RunFlags {
     trust: Option<TrustLevel>,
@@ -454,7 +487,13 @@ struct RunFlags {
 
 /// `skillbox run NAME`: refuses a name or parameters that cannot be a run's (recorded), runs
 /// the skill, asks a person at a terminal after a denial, and prints the result.
-fn run(workspace: &Path, name: &str, params: Option<&str>, f: RunFlags) -> anyhow::Result<u8> {
+fn run(
+    workspace: &Path,
+    name: &str,
+    params: Option<&str>,
+    pairs: &[(String, String)],
+    f: RunFlags,
+) -> anyhow::Result<u8> {
     let RunFlags { trust, json, raw, allow_weaker_isolation } = f;
     let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
     log.echo_high_risk = true;
@@ -470,7 +509,7 @@ fn run(workspace: &Path, name: &str, params: Option<&str>, f: RunFlags) -> anyho
     let rt = Arc::new(Runtime::open_with_audit(workspace, log)?);
     // A refusal is recorded like any other (a name that is not a skill's is refused by the
     // run itself, before any skill is looked up).
-    let params: Value = match params.map(serde_json::from_str) {
+    let mut params: Value = match params.map(serde_json::from_str) {
         None => json!({}),
         Some(Ok(v @ Value::Object(_))) => v,
         Some(Ok(_)) => {
@@ -484,6 +523,16 @@ fn run(workspace: &Path, name: &str, params: Option<&str>, f: RunFlags) -> anyho
             return Ok(report_run(&r, json, raw));
         }
     };
+    if let (Some(obj), Ok(skill)) = (params.as_object_mut(), rt.registry().get(name)) {
+        for (k, v) in pairs {
+            obj.insert(k.clone(), typed(skill, k, v));
+        }
+    } else if let Some(obj) = params.as_object_mut() {
+        // An unknown skill: the run refuses it by name; the values go as strings.
+        for (k, v) in pairs {
+            obj.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
     print_problems(rt.registry(), false);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -432,3 +432,59 @@ fn an_output_flood_does_not_grow_skillbox() {
     // 1 GiB went through; skillbox kept 1 MiB of it. 50 MiB is the documented bound.
     assert!(rss_kib < 50 * 1024, "skillbox peaked at {rss_kib} KiB during a 1 GiB flood");
 }
+
+#[test]
+fn dash_p_types_values_as_the_skill_declares_them() {
+    let e = Env::new();
+    fs::write(
+        e.ws.path().join(".skillbox/skills/typed.json"),
+        r#"{"name": "typed", "type": "command", "command": "echo", "args": ["{n}", "{b}", "{s}"],
+            "parameters": [
+              {"name": "n", "type": "number", "required": true},
+              {"name": "b", "type": "boolean", "required": true},
+              {"name": "s", "type": "string", "required": true}],
+            "security": {"permissions": {"file_read": [], "process_spawn": "none"}}}"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "typed"];
+        all.extend_from_slice(args);
+        let out = e.cmd(&all);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), text_of(&out))
+    };
+    // Typed: a number and a boolean pass the type check (as strings they would not).
+    let (code, stdout, all) = run(&["-p", "n=3", "-p", "b=true", "-p", "s=12"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(stdout, "3 true 12\n");
+    // -p wins over the same key in --params.
+    let (code, stdout, all) =
+        run(&["--params", r#"{"n": 1, "b": false, "s": "x"}"#, "--param", "s=y z"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(stdout, "1 false y z\n");
+    // A value that is not of the declared type is refused by the parameter check, by name.
+    for (bad, param) in [("n=three", "`n`"), ("b=yes", "`b`")] {
+        let mut args = vec!["-p", "n=1", "-p", "b=true", "-p", "s=x"];
+        args.extend_from_slice(&["-p", bad]);
+        let (code, _, all) = run(&args);
+        assert_eq!(code, Some(4), "{bad}: {all}");
+        assert!(all.contains(param), "{bad}: {all}");
+    }
+    // No `=`: a usage error.
+    let (code, _, all) = run(&["-p", "n3"]);
+    assert_eq!(code, Some(2), "{all}");
+}
+
+#[test]
+fn an_unknown_skill_name_suggests_the_closest() {
+    let e = Env::new();
+    let out = e.cmd(&["run", "cout-lines"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(text_of(&out).contains("did you mean `count-lines`?"), "{}", text_of(&out));
+    let out = e.cmd(&["info", "fnid-todos"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(text_of(&out).contains("did you mean `find-todos`?"), "{}", text_of(&out));
+}
+
+fn text_of(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}

@@ -233,8 +233,17 @@ pub enum LookupError {
         source: NameError,
     },
     /// No skill or alias has that name.
-    #[error("no skill named `{0}`; run `skillbox list` to see the skills found")]
-    NotFound(String),
+    #[error("no skill named `{name}`; {}", match .suggestion {
+        Some(s) => format!("did you mean `{s}`? (`skillbox list` shows the skills found)"),
+        None => "run `skillbox list` to see the skills found".to_string(),
+    })]
+    NotFound {
+        /// The name asked for (a valid name: checked first).
+        name: String,
+        /// The skill or alias whose name is closest to it, when one is close enough to be a
+        /// likely typo.
+        suggestion: Option<String>,
+    },
 }
 
 /// All skills found, by name, with the problems met while loading.
@@ -462,7 +471,24 @@ impl Registry {
             source,
         })?;
         let key = self.aliases.get(name).map_or(name, String::as_str);
-        self.skills.get(key).ok_or_else(|| LookupError::NotFound(name.to_string()))
+        self.skills.get(key).ok_or_else(|| LookupError::NotFound {
+            name: name.to_string(),
+            suggestion: self.closest(name),
+        })
+    }
+
+    /// The skill or alias name closest to `name`, if it is close enough to be a typo of it:
+    /// Damerau-Levenshtein distance (a swap of neighbours counts one) at most 2, and at most
+    /// a third of the name's length, so that `x` does not suggest `ls`.
+    fn closest(&self, name: &str) -> Option<String> {
+        let limit = (name.chars().count() / 3).clamp(1, 2);
+        self.skills
+            .keys()
+            .chain(self.aliases.keys())
+            .map(|k| (strsim::damerau_levenshtein(name, k), k))
+            .filter(|(d, _)| *d <= limit)
+            .min()
+            .map(|(_, k)| k.clone())
     }
 
     /// All skills, by name.

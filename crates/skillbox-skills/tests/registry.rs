@@ -300,10 +300,43 @@ fn get_checks_the_name_before_looking() {
     }
     assert!(matches!(reg.get(""), Err(LookupError::InvalidName { source: NameError::Empty, .. })));
     match reg.get("no-such-skill") {
-        Err(LookupError::NotFound(n)) => assert_eq!(n, "no-such-skill"),
+        Err(LookupError::NotFound { name, suggestion }) => {
+            assert_eq!(name, "no-such-skill");
+            assert_eq!(suggestion, None);
+        }
         other => panic!("{other:?}"),
     }
     assert!(reg.get("echo").is_ok());
+}
+
+#[test]
+fn an_unknown_name_close_to_a_skill_suggests_it() {
+    let reg = Registry::load(&Locations { builtins: true, ..Locations::default() });
+    let suggest = |n: &str| match reg.get(n) {
+        Err(e @ LookupError::NotFound { .. }) => {
+            let msg = e.to_string();
+            let LookupError::NotFound { suggestion, .. } = e else { unreachable!() };
+            (suggestion, msg)
+        }
+        other => panic!("{n}: {other:?}"),
+    };
+    // A letter dropped, swapped, replaced; a case slip.
+    for typo in ["ech", "ecoh", "ecxo", "Echo", "explain-denail", "explain_denial"] {
+        let want = if typo.starts_with('e') && typo.len() < 6 || typo == "Echo" {
+            "echo"
+        } else {
+            "explain-denial"
+        };
+        let (s, msg) = suggest(typo);
+        assert_eq!(s.as_deref(), Some(want), "{typo}");
+        assert!(msg.contains(&format!("did you mean `{want}`?")), "{msg}");
+    }
+    // Nothing close: no guess.
+    for far in ["x", "zz", "deploy", "no-such-skill"] {
+        let (s, msg) = suggest(far);
+        assert_eq!(s, None, "{far}");
+        assert!(msg.contains("skillbox list"), "{msg}");
+    }
 }
 
 // ---------------------------------------------------------------- hostile entries
