@@ -177,6 +177,11 @@ enum Command {
         /// How often to look for added, changed or removed skill files, in milliseconds
         #[arg(long, value_name = "MS", default_value_t = 1000)]
         poll_ms: u64,
+        /// Run skills even where this host has no mechanism for a guarantee their grant
+        /// needs; each such run says what was not enforced and is recorded
+        /// (IsolationWeakened). Without it, such a call is a tool error naming what is missing
+        #[arg(long)]
+        allow_weaker_isolation: bool,
     },
     /// Make a new skill that validates and runs, declaring the least it can
     #[command(
@@ -418,7 +423,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Man { dir } => man(dir.as_deref()),
         Command::Init { name, agent_skill } => Ok(init(&workspace, &name, agent_skill)),
         Command::Audit(cmd) => audit::run(cmd),
-        Command::Mcp { max_concurrent, poll_ms } => mcp(&workspace, max_concurrent, poll_ms),
+        Command::Mcp { max_concurrent, poll_ms, allow_weaker_isolation } => {
+            mcp(&workspace, max_concurrent, poll_ms, allow_weaker_isolation)
+        }
         Command::Run { name, params, param, trust, json, raw, allow_weaker_isolation } => {
             let options = RunFlags { trust, json, raw, allow_weaker_isolation };
             run(&workspace, &name, params.as_deref(), &param, options)
@@ -427,7 +434,12 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
 }
 
 /// `skillbox mcp`: serves the workspace's skills on stdin and stdout.
-fn mcp(workspace: &Path, max_concurrent: usize, poll_ms: u64) -> anyhow::Result<u8> {
+fn mcp(
+    workspace: &Path,
+    max_concurrent: usize,
+    poll_ms: u64,
+    allow_weaker_isolation: bool,
+) -> anyhow::Result<u8> {
     let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
     log.echo_high_risk = true;
     let rt = Runtime::open_with_audit(workspace, log)?;
@@ -436,6 +448,7 @@ fn mcp(workspace: &Path, max_concurrent: usize, poll_ms: u64) -> anyhow::Result<
     let options = skillbox_mcp::ServeOptions {
         max_concurrent_runs: max_concurrent.max(1),
         poll_interval: std::time::Duration::from_millis(poll_ms.max(50)),
+        allow_weaker_isolation,
         ..skillbox_mcp::ServeOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -632,6 +645,14 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
                 one_line(msg.as_deref().unwrap_or("")),
                 result.execution_id
             );
+            if !result.unsupported.is_empty() {
+                let _ = writeln!(
+                    err,
+                    "skillbox: to run it anyway without {} (recorded in the audit log): add \
+                     --allow-weaker-isolation",
+                    result.unsupported.join(", ")
+                );
+            }
         }
     }
     exit_code(result.status)

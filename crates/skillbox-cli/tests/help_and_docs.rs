@@ -72,7 +72,10 @@ fn readme_synopsis_lists_exactly_the_flags_of_each_subcommand() {
             "trust",
             "untrust",
             "audit show",
-            "audit verify"
+            "audit verify",
+            "init",
+            "completions",
+            "man"
         ],
         "README.md's synopsis"
     );
@@ -81,7 +84,9 @@ fn readme_synopsis_lists_exactly_the_flags_of_each_subcommand() {
         let accepted = flags(&help(&args));
         let expected = match cmd.as_str() {
             "mcp" => Some("--poll-ms"),
-            "untrust" => None,
+            "init" => Some("--agent-skill"),
+            "man" => Some("--dir"),
+            "untrust" | "completions" => None,
             _ => Some("--json"),
         };
         if let Some(flag) = expected {

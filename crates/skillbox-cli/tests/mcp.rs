@@ -90,6 +90,8 @@ impl World {
                    "parameters": [{"name": "port", "type": "number", "required": true}]}),
             json!({"name": "progress-nap", "description": "Take two and a half seconds", "type": "command",
                    "command": "sleep", "args": ["2.5"]}),
+            json!({"name": "quiet", "description": "Succeed and print nothing", "type": "command",
+                   "command": "true"}),
             json!({"name": "code-session-skill", "description": "Not runnable", "type": "code_session",
                    "command": "python3", "args": ["-I", "-q", "-i"]}),
         ];
@@ -394,7 +396,10 @@ fn agent_skills_reach_mcp_clients_as_instructions_and_scripts() {
     assert!(names.contains(&"greeter") && names.contains(&"greeter--hello"), "{names:?}");
     raw.send(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"greeter","arguments":{}}}"#);
     let (v, _) = raw.recv_id(3);
-    assert_eq!(v["result"]["content"][0]["text"], "Call greeter--hello with a name.\n", "{v}");
+    // The instructions, then the tool that runs each script.
+    let text = v["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("Call greeter--hello with a name.\n"), "{v}");
+    assert!(text.contains("- `greeter--hello` runs scripts/hello.sh\n"), "{v}");
     raw.send(br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"greeter--hello","arguments":{"args":"'Ada Lovelace'"}}}"#);
     let (v, _) = raw.recv_id(4);
     assert_eq!(v["result"]["content"][0]["text"], "hello, Ada Lovelace\n", "{v}");
@@ -565,4 +570,51 @@ fn calls_to_unknown_tools_are_recorded_at_a_bounded_rate() {
     let verify =
         Command::new(bin()).args(["audit", "verify", "--log"]).arg(w.audit_log()).output().unwrap();
     assert!(verify.status.success(), "{verify:?}");
+}
+
+/// `skillbox-hostsim`, built beside this test binary (scripts/test.sh builds it).
+fn hostsim() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(Path::parent).unwrap().join("skillbox-hostsim");
+    assert!(path.is_file(), "{} is missing: run `cargo build -p skillbox-hostsim`", path.display());
+    path
+}
+
+/// On a host without user namespaces (Ubuntu 24.04's AppArmor rule, simulated), a call whose
+/// grant needs a guarantee the host cannot keep is a tool error that says so in words a model
+/// can act on, and names what is missing in `structuredContent.unsupported`; started with
+/// `--allow-weaker-isolation`, the server runs it, and the audit log records the weakening.
+#[test]
+fn a_host_that_cannot_keep_a_guarantee_is_a_tool_error_unless_the_server_opts_in() {
+    let w = World::new();
+    let call = |extra: &[&str]| -> Value {
+        let mut cmd = Command::new(hostsim());
+        cmd.args(["ubuntu-24.04", "--"]).arg(bin()).args(["mcp", "--poll-ms", "200"]);
+        cmd.args(extra)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &w.home)
+            .env("SKILLBOX_HOME", w.home.join("sb"))
+            .current_dir(&w.ws)
+            .stderr(Stdio::null());
+        let mut raw = Raw::start(&mut cmd);
+        raw.initialize();
+        raw.send(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo-back","arguments":{"text":"hi"}}}"#);
+        raw.recv_id(2).0
+    };
+    let v = call(&[]);
+    let r = &v["result"];
+    assert_eq!(r["isError"], true, "{v}");
+    let text = r["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("cannot enforce") && text.contains("tell the person"), "{text}");
+    let missing = r["structuredContent"]["unsupported"].as_array().unwrap();
+    assert!(!missing.is_empty(), "{v}");
+    assert!(missing.iter().all(|g| text.contains(g.as_str().unwrap())), "{text}");
+
+    let v = call(&["--allow-weaker-isolation"]);
+    let r = &v["result"];
+    assert_eq!(r["isError"], false, "{v}");
+    assert_eq!(r["content"][0]["text"], "hi\n", "{v}");
+    let log = fs::read_to_string(w.audit_log()).unwrap();
+    assert!(log.contains("\"IsolationWeakened\""), "{log}");
 }

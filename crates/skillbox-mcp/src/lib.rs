@@ -57,6 +57,10 @@ pub struct ServeOptions {
     pub max_message_bytes: usize,
     /// How often a call that asked for progress gets a notification.
     pub progress_interval: Duration,
+    /// Run skills even where the host has no mechanism for a guarantee their grant needs
+    /// (each such run is reported and recorded as weakened); off by default, when such a
+    /// call is a tool error naming what is missing.
+    pub allow_weaker_isolation: bool,
 }
 
 impl Default for ServeOptions {
@@ -66,6 +70,7 @@ impl Default for ServeOptions {
             max_concurrent_runs: 16,
             max_message_bytes: 4 * 1024 * 1024,
             progress_interval: Duration::from_secs(1),
+            allow_weaker_isolation: false,
         }
     }
 }
@@ -188,7 +193,9 @@ impl SkillServer {
             rt.registry().get(&name).is_ok_and(|s| s.def.skill_type != SkillType::CodeSession);
         let input = Value::Object(request.arguments.unwrap_or_default());
         let tool = match SkillTool::new(rt.clone(), &name, None) {
-            Some(t) if runnable => t,
+            Some(t) if runnable => {
+                t.allow_weaker_isolation(self.shared.options.allow_weaker_isolation)
+            }
             _ => {
                 let message =
                     format!("unknown tool `{}`: no runnable skill has that name", printable(&name));

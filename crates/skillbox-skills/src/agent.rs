@@ -140,9 +140,12 @@ fn load_at(
             Err(d) => return Err(vec![d]),
         },
     };
-    let mut defs = vec![instructions_def(&file, &front, body, dir)?];
     let mut script_problems = Vec::new();
-    let scripts = script_defs(&file, &front, &security, dir, &mut defs, &mut script_problems);
+    let mut script_skills = Vec::new();
+    let scripts =
+        script_defs(&file, &front, &security, dir, &mut script_skills, &mut script_problems);
+    let mut defs = vec![instructions_def(&file, &front, body, dir, &script_skills)?];
+    defs.extend(script_skills);
     let skill = AgentSkill {
         name: front.name,
         description: front.description,
@@ -317,18 +320,42 @@ fn skillbox_block(
     }
 }
 
-/// The prompt skill whose output is the instructions (the body of `SKILL.md`).
+/// The prompt skill whose output is the instructions (the body of `SKILL.md`), followed,
+/// when the skill has scripts, by the names of the tools that run them: instructions say
+/// "run the `summarise` script", and a model that reads them through skillbox must learn
+/// that the tool for it is `csv-summary--summarise`.
 fn instructions_def(
     file: &Path,
     front: &FrontMatter,
     body: &str,
     dir: &Path,
+    scripts: &[SkillDef],
 ) -> Result<SkillDef, Vec<Diagnostic>> {
+    let mut template = body.to_string();
+    if !scripts.is_empty() {
+        if !template.ends_with('\n') {
+            template.push('\n');
+        }
+        template.push_str(
+            "\n---\nThrough skillbox, each script of this skill is a tool of its own; pass the \
+             script's command-line arguments as one string in `args` (split into words as a \
+             shell would, but no shell runs):\n",
+        );
+        for d in scripts {
+            // The script is the first argument of its interpreter, or the program itself.
+            let path = match d.args.first() {
+                Some(a) if a != "{args*}" => a.as_str(),
+                _ => d.command.as_deref().unwrap_or_default(),
+            };
+            let script = path.rsplit('/').next().unwrap_or(path);
+            template.push_str(&format!("- `{}` runs scripts/{script}\n", d.name));
+        }
+    }
     let mut def = json!({
         "name": front.name,
         "description": front.description,
         "type": "prompt_inline",
-        "prompt_template": body,
+        "prompt_template": template,
     });
     if let Some(v) = &front.version {
         def["metadata"] = json!({ "agent_skill_version": v });

@@ -345,6 +345,11 @@ pub struct SkillResult {
     /// Set when an audit event of this run could not be written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_error: Option<String>,
+    /// The guarantees this host has no mechanism for, when the run was refused for them
+    /// (status `error`): a caller that accepts weaker isolation can opt in
+    /// ([`crate::RunOptions::allow_weaker_isolation`]) and the run is recorded as weakened.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<String>,
     /// What was enforced during the run, mechanism by mechanism.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub enforcement: Vec<EnforcementEntry>,
@@ -382,6 +387,7 @@ impl SkillResult {
             limit: None,
             usage: None,
             audit_error: None,
+            unsupported: Vec::new(),
             enforcement: Vec::new(),
             simulated_host: skillbox_sandbox::simulated_host(),
         }

@@ -591,6 +591,40 @@ impl Denial {
     }
 }
 
+impl Denial {
+    /// The refusal worded for a model that called the skill as a tool: what was refused and
+    /// why, and that only the person can grant it, since a model cannot pass `--trust` or
+    /// run `skillbox trust` on the person's behalf.
+    pub fn message_for_model(&self) -> String {
+        let what = match self.permission {
+            Permission::FileRead => format!("read access to {}", self.asked),
+            Permission::FileWrite => format!("write access to {}", self.asked),
+            Permission::Network => format!("network access ({})", self.asked),
+            Permission::ProcessSpawn => format!("process creation ({})", self.asked),
+        };
+        let fix = match self.fix {
+            Some(level) => format!(
+                "you cannot grant this yourself. If the task needs it, tell the person that \
+                 skill `{0}` was refused {what} and ask whether they trust it; if they do, they \
+                 can run `skillbox trust {0} --level {level}` in a terminal, and then you can \
+                 call this tool again. Do not retry it before that",
+                self.skill
+            ),
+            None => "no trust level grants it, so the skill cannot run as written; tell the \
+                     person, and do not retry"
+                .into(),
+        };
+        format!(
+            "permission denied: skill `{}` declares {what} ({}), but it runs at trust level {}, \
+             which grants {}; {fix}",
+            self.skill,
+            self.permission.field(),
+            self.trust_level,
+            self.granted,
+        )
+    }
+}
+
 /// Lexically normalizes `p`: removes `.`, resolves `..` without touching the disk (see
 /// [`skillbox_sandbox::normalize`]). Decisions are made on the resolved path
 /// ([`skillbox_sandbox::resolve`]); this is the form a declared path is shown in.

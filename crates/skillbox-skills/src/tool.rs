@@ -45,6 +45,7 @@ pub struct SkillTool {
     description: String,
     schema: Value,
     trust: Option<TrustLevel>,
+    allow_weaker_isolation: bool,
 }
 
 impl SkillTool {
@@ -59,12 +60,26 @@ impl SkillTool {
         };
         let schema = input_schema(&skill.def);
         let name = skill.def.name.clone();
-        Some(Self { runtime, name, description, schema, trust })
+        Some(Self { runtime, name, description, schema, trust, allow_weaker_isolation: false })
+    }
+
+    /// Lets this tool's runs go on where the host has no mechanism for a guarantee their
+    /// grant needs (reported `not-enforced` in the result, recorded as `IsolationWeakened`),
+    /// instead of being refused. The choice of whoever runs skillbox, never of the model:
+    /// off by default.
+    pub fn allow_weaker_isolation(mut self, allow: bool) -> Self {
+        self.allow_weaker_isolation = allow;
+        self
     }
 
     /// Runs the skill and returns the full result.
     pub async fn execute(&self, input: &Value) -> SkillResult {
-        self.runtime.run(&self.name, input, self.trust).await
+        let options = crate::RunOptions {
+            trust: self.trust,
+            allow_weaker_isolation: self.allow_weaker_isolation,
+            ..crate::RunOptions::default()
+        };
+        self.runtime.run_with(&self.name, input, &options).await
     }
 }
 
@@ -95,12 +110,36 @@ fn into_tool_result(mut result: SkillResult) -> ToolResult {
         serde_json::to_value(&result).unwrap_or_else(|e| json!({"error": e.to_string()}));
     let is_error = result.status != Status::Success;
     let text = if is_error {
-        let reason = result.message.take().unwrap_or_else(|| result.status.as_str().into());
+        let reason = match (&result.denial, result.unsupported.is_empty()) {
+            // Worded for the model, which cannot pass `--trust` or opt into weaker isolation.
+            (Some(d), _) => d.message_for_model(),
+            (None, false) => format!(
+                "skill `{}` was not run: this computer cannot enforce {} for it ({}). You \
+                 cannot change this: tell the person. They can fix the host (`skillbox \
+                 doctor` names the fix) or let skillbox run skills with weaker isolation, \
+                 which the audit log records",
+                result.skill,
+                result.unsupported.join(", "),
+                result.message.take().unwrap_or_default()
+            ),
+            (None, true) => result.message.take().unwrap_or_else(|| result.status.as_str().into()),
+        };
         if result.stderr.is_empty() {
             reason
         } else {
             format!("{reason}\nstderr:\n{}", result.stderr)
         }
+    } else if result.stdout.is_empty() {
+        // An empty text leaves a model guessing whether anything happened.
+        let mut said = format!(
+            "skill `{}` succeeded (exit code {}) and printed nothing",
+            result.skill,
+            result.exit_code.unwrap_or(0)
+        );
+        if !result.stderr.is_empty() {
+            said.push_str(&format!("; stderr:\n{}", result.stderr));
+        }
+        said
     } else {
         std::mem::take(&mut result.stdout)
     };

@@ -743,10 +743,16 @@ async fn a_denied_tool_call_is_an_error_with_the_denial_message() {
     assert!(out.is_error, "{out:#?}");
     assert_eq!(out.structured["status"], "denied");
     assert_eq!(out.structured["denial"]["permission"], "network");
+    // The result keeps the message for people; the text is worded for the model, which can
+    // neither pass `--trust` nor grant anything itself.
     let msg = out.structured["message"].as_str().unwrap();
-    assert_eq!(out.text, msg);
     assert!(msg.starts_with("permission denied"), "{msg}");
     assert!(msg.contains("--trust system-trusted"), "{msg}");
+    let text = &out.text;
+    assert!(text.starts_with("permission denied: skill `net-marker`"), "{text}");
+    assert!(text.contains("you cannot grant this yourself"), "{text}");
+    assert!(text.contains("skillbox trust net-marker --level system-trusted"), "{text}");
+    assert!(!text.contains("--trust"), "{text}");
     assert!(!ws.path().join("out/marker-net").exists());
 
     // Raised explicitly for the tool, the same skill runs.

@@ -106,6 +106,11 @@ async def listing_and_calls(client: Client) -> None:
     check(not (WS / "pwned").exists() and not (WS / "pwned2").exists(),
           "no shell interpreted the parameter")
 
+    r = await client.call_tool("quiet", {})
+    check(not r.is_error and "succeeded (exit code 0) and printed nothing" in text_of(r),
+          f"a run with no output says what happened: {text_of(r)!r}")
+    check(r.structured_content["stdout"] == "", "the structured result keeps the empty output")
+
     r = await client.call_tool("echo-back", {})
     check(r.is_error and r.structured_content["status"] == "invalid", "a missing parameter is a tool error")
     check("text" in text_of(r), "the invalid-input message names the parameter")
@@ -122,6 +127,9 @@ async def listing_and_calls(client: Client) -> None:
     r = await client.call_tool("escape-declared", {})
     check(r.is_error and r.structured_content["status"] == "denied", "a declaration beyond the level is denied")
     check("file_write" in text_of(r) or "write" in text_of(r), f"the denial says what: {text_of(r)!r}")
+    check("you cannot grant this yourself" in text_of(r) and "skillbox trust escape-declared" in text_of(r),
+          f"the denial tells the model to ask the person, with the command: {text_of(r)!r}")
+    check("--trust" not in text_of(r), f"the denial does not tell the model to pass --trust: {text_of(r)!r}")
     check(not (Path(OUTSIDE) / "declared").exists(), "the denied skill wrote nothing outside")
 
     r = await client.call_tool("escape-sneaky", {})

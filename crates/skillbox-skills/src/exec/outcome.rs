@@ -44,8 +44,12 @@ pub(super) fn apply(
 /// A child the sandbox did not run: a policy it cannot express is a refusal (`denied`), any
 /// other failure an `error`; the message is the sandbox's.
 pub(super) fn not_run(result: &mut SkillResult, e: &SandboxError) {
-    if matches!(e, SandboxError::Policy(_)) {
-        result.status = Status::Denied;
+    match e {
+        SandboxError::Policy(_) => result.status = Status::Denied,
+        SandboxError::Unsupported { missing, .. } => {
+            result.unsupported = missing.iter().map(|g| g.as_str().to_string()).collect();
+        }
+        _ => {}
     }
     result.message = Some(e.to_string());
 }
