@@ -445,6 +445,7 @@ fn mcp(
     let rt = Runtime::open_with_audit(workspace, log)?;
     // Problems with skill files go to stderr, which MCP clients show as server logs.
     print_problems(rt.registry(), false);
+    output::warn_long_tool_names(rt.registry());
     let options = skillbox_mcp::ServeOptions {
         max_concurrent_runs: max_concurrent.max(1),
         poll_interval: std::time::Duration::from_millis(poll_ms.max(50)),

@@ -26,6 +26,23 @@ pub(crate) fn print_problems(reg: &Registry, with_shadowed: bool) {
             // The message holds two file names, which come from the skill directories.
             eprintln!("skillbox: warning: {}", one_line_safe(&s.to_string()));
         }
+        warn_long_tool_names(reg);
+    }
+}
+
+/// Warns of each skill whose name makes an MCP tool name over the 64 characters agents
+/// accept (`mcp__skillbox__` and the name): such a skill loads and runs, but an agent may
+/// refuse or cut its tool.
+pub(crate) fn warn_long_tool_names(reg: &Registry) {
+    use skillbox_skills::scaffold::MCP_FRIENDLY_NAME_LEN;
+    for s in reg.skills().filter(|s| s.def.name.len() > MCP_FRIENDLY_NAME_LEN) {
+        eprintln!(
+            "skillbox: warning: skill `{}` ({}): its name has {} characters; agents cap a tool \
+             name at 64 with their prefix (mcp__skillbox__), so keep it to {MCP_FRIENDLY_NAME_LEN}",
+            s.def.name,
+            one_line_safe(&skillbox_skills::audit_log::text::path(&s.path)),
+            s.def.name.len()
+        );
     }
 }
 

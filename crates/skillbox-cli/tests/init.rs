@@ -171,3 +171,27 @@ fn info_shows_enum_values_and_descriptions_and_no_empty_lines() {
         assert!(!l.trim_end().ends_with(':'), "an empty line: {l:?}\n{t}");
     }
 }
+
+#[test]
+fn a_name_too_long_for_agents_tool_names_is_warned_of_not_refused() {
+    let (_d, ws, home) = world();
+    let dir = ws.join(".skillbox/skills");
+    fs::create_dir_all(&dir).unwrap();
+    let long = "a".repeat(50);
+    let fits = "b".repeat(49);
+    for n in [&long, &fits] {
+        fs::write(
+            dir.join(format!("{n}.json")),
+            format!(r#"{{"name": "{n}", "type": "command", "command": "true"}}"#),
+        )
+        .unwrap();
+    }
+    let out = sb(&ws, &home, &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warned: Vec<&str> = err.lines().filter(|l| l.contains("agents cap a tool name")).collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(warned[0].contains(&long) && warned[0].contains("50 characters"), "{err}");
+    let run = sb(&ws, &home, &["run", &long]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+}
