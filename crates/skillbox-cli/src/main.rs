@@ -604,11 +604,13 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
         }
     }
     let _ = out.flush();
+    let colour = output::colour_on_stderr();
+    let warning = output::paint(colour, output::Colour::Yellow, "warning:");
     let not_enforced = result.not_enforced();
     if !not_enforced.is_empty() {
         let _ = writeln!(
             err,
-            "skillbox: warning: not enforced for this run: {} (see `skillbox info {}` and \
+            "skillbox: {warning} not enforced for this run: {} (see `skillbox info {}` and \
              docs/security-model.md)",
             not_enforced.join(", "),
             result.skill
@@ -618,10 +620,10 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
         let _ = writeln!(err, "skillbox: {}", one_line(hint));
     }
     if let Some(notice) = &result.notice {
-        let _ = writeln!(err, "skillbox: warning: {}", one_line(notice));
+        let _ = writeln!(err, "skillbox: {warning} {}", one_line(notice));
     }
     if let Some(planted) = &result.planted {
-        let _ = writeln!(err, "skillbox: warning: {}", one_line(&planted.message));
+        let _ = writeln!(err, "skillbox: {warning} {}", one_line(&planted.message));
     }
     let level = result.trust_level.map(|l| format!(" at {l}")).unwrap_or_default();
     let what = if result.skill.is_empty() { String::new() } else { format!("{}: ", result.skill) };
@@ -634,15 +636,17 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
             };
             let _ = writeln!(
                 err,
-                "skillbox: {what}success{level}{how} in {} ms (execution {})",
-                result.duration_ms, result.execution_id
+                "skillbox: {what}{}{level}{how} in {} ms (execution {})",
+                output::paint(colour, output::Colour::Green, "success"),
+                result.duration_ms,
+                result.execution_id
             );
         }
         (msg, status) => {
             let _ = writeln!(
                 err,
                 "skillbox: {what}{}{level}: {} (execution {})",
-                status.as_str(),
+                output::paint(colour, output::Colour::Red, status.as_str()),
                 one_line(msg.as_deref().unwrap_or("")),
                 result.execution_id
             );

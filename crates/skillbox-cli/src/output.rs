@@ -218,3 +218,37 @@ pub(crate) fn doctor_text(r: &skillbox_skills::HostReport) {
         );
     }
 }
+
+/// Whether messages on stderr get colour: stderr is a terminal, `NO_COLOR` is unset or empty
+/// (<https://no-color.org>), and `TERM` is not `dumb`. Pipes, files and agents get plain text.
+pub(crate) fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    !no_color && !dumb && std::io::stderr().is_terminal()
+}
+
+/// A colour for [`paint`].
+#[derive(Clone, Copy)]
+pub(crate) enum Colour {
+    /// Success.
+    Green,
+    /// A failure or refusal.
+    Red,
+    /// A warning.
+    Yellow,
+}
+
+/// `s` in `colour` (bold) when `on`, else unchanged. `s` must already be terminal-safe: the
+/// only escape sequences written are these.
+pub(crate) fn paint(on: bool, colour: Colour, s: &str) -> String {
+    if !on {
+        return s.to_string();
+    }
+    let code = match colour {
+        Colour::Green => "32",
+        Colour::Red => "31",
+        Colour::Yellow => "33",
+    };
+    format!("\u{1b}[1;{code}m{s}\u{1b}[0m")
+}

@@ -488,3 +488,58 @@ fn an_unknown_skill_name_suggests_the_closest() {
 fn text_of(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
+
+/// `skillbox ARGS` in the examples' copy with stdin, stdout and stderr on a pseudo-terminal
+/// (Python's `pty`), and `extra_env`: everything the terminal showed.
+fn at_terminal(e: &Env, args: &[&str], extra_env: &[(&str, &str)]) -> String {
+    let program = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode("utf-8", "replace"))
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", program, &bin()])
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", e.home.path())
+        .env("SKILLBOX_HOME", e.home.path().join("sb"))
+        .env("TERM", "xterm")
+        .current_dir(e.ws.path());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn status_lines_are_coloured_only_at_a_terminal_and_never_with_no_color() {
+    let e = Env::new();
+    let ok = ["run", "count-lines", "-p", "path=src/app.py"];
+    let bad = ["run", "count-lines", "-p", "path=../etc/passwd"];
+    let t = at_terminal(&e, &ok, &[]);
+    assert!(t.contains("\u{1b}[1;32msuccess\u{1b}[0m"), "{t:?}");
+    let t = at_terminal(&e, &bad, &[]);
+    assert!(t.contains("\u{1b}[1;31minvalid\u{1b}[0m"), "{t:?}");
+    for (k, v) in [("NO_COLOR", "1"), ("TERM", "dumb")] {
+        let t = at_terminal(&e, &ok, &[(k, v)]);
+        assert!(t.contains("success") && !t.contains('\u{1b}'), "{k}={v}: {t:?}");
+    }
+    // A pipe gets plain text.
+    let out = e.cmd(&ok);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
+}
