@@ -92,6 +92,8 @@ impl World {
                    "command": "sleep", "args": ["2.5"]}),
             json!({"name": "quiet", "description": "Succeed and print nothing", "type": "command",
                    "command": "true"}),
+            json!({"name": "net-https", "description": "Declares HTTPS", "type": "command",
+                   "command": "true", "security": {"permissions": {"network_access": true}}}),
             json!({"name": "code-session-skill", "description": "Not runnable", "type": "code_session",
                    "command": "python3", "args": ["-I", "-q", "-i"]}),
         ];

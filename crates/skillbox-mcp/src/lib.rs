@@ -35,7 +35,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, ErrorData,
     Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
     ServerCapabilities, ServerConfig, ServerNotification, SubscriptionFilter, Tool,
-    ToolListChangedNotification,
+    ToolAnnotations, ToolListChangedNotification,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler, ServiceExt};
@@ -270,7 +270,19 @@ fn tool_for(rt: &Arc<Runtime>, s: &skillbox_skills::LoadedSkill) -> Option<Tool>
         "{} (runs confined by skillbox at trust level `{level}`)",
         skillbox_skills::Tool::description(&tool)
     );
-    Some(Tool::new(s.def.name.clone(), description, Arc::new(schema)))
+    let hints = skillbox_skills::tool_hints(rt, s);
+    let annotations = ToolAnnotations::with_title(s.def.name.clone())
+        .read_only(hints.read_only)
+        .destructive(hints.destructive)
+        .idempotent(hints.idempotent)
+        .open_world(hints.open_world);
+    let Value::Object(output) = skillbox_skills::output_schema() else { return None };
+    Some(
+        Tool::new(s.def.name.clone(), description, Arc::new(schema))
+            .with_title(s.def.name.clone())
+            .with_annotations(annotations)
+            .with_raw_output_schema(Arc::new(output)),
+    )
 }
 
 fn cancelled() -> ErrorData {

@@ -78,7 +78,9 @@ pub use runtime::{GrantError, OpenError, RunOptions, Runtime, TrustDecision, Tru
 pub use security::{
     Denial, EffectiveGrant, PermissionSet, ResourceLimits, SecurityContext, TrustLevel,
 };
-pub use tool::{input_schema, to_tool_result, SkillTool, Tool, ToolResult};
+pub use tool::{
+    input_schema, output_schema, to_tool_result, tool_hints, SkillTool, Tool, ToolHints, ToolResult,
+};
 
 /// Re-exported so that embedders can configure and read the audit log without depending on
 /// the audit crate directly.

@@ -192,6 +192,98 @@ pub fn input_schema(def: &SkillDef) -> Value {
     })
 }
 
+/// What a call of a skill can do to the world, as hints for an agent deciding whether to ask
+/// the person first (MCP's tool annotations). Computed from the grant the kernel enforces at
+/// the level the call runs at, not from what the skill says of itself, so an agent that
+/// auto-approves a read-only, offline tool is right to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ToolHints {
+    /// Nothing is written beyond the run's private temporary directory (no writable path is
+    /// granted), or nothing runs at all (a prompt skill, a call that will be denied).
+    pub read_only: bool,
+    /// It may overwrite or remove what is in its writable paths: skillbox cannot tell an
+    /// additive write from a destructive one, so any writable path makes this true.
+    pub destructive: bool,
+    /// Calling it again with the same arguments has no further effect: true when it is read
+    /// only and offline.
+    pub idempotent: bool,
+    /// It may reach hosts beyond this computer (any network granted).
+    pub open_world: bool,
+}
+
+impl ToolHints {
+    /// Hints for a call that changes nothing and reaches nothing.
+    const INERT: ToolHints =
+        ToolHints { read_only: true, destructive: false, idempotent: true, open_world: false };
+}
+
+/// The [`ToolHints`] of `skill` as `runtime` would run it now, at its default level (a grant
+/// or the policy may set it).
+pub fn tool_hints(runtime: &crate::Runtime, skill: &crate::LoadedSkill) -> ToolHints {
+    use crate::format::{NetworkLevel, SkillType};
+    if matches!(skill.def.skill_type, SkillType::PromptInline | SkillType::Conversation) {
+        // Rendered by skillbox; no process runs.
+        return ToolHints::INERT;
+    }
+    let level = match runtime.trust_decision(skill, None) {
+        Ok(d) => d.level,
+        Err(_) => skill.source.default_trust(),
+    };
+    let ctx = crate::SecurityContext::for_trust_level(level, runtime.workspace());
+    match ctx.validate_execution(&skill.def) {
+        // Denied before anything runs.
+        Err(_) => ToolHints::INERT,
+        Ok(g) => {
+            let read_only = g.file_write.is_empty();
+            let open_world = g.network != NetworkLevel::None;
+            ToolHints {
+                read_only,
+                destructive: !read_only,
+                idempotent: read_only && !open_world,
+                open_world,
+            }
+        }
+    }
+}
+
+/// The JSON Schema of a tool call's structured result (the object `skillbox run --json`
+/// prints): the fields a program relies on, typed; others may be added.
+pub fn output_schema() -> Value {
+    let statuses: Vec<&str> = [
+        Status::Success,
+        Status::Failed,
+        Status::Denied,
+        Status::Invalid,
+        Status::Timeout,
+        Status::LimitExceeded,
+        Status::Error,
+    ]
+    .iter()
+    .map(|s| s.as_str())
+    .collect();
+    json!({
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": statuses},
+            "skill": {"type": "string"},
+            "execution_id": {"type": "string"},
+            "trust_level": {"type": ["string", "null"]},
+            "exit_code": {"type": ["integer", "null"]},
+            "signal": {"type": ["integer", "null"]},
+            "stdout": {"type": "string"},
+            "stderr": {"type": "string"},
+            "stdout_truncated": {"type": "boolean"},
+            "stderr_truncated": {"type": "boolean"},
+            "duration_ms": {"type": "integer", "minimum": 0},
+            "message": {"type": ["string", "null"]},
+            "attempts": {"type": "integer", "minimum": 0},
+            "unsupported": {"type": "array", "items": {"type": "string"}},
+            "enforcement": {"type": "array", "items": {"type": "object"}}
+        },
+        "required": ["status", "skill", "execution_id", "stdout", "stderr", "duration_ms", "attempts"],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,6 +97,18 @@ async def listing_and_calls(client: Client) -> None:
     check(schema.get("additionalProperties") is False, "input schemas forbid undeclared keys")
     check("code-session-skill" not in tools, "a code_session skill is not offered as a tool")
 
+    # Annotations come from the grant the kernel enforces at the level the call runs at.
+    def hints(name):
+        a = tools[name].annotations
+        return (a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint)
+    check(hints("echo-back") == (True, False, True, False), f"echo-back: read-only, offline {hints('echo-back')}")
+    check(hints("beat") == (False, True, False, False), f"beat writes run/: not read-only {hints('beat')}")
+    check(hints("net-https") == (True, False, False, True), f"net-https: open world {hints('net-https')}")
+    check(hints("escape-declared") == (True, False, True, False),
+          f"a call that will be denied does nothing {hints('escape-declared')}")
+    check(tools["echo-back"].title == "echo-back", "tools have a title")
+    check(tools["echo-back"].output_schema["required"][0] == "status", "tools have an output schema")
+
     hostile = "hello; $(touch pwned) `touch pwned2`"
     r = await client.call_tool("echo-back", {"text": hostile})
     check(not r.is_error, "a valid call succeeds")
