@@ -471,26 +471,6 @@ fn key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The JSON value of `-p key=value` for `skill`: a number or a boolean where the skill
-/// declares `key` so and the text is one, else the text as a string (a value that does not
-/// fit the declared type is then refused by the parameter check, naming the parameter).
-fn typed(skill: &LoadedSkill, key: &str, value: &str) -> Value {
-    use skillbox_skills::format::ParamType;
-    let declared = skill.def.parameters.iter().find(|p| p.spec.name == key);
-    match declared.map(|p| &p.spec.param_type) {
-        Some(ParamType::Number) => match serde_json::from_str::<Value>(value) {
-            Ok(n @ Value::Number(_)) => n,
-            _ => Value::String(value.to_string()),
-        },
-        Some(ParamType::Boolean) => match value {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => Value::String(value.to_string()),
-        },
-        _ => Value::String(value.to_string()),
-    }
-}
-
 /// The flags of `skillbox run` besides the name and the parameters.
 struct RunFlags {
     trust: Option<TrustLevel>,
@@ -539,7 +519,7 @@ fn run(
     };
     if let (Some(obj), Ok(skill)) = (params.as_object_mut(), rt.registry().get(name)) {
         for (k, v) in pairs {
-            obj.insert(k.clone(), typed(skill, k, v));
+            obj.insert(k.clone(), skillbox_skills::params::typed_value(&skill.def, k, v));
         }
     } else if let Some(obj) = params.as_object_mut() {
         // An unknown skill: the run refuses it by name; the values go as strings.

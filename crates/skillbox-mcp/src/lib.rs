@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, ErrorData,
-    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ServerCapabilities, ServerConfig, ServerNotification, SubscriptionFilter, Tool,
-    ToolAnnotations, ToolListChangedNotification,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument,
+    PromptMessage, Role, ServerCapabilities, ServerConfig, ServerNotification, SubscriptionFilter,
+    Tool, ToolAnnotations, ToolListChangedNotification,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler, ServiceExt};
@@ -252,6 +253,33 @@ impl SkillServer {
     }
 }
 
+/// Whether `skill` renders a prompt (`prompt_inline`, `conversation`): served as an MCP prompt
+/// as well as a tool.
+fn is_prompt(skill: &skillbox_skills::LoadedSkill) -> bool {
+    matches!(skill.def.skill_type, SkillType::PromptInline | SkillType::Conversation)
+}
+
+/// `skill` as an MCP prompt (its parameters as the prompt's arguments), if it renders one.
+fn prompt_for(skill: &skillbox_skills::LoadedSkill) -> Option<Prompt> {
+    if !is_prompt(skill) {
+        return None;
+    }
+    let arguments: Vec<PromptArgument> = skill
+        .def
+        .parameters
+        .iter()
+        .map(|p| {
+            let mut a = PromptArgument::new(p.spec.name.clone()).with_required(p.spec.required);
+            if let Some(d) = &p.spec.description {
+                a = a.with_description(d.clone());
+            }
+            a
+        })
+        .collect();
+    let description = (!skill.def.description.is_empty()).then(|| skill.def.description.clone());
+    Some(Prompt::new(skill.def.name.clone(), description, Some(arguments)))
+}
+
 /// `skill` as an MCP tool, or `None` if it cannot run (`code_session`).
 fn tool_for(rt: &Arc<Runtime>, s: &skillbox_skills::LoadedSkill) -> Option<Tool> {
     if s.def.skill_type == SkillType::CodeSession {
@@ -297,7 +325,11 @@ fn printable(s: &str) -> String {
 impl ServerHandler for SkillServer {
     fn get_info(&self) -> ServerConfig {
         let mut info = ServerConfig::new(
-            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build(),
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_prompts()
+                .build(),
         )
         .with_instructions(
             "Each tool is a skill run by skillbox: confined by the kernel (files, network, \
@@ -316,6 +348,60 @@ impl ServerHandler for SkillServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let rt = self.runtime();
+        let prompts = rt.registry().skills().filter_map(prompt_for).collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let rt = self.runtime();
+        let skill = rt.registry().get(&request.name).ok().filter(|s| is_prompt(s));
+        let Some(skill) = skill else {
+            let message = format!(
+                "unknown prompt `{}`: no prompt skill has that name",
+                printable(&request.name)
+            );
+            let input = Value::Object(request.arguments.unwrap_or_default());
+            rt.refuse(&request.name, skillbox_skills::Status::Invalid, message.clone(), &input);
+            return Err(ErrorData::invalid_params(message, None));
+        };
+        // Prompt arguments are strings; each is typed as the skill declares its parameter.
+        let mut params = serde_json::Map::new();
+        for (k, v) in request.arguments.unwrap_or_default() {
+            let v = match v {
+                Value::String(text) => skillbox_skills::params::typed_value(&skill.def, &k, &text),
+                other => other,
+            };
+            params.insert(k, v);
+        }
+        // Rendered by the same run path as `tools/call` and `skillbox run`: the trust level,
+        // the parameter checks, context files under the grant, the audit log.
+        let options = skillbox_skills::RunOptions {
+            allow_weaker_isolation: self.shared.options.allow_weaker_isolation,
+            ..skillbox_skills::RunOptions::default()
+        };
+        let result = rt.run_with(&skill.def.name, &Value::Object(params), &options).await;
+        if result.status != skillbox_skills::Status::Success {
+            let out = to_tool_result(&result);
+            return Err(ErrorData::invalid_params(out.text, Some(out.structured)));
+        }
+        let message = PromptMessage::new_text(Role::User, result.stdout);
+        let mut reply = GetPromptResult::new(vec![message]);
+        if !skill.def.description.is_empty() {
+            reply = reply.with_description(skill.def.description.clone());
+        }
+        Ok(reply.into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -57,6 +57,27 @@ impl std::fmt::Display for ParamProblem {
     }
 }
 
+/// The JSON value of parameter `key` of `skill` given as text (`-p key=value` on the command
+/// line, an MCP prompt argument, which are strings by definition): a number or a boolean
+/// where the skill declares `key` so and the text is one, else the text as a string. A value
+/// that does not fit the declared type stays a string, which [`validate`] then refuses with
+/// the parameter's name.
+pub fn typed_value(skill: &SkillDef, key: &str, text: &str) -> Value {
+    let declared = skill.parameters.iter().find(|p| p.spec.name == key);
+    match declared.map(|p| &p.spec.param_type) {
+        Some(ParamType::Number) => match serde_json::from_str::<Value>(text) {
+            Ok(n @ Value::Number(_)) => n,
+            _ => Value::String(text.to_string()),
+        },
+        Some(ParamType::Boolean) => match text {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::String(text.to_string()),
+        },
+        _ => Value::String(text.to_string()),
+    }
+}
+
 /// Checks `input` against the parameters `skill` declares. Collects every problem.
 pub fn validate(skill: &SkillDef, input: &Value) -> Result<Params, Vec<ParamProblem>> {
     let empty = serde_json::Map::new();

@@ -109,6 +109,22 @@ async def listing_and_calls(client: Client) -> None:
     check(tools["echo-back"].title == "echo-back", "tools have a title")
     check(tools["echo-back"].output_schema["required"][0] == "status", "tools have an output schema")
 
+    # Prompt skills are MCP prompts too, rendered by the same run path (typed arguments).
+    prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+    check("greet-prompt" in prompts and "echo-back" not in prompts, f"prompts/list: {list(prompts)}")
+    args = {a.name: a for a in prompts["greet-prompt"].arguments}
+    check(args["who"].required and args["who"].description == "Whom", "prompt arguments from parameters")
+    got = await client.get_prompt("greet-prompt", {"who": "Ada", "n": "3"})
+    check(got.messages[0].role == "user" and got.messages[0].content.text == "Greet Ada 3 times.",
+          f"prompts/get renders the template: {got.messages!r}")
+    try:
+        await client.get_prompt("greet-prompt", {"who": "Ada", "n": "three"})
+        raise AssertionError("a prompt argument of the wrong type was accepted")
+    except MCPError as e:
+        check("`n`" in e.error.message, f"a bad prompt argument is refused by name ({e.error.message})")
+    starts = [e for e in audit_events() if e.get("skill_name") == "greet-prompt"]
+    check(len(starts) >= 2, "prompts/get calls are in the audit log")
+
     hostile = "hello; $(touch pwned) `touch pwned2`"
     r = await client.call_tool("echo-back", {"text": hostile})
     check(not r.is_error, "a valid call succeeds")
