@@ -623,21 +623,19 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
             );
         }
         (msg, status) => {
+            // A refusal the caller may opt out of names the flag, on the same one line.
+            let opt_out = if result.unsupported.is_empty() {
+                String::new()
+            } else {
+                " [--allow-weaker-isolation runs it anyway]".to_string()
+            };
             let _ = writeln!(
                 err,
-                "skillbox: {what}{}{level}: {} (execution {})",
+                "skillbox: {what}{}{level}: {}{opt_out} (execution {})",
                 output::paint(colour, output::Colour::Red, status.as_str()),
                 one_line(msg.as_deref().unwrap_or("")),
                 result.execution_id
             );
-            if !result.unsupported.is_empty() {
-                let _ = writeln!(
-                    err,
-                    "skillbox: to run it anyway without {} (recorded in the audit log): add \
-                     --allow-weaker-isolation",
-                    result.unsupported.join(", ")
-                );
-            }
         }
     }
     exit_code(result.status)

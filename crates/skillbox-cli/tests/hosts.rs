@@ -363,6 +363,7 @@ fn run_or_refuse(host: &Host) {
     }
     assert!(message.contains(" Fix: "), "no fix: {message}");
     assert!(message.contains("opt into weaker isolation for this run"), "{message}");
+    assert!(message.contains("[--allow-weaker-isolation runs it anyway]"), "{message}");
     assert!(!w.exists("out/formatted"), "the refused run ran");
     // The same refusal as JSON.
     let (code, stdout, stderr) = w.skillbox(host, &["run", EXAMPLE, "--json"]);
