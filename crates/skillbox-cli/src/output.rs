@@ -109,6 +109,16 @@ pub(crate) fn info_text(v: &Value, denial: Option<String>) {
         println!("  permissions: from {}", s(&v["agent_skill"]["permissions_from"]));
     }
     println!("  declared:    {}", s(&v["declared"]["permissions"]));
+    if let Some(list) = v["declared"]["permissions"]["allowed_domains"].as_array() {
+        let hosts: Vec<String> = list.iter().map(s).collect();
+        let http = v["declared"]["permissions"]["plain_http"].as_bool() == Some(true);
+        println!(
+            "  domains:     {} (ports: 443{} unless written; declared only, NOT enforced yet: \
+             the run's network is its level, as without the list)",
+            hosts.join(", "),
+            if http { " and 80" } else { "" }
+        );
+    }
     println!("  trust level: {} ({})", s(&v["trust_level"]), s(&v["trust_origin"]));
     if !v["trust_lapsed"].is_null() {
         println!(
