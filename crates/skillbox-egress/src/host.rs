@@ -163,8 +163,9 @@ pub(crate) fn screen(written: &str) -> Result<(), Reason> {
 /// removed (`example.com.` is `example.com`). `bare_v6` also accepts an IPv6 address
 /// without brackets (a requested host is given apart from its port; a pattern is not).
 pub(crate) fn normalize(written: &str, bare_v6: bool) -> Result<Host, Reason> {
-    screen(written)?;
+    // The dot first, so that `host` and `host.` are screened alike (length included).
     let one = written.strip_suffix('.').unwrap_or(written);
+    screen(one)?;
     if let Some(inner) = one.strip_prefix('[') {
         let inner = inner.strip_suffix(']').ok_or(Reason::BadIpv6)?;
         let addr: Ipv6Addr = inner.parse().map_err(|_| Reason::BadIpv6)?;
