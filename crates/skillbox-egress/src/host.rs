@@ -269,6 +269,12 @@ mod tests {
             assert_eq!(n(s).as_deref(), Ok("example.com"), "{s}");
         }
         assert_eq!(n("example.com.."), Err(Reason::EmptyLabel));
+        // At the input bound: characters IDNA ignores (U+FE0F) make a long spelling of a short
+        // name; its trailing-dot spelling is one byte longer and must not be refused for it.
+        let long = format!("ab{}.example", "\u{fe0f}".repeat(338));
+        assert_eq!(long.len(), MAX_INPUT);
+        assert_eq!(n(&long).as_deref(), Ok("ab.example"));
+        assert_eq!(n(&format!("{long}.")).as_deref(), Ok("ab.example"));
         assert_eq!(n("1.2.3.4."), Ok("ip:1.2.3.4".into()));
     }
 
