@@ -149,6 +149,24 @@ pub(crate) fn info_text(v: &Value, denial: Option<String>) {
     }
 }
 
+/// `doctor`'s list of the network hosts skills declare (`allowed_domains`), if any.
+pub(crate) fn egress_text(skills: &[Value]) {
+    if skills.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "Network hosts declared by skills (allowed_domains): declared only, NOT enforced yet; \
+         a networked run reaches any host on TCP 443, as without the list:"
+    );
+    for e in skills {
+        let hosts: Vec<String> =
+            e["allowed_domains"].as_array().map(|l| l.iter().map(s).collect()).unwrap_or_default();
+        let http = if e["plain_http"].as_bool() == Some(true) { " (http)" } else { "" };
+        println!("  {}{http}: {}", s(&e["skill"]), hosts.join(", "));
+    }
+}
+
 /// Human-readable `doctor`.
 pub(crate) fn doctor_text(r: &skillbox_skills::HostReport) {
     println!("kernel {}, recognised as: {}", r.kernel, r.profile);

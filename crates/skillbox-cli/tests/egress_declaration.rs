@@ -1,6 +1,6 @@
 //! `allowed_domains` (issue 22, first part), through the real `skillbox` binary: a valid
-//! list is normalised once and shown by `info`, MCP's tool description and the run's
-//! recorded grant; every refused entry names its file, field and reason on one line while
+//! list is normalised once and shown by `info`, `doctor`, MCP's tool description and the
+//! run's recorded grant; every refused entry names its file, field and reason on one line while
 //! the other skills still load; and a declared list opens no network that the skill would
 //! not have without it (checked on a listener). Enforcement by name (the egress proxy) is
 //! not built yet: these tests pin the declaration, not a proxy. Nothing needs root; every
@@ -378,4 +378,29 @@ fn a_declared_list_opens_no_more_network_than_before() {
         log.lines().any(|l| l.contains("\"declared_domains\"") && l.contains(&listed)),
         "{log}"
     );
+}
+
+#[test]
+fn doctor_lists_the_declared_hosts_as_not_enforced() {
+    let w = World::new();
+    w.skill("fetch", json!({"network_access": "http", "allowed_domains": LIST}));
+    w.skill("quiet", json!({"network_access": true}));
+    // Its exit code says whether the host keeps every guarantee: not what is checked here.
+    let (_, out, err) = w.run(&["doctor"]);
+    let at = out.find("Network hosts declared by skills").unwrap_or_else(|| panic!("{out}{err}"));
+    let section = &out[at..];
+    assert!(section.contains("NOT enforced"), "{section}");
+    assert!(section.contains(&format!("fetch (http): {}", SHOWN.join(", "))), "{section}");
+    assert!(!section.contains("quiet"), "{section}");
+    let (_, v) = w.json(&["doctor", "--json"]);
+    assert_eq!(
+        v["declared_egress"],
+        json!([{"skill": "fetch", "allowed_domains": SHOWN, "plain_http": true, "enforced": false}]),
+        "{v}"
+    );
+    // No list anywhere: nothing said about it.
+    let w = World::new();
+    w.skill("quiet", json!({"network_access": true}));
+    let (_, out, _) = w.run(&["doctor"]);
+    assert!(!out.contains("Network hosts declared"), "{out}");
 }
