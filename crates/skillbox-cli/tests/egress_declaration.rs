@@ -324,7 +324,6 @@ fn mcp_tool_description_shows_the_list() {
     send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
     let v = recv_id(2);
-    drop(send);
     let _ = child.kill();
     let _ = child.wait();
     let tools = v["result"]["tools"].as_array().unwrap();
