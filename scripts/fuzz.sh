@@ -52,6 +52,7 @@ dict_for() {
         agent_skill) echo yaml ;;
         mcp_framing) echo jsonrpc ;;
         pattern) echo regex ;;
+        host_pattern) echo host ;;
         *) echo json ;;
     esac
 }

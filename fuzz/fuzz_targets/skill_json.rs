@@ -38,6 +38,8 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(def2.args, def.args);
             assert_eq!(def2.parameters.len(), def.parameters.len());
             assert_eq!(def2.timeout, def.timeout);
+            // Permissions, `allowed_domains` normalised, are the same from the same file.
+            assert_eq!(def2.permissions, def.permissions);
         }
     }
 });

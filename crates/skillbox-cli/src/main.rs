@@ -831,13 +831,39 @@ fn validate(workspace: &std::path::Path, paths: &[PathBuf], json: bool) -> u8 {
 fn doctor(workspace: &std::path::Path, json: bool) -> u8 {
     let ws = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
     let report = skillbox_skills::host_report(&ws);
+    let egress = declared_egress(&ws);
     if json {
-        match serde_json::to_string(&report) {
-            Ok(s) => println!("{s}"),
+        match serde_json::to_value(&report) {
+            Ok(mut v) => {
+                v["declared_egress"] = json!(egress);
+                println!("{v}");
+            }
             Err(e) => eprintln!("skillbox: error: {e}"),
         }
     } else {
         output::doctor_text(&report);
+        output::egress_text(&egress);
     }
     u8::from(!report.ready())
+}
+
+/// The skills of `workspace` that declare `allowed_domains`, for `doctor`: which hosts each
+/// says it reaches, beside the host's mechanisms, since nothing enforces the list by name
+/// yet and a person should see that it is a declaration. The skill files are read where
+/// every command finds them, without opening the audit log (doctor records nothing); a file
+/// that does not load is not listed (`skillbox validate` names its problems).
+fn declared_egress(workspace: &std::path::Path) -> Vec<Value> {
+    let locations = skillbox_skills::Locations::standard(workspace, |k| std::env::var_os(k));
+    Registry::load(&locations)
+        .skills()
+        .filter_map(|s| {
+            let list = s.def.permissions.allowed_domains.as_ref()?;
+            Some(json!({
+                "skill": s.def.name,
+                "allowed_domains": list,
+                "plain_http": s.def.permissions.plain_http,
+                "enforced": false,
+            }))
+        })
+        .collect()
 }

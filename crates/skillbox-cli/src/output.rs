@@ -134,6 +134,16 @@ pub(crate) fn info_text(v: &Value, denial: Option<String>) {
         println!("  permissions: from {}", s(&v["agent_skill"]["permissions_from"]));
     }
     println!("  declared:    {}", s(&v["declared"]["permissions"]));
+    if let Some(list) = v["declared"]["permissions"]["allowed_domains"].as_array() {
+        let hosts: Vec<String> = list.iter().map(s).collect();
+        let http = v["declared"]["permissions"]["plain_http"].as_bool() == Some(true);
+        println!(
+            "  domains:     {} (ports: 443{} unless written; declared only, NOT enforced yet: \
+             the run's network is its level, as without the list)",
+            hosts.join(", "),
+            if http { " and 80" } else { "" }
+        );
+    }
     println!("  trust level: {} ({})", s(&v["trust_level"]), s(&v["trust_origin"]));
     if !v["trust_lapsed"].is_null() {
         println!(
@@ -166,6 +176,24 @@ pub(crate) fn info_text(v: &Value, denial: Option<String>) {
         if !off.is_empty() {
             println!("  NOT enforced (declared only): {}", names(&off));
         }
+    }
+}
+
+/// `doctor`'s list of the network hosts skills declare (`allowed_domains`), if any.
+pub(crate) fn egress_text(skills: &[Value]) {
+    if skills.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "Network hosts declared by skills (allowed_domains): declared only, NOT enforced yet; \
+         a networked run reaches any host on TCP 443, as without the list:"
+    );
+    for e in skills {
+        let hosts: Vec<String> =
+            e["allowed_domains"].as_array().map(|l| l.iter().map(s).collect()).unwrap_or_default();
+        let http = if e["plain_http"].as_bool() == Some(true) { " (http)" } else { "" };
+        println!("  {}{http}: {}", s(&e["skill"]), hosts.join(", "));
     }
 }
 

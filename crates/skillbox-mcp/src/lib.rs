@@ -294,8 +294,17 @@ fn tool_for(rt: &Arc<Runtime>, s: &skillbox_skills::LoadedSkill) -> Option<Tool>
         Ok(d) => d.level,
         Err(_) => s.source.default_trust(),
     };
+    // The hosts it declares, so that a client (and the model) sees where the skill says it
+    // connects; said to be a declaration, since nothing enforces it by name yet.
+    let hosts = match &s.def.permissions.allowed_domains {
+        Some(list) => format!(
+            "; it declares network hosts {} (declared, not yet enforced by name)",
+            list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ),
+        None => String::new(),
+    };
     let description = format!(
-        "{} (runs confined by skillbox at trust level `{level}`)",
+        "{} (runs confined by skillbox at trust level `{level}`{hosts})",
         skillbox_skills::Tool::description(&tool)
     );
     let hints = skillbox_skills::tool_hints(rt, s);

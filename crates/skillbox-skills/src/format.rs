@@ -121,6 +121,25 @@ impl NetworkLevel {
     }
 }
 
+/// `network_access` as written: a level, and whether plain HTTP (port 80) was asked for
+/// (`"http"`, which is the `https-only` level plus port 80 for the hosts of
+/// `allowed_domains`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkAccess {
+    /// The level asked for.
+    pub level: NetworkLevel,
+    /// `"http"` was written: hosts listed without a port may also be reached on port 80
+    /// once egress goes through skillbox's proxy. Until then runs get `level` only.
+    pub plain_http: bool,
+}
+
+impl Serialize for NetworkAccess {
+    /// As written: `"http"`, or the level's name.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.plain_http { "http" } else { self.level.as_str() })
+    }
+}
+
 /// How many processes a skill may create. Ordered from least to most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -153,9 +172,13 @@ pub struct PermissionsSection {
     /// Paths the skill writes, relative to the workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_write: Option<Vec<String>>,
-    /// `true`/`false`, or a level: `"none"`, `"https-only"`, `"full"`.
+    /// `true`/`false`, `"http"`, or a level: `"none"`, `"https-only"`, `"full"`.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "network_decl")]
-    pub network_access: Option<NetworkLevel>,
+    pub network_access: Option<NetworkAccess>,
+    /// Host patterns the skill reaches (`host`, `*.suffix`, either with `:port`), as
+    /// written; checked into [`DeclaredPermissions::allowed_domains`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_domains: Option<Vec<String>>,
     /// Older spelling of `network_access: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_network: Option<bool>,
@@ -414,6 +437,15 @@ pub struct DeclaredPermissions {
     pub file_write: Vec<String>,
     /// Network asked for. `None`: not declared, which means none.
     pub network: Option<NetworkLevel>,
+    /// `network_access: "http"` was declared: port 80 as well as 443 for the hosts of
+    /// `allowed_domains` listed without a port. A declaration only until skillbox's egress
+    /// proxy enforces it (docs/security-model.md); the run's network is `network`'s level.
+    pub plain_http: bool,
+    /// The hosts the skill says it reaches, normalised (lowercase, punycode, no trailing
+    /// dot), duplicates removed. `None`: not declared. Only allowed with `network_access`
+    /// `true` or `"http"`. A declaration, shown and recorded: it is not enforced yet, and
+    /// never widens what `network` grants.
+    pub allowed_domains: Option<Vec<skillbox_egress::HostPattern>>,
     /// Process creation asked for. `None`: not declared.
     pub process_spawn: Option<ProcessSpawn>,
 }
@@ -719,6 +751,8 @@ fn permissions_of(
     for section in [security.permissions.as_ref(), sandbox].into_iter().flatten() {
         merge_permissions(&mut permissions, section);
     }
+    let sections = [("security.permissions", security.permissions.as_ref()), ("sandbox", sandbox)];
+    permissions.allowed_domains = allowed_domains_of(&sections, permissions.network, p);
     for (field, list) in [
         ("security.permissions.file_read", permissions.file_read.as_deref().unwrap_or(&[])),
         ("security.permissions.file_write", &permissions.file_write[..]),
@@ -927,7 +961,10 @@ fn merge_permissions(into: &mut DeclaredPermissions, s: &PermissionsSection) {
         into.file_write.extend(s.allowed_paths.iter().flatten().cloned());
     }
     let net = match (s.network_access, s.allow_network) {
-        (Some(level), _) => Some(level),
+        (Some(access), _) => {
+            into.plain_http |= access.plain_http;
+            Some(access.level)
+        }
         (None, Some(true)) => Some(NetworkLevel::HttpsOnly),
         (None, Some(false)) => Some(NetworkLevel::None),
         (None, None) => None,
@@ -937,24 +974,81 @@ fn merge_permissions(into: &mut DeclaredPermissions, s: &PermissionsSection) {
 }
 
 /// Reads `network_access` as a boolean (`true` asks for the least network that works:
-/// HTTPS) or as a level name.
-fn network_decl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NetworkLevel>, D::Error> {
+/// HTTPS), as `"http"` (HTTPS, and plain HTTP for the listed hosts), or as a level name.
+fn network_decl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NetworkAccess>, D::Error> {
     use serde::de::Error;
+    let level = |level| Ok(Some(NetworkAccess { level, plain_http: false }));
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(true)) => Ok(Some(NetworkLevel::HttpsOnly)),
-        Some(Value::Bool(false)) => Ok(Some(NetworkLevel::None)),
+        Some(Value::Bool(true)) => level(NetworkLevel::HttpsOnly),
+        Some(Value::Bool(false)) => level(NetworkLevel::None),
         Some(Value::String(s)) => match s.as_str() {
-            "none" => Ok(Some(NetworkLevel::None)),
-            "https-only" | "https" => Ok(Some(NetworkLevel::HttpsOnly)),
-            "full" => Ok(Some(NetworkLevel::Full)),
+            "none" => level(NetworkLevel::None),
+            "https-only" | "https" => level(NetworkLevel::HttpsOnly),
+            "http" => Ok(Some(NetworkAccess { level: NetworkLevel::HttpsOnly, plain_http: true })),
+            "full" => level(NetworkLevel::Full),
             _ => Err(D::Error::custom(format!(
-                "{} is not a network level; use true, false, \"none\", \"https-only\" or \"full\"",
+                "{} is not a network level; use true, false, \"http\", \"none\", \
+                 \"https-only\" or \"full\"",
                 quote(&s)
             ))),
         },
-        Some(_) => {
-            Err(D::Error::custom("expected true, false, \"none\", \"https-only\" or \"full\""))
-        }
+        Some(_) => Err(D::Error::custom(
+            "expected true, false, \"http\", \"none\", \"https-only\" or \"full\"",
+        )),
     }
+}
+
+/// `allowed_domains` of each section that has it, every entry parsed and normalised
+/// ([`skillbox_egress::HostPattern`]), the union in the order written.
+///
+/// The list needs `network_access` `true` or `"http"`: it names the hosts of the network a
+/// skill asks for, and never asks for network itself, so a skill that adds a list never
+/// gets more network than the same skill without it. With no network, `false` or `"full"`
+/// (which reaches any host, so a list would not narrow it) the list is refused.
+fn allowed_domains_of(
+    sections: &[(&str, Option<&PermissionsSection>)],
+    network: Option<NetworkLevel>,
+    p: &mut Problems<'_>,
+) -> Option<Vec<skillbox_egress::HostPattern>> {
+    let mut all: Option<Vec<skillbox_egress::HostPattern>> = None;
+    let mut first_field = None;
+    for (prefix, section) in sections {
+        let Some(list) = section.and_then(|s| s.allowed_domains.as_ref()) else { continue };
+        let field = format!("{prefix}.allowed_domains");
+        if list.is_empty() {
+            p.add(
+                &field,
+                "is empty, which would allow no host; list the hosts the skill reaches, or \
+                 remove the field",
+            );
+        }
+        let into = all.get_or_insert_with(Vec::new);
+        for (i, written) in list.iter().enumerate() {
+            match skillbox_egress::HostPattern::parse(written) {
+                Ok(pat) if into.contains(&pat) => {}
+                Ok(pat) => into.push(pat),
+                Err(e) => p.add(&format!("{field}[{i}]"), e.to_string()),
+            }
+        }
+        first_field.get_or_insert(field);
+    }
+    let field = first_field?;
+    let fix = "declare \"network_access\": true (HTTPS, port 443) or \"http\" (ports 443 and 80) \
+               with it";
+    match network {
+        None => p.add(&field, format!("lists hosts, but network_access is not declared; {fix}")),
+        Some(NetworkLevel::None) => {
+            p.add(&field, format!("lists hosts, but network_access is false (none); {fix}"))
+        }
+        Some(NetworkLevel::Full) => p.add(
+            &field,
+            format!(
+                "lists hosts, but network_access is \"full\", which reaches any host and port, \
+                 so the list would not narrow it; {fix}"
+            ),
+        ),
+        Some(NetworkLevel::HttpsOnly) => {}
+    }
+    all
 }

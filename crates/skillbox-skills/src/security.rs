@@ -325,6 +325,7 @@ impl SecurityContext {
             file_write: writes,
             network: asked_net,
             process_spawn: spawn,
+            declared_domains: declared.allowed_domains.clone(),
             limits: self.effective_limits(skill),
             hidden: hidden.into_iter().map(|h| h.path).collect(),
         })
@@ -509,6 +510,12 @@ pub struct EffectiveGrant {
     pub network: NetworkLevel,
     /// Process creation.
     pub process_spawn: ProcessSpawn,
+    /// The hosts the skill declared (`allowed_domains`), normalised: recorded with the run
+    /// and shown, but NOT enforced yet. The run's network is [`Self::network`], exactly as
+    /// for the same skill without a list; enforcement by name needs skillbox's egress proxy
+    /// (docs/security-model.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_domains: Option<Vec<skillbox_egress::HostPattern>>,
     /// Limits.
     pub limits: ResourceLimits,
     /// Paths no tree of this grant reaches by containing them (keys and credentials,

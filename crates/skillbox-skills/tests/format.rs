@@ -405,6 +405,93 @@ fn network_spellings_map_to_levels() {
 }
 
 #[test]
+fn network_access_http_is_https_only_plus_a_declared_port_80() {
+    let d = ok(cmd(json!({"security": {"permissions": {"network_access": "http"}}})));
+    assert_eq!(d.permissions.network, Some(NetworkLevel::HttpsOnly), "no more network than true");
+    assert!(d.permissions.plain_http);
+    let d = ok(cmd(json!({"security": {"permissions": {"network_access": true}}})));
+    assert!(!d.permissions.plain_http);
+    let d = one_field_error(
+        cmd(json!({"security": {"permissions": {"network_access": "HTTP/1.1"}}})),
+        "security.permissions.network_access",
+    );
+    assert!(d.reason.contains("\"http\""), "{d}");
+}
+
+#[test]
+fn allowed_domains_are_normalised_once_and_deduplicated() {
+    let d = ok(cmd(json!({"security": {"permissions": {
+        "network_access": true,
+        "allowed_domains": ["API.Example.COM.", "api.example.com", "*.Bücher.example:8443", "[2001:DB8::1]"]
+    }}})));
+    let shown: Vec<String> =
+        d.permissions.allowed_domains.unwrap().iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["api.example.com", "*.xn--bcher-kva.example:8443", "[2001:db8::1]"]);
+    // Both spellings of the section: the union, each entry once.
+    let d = ok(cmd(json!({
+        "security": {"permissions": {"network_access": "http", "allowed_domains": ["a.example"]}},
+        "sandbox": {"allowed_domains": ["b.example", "A.example"]}
+    })));
+    let shown: Vec<String> =
+        d.permissions.allowed_domains.unwrap().iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["a.example", "b.example"]);
+    assert_eq!(ok(cmd(json!({}))).permissions.allowed_domains, None);
+}
+
+#[test]
+fn allowed_domains_refusals_name_the_entry_and_the_reason() {
+    let perms = |list: Value| {
+        cmd(json!({"security": {"permissions": {"network_access": true, "allowed_domains": list}}}))
+    };
+    for (entry, why) in [
+        ("evil.com\u{0}.example.com", "NUL"),
+        ("example.com%2F", "percent"),
+        ("user@example.com", "userinfo"),
+        ("a..example.com", "empty label"),
+        ("*", "bare `*`"),
+        ("a.*.example.com", "leftmost"),
+        ("*.com", "top-level"),
+        ("example.com:0", "port"),
+        ("127.1", "numeric"),
+        ("exa\nmple.com", "control"),
+    ] {
+        let d = one_field_error(
+            perms(json!(["ok.example", entry])),
+            "security.permissions.allowed_domains[1]",
+        );
+        assert!(d.reason.contains(why), "{entry:?}: {d}");
+    }
+    let d = one_field_error(perms(json!([])), "security.permissions.allowed_domains");
+    assert!(d.reason.contains("empty"), "{d}");
+    let d = one_field_error(perms(json!("example.com")), "security.permissions.allowed_domains");
+    assert!(d.reason.contains("sequence"), "{d}");
+}
+
+#[test]
+fn allowed_domains_never_ask_for_network_themselves() {
+    for (net, why) in [
+        (None, "not declared"),
+        (Some(json!(false)), "false"),
+        (Some(json!("none")), "false"),
+        (Some(json!("full")), "\"full\""),
+    ] {
+        let mut perms = json!({"allowed_domains": ["example.com"]});
+        if let Some(n) = net {
+            perms["network_access"] = n;
+        }
+        let d = one_field_error(
+            cmd(json!({"security": {"permissions": perms}})),
+            "security.permissions.allowed_domains",
+        );
+        assert!(d.reason.contains(why) && d.reason.contains("network_access"), "{d}");
+    }
+    // The older spelling counts as declaring HTTPS.
+    let d =
+        ok(cmd(json!({"sandbox": {"allow_network": true, "allowed_domains": ["example.com"]}})));
+    assert_eq!(d.permissions.network, Some(NetworkLevel::HttpsOnly));
+}
+
+#[test]
 fn undeclared_file_read_is_none_and_declared_empty_is_some() {
     assert_eq!(ok(cmd(json!({}))).permissions.file_read, None);
     let d = ok(cmd(json!({"security": {"permissions": {"file_read": []}}})));

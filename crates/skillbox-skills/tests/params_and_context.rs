@@ -378,6 +378,24 @@ fn untrusted_network_is_denied_with_the_field_and_the_fix() {
 }
 
 #[test]
+fn a_domain_list_never_widens_the_network_granted() {
+    // The same denial as without the list: a list is not a way around the level.
+    let list = json!({"network_access": "http", "allowed_domains": ["api.example.com"]});
+    let d = denied(TrustLevel::Untrusted, list.clone());
+    assert_eq!((d.permission, d.fix), (Permission::Network, Some(TrustLevel::UserVerified)));
+    assert_eq!(d.asked, "https-only");
+    // Granted, it is the level of `true`, with the list recorded beside it.
+    let g = ctx(TrustLevel::UserVerified).validate_execution(&asking(list)).unwrap();
+    assert_eq!(g.network, NetworkLevel::HttpsOnly);
+    let shown: Vec<String> = g.declared_domains.unwrap().iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["api.example.com"]);
+    let g = ctx(TrustLevel::UserVerified)
+        .validate_execution(&asking(json!({"network_access": true})))
+        .unwrap();
+    assert_eq!(g.declared_domains, None);
+}
+
+#[test]
 fn full_network_needs_system_trusted() {
     let d = denied(TrustLevel::UserVerified, json!({"network_access": "full"}));
     assert_eq!(d.permission, Permission::Network);
