@@ -406,7 +406,7 @@ fn the_scan_finds_the_messages_it_must() {
         "confining the child failed while",
         "skill `{…}` exceeded its {…} limit at trust level",
         "skill `{…}` timed out after {…} s (its limit at trust level",
-        "no skill named `{…}`; run `skillbox list` to see the skills found",
+        "no skill named `{…}`;",
         "refusing to run: {…}. Fix:",
         "{…} does not match the pattern",
         "confined: the errors suggest the kernel refused",

@@ -110,8 +110,13 @@ fn the_toy_agent_lists_tools_calls_skills_and_is_refused_where_it_should_be() {
     assert_eq!(denied["denial"]["permission"], "network");
     assert_eq!(denied["denial"]["fix"], "user-verified");
     assert!(denied["grant"].is_null(), "nothing was granted: {denied}");
-    let reason = denied["text"].as_str().unwrap();
-    assert!(reason.starts_with("permission denied: skill `https-get` declares network access"));
+    // The model's text says to ask the person; the message for people (which the agent
+    // hands to `explain-denial`) has the command to type.
+    let text = denied["text"].as_str().unwrap();
+    assert!(text.starts_with("permission denied: skill `https-get` declares network access"));
+    assert!(text.contains("you cannot grant this yourself"), "{text}");
+    let reason = calls[5]["input"]["message"].as_str().unwrap();
+    assert!(reason.contains("skillbox trust https-get --level user-verified"), "{reason}");
     assert!(calls[5]["text"].as_str().unwrap().contains(reason), "{}", calls[5]);
 
     assert_eq!(calls[6]["problems"][0]["parameter"], "path");
