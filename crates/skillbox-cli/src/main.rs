@@ -528,6 +528,9 @@ fn run(
         }
     }
     print_problems(rt.registry(), false);
+    if let Ok(skill) = rt.registry().get(name) {
+        output::warn_typos(skill);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -27,6 +27,21 @@ pub(crate) fn print_problems(reg: &Registry, with_shadowed: bool) {
             eprintln!("skillbox: warning: {}", one_line_safe(&s.to_string()));
         }
         warn_long_tool_names(reg);
+        for s in reg.skills() {
+            warn_typos(s);
+        }
+    }
+}
+
+/// Warns of the keys of `skill`'s file that look like typos of the format's keys (kept and
+/// ignored, like other tools' keys).
+pub(crate) fn warn_typos(skill: &skillbox_skills::LoadedSkill) {
+    for w in skill.def.typo_warnings() {
+        eprintln!(
+            "skillbox: warning: {}: {}",
+            one_line_safe(&skillbox_skills::audit_log::text::path(&skill.path)),
+            w
+        );
     }
 }
 

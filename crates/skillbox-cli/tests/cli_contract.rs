@@ -543,3 +543,46 @@ fn status_lines_are_coloured_only_at_a_terminal_and_never_with_no_color() {
     let out = e.cmd(&ok);
     assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
 }
+
+#[test]
+fn typos_are_refused_in_security_and_warned_of_elsewhere() {
+    let e = Env::new();
+    let dir = e.ws.path().join(".skillbox/skills");
+    fs::write(
+        dir.join("typo-sec.json"),
+        r#"{"name": "typo-sec", "type": "command", "command": "true",
+            "security": {"permissions": {"file_wirte": ["out"]}}}"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.join("typo-top.json"),
+        r#"{"name": "typo-top", "type": "command", "command": "echo", "args": ["{a}"],
+            "paramters": [{"name": "a", "type": "string"}]}"#,
+    )
+    .unwrap();
+    let out = e.cmd(&["validate"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let all = text_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    // Refused, one line naming the file, the field and the likely key.
+    let refusal =
+        all.lines().find(|l| l.contains("typo-sec.json")).unwrap_or_else(|| panic!("{all}"));
+    assert!(
+        refusal.contains("security.permissions") && refusal.contains("did you mean `file_write`?"),
+        "{refusal}"
+    );
+    // Loaded, with a warning naming the file and the key.
+    let warning = err.lines().find(|l| l.contains("paramters")).unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        warning.starts_with("skillbox: warning: ") && warning.contains("typo-top.json"),
+        "{warning}"
+    );
+    assert!(warning.contains("did you mean `parameters`?"), "{warning}");
+    // `run` warns too, and the skill runs (the key is ignored, so `{a}` stays as written).
+    let out = e.cmd(&["run", "typo-top"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `parameters`?"));
+    // The other skills still load.
+    let out = e.cmd(&["run", "count-lines", "-p", "path=src/app.py"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+}

@@ -164,7 +164,11 @@ impl ProcessSpawn {
 }
 
 /// `security.permissions`, or the design-doc `sandbox` object: both spellings are read.
+///
+/// An unknown key here is an error, not a key kept for other tools: a typo (`file_wirte`)
+/// would silently change what the skill may do.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PermissionsSection {
     /// Paths the skill reads, relative to the workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,8 +197,9 @@ pub struct PermissionsSection {
     pub process_spawn: Option<ProcessSpawn>,
 }
 
-/// `security.resource_limits`.
+/// `security.resource_limits`. An unknown key is an error, as in [`PermissionsSection`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     /// Memory of the whole process tree, MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,8 +221,9 @@ pub struct LimitsSection {
     pub max_disk_io_mb: Option<u64>,
 }
 
-/// The `security` object.
+/// The `security` object. An unknown key is an error, as in [`PermissionsSection`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecuritySection {
     /// What the skill asks to access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -499,6 +505,37 @@ pub struct SkillDef {
 }
 
 impl SkillDef {
+    /// Keys of the file that the format does not define but that are close to one it does
+    /// (`paramters`, `requried` in a parameter): each is kept and ignored, as other tools'
+    /// keys are, and named here with the key it is probably a typo of. One line each, the
+    /// key escaped.
+    pub fn typo_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(top) = self.raw.as_object() else { return out };
+        for key in top.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+            if let Some(c) = crate::name::closest(key, KNOWN_KEYS.iter().copied()) {
+                out.push(format!(
+                    "key {} is not part of the skill format and is ignored; did you mean `{c}`?",
+                    crate::name::quote(key)
+                ));
+            }
+        }
+        let params = top.get("parameters").and_then(Value::as_array);
+        for (i, p) in params.into_iter().flatten().enumerate() {
+            let Some(p) = p.as_object() else { continue };
+            for key in p.keys().filter(|k| !PARAMETER_KEYS.contains(&k.as_str())) {
+                if let Some(c) = crate::name::closest(key, PARAMETER_KEYS.iter().copied()) {
+                    out.push(format!(
+                        "parameters[{i}]: key {} is not part of a parameter and is ignored; did \
+                         you mean `{c}`?",
+                        crate::name::quote(key)
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// The declared parameter named `name`.
     pub fn parameter(&self, name: &str) -> Option<&Parameter> {
         self.parameters.iter().find(|p| p.spec.name == name)
@@ -535,7 +572,7 @@ pub fn parse_skill(path: &Path, bytes: &[u8]) -> Result<SkillDef, Vec<Diagnostic
         Ok(raw) => raw,
         Err(_) => serde_path_to_error::deserialize(&value).map_err(|e| {
             let field = one_line(&e.path().to_string());
-            let reason = e.inner().to_string();
+            let reason = with_suggestion(&e.inner().to_string());
             vec![if field == "." {
                 Diagnostic::file(path, reason)
             } else {
@@ -545,6 +582,21 @@ pub fn parse_skill(path: &Path, bytes: &[u8]) -> Result<SkillDef, Vec<Diagnostic
     };
     check(path, raw, extra, value)
 }
+
+/// serde's "unknown field `X`, expected one of `a`, `b`" with "; did you mean `b`?" when one
+/// of the expected names is close to `X`.
+fn with_suggestion(reason: &str) -> String {
+    let Some(rest) = reason.strip_prefix("unknown field `") else { return reason.to_string() };
+    let Some((word, expected)) = rest.split_once('`') else { return reason.to_string() };
+    let candidates = expected.split('`').skip(1).step_by(2);
+    match crate::name::closest(word, candidates) {
+        Some(c) => format!("{reason}; did you mean `{c}`?"),
+        None => reason.to_string(),
+    }
+}
+
+/// The keys of a parameter declaration.
+const PARAMETER_KEYS: &[&str] = &["name", "type", "required", "values", "pattern", "description"];
 
 /// The message for a file over [`MAX_SKILL_FILE_BYTES`].
 pub(crate) fn too_large(path: &Path, size: u64) -> Diagnostic {

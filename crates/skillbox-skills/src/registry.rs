@@ -477,18 +477,11 @@ impl Registry {
         })
     }
 
-    /// The skill or alias name closest to `name`, if it is close enough to be a typo of it:
-    /// Damerau-Levenshtein distance (a swap of neighbours counts one) at most 2, and at most
-    /// a third of the name's length, so that `x` does not suggest `ls`.
+    /// The skill or alias name closest to `name`, if it is close enough to be a typo of it
+    /// (see [`crate::name::closest`]).
     fn closest(&self, name: &str) -> Option<String> {
-        let limit = (name.chars().count() / 3).clamp(1, 2);
-        self.skills
-            .keys()
-            .chain(self.aliases.keys())
-            .map(|k| (strsim::damerau_levenshtein(name, k), k))
-            .filter(|(d, _)| *d <= limit)
-            .min()
-            .map(|(_, k)| k.clone())
+        let names = self.skills.keys().chain(self.aliases.keys()).map(String::as_str);
+        crate::name::closest(name, names).map(str::to_string)
     }
 
     /// All skills, by name.

@@ -865,3 +865,58 @@ fn control_characters_in_field_names_do_not_break_the_line() {
     let d = one_field_error(cmd(json!({"environment": {"A\nB": 5}})), "environment.A\\nB");
     assert!(d.reason.contains("invalid type"), "{d}");
 }
+
+/// A typo inside `security` changes what a skill may do: it is refused, naming the field,
+/// with the key it is close to. The same key elsewhere (another tool's) is kept.
+#[test]
+fn an_unknown_key_in_security_is_refused_with_a_suggestion() {
+    for (security, field, suggestion) in [
+        (json!({"permissions": {"file_wirte": ["out"]}}), "security.permissions", "file_write"),
+        (json!({"permissions": {"network_acess": true}}), "security.permissions", "network_access"),
+        (
+            json!({"resource_limits": {"max_memroy_mb": 64}}),
+            "security.resource_limits",
+            "max_memory_mb",
+        ),
+        (json!({"permisions": {}}), "security", "permissions"),
+    ] {
+        let ds =
+            errs(json!({"name": "t", "type": "command", "command": "true", "security": security}));
+        let msg = ds[0].to_string();
+        assert!(msg.contains(field), "{field}: {msg}");
+        assert!(msg.contains(&format!("did you mean `{suggestion}`?")), "{msg}");
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+    }
+    // The design-doc `sandbox` object is permissions too.
+    let ds = errs(json!({"name": "t", "type": "command", "command": "true",
+        "sandbox": {"allow_netwrok": true}}));
+    assert!(ds[0].to_string().contains("did you mean `allow_network`?"), "{:?}", ds[0]);
+    // Far from every known key: refused, without a guess.
+    let ds = errs(json!({"name": "t", "type": "command", "command": "true",
+        "security": {"permissions": {"gpu": true}}}));
+    let msg = ds[0].to_string();
+    assert!(msg.contains("unknown field `gpu`") && !msg.contains("did you mean"), "{msg}");
+}
+
+/// Elsewhere a key the format does not define is kept (other tools' files must load), and
+/// one close to a known key is named as a likely typo.
+#[test]
+fn a_top_level_or_parameter_key_close_to_a_known_one_is_warned_of() {
+    let d = ok(json!({"name": "t", "type": "command", "command": "echo", "args": ["{a}"],
+        "paramters": [], "x-other-tool": 1,
+        "parameters": [{"name": "a", "type": "string", "requried": true, "descripton": "d",
+                        "ui-hint": "wide"}]}));
+    let w = d.typo_warnings();
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(w[0].contains("\"paramters\"") && w[0].contains("did you mean `parameters`?"), "{w:?}");
+    assert!(w.iter().any(|l| l.starts_with("parameters[0]") && l.contains("`required`")), "{w:?}");
+    assert!(w.iter().any(|l| l.contains("`description`")), "{w:?}");
+    assert!(d.extra.contains_key("x-other-tool") && d.extra.contains_key("paramters"));
+    // A file without typos has no warning.
+    let d = ok(json!({"name": "t", "type": "command", "command": "true", "x-other-tool": 1}));
+    assert!(d.typo_warnings().is_empty());
+    // A hostile key is escaped.
+    let d = ok(json!({"name": "t", "type": "command", "command": "true", "nam\u{1b}e": 1}));
+    let w = d.typo_warnings();
+    assert!(w.iter().all(|l| !l.contains('\u{1b}')), "{w:?}");
+}
