@@ -526,20 +526,24 @@ fn unknown_keys_are_kept_at_top_level_and_nested() {
     let v = cmd(json!({
         "x-team": {"owner": "ops", "n": [1, 2]},
         "legacy_flag": true,
-        "security": {
-            "permissions": {"file_read": ["."], "future_permission": "yes"},
-            "audit": {"level": "high"}
-        },
+        "security": {"permissions": {"file_read": ["."]}},
         "parameters": [{"name": "p", "type": "string", "ui_hint": "textarea"}]
     }));
     let d = ok(v.clone());
     assert_eq!(d.extra.get("x-team"), Some(&json!({"owner": "ops", "n": [1, 2]})));
     assert_eq!(d.extra.get("legacy_flag"), Some(&json!(true)));
     assert_eq!(d.extra.len(), 2, "known keys are not in extra: {:?}", d.extra);
-    assert_eq!(d.raw["security"]["permissions"]["future_permission"], json!("yes"));
-    assert_eq!(d.raw["security"]["audit"]["level"], json!("high"));
     assert_eq!(d.raw["parameters"][0]["ui_hint"], json!("textarea"));
     assert_eq!(d.raw, v);
+    // Except inside `security`: a key there that skillbox does not know is a permission or
+    // a limit it would not honour, so the skill is refused rather than run without it.
+    for security in [
+        json!({"permissions": {"file_read": ["."], "future_permission": "yes"}}),
+        json!({"audit": {"level": "high"}}),
+    ] {
+        let ds = errs(cmd(json!({"security": security})));
+        assert!(ds[0].to_string().contains("unknown field"), "{:?}", ds[0]);
+    }
 }
 
 // ---------------------------------------------------------------- refusals
