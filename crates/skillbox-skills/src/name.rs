@@ -82,6 +82,21 @@ pub(crate) fn quote(s: &str) -> String {
     format!("\"{out}\"")
 }
 
+/// The candidate closest to `word`, if it is close enough to be a typo of it: a
+/// Damerau-Levenshtein distance (a swap of neighbours counts one) of at most 2, and at most a
+/// third of the word's length, so that `x` suggests nothing. Ties go to the first candidate.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).clamp(1, 2);
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = strsim::damerau_levenshtein(word, c);
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,19 +124,4 @@ mod tests {
         assert_eq!(quote("a\nb"), "\"a\\nb\"");
         assert!(quote(&"y".repeat(100)).ends_with("…\""));
     }
-}
-
-/// The candidate closest to `word`, if it is close enough to be a typo of it: a
-/// Damerau-Levenshtein distance (a swap of neighbours counts one) of at most 2, and at most a
-/// third of the word's length, so that `x` suggests nothing. Ties go to the first candidate.
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).clamp(1, 2);
-    let mut best: Option<(usize, &str)> = None;
-    for c in candidates {
-        let d = strsim::damerau_levenshtein(word, c);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, c));
-        }
-    }
-    best.map(|(_, c)| c)
 }
