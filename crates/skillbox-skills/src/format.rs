@@ -29,7 +29,7 @@ pub const MAX_SKILL_FILE_BYTES: u64 = 1024 * 1024;
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
 /// The five kinds of skill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SkillType {
     /// Runs a program with arguments.
@@ -63,7 +63,7 @@ impl SkillType {
 }
 
 /// Type of a declared parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamType {
     /// A JSON string, optionally constrained by `pattern`.
@@ -77,7 +77,7 @@ pub enum ParamType {
 }
 
 /// One declared parameter, as written in the file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ParameterSpec {
     /// Parameter name, `[A-Za-z0-9_-]+`.
     pub name: String,
@@ -99,7 +99,9 @@ pub struct ParameterSpec {
 }
 
 /// How much network a skill asks for, or a context grants. Ordered from least to most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetworkLevel {
     /// No network at all, loopback included.
@@ -141,7 +143,9 @@ impl Serialize for NetworkAccess {
 }
 
 /// How many processes a skill may create. Ordered from least to most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProcessSpawn {
     /// The command itself only; it cannot create processes.
@@ -167,7 +171,7 @@ impl ProcessSpawn {
 ///
 /// An unknown key here is an error, not a key kept for other tools: a typo (`file_wirte`)
 /// would silently change what the skill may do.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionsSection {
     /// Paths the skill reads, relative to the workspace.
@@ -178,6 +182,7 @@ pub struct PermissionsSection {
     pub file_write: Option<Vec<String>>,
     /// `true`/`false`, `"http"`, or a level: `"none"`, `"https-only"`, `"full"`.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "network_decl")]
+    #[schemars(schema_with = "network_decl_schema")]
     pub network_access: Option<NetworkAccess>,
     /// Host patterns the skill reaches (`host`, `*.suffix`, either with `:port`), as
     /// written; checked into [`DeclaredPermissions::allowed_domains`].
@@ -198,7 +203,7 @@ pub struct PermissionsSection {
 }
 
 /// `security.resource_limits`. An unknown key is an error, as in [`PermissionsSection`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     /// Memory of the whole process tree, MiB.
@@ -222,7 +227,7 @@ pub struct LimitsSection {
 }
 
 /// The `security` object. An unknown key is an error, as in [`PermissionsSection`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySection {
     /// What the skill asks to access.
@@ -234,7 +239,7 @@ pub struct SecuritySection {
 }
 
 /// One entry of `fallback_commands`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FallbackCommand {
     /// Program to run.
     pub command: String,
@@ -244,7 +249,7 @@ pub struct FallbackCommand {
 }
 
 /// `error_classification`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorClassification {
     /// Regexes over stderr or the error text that mark a failure as worth retrying.
     #[serde(default)]
@@ -255,7 +260,7 @@ pub struct ErrorClassification {
 }
 
 /// `retry_config` (the global form of retry settings).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RetryConfig {
     /// Attempts after the first; same meaning as `retry_attempts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,7 +274,7 @@ pub struct RetryConfig {
 }
 
 /// `circuit_breaker`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CircuitBreaker {
     /// Consecutive failures that open the circuit.
     pub failure_threshold: u32,
@@ -278,7 +283,7 @@ pub struct CircuitBreaker {
 }
 
 /// The `resilience` object.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResilienceSection {
     /// Attempts after the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -304,7 +309,7 @@ pub struct ResilienceSection {
 }
 
 /// `session_config`, for `code_session` skills.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionConfig {
     /// Seconds of inactivity before a session ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -318,7 +323,7 @@ pub struct SessionConfig {
 }
 
 /// `context_files`, for `conversation` skills.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContextFiles {
     /// Glob patterns relative to the workspace.
     #[serde(default)]
@@ -335,7 +340,7 @@ pub struct ContextFiles {
 }
 
 /// The typed view of a skill file. Private: [`SkillDef`] is what the rest of the crate uses.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct RawSkill {
     name: String,
     #[serde(default)]
@@ -1027,6 +1032,37 @@ fn merge_permissions(into: &mut DeclaredPermissions, s: &PermissionsSection) {
 
 /// Reads `network_access` as a boolean (`true` asks for the least network that works:
 /// HTTPS), as `"http"` (HTTPS, and plain HTTP for the listed hosts), or as a level name.
+/// The JSON Schema of what [`network_decl`] reads.
+fn network_decl_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "true (= \"https-only\"), false (= \"none\"), or a level",
+        "oneOf": [
+            {"type": "boolean"},
+            {"type": "string", "enum": ["none", "https-only", "https", "http", "full"]}
+        ]
+    })
+}
+
+/// The JSON Schema of a skill file, generated from the types the parser reads it into (so
+/// that it cannot drift from them): what editors complete and check. Keys it does not name
+/// are allowed at the top level and in parameters (other tools' keys), and refused inside
+/// `security` and `sandbox`, as the parser does. `docs/skill.schema.json` holds it; a test
+/// checks that the file is current.
+pub fn skill_file_schema() -> Value {
+    let mut schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<RawSkill>();
+    schema.insert("title".into(), "skillbox skill file".into());
+    schema.insert(
+        "description".into(),
+        "A skill file as skillbox reads it (the chat CLI's format, unchanged); \
+         docs/writing-skills.md describes each key."
+            .into(),
+    );
+    schema.insert("$id".into(), "https://example.invalid/skillbox/skill.schema.json".into());
+    schema.to_value()
+}
+
 fn network_decl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NetworkAccess>, D::Error> {
     use serde::de::Error;
     let level = |level| Ok(Some(NetworkAccess { level, plain_http: false }));
