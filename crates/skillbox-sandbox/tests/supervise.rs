@@ -687,6 +687,7 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
             "descriptors",
             "disk-writes",
             "environment",
+            "file-metadata",
             "filesystem",
             "ipc",
             "memory",
@@ -695,6 +696,7 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
             "output-cap",
             "privileges",
             "process-group",
+            "process-visibility",
             "processes",
             "resource-limits",
             "side-doors",
@@ -722,7 +724,13 @@ async fn enforcement_report_states_what_is_and_is_not_enforced() {
     // The permissive policy lifts files, network and processes, and says so.
     let Some(out) = run_ok(&spec("/bin/true", &[], dir.path())).await else { return };
     let permissive = out.enforcement;
-    for name in [Guarantee::Filesystem, Guarantee::Network, Guarantee::Processes] {
+    for name in [
+        Guarantee::Filesystem,
+        Guarantee::FileMetadata,
+        Guarantee::Network,
+        Guarantee::Processes,
+        Guarantee::ProcessVisibility,
+    ] {
         assert_eq!(permissive.state(name), Some(MechanismState::Unrestricted), "{name}");
     }
     for name in [
