@@ -549,6 +549,85 @@ mod tests {
         assert_eq!(p.mounts(), 4);
     }
 
+    /// Starts `sh -c script` in new user, PID and mount namespaces with `program`; returns
+    /// its exit code, or the failed step and errno.
+    fn run_with(
+        script: &str,
+        program: MetadataProgram,
+    ) -> Result<i32, (Option<crate::spawn::Stage>, Option<i32>)> {
+        use crate::spawn::{spawn, Prepared};
+        let c = |s: &str| CString::new(s).unwrap();
+        let p = Prepared {
+            program: c("/bin/sh"),
+            argv: vec![c("/bin/sh"), c("-c"), c(script)],
+            envp: vec![c("PATH=/usr/bin:/bin")],
+            cwd: c("/"),
+            rlimits: Vec::new(),
+            cgroup: None,
+            drop_caps: true,
+            caps_required: false,
+            landlock: None,
+            seccomp: None,
+            namespaces: Some(crate::spawn::own_id_maps()),
+            mounts: None,
+            metadata: Some(program),
+            stdin_null: true,
+            supervisor_fd: None,
+        };
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let spawned = spawn(&p, [null.as_raw_fd(), null.as_raw_fd(), null.as_raw_fd()])
+            .map_err(|f| (f.stage, f.error.raw_os_error()))?;
+        let mut status = 0;
+        // SAFETY: reaps the child just started; writes only `status`.
+        assert_eq!(unsafe { libc::waitpid(spawned.pid, &mut status, 0) }, spawned.pid);
+        Ok(libc::WEXITSTATUS(status))
+    }
+
+    /// The marks of a writable tree `w` holding a read-only entry `w/ro`.
+    fn marks_of(w: &Path) -> Marks {
+        let id = |p: &Path| identity_of(std::fs::File::open(p).unwrap().as_fd()).unwrap();
+        Marks {
+            writable: vec![(w.to_path_buf(), id(w))],
+            read_only: vec![(w.join("ro"), id(&w.join("ro")))],
+        }
+    }
+
+    /// The child writes where the program leaves the tree writable and nowhere else; a
+    /// path replaced (by another directory, or by a link to one) after the parent saw it
+    /// fails the run with `ESTALE` or `ELOOP`: no mount is put on another object.
+    #[test]
+    fn a_path_replaced_after_the_parent_saw_it_fails_the_run() {
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path().join("w");
+        std::fs::create_dir_all(w.join("ro")).unwrap();
+        let script = format!(
+            "touch {0}/ok && ! touch {0}/ro/no 2>/dev/null && ! touch {1}/no 2>/dev/null",
+            w.display(),
+            t.path().display()
+        );
+        // Control: as built, the program runs and the script's writes land as planned.
+        assert_eq!(run_with(&script, build(marks_of(&w), true, true, 0)), Ok(0));
+        assert!(w.join("ok").exists() && !w.join("ro/no").exists());
+        assert!(!t.path().join("no").exists());
+        for swap in ["another directory", "a link"] {
+            let program = build(marks_of(&w), true, true, 0);
+            let aside = t.path().join("aside");
+            std::fs::rename(w.join("ro"), &aside).unwrap();
+            if swap == "a link" {
+                std::os::unix::fs::symlink(&aside, w.join("ro")).unwrap();
+            } else {
+                std::fs::create_dir(w.join("ro")).unwrap();
+            }
+            let got = run_with("exit 0", program);
+            let _ =
+                std::fs::remove_file(w.join("ro")).or_else(|_| std::fs::remove_dir(w.join("ro")));
+            std::fs::rename(&aside, w.join("ro")).unwrap();
+            let (stage, errno) = got.unwrap_err();
+            assert_eq!(stage, Some(crate::spawn::Stage::Mounts), "{swap}");
+            assert!(matches!(errno, Some(libc::ESTALE | libc::ELOOP)), "{swap}: {errno:?}");
+        }
+    }
+
     /// A writable tree of `/` leaves the tree as it is, but for what is read-only beneath
     /// it; without file confinement nothing is mounted but the procfs.
     #[test]
