@@ -91,7 +91,8 @@ fn keep_xattr(p: &Path) {
 }
 
 /// The attacks: for each `tag=path` argument, every change of metadata by path, and by a
-/// descriptor where `tag` ends in `+fd` (a file the run may open); `/dev/null` through its
+/// descriptor where `tag` ends in `+fd` (a file the run may open: its mode, and its inode
+/// flags as `chattr` sets them); `/dev/null` through its
 /// stdin (to its own mode: harmless should it ever succeed); a system file to its own mode;
 /// and the devices a program needs.
 const ATTACKS: &str = r##"
@@ -114,6 +115,17 @@ for arg in ARGS:
             finally:
                 os.close(fd)
         attempt(tag + "_fchmod", fchmod)
+        def chattr(p=p):
+            # The inode flags (`chattr`), set to what they are: FS_IOC_GETFLAGS, SETFLAGS.
+            import array, fcntl
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                flags = array.array("l", [0])
+                fcntl.ioctl(fd, 0x80086601, flags, True)
+                fcntl.ioctl(fd, 0x40086602, flags, True)
+            finally:
+                os.close(fd)
+        attempt(tag + "_chattr", chattr)
 attempt("stdin_fchmod", lambda: os.fchmod(0, stat.S_IMODE(os.fstat(0).st_mode)))
 etc = "/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/os-release"
 attempt("system_chmod", lambda: os.chmod(etc, stat.S_IMODE(os.stat(etc).st_mode)))
@@ -255,6 +267,7 @@ async fn attack(profile: &str) {
         }
         if t_.ends_with("+fd") {
             p.err(&format!("{name}_fchmod"), &[EROFS]);
+            p.err(&format!("{name}_chattr"), &[EROFS]);
         }
     }
     p.err("stdin_fchmod", &[EROFS]);
@@ -266,7 +279,7 @@ async fn attack(profile: &str) {
     // Controls: the writable tree and the private directory take every change.
     for (t_, path) in t.controls() {
         let name = tag(t_);
-        for what in BY_PATH.iter().chain(["fchmod"].iter()) {
+        for what in BY_PATH.iter().chain(["fchmod", "chattr"].iter()) {
             p.ok(&format!("{name}_{what}"));
         }
         let m = meta(&path);
