@@ -93,7 +93,7 @@ pub(crate) async fn wait_until_none_marked(mark: &str) -> Vec<i32> {
 /// exactly `token`, waiting (at most 10 s) for it to appear. A run sees only its own
 /// processes, under pids of its own PID namespace, so a test finds the run's processes from
 /// outside by an argument it gave them.
-pub async fn wait_for_process_with_arg(token: &str) -> i32 {
+pub(crate) async fn wait_for_process_with_arg(token: &str) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(pid) = process_with_arg(token) {
@@ -105,7 +105,7 @@ pub async fn wait_for_process_with_arg(token: &str) -> i32 {
 }
 
 /// The running process one of whose arguments is exactly `token`, if there is one.
-pub fn process_with_arg(token: &str) -> Option<i32> {
+pub(crate) fn process_with_arg(token: &str) -> Option<i32> {
     fs::read_dir("/proc")
         .ok()?
         .flatten()
