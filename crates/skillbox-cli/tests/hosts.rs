@@ -16,7 +16,9 @@
 //! What to expect is worked out here from the host's facts (the profile, and the Landlock ABI
 //! the kernel answers), not asked of skillbox: the run's `ipc` guarantee needs Landlock's
 //! scopes (ABI 6) or a PID namespace (user namespaces); `tree-kill` a PID namespace, or the
-//! supervisor where `ipc` holds.
+//! supervisor where `ipc` holds; `file-metadata` and `process-visibility` a mount namespace
+//! in the run's user namespace, which neither profile has, so that every skill's run (its
+//! policy asks for a PID namespace) is refused on both unless weaker isolation is asked for.
 //!
 //! Every command gets `HOME`, `SKILLBOX_HOME` and `XDG_CONFIG_HOME` in the test's temporary
 //! directory and an otherwise empty environment. The tests pass as root and as `nobody`.
@@ -72,13 +74,14 @@ impl Host {
     }
 
     /// The guarantees the writer skill's run lacks here, in the report's order. Neither
-    /// profile has user namespaces, so no run has a PID namespace: `ipc` holds only by
+    /// profile has user namespaces, so no run has a PID namespace or a mount namespace:
+    /// `file-metadata` and `process-visibility` are never kept, `ipc` holds only by
     /// Landlock's scopes, and `tree-kill` by the supervisor, which needs `ipc`.
     fn missing(&self) -> Vec<&'static str> {
         if self.abi() >= 6 {
-            Vec::new()
+            vec!["file-metadata", "process-visibility"]
         } else {
-            vec!["ipc", "tree-kill"]
+            vec!["file-metadata", "ipc", "process-visibility", "tree-kill"]
         }
     }
 }
@@ -323,32 +326,16 @@ fn doctor_names(host: &Host) {
     }
 }
 
-/// `run` of the example: runs with the mechanisms named and its files written, or is
-/// refused naming what is missing (exit code 7, one line, nothing written); with
-/// `--allow-weaker-isolation` it runs, warns what it lacks, and the audit log records that.
+/// `run` of the example: refused naming what is missing (exit code 7, one line, nothing
+/// written); with `--allow-weaker-isolation` it runs, with the mechanisms named for what the
+/// host keeps, warns what it lacks, writes its files, and the audit log records that.
 fn run_or_refuse(host: &Host) {
     let w = World::new();
     let missing = host.missing();
     let sources = w.sources();
-    if missing.is_empty() {
-        let (code, stdout, stderr) = w.skillbox(host, &["run", EXAMPLE, "--json"]);
-        let v: Value =
-            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-        assert_eq!(code, Some(0), "{v}\n{stderr}");
-        assert_eq!(v["status"], "success", "{v}");
-        let abi = format!("landlock-abi-{}", host.abi());
-        assert_eq!(line(&v, "filesystem"), ("enforced".into(), abi.clone()), "{v}");
-        assert_eq!(line(&v, "ipc"), ("enforced".into(), format!("{abi}+seccomp")), "{v}");
-        // No PID namespace: the supervisor ends the run if skillbox dies, and the group
-        // holds every process (seccomp denies setsid and setpgid).
-        assert_eq!(line(&v, "tree-kill"), ("enforced".into(), "supervisor+seccomp".into()));
-        assert_eq!(line(&v, "process-group"), ("enforced".into(), "session+seccomp".into()));
-        assert_formatted(&w, &sources);
-        assert_writer_confined(&w, host, &[]);
-        let events = w.audit_events();
-        assert!(events.iter().all(|e| e["event_type"] != "IsolationWeakened"), "{events:?}");
-        return;
-    }
+    // Without user namespaces no run has a mount namespace: every skill's run lacks
+    // `file-metadata` and `process-visibility` there.
+    assert!(!missing.is_empty(), "no host without user namespaces keeps file-metadata");
 
     // Refused: exit code 7, one line on stderr naming each missing guarantee and a fix,
     // nothing on stdout, and nothing ran.
@@ -389,7 +376,14 @@ fn run_or_refuse(host: &Host) {
         assert_eq!(line(&v, g), ("not-enforced".into(), "none".into()), "{g}: {v}");
     }
     let abi = format!("landlock-abi-{}", host.abi());
-    assert_eq!(line(&v, "filesystem"), ("enforced".into(), abi), "{v}");
+    assert_eq!(line(&v, "filesystem"), ("enforced".into(), abi.clone()), "{v}");
+    if host.abi() >= 6 {
+        assert_eq!(line(&v, "ipc"), ("enforced".into(), format!("{abi}+seccomp")), "{v}");
+        // No PID namespace: the supervisor ends the run if skillbox dies, and the group
+        // holds every process (seccomp denies setsid and setpgid).
+        assert_eq!(line(&v, "tree-kill"), ("enforced".into(), "supervisor+seccomp".into()));
+    }
+    assert_eq!(line(&v, "process-group"), ("enforced".into(), "session+seccomp".into()));
     assert_formatted(&w, &sources);
     let report_missing = not_enforced(&v);
     let noted = format!("audit: recorded IsolationWeakened (High risk) for skill `{EXAMPLE}`");
@@ -441,7 +435,7 @@ fn doctor_names_ubuntu_24_04() {
 }
 
 #[test]
-fn a_run_without_user_namespaces_is_kept_or_refused_as_the_host_allows() {
+fn a_run_without_user_namespaces_is_refused_unless_weaker_isolation_is_asked_for() {
     run_or_refuse(&NO_USERNS);
 }
 

@@ -18,7 +18,7 @@ pub const APPARMOR_INSTALL: &str = "sudo install -m 0644 contrib/apparmor/skillb
 /// One thing this host lacks, with what it costs and how to get it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// The mechanism: `user-namespaces`, `landlock`, `seccomp`.
+    /// The mechanism: `user-namespaces`, `mount-namespaces`, `landlock`, `seccomp`.
     pub mechanism: &'static str,
     /// What was found, and why (the profile recognised).
     pub found: String,
@@ -44,6 +44,8 @@ pub fn profile(host: &HostSupport) -> HostProfile {
     let mut findings = Vec::new();
     if !host.user_namespaces {
         findings.push(user_namespaces(host, &facts));
+    } else if !(host.mount_namespaces && host.mount_api && host.own_proc) {
+        findings.push(mount_namespaces(host, &facts));
     }
     if host.landlock_abi < 6 {
         findings.push(landlock(host, &facts));
@@ -66,9 +68,22 @@ pub(crate) fn fix_for(missing: &[Guarantee], host: &HostSupport) -> String {
     let mut fixes: Vec<String> = Vec::new();
     for f in &profile.findings {
         let helps = match f.mechanism {
-            "user-namespaces" => missing
-                .iter()
-                .any(|g| matches!(g, Guarantee::Ipc | Guarantee::TreeKill | Guarantee::Processes)),
+            "user-namespaces" => missing.iter().any(|g| {
+                matches!(
+                    g,
+                    Guarantee::Ipc
+                        | Guarantee::TreeKill
+                        | Guarantee::Processes
+                        | Guarantee::FileMetadata
+                        | Guarantee::ProcessVisibility
+                )
+            }),
+            "mount-namespaces" => missing.iter().any(|g| {
+                matches!(
+                    g,
+                    Guarantee::Filesystem | Guarantee::FileMetadata | Guarantee::ProcessVisibility
+                )
+            }),
             "landlock" => missing.iter().any(|g| {
                 matches!(
                     g,
@@ -197,11 +212,54 @@ fn user_namespaces(host: &HostSupport, facts: &Facts) -> Finding {
         found,
         costs: "no PID namespace per run: the supervisor keeps nothing alive after skillbox \
                 (where the run cannot signal it, Landlock ABI 6), signals are confined only by \
-                Landlock ABI 6, programs cannot start sessions of their own, and a process \
-                count is held by the watchdog"
+                Landlock ABI 6, programs cannot start sessions of their own, a process count \
+                is held by the watchdog; and no mount namespace per run: the mode, owner, \
+                times and attributes of what a run may only read can be changed \
+                (file-metadata), and /proc shows every process (process-visibility)"
             .into(),
         fix,
     }
+}
+
+/// Why the run's mount namespace, or part of what it needs, is missing here although user
+/// namespaces work, and how to get it.
+fn mount_namespaces(host: &HostSupport, facts: &Facts) -> Finding {
+    let (found, costs) = if !host.mount_namespaces {
+        let refused = host.namespaces_refused.map(|r| r.to_string()).unwrap_or_default();
+        (
+            format!("no mount namespace can be made in the run's user namespace ({refused})"),
+            "file-metadata and process-visibility, and files where Landlock is missing",
+        )
+    } else if !host.own_proc {
+        (
+            "a procfs of the run's own cannot be mounted in its mount namespace: parts of \
+             /proc are masked (a container's default)"
+                .to_string(),
+            "process-visibility",
+        )
+    } else {
+        (
+            "open_tree, mount_setattr or move_mount is refused in the run's mount namespace \
+             (Linux 5.12 has them)"
+                .to_string(),
+            "file-metadata",
+        )
+    };
+    let fix = match facts.container {
+        Some(runtime @ ("docker" | "podman")) if host.mount_namespaces && !host.own_proc => {
+            format!(
+                "start the container with /proc unmasked (`{runtime} run --security-opt \
+                 systempaths=unconfined`, or `--security-opt unmask=/proc/*` for Podman)"
+            )
+        }
+        Some(_) => "allow the container mount namespaces and the new mount API (a seccomp \
+                    profile allowing open_tree, move_mount and mount_setattr)"
+            .to_string(),
+        None => "allow this process mount namespaces in its user namespaces, and the new \
+                 mount API (Linux 5.12: open_tree, move_mount, mount_setattr)"
+            .to_string(),
+    };
+    Finding { mechanism: "mount-namespaces", found, costs: costs.into(), fix }
 }
 
 /// Why Landlock is missing or old here, and how to get a newer one.

@@ -162,10 +162,50 @@ pub(crate) trait Grants {
         dir: bool,
     ) -> Result<(), GrantError>;
 
+    /// The entry `fd` (at `path`) is carved out read-only (a protected entry, or one the walk
+    /// could not examine), beside its [`Level::Read`] grant. Landlock needs nothing more;
+    /// the run's mount namespace beside Landlock makes its metadata read-only
+    /// (`crate::metadata`).
+    fn read_only(
+        &mut self,
+        _fd: BorrowedFd<'_>,
+        _path: &Path,
+        _dir: bool,
+    ) -> Result<(), GrantError> {
+        Ok(())
+    }
+
     /// The entry at `path` (a directory when `dir`) is carved out as hidden. Landlock needs
     /// nothing for it (no rule reaches it); a mount namespace covers it.
     fn hide(&mut self, _path: &Path, _dir: bool) -> Result<(), GrantError> {
         Ok(())
+    }
+}
+
+/// Two sinks fed by one walk: the Landlock rules and what the run's mount namespace needs
+/// (`crate::metadata`), decided alike.
+pub(crate) struct Tee<'a, A, B>(pub &'a mut A, pub &'a mut B);
+
+impl<A: Grants, B: Grants> Grants for Tee<'_, A, B> {
+    fn grant(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        path: &Path,
+        level: Level,
+        dir: bool,
+    ) -> Result<(), GrantError> {
+        self.0.grant(fd, path, level, dir)?;
+        self.1.grant(fd, path, level, dir)
+    }
+
+    fn read_only(&mut self, fd: BorrowedFd<'_>, path: &Path, dir: bool) -> Result<(), GrantError> {
+        self.0.read_only(fd, path, dir)?;
+        self.1.read_only(fd, path, dir)
+    }
+
+    fn hide(&mut self, path: &Path, dir: bool) -> Result<(), GrantError> {
+        self.0.hide(path, dir)?;
+        self.1.hide(path, dir)
     }
 }
 
@@ -436,7 +476,11 @@ impl<S: Grants> Walk<'_, S> {
             let path = frame.path.join(&entry.name);
             let Some(fd) = open_path(frame.fd()?, &entry.name)? else { continue };
             same_object(&fd, entry.ino, frame.dev, &path)?;
-            self.sink.grant(fd.as_fd(), &path, level, entry.kind == Kind::Dir)?;
+            let dir = entry.kind == Kind::Dir;
+            self.sink.grant(fd.as_fd(), &path, level, dir)?;
+            if entry.fate == Fate::Carved(Carve::ReadOnly) {
+                self.sink.read_only(fd.as_fd(), &path, dir)?;
+            }
         }
         Ok(())
     }

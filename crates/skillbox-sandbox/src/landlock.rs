@@ -16,7 +16,7 @@ use landlock::{
     RulesetCreatedAttr, Scope, ABI,
 };
 
-use crate::grants::{grant_tree, Budget, Carve, Carved, GrantError, Grants, Level};
+use crate::grants::{grant_tree, Budget, Carve, Carved, GrantError, Grants, Level, Tee};
 use crate::policy::{NetworkAccess, Policy, DEVICES, ETC_SECRETS, SYSTEM_READ};
 
 /// The Landlock ABI from which Landlock gives this crate everything it uses from it: TCP
@@ -129,9 +129,13 @@ fn probe_abi() -> Result<i32, i32> {
 /// Every access right is requested as a hard requirement for the ABI the kernel reports, so
 /// that nothing is silently dropped: either the ruleset is what the policy says, or this
 /// fails. What the walk kept out of the writable trees is added to `census`.
+///
+/// With `marks`, the same walk of the granted trees also records what the run's mount
+/// namespace beside Landlock needs (`crate::metadata`).
 pub(crate) fn build(
     policy: &Policy,
     census: &mut crate::planted::Census,
+    marks: Option<&mut crate::metadata::Marks>,
 ) -> Result<OwnedFd, LandlockError> {
     let shape = shape(policy)?;
     let base = match take_ahead(shape) {
@@ -139,7 +143,13 @@ pub(crate) fn build(
         None => base(shape)?.0,
     };
     build_ahead(shape);
-    grant(policy, base, census)
+    grant(policy, base, census, marks)
+}
+
+/// The Landlock rights every run has on `/proc` (and on the procfs of its own, see
+/// `crate::metadata`), as the kernel's bits.
+pub(crate) fn proc_access() -> u64 {
+    AccessFs::from_read(abi()).bits()
 }
 
 /// Builds the ruleset for `policy` as [`build`] does, and closes it: fails where a run of
@@ -147,7 +157,7 @@ pub(crate) fn build(
 /// that follow).
 pub(crate) fn check(policy: &Policy) -> Result<(), LandlockError> {
     let shape = shape(policy)?;
-    grant(policy, base(shape)?.0, &mut Default::default()).map(drop)
+    grant(policy, base(shape)?.0, &mut Default::default(), None).map(drop)
 }
 
 /// The shape of `policy`'s ruleset, once the kernel is known to offer Landlock at all. TCP
@@ -164,11 +174,13 @@ fn shape(policy: &Policy) -> Result<Shape, LandlockError> {
 }
 
 /// Adds `policy`'s grants and port rule to `created`, a base of its shape, and returns the
-/// ruleset's descriptor; the walk's census of the writable trees goes to `census`.
+/// ruleset's descriptor; the walk's census of the writable trees goes to `census` and, with
+/// `marks`, what the run's mount namespace needs from the same walk.
 fn grant(
     policy: &Policy,
     mut created: landlock::RulesetCreated,
     census: &mut crate::planted::Census,
+    mut marks: Option<&mut crate::metadata::Marks>,
 ) -> Result<OwnedFd, LandlockError> {
     let abi = abi();
     let found = kernel_abi();
@@ -186,16 +198,29 @@ fn grant(
             let root = crate::paths::normalize(p);
             grant_tree(&mut Rules::new(&dup, read), &root, false, false, &carved, &mut budget)?;
         }
+        // The writable trees, walked once for both the rules and the marks.
+        let mut writable = |root: &Path, guarded: bool, carved: &Carved<'_>| {
+            let mut rules = Rules::new(&dup, write);
+            match marks.as_deref_mut() {
+                Some(m) => {
+                    let mut marker = crate::metadata::Marker::new(m, root, true);
+                    let mut both = Tee(&mut rules, &mut marker);
+                    grant_tree(&mut both, root, true, guarded, carved, &mut budget)?;
+                    marker.finish();
+                    Ok::<(), GrantError>(())
+                }
+                None => grant_tree(&mut rules, root, true, guarded, carved, &mut budget),
+            }
+        };
         for p in &policy.write {
             let root = crate::paths::normalize(p);
             let guarded = policy.guarded.iter().any(|g| crate::paths::normalize(g) == root);
-            let mut rules = Rules::new(&dup, write);
-            grant_tree(&mut rules, &root, true, guarded, &carved, &mut budget)?;
+            writable(&root, guarded, &carved)?;
         }
         let unnamed = Carved::new(&carved_paths, &[]);
         for p in &policy.scratch {
             let root = crate::paths::normalize(p);
-            grant_tree(&mut Rules::new(&dup, write), &root, true, false, &unnamed, &mut budget)?;
+            writable(&root, false, &unnamed)?;
         }
         census.absorb(budget.into_census());
     }

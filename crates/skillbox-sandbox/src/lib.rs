@@ -13,7 +13,9 @@
 //!
 //! | what | how |
 //! |---|---|
-//! | files | Landlock allow-list built in the parent (`landlock` module) |
+//! | files | Landlock allow-list built in the parent (`landlock` module); where it is missing, a root of the run's own (`mountns` module) |
+//! | file metadata (mode, owner, times, attributes) | read-only mounts in the run's own mount namespace beside Landlock (`metadata` module) |
+//! | other processes hidden | a procfs of the run's PID namespace on `/proc` (`metadata` module) |
 //! | TCP | Landlock network rules |
 //! | signals, abstract Unix sockets | Landlock scopes (ABI 6) |
 //! | socket families, io_uring, namespaces, TIOCSTI, keyctl, bpf, ptrace, x32 | seccomp deny-list (`seccomp` module) |
@@ -37,6 +39,7 @@ mod diskio;
 mod grants;
 mod landlock;
 mod members;
+mod metadata;
 mod mountns;
 mod output;
 mod paths;

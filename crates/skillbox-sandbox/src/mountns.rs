@@ -38,8 +38,8 @@
 //!
 //! A step that fails fails the run (`Stage::Mounts` and its errno): never a run with less.
 //!
-//! The program does not depend on Landlock: the plan may ask for it beside a ruleset (read-only
-//! metadata of read-only trees, a `/proc` of the run's own) without change here.
+//! Beside Landlock, a run gets a much lighter program for read-only metadata and a `/proc`
+//! of its own (`crate::metadata`): Landlock already confines what it reads and writes.
 
 use std::ffi::{c_int, c_ulong, c_void, CStr, CString};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -1021,6 +1021,8 @@ mod tests {
             seccomp: None,
             namespaces: Some(crate::spawn::own_id_maps()),
             mounts,
+            metadata: None,
+            stdin_null: false,
             supervisor_fd: None,
         }
     }

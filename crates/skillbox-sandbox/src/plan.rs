@@ -58,6 +58,9 @@ pub(crate) struct Plan {
     /// Give the child a mount namespace whose root holds only what the policy grants
     /// (`crate::mountns`); only with `namespaces`.
     pub mounts: bool,
+    /// Give the child a mount namespace beside Landlock (`crate::metadata`); only with
+    /// `namespaces`, never with `mounts`.
+    pub metadata: Option<Metadata>,
     /// The seccomp filter's shape, when one is installed.
     pub seccomp: Option<Shape>,
     /// The run's cgroups, when the host can make a group for at least one of its limits.
@@ -78,6 +81,16 @@ pub(crate) struct Plan {
     pub caps_required: bool,
     /// What the run is told was enforced.
     pub report: Enforcement,
+}
+
+/// What the mount namespace beside Landlock does (`crate::metadata`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Metadata {
+    /// The host's tree read-only but for the writable grants, protected entries and hidden
+    /// paths read-only beneath them (files are confined).
+    pub read_only: bool,
+    /// A procfs of the run's PID namespace on `/proc`.
+    pub proc_: bool,
 }
 
 /// The limits a run's cgroups are made with, as [`crate::cgroup::RunCgroup::create`] takes
@@ -132,12 +145,22 @@ pub(crate) fn plan(
         ..Enforcement::default()
     };
     let (files, filesystem) = files(policy, base, host);
+    let (metadata, metadata_line) = file_metadata(policy, base, host, files);
+    let (proc_, proc_line) = process_visibility(policy, base, host, files);
     let ipc = ipc(policy.network, base);
     let network = network(policy.network, base);
     let (processes, processes_line) = processes(policy, base, host);
     let (tree, tree_line) = tree_kill(policy, base, ipc.state == Enforced);
     report.mechanisms.extend(fixed_lines(base, tree));
-    report.mechanisms.extend([filesystem, ipc, side_doors(base), network, processes_line]);
+    report.mechanisms.extend([
+        filesystem,
+        metadata_line,
+        ipc,
+        proc_line,
+        side_doors(base),
+        network,
+        processes_line,
+    ]);
     report.mechanisms.push(privileges(host.root));
     let (memory, memory_line) = memory(&policy.rlimits, host);
     report.mechanisms.push(memory_line);
@@ -158,6 +181,9 @@ pub(crate) fn plan(
     Ok(Plan {
         landlock: base.abi >= 1 && landlock_needed,
         mounts: files.mounts,
+        metadata: (metadata || proc_)
+            .then_some(Metadata { read_only: metadata, proc_ })
+            .filter(|_| !files.mounts),
         seccomp: base.seccomp.then_some(Shape {
             network: policy.network,
             processes: policy.processes,
@@ -361,6 +387,110 @@ fn files(policy: &Policy, base: Base, host: &HostSupport) -> (Files, Mechanism) 
         format!("{why}, and {mounts}: files are not confined"),
     );
     (none, l)
+}
+
+/// Why the run has no mount namespace of its own beside Landlock, when it has none: `None`
+/// when it has one.
+fn no_mount_namespace(policy: &Policy, base: Base, host: &HostSupport) -> Option<&'static str> {
+    if !policy.pid_namespace {
+        Some("no PID namespace asked for")
+    } else if !base.namespaces {
+        Some("no user namespaces here")
+    } else if !host.mount_namespaces {
+        Some("no mount namespace can be made here")
+    } else {
+        None
+    }
+}
+
+/// Metadata of what the run may only read: read-only mounts in the run's own mount namespace,
+/// the root of its own where Landlock is missing (`files.mounts`), else beside Landlock
+/// (`open_tree`, `mount_setattr`, `move_mount`). Returns whether the namespace beside
+/// Landlock makes the tree read-only, and the `file-metadata` line.
+fn file_metadata(
+    policy: &Policy,
+    base: Base,
+    host: &HostSupport,
+    files: Files,
+) -> (bool, Mechanism) {
+    let what = "mode, owner, timestamps and extended attributes";
+    if !policy.confine_files {
+        let l = line(
+            Guarantee::FileMetadata,
+            Unrestricted,
+            &[],
+            "the policy grants every path the user can access",
+        );
+        return (false, l);
+    }
+    if files.mounts {
+        let detail = format!(
+            "the run's own root (see filesystem): everything but the writable grants is a \
+             read-only mount, so the {what} of what the run may only read cannot be changed \
+             (read-only file system)"
+        );
+        return (false, line(Guarantee::FileMetadata, Enforced, &[Via::MountNamespace], detail));
+    }
+    let why = match no_mount_namespace(policy, base, host) {
+        None if files.landlock && host.mount_api => {
+            let detail = format!(
+                "a mount namespace of the run's own beside Landlock: the host's tree is \
+                 read-only there but for the writable grants, and protected entries and \
+                 hidden paths beneath those are read-only mounts, so the {what} of what the \
+                 run may only read cannot be changed (read-only file system); within a \
+                 writable tree they can, the directories on the way to a protected entry \
+                 included"
+            );
+            return (true, line(Guarantee::FileMetadata, Enforced, &[Via::MountNamespace], detail));
+        }
+        None if files.landlock => {
+            "open_tree, mount_setattr and move_mount (Linux 5.12) do not work in the run's \
+             mount namespace here"
+        }
+        None => "files are not confined",
+        Some(why) => why,
+    };
+    let state = if policy.pid_namespace { NotEnforced } else { Unrestricted };
+    let detail = format!(
+        "{why}: Landlock does not mediate {what}, so the run can change them on every file \
+         of the user it can name, also where it may only read"
+    );
+    (false, line(Guarantee::FileMetadata, state, &[], detail))
+}
+
+/// Which processes the run sees: a procfs of its PID namespace, mounted in its mount
+/// namespace (the root of its own, or the one beside Landlock). Returns whether the
+/// namespace beside Landlock mounts it, and the `process-visibility` line.
+fn process_visibility(
+    policy: &Policy,
+    base: Base,
+    host: &HostSupport,
+    files: Files,
+) -> (bool, Mechanism) {
+    let why = match no_mount_namespace(policy, base, host) {
+        None if host.own_proc => {
+            let l = line(
+                Guarantee::ProcessVisibility,
+                Enforced,
+                &[Via::PidNamespace, Via::MountNamespace],
+                "/proc is a procfs of the run's PID namespace, mounted in its own mount \
+                 namespace: no other process's command line, environment or existence can \
+                 be seen",
+            );
+            return (!files.mounts, l);
+        }
+        None => {
+            "a procfs of the run's own cannot be mounted here (a container that masks parts \
+             of /proc refuses it)"
+        }
+        Some(why) => why,
+    };
+    let state = if policy.pid_namespace { NotEnforced } else { Unrestricted };
+    let detail = format!(
+        "{why}: /proc is the host's, where the run can read every process's command line \
+         (not its memory or environment, which need ptrace access)"
+    );
+    (false, line(Guarantee::ProcessVisibility, state, &[], detail))
 }
 
 /// Signals, ptrace and abstract Unix sockets: Landlock's scopes from ABI 6; else a PID
@@ -785,7 +915,7 @@ mod tests {
     /// 6, and each yes-or-no fact.
     fn hosts() -> impl Iterator<Item = HostSupport> {
         (0i32..=6).flat_map(|abi| {
-            (0u32..1 << 8).map(move |bits| {
+            (0u32..1 << 10).map(move |bits| {
                 let b = |i: u32| bits & (1 << i) != 0;
                 HostSupport {
                     landlock_abi: abi,
@@ -794,6 +924,8 @@ mod tests {
                     seccomp: b(0),
                     user_namespaces: b(1),
                     mount_namespaces: b(1),
+                    mount_api: b(1) && b(8),
+                    own_proc: b(1) && b(9),
                     namespaces_refused: None,
                     root: b(2),
                     cgroups: "v2",
@@ -880,6 +1012,25 @@ mod tests {
                     let via = &r.line(Guarantee::Filesystem).unwrap().via;
                     assert_eq!(via, &vec![Via::MountNamespace]);
                 }
+                // Read-only metadata: the run's own root where it stands in for Landlock,
+                // else the mount namespace beside Landlock, which needs the new mount API;
+                // a /proc of its own wherever a procfs of its own can be mounted.
+                let own = host.user_namespaces && host.mount_namespaces;
+                let metadata =
+                    (!by_landlock && by_mounts) || (by_landlock && own && host.mount_api);
+                assert_eq!(kept(Guarantee::FileMetadata), metadata, "{host:?}");
+                assert_eq!(kept(Guarantee::ProcessVisibility), own && host.own_proc, "{host:?}");
+                let beside = weaker.metadata;
+                assert_eq!(
+                    beside.is_some(),
+                    !weaker.mounts && own && ((by_landlock && host.mount_api) || host.own_proc),
+                    "{host:?}"
+                );
+                if let Some(m) = beside {
+                    assert!(weaker.namespaces, "mounts only in the run's own namespaces");
+                    assert_eq!(m.read_only, by_landlock && host.mount_api, "{host:?}");
+                    assert_eq!(m.proc_, host.own_proc, "{host:?}");
+                }
                 assert_eq!(kept(Guarantee::Ipc), ipc, "{host:?}");
                 assert_eq!(kept(Guarantee::SideDoors), host.seccomp);
                 let net = match network {
@@ -944,6 +1095,8 @@ mod tests {
                 && !h.cgroup_memory_writable
                 && h.nproc_per_user_namespace
                 && h.io_counters
+                && h.mount_api
+                && h.own_proc
         });
         let full = full.unwrap();
         let row = |abi: i32, userns: bool| {
@@ -951,28 +1104,60 @@ mod tests {
             let p =
                 plan(&limited(NetworkAccess::None, ProcessAccess::Limited), true, &host).unwrap();
             let via = |g| p.report.line(g).map(|m| m.via_str()).unwrap_or_default();
-            [Guarantee::Filesystem, Guarantee::Ipc, Guarantee::Processes, Guarantee::TreeKill]
-                .map(via)
+            [
+                Guarantee::Filesystem,
+                Guarantee::FileMetadata,
+                Guarantee::Ipc,
+                Guarantee::ProcessVisibility,
+                Guarantee::Processes,
+                Guarantee::TreeKill,
+            ]
+            .map(via)
         };
+        let own = "pid-namespace+mount-namespace";
         // Ubuntu 24.04 as a normal user: ABI 4, no user namespaces.
-        assert_eq!(row(4, false), ["landlock-abi-4", "none", "watchdog+rlimits", "none"]);
+        assert_eq!(
+            row(4, false),
+            ["landlock-abi-4", "none", "none", "none", "watchdog+rlimits", "none"]
+        );
         // Debian 12: ABI 2, user namespaces.
         assert_eq!(
             row(2, true),
-            ["landlock-abi-2+seccomp", "pid-namespace+seccomp", "rlimits", "pid-namespace"]
+            [
+                "landlock-abi-2+seccomp",
+                "mount-namespace",
+                "pid-namespace+seccomp",
+                own,
+                "rlimits",
+                "pid-namespace"
+            ]
         );
         // Docker's default profile on a 6.12 kernel: ABI 6, no user namespaces.
         assert_eq!(
             row(6, false),
-            ["landlock-abi-6", "landlock-abi-6+seccomp", "watchdog+rlimits", "supervisor+seccomp"]
+            [
+                "landlock-abi-6",
+                "none",
+                "landlock-abi-6+seccomp",
+                "none",
+                "watchdog+rlimits",
+                "supervisor+seccomp"
+            ]
         );
         // No Landlock, user namespaces: files by the run's own mount namespace.
         assert_eq!(
             row(0, true),
-            ["mount-namespace", "pid-namespace+seccomp", "rlimits", "pid-namespace"]
+            [
+                "mount-namespace",
+                "mount-namespace",
+                "pid-namespace+seccomp",
+                own,
+                "rlimits",
+                "pid-namespace"
+            ]
         );
         // No Landlock, no user namespaces: nothing confines files.
-        assert_eq!(row(0, false)[0], "none");
+        assert_eq!(row(0, false)[..2], ["none", "none"]);
     }
 
     /// The run's own mount namespace confines files only where Landlock does not, and only

@@ -43,6 +43,14 @@ pub struct HostSupport {
     /// Whether, in such a namespace, a mount namespace can be made and mounted in (a run's
     /// own root of read-only binds needs it).
     pub mount_namespaces: bool,
+    /// Whether, in such a mount namespace, `open_tree`, `mount_setattr` and `move_mount`
+    /// work (Linux 5.12): the mount namespace beside Landlock needs them to make what a run
+    /// may only read read-only in every respect (`file-metadata`).
+    pub mount_api: bool,
+    /// Whether, in such a mount namespace, a procfs of the run's own PID namespace can be
+    /// mounted (a container that masks parts of its `/proc` refuses it): the run then sees
+    /// only its own processes (`process-visibility`).
+    pub own_proc: bool,
     /// What refused the first of the two that failed, when one did.
     pub namespaces_refused: Option<Refusal>,
     /// Whether this process runs as root (capabilities are then dropped for every child).
@@ -80,7 +88,7 @@ impl HostSupport {
             _ => "none",
         };
         let cgroup_memory_writable = crate::cgroup::available(crate::cgroup::Controller::Memory);
-        let (user_namespaces, mount_namespaces, namespaces_refused) = try_namespaces();
+        let (user_namespaces, mount_namespaces, mounts, namespaces_refused) = try_namespaces();
         Self {
             landlock_abi: crate::landlock::kernel_abi(),
             landlock_absence: crate::landlock::absence(),
@@ -88,6 +96,8 @@ impl HostSupport {
             seccomp: seccomp_available(),
             user_namespaces,
             mount_namespaces,
+            mount_api: mount_namespaces && mounts.api_errno == 0,
+            own_proc: mount_namespaces && mounts.proc_errno == 0,
             namespaces_refused,
             root,
             cgroups,
@@ -138,20 +148,23 @@ fn seccomp_available() -> bool {
 }
 
 /// Makes the namespaces of a run once: new user, PID and mount namespaces whose ids are
-/// mapped and whose mounts can be changed. Returns whether user (with PID) namespaces work,
-/// whether mount namespaces work in them, and what refused the first that did not.
-fn try_namespaces() -> (bool, bool, Option<Refusal>) {
+/// mapped and whose mounts can be changed (and, in them, a procfs of their own and the mount
+/// calls of `crate::metadata`). Returns whether user (with PID) namespaces work, whether
+/// mount namespaces work in them, what the mount namespace's trial found, and what refused
+/// the first that did not work.
+fn try_namespaces() -> (bool, bool, crate::spawn::MountTrial, Option<Refusal>) {
     let maps = crate::spawn::own_id_maps();
     let refusal = |t: crate::spawn::NamespaceTrial| Refusal {
         step: t.stage.map_or("clone with new user and PID namespaces", |s| s.describe()),
         errno: t.errno,
     };
     match crate::spawn::try_namespaces(&maps, true) {
-        Ok(()) => (true, true, None),
+        Ok(mounts) => (true, true, mounts, None),
         Err(with_mount) => {
             // A host may refuse the mount namespace only: try without it.
             let without = crate::spawn::try_namespaces(&maps, false);
-            (without.is_ok(), false, Some(refusal(without.err().unwrap_or(with_mount))))
+            let refused = Some(refusal(without.err().unwrap_or(with_mount)));
+            (without.is_ok(), false, crate::spawn::MountTrial::default(), refused)
         }
     }
 }

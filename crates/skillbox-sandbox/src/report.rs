@@ -45,8 +45,15 @@ pub enum Guarantee {
     OutputCap,
     /// Files: reads and writes only where granted.
     Filesystem,
+    /// What the run may only read keeps its mode, owner, timestamps and extended
+    /// attributes: Landlock does not mediate those changes, so read-only means read-only
+    /// only where the run's own mount namespace shows it read-only.
+    FileMetadata,
     /// Signals and abstract Unix sockets only within the run.
     Ipc,
+    /// The run sees only its own processes: `/proc` is a procfs of its PID namespace, so
+    /// other processes' command lines, environments and existence are hidden.
+    ProcessVisibility,
     /// Kernel side doors (io_uring, TIOCSTI, bpf, namespaces, ...) are shut.
     SideDoors,
     /// Network only as granted.
@@ -69,7 +76,7 @@ pub enum Guarantee {
 
 impl Guarantee {
     /// Every guarantee, in report order.
-    pub const ALL: [Guarantee; 17] = [
+    pub const ALL: [Guarantee; 19] = [
         Self::NoShell,
         Self::Environment,
         Self::Descriptors,
@@ -77,7 +84,9 @@ impl Guarantee {
         Self::Timeout,
         Self::OutputCap,
         Self::Filesystem,
+        Self::FileMetadata,
         Self::Ipc,
+        Self::ProcessVisibility,
         Self::SideDoors,
         Self::Network,
         Self::Processes,
@@ -99,7 +108,9 @@ impl Guarantee {
             Self::Timeout => "timeout",
             Self::OutputCap => "output-cap",
             Self::Filesystem => "filesystem",
+            Self::FileMetadata => "file-metadata",
             Self::Ipc => "ipc",
+            Self::ProcessVisibility => "process-visibility",
             Self::SideDoors => "side-doors",
             Self::Network => "network",
             Self::Processes => "processes",
@@ -139,7 +150,9 @@ pub enum Via {
     Watchdog,
     /// Landlock at this ABI version.
     Landlock(u8),
-    /// A mount namespace of the run's own: a new root of read-only binds.
+    /// A mount namespace of the run's own: a new root of read-only binds where Landlock is
+    /// missing; beside Landlock, the host's tree read-only but for the writable grants, with
+    /// a procfs of the run's PID namespace.
     MountNamespace,
     /// The run's seccomp filter.
     Seccomp,

@@ -1,5 +1,5 @@
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -122,6 +122,22 @@ struct Reaper {
     /// The sweep for planted protected names, made once every process of the run is gone
     /// (by the run, or here for a run dropped before its end).
     sweep: Option<crate::planted::Sweep>,
+    /// The run's mount namespace, released with the reaper.
+    _held: HeldNamespace,
+}
+
+/// A reference to a run's mount namespace (see `crate::metadata::hold`): dropped on tokio's
+/// blocking pool where there is one, since the last reference's drop waits for the kernel
+/// to tear the namespace down.
+struct HeldNamespace(Option<OwnedFd>);
+
+impl Drop for HeldNamespace {
+    fn drop(&mut self) {
+        let Some(fd) = self.0.take() else { return };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            drop(rt.spawn_blocking(move || drop(fd)));
+        }
+    }
 }
 
 impl Reaper {
@@ -187,6 +203,13 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
             }
             Some(stage) => SandboxError::Confine { step: stage.describe(), source: f.error },
         })?;
+    // Taken at once, before a short program can end: the run's mount namespace is then torn
+    // down when this is dropped, off the path of the result (see `crate::metadata`).
+    let held = HeldNamespace(
+        (prepared.mounts.is_some() || prepared.metadata.is_some())
+            .then(|| crate::metadata::hold(spawned.pidfd.as_fd(), spawned.pid))
+            .flatten(),
+    );
     let cgroup = prepared.cgroup.take();
     let pid_namespace = prepared.namespaces.is_some();
     // The run's cgroup lists its processes far more cheaply than a walk of /proc, but only
@@ -195,7 +218,7 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let members_in_cgroup =
         spec.policy.confine_files && (prepared.landlock.is_some() || prepared.mounts.is_some());
     drop((stdin, out_w, err_w, prepared));
-    let mut reaper = Reaper { pid: spawned.pid, done: false, supervisor, sweep };
+    let mut reaper = Reaper { pid: spawned.pid, done: false, supervisor, sweep, _held: held };
 
     let stdout = reader(out_r, spec.output_limit)?;
     let stderr = reader(err_r, spec.output_limit)?;
@@ -497,12 +520,23 @@ fn prepare(
 ) -> Result<Prepared, SandboxError> {
     let policy = &spec.policy;
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| SandboxError::InvalidSpec("NUL byte".into()));
+    let mut marks =
+        plan.metadata.filter(|m| m.read_only).map(|_| crate::metadata::Marks::default());
     let landlock = if plan.landlock {
-        let built = crate::landlock::build(policy, census);
+        let built = crate::landlock::build(policy, census, marks.as_mut());
         Some(built.map_err(|e| SandboxError::Policy(e.to_string()))?)
     } else {
         None
     };
+    let metadata = plan.metadata.map(|m| {
+        // The new /proc gets the rights the host's has, where a ruleset confines files.
+        let proc_access = match landlock.is_some() && policy.confine_files {
+            true => crate::landlock::proc_access(),
+            false => 0,
+        };
+        let marks = marks.take().unwrap_or_default();
+        crate::metadata::build(marks, m.read_only, m.proc_, proc_access)
+    });
     let mounts = match plan.mounts {
         true => {
             let built = crate::mountns::build_counted(policy, census);
@@ -555,6 +589,8 @@ fn prepare(
         cgroup,
         namespaces,
         mounts,
+        metadata,
+        stdin_null: true,
         drop_caps: true,
         caps_required: plan.caps_required,
         landlock,
@@ -753,7 +789,8 @@ mod tests {
     fn a_dropped_reaper_kills_the_group_and_reaps_the_leader() {
         let (leader, background) = group_with_a_background_child();
         assert_eq!(state(leader).map(|s| s != 'Z'), Some(true), "control: the leader runs");
-        drop(Reaper { pid: leader, done: false, supervisor: None, sweep: None });
+        let held = HeldNamespace(None);
+        drop(Reaper { pid: leader, done: false, supervisor: None, sweep: None, _held: held });
         assert!(eventually(|| state(leader).is_none()), "the leader was not reaped");
         let dead = |pid| matches!(state(pid), None | Some('Z') | Some('X'));
         assert!(eventually(|| dead(background)), "the background child survived");

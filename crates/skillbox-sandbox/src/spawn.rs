@@ -12,7 +12,8 @@
 //!
 //! Order in the child, each step needing the one before: signals to default, (in new
 //! namespaces: id maps, parent-death signal, and with a mount program the run's own root,
-//! see `crate::mountns`), new session, (without a PID namespace: its
+//! see `crate::mountns`, or beside Landlock `crate::metadata`, and stdin opened again there),
+//! new session, (without a PID namespace: its
 //! group registered with the supervisor), stdio, working directory,
 //! rlimits, cgroup, capabilities dropped, `no_new_privs`, Landlock, other descriptors closed,
 //! signal mask restored, seccomp, exec.
@@ -126,6 +127,11 @@ struct ChildArgs {
     new_namespaces: bool,
     /// The mount program to run in the new mount namespace, or NULL (no mount namespace).
     mounts: *const crate::mountns::MountProgram,
+    /// The mount program beside Landlock (`crate::metadata`), or NULL.
+    metadata: *const crate::metadata::MetadataProgram,
+    /// stdin is `/dev/null`, opened again in the run's mount namespace, where it is
+    /// read-only (the parent's lies on the host's mount).
+    stdin_null: bool,
     /// The supervisor's pipe (see `crate::supervisor`), or -1: the child registers its
     /// process group there before any of its program runs.
     supervisor_fd: c_int,
@@ -165,6 +171,15 @@ pub(crate) struct Prepared {
     /// `namespaces`: the mounts need the new user namespace's capabilities, and must never
     /// touch the host's mount namespace).
     pub mounts: Option<crate::mountns::MountProgram>,
+    /// A mount namespace beside Landlock, made by this program (only with `namespaces`, never
+    /// with `mounts`): what the run may only read read-only in every respect, and a `/proc`
+    /// of its own.
+    pub metadata: Option<crate::metadata::MetadataProgram>,
+    /// stdin (`stdio[0]` of [`spawn`]) is `/dev/null`: with a mount namespace, the child
+    /// opens it again there, so that its mode and times cannot be changed through the
+    /// descriptor (the parent's lies on the host's mount, which the run's does not make
+    /// read-only).
+    pub stdin_null: bool,
     /// Without a PID namespace: the supervisor's pipe, which the child registers its
     /// process group with (see `crate::supervisor`).
     pub supervisor_fd: Option<RawFd>,
@@ -215,8 +230,10 @@ pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFai
         }
         None => [(std::ptr::null(), std::ptr::null(), 0); 3],
     };
-    if p.mounts.is_some() && p.namespaces.is_none() {
-        // Mounts outside a mount namespace of the run's own would be the host's.
+    let own_mounts = p.mounts.is_some() || p.metadata.is_some();
+    if (own_mounts && p.namespaces.is_none()) || (p.mounts.is_some() && p.metadata.is_some()) {
+        // Mounts outside a mount namespace of the run's own would be the host's; and the
+        // two programs are one or the other.
         return Err(SpawnFailure {
             stage: Some(Stage::Mounts),
             error: std::io::Error::from_raw_os_error(libc::EINVAL),
@@ -240,13 +257,15 @@ pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFai
         id_maps,
         new_namespaces: p.namespaces.is_some(),
         mounts: p.mounts.as_ref().map_or(std::ptr::null(), |m| m as *const _),
+        metadata: p.metadata.as_ref().map_or(std::ptr::null(), |m| m as *const _),
+        stdin_null: p.stdin_null && own_mounts,
         supervisor_fd: p.supervisor_fd.unwrap_or(-1),
         fail_stage: AtomicI32::new(0),
         fail_errno: AtomicI32::new(0),
     };
-    let namespaces = match (&p.namespaces, &p.mounts) {
-        (Some(_), Some(_)) => libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS,
-        (Some(_), None) => libc::CLONE_NEWUSER | libc::CLONE_NEWPID,
+    let namespaces = match (&p.namespaces, own_mounts) {
+        (Some(_), true) => libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS,
+        (Some(_), false) => libc::CLONE_NEWUSER | libc::CLONE_NEWPID,
         (None, _) => 0,
     };
     let flags = libc::CLONE_PIDFD | libc::SIGCHLD | namespaces;
@@ -305,28 +324,47 @@ pub(crate) struct NamespaceTrial {
     pub errno: i32,
 }
 
-/// Everything the trial child reads: the id maps to write, and whether to try a mount.
+/// Everything the trial child reads: the id maps to write, and whether to try a mount; and
+/// what it found.
 #[repr(C)]
 struct TrialArgs {
     id_maps: [(*const libc::c_char, *const u8, usize); 3],
     mount: bool,
     fail_stage: AtomicI32,
     fail_errno: AtomicI32,
+    /// With `mount`: the errno of mounting a procfs of its own, and of the mount calls of
+    /// `crate::metadata` (0: it worked).
+    proc_errno: AtomicI32,
+    api_errno: AtomicI32,
+}
+
+/// What a trial of a mount namespace found beyond making it: whether a procfs of the run's
+/// PID namespace can be mounted in it, and whether `open_tree`, `mount_setattr` and
+/// `move_mount` work there (0: yes; else the errno).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct MountTrial {
+    /// The errno of mounting a procfs of the namespace's own on `/proc`.
+    pub proc_errno: i32,
+    /// The errno of cloning a mount, making it read-only and moving it.
+    pub api_errno: i32,
 }
 
 /// Tries, by doing it once, what a run with namespaces needs: a child in new user and PID
 /// namespaces (and a mount namespace, with `mount`) that maps its ids (and makes its mounts
-/// private). `maps` are the id maps as [`Prepared::namespaces`] holds them. The child exits
-/// at once and is reaped here.
+/// private, mounts a procfs of its own, and clones, makes read-only and moves a mount).
+/// `maps` are the id maps as [`Prepared::namespaces`] holds them. The child exits at once
+/// and is reaped here.
 pub(crate) fn try_namespaces(
     maps: &[(CString, String); 3],
     mount: bool,
-) -> Result<(), NamespaceTrial> {
+) -> Result<MountTrial, NamespaceTrial> {
     let args = TrialArgs {
         id_maps: maps.each_ref().map(|(path, data)| (path.as_ptr(), data.as_ptr(), data.len())),
         mount,
         fail_stage: AtomicI32::new(0),
         fail_errno: AtomicI32::new(0),
+        proc_errno: AtomicI32::new(0),
+        api_errno: AtomicI32::new(0),
     };
     let mut flags = libc::CLONE_PIDFD | libc::SIGCHLD | libc::CLONE_NEWUSER | libc::CLONE_NEWPID;
     if mount {
@@ -351,7 +389,10 @@ pub(crate) fn try_namespaces(
             stage: Some(stage),
             errno: args.fail_errno.load(Ordering::Acquire),
         }),
-        None => Ok(()),
+        None => Ok(MountTrial {
+            proc_errno: args.proc_errno.load(Ordering::Acquire),
+            api_errno: args.api_errno.load(Ordering::Acquire),
+        }),
     }
 }
 
@@ -374,6 +415,11 @@ extern "C" fn trial_main(arg: *mut c_void) -> c_int {
             )
         };
         r = check(m, Stage::Mounts);
+        if r.is_ok() {
+            let (proc_errno, api_errno) = crate::metadata::trial();
+            a.proc_errno.store(proc_errno, Ordering::Release);
+            a.api_errno.store(api_errno, Ordering::Release);
+        }
     }
     if let Err(stage) = r {
         a.fail_errno.store(errno(), Ordering::Release);
@@ -561,6 +607,22 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
     if !a.mounts.is_null() {
         // SAFETY: the program of the Prepared, alive until exec (see `spawn`); read only.
         crate::mountns::apply(unsafe { &*a.mounts }).map_err(|()| Stage::Mounts)?;
+    }
+    if !a.metadata.is_null() {
+        // SAFETY: the program of the Prepared, alive until exec (see `spawn`); read only but
+        // for its atomic slots.
+        let program = unsafe { &*a.metadata };
+        crate::metadata::apply(program, a.landlock_fd).map_err(|()| Stage::Mounts)?;
+    }
+    if a.stdin_null {
+        // SAFETY: a static path.
+        let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        check(null, Stage::Stdio)?;
+        // SAFETY: dup3 takes plain integers; it replaces this child's copy of the parent's
+        // descriptor (the child has its own descriptor table).
+        check(unsafe { libc::dup3(null, a.stdio[0], libc::O_CLOEXEC) }, Stage::Stdio)?;
+        // SAFETY: closes the descriptor opened above.
+        unsafe { libc::close(null) };
     }
     // SAFETY: setsid takes nothing and touches no memory.
     check(unsafe { libc::setsid() }, Stage::Session)?;
@@ -766,6 +828,8 @@ mod tests {
             seccomp: None,
             namespaces: None,
             mounts: None,
+            metadata: None,
+            stdin_null: false,
             supervisor_fd: None,
         }
     }

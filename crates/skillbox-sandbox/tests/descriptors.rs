@@ -79,7 +79,8 @@ attempt("parent_fd", lambda: read(f"/proc/{parent}/fd/{high}"))
     p.err("fd", &[libc::EBADF]);
     p.err("high", &[libc::EBADF]);
     p.err("proc_self_fd", &[libc::ENOENT]);
-    // In a root of the run's own, /proc is its PID namespace's: this process has no entry.
-    p.err("parent_fd", if p.own_root() { &[ENOENT] } else { &[EACCES, EPERM] });
+    // Where /proc is the run's PID namespace's (process-visibility, or a root of its own),
+    // this process has no entry there.
+    p.err("parent_fd", if p.own_proc() { &[ENOENT] } else { &[EACCES, EPERM] });
     p.assert_no_leak(&sec.value);
 }

@@ -117,7 +117,10 @@ attempt("own_group", lambda: f"{os.getpgrp()} {os.getsid(0)}")
 #[tokio::test]
 async fn nothing_of_the_run_survives_the_runtime_being_killed() {
     let dir = scratch();
-    if hosts::expect(&killed_run(dir.path())).refused() {
+    // Where the matrix refuses the run for `file-metadata` and `process-visibility` alone,
+    // that refusal is checked here, and the helper runs it with weaker isolation asked for.
+    let tested = hosts::as_tested(&killed_run(dir.path())).await;
+    if hosts::expect(&tested).refused() {
         // The helper's run would be refused before anything starts: check that here.
         assert!(hosts::run(&killed_run(dir.path())).await.is_none());
         return;
@@ -151,7 +154,7 @@ const HELPER_ENV: &str = "SKILLBOX_CONFINE_HELPER_DIR";
 #[ignore = "helper of nothing_of_the_run_survives_the_runtime_being_killed; does nothing alone"]
 async fn runtime_killed_helper() {
     let Some(dir) = std::env::var_os(HELPER_ENV) else { return };
-    let _ = run(&killed_run(&PathBuf::from(dir))).await;
+    let _ = run(&hosts::weaker(&killed_run(&PathBuf::from(dir)))).await;
 }
 
 /// The run the helper starts and is killed in: a shell and a background process, which

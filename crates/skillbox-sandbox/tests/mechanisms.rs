@@ -12,7 +12,9 @@
 //! - without user namespaces: the supervisor kills the run when skillbox is killed, the run
 //!   cannot signal the supervisor (Landlock scopes), setsid stays denied, and a process
 //!   count is held by the watchdog where no pids cgroup is (for root too, under
-//!   `docker-default`, whose cgroups are read-only);
+//!   `docker-default`, whose cgroups are read-only); each run there asks for weaker
+//!   isolation: no mount namespace keeps `file-metadata` or `process-visibility`, and the
+//!   run is refused otherwise;
 //! - at Landlock ABI 2, which does not see truncation, seccomp keeps a readable file from
 //!   being truncated.
 //!
@@ -34,7 +36,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use skillbox_sandbox::{
-    run, ChildSpec, Guarantee, Limit, NetworkAccess, Policy, ProcessAccess, Via,
+    run, ChildSpec, Guarantee, Limit, MechanismState, NetworkAccess, Policy, ProcessAccess, Via,
 };
 
 /// Set in a helper test's environment when it runs under a simulated host.
@@ -74,6 +76,21 @@ fn under(profile: &str, name: &str) {
 /// its own does nothing.
 fn inner() -> Option<String> {
     std::env::var(INNER).ok()
+}
+
+/// A probe on a host without user namespaces, where a run with a PID namespace asked for is
+/// refused (no mount namespace keeps `file-metadata` or `process-visibility`) unless weaker
+/// isolation is asked for: the matrix says so, the run is checked to be refused naming
+/// exactly those, then made with weaker isolation asked for (`hosts::as_tested`), and both
+/// lines checked to say so.
+async fn probe_weaker(policy: Policy, cwd: &std::path::Path, body: &str, args: &[String]) -> Probe {
+    let spec = probe_spec(policy, cwd, body, args);
+    assert!(hosts::refused_for_retried_alone(&spec), "the matrix refuses it for these alone");
+    let p = probe_run(&spec).await.expect(RUNS);
+    for g in [Guarantee::FileMetadata, Guarantee::ProcessVisibility] {
+        assert_eq!(p.outcome.enforcement.state(g), Some(MechanismState::NotEnforced), "{g}");
+    }
+    p
 }
 
 /// Whether a process can make a user namespace here, asked of `unshare(1)`, not of
@@ -156,13 +173,12 @@ const SESSION_BODY: &str = r##"
 import subprocess, time
 out = ARGS[0]
 def session():
-    # /proc is the host's: /proc/self/stat gives pids the test can see.
+    # The run sees only its own processes: the test finds the helper by its argument.
     code = ("import os, time\n"
-            "f = open('/proc/self/stat').read().split()\n"
-            f"open({out!r} + '.tmp', 'w').write(f[0] + ' ' + str(os.getsid(0) == os.getpid()) + '\\n')\n"
+            f"open({out!r} + '.tmp', 'w').write(str(os.getsid(0) == os.getpid()) + '\\n')\n"
             f"os.rename({out!r} + '.tmp', {out!r})\n"
             "time.sleep(60)\n")
-    subprocess.Popen(["/usr/bin/python3", "-c", code], start_new_session=True)
+    subprocess.Popen(["/usr/bin/python3", "-c", code, out], start_new_session=True)
     for _ in range(500):
         if os.path.exists(out):
             return open(out).read()
@@ -196,12 +212,13 @@ async fn a_program_may_start_a_session_of_its_own_where_a_pid_namespace_holds_th
     assert!(user_namespaces_work(), "this host must allow user namespaces for this test");
     let dir = scratch();
     let out = dir.path().join("helper.pid");
-    let p =
-        probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await.expect(RUNS);
+    let spec = probe_spec(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]);
+    let running = tokio::spawn(async move { probe_run(&spec).await.expect(RUNS) });
+    // The helper, found by its argument while the run waits for it, as this process sees it.
+    let helper = wait_for_process_with_arg(&s(&out)).await;
+    let p = running.await.unwrap();
     let line = p.ok_text("setsid_child");
-    let mut f = line.split_whitespace();
-    let helper: i32 = f.next().unwrap().parse().unwrap();
-    assert_eq!(f.next(), Some("True"), "the helper is in a session of its own: {line}");
+    assert_eq!(line.trim(), "True", "the helper is in a session of its own: {line}");
     p.ok("setpgid");
     let line = p.outcome.enforcement.line(Guarantee::ProcessGroup).unwrap();
     assert_eq!(line.via, [Via::Session, Via::PidNamespace]);
@@ -224,8 +241,7 @@ async fn helper_sessions_denied() {
     assert!(!user_namespaces_work(), "the profile must refuse user namespaces");
     let dir = scratch();
     let out = dir.path().join("helper.pid");
-    let p =
-        probe(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await.expect(RUNS);
+    let p = probe_weaker(session_policy(dir.path()), dir.path(), SESSION_BODY, &[s(&out)]).await;
     p.failed("setsid_child");
     p.err("setpgid", &[EPERM]);
     assert!(!out.exists(), "a helper started a session of its own");
@@ -280,6 +296,7 @@ async fn helper_killed_runtime() {
             .into(),
     ];
     spec.policy = session_policy(&dir);
+    spec.allow_weaker = true;
     spec.timeout = Duration::from_secs(90);
     let _ = run(&spec).await;
 }
@@ -297,7 +314,7 @@ async fn helper_supervisor_out_of_reach() {
     let Some(_) = inner() else { return };
     let dir = scratch();
     // A first run starts the supervisor, a child of this process running this binary.
-    let first = probe(session_policy(dir.path()), dir.path(), "", &[]).await.expect(RUNS);
+    let first = probe_weaker(session_policy(dir.path()), dir.path(), "", &[]).await;
     let tree = first.outcome.enforcement.line(Guarantee::TreeKill).unwrap();
     assert_eq!(tree.via, [Via::Supervisor, Via::Seccomp], "{tree:?}");
     let supervisor = children_of_self()
@@ -309,9 +326,8 @@ import signal
 attempt("kill", lambda: os.kill(int(ARGS[0]), signal.SIGKILL))
 attempt("stop", lambda: os.kill(int(ARGS[0]), signal.SIGSTOP))
 "##;
-    let p = probe(session_policy(dir.path()), dir.path(), body, &[supervisor.to_string()])
-        .await
-        .expect(RUNS);
+    let p =
+        probe_weaker(session_policy(dir.path()), dir.path(), body, &[supervisor.to_string()]).await;
     p.err("kill", &[EPERM]);
     p.err("stop", &[EPERM]);
     let state = proc_state(supervisor);
@@ -376,6 +392,7 @@ async fn helper_process_count() {
     policy.pid_namespace = true;
     policy.rlimits.processes = Some(6);
     let mut spec = probe_spec(policy, dir.path(), MANY_BODY, &[]);
+    spec.allow_weaker = true;
     spec.timeout = Duration::from_secs(60);
     // The run's processes are found by their mark, not by their command line: the same
     // helper runs under two profiles at once.
@@ -431,6 +448,7 @@ async fn helper_count_at_exit() {
     let script = "for i in 1 2 3 4 5 6 7 8 9 10; do /bin/sleep 62 & done; exit 0";
     spec.args = vec!["-c".into(), script.into()];
     spec.policy = policy;
+    spec.allow_weaker = true;
     spec.timeout = Duration::from_secs(60);
     let mark = s(dir.path());
     spec.env.push((MARK.into(), mark.clone().into()));

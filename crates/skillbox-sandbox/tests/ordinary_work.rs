@@ -157,7 +157,10 @@ async fn the_report_of_a_strict_run_lists_every_confinement_as_enforced() {
             report.line(name)
         );
     }
-    assert!(report.not_enforced().next().is_none(), "{report:?}");
+    // Nothing is missing, but, on a host without user namespaces, the two guarantees the run
+    // was made without after its refusal (see `hosts::as_tested`).
+    let not_enforced: Vec<Guarantee> = report.not_enforced().map(|m| m.name).collect();
+    assert_eq!(not_enforced, hosts::retried(&spec), "{report:?}");
 
     // Control: granting an area shows in the report.
     let mut spec = ChildSpec::new("/bin/true", cwd.path());

@@ -108,9 +108,9 @@ attempt("own_wait", lambda: str(own.wait()))
     }
     // (Listing /proc/PID/fd shows descriptor numbers to the same user; what they point to
     // needs ptrace access.)
-    // In a root of the run's own, /proc is its PID namespace's: the outside process has no
-    // entry there.
-    let unseen: &[i32] = if p.own_root() { &[ENOENT] } else { &[EACCES, EPERM] };
+    // Where /proc is the run's PID namespace's (process-visibility, or a root of its own),
+    // the outside process has no entry there.
+    let unseen: &[i32] = if p.own_proc() { &[ENOENT] } else { &[EACCES, EPERM] };
     for name in ["proc_mem", "proc_environ", "proc_fd", "proc_maps"] {
         p.err(name, unseen);
     }

@@ -143,6 +143,30 @@ fn mechanisms(h: &HostSupport, fix_of: impl Fn(&str) -> Option<String>) -> Vec<H
             fix: fix_of("user-namespaces"),
         },
         HostMechanism {
+            name: "mount-namespaces",
+            available: h.user_namespaces && h.mount_namespaces && h.mount_api && h.own_proc,
+            found: match (h.user_namespaces, h.mount_namespaces, h.mount_api, h.own_proc) {
+                (false, ..) => "unavailable: no user namespaces".into(),
+                (true, false, ..) => {
+                    "no mount namespace can be made in a run's user namespace".into()
+                }
+                (true, true, true, true) => "a mount namespace per run, with open_tree, \
+                                             mount_setattr and move_mount, and a procfs of \
+                                             its own"
+                    .into(),
+                (true, true, api, proc_) => format!(
+                    "a mount namespace per run; the new mount API: {}; a procfs of its own: {}",
+                    if api { "works" } else { "refused" },
+                    if proc_ { "works" } else { "refused (parts of /proc are masked)" }
+                ),
+            },
+            used_for: "read-only metadata of what a run may only read (file-metadata), a /proc \
+                       showing only the run's processes (process-visibility), and files where \
+                       Landlock is missing",
+            fix: fix_of("mount-namespaces")
+                .or_else(|| (!h.user_namespaces).then(|| fix_of("user-namespaces")).flatten()),
+        },
+        HostMechanism {
             name: "supervisor",
             available: true,
             found: "one process per skillbox process, started when a run has no PID namespace"

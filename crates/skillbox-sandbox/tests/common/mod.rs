@@ -88,3 +88,31 @@ pub(crate) async fn wait_until_none_marked(mark: &str) -> Vec<i32> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The pid, as this process sees it, of the running process one of whose arguments is
+/// exactly `token`, waiting (at most 10 s) for it to appear. A run sees only its own
+/// processes, under pids of its own PID namespace, so a test finds the run's processes from
+/// outside by an argument it gave them.
+pub(crate) async fn wait_for_process_with_arg(token: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = process_with_arg(token) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no process with the argument {token} appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The running process one of whose arguments is exactly `token`, if there is one.
+pub(crate) fn process_with_arg(token: &str) -> Option<i32> {
+    fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == token.as_bytes()))
+                && is_running(*pid)
+        })
+}

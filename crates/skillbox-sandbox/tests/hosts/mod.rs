@@ -16,6 +16,10 @@
 //! * the Landlock ABI: what the kernel answers, capped by the profile (`min(real, cap)`), or
 //!   0 where the profile takes Landlock away;
 //! * mount namespaces: one is made in a new user namespace (checked by doing);
+//! * in such a mount namespace, the new mount API (`open_tree` of a recursive clone made
+//!   read-only by `mount_setattr`, Linux 5.12) and a procfs of a new PID namespace mounted
+//!   on `/proc` (`unshare --mount-proc`; a container that masks parts of its `/proc`
+//!   refuses it), each checked by doing;
 //! * root or not (`geteuid`); a run's cgroups can be made where this process is root and
 //!   the cgroup tree is mounted writable (a container often mounts it read-only; so do the
 //!   `no-cgroups` and `docker-default` profiles, checked by doing: root's `access(W_OK)`
@@ -28,6 +32,8 @@
 //! | guarantee | mechanisms |
 //! |---|---|
 //! | filesystem | Landlock ABI 3+ · ABI 1-2 with seccomp · a mount namespace of the run's own (user, PID and mount namespaces, `pid_namespace`) |
+//! | file-metadata (asked with `pid_namespace`) | a mount namespace of the run's own: its own root where Landlock is missing, else beside Landlock, with the new mount API |
+//! | process-visibility (asked with `pid_namespace`) | a procfs of the run's PID namespace in its mount namespace |
 //! | ipc | Landlock ABI 6+ with seccomp · a PID namespace (user namespaces and `pid_namespace`) with seccomp |
 //! | network `none` | seccomp (with Landlock's TCP rules from ABI 4) · `https-only`: Landlock ABI 4+ with seccomp |
 //! | processes with a count | pids cgroup · `RLIMIT_NPROC` in the run's own user namespace (non-root, PID namespace) · the watchdog, with an `RLIMIT_NPROC` backstop for non-root (root: the watchdog alone) |
@@ -48,6 +54,15 @@ use skillbox_sandbox::{
 /// Guarantees whose absence never refuses a run: what the policy says of them is then a
 /// declaration (their own bounds hold by rlimits on every host).
 pub(crate) const DECLARATIONS: [Guarantee; 2] = [Guarantee::CpuShare, Guarantee::DiskWrites];
+
+/// Guarantees whose absence refuses a run, but whose effects only tests/metadata.rs and
+/// tests/proc.rs check (and check where they are missing, too). A run the model refuses for
+/// these alone (a host without user namespaces, with a PID namespace asked for, as every
+/// skill's policy does) is checked to be refused exactly so, and then made again with weaker
+/// isolation asked for ([`as_tested`]), so that the effect checks of every other guarantee
+/// still run on such hosts rather than stopping at the refusal.
+pub(crate) const RETRIED_WEAKER: [Guarantee; 2] =
+    [Guarantee::FileMetadata, Guarantee::ProcessVisibility];
 
 /// The environment variable hostsim sets to the profile in force.
 pub(crate) const PROFILE_ENV: &str = "SKILLBOX_HOSTSIM_PROFILE";
@@ -90,6 +105,11 @@ pub(crate) struct Facts {
     pub(crate) root: bool,
     /// A mount namespace can be made in a new user namespace (what a run's own root needs).
     pub(crate) mount_namespaces: bool,
+    /// In such a mount namespace, a recursive clone of `/` is made by `open_tree` and made
+    /// read-only by `mount_setattr` (what the mount namespace beside Landlock needs).
+    pub(crate) mount_api: bool,
+    /// In such a mount namespace, a procfs of a new PID namespace can be mounted on `/proc`.
+    pub(crate) own_proc: bool,
     /// A run's cgroups (pids, memory, cpu) can be made: root, with the tree writable.
     pub(crate) cgroups: bool,
     /// The profile leaves the cgroup tree as this host mounts it (all but `no-cgroups` and
@@ -137,6 +157,8 @@ fn find_facts() -> Facts {
     );
     let mount_namespaces =
         user_namespaces && namespaces_made(libc::CLONE_NEWUSER | libc::CLONE_NEWNS).is_ok();
+    let mount_api = mount_namespaces && read_only_clone_made().is_ok();
+    let own_proc = mount_namespaces && own_proc_mounted();
     let landlock_abi = match (landlock, kernel_abi) {
         (Some(cap), Ok(real)) => real.min(cap as i64) as i32,
         _ => 0,
@@ -159,6 +181,8 @@ fn find_facts() -> Facts {
         profile,
         user_namespaces,
         mount_namespaces,
+        mount_api,
+        own_proc,
         landlock_abi,
         root,
         cgroups: root && cgroups_writable.is_ok(),
@@ -206,6 +230,72 @@ fn namespaces_made(flags: libc::c_int) -> std::io::Result<()> {
     let status = cmd.status()?;
     assert!(status.success(), "/bin/true after unshare({flags:#x}): {status}");
     Ok(())
+}
+
+/// Starts `/bin/true` after a new user and mount namespace in which a recursive clone of `/`
+/// is made by `open_tree` and made read-only by `mount_setattr`: what the mount namespace
+/// beside Landlock does first.
+fn read_only_clone_made() -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    let mut cmd = std::process::Command::new("/bin/true");
+    let clone = move || {
+        let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS;
+        // SAFETY: unshare(2) takes only flags and touches no memory of this process.
+        if unsafe { libc::unshare(flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let how = OPEN_TREE_CLONE | libc::AT_RECURSIVE as libc::c_uint;
+        // SAFETY: open_tree reads the NUL-terminated path and returns a descriptor.
+        let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c"/".as_ptr(), how) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let attr =
+            MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+        let at = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+        // SAFETY: mount_setattr reads the empty path and `size_of::<MountAttr>()` bytes of
+        // `attr`, which lives across the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                fd,
+                c"".as_ptr(),
+                at,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook makes three system calls and allocates nothing: it is safe between
+    // fork and exec.
+    unsafe { cmd.pre_exec(clone) };
+    let status = cmd.status()?;
+    assert!(status.success(), "/bin/true after open_tree and mount_setattr: {status}");
+    Ok(())
+}
+
+/// Whether a procfs of a new PID namespace is mounted on `/proc` in a new user and mount
+/// namespace, asked of `unshare(1)` (`--mount-proc`), not of skillbox.
+fn own_proc_mounted() -> bool {
+    std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--pid", "--fork", "--mount", "--mount-proc"])
+        .arg("/bin/true")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Whether the cgroup tree can be written (a group made): the pids hierarchy of a v1 or
@@ -354,6 +444,21 @@ pub(crate) fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation 
     } else {
         Missing
     };
+    // Read-only metadata, asked for with a PID namespace (the run's mount namespace is made in
+    // its user namespace): the run's own root keeps it where that keeps its files, else the
+    // mount namespace beside Landlock, which needs the new mount API.
+    let file_metadata = if !policy.confine_files {
+        NotAsked
+    } else if pid_ns && f.mount_namespaces && (abi == 0 || f.mount_api) {
+        Kept(vec![Via::MountNamespace])
+    } else {
+        asked(policy.pid_namespace, Missing)
+    };
+    let process_visibility = if pid_ns && f.mount_namespaces && f.own_proc {
+        Kept(vec![Via::PidNamespace, Via::MountNamespace])
+    } else {
+        asked(policy.pid_namespace, Missing)
+    };
     let ipc = if abi >= 6 {
         Kept(vec![landlock, Via::Seccomp])
     } else if pid_ns {
@@ -420,7 +525,9 @@ pub(crate) fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation 
         (Guarantee::Timeout, Kept(vec![Via::Watchdog])),
         (Guarantee::OutputCap, Kept(vec![Via::Pipes])),
         (Guarantee::Filesystem, filesystem),
+        (Guarantee::FileMetadata, file_metadata),
         (Guarantee::Ipc, ipc),
+        (Guarantee::ProcessVisibility, process_visibility),
         (Guarantee::SideDoors, Kept(vec![Via::Seccomp])),
         (Guarantee::Network, network),
         (Guarantee::Processes, processes),
@@ -440,13 +547,21 @@ pub(crate) fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation 
 pub(crate) const REFUSALS_ENV: &str = "SKILLBOX_TEST_REFUSALS";
 
 /// Prints the one loud line of a run refused as the matrix says, and writes it down where
-/// [`REFUSALS_ENV`] says.
+/// [`REFUSALS_ENV`] says (with a third field where the run is then made again with weaker
+/// isolation asked for, see [`RETRIED_WEAKER`]).
 fn say_refused(missing: &[Guarantee]) {
     let names: Vec<&str> = missing.iter().map(|g| g.as_str()).collect();
+    let weaker = !missing.is_empty() && missing.iter().all(|g| RETRIED_WEAKER.contains(g));
+    let then = if weaker { "\tthen run with weaker isolation" } else { "" };
     eprintln!(
-        "!!! REFUSED on profile {} as the matrix says: {}",
+        "!!! REFUSED on profile {} as the matrix says: {}{}",
         facts().profile,
-        names.join(", ")
+        names.join(", "),
+        if weaker {
+            " (then run with weaker isolation asked for, its effects checked)"
+        } else {
+            ""
+        }
     );
     if let Some(path) = std::env::var_os(REFUSALS_ENV) {
         use std::io::Write;
@@ -454,7 +569,7 @@ fn say_refused(missing: &[Guarantee]) {
         // One write of one short line to a file opened for appending: lines of tests
         // running at once do not mix.
         let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
-        f.write_all(format!("{test}\t{}\n", names.join(",")).as_bytes()).unwrap();
+        f.write_all(format!("{test}\t{}{then}\n", names.join(",")).as_bytes()).unwrap();
     }
 }
 
@@ -527,6 +642,58 @@ pub(crate) fn cwd_in_own_root(spec: &ChildSpec) -> bool {
             .any(|d| spec.cwd.starts_with(d) || d.starts_with(&spec.cwd))
 }
 
+/// Whether the model refuses `spec` here for [`RETRIED_WEAKER`] alone.
+pub(crate) fn refused_for_retried_alone(spec: &ChildSpec) -> bool {
+    let e = expect(spec);
+    e.refused() && e.missing().iter().all(|g| RETRIED_WEAKER.contains(g))
+}
+
+/// The guarantees a run of `spec` is made without here ([`as_tested`]): those the model
+/// refuses it for where they are [`RETRIED_WEAKER`] alone, else none.
+pub(crate) fn retried(spec: &ChildSpec) -> Vec<Guarantee> {
+    match refused_for_retried_alone(spec) {
+        true => expect(spec).missing(),
+        false => Vec::new(),
+    }
+}
+
+/// Runs `spec` as it is and checks that it is refused exactly as the matrix says (one loud
+/// line): for a test that then asks for weaker isolation itself.
+pub(crate) async fn assert_refused(spec: &ChildSpec) {
+    assert!(expect(spec).refused(), "the matrix does not refuse this run here");
+    assert!(run_as_is(spec).await.is_none(), "judge lets no refused run through");
+}
+
+/// `spec` with weaker isolation asked for where the model refuses it for
+/// [`RETRIED_WEAKER`] alone, else `spec` as it is; nothing is run (a helper process that
+/// makes the run its test checked uses it).
+pub(crate) fn weaker(spec: &ChildSpec) -> ChildSpec {
+    let mut s = spec.clone();
+    if refused_for_retried_alone(spec) {
+        s.allow_weaker = true;
+    }
+    s
+}
+
+/// The spec a test runs here: where the model refuses `spec` for [`RETRIED_WEAKER`] alone,
+/// a run of it is made and checked to be refused exactly so (one loud line), and `spec`
+/// with weaker isolation asked for is returned, which the model then expects to run with
+/// those guarantees `not-enforced`; else `spec` as it is.
+pub(crate) async fn as_tested(spec: &ChildSpec) -> ChildSpec {
+    if !refused_for_retried_alone(spec) {
+        return spec.clone();
+    }
+    let refused = run_as_is(spec).await;
+    assert!(refused.is_none(), "the matrix refuses this run, and run_as_is did not fail");
+    weaker(spec)
+}
+
+/// Runs `spec` as the tests run it here ([`as_tested`]) and judges the result ([`judge`]):
+/// `None` when refused as the matrix says.
+pub(crate) async fn run(spec: &ChildSpec) -> Option<Result<ChildOutcome, SandboxError>> {
+    run_as_is(&as_tested(spec).await).await
+}
+
 /// Runs `spec` and judges the result ([`judge`]): `None` when refused as the matrix says.
 ///
 /// Where the model says files are kept by the run's own mount namespace and that root does
@@ -534,7 +701,7 @@ pub(crate) fn cwd_in_own_root(spec: &ChildSpec) -> bool {
 /// to it (`ENOENT`), and nothing runs: that is checked, said in one loud line, and the run is
 /// made again with the working directory granted for reading, which the effect checks then
 /// see. A read grant only takes denials away, so it can make a check fail, never pass.
-pub(crate) async fn run(spec: &ChildSpec) -> Option<Result<ChildOutcome, SandboxError>> {
+async fn run_as_is(spec: &ChildSpec) -> Option<Result<ChildOutcome, SandboxError>> {
     let e = expect(spec);
     if e.refused() || !e.by(Guarantee::Filesystem, Via::MountNamespace) || cwd_in_own_root(spec) {
         return judge(spec, skillbox_sandbox::run(spec).await, |o| &o.enforcement);
@@ -567,7 +734,14 @@ pub(crate) async fn run_ok(spec: &ChildSpec) -> Option<ChildOutcome> {
     run(spec).await.map(|r| r.unwrap_or_else(|e| panic!("run({:?}) failed: {e}", spec.program)))
 }
 
-/// [`skillbox_sandbox::preview`] of `spec`, judged like a run.
+/// [`skillbox_sandbox::preview`] of `spec`, judged like a run (and, where the model refuses
+/// it for [`RETRIED_WEAKER`] alone, checked to be refused, then previewed with weaker
+/// isolation asked for).
 pub(crate) fn preview(spec: &ChildSpec) -> Option<Enforcement> {
-    judge(spec, skillbox_sandbox::preview(spec), |r| r).map(|r| r.unwrap())
+    let judged = |s: &ChildSpec| judge(s, skillbox_sandbox::preview(s), |r| r).map(|r| r.unwrap());
+    if refused_for_retried_alone(spec) {
+        assert!(judged(spec).is_none(), "the matrix refuses this preview, and judge did not fail");
+        return judged(&weaker(spec));
+    }
+    judged(spec)
 }

@@ -192,6 +192,26 @@ impl Probe {
             .is_some_and(|l| l.via == [skillbox_sandbox::Via::MountNamespace])
     }
 
+    /// Whether read-only mounts stand beside Landlock (the run's `file-metadata` line names
+    /// `mount-namespace` while Landlock keeps its files): a change outside the writable
+    /// trees then answers `EROFS`, the read-only mount being asked before Landlock.
+    pub(crate) fn read_only_beside(&self) -> bool {
+        !self.own_root()
+            && self
+                .outcome
+                .enforcement
+                .line(skillbox_sandbox::Guarantee::FileMetadata)
+                .is_some_and(|l| l.via == [skillbox_sandbox::Via::MountNamespace])
+    }
+
+    /// Whether the run's `/proc` is its PID namespace's (`process-visibility` enforced, or
+    /// a root of its own): a pid outside the run has no entry there (`ENOENT`).
+    pub(crate) fn own_proc(&self) -> bool {
+        self.own_root()
+            || self.outcome.enforcement.state(skillbox_sandbox::Guarantee::ProcessVisibility)
+                == Some(skillbox_sandbox::MechanismState::Enforced)
+    }
+
     pub(crate) fn context(&self) -> String {
         format!(
             "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -236,6 +256,16 @@ impl Probe {
     /// answers `EROFS`).
     pub(crate) fn denied(&self, name: &str, landlock: &[i32], own_root: &[i32]) -> i32 {
         self.err(name, if self.own_root() { own_root } else { landlock })
+    }
+
+    /// A change (a file or directory created, written, removed or renamed) denied by the
+    /// mechanism the run's report names: as [`Probe::denied`], but `EROFS` where read-only
+    /// mounts stand beside Landlock ([`Probe::read_only_beside`]).
+    pub(crate) fn denied_change(&self, name: &str, landlock: &[i32], own_root: &[i32]) -> i32 {
+        match self.read_only_beside() {
+            true => self.err(name, &[EROFS]),
+            false => self.denied(name, landlock, own_root),
+        }
     }
 
     /// The attempt failed in any way.

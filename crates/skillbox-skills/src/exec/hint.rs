@@ -10,8 +10,9 @@ use crate::security::EffectiveGrant;
 /// Explains a failure that looks like a confinement refusal. The kernel does not tell the
 /// supervisor which rule refused what (Landlock's audit records need root and auditd), so
 /// this reads the errors the program printed (`stderr`): `EACCES` on a path is Landlock's
-/// answer, `EPERM` on a socket, fork or other system call is seccomp's, `SIGSYS` is seccomp
-/// killing a foreign-architecture call.
+/// answer, `EROFS` the run's mount namespace's (a write or a change of metadata where the
+/// run may only read), `EPERM` on a socket, fork or other system call is seccomp's,
+/// `SIGSYS` is seccomp killing a foreign-architecture call.
 pub(super) fn confinement_hint(
     status: ExitStatus,
     stderr: &str,
@@ -39,17 +40,22 @@ pub(super) fn confinement_hint(
         return None;
     }
     let err = stderr.to_lowercase();
-    let files = err.contains("permission denied") || err.contains("eacces");
+    let files = err.contains("permission denied")
+        || err.contains("eacces")
+        || err.contains("read-only file system")
+        || err.contains("erofs");
     let calls = err.contains("operation not permitted") || err.contains("eperm");
     let what = match (files, calls) {
         (true, true) => {
-            "file access outside the grant (Landlock: \"Permission denied\") and a \
+            "file access outside the grant (Landlock: \"Permission denied\"; a write \
+                         where the run may only read: \"Read-only file system\") and a \
                          denied system call (seccomp: \"Operation not permitted\", e.g. a socket \
                          or a new process)"
         }
         (true, false) => {
             "file access outside the grant (Landlock answers \"Permission \
-                          denied\")"
+                          denied\"; a write or a change of mode, owner, times or attributes \
+                          where the run may only read gets \"Read-only file system\")"
         }
         (false, true) => {
             "a denied system call (seccomp answers \"Operation not permitted\": a \
@@ -95,6 +101,8 @@ mod tests {
             "{files}"
         );
         assert!(files.contains("writes to nothing") && files.contains("network none"), "{files}");
+        let ro = confinement_hint(failed, "chmod: Read-only file system", &grant);
+        assert!(ro.is_some_and(|h| h.contains("file access outside the grant")));
         let calls = confinement_hint(failed, "socket: Operation not permitted", &grant);
         assert!(calls.is_some_and(|h| h.contains("a denied system call")));
         let both = confinement_hint(failed, "EACCES and EPERM", &grant);
