@@ -49,7 +49,8 @@ fuzz_target!(|data: &[u8]| {
     let Some(host) = file(&files, "host") else { return };
     let host = host.strip_suffix(b"\n").unwrap_or(host);
     let host = String::from_utf8_lossy(host);
-    let ports: Vec<u16> = [443, 80].into_iter().chain(parsed.iter().filter_map(|p| p.port())).collect();
+    let ports: Vec<u16> =
+        [443, 80].into_iter().chain(parsed.iter().filter_map(|p| p.port())).collect();
     for plain_http in [false, true] {
         let list = Allowlist::new(parsed.iter().cloned(), plain_http);
         for &port in &ports {
