@@ -540,7 +540,16 @@ fn run(
         .ok()
         .and_then(|v| v.parse().ok())
         .map(std::time::Duration::from_millis);
-    let options = skillbox_skills::RunOptions { trust, allow_weaker_isolation, retry_base_delay };
+    // At a terminal the output is shown as it comes; anywhere else (a pipe, an agent, `--json`)
+    // once, from the result.
+    let live = (!json && std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .then(|| output::LiveOutput::new(raw));
+    let options = skillbox_skills::RunOptions {
+        trust,
+        allow_weaker_isolation,
+        retry_base_delay,
+        on_output: live.as_ref().map(output::LiveOutput::observer),
+    };
     let mut result = runtime.block_on(rt.run_with(name, &params, &options));
     // A person at a terminal is asked; anyone else (an agent, CI) gets the refusal with the
     // exact command that would grant it. Nothing is granted silently.
@@ -550,7 +559,8 @@ fn run(
             result = runtime.block_on(rt.run_with(name, &params, &options));
         }
     }
-    let code = report_run(&result, json, raw);
+    let streamed = live.is_some_and(|l| l.finish());
+    let code = report_run_shown(&result, json, raw, streamed);
     // The async runtime is dropped first, and waits: it finishes the blocking tasks that
     // remove the run's private directory and cgroups. The skills runtime (the registry of
     // every skill, the audit log's open files) is then not dropped: the process exits, which
@@ -563,6 +573,11 @@ fn run(
 }
 
 fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
+    report_run_shown(result, json, raw, false)
+}
+
+/// [`report_run`], where `streamed` says the output was already shown as it came.
+fn report_run_shown(result: &SkillResult, json: bool, raw: bool, streamed: bool) -> u8 {
     if json {
         match serde_json::to_string(result) {
             Ok(s) => println!("{s}"),
@@ -572,7 +587,9 @@ fn report_run(result: &SkillResult, json: bool, raw: bool) -> u8 {
     }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
-    if raw {
+    if streamed {
+        // Shown as it came (by `output::LiveOutput`, which ended each stream on a new line).
+    } else if raw {
         let _ = out.write_all(result.stdout.as_bytes());
         let _ = err.write_all(result.stderr.as_bytes());
     } else {

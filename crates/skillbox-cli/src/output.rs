@@ -295,3 +295,89 @@ pub(crate) fn paint(on: bool, colour: Colour, s: &str) -> String {
     };
     format!("\u{1b}[1;{code}m{s}\u{1b}[0m")
 }
+
+/// Shows a run's output at a terminal as it is read, made safe for the terminal as
+/// `terminal_safe` makes the captured output (or raw with `--raw`). A chunk can end inside a
+/// UTF-8 character: the incomplete end waits for the next chunk of its stream.
+pub(crate) struct LiveOutput {
+    state: std::sync::Arc<std::sync::Mutex<LiveState>>,
+    raw: bool,
+}
+
+#[derive(Default)]
+struct LiveState {
+    /// Bytes of each stream (stdout, stderr) not yet shown: an incomplete character.
+    pending: [Vec<u8>; 2],
+    /// Whether anything was shown, and whether each stream's last byte shown was a newline.
+    shown: bool,
+    ends_line: [bool; 2],
+}
+
+impl LiveOutput {
+    pub(crate) fn new(raw: bool) -> Self {
+        let state = LiveState { ends_line: [true, true], ..LiveState::default() };
+        Self { state: std::sync::Arc::new(std::sync::Mutex::new(state)), raw }
+    }
+
+    /// The observer to hand to the run.
+    pub(crate) fn observer(&self) -> skillbox_skills::OutputObserver {
+        let state = self.state.clone();
+        let raw = self.raw;
+        skillbox_skills::OutputObserver::new(move |stream, chunk| {
+            let i = usize::from(stream == skillbox_skills::OutputStream::Stderr);
+            let Ok(mut st) = state.lock() else { return };
+            st.shown = true;
+            let text: Vec<u8> = if raw {
+                chunk.to_vec()
+            } else {
+                st.pending[i].extend_from_slice(chunk);
+                let bytes = std::mem::take(&mut st.pending[i]);
+                let (shown, rest) = complete_utf8(&bytes);
+                st.pending[i] = rest.to_vec();
+                terminal_safe(&String::from_utf8_lossy(shown)).into_bytes()
+            };
+            if let Some(last) = text.last() {
+                st.ends_line[i] = *last == b'\n';
+            }
+            write_to(i, &text);
+        })
+    }
+
+    /// Shows what is left and ends each stream that was shown on a new line, so that the
+    /// status line stands on its own; returns whether anything was shown.
+    pub(crate) fn finish(self) -> bool {
+        let Ok(mut st) = self.state.lock() else { return false };
+        for i in 0..2 {
+            let rest = std::mem::take(&mut st.pending[i]);
+            if !rest.is_empty() {
+                write_to(i, terminal_safe(&String::from_utf8_lossy(&rest)).as_bytes());
+                st.ends_line[i] = false;
+            }
+            if st.shown && !st.ends_line[i] {
+                write_to(i, b"\n");
+            }
+        }
+        st.shown
+    }
+}
+
+/// Writes to stdout (`0`) or stderr (`1`) at once; a closed terminal is not an error here.
+fn write_to(i: usize, bytes: &[u8]) {
+    use std::io::Write;
+    let _ = if i == 0 {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes).and_then(|()| out.flush())
+    } else {
+        std::io::stderr().lock().write_all(bytes)
+    };
+}
+
+/// `bytes` split into what can be shown now and an incomplete UTF-8 character at its end
+/// (at most 3 bytes) that must wait for the next chunk. Invalid bytes are shown (replaced).
+fn complete_utf8(bytes: &[u8]) -> (&[u8], &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => (bytes, &[]),
+        Err(e) if e.error_len().is_none() => bytes.split_at(e.valid_up_to()),
+        Err(_) => (bytes, &[]),
+    }
+}

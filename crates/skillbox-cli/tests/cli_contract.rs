@@ -586,3 +586,70 @@ fn typos_are_refused_in_security_and_warned_of_elsewhere() {
     let out = e.cmd(&["run", "count-lines", "-p", "path=src/app.py"]);
     assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
 }
+
+/// At a terminal, a run's output shows as it comes: the first line is on the terminal while
+/// the skill still sleeps, and nothing is shown twice. Elsewhere it comes once, at the end.
+#[test]
+fn output_shows_as_it_comes_at_a_terminal() {
+    let e = Env::new();
+    fs::write(
+        e.ws.path().join(".skillbox/skills/slow-talk.json"),
+        r#"{"name": "slow-talk", "type": "command", "command": "sh",
+            "args": ["-c", "echo first; echo err-line >&2; sleep 2; printf 'second\\n'; printf 'caf\\303'; sleep 0.2; printf '\\251\\n'"],
+            "security": {"permissions": {"process_spawn": "limited"}}}"#,
+    )
+    .unwrap();
+    // When each piece of text reached the terminal, in seconds from the start.
+    let program = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+start = time.monotonic()
+seen, out = {}, b""
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    for word in [b"first", b"second", b"success"]:
+        if word in out and word not in seen:
+            seen[word] = time.monotonic() - start
+os.waitpid(pid, 0)
+for word, t in seen.items():
+    print(word.decode(), round(t, 2))
+print("TRANSCRIPT", out.decode("utf-8", "replace").replace("\r\n", "\n").replace("\n", "|"))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", program, &bin(), "run", "slow-talk"])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", e.home.path())
+        .env("SKILLBOX_HOME", e.home.path().join("sb"))
+        .env("NO_COLOR", "1")
+        .current_dir(e.ws.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let at = |w: &str| -> f64 {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{w} ")))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{w} never shown: {report}"))
+    };
+    assert!(at("first") + 1.5 <= at("second"), "not shown as it came: {report}");
+    assert!(at("second") <= at("success"), "{report}");
+    let transcript = report.lines().find_map(|l| l.strip_prefix("TRANSCRIPT ")).unwrap();
+    assert_eq!(transcript.matches("first").count(), 1, "shown twice: {transcript}");
+    assert_eq!(transcript.matches("err-line").count(), 1, "stderr shown twice: {transcript}");
+    // A character split across two writes is shown whole.
+    assert!(transcript.contains("café|"), "{transcript}");
+
+    // Piped: the same output, once, after the run.
+    let piped = e.cmd(&["run", "slow-talk"]);
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "first\nsecond\ncafé\n");
+}

@@ -67,7 +67,7 @@ pub fn simulated_host() -> Option<String> {
     landlock::test_cap().map(|cap| format!("SKILLBOX_TEST_LANDLOCK_ABI={cap}"))
 }
 pub use diagnose::{profile as host_profile, Finding, HostProfile, APPARMOR_INSTALL};
-pub use output::CapturedOutput;
+pub use output::{CapturedOutput, OutputObserver, Stream};
 pub use paths::{normalize, resolve, resolve_beneath};
 pub use plan::DECLARATIONS;
 pub use planted::{Planted, PlantedEntry, PlantedFate, MAX_PLANTED_LISTED, MAX_SWEEP_ENTRIES};

@@ -1,3 +1,52 @@
+use std::sync::Arc;
+
+/// Which output stream of a child a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Sees each chunk of a child's output as it is read, before it is captured: so that a
+/// person at a terminal sees a long run's output as it comes, not when it ends. It is
+/// called on the task that reads the pipe, so it must not block for long (a terminal write
+/// is fine); the capture, and so the result, is the same with or without one.
+#[derive(Clone)]
+pub struct OutputObserver(Arc<SeeChunk>);
+
+/// What an [`OutputObserver`] calls with each chunk.
+type SeeChunk = dyn Fn(Stream, &[u8]) + Send + Sync;
+
+impl OutputObserver {
+    /// An observer calling `f` with each chunk.
+    pub fn new(f: impl Fn(Stream, &[u8]) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Hands `chunk` of `stream` to the observer.
+    pub(crate) fn see(&self, stream: Stream, chunk: &[u8]) {
+        (self.0)(stream, chunk)
+    }
+}
+
+impl std::fmt::Debug for OutputObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputObserver")
+    }
+}
+
+/// Two observers are the same when they are one closure (a context holding one compares
+/// equal to its clone).
+impl PartialEq for OutputObserver {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for OutputObserver {}
+
 /// Output of one stream, captured within a fixed memory bound.
 ///
 /// A child that writes gigabytes must not grow the supervisor's memory, yet the start of the

@@ -220,8 +220,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     drop((stdin, out_w, err_w, prepared));
     let mut reaper = Reaper { pid: spawned.pid, done: false, supervisor, sweep, _held: held };
 
-    let stdout = reader(out_r, spec.output_limit)?;
-    let stderr = reader(err_r, spec.output_limit)?;
+    let observed = |stream| spec.observer.clone().map(|o| (o, stream));
+    let stdout = reader(out_r, spec.output_limit, observed(crate::Stream::Stdout))?;
+    let stderr = reader(err_r, spec.output_limit, observed(crate::Stream::Stderr))?;
 
     // SAFETY: the pidfd is an OwnedFd moved into the AsyncFd, so it stays open and names
     // the same process for the AsyncFd's whole life.
@@ -648,13 +649,21 @@ type Reader = (JoinHandle<()>, std::sync::Arc<std::sync::Mutex<Capture>>);
 
 /// Reads `fd`, the read end of a pipe, into a capture of `limit` bytes on a task of its own.
 /// tokio sets the descriptor non-blocking.
-fn reader(fd: OwnedFd, limit: usize) -> Result<Reader, SandboxError> {
+fn reader(
+    fd: OwnedFd,
+    limit: usize,
+    observer: Option<(crate::OutputObserver, crate::Stream)>,
+) -> Result<Reader, SandboxError> {
     let stream =
         tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(SandboxError::Supervise)?;
-    Ok(read_into(stream, limit))
+    Ok(read_into(stream, limit, observer))
 }
 
-fn read_into<R: AsyncRead + Unpin + Send + 'static>(mut stream: R, limit: usize) -> Reader {
+fn read_into<R: AsyncRead + Unpin + Send + 'static>(
+    mut stream: R,
+    limit: usize,
+    observer: Option<(crate::OutputObserver, crate::Stream)>,
+) -> Reader {
     let capture = std::sync::Arc::new(std::sync::Mutex::new(Capture::new(limit)));
     let shared = capture.clone();
     let task = tokio::spawn(async move {
@@ -662,10 +671,15 @@ fn read_into<R: AsyncRead + Unpin + Send + 'static>(mut stream: R, limit: usize)
         loop {
             match stream.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => match shared.lock() {
-                    Ok(mut c) => c.push(&buf[..n]),
-                    Err(_) => break,
-                },
+                Ok(n) => {
+                    if let Some((o, which)) = &observer {
+                        o.see(*which, &buf[..n]);
+                    }
+                    match shared.lock() {
+                        Ok(mut c) => c.push(&buf[..n]),
+                        Err(_) => break,
+                    }
+                }
             }
         }
     });

@@ -27,6 +27,9 @@ pub struct ChildSpec {
     /// outcome's report then says what was not enforced. Off by default: a run never gets
     /// less isolation than asked for without someone saying so.
     pub allow_weaker: bool,
+    /// Sees the child's output as it is read (see [`crate::OutputObserver`]); `None`: the
+    /// output is only captured.
+    pub observer: Option<crate::OutputObserver>,
 }
 
 impl ChildSpec {
@@ -42,6 +45,7 @@ impl ChildSpec {
             output_limit: 1024 * 1024,
             policy: crate::Policy::strict(),
             allow_weaker: false,
+            observer: None,
         }
     }
 

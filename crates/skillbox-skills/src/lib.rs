@@ -88,3 +88,4 @@ pub use skillbox_audit as audit_log;
 /// Re-exported so that embedders can show what is enforced without depending on the
 /// sandbox crate directly.
 pub use skillbox_sandbox::{Enforcement, Guarantee, MechanismState};
+pub use skillbox_sandbox::{OutputObserver, Stream as OutputStream};

@@ -45,6 +45,9 @@ pub struct RunOptions {
     pub allow_weaker_isolation: bool,
     /// Base delay of the retry backoff; `None`: one second.
     pub retry_base_delay: Option<std::time::Duration>,
+    /// Sees the output of the run's processes as it is read, every attempt and fallback
+    /// (a CLI at a terminal prints it as it comes); the result holds it all the same.
+    pub on_output: Option<skillbox_sandbox::OutputObserver>,
 }
 
 /// Skills for one workspace, and the single execution path used by the CLI, the MCP server
@@ -563,6 +566,7 @@ impl Runtime {
         };
         let mut ctx = self.context(decision.level);
         ctx.allow_weaker_isolation = options.allow_weaker_isolation;
+        ctx.output_observer = options.on_output.clone();
         self.run_decided(span, skill, params, &ctx, &decision, options).await
     }
 

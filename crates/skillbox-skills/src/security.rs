@@ -145,6 +145,10 @@ pub struct SecurityContext {
     /// Run even where the host lacks a mechanism the grant needs (Landlock, seccomp). Off
     /// unless a person asks for it for one run; the result then lists what was not enforced.
     pub allow_weaker_isolation: bool,
+    /// Sees the output of the run's processes as it comes (a terminal showing it); not part
+    /// of what the run is granted.
+    #[serde(skip)]
+    pub output_observer: Option<skillbox_sandbox::OutputObserver>,
     /// skillbox's own paths (its home with the trust store, policy and global skills; the
     /// audit log's files): no level grants writes to them, and no grant reaches them by
     /// containing them, since a run could then rewrite its own record, grant itself a level
@@ -214,6 +218,7 @@ impl SecurityContext {
             environment: env,
             workspace: workspace.into(),
             allow_weaker_isolation: false,
+            output_observer: None,
             reserved: Vec::new(),
             homes: crate::protect::homes(|k| std::env::var_os(k)),
             quarantine: None,

@@ -55,6 +55,7 @@ pub(super) async fn run(
     spec.output_limit = OUTPUT_LIMIT;
     spec.policy = policy;
     spec.allow_weaker = ctx.allow_weaker_isolation;
+    spec.observer = ctx.output_observer.clone();
 
     tracing::debug!(program = ?spec.program, args = spec.args.len(), "spawning");
     let outcome = skillbox_sandbox::run(&spec).await;
