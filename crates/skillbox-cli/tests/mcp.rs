@@ -613,6 +613,7 @@ fn a_host_that_cannot_keep_a_guarantee_is_a_tool_error_unless_the_server_opts_in
     assert_eq!(r["isError"], true, "{v}");
     let text = r["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("cannot enforce") && text.contains("tell the person"), "{text}");
+    assert!(text.contains("skillbox mcp --allow-weaker-isolation"), "{text}");
     let missing = r["structuredContent"]["unsupported"].as_array().unwrap();
     assert!(!missing.is_empty(), "{v}");
     assert!(missing.iter().all(|g| text.contains(g.as_str().unwrap())), "{text}");

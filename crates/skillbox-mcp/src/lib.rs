@@ -242,7 +242,13 @@ impl SkillServer {
                 }
             }
         };
-        let out = to_tool_result(&result);
+        let mut out = to_tool_result(&result);
+        if !result.unsupported.is_empty() {
+            // The opt-out is this server's to give: name it for the person.
+            out.text.push_str(
+                " (the person can start this server as `skillbox mcp --allow-weaker-isolation`)",
+            );
+        }
         let mut reply = if out.is_error {
             CallToolResult::error(vec![ContentBlock::text(out.text)])
         } else {
