@@ -593,7 +593,7 @@ fn hostsim() -> PathBuf {
 #[test]
 fn a_host_that_cannot_keep_a_guarantee_is_a_tool_error_unless_the_server_opts_in() {
     let w = World::new();
-    let call = |extra: &[&str]| -> Value {
+    let call = |extra: &[&str]| -> (Value, Value) {
         let mut cmd = Command::new(hostsim());
         cmd.args(["ubuntu-24.04", "--"]).arg(bin()).args(["mcp", "--poll-ms", "200"]);
         cmd.args(extra)
@@ -606,9 +606,21 @@ fn a_host_that_cannot_keep_a_guarantee_is_a_tool_error_unless_the_server_opts_in
         let mut raw = Raw::start(&mut cmd);
         raw.initialize();
         raw.send(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo-back","arguments":{"text":"hi"}}}"#);
-        raw.recv_id(2).0
+        let called = raw.recv_id(2).0;
+        raw.send(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
+        let listed = raw.recv_id(3).0;
+        let echo = listed["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "echo-back")
+            .cloned()
+            .unwrap();
+        (called, echo["annotations"].clone())
     };
-    let v = call(&[]);
+    let (v, hints) = call(&[]);
+    // Refused there, so a call changes nothing.
+    assert_eq!(hints["readOnlyHint"], true, "{hints}");
     let r = &v["result"];
     assert_eq!(r["isError"], true, "{v}");
     let text = r["content"][0]["text"].as_str().unwrap();
@@ -618,7 +630,10 @@ fn a_host_that_cannot_keep_a_guarantee_is_a_tool_error_unless_the_server_opts_in
     assert!(!missing.is_empty(), "{v}");
     assert!(missing.iter().all(|g| text.contains(g.as_str().unwrap())), "{text}");
 
-    let v = call(&["--allow-weaker-isolation"]);
+    let (v, hints) = call(&["--allow-weaker-isolation"]);
+    // Run without a mount namespace, it could change the modes of files it may only read.
+    assert_eq!(hints["readOnlyHint"], false, "{hints}");
+    assert_eq!(hints["destructiveHint"], true, "{hints}");
     let r = &v["result"];
     assert_eq!(r["isError"], false, "{v}");
     assert_eq!(r["content"][0]["text"], "hi\n", "{v}");

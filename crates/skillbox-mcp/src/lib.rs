@@ -137,7 +137,10 @@ impl SkillServer {
     /// with its description and the JSON Schema of its parameters.
     pub fn tools(&self) -> Vec<Tool> {
         let rt = self.runtime();
-        rt.registry().skills().filter_map(|s| tool_for(&rt, s)).collect()
+        rt.registry()
+            .skills()
+            .filter_map(|s| tool_for(&rt, s, self.shared.options.allow_weaker_isolation))
+            .collect()
     }
     /// Reloads the skills if their files changed since the last look; returns whether they
     /// did, after telling every client.
@@ -287,7 +290,11 @@ fn prompt_for(skill: &skillbox_skills::LoadedSkill) -> Option<Prompt> {
 }
 
 /// `skill` as an MCP tool, or `None` if it cannot run (`code_session`).
-fn tool_for(rt: &Arc<Runtime>, s: &skillbox_skills::LoadedSkill) -> Option<Tool> {
+fn tool_for(
+    rt: &Arc<Runtime>,
+    s: &skillbox_skills::LoadedSkill,
+    allow_weaker_isolation: bool,
+) -> Option<Tool> {
     if s.def.skill_type == SkillType::CodeSession {
         return None;
     }
@@ -313,7 +320,7 @@ fn tool_for(rt: &Arc<Runtime>, s: &skillbox_skills::LoadedSkill) -> Option<Tool>
         "{} (runs confined by skillbox at trust level `{level}`{hosts})",
         skillbox_skills::Tool::description(&tool)
     );
-    let hints = skillbox_skills::tool_hints(rt, s);
+    let hints = skillbox_skills::tool_hints(rt, s, allow_weaker_isolation);
     let annotations = ToolAnnotations::with_title(s.def.name.clone())
         .read_only(hints.read_only)
         .destructive(hints.destructive)
@@ -423,7 +430,7 @@ impl ServerHandler for SkillServer {
         let rt = self.runtime();
         let skill = rt.registry().get(name).ok()?;
         // An alias resolves to its skill, whose tool has the skill's name.
-        tool_for(&rt, skill).filter(|t| t.name == name)
+        tool_for(&rt, skill, self.shared.options.allow_weaker_isolation).filter(|t| t.name == name)
     }
 
     async fn call_tool(

@@ -218,8 +218,15 @@ impl ToolHints {
 }
 
 /// The [`ToolHints`] of `skill` as `runtime` would run it now, at its default level (a grant
-/// or the policy may set it).
-pub fn tool_hints(runtime: &crate::Runtime, skill: &crate::LoadedSkill) -> ToolHints {
+/// or the policy may set it). `allow_weaker_isolation`: the caller runs skills even where the
+/// host cannot keep a guarantee; where it cannot keep `file-metadata` (no mount namespace per
+/// run, or no mount API), a run could then change the modes and times of files it may only
+/// read, so no run that starts a process is read-only there.
+pub fn tool_hints(
+    runtime: &crate::Runtime,
+    skill: &crate::LoadedSkill,
+    allow_weaker_isolation: bool,
+) -> ToolHints {
     use crate::format::{NetworkLevel, SkillType};
     if matches!(skill.def.skill_type, SkillType::PromptInline | SkillType::Conversation) {
         // Rendered by skillbox; no process runs.
@@ -234,7 +241,9 @@ pub fn tool_hints(runtime: &crate::Runtime, skill: &crate::LoadedSkill) -> ToolH
         // Denied before anything runs.
         Err(_) => ToolHints::INERT,
         Ok(g) => {
-            let read_only = g.file_write.is_empty();
+            let host = skillbox_sandbox::host();
+            let metadata_kept = host.mount_namespaces && host.mount_api;
+            let read_only = g.file_write.is_empty() && (metadata_kept || !allow_weaker_isolation);
             let open_world = g.network != NetworkLevel::None;
             ToolHints {
                 read_only,
