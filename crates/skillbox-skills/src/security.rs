@@ -574,14 +574,19 @@ pub struct Denial {
 }
 
 impl Denial {
-    /// One line: what was refused, why, and how to grant it.
-    pub fn message(&self) -> String {
-        let what = match self.permission {
+    /// What the skill asked for, in words (`write access to /p/out`).
+    fn what(&self) -> String {
+        match self.permission {
             Permission::FileRead => format!("read access to {}", self.asked),
             Permission::FileWrite => format!("write access to {}", self.asked),
             Permission::Network => format!("network access ({})", self.asked),
             Permission::ProcessSpawn => format!("process creation ({})", self.asked),
-        };
+        }
+    }
+
+    /// One line: what was refused, why, and how to grant it.
+    pub fn message(&self) -> String {
+        let what = self.what();
         let fix = match self.fix {
             Some(level) => format!(
                 "to grant it, if you trust this skill, run `skillbox trust {} --level {level}` \
@@ -608,12 +613,7 @@ impl Denial {
     /// why, and that only the person can grant it, since a model cannot pass `--trust` or
     /// run `skillbox trust` on the person's behalf.
     pub fn message_for_model(&self) -> String {
-        let what = match self.permission {
-            Permission::FileRead => format!("read access to {}", self.asked),
-            Permission::FileWrite => format!("write access to {}", self.asked),
-            Permission::Network => format!("network access ({})", self.asked),
-            Permission::ProcessSpawn => format!("process creation ({})", self.asked),
-        };
+        let what = self.what();
         let fix = match self.fix {
             Some(level) => format!(
                 "you cannot grant this yourself. If the task needs it, tell the person that \
