@@ -30,6 +30,7 @@ fn options() -> ServeOptions {
         max_concurrent_runs: 1,
         max_message_bytes: MAX_LINE,
         progress_interval: Duration::from_secs(3600),
+        ..ServeOptions::default()
     }
 }
 
