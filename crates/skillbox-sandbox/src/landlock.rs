@@ -224,8 +224,16 @@ fn grant(
         }
         census.absorb(budget.into_census());
     }
-    if policy.network == NetworkAccess::HttpsOnly {
-        created = created.add_rule(NetPort::new(443, AccessNet::ConnectTcp))?;
+    // Below ABI 4 the ruleset handles no TCP right: the plan says what holds instead.
+    match policy.network {
+        _ if found < 4 => {}
+        NetworkAccess::HttpsOnly => {
+            created = created.add_rule(NetPort::new(443, AccessNet::ConnectTcp))?;
+        }
+        NetworkAccess::Loopback { port } => {
+            created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+        }
+        NetworkAccess::None | NetworkAccess::Full => {}
     }
     let fd: Option<OwnedFd> = created.into();
     fd.ok_or(LandlockError::Unsupported { found })

@@ -17,6 +17,7 @@
 //! | file metadata (mode, owner, times, attributes) | read-only mounts in the run's own mount namespace beside Landlock (`metadata` module) |
 //! | other processes hidden | a procfs of the run's PID namespace on `/proc` (`metadata` module) |
 //! | TCP | Landlock network rules |
+//! | the one way out of a networked run | a network namespace of its own holding only loopback, with a listener passed back to the caller (`netns` module) |
 //! | signals, abstract Unix sockets | Landlock scopes (ABI 6) |
 //! | socket families, io_uring, namespaces, TIOCSTI, keyctl, bpf, ptrace, x32 | seccomp deny-list (`seccomp` module) |
 //! | privileges | `no_new_privs`, all capabilities dropped |
@@ -41,6 +42,7 @@ mod landlock;
 mod members;
 mod metadata;
 mod mountns;
+mod netns;
 mod output;
 mod paths;
 mod plan;
@@ -67,6 +69,7 @@ pub fn simulated_host() -> Option<String> {
     landlock::test_cap().map(|cap| format!("SKILLBOX_TEST_LANDLOCK_ABI={cap}"))
 }
 pub use diagnose::{profile as host_profile, Finding, HostProfile, APPARMOR_INSTALL};
+pub use netns::ListenerSink;
 pub use output::{CapturedOutput, OutputObserver, Stream};
 pub use paths::{normalize, resolve, resolve_beneath};
 pub use plan::DECLARATIONS;

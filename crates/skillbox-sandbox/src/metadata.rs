@@ -573,6 +573,7 @@ mod tests {
             metadata: Some(program),
             stdin_null: true,
             supervisor_fd: None,
+            loopback: None,
         };
         let null = std::fs::File::open("/dev/null").unwrap();
         let spawned = spawn(&p, [null.as_raw_fd(), null.as_raw_fd(), null.as_raw_fd()])

@@ -1024,6 +1024,7 @@ mod tests {
             metadata: None,
             stdin_null: false,
             supervisor_fd: None,
+            loopback: None,
         }
     }
 

@@ -11,7 +11,7 @@
 //! | `filesystem` | Landlock ABI 3 or later · Landlock ABI 1-2 with seccomp denying truncation · a mount namespace of the run's own (with its user and PID namespaces) |
 //! | `ipc` | Landlock ABI 6 scopes with seccomp · a PID namespace with seccomp |
 //! | `side-doors` | seccomp |
-//! | `network` | `none`: seccomp · `https-only`: Landlock ABI 4 or later with seccomp |
+//! | `network` | `none`: seccomp · `https-only`: Landlock ABI 4 or later with seccomp · `loopback`: a network namespace of the run's own (with its user namespace), with seccomp and, from ABI 4, Landlock |
 //! | `processes` | `none`: seccomp · a count: pids cgroup · `RLIMIT_NPROC` in the run's own user namespace · the watchdog |
 //! | `memory` | memory cgroup · `RLIMIT_AS` per process |
 //! | `cpu-share` | cpu cgroup |
@@ -77,6 +77,12 @@ pub(crate) struct Plan {
     /// With the watchdog, for a non-root run: `RLIMIT_NPROC` at the host's thread count
     /// when the run starts plus this count, a kernel backstop (see `run::prepare`).
     pub nproc_backstop: Option<u64>,
+    /// Start the child in a network namespace of its own holding only loopback, with a
+    /// listener at this port passed back (`crate::netns`); only with `namespaces`.
+    pub loopback: Option<u16>,
+    /// The network the child gets: the policy's, but `https-only` where a `loopback` policy
+    /// runs without its namespace (weaker isolation, which the report says).
+    pub network: NetworkAccess,
     /// Capabilities are dropped, and failing to drop the bounding set is an error (root).
     pub caps_required: bool,
     /// What the run is told was enforced.
@@ -148,7 +154,7 @@ pub(crate) fn plan(
     let (metadata, metadata_line) = file_metadata(policy, base, host, files);
     let (proc_, proc_line) = process_visibility(policy, base, host, files);
     let ipc = ipc(policy.network, base);
-    let network = network(policy.network, base);
+    let (loopback, effective_network, network) = network(policy.network, base);
     let (processes, processes_line) = processes(policy, base, host);
     let (tree, tree_line) = tree_kill(policy, base, ipc.state == Enforced);
     report.mechanisms.extend(fixed_lines(base, tree));
@@ -171,7 +177,7 @@ pub(crate) fn plan(
     report.mechanisms.push(disk_writes(&policy.rlimits, base.namespaces, host));
     refuse_unless_kept(&report, allow_weaker, host)?;
     let landlock_needed = (policy.confine_files && files.landlock)
-        || (policy.network != NetworkAccess::Full && base.abi >= TCP_ABI)
+        || (effective_network != NetworkAccess::Full && base.abi >= TCP_ABI)
         || base.abi >= SCOPE_ABI;
     let cgroups = Cgroups {
         pids_max: processes.pids_max.filter(|_| host.cgroup_pids),
@@ -185,7 +191,12 @@ pub(crate) fn plan(
             .then_some(Metadata { read_only: metadata, proc_ })
             .filter(|_| !files.mounts),
         seccomp: base.seccomp.then_some(Shape {
-            network: policy.network,
+            // The socket rules of `loopback` are those of `https-only`: the namespace, not
+            // the filter, decides where a socket leads.
+            network: match effective_network {
+                NetworkAccess::Loopback { .. } => NetworkAccess::HttpsOnly,
+                n => n,
+            },
             processes: policy.processes,
             sessions: tree == Tree::PidNamespace,
             truncation: files.truncation_by_seccomp,
@@ -196,6 +207,8 @@ pub(crate) fn plan(
         supervisor: tree == Tree::Supervisor,
         watched_processes: processes.watched,
         nproc_backstop: processes.watched.filter(|_| !host.root),
+        loopback,
+        network: effective_network,
         caps_required: host.root,
         report,
     })
@@ -563,9 +576,54 @@ fn side_doors(base: Base) -> Mechanism {
 }
 
 /// The network: at `none`, seccomp alone (no socket but a connected Unix pair); at
-/// `https-only`, Landlock's TCP port rules (ABI 4) with seccomp's socket families. Returns
-/// the `network` line.
-fn network(network: NetworkAccess, base: Base) -> Mechanism {
+/// `https-only`, Landlock's TCP port rules (ABI 4) with seccomp's socket families; at
+/// `loopback`, a network namespace of the run's own. Returns the port of the namespace's
+/// listener (when it gets one), the network the child gets, and the `network` line.
+fn network(network: NetworkAccess, base: Base) -> (Option<u16>, NetworkAccess, Mechanism) {
+    if let NetworkAccess::Loopback { port } = network {
+        return loopback(port, base);
+    }
+    (None, network, network_line(network, base))
+}
+
+/// The `loopback` network: its own namespace where the run has user namespaces; else the
+/// run gets `https-only` (only with weaker isolation: the line is `not-enforced`).
+fn loopback(port: u16, base: Base) -> (Option<u16>, NetworkAccess, Mechanism) {
+    let abi = base.abi;
+    if !base.namespaces {
+        let weaker = network_line(NetworkAccess::HttpsOnly, base);
+        let detail = format!(
+            "the run's own network namespace needs user namespaces, which this host does not              give: no host can be held to a list, and with weaker isolation the run gets              https-only instead ({})",
+            weaker.detail
+        );
+        return (
+            None,
+            NetworkAccess::HttpsOnly,
+            line(Guarantee::Network, NotEnforced, &[], detail),
+        );
+    }
+    let mut via = vec![Via::NetNamespace];
+    let ports = if base.seccomp && abi >= TCP_ABI {
+        via.push(Via::Landlock(abi as u8));
+        format!("TCP connects to port {port} only, no bind (Landlock)")
+    } else {
+        format!("TCP ports are not restricted inside it (Landlock ABI {abi} has no TCP rules)")
+    };
+    let sockets = if base.seccomp {
+        via.push(Via::Seccomp);
+        "IPv4, IPv6 and netlink route sockets only, no raw or Unix socket (seccomp)"
+    } else {
+        "socket families are not restricted (no seccomp filter here)"
+    };
+    let detail = format!(
+        "a network namespace of the run's own holding only loopback: its one way out is the          listener on 127.0.0.1:{port} served from outside; no route, no UDP or DNS that          leaves it, no host loopback; {ports}; {sockets}"
+    );
+    let network = NetworkAccess::Loopback { port };
+    (Some(port), network, line(Guarantee::Network, Enforced, &via, detail))
+}
+
+/// The `network` line of `none`, `https-only` and `full`.
+fn network_line(network: NetworkAccess, base: Base) -> Mechanism {
     let abi = base.abi;
     match network {
         NetworkAccess::Full => {
@@ -958,8 +1016,12 @@ mod tests {
         p
     }
 
-    const NETWORKS: [NetworkAccess; 3] =
-        [NetworkAccess::None, NetworkAccess::HttpsOnly, NetworkAccess::Full];
+    const NETWORKS: [NetworkAccess; 4] = [
+        NetworkAccess::None,
+        NetworkAccess::HttpsOnly,
+        NetworkAccess::Loopback { port: 3128 },
+        NetworkAccess::Full,
+    ];
     const PROCESSES: [ProcessAccess; 3] =
         [ProcessAccess::None, ProcessAccess::Limited, ProcessAccess::Full];
 
@@ -1036,9 +1098,17 @@ mod tests {
                 let net = match network {
                     NetworkAccess::None => host.seccomp,
                     NetworkAccess::HttpsOnly => host.seccomp && abi >= 4,
+                    NetworkAccess::Loopback { .. } => host.user_namespaces,
                     NetworkAccess::Full => false,
                 };
                 assert_eq!(kept(Guarantee::Network), net, "{host:?} {network:?}");
+                // The namespace is made exactly where the line says it holds; without it the
+                // run falls back to https-only, never to more.
+                if let NetworkAccess::Loopback { port } = network {
+                    assert_eq!(weaker.loopback, net.then_some(port), "{host:?}");
+                    let fell_back = if net { network } else { NetworkAccess::HttpsOnly };
+                    assert_eq!(weaker.network, fell_back, "{host:?}");
+                }
                 let tree = host.user_namespaces || (host.seccomp && ipc);
                 assert_eq!(kept(Guarantee::TreeKill), tree, "{host:?}");
                 assert_eq!(weaker.namespaces, host.user_namespaces);

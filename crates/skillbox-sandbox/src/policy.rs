@@ -8,8 +8,25 @@ pub enum NetworkAccess {
     /// TCP connections to port 443 only (Landlock), plus UDP for DNS and netlink route
     /// queries. UDP destinations are not restricted (see the security model).
     HttpsOnly,
+    /// The run's own network namespace, holding nothing but loopback: no route out, no UDP
+    /// or DNS that leaves it, no host loopback. Its only open door is a listener on
+    /// `127.0.0.1:port` inside it, which the caller receives ([`crate::ChildSpec::listener`])
+    /// and serves from outside (skillbox's egress proxy). TCP connects to that port only
+    /// (Landlock, ABI 4), sockets as at `HttpsOnly` (seccomp). Needs user namespaces.
+    Loopback {
+        /// The port of the listener, on `127.0.0.1` inside the run's namespace.
+        port: u16,
+    },
     /// Everything the host allows.
     Full,
+}
+
+impl NetworkAccess {
+    /// Whether the run may make TCP and UDP sockets (`HttpsOnly` or `Loopback`) but not
+    /// reach everything: the socket rules these two share.
+    pub fn is_limited_sockets(self) -> bool {
+        matches!(self, Self::HttpsOnly | Self::Loopback { .. })
+    }
 }
 
 /// Whether a child may create processes.

@@ -158,6 +158,8 @@ pub enum Via {
     Seccomp,
     /// A PID namespace whose first process is the run's.
     PidNamespace,
+    /// A network namespace of the run's own, holding only loopback.
+    NetNamespace,
     /// The supervisor process that kills the run's process groups when skillbox dies.
     Supervisor,
     /// A pids cgroup.
@@ -186,6 +188,7 @@ impl std::fmt::Display for Via {
             Self::MountNamespace => "mount-namespace",
             Self::Seccomp => "seccomp",
             Self::PidNamespace => "pid-namespace",
+            Self::NetNamespace => "net-namespace",
             Self::Supervisor => "supervisor",
             Self::PidsCgroup => "pids-cgroup",
             Self::MemoryCgroup => "memory-cgroup",

@@ -188,7 +188,17 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         false => None,
     };
     let mut census = crate::planted::Census::default();
-    let mut prepared = prepare(spec, &plan, supervisor.as_deref(), &mut census)?;
+    // Where the host cannot give a `loopback` policy its namespace (weaker isolation, as the
+    // report says), the child gets the network the plan fell back to.
+    let fallback;
+    let policy = match plan.network == spec.policy.network {
+        true => &spec.policy,
+        false => {
+            fallback = crate::Policy { network: plan.network, ..spec.policy.clone() };
+            &fallback
+        }
+    };
+    let mut prepared = prepare(spec, policy, &plan, supervisor.as_deref(), &mut census)?;
     let sweep = crate::planted::Sweep::new(&spec.policy, census);
     let enforcement = plan.report;
 
@@ -212,6 +222,14 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     );
     let cgroup = prepared.cgroup.take();
     let pid_namespace = prepared.namespaces.is_some();
+    // The child has exec'd, so the listener of its network namespace is waiting in the pair.
+    let listener = match &prepared.loopback {
+        Some(pass) => Some(pass.receive().map_err(|e| SandboxError::Confine {
+            step: crate::spawn::Stage::Network.describe(),
+            source: e,
+        })),
+        None => None,
+    };
     // The run's cgroup lists its processes far more cheaply than a walk of /proc, but only
     // when they cannot leave it: Landlock, or the run's own root (which holds no cgroup
     // file system but read-only), keeps them from writing any cgroup.procs.
@@ -219,6 +237,13 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         spec.policy.confine_files && (prepared.landlock.is_some() || prepared.mounts.is_some());
     drop((stdin, out_w, err_w, prepared));
     let mut reaper = Reaper { pid: spawned.pid, done: false, supervisor, sweep, _held: held };
+    // Handed over only now, with the reaper set: a failure above kills the run.
+    match (listener.transpose()?, &spec.listener) {
+        (Some(listener), Some(sink)) => sink.take(listener),
+        // Nobody serves the door: closing it leaves the run's namespace with none.
+        (Some(listener), None) => drop(listener),
+        (None, _) => {}
+    }
 
     let observed = |stream| spec.observer.clone().map(|o| (o, stream));
     let stdout = reader(out_r, spec.output_limit, observed(crate::Stream::Stdout))?;
@@ -515,11 +540,11 @@ pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
 /// `census`, for the sweep after the run.
 fn prepare(
     spec: &ChildSpec,
+    policy: &crate::Policy,
     plan: &Plan,
     supervisor: Option<&crate::supervisor::Supervisor>,
     census: &mut crate::planted::Census,
 ) -> Result<Prepared, SandboxError> {
-    let policy = &spec.policy;
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| SandboxError::InvalidSpec("NUL byte".into()));
     let mut marks =
         plan.metadata.filter(|m| m.read_only).map(|_| crate::metadata::Marks::default());
@@ -597,6 +622,13 @@ fn prepare(
         landlock,
         seccomp,
         supervisor_fd: supervisor.map(|s| s.fd()),
+        loopback: match plan.loopback {
+            Some(port) => Some(
+                crate::netns::Passing::new(port)
+                    .map_err(|e| SandboxError::Policy(format!("cannot make a socket pair: {e}")))?,
+            ),
+            None => None,
+        },
     })
 }
 
@@ -827,7 +859,7 @@ mod tests {
         spec.policy.rlimits.memory = Some(64 << 20);
         spec.policy.rlimits.cpu_percent = Some(20);
         let plan = crate::plan::plan(&spec.policy, false, h).unwrap();
-        let prepared = prepare(&spec, &plan, None, &mut Default::default()).unwrap();
+        let prepared = prepare(&spec, &spec.policy, &plan, None, &mut Default::default()).unwrap();
         let cg = prepared.cgroup.as_ref().expect("a group");
         let said = |g, how: &str| plan.report.line(g).unwrap().detail.starts_with(how);
         assert_eq!(cg.limits_memory(), said(crate::Guarantee::Memory, "memory cgroup"));

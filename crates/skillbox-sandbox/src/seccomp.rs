@@ -168,7 +168,7 @@ fn rules(shape: Shape) -> Result<BTreeMap<i64, Vec<Rule>>, SeccompError> {
         NetworkAccess::None => {
             rules.insert(libc::SYS_socket, vec![]);
         }
-        NetworkAccess::HttpsOnly => https_only_rules(&mut rules)?,
+        NetworkAccess::HttpsOnly | NetworkAccess::Loopback { .. } => https_only_rules(&mut rules)?,
         NetworkAccess::Full => {}
     }
     if network != NetworkAccess::Full {
@@ -964,7 +964,9 @@ mod tests {
             libc::SYS_fork | libc::SYS_vfork => processes == ProcessAccess::None,
             libc::SYS_socket => match network {
                 NetworkAccess::None => true,
-                NetworkAccess::HttpsOnly => !https_socket_allowed(low(0), low(1), low(2)),
+                NetworkAccess::HttpsOnly | NetworkAccess::Loopback { .. } => {
+                    !https_socket_allowed(low(0), low(1), low(2))
+                }
                 NetworkAccess::Full => false,
             },
             libc::SYS_listen => https,

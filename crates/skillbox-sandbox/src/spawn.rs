@@ -35,6 +35,8 @@ pub(crate) enum Stage {
     Supervisor,
     /// Mounting in the run's mount namespace.
     Mounts,
+    /// Bringing up loopback and opening the listener in the run's network namespace.
+    Network,
     /// `PR_SET_PDEATHSIG`.
     DeathSignal,
     /// `dup2` of stdin, stdout, stderr.
@@ -67,6 +69,7 @@ impl Stage {
             IdMaps,
             Supervisor,
             Mounts,
+            Network,
             DeathSignal,
             Stdio,
             Chdir,
@@ -90,6 +93,7 @@ impl Stage {
             Stage::IdMaps => "mapping the user and group ids of the new namespace",
             Stage::Supervisor => "registering the process group with the supervisor",
             Stage::Mounts => "mounting in the run's mount namespace",
+            Stage::Network => "opening the run's network namespace",
             Stage::DeathSignal => "setting the parent-death signal",
             Stage::Stdio => "connecting stdin, stdout and stderr",
             Stage::Chdir => "changing to the working directory",
@@ -135,6 +139,10 @@ struct ChildArgs {
     /// The supervisor's pipe (see `crate::supervisor`), or -1: the child registers its
     /// process group there before any of its program runs.
     supervisor_fd: c_int,
+    /// In a new network namespace: the socket to pass the listener through (see
+    /// `crate::netns`), or -1; and the listener's port in network byte order.
+    loopback_pass: c_int,
+    loopback_port_be: u16,
     /// Result slot, written by the child only when a step fails: the [`Stage`] (0: none)
     /// and the errno. Atomics, because the child writes them through the same shared
     /// reference it reads everything else through.
@@ -183,6 +191,9 @@ pub(crate) struct Prepared {
     /// Without a PID namespace: the supervisor's pipe, which the child registers its
     /// process group with (see `crate::supervisor`).
     pub supervisor_fd: Option<RawFd>,
+    /// A network namespace of the run's own too, with loopback and a listener passed back
+    /// through this pair (only with `namespaces`: see `crate::netns`).
+    pub loopback: Option<crate::netns::Passing>,
 }
 
 /// A started child.
@@ -239,6 +250,13 @@ pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFai
             error: std::io::Error::from_raw_os_error(libc::EINVAL),
         });
     }
+    if p.loopback.is_some() && p.namespaces.is_none() {
+        // A network namespace needs the user namespace's capabilities to bring `lo` up.
+        return Err(SpawnFailure {
+            stage: Some(Stage::Network),
+            error: std::io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    }
     let blocked = BlockedSignals::all();
     let args = ChildArgs {
         program: p.program.as_ptr(),
@@ -260,6 +278,8 @@ pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFai
         metadata: p.metadata.as_ref().map_or(std::ptr::null(), |m| m as *const _),
         stdin_null: p.stdin_null && own_mounts,
         supervisor_fd: p.supervisor_fd.unwrap_or(-1),
+        loopback_pass: p.loopback.as_ref().map_or(-1, crate::netns::child_end),
+        loopback_port_be: p.loopback.as_ref().map_or(0, |l| l.port_be),
         fail_stage: AtomicI32::new(0),
         fail_errno: AtomicI32::new(0),
     };
@@ -268,7 +288,11 @@ pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFai
         (Some(_), false) => libc::CLONE_NEWUSER | libc::CLONE_NEWPID,
         (None, _) => 0,
     };
-    let flags = libc::CLONE_PIDFD | libc::SIGCHLD | namespaces;
+    let network = match p.loopback {
+        Some(_) => libc::CLONE_NEWNET,
+        None => 0,
+    };
+    let flags = libc::CLONE_PIDFD | libc::SIGCHLD | namespaces | network;
     let started = with_stack(|stack| {
         // SAFETY: `child_main` reads only `args` and the buffers it points to (argv, envp,
         // the Prepared), all alive until this function returns, and writes only the atomics
@@ -604,6 +628,10 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
     if a.new_namespaces {
         join_namespaces(a)?;
     }
+    if a.loopback_pass >= 0 {
+        crate::netns::open_door(a.loopback_pass, a.loopback_port_be)
+            .map_err(|()| Stage::Network)?;
+    }
     if !a.mounts.is_null() {
         // SAFETY: the program of the Prepared, alive until exec (see `spawn`); read only.
         crate::mountns::apply(unsafe { &*a.mounts }).map_err(|()| Stage::Mounts)?;
@@ -831,6 +859,7 @@ mod tests {
             metadata: None,
             stdin_null: false,
             supervisor_fd: None,
+            loopback: None,
         }
     }
 

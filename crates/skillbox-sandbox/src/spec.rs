@@ -30,6 +30,10 @@ pub struct ChildSpec {
     /// Sees the child's output as it is read (see [`crate::OutputObserver`]); `None`: the
     /// output is only captured.
     pub observer: Option<crate::OutputObserver>,
+    /// With [`crate::NetworkAccess::Loopback`]: receives the listener bound inside the
+    /// run's network namespace, once the child has started and before it can connect.
+    /// Without one, the listener is closed and the run's namespace has no open door.
+    pub listener: Option<crate::ListenerSink>,
 }
 
 impl ChildSpec {
@@ -46,6 +50,7 @@ impl ChildSpec {
             policy: crate::Policy::strict(),
             allow_weaker: false,
             observer: None,
+            listener: None,
         }
     }
 

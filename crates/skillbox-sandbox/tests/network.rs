@@ -338,3 +338,96 @@ async fn network_https_only_reaches_tcp_443_only() {
         assert!(h.accept().is_ok(), "control: the connection to 443 did not arrive");
     }
 }
+
+/// The attempts of [`NET_BODY`], then the way out of a `loopback` run: its door (ARGS[5] is
+/// its port, ARGS[6] what to send through it), and the ways around it that must lead
+/// nowhere: DNS to a public resolver, TCP to a public address, the host's loopback at the
+/// door's port.
+const LOOPBACK_BODY: &str = r##"
+door = int(ARGS[5])
+def through_door():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(("127.0.0.1", door))
+        s.sendall(ARGS[6].encode())
+        return s.recv(64)
+    finally:
+        s.close()
+attempt("door", through_door)
+attempt("dns", lambda: udp(socket.AF_INET, ("8.8.8.8", 53)))
+attempt("dns6", lambda: udp(socket.AF_INET6, ("2001:4860:4860::8888", 53)))
+attempt("public443", lambda: tcp(socket.AF_INET, ("1.1.1.1", 443)))
+attempt("public_door_port", lambda: tcp(socket.AF_INET, ("1.1.1.1", door)))
+attempt("interfaces", lambda: " ".join(n for _, n in socket.if_nameindex()))
+"##;
+
+/// A `loopback` run: its only way out is the listener handed to the caller, which receives
+/// exactly what the run sent through it; every service of this host (TCP, UDP, IPv6, Unix,
+/// abstract, and a listener on the host's loopback at the door's own port) gets nothing;
+/// DNS and public addresses have no route.
+#[tokio::test]
+async fn network_loopback_reaches_only_its_door() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let l = Listeners::new();
+    // A service on the host's loopback at the port the door has inside the run: the same
+    // address and port as the door, in the other namespace.
+    let host_side = TcpListener::bind("127.0.0.1:0").unwrap();
+    host_side.set_nonblocking(true).unwrap();
+    let port = host_side.local_addr().unwrap().port();
+    let cwd = scratch();
+    let mut args = l.args();
+    let token = unique_secret("through-the-door");
+    args.extend([port.to_string(), token.clone()]);
+    // The namespace is made beside the run's user and PID namespaces, as skills always get.
+    let mut policy = net_policy(NetworkAccess::Loopback { port });
+    policy.pid_namespace = true;
+    let mut spec = probe_spec(policy, cwd.path(), LOOPBACK_BODY, &args);
+    let full_body = format!("{NET_BODY}\n{LOOPBACK_BODY}");
+    spec.args[2] = format!("{}\n{full_body}", probe::PRELUDE).into();
+    // The door: each connection's bytes, answered with "served".
+    let seen: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let doors = Arc::new(Mutex::new(0));
+    let (seen2, doors2) = (seen.clone(), doors.clone());
+    spec.listener = Some(skillbox_sandbox::ListenerSink::new(move |listener| {
+        *doors2.lock().unwrap() += 1;
+        let seen = seen2.clone();
+        std::thread::spawn(move || {
+            for mut c in listener.incoming().flatten() {
+                let mut buf = vec![0u8; 256];
+                let n = c.read(&mut buf).unwrap_or(0);
+                seen.lock().unwrap().push(buf[..n].to_vec());
+                let _ = c.write_all(b"served");
+            }
+        });
+    }));
+    let Some(p) = probe_run(&spec).await else {
+        assert_eq!(*doors.lock().unwrap(), 0, "a refused run handed out a listener");
+        return;
+    };
+    let got = l.received();
+    assert!(got.values().all(|n| *n == 0), "a host service was reached: {got:?}\n{}", p.context());
+    assert!(host_side.accept().is_err(), "the host's loopback at the door's port was reached");
+    assert_eq!(*doors.lock().unwrap(), 1, "the listener was not handed over once");
+    assert_eq!(p.ok("door"), b"served", "{}", p.context());
+    // NET_BODY's `tcp443` attempt connects to ARGS[5], the door's port, and sends nothing;
+    // then the door attempt sends the token.
+    p.ok("tcp443");
+    assert_eq!(*seen.lock().unwrap(), vec![vec![], token.into_bytes()], "the door got other bytes");
+    // The namespace holds loopback and nothing else.
+    assert_eq!(p.ok_text("interfaces"), "lo", "{}", p.context());
+    // No route: the kernel answers before any packet leaves (ENETUNREACH), or Landlock
+    // refuses a TCP port other than the door's first (EACCES).
+    for name in ["dns", "public443", "public_door_port"] {
+        p.err(name, &[libc::ENETUNREACH, EACCES]);
+    }
+    p.err("dns6", &[libc::ENETUNREACH, libc::EADDRNOTAVAIL, libc::EAFNOSUPPORT]);
+    // The host's services at their own ports: loopback inside has nothing there.
+    for name in TCP4_ATTEMPTS.iter().chain(&["udp4", "unix_path", "unix_abstract"]) {
+        assert!(!matches!(p.get(name), Attempt::Ok(_)) || *name == "udp4", "{name} succeeded");
+    }
+    // The report names the namespace.
+    let line = p.outcome.enforcement.line(Guarantee::Network).unwrap();
+    assert!(line.via.contains(&Via::NetNamespace), "{line:?}");
+}

@@ -35,7 +35,7 @@
 //! | file-metadata (asked with `pid_namespace`) | a mount namespace of the run's own: its own root where Landlock is missing, else beside Landlock, with the new mount API |
 //! | process-visibility (asked with `pid_namespace`) | a procfs of the run's PID namespace in its mount namespace |
 //! | ipc | Landlock ABI 6+ with seccomp · a PID namespace (user namespaces and `pid_namespace`) with seccomp |
-//! | network `none` | seccomp (with Landlock's TCP rules from ABI 4) · `https-only`: Landlock ABI 4+ with seccomp |
+//! | network `none` | seccomp (with Landlock's TCP rules from ABI 4) · `https-only`: Landlock ABI 4+ with seccomp · `loopback`: the run's own network namespace (user namespaces), with Landlock from ABI 4 and seccomp |
 //! | processes with a count | pids cgroup · `RLIMIT_NPROC` in the run's own user namespace (non-root, PID namespace) · the watchdog, with an `RLIMIT_NPROC` backstop for non-root (root: the watchdog alone) |
 //! | tree-kill | a PID namespace · the supervisor, with seccomp, where ipc is kept |
 //! | process-group | a new session; in a PID namespace programs may start their own (setsid, setpgid), else seccomp denies them |
@@ -473,6 +473,11 @@ pub(crate) fn expect_policy(policy: &Policy, allow_weaker: bool) -> Expectation 
         NetworkAccess::None => Kept(vec![Via::Seccomp]),
         NetworkAccess::HttpsOnly if abi >= 4 => Kept(vec![landlock, Via::Seccomp]),
         NetworkAccess::HttpsOnly => Missing,
+        NetworkAccess::Loopback { .. } if pid_ns && abi >= 4 => {
+            Kept(vec![Via::NetNamespace, landlock, Via::Seccomp])
+        }
+        NetworkAccess::Loopback { .. } if pid_ns => Kept(vec![Via::NetNamespace, Via::Seccomp]),
+        NetworkAccess::Loopback { .. } => Missing,
     };
     let processes = match (policy.processes, r.processes) {
         (ProcessAccess::None, _) => Kept(vec![Via::Seccomp]),
