@@ -223,13 +223,10 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     let cgroup = prepared.cgroup.take();
     let pid_namespace = prepared.namespaces.is_some();
     // The child has exec'd, so the listener of its network namespace is waiting in the pair.
-    let listener = match &prepared.loopback {
-        Some(pass) => Some(pass.receive().map_err(|e| SandboxError::Confine {
-            step: crate::spawn::Stage::Network.describe(),
-            source: e,
-        })),
-        None => None,
-    };
+    let listener = prepared.loopback.as_ref().map(|pass| {
+        let step = crate::spawn::Stage::Network.describe();
+        pass.receive().map_err(|source| SandboxError::Confine { step, source })
+    });
     // The run's cgroup lists its processes far more cheaply than a walk of /proc, but only
     // when they cannot leave it: Landlock, or the run's own root (which holds no cgroup
     // file system but read-only), keeps them from writing any cgroup.procs.
