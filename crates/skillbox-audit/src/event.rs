@@ -37,6 +37,9 @@ pub enum EventType {
     RetryAttempt,
     /// A fallback command ran after the skill's attempts failed.
     FallbackExecuted,
+    /// A connection a run asked skillbox's egress proxy for: allowed (with the address
+    /// dialed and the bytes each way) or refused (with the reason).
+    NetworkConnection,
     /// Old vocabulary, kept for readers: a blocked security violation.
     SecurityViolationBlocked,
     /// Old vocabulary: suspicious activity.
@@ -54,7 +57,7 @@ pub enum EventType {
 impl EventType {
     /// Every variant, in declaration order; keep it complete when adding one (a test
     /// checks each listed name against serde's).
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::SkillExecutionStarted,
         Self::SkillExecutionCompleted,
         Self::SkillExecutionFailed,
@@ -70,6 +73,7 @@ impl EventType {
         Self::IsolationWeakened,
         Self::RetryAttempt,
         Self::FallbackExecuted,
+        Self::NetworkConnection,
         Self::SecurityViolationBlocked,
         Self::SuspiciousActivity,
         Self::OutputValidationFailed,
@@ -97,6 +101,7 @@ impl EventType {
             Self::IsolationWeakened => "IsolationWeakened",
             Self::RetryAttempt => "RetryAttempt",
             Self::FallbackExecuted => "FallbackExecuted",
+            Self::NetworkConnection => "NetworkConnection",
             Self::SecurityViolationBlocked => "SecurityViolationBlocked",
             Self::SuspiciousActivity => "SuspiciousActivity",
             Self::OutputValidationFailed => "OutputValidationFailed",

@@ -868,8 +868,8 @@ fn doctor(workspace: &std::path::Path, json: bool) -> u8 {
 }
 
 /// The skills of `workspace` that declare `allowed_domains`, for `doctor`: which hosts each
-/// says it reaches, beside the host's mechanisms, since nothing enforces the list by name
-/// yet and a person should see that it is a declaration. The skill files are read where
+/// may reach, and whether this host enforces the lists (the egress proxy needs each run's
+/// own network namespace). The skill files are read where
 /// every command finds them, without opening the audit log (doctor records nothing); a file
 /// that does not load is not listed (`skillbox validate` names its problems).
 fn declared_egress(workspace: &std::path::Path) -> Vec<Value> {
@@ -882,7 +882,7 @@ fn declared_egress(workspace: &std::path::Path) -> Vec<Value> {
                 "skill": s.def.name,
                 "allowed_domains": list,
                 "plain_http": s.def.permissions.plain_http,
-                "enforced": false,
+                "enforced": skillbox_skills::egress_enforced(),
             }))
         })
         .collect()

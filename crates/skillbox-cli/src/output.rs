@@ -153,8 +153,8 @@ pub(crate) fn info_text(v: &Value, denial: Option<String>) {
         let hosts: Vec<String> = list.iter().map(s).collect();
         let http = v["declared"]["permissions"]["plain_http"].as_bool() == Some(true);
         println!(
-            "  domains:     {} (ports: 443{} unless written; declared only, NOT enforced yet: \
-             the run's network is its level, as without the list)",
+            "  domains:     {} (ports: 443{} unless written; the only hosts a run reaches, \
+             through skillbox's egress proxy)",
             hosts.join(", "),
             if http { " and 80" } else { "" }
         );
@@ -200,9 +200,17 @@ pub(crate) fn egress_text(skills: &[Value]) {
         return;
     }
     println!();
+    let enforced = skills.iter().all(|e| e["enforced"].as_bool() == Some(true));
     println!(
-        "Network hosts declared by skills (allowed_domains): declared only, NOT enforced yet; \
-         a networked run reaches any host on TCP 443, as without the list:"
+        "{}",
+        if enforced {
+            "Network hosts of skills (allowed_domains), the only ones their runs reach through \
+             skillbox's egress proxy:"
+        } else {
+            "Network hosts of skills (allowed_domains): NOT enforced on this host (runs get no \
+             network namespace of their own: no user namespaces), so a networked run is \
+             refused unless weaker isolation is asked for, and then reaches any host on 443:"
+        }
     );
     for e in skills {
         let hosts: Vec<String> =

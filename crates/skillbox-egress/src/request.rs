@@ -391,7 +391,7 @@ fn origin_head(method: &str, path: &str, version: u8, headers: &[httparse::Heade
         let name = h.name.to_ascii_lowercase();
         if HOP_BY_HOP.contains(&name.as_str())
             || name.starts_with("proxy-")
-            || named.iter().any(|n| *n == name)
+            || named.contains(&name)
         {
             continue;
         }

@@ -307,11 +307,11 @@ fn tool_for(
         Ok(d) => d.level,
         Err(_) => s.source.default_trust(),
     };
-    // The hosts it declares, so that a client (and the model) sees where the skill says it
-    // connects; said to be a declaration, since nothing enforces it by name yet.
+    // The hosts it may reach, so that a client (and the model) sees where the skill
+    // connects; skillbox's egress proxy refuses every other host.
     let hosts = match &s.def.permissions.allowed_domains {
         Some(list) => format!(
-            "; it declares network hosts {} (declared, not yet enforced by name)",
+            "; it may reach only the network hosts {}",
             list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         ),
         None => String::new(),

@@ -327,6 +327,87 @@ pub(crate) fn step(
     Some(d)
 }
 
+/// Most `NetworkConnection` events recorded for one attempt or fallback, one per
+/// connection; the rest are counted in one more event (a run that opens thousands of
+/// connections must not flood the log, but its count and its refusals stay visible there).
+pub(crate) const MAX_NETWORK_EVENTS: usize = 100;
+
+/// The `NetworkConnection` events of the connections one attempt or fallback asked the
+/// egress proxy for (its result's `network`, before earlier steps' are added): one per
+/// connection, allowed (`Allowed`, low risk) or refused (`Blocked`, medium), at most
+/// [`MAX_NETWORK_EVENTS`], then one that counts the rest and their refusals.
+pub(crate) fn network(
+    step: &crate::exec::Step<'_>,
+    skill: &str,
+    ctx: &SecurityContext,
+    execution_id: &str,
+) -> Vec<EventDraft> {
+    let all = &step.result.network;
+    let fallback = (step.kind == StepKind::Fallback).then_some(step.number);
+    let event = |risk, action, details: Value| {
+        let mut d = draft(
+            EventType::NetworkConnection,
+            risk,
+            action,
+            skill,
+            Some(ctx),
+            Some(execution_id),
+            details,
+        );
+        d.attempt = Some(step.number);
+        d
+    };
+    let mut out: Vec<EventDraft> = all
+        .iter()
+        .take(MAX_NETWORK_EVENTS)
+        .map(|c| {
+            let (risk, action, message) = match (c.allowed, &c.reason) {
+                (true, _) => (
+                    RiskLevel::Low,
+                    ActionTaken::Allowed,
+                    format!("the run reached {}:{}", c.host, c.port),
+                ),
+                (false, why) => (
+                    RiskLevel::Medium,
+                    ActionTaken::Blocked,
+                    format!(
+                        "the run was refused {}:{}: {}",
+                        c.host,
+                        c.port,
+                        why.as_deref().unwrap_or("refused")
+                    ),
+                ),
+            };
+            let mut details = json!({"message": message, "fallback": fallback});
+            if let (Value::Object(m), Ok(Value::Object(c))) =
+                (&mut details, serde_json::to_value(c))
+            {
+                m.extend(c);
+            }
+            event(risk, action, details)
+        })
+        .collect();
+    if all.len() > MAX_NETWORK_EVENTS {
+        let rest = &all[MAX_NETWORK_EVENTS..];
+        let refused = rest.iter().filter(|c| !c.allowed).count();
+        out.push(event(
+            RiskLevel::Medium,
+            ActionTaken::Allowed,
+            json!({
+                "message": format!(
+                    "the run asked for {} more connections, not recorded one by one (at most \
+                     {MAX_NETWORK_EVENTS} are), {refused} of them refused",
+                    rest.len()
+                ),
+                "more": rest.len(),
+                "refused": refused,
+                "fallback": fallback,
+            }),
+        ));
+    }
+    out
+}
+
 /// Most `SandboxViolation` events recorded for what one attempt or fallback planted, one
 /// per entry; the rest are counted in one more event.
 pub(crate) const MAX_PLANTED_EVENTS: usize = 20;

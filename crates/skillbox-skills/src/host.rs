@@ -281,7 +281,8 @@ fn preview_level(level: TrustLevel, workspace: &Path) -> Result<Vec<EnforcementE
         file_write: scope(&ctx.permissions.file_write),
         network: ctx.permissions.network_access,
         process_spawn: ctx.permissions.process_spawn,
-        declared_domains: None,
+        allowed_domains: None,
+        plain_http: false,
         limits: ctx.resource_limits.clone(),
         hidden: crate::protect::hidden(&ctx.reserved, &ctx.homes, &[workspace.to_path_buf()])
             .into_iter()

@@ -332,6 +332,10 @@ pub struct SkillResult {
     /// The fallback command line that produced this result, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
+    /// Every connection the run asked skillbox's egress proxy for, allowed or refused, in
+    /// order (attempts and fallbacks included).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<skillbox_egress::Connection>,
     /// Entries the run planted under a protected name, which skillbox took away after it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub planted: Option<PlantedReport>,
@@ -383,6 +387,7 @@ impl SkillResult {
             confinement: None,
             attempts: 0,
             fallback: None,
+            network: Vec::new(),
             planted: None,
             limit: None,
             usage: None,

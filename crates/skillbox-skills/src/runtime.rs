@@ -652,7 +652,8 @@ impl Runtime {
         };
         let audit_errors = std::sync::Mutex::new(Vec::<String>::new());
         let observer = |step: &crate::exec::Step<'_>| {
-            let mut events = crate::audit::planted(step, &skill.def.name, ctx, execution_id);
+            let mut events = crate::audit::network(step, &skill.def.name, ctx, execution_id);
+            events.extend(crate::audit::planted(step, &skill.def.name, ctx, execution_id));
             events.extend(crate::audit::step(step, &skill.def.name, ctx, execution_id));
             if let Some(e) = crate::audit::write(log, &events) {
                 if let Ok(mut v) = audit_errors.lock() {

@@ -330,7 +330,8 @@ impl SecurityContext {
             file_write: writes,
             network: asked_net,
             process_spawn: spawn,
-            declared_domains: declared.allowed_domains.clone(),
+            allowed_domains: declared.allowed_domains.clone(),
+            plain_http: declared.plain_http,
             limits: self.effective_limits(skill),
             hidden: hidden.into_iter().map(|h| h.path).collect(),
         })
@@ -515,12 +516,15 @@ pub struct EffectiveGrant {
     pub network: NetworkLevel,
     /// Process creation.
     pub process_spawn: ProcessSpawn,
-    /// The hosts the skill declared (`allowed_domains`), normalised: recorded with the run
-    /// and shown, but NOT enforced yet. The run's network is [`Self::network`], exactly as
-    /// for the same skill without a list; enforcement by name needs skillbox's egress proxy
-    /// (docs/security-model.md).
+    /// The hosts the run may reach through skillbox's egress proxy (`allowed_domains`),
+    /// normalised. `None` with a network below `full`: any public host, on 443 (and 80 with
+    /// [`Self::plain_http`]). Enforced where the run gets its own network namespace
+    /// (docs/security-model.md, "Network egress").
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub declared_domains: Option<Vec<skillbox_egress::HostPattern>>,
+    pub allowed_domains: Option<Vec<skillbox_egress::HostPattern>>,
+    /// Port 80 as well as 443 for hosts listed without a port (`network_access: "http"`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
     /// Limits.
     pub limits: ResourceLimits,
     /// Paths no tree of this grant reaches by containing them (keys and credentials,

@@ -387,12 +387,12 @@ fn a_domain_list_never_widens_the_network_granted() {
     // Granted, it is the level of `true`, with the list recorded beside it.
     let g = ctx(TrustLevel::UserVerified).validate_execution(&asking(list)).unwrap();
     assert_eq!(g.network, NetworkLevel::HttpsOnly);
-    let shown: Vec<String> = g.declared_domains.unwrap().iter().map(ToString::to_string).collect();
+    let shown: Vec<String> = g.allowed_domains.unwrap().iter().map(ToString::to_string).collect();
     assert_eq!(shown, ["api.example.com"]);
     let g = ctx(TrustLevel::UserVerified)
         .validate_execution(&asking(json!({"network_access": true})))
         .unwrap();
-    assert_eq!(g.declared_domains, None);
+    assert_eq!(g.allowed_domains, None);
 }
 
 #[test]

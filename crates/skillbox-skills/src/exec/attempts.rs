@@ -78,6 +78,7 @@ pub(super) async fn run_resilient(
         return last;
     }
     let mut planted = last.planted.clone();
+    let mut network = last.network.clone();
     let mut result = last;
     for (i, (fcommand, fargs)) in fallbacks.iter().enumerate() {
         tracing::debug!(fallback = i + 1, "running a fallback");
@@ -97,6 +98,7 @@ pub(super) async fn run_resilient(
             retry: None,
         });
         carry_planted(&mut planted, &mut r, &def.name);
+        carry_network(&mut network, &mut r);
         if r.status == Status::Success {
             return r;
         }
@@ -127,6 +129,7 @@ async fn attempts(
     let command = def.command.as_deref().unwrap_or_default();
     let mut number = 1;
     let mut planted = None;
+    let mut network = Vec::new();
     loop {
         let mut r = template.clone();
         super::process::run(def, params, ctx, grant, (command, &def.args), &mut r).await;
@@ -146,6 +149,7 @@ async fn attempts(
             retry: retry.clone(),
         });
         carry_planted(&mut planted, &mut r, &def.name);
+        carry_network(&mut network, &mut r);
         match retry {
             Some((delay, why)) => {
                 let delay_ms = delay.as_millis() as u64;
@@ -170,6 +174,15 @@ fn carry_planted(earlier: &mut Option<PlantedReport>, r: &mut SkillResult, skill
         (None, _) => {}
     }
     earlier.clone_from(&r.planted);
+}
+
+/// Puts the connections of earlier runs of this execution (`earlier`) before those of the
+/// one that just ended, after its step was observed (each step's audit events name only its
+/// own run's connections); `earlier` then holds all so far.
+fn carry_network(earlier: &mut Vec<skillbox_egress::Connection>, r: &mut SkillResult) {
+    let own = std::mem::take(&mut r.network);
+    earlier.extend(own);
+    r.network.clone_from(earlier);
 }
 
 #[cfg(test)]

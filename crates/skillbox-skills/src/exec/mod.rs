@@ -15,6 +15,7 @@
 //! * `hint`: the confinement hint for a failure that looks like a kernel refusal.
 
 mod attempts;
+pub(crate) mod egress;
 mod environment;
 mod hint;
 mod lookup;

@@ -52,7 +52,9 @@ pub(super) fn policy_for(
         pid_namespace: true,
         network: match grant.network {
             NetworkLevel::None => NetworkAccess::None,
-            NetworkLevel::HttpsOnly => NetworkAccess::HttpsOnly,
+            // Below `full`, the run's own network namespace, whose one way out is the
+            // egress proxy (`super::egress`).
+            NetworkLevel::HttpsOnly => NetworkAccess::Loopback { port: super::egress::PROXY_PORT },
             NetworkLevel::Full => NetworkAccess::Full,
         },
         processes: match grant.process_spawn {
@@ -118,9 +120,10 @@ mod tests {
         let d = def(json!({"name": "s", "type": "command", "command": "true",
             "security": {"permissions": {"file_write": ["out"], "network_access": true}}}));
         let scratch = Path::new("/run/private");
+        let proxied = NetworkAccess::Loopback { port: crate::exec::egress::PROXY_PORT };
         for (level, network, processes) in [
-            (TrustLevel::UserVerified, NetworkAccess::HttpsOnly, ProcessAccess::Limited),
-            (TrustLevel::SystemTrusted, NetworkAccess::HttpsOnly, ProcessAccess::Full),
+            (TrustLevel::UserVerified, proxied, ProcessAccess::Limited),
+            (TrustLevel::SystemTrusted, proxied, ProcessAccess::Full),
         ] {
             let (_, grant) = granted(level, &ws, &d);
             let p = policy_for(&grant, scratch, &ws, Some(PathBuf::from("/q/id")));

@@ -32,10 +32,21 @@ pub(super) async fn run(
             return;
         }
     };
-    let env = super::environment::environment(ctx, def, &private.home(), &private.tmp());
+    let mut env = super::environment::environment(ctx, def, &private.home(), &private.tmp());
     // What the run plants under a protected name goes to a directory of this execution.
     let quarantine = ctx.quarantine.as_ref().map(|q| q.join(&result.execution_id));
     let policy = super::policy::policy_for(grant, private.path(), &ctx.workspace, quarantine);
+    // A networked run's way out is the proxy in its own namespace: its variables come last,
+    // over the host's and the skill's. Where the host gives no such namespace (weaker
+    // isolation, as the report says) nothing would serve them, so they are not set.
+    let proxied = matches!(policy.network, skillbox_sandbox::NetworkAccess::Loopback { .. })
+        && super::egress::enforced_here();
+    let egress = proxied.then(|| {
+        let vars = super::egress::proxy_env();
+        env.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
+        env.extend(vars);
+        super::egress::Egress::for_run(def, grant)
+    });
     let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
     let (program, mut argv) =
         match super::lookup::resolve_command(command, &ctx.workspace, path_var.as_deref(), &policy)
@@ -56,9 +67,16 @@ pub(super) async fn run(
     spec.policy = policy;
     spec.allow_weaker = ctx.allow_weaker_isolation;
     spec.observer = ctx.output_observer.clone();
+    let egress = egress.map(|(e, sink)| {
+        spec.listener = Some(sink);
+        e
+    });
 
     tracing::debug!(program = ?spec.program, args = spec.args.len(), "spawning");
     let outcome = skillbox_sandbox::run(&spec).await;
+    if let Some(e) = egress {
+        result.network = e.finish().await;
+    }
     // Every process of the run is gone when the kernel killed the whole tree (a PID
     // namespace) and Landlock kept the run inside `home/` and `tmp/`: only then may the
     // directory serve another run, and only if it is still as it was made. Otherwise it is
