@@ -1,10 +1,10 @@
-//! `allowed_domains` (issue 22, first part), through the real `skillbox` binary: a valid
+//! `allowed_domains` (issue 22), the declaration, through the real `skillbox` binary: a valid
 //! list is normalised once and shown by `info`, `doctor`, MCP's tool description and the
 //! run's recorded grant; every refused entry names its file, field and reason on one line while
-//! the other skills still load; and a declared list opens no network that the skill would
-//! not have without it (checked on a listener). Enforcement by name (the egress proxy) is
-//! not built yet: these tests pin the declaration, not a proxy. Nothing needs root; every
-//! test also runs as `nobody`.
+//! the other skills still load; and a listed address is reached only through the egress
+//! proxy, never directly (checked on a listener). What the proxy lets through and refuses,
+//! with real clients, is tests/egress.rs. Nothing needs root; every test also runs as
+//! `nobody`.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -100,7 +100,7 @@ fn info_shows_a_valid_list_normalised_once() {
     });
     assert!(line.contains(&SHOWN.join(", ")), "{line}");
     assert!(line.contains("443 and 80"), "\"http\" declares port 80 too: {line}");
-    assert!(line.contains("NOT enforced"), "a declaration must not read as a control: {line}");
+    assert!(line.contains("egress proxy"), "the list is what the proxy enforces: {line}");
     assert!(out.contains("network:     https-only"), "the grant is unchanged:\n{out}");
 
     let (code, v) = w.json(&["info", "fetch", "--json"]);
@@ -109,7 +109,8 @@ fn info_shows_a_valid_list_normalised_once() {
     assert_eq!(v["declared"]["permissions"]["plain_http"], true, "{v}");
     assert_eq!(v["declared"]["permissions"]["network"], "https-only", "{v}");
     assert_eq!(v["grant"]["network"], "https-only", "{v}");
-    assert_eq!(v["grant"]["declared_domains"], json!(SHOWN), "{v}");
+    assert_eq!(v["grant"]["allowed_domains"], json!(SHOWN), "{v}");
+    assert_eq!(v["grant"]["plain_http"], true, "{v}");
 
     // `true` declares HTTPS only: no port 80 in what is shown.
     w.skill("fetch", json!({"network_access": true, "allowed_domains": ["example.org"]}));
@@ -334,17 +335,17 @@ fn mcp_tool_description_shows_the_list() {
             .to_string()
     };
     let fetch = desc("fetch");
-    assert!(fetch.contains(&format!("declares network hosts {}", SHOWN.join(", "))), "{fetch}");
-    assert!(fetch.contains("not yet enforced"), "{fetch}");
+    let hosts = format!("may reach only the network hosts {}", SHOWN.join(", "));
+    assert!(fetch.contains(&hosts), "{fetch}");
     assert!(!desc("quiet").contains("network hosts"), "{}", desc("quiet"));
 }
 
-/// The heart of "a declaration, not a control": listing a host and port opens nothing that
-/// `network_access: true` alone would not. The listener is on loopback at a port other
-/// than 443; the skill lists exactly that address and port, and must still not reach it
-/// (today's Landlock rule allows TCP 443 only). The run's recorded grant names the list.
+/// A listed address is reached through the proxy or not at all: a program that ignores the
+/// proxy variables and connects straight to the listed loopback address and port reaches
+/// nothing (the run's own network namespace has nothing there, and Landlock allows only
+/// the proxy's port). The run's recorded grant names the list.
 #[test]
-fn a_declared_list_opens_no_more_network_than_before() {
+fn a_listed_address_is_not_reached_around_the_proxy() {
     let w = World::new();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -370,36 +371,41 @@ fn a_declared_list_opens_no_more_network_than_before() {
     assert!(!out.contains("CONNECTED"), "{out}");
     assert!(listener.accept().is_err(), "the listener got a connection from a listed port");
     assert_eq!(v["grant"]["network"], "https-only", "{v}");
-    assert_eq!(v["grant"]["declared_domains"], json!([listed]), "{v}");
-    // Recorded: the audit log's entry for the run carries the declared list.
+    assert_eq!(v["grant"]["allowed_domains"], json!([listed]), "{v}");
+    assert_eq!(v["network"], Value::Null, "nothing went through the proxy: {v}");
+    // Recorded: the audit log's entry for the run carries the list.
     let log = fs::read_to_string(w.root.join("sb/logs/security_events.jsonl")).unwrap();
-    assert!(
-        log.lines().any(|l| l.contains("\"declared_domains\"") && l.contains(&listed)),
-        "{log}"
-    );
+    assert!(log.lines().any(|l| l.contains("\"allowed_domains\"") && l.contains(&listed)), "{log}");
 }
 
 #[test]
-fn doctor_lists_the_declared_hosts_as_not_enforced() {
+fn doctor_lists_the_hosts_and_whether_this_host_enforces_them() {
     let w = World::new();
     w.skill("fetch", json!({"network_access": "http", "allowed_domains": LIST}));
     w.skill("quiet", json!({"network_access": true}));
     // Its exit code says whether the host keeps every guarantee: not what is checked here.
     let (_, out, err) = w.run(&["doctor"]);
-    let at = out.find("Network hosts declared by skills").unwrap_or_else(|| panic!("{out}{err}"));
+    let at = out.find("Network hosts of skills").unwrap_or_else(|| panic!("{out}{err}"));
     let section = &out[at..];
-    assert!(section.contains("NOT enforced"), "{section}");
+    // Enforced exactly where runs get a network namespace of their own: where this host
+    // gives user namespaces (doctor's own finding, by trying).
+    let (_, v) = w.json(&["doctor", "--json"]);
+    let userns = v["mechanisms"]
+        .as_array()
+        .and_then(|l| l.iter().find(|m| m["name"] == "user-namespaces"))
+        .map(|m| m["available"] == true)
+        .unwrap_or_else(|| panic!("doctor names no user-namespaces line: {v}"));
+    assert_eq!(section.contains("NOT enforced"), !userns, "{section}");
     assert!(section.contains(&format!("fetch (http): {}", SHOWN.join(", "))), "{section}");
     assert!(!section.contains("quiet"), "{section}");
-    let (_, v) = w.json(&["doctor", "--json"]);
     assert_eq!(
         v["declared_egress"],
-        json!([{"skill": "fetch", "allowed_domains": SHOWN, "plain_http": true, "enforced": false}]),
+        json!([{"skill": "fetch", "allowed_domains": SHOWN, "plain_http": true, "enforced": userns}]),
         "{v}"
     );
     // No list anywhere: nothing said about it.
     let w = World::new();
     w.skill("quiet", json!({"network_access": true}));
     let (_, out, _) = w.run(&["doctor"]);
-    assert!(!out.contains("Network hosts declared"), "{out}");
+    assert!(!out.contains("Network hosts of skills"), "{out}");
 }

@@ -593,7 +593,9 @@ fn loopback(port: u16, base: Base) -> (Option<u16>, NetworkAccess, Mechanism) {
     if !base.namespaces {
         let weaker = network_line(NetworkAccess::HttpsOnly, base);
         let detail = format!(
-            "the run's own network namespace needs user namespaces, which this host does not              give: no host can be held to a list, and with weaker isolation the run gets              https-only instead ({})",
+            "the run's own network namespace needs user namespaces, which this host does not \
+             give: no host can be held to a list, and with weaker isolation the run gets \
+             https-only instead ({})",
             weaker.detail
         );
         return (
@@ -616,7 +618,9 @@ fn loopback(port: u16, base: Base) -> (Option<u16>, NetworkAccess, Mechanism) {
         "socket families are not restricted (no seccomp filter here)"
     };
     let detail = format!(
-        "a network namespace of the run's own holding only loopback: its one way out is the          listener on 127.0.0.1:{port} served from outside; no route, no UDP or DNS that          leaves it, no host loopback; {ports}; {sockets}"
+        "a network namespace of the run's own holding only loopback: its one way out is the \
+         listener on 127.0.0.1:{port} served from outside; no route, no UDP or DNS that \
+         leaves it, no host loopback; {ports}; {sockets}"
     );
     let network = NetworkAccess::Loopback { port };
     (Some(port), network, line(Guarantee::Network, Enforced, &via, detail))
