@@ -31,6 +31,15 @@ pub(crate) struct Program {
 pub(crate) const TRUE: Program =
     Program { label: "/bin/true", skill: "bench-true", path: "/bin/true", args: &[] };
 
+/// `/bin/true` as a skill that declares network (`network_access: true`): its own network
+/// namespace and the egress proxy.
+pub(crate) const TRUE_NET: Program = Program {
+    label: "/bin/true, networked",
+    skill: "bench-true-net",
+    path: "/bin/true",
+    args: &[],
+};
+
 /// `python3 -c pass`, an interpreter start.
 pub(crate) const PYTHON_PASS: Program = Program {
     label: "python3 -c pass",
@@ -65,6 +74,13 @@ fn command_skill(name: &str, command: &str, args: &[&str], description: &str) ->
             "resource_limits": {"max_memory_mb": 64, "max_execution_time": 10}
         }
     })
+}
+
+/// [`command_skill`] declaring `network_access: true` (which `untrusted` does not grant).
+fn net_skill(name: &str, command: &str, description: &str) -> Value {
+    let mut s = command_skill(name, command, &[], description);
+    s["security"]["permissions"]["network_access"] = json!(true);
+    s
 }
 
 /// Filler skill number `i`, of one of three shapes seen in real skill directories: a command
@@ -165,6 +181,7 @@ impl Fixture {
         let skills = workspace.join(".skillbox/skills");
         let measured = [
             command_skill(TRUE.skill, TRUE.path, TRUE.args, "Run /bin/true"),
+            net_skill(TRUE_NET.skill, TRUE_NET.path, "Run /bin/true with network declared"),
             command_skill(PYTHON_PASS.skill, PYTHON, PYTHON_PASS.args, "Start python3 and exit"),
             command_skill(
                 "bench-flood",

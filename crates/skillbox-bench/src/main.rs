@@ -9,7 +9,8 @@
 //! skillbox-bench --probe-cost N   # the host probe (scripts/bench-hosts.py)
 //! ```
 //!
-//! Sections: `overhead`, `sporadic`, `alternatives`, `cold`, `registry`, `audit`, `parallel`, `flood`.
+//! Sections: `overhead`, `sporadic`, `alternatives`, `cold`, `registry`, `audit`, `parallel`,
+//! `flood`, `egress`.
 //! `scripts/bench.sh` builds in release mode (`skillbox` as a static PIE, and the default
 //! dynamically linked build beside it for the cold section), installs bwrap and firejail,
 //! and runs this.
@@ -20,6 +21,7 @@ use anyhow::{bail, Context};
 
 mod audit;
 mod cold;
+mod egress;
 mod fixture;
 mod mem;
 mod overhead;
@@ -61,8 +63,17 @@ impl Bench {
 }
 
 /// Sections in the order they run.
-const SECTIONS: [&str; 8] =
-    ["overhead", "sporadic", "alternatives", "cold", "registry", "audit", "parallel", "flood"];
+const SECTIONS: [&str; 9] = [
+    "overhead",
+    "sporadic",
+    "alternatives",
+    "cold",
+    "registry",
+    "audit",
+    "parallel",
+    "flood",
+    "egress",
+];
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -175,6 +186,7 @@ fn main() -> anyhow::Result<()> {
             "audit" => audit::audit(&mut b),
             "parallel" => parallel::parallel(&mut b),
             "flood" => parallel::flood(&mut b),
+            "egress" => egress::egress(&mut b),
             _ => unreachable!("checked above"),
         }
     }

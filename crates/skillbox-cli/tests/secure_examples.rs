@@ -215,7 +215,9 @@ fn https_get_is_refused_untrusted_and_shows_what_it_declares() {
     let net = info["enforcement"].as_array().unwrap().iter().find(|e| e["mechanism"] == "network");
     let net = net.expect("a network entry");
     assert_eq!(net["state"], "enforced", "{net}");
-    assert!(net["detail"].as_str().unwrap().contains("port 443 only"), "{net}");
+    // Its own network namespace, whose one way out is the egress proxy.
+    let detail = net["detail"].as_str().unwrap();
+    assert!(detail.contains("network namespace") && detail.contains("127.0.0.1:3128"), "{net}");
 
     // A plain-HTTP URL never reaches the program.
     let (code, r) =
@@ -225,22 +227,32 @@ fn https_get_is_refused_untrusted_and_shows_what_it_declares() {
 }
 
 #[test]
-fn https_get_at_user_verified_may_connect_to_port_443() {
+fn https_get_at_user_verified_goes_through_the_egress_proxy() {
     let w = World::new();
-    // Nothing listens on 127.0.0.1:443 here: the connection is attempted (the grant allows
-    // it) and refused by the host, not by the sandbox, and retried as a network error.
+    // `https-get` declares no list: any public host on 443, never an IP literal, never this
+    // host. urllib sends the request to the proxy (HTTPS_PROXY), which refuses it with a 403
+    // and records it; a listener on this host's 443 (root only) gets nothing.
+    let local = std::net::TcpListener::bind("127.0.0.1:443").ok();
+    if let Some(l) = &local {
+        l.set_nonblocking(true).unwrap();
+    } else {
+        eprintln!("!!! not root: 127.0.0.1:443 cannot be bound, so its listener is not checked");
+    }
     let (code, r) =
         w.run(&["run", "https-get", "--json", "--params", r#"{"url": "https://127.0.0.1/"}"#]);
     let stderr = r["stderr"].as_str().unwrap_or_default();
-    if stderr.contains("SSL") || r["status"] == "success" {
-        eprintln!("something listens on 127.0.0.1:443 on this host; skipping the retry check");
-        return;
-    }
     assert_eq!((code, r["status"].as_str()), (1, Some("failed")), "{r}");
-    assert!(stderr.contains("Connection refused"), "{r}");
-    assert!(!stderr.contains("Operation not permitted"), "the sandbox refused: {r}");
-    assert!(r["confinement"].is_null(), "{r}");
-    assert_eq!(r["attempts"], 3, "retried twice as a network error: {r}");
+    assert!(stderr.contains("403"), "urllib reports the proxy's refusal: {r}");
+    let net = r["network"].as_array().unwrap_or_else(|| panic!("no network list: {r}"));
+    assert!(!net.is_empty(), "{r}");
+    for c in net {
+        assert_eq!((c["host"].as_str(), c["port"].as_u64()), (Some("127.0.0.1"), Some(443)), "{c}");
+        assert_eq!(c["allowed"], false, "{c}");
+        assert_eq!(c["address"], Value::Null, "nothing was dialed: {c}");
+    }
+    if let Some(l) = local {
+        assert!(l.accept().is_err(), "this host's 443 was reached: {r}");
+    }
 }
 
 #[test]

@@ -449,13 +449,13 @@ pub struct DeclaredPermissions {
     /// Network asked for. `None`: not declared, which means none.
     pub network: Option<NetworkLevel>,
     /// `network_access: "http"` was declared: port 80 as well as 443 for the hosts of
-    /// `allowed_domains` listed without a port. A declaration only until skillbox's egress
-    /// proxy enforces it (docs/security-model.md); the run's network is `network`'s level.
+    /// `allowed_domains` listed without a port (or for any public host without a list),
+    /// through skillbox's egress proxy (docs/security-model.md).
     pub plain_http: bool,
     /// The hosts the skill says it reaches, normalised (lowercase, punycode, no trailing
     /// dot), duplicates removed. `None`: not declared. Only allowed with `network_access`
-    /// `true` or `"http"`. A declaration, shown and recorded: it is not enforced yet, and
-    /// never widens what `network` grants.
+    /// `true` or `"http"`. The only hosts a run reaches, through skillbox's egress proxy,
+    /// where the host gives each run its own network namespace (docs/security-model.md).
     pub allowed_domains: Option<Vec<skillbox_egress::HostPattern>>,
     /// Process creation asked for. `None`: not declared.
     pub process_spawn: Option<ProcessSpawn>,
