@@ -660,6 +660,21 @@ fn a_listed_name_resolving_to_loopback_is_refused_without_the_literal() {
     let (rc, v) = w.run("refused", &resolve_to("127.0.0.1"));
     assert_eq!(rc, 0, "{v}");
     assert_refused_by_proxy(&w, &s, &v, HOST, "resolves to 127.0.0.1 (loopback)");
+
+    // The same for a private and the cloud metadata address (nothing listens there: the
+    // refusal is the proxy's, before any dialing).
+    for (addr, class) in [("10.1.2.3", "private"), ("169.254.169.254", "cloud-metadata")] {
+        let w = World::new();
+        refused_skill(&w, &format!("{HOST}:{}", s.port), &[format!("{HOST}:{}", s.port)]);
+        let (rc, v) = w.run("refused", &resolve_to(addr));
+        assert_eq!(rc, 0, "{v}");
+        let why = format!("resolves to {addr} ({class})");
+        let (status, body) = probe_result(&v, &format!("{HOST}:{}", s.port));
+        assert_eq!(status, "403", "{body}");
+        assert!(body.contains(&why), "{body}");
+        assert_refused(&w, &v, HOST, s.port, &why);
+        assert_eq!(record(&v, HOST, s.port)["address"], Value::Null, "nothing dialed: {v}");
+    }
 }
 
 #[test]
@@ -773,12 +788,12 @@ fn udp_and_dns_from_the_skill_reach_no_host_listener() {
         match UdpSocket::bind("127.0.0.1:53") {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("NOTE: UDP 127.0.0.1:53 is taken here ({e}); DNS is checked against 8.8.8.8 and the high port only");
+                eprintln!("!!! UDP 127.0.0.1:53 is taken here ({e}); DNS is checked against 8.8.8.8 and the high port only");
                 None
             }
         }
     } else {
-        eprintln!("NOTE: not root, so no listener on UDP 127.0.0.1:53; DNS is checked against 8.8.8.8 and the high port only");
+        eprintln!("!!! not root, so no listener on UDP 127.0.0.1:53; DNS is checked against 8.8.8.8 and the high port only");
         None
     };
     if let Some(d) = &dns {
@@ -845,7 +860,7 @@ fn a_direct_connection_ignoring_the_proxy_reaches_no_host_port() {
     let listener = if is_root() { TcpListener::bind("0.0.0.0:443").ok() } else { None }
         .unwrap_or_else(|| {
             eprintln!(
-                "NOTE: port 443 cannot be bound here (not root, or taken); the direct connection \
+                "!!! port 443 cannot be bound here (not root, or taken); the direct connection \
              is tried against a listener on a high port instead"
             );
             TcpListener::bind("0.0.0.0:0").unwrap()
