@@ -549,18 +549,16 @@ fn pip_downloads_from_an_index_by_name_over_https() {
     let www = w.root.join("www");
     fs::create_dir_all(www.join("packages")).unwrap();
     fs::create_dir_all(www.join("simple/demo-pkg")).unwrap();
-    let make = format!(
-        "import zipfile, hashlib, sys\n\
+    let make = "import zipfile, hashlib, sys\n\
          p = sys.argv[1]\n\
          with zipfile.ZipFile(p, 'w') as z:\n\
          \x20   z.writestr('demo_pkg/__init__.py', '')\n\
          \x20   z.writestr('demo_pkg-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: demo-pkg\\nVersion: 1.0\\n')\n\
          \x20   z.writestr('demo_pkg-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: skillbox-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
          \x20   z.writestr('demo_pkg-1.0.dist-info/RECORD', 'demo_pkg/__init__.py,,\\ndemo_pkg-1.0.dist-info/METADATA,,\\ndemo_pkg-1.0.dist-info/WHEEL,,\\ndemo_pkg-1.0.dist-info/RECORD,,\\n')\n\
-         print(hashlib.sha256(open(p, 'rb').read()).hexdigest())\n"
-    );
+         print(hashlib.sha256(open(p, 'rb').read()).hexdigest())\n";
     let wheel = www.join("packages").join(WHEEL);
-    let sha = host_cmd("python3", &["-c", &make, wheel.to_str().unwrap()], &w.root);
+    let sha = host_cmd("python3", &["-c", make, wheel.to_str().unwrap()], &w.root);
     fs::write(
         www.join("simple/index.html"),
         "<!DOCTYPE html><html><body><a href=\"demo-pkg/\">demo-pkg</a></body></html>\n",
