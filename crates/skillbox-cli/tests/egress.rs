@@ -761,13 +761,20 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Drains `sock` (non-blocking): what it received.
-fn received(sock: &UdpSocket) -> Vec<String> {
+/// The label of the skill's DNS query: what tells it from other traffic a shared port 53
+/// may get.
+const PROBE_LABEL: &[u8] = b"skillbox-egress-probe";
+
+/// Drains `sock` (non-blocking): what it received that holds `marker`.
+fn received(sock: &UdpSocket, marker: &[u8]) -> Vec<String> {
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
     loop {
         match sock.recv_from(&mut buf) {
-            Ok((n, from)) => got.push(format!("{n} bytes from {from}")),
+            Ok((n, from)) if buf[..n].windows(marker.len()).any(|w| w == marker) => {
+                got.push(format!("{n} bytes from {from}"))
+            }
+            Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => return got,
             Err(e) => panic!("{e}"),
         }
@@ -799,7 +806,7 @@ fn udp_and_dns_from_the_skill_reach_no_host_listener() {
     }
     let script = format!(
         "import socket\n\
-         q = b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example\\x03com\\x00\\x00\\x01\\x00\\x01'\n\
+         q = b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x15skillbox-egress-probe\\x07invalid\\x00\\x00\\x01\\x00\\x01'\n\
          for addr in [('127.0.0.1', {port}), ('127.0.0.1', 53), ('8.8.8.8', 53)]:\n\
          \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
          \x20   s.settimeout(1)\n\
@@ -825,15 +832,15 @@ fn udp_and_dns_from_the_skill_reach_no_host_listener() {
     assert!(!out.lines().any(|l| l.starts_with("ANSWER")), "{out}");
     assert_eq!(out.matches("NOANSWER").count(), 3, "{out}");
     assert!(out.contains("UNRESOLVED"), "a name resolved inside the run: {out}");
-    assert_eq!(received(&udp), Vec::<String>::new(), "{out}");
+    assert_eq!(received(&udp, PROBE_LABEL), Vec::<String>::new(), "{out}");
     if let Some(d) = &dns {
-        assert_eq!(received(d), Vec::<String>::new(), "{out}");
+        assert_eq!(received(d, PROBE_LABEL), Vec::<String>::new(), "{out}");
     }
     assert!(no_connections(&v), "UDP never goes through the proxy: {v}");
     // Control: the listener does receive what the test itself sends.
     UdpSocket::bind("127.0.0.1:0").unwrap().send_to(b"control", ("127.0.0.1", port)).unwrap();
     let start = Instant::now();
-    while received(&udp).is_empty() {
+    while received(&udp, b"control").is_empty() {
         assert!(start.elapsed() < Duration::from_secs(10), "the UDP listener receives nothing");
         std::thread::sleep(Duration::from_millis(20));
     }
