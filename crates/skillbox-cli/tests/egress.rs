@@ -600,6 +600,7 @@ fn pip_downloads_from_an_index_by_name_over_https() {
 /// A skill that asks for `target` (`host:port`) with curl and with the raw probe, then
 /// prints both outcomes; it always exits 0, so a refusal is told by its output.
 fn refused_skill(w: &World, target: &str, domains: &[String]) {
+    require("curl");
     let probe = w.ws().join("bin/probe.py");
     w.skill(
         "refused",
