@@ -4,6 +4,8 @@
 #
 # * setpriv (util-linux), for the unprivileged pass of scripts/test.sh;
 # * python3, for skills;
+# * curl, git and openssl, the real clients and the test CA of the egress tests
+#   (crates/skillbox-cli/tests/egress.rs, which also runs pip from the venv below);
 # * groff (groff-base), which checks the manual pages `skillbox man` writes render without
 #   warnings (crates/skillbox-cli/tests/install.rs);
 # * the official MCP Python SDK (PyPI `mcp`), the client the MCP tests drive the server
@@ -20,6 +22,9 @@ command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v mkfifo >/dev/null 2>&1 || need+=(coreutils)
 command -v groff >/dev/null 2>&1 || need+=(groff-base)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
     need+=(python3-venv)
 fi
