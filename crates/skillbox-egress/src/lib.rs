@@ -17,11 +17,20 @@
 
 mod address;
 mod host;
+mod local;
 mod pattern;
+mod proxy;
+mod record;
+mod request;
+mod resolve;
 
 pub use address::AddressClass;
 pub use host::{Host, HostError, Reason};
 pub use pattern::{Allowlist, Decision, HostPattern, Refused};
+pub use proxy::{serve, RunProxy};
+pub use record::Connection;
+pub use request::{decide_request, Outcome, RequestDecision, Rules, MAX_HEAD};
+pub use resolve::{OverrideError, Resolver, TEST_RESOLVE_VAR};
 
 /// The port a pattern without `:port` allows: HTTPS.
 pub const HTTPS_PORT: u16 = 443;
