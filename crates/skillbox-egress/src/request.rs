@@ -190,11 +190,14 @@ pub fn decide_request(bytes: &[u8], rules: &Rules) -> RequestDecision {
             };
         }
         Err(e) => {
-            return bad(method, format!("malformed request head ({e}) in {:?}", first_line(bytes)));
+            return bad(
+                method,
+                format!("malformed request head ({e}) in \"{}\"", first_line(bytes)),
+            );
         }
     };
     if cut[..head_len].contains(&0) {
-        return bad(method, format!("NUL byte in the request head {:?}", first_line(bytes)));
+        return bad(method, format!("NUL byte in the request head \"{}\"", first_line(bytes)));
     }
     let (Some(m), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return bad(method, "incomplete request line".into());
@@ -218,7 +221,7 @@ fn connect(method: &str, target: &str, head_len: usize, rules: &Rules) -> Reques
         Ok(a) => a,
         Err(_) => {
             d.outcome = Outcome::BadRequest(format!(
-                "CONNECT target {:?} is not host:port",
+                "CONNECT target \"{}\" is not host:port",
                 escape(target)
             ));
             return d;
@@ -227,7 +230,7 @@ fn connect(method: &str, target: &str, head_len: usize, rules: &Rules) -> Reques
     let (host, port) = match split(&authority) {
         Ok(hp) => hp,
         Err(why) => {
-            d.outcome = Outcome::BadRequest(format!("CONNECT target {:?} {why}", escape(target)));
+            d.outcome = Outcome::BadRequest(format!("CONNECT target \"{}\" {why}", escape(target)));
             return d;
         }
     };
@@ -286,7 +289,7 @@ fn absolute(
     };
     let uri = match Uri::from_str(target) {
         Ok(u) => u,
-        Err(_) => return bad(d, format!("request target {:?} is not a URI", escape(target))),
+        Err(_) => return bad(d, format!("request target \"{}\" is not a URI", escape(target))),
     };
     match uri.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("http") => {}
@@ -296,12 +299,12 @@ fn absolute(
                 "an https:// URI is reached with CONNECT host:443, not sent to the proxy".into(),
             );
         }
-        Some(s) => return bad(d, format!("scheme {:?} is not served (http only)", escape(s))),
+        Some(s) => return bad(d, format!("scheme \"{}\" is not served (http only)", escape(s))),
         None => {
             return bad(
                 d,
                 format!(
-                    "request target {:?} is not absolute: this is a proxy; send \
+                    "request target \"{}\" is not absolute: this is a proxy; send \
                      `{method} http://host/path` or CONNECT host:port",
                     escape(target)
                 ),
@@ -309,15 +312,15 @@ fn absolute(
         }
     }
     let Some(authority) = uri.authority() else {
-        return bad(d, format!("URI {:?} has no host", escape(target)));
+        return bad(d, format!("URI \"{}\" has no host", escape(target)));
     };
     if authority.as_str().contains('@') {
-        return bad(d, format!("URI {:?} holds userinfo (user@host)", escape(target)));
+        return bad(d, format!("URI \"{}\" holds userinfo (user@host)", escape(target)));
     }
     let host = authority.host();
     d.host = escape(host);
     let port = match authority.port_u16() {
-        Some(0) => return bad(d, format!("URI {:?} has port 0", escape(target))),
+        Some(0) => return bad(d, format!("URI \"{}\" has port 0", escape(target))),
         Some(p) => p,
         None => HTTP_PORT,
     };
@@ -355,15 +358,15 @@ fn host_header_agrees(
     let value = String::from_utf8_lossy(h.value);
     let shown = escape(&value);
     let authority = Authority::from_str(value.trim())
-        .map_err(|_| format!("Host header {shown:?} is not host[:port]"))?;
+        .map_err(|_| format!("Host header \"{shown}\" is not host[:port]"))?;
     if authority.as_str().contains('@') {
-        return Err(format!("Host header {shown:?} holds userinfo"));
+        return Err(format!("Host header \"{shown}\" holds userinfo"));
     }
     let hport = authority.port_u16().unwrap_or(HTTP_PORT);
     let hhost = normalize(authority.host(), true)
         .map_err(|r| format!("Host header {}", HostError::new(&value, r)))?;
     if hhost != *host || hport != port {
-        return Err(format!("Host header {shown:?} does not name the URI's host {host}:{port}"));
+        return Err(format!("Host header \"{shown}\" does not name the URI's host {host}:{port}"));
     }
     Ok(())
 }
@@ -391,7 +394,7 @@ fn origin_head(method: &str, path: &str, version: u8, headers: &[httparse::Heade
         let name = h.name.to_ascii_lowercase();
         if HOP_BY_HOP.contains(&name.as_str())
             || name.starts_with("proxy-")
-            || named.iter().any(|n| *n == name)
+            || named.contains(&name)
         {
             continue;
         }
