@@ -116,6 +116,9 @@ async fn connect_tunnels_bytes_both_ways_and_keeps_early_bytes() {
     assert_eq!(read_exact(&mut o, 10).await, b"early-more");
     o.write_all(b"reply!").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(read_exact(&mut c, 6).await, b"reply!");
+    // While open, the record shows the bytes so far.
+    let now = proxy.connections_so_far();
+    assert_eq!((now.len(), now[0].bytes_up, now[0].bytes_down), (1, 10, 6), "{now:?}");
     drop(c);
     drop(o);
     let recs = proxy.finish().await;
@@ -480,4 +483,43 @@ async fn finish_closes_what_is_still_open() {
     let n =
         timeout(T, o.read_to_end(&mut rest)).await.unwrap_or_else(|_| panic!("tunnel left open"));
     assert!(n.is_ok_and(|n| n == 0) || rest.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback_is_refused_by_name_and_as_an_unlisted_literal() {
+    let (origin, port) = origin_on("[::1]").await;
+    let req = format!("CONNECT {NAME}:{port} HTTP/1.1\r\n\r\n");
+    refused(
+        &origin,
+        rules(&[format!("{NAME}:{port}")], false),
+        resolver(&format!("{NAME}=::1")),
+        req.as_bytes(),
+        "403",
+        &["resolves to ::1 (loopback)"],
+    )
+    .await;
+    let req = format!("CONNECT [::1]:{port} HTTP/1.1\r\n\r\n");
+    refused(
+        &origin,
+        rules(&[format!("{NAME}:{port}")], false),
+        Resolver::system(),
+        req.as_bytes(),
+        "403",
+        &[&format!("[::1]:{port}")],
+    )
+    .await;
+    // Listed as a literal (in another spelling): reached.
+    let (proxy, paddr) = start(rules(&[format!("[0:0::1]:{port}")], false), Resolver::system());
+    let mut c = connect(paddr).await;
+    c.write_all(format!("CONNECT [::1]:{port} HTTP/1.1\r\n\r\nv6").as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut o = accept(&origin).await;
+    assert_eq!(read_exact(&mut c, ESTABLISHED.len()).await, ESTABLISHED);
+    assert_eq!(read_exact(&mut o, 2).await, b"v6");
+    drop(c);
+    drop(o);
+    let recs = proxy.finish().await;
+    assert_eq!(recs[0].address, Some(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))));
+    assert_eq!(recs[0].host, "[::1]");
 }
