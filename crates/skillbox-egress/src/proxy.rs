@@ -26,6 +26,11 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time [`RunProxy::finish`] waits for open connections before closing them.
 const FINISH_GRACE: Duration = Duration::from_secs(1);
+/// Buffer of each direction of a tunnel (so 512 KiB per open tunnel). Measured with
+/// `examples/throughput.rs` (1 GiB from a loopback server, 2 busy cores, 5 runs each):
+/// tokio's default 8 KiB proxied about 0.6 GiB/s (about a third of direct), 64 KiB the
+/// same, 128 KiB about 1.0, 256 KiB about 1.1 GiB/s (half of direct or better, noisy).
+const PIPE_BUF: usize = 256 * 1024;
 /// Time an error response has to be written, and the client to close after it.
 const ERROR_LINGER: Duration = Duration::from_secs(1);
 
@@ -232,7 +237,11 @@ async fn serve_one(mut client: TcpStream, shared: &Shared, entry: &Entry) {
         },
     };
     let ended = match started {
-        Ok(()) => tokio::io::copy_bidirectional(&mut client, &mut upstream).await.map(|_| ()),
+        Ok(()) => {
+            tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, PIPE_BUF, PIPE_BUF)
+                .await
+                .map(|_| ())
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = ended {
