@@ -99,8 +99,11 @@ fuzz_target!(|data: &[u8]| {
             Outcome::Tunnel { .. } => format!("http://{target}/"),
             _ => target.to_string(),
         };
-        if let Some(theirs) = url_target(&url_text) {
-            assert_eq!((host, d.port), (&theirs.0, theirs.1), "url reads {url_text:?} otherwise");
+        match url_target(&url_text) {
+            Some(theirs) => {
+                assert_eq!((host, d.port), (&theirs.0, theirs.1), "url reads {url_text:?} otherwise")
+            }
+            None => panic!("url refuses {url_text:?}, which the proxy allowed: {d:?}"),
         }
         if let Outcome::Forward { head, .. } = &d.outcome {
             let mut headers = [httparse::EMPTY_HEADER; 128];

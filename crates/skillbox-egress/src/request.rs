@@ -248,10 +248,30 @@ fn split(a: &Authority) -> Result<(&str, u16), &'static str> {
     if a.as_str().contains('@') {
         return Err("holds userinfo (user@host)");
     }
-    match a.port_u16() {
-        Some(0) => Err("has port 0"),
+    match port_of(a)? {
         Some(p) => Ok((a.host(), p)),
         None => Err("has no port"),
+    }
+}
+
+/// The port written in an authority (without userinfo), if any: 1-65535 in decimal.
+///
+/// `Authority::port_u16` alone gives `None` both for no port and for a port that is not a
+/// number (`host:80=1`), which must not be read as "the default port" (found by the
+/// `proxy_request` fuzz target's differential against the `url` crate).
+fn port_of(a: &Authority) -> Result<Option<u16>, &'static str> {
+    let Some(after) = a.as_str().strip_prefix(a.host()) else {
+        return Err("is not host[:port]");
+    };
+    let Some(digits) = after.strip_prefix(':') else {
+        return if after.is_empty() { Ok(None) } else { Err("is not host[:port]") };
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("has a port that is not a number");
+    }
+    match digits.parse::<u16>() {
+        Ok(0) | Err(_) => Err("has a port that is not from 1 to 65535"),
+        Ok(p) => Ok(Some(p)),
     }
 }
 
@@ -319,10 +339,9 @@ fn absolute(
     }
     let host = authority.host();
     d.host = escape(host);
-    let port = match authority.port_u16() {
-        Some(0) => return bad(d, format!("URI \"{}\" has port 0", escape(target))),
-        Some(p) => p,
-        None => HTTP_PORT,
+    let port = match port_of(authority) {
+        Ok(p) => p.unwrap_or(HTTP_PORT),
+        Err(why) => return bad(d, format!("URI \"{}\" {why}", escape(target))),
     };
     d.port = port;
     let normal = match by_name(host, port, rules, &mut d.host) {
@@ -335,12 +354,17 @@ fn absolute(
     if let Err(why) = host_header_agrees(headers, &normal, port) {
         return bad(d, why);
     }
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let path = if path.is_empty() { "/" } else { path };
+    // Origin-form is an absolute path and an optional query: `http://h?q` is `/?q` (found
+    // by the proxy_request fuzz target: the query alone is no request target).
+    let path = match (uri.path(), uri.query()) {
+        ("", q) => format!("/{}", q.map(|q| format!("?{q}")).unwrap_or_default()),
+        (p, Some(q)) => format!("{p}?{q}"),
+        (p, None) => p.to_string(),
+    };
     d.outcome = Outcome::Forward {
         host: normal,
         head_len,
-        head: origin_head(method, path, version, headers),
+        head: origin_head(method, &path, version, headers),
     };
     d
 }
@@ -362,7 +386,9 @@ fn host_header_agrees(
     if authority.as_str().contains('@') {
         return Err(format!("Host header \"{shown}\" holds userinfo"));
     }
-    let hport = authority.port_u16().unwrap_or(HTTP_PORT);
+    let hport = port_of(&authority)
+        .map_err(|why| format!("Host header \"{shown}\" {why}"))?
+        .unwrap_or(HTTP_PORT);
     let hhost = normalize(authority.host(), true)
         .map_err(|r| format!("Host header {}", HostError::new(&value, r)))?;
     if hhost != *host || hport != port {
@@ -439,6 +465,9 @@ mod tests {
             &b"CONNECT api.example.com HTTP/1.1\r\n\r\n"[..],
             b"CONNECT user@api.example.com:443 HTTP/1.1\r\n\r\n",
             b"CONNECT api.example.com:0 HTTP/1.1\r\n\r\n",
+            b"CONNECT api.example.com:443x HTTP/1.1\r\n\r\n",
+            b"CONNECT api.example.com:4430000 HTTP/1.1\r\n\r\n",
+            b"CONNECT api.example.com: HTTP/1.1\r\n\r\n",
             b"CONNECT api.example.com\0.evil:443 HTTP/1.1\r\n\r\n",
             b"CONNECT api.example.com:443 HTTP/1.1\r\nX: a\0b\r\n\r\n",
             b"GET /x HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
@@ -508,6 +537,12 @@ mod tests {
             b"GET https://api.example.com/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
             b"GET ftp://api.example.com/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
             b"GET http://u@api.example.com/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
+            // Found by the proxy_request fuzz target: a port that is not a number was read
+            // as no port, so as the default 80, in the URI and in Host.
+            b"GET http://api.example.com:80=1/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
+            b"GET http://api.example.com/ HTTP/1.1\r\nHost: api.example.com:655.8\r\n\r\n",
+            b"GET http://api.example.com:/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
+            b"GET http://api.example.com:0080x/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
         ] {
             let d = decide_request(bad, &r);
             assert!(matches!(d.outcome, Outcome::BadRequest(_)), "{:?}: {d:?}", String::from_utf8_lossy(bad));
@@ -518,6 +553,28 @@ mod tests {
             &no_http,
         );
         assert!(matches!(d.outcome, Outcome::Refused(_)), "{d:?}");
+    }
+
+    #[test]
+    fn origin_form_is_an_absolute_path() {
+        let r = rules(&["api.example.com"], true);
+        for (uri, want) in [
+            ("http://api.example.com", "/"),
+            ("http://api.example.com?x=1", "/?x=1"),
+            ("http://api.example.com/?x=1", "/?x=1"),
+            ("http://api.example.com/a/b?", "/a/b?"),
+            ("http://api.example.com/a#frag", "/a"),
+        ] {
+            let req = format!("GET {uri} HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+            let d = decide_request(req.as_bytes(), &r);
+            let Outcome::Forward { head, .. } = &d.outcome else {
+                // A fragment is not a URI character httparse or http accept: refused is fine.
+                assert!(matches!(d.outcome, Outcome::BadRequest(_)), "{uri}: {d:?}");
+                continue;
+            };
+            let line = String::from_utf8_lossy(head).lines().next().map(str::to_string);
+            assert_eq!(line.as_deref(), Some(format!("GET {want} HTTP/1.1").as_str()), "{uri}");
+        }
     }
 
     #[test]
