@@ -53,6 +53,7 @@ dict_for() {
         mcp_framing) echo jsonrpc ;;
         pattern) echo regex ;;
         host_pattern) echo host ;;
+        proxy_request) echo http ;;
         *) echo json ;;
     esac
 }

@@ -190,11 +190,14 @@ pub fn decide_request(bytes: &[u8], rules: &Rules) -> RequestDecision {
             };
         }
         Err(e) => {
-            return bad(method, format!("malformed request head ({e}) in {:?}", first_line(bytes)));
+            return bad(
+                method,
+                format!("malformed request head ({e}) in \"{}\"", first_line(bytes)),
+            );
         }
     };
     if cut[..head_len].contains(&0) {
-        return bad(method, format!("NUL byte in the request head {:?}", first_line(bytes)));
+        return bad(method, format!("NUL byte in the request head \"{}\"", first_line(bytes)));
     }
     let (Some(m), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return bad(method, "incomplete request line".into());
@@ -218,7 +221,7 @@ fn connect(method: &str, target: &str, head_len: usize, rules: &Rules) -> Reques
         Ok(a) => a,
         Err(_) => {
             d.outcome = Outcome::BadRequest(format!(
-                "CONNECT target {:?} is not host:port",
+                "CONNECT target \"{}\" is not host:port",
                 escape(target)
             ));
             return d;
@@ -227,7 +230,7 @@ fn connect(method: &str, target: &str, head_len: usize, rules: &Rules) -> Reques
     let (host, port) = match split(&authority) {
         Ok(hp) => hp,
         Err(why) => {
-            d.outcome = Outcome::BadRequest(format!("CONNECT target {:?} {why}", escape(target)));
+            d.outcome = Outcome::BadRequest(format!("CONNECT target \"{}\" {why}", escape(target)));
             return d;
         }
     };
@@ -245,10 +248,30 @@ fn split(a: &Authority) -> Result<(&str, u16), &'static str> {
     if a.as_str().contains('@') {
         return Err("holds userinfo (user@host)");
     }
-    match a.port_u16() {
-        Some(0) => Err("has port 0"),
+    match port_of(a)? {
         Some(p) => Ok((a.host(), p)),
         None => Err("has no port"),
+    }
+}
+
+/// The port written in an authority (without userinfo), if any: 1-65535 in decimal.
+///
+/// `Authority::port_u16` alone gives `None` both for no port and for a port that is not a
+/// number (`host:80=1`), which must not be read as "the default port" (found by the
+/// `proxy_request` fuzz target's differential against the `url` crate).
+fn port_of(a: &Authority) -> Result<Option<u16>, &'static str> {
+    let Some(after) = a.as_str().strip_prefix(a.host()) else {
+        return Err("is not host[:port]");
+    };
+    let Some(digits) = after.strip_prefix(':') else {
+        return if after.is_empty() { Ok(None) } else { Err("is not host[:port]") };
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("has a port that is not a number");
+    }
+    match digits.parse::<u16>() {
+        Ok(0) | Err(_) => Err("has a port that is not from 1 to 65535"),
+        Ok(p) => Ok(Some(p)),
     }
 }
 
@@ -286,7 +309,7 @@ fn absolute(
     };
     let uri = match Uri::from_str(target) {
         Ok(u) => u,
-        Err(_) => return bad(d, format!("request target {:?} is not a URI", escape(target))),
+        Err(_) => return bad(d, format!("request target \"{}\" is not a URI", escape(target))),
     };
     match uri.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("http") => {}
@@ -296,12 +319,12 @@ fn absolute(
                 "an https:// URI is reached with CONNECT host:443, not sent to the proxy".into(),
             );
         }
-        Some(s) => return bad(d, format!("scheme {:?} is not served (http only)", escape(s))),
+        Some(s) => return bad(d, format!("scheme \"{}\" is not served (http only)", escape(s))),
         None => {
             return bad(
                 d,
                 format!(
-                    "request target {:?} is not absolute: this is a proxy; send \
+                    "request target \"{}\" is not absolute: this is a proxy; send \
                      `{method} http://host/path` or CONNECT host:port",
                     escape(target)
                 ),
@@ -309,17 +332,16 @@ fn absolute(
         }
     }
     let Some(authority) = uri.authority() else {
-        return bad(d, format!("URI {:?} has no host", escape(target)));
+        return bad(d, format!("URI \"{}\" has no host", escape(target)));
     };
     if authority.as_str().contains('@') {
-        return bad(d, format!("URI {:?} holds userinfo (user@host)", escape(target)));
+        return bad(d, format!("URI \"{}\" holds userinfo (user@host)", escape(target)));
     }
     let host = authority.host();
     d.host = escape(host);
-    let port = match authority.port_u16() {
-        Some(0) => return bad(d, format!("URI {:?} has port 0", escape(target))),
-        Some(p) => p,
-        None => HTTP_PORT,
+    let port = match port_of(authority) {
+        Ok(p) => p.unwrap_or(HTTP_PORT),
+        Err(why) => return bad(d, format!("URI \"{}\" {why}", escape(target))),
     };
     d.port = port;
     let normal = match by_name(host, port, rules, &mut d.host) {
@@ -332,12 +354,17 @@ fn absolute(
     if let Err(why) = host_header_agrees(headers, &normal, port) {
         return bad(d, why);
     }
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let path = if path.is_empty() { "/" } else { path };
+    // Origin-form is an absolute path and an optional query: `http://h?q` is `/?q` (found
+    // by the proxy_request fuzz target: the query alone is no request target).
+    let path = match (uri.path(), uri.query()) {
+        ("", q) => format!("/{}", q.map(|q| format!("?{q}")).unwrap_or_default()),
+        (p, Some(q)) => format!("{p}?{q}"),
+        (p, None) => p.to_string(),
+    };
     d.outcome = Outcome::Forward {
         host: normal,
         head_len,
-        head: origin_head(method, path, version, headers),
+        head: origin_head(method, &path, version, headers),
     };
     d
 }
@@ -355,15 +382,17 @@ fn host_header_agrees(
     let value = String::from_utf8_lossy(h.value);
     let shown = escape(&value);
     let authority = Authority::from_str(value.trim())
-        .map_err(|_| format!("Host header {shown:?} is not host[:port]"))?;
+        .map_err(|_| format!("Host header \"{shown}\" is not host[:port]"))?;
     if authority.as_str().contains('@') {
-        return Err(format!("Host header {shown:?} holds userinfo"));
+        return Err(format!("Host header \"{shown}\" holds userinfo"));
     }
-    let hport = authority.port_u16().unwrap_or(HTTP_PORT);
+    let hport = port_of(&authority)
+        .map_err(|why| format!("Host header \"{shown}\" {why}"))?
+        .unwrap_or(HTTP_PORT);
     let hhost = normalize(authority.host(), true)
         .map_err(|r| format!("Host header {}", HostError::new(&value, r)))?;
     if hhost != *host || hport != port {
-        return Err(format!("Host header {shown:?} does not name the URI's host {host}:{port}"));
+        return Err(format!("Host header \"{shown}\" does not name the URI's host {host}:{port}"));
     }
     Ok(())
 }
@@ -436,6 +465,9 @@ mod tests {
             &b"CONNECT api.example.com HTTP/1.1\r\n\r\n"[..],
             b"CONNECT user@api.example.com:443 HTTP/1.1\r\n\r\n",
             b"CONNECT api.example.com:0 HTTP/1.1\r\n\r\n",
+            b"CONNECT api.example.com:443x HTTP/1.1\r\n\r\n",
+            b"CONNECT api.example.com:4430000 HTTP/1.1\r\n\r\n",
+            b"CONNECT api.example.com: HTTP/1.1\r\n\r\n",
             b"CONNECT api.example.com\0.evil:443 HTTP/1.1\r\n\r\n",
             b"CONNECT api.example.com:443 HTTP/1.1\r\nX: a\0b\r\n\r\n",
             b"GET /x HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
@@ -505,6 +537,12 @@ mod tests {
             b"GET https://api.example.com/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
             b"GET ftp://api.example.com/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
             b"GET http://u@api.example.com/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
+            // Found by the proxy_request fuzz target: a port that is not a number was read
+            // as no port, so as the default 80, in the URI and in Host.
+            b"GET http://api.example.com:80=1/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
+            b"GET http://api.example.com/ HTTP/1.1\r\nHost: api.example.com:655.8\r\n\r\n",
+            b"GET http://api.example.com:/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
+            b"GET http://api.example.com:0080x/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
         ] {
             let d = decide_request(bad, &r);
             assert!(matches!(d.outcome, Outcome::BadRequest(_)), "{:?}: {d:?}", String::from_utf8_lossy(bad));
@@ -515,6 +553,28 @@ mod tests {
             &no_http,
         );
         assert!(matches!(d.outcome, Outcome::Refused(_)), "{d:?}");
+    }
+
+    #[test]
+    fn origin_form_is_an_absolute_path() {
+        let r = rules(&["api.example.com"], true);
+        for (uri, want) in [
+            ("http://api.example.com", "/"),
+            ("http://api.example.com?x=1", "/?x=1"),
+            ("http://api.example.com/?x=1", "/?x=1"),
+            ("http://api.example.com/a/b?", "/a/b?"),
+            ("http://api.example.com/a#frag", "/a"),
+        ] {
+            let req = format!("GET {uri} HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+            let d = decide_request(req.as_bytes(), &r);
+            let Outcome::Forward { head, .. } = &d.outcome else {
+                // A fragment is not a URI character httparse or http accept: refused is fine.
+                assert!(matches!(d.outcome, Outcome::BadRequest(_)), "{uri}: {d:?}");
+                continue;
+            };
+            let line = String::from_utf8_lossy(head).lines().next().map(str::to_string);
+            assert_eq!(line.as_deref(), Some(format!("GET {want} HTTP/1.1").as_str()), "{uri}");
+        }
     }
 
     #[test]
