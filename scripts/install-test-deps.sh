@@ -14,8 +14,17 @@
 #   (a pyenv interpreter under /root is not reachable by nobody), else
 #   ~/.cache/skillbox-test-venv. crates/skillbox-cli/tests/mcp.rs looks in both places, or
 #   at $SKILLBOX_TEST_PYTHON.
+# * Node 22 (the npm package `node`), the official MCP conformance suite
+#   (@modelcontextprotocol/conformance) and the MCP TypeScript SDK (@modelcontextprotocol/sdk),
+#   installed with npm (Node 20 and npm suffice; apt's nodejs and npm are installed as root when
+#   npm is missing) into /opt/skillbox-test-node when root, else ~/.cache/skillbox-test-node;
+#   scripts/mcp-conformance.sh and crates/skillbox-cli/tests/mcp_http.rs use them (or
+#   $SKILLBOX_TEST_NODE_DIR).
 set -euo pipefail
 MCP_SDK_VERSION=2.3.0
+NODE_VERSION=22.23.3
+CONFORMANCE_VERSION=0.1.16
+TS_SDK_VERSION=1.32.2
 
 need=()
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
@@ -25,6 +34,7 @@ command -v groff >/dev/null 2>&1 || need+=(groff-base)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ "$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
     need+=(python3-venv)
 fi
@@ -52,4 +62,34 @@ if ! "$venv/bin/python" -c "import mcp, importlib.metadata as m; assert m.versio
     "$base" -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
     chmod -R a+rX "$venv"
+fi
+
+if [ "$(id -u)" = 0 ]; then
+    nodedir=/opt/skillbox-test-node
+else
+    nodedir="$HOME/.cache/skillbox-test-node"
+fi
+node_ready() {
+    [ -x "$nodedir/node_modules/.bin/node" ] || return 1
+    "$nodedir/node_modules/.bin/node" -e '
+        const [dir, node, conf, sdk] = process.argv.slice(1);
+        const v = (p) => require(dir + "/node_modules/" + p + "/package.json").version;
+        process.exit(process.versions.node === node && v("@modelcontextprotocol/conformance") === conf
+            && v("@modelcontextprotocol/sdk") === sdk ? 0 : 1);
+    ' "$nodedir" "$NODE_VERSION" "$CONFORMANCE_VERSION" "$TS_SDK_VERSION" 2>/dev/null
+}
+if ! node_ready; then
+    echo "== installing Node $NODE_VERSION, @modelcontextprotocol/conformance@$CONFORMANCE_VERSION and @modelcontextprotocol/sdk@$TS_SDK_VERSION (npm) into $nodedir"
+    rm -rf "$nodedir"
+    mkdir -p "$nodedir"
+    echo '{"private": true}' > "$nodedir/package.json"
+    # The `node` package fetches the platform's binary in its install script.
+    timeout 600 npm install --prefix "$nodedir" --no-audit --no-fund --save-exact --loglevel=error \
+        "node@$NODE_VERSION" "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" \
+        "@modelcontextprotocol/sdk@$TS_SDK_VERSION"
+    chmod -R a+rX "$nodedir"
+    if ! node_ready; then
+        echo "npm installed into $nodedir, but $nodedir/node_modules/.bin/node is not Node $NODE_VERSION with the packages above (did npm skip the \`node\` package's install script?)" >&2
+        exit 1
+    fi
 fi

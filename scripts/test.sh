@@ -9,8 +9,11 @@
 # 4. The sandbox's confinement tests under each simulated host (skillbox-hostsim), as root
 #    and as nobody (as the current user alone when not root): scripts/test-hosts.sh, whose
 #    summary table docs/testing.md explains. About 7 minutes on a 2-core machine.
+# After 1: the official MCP conformance suite against `skillbox mcp --http`
+#    (scripts/mcp-conformance.sh, about 15 seconds; docs/mcp.md, "Conformance").
 #
-# A clean machine has Rust, Python 3 and apt only; anything else the tests need is installed
+# A clean machine has Rust, Python 3 and apt only (Node 20 and npm are used if present, else
+# apt's); anything else the tests need is installed
 # by scripts/install-test-deps.sh, which this script calls first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,9 @@ echo "== cargo test (as $(id -un))"
 # The confinement tests run parts of themselves under skillbox-hostsim (simulated hosts).
 cargo build -p skillbox-hostsim --locked
 cargo test --workspace --locked
+
+echo "== the official MCP conformance suite against skillbox mcp --http"
+scripts/mcp-conformance.sh
 
 echo "== the CLI's tests again against the static build (scripts/build-static.sh)"
 static="$repo/$(scripts/build-static.sh)"

@@ -162,9 +162,14 @@ enum Command {
     /// Read and verify the security audit log
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Serve the skills to an agent over the Model Context Protocol (stdio)
+    /// Serve the skills to an agent over the Model Context Protocol (stdio, or HTTP)
     #[command(after_help = "Speaks JSON-RPC on stdin/stdout; messages and the audit notices of \
-                      High-risk events go to stderr. Each runnable skill is a tool; a call runs \
+                      High-risk events go to stderr. With --http ADDR:PORT, serves Streamable \
+                      HTTP at http://ADDR:PORT/mcp instead: every request needs \
+                      `Authorization: Bearer TOKEN`, the token from $SKILLBOX_MCP_TOKEN or the \
+                      file $SKILLBOX_HOME/mcp-token (made when absent; its path is printed, \
+                      never the token), requests from a non-loopback Origin get 403, and a \
+                      non-loopback ADDR needs --allow-remote. Each runnable skill is a tool; a call runs \
                       through the same security context, confinement, limits and audit log as \
                       `skillbox run`, at the skill's default trust level. Denials, invalid \
                       parameters, timeouts and limits are tool errors (isError) with the same \
@@ -182,6 +187,14 @@ enum Command {
         /// (IsolationWeakened). Without it, such a call is a tool error naming what is missing
         #[arg(long)]
         allow_weaker_isolation: bool,
+        /// Serve MCP's Streamable HTTP transport at http://ADDR:PORT/mcp instead of stdio
+        /// (port 0 picks a free port; the address is printed on stderr)
+        #[arg(long, value_name = "ADDR:PORT")]
+        http: Option<std::net::SocketAddr>,
+        /// With --http: allow a non-loopback ADDR, so that other machines can connect
+        /// (every request still needs the token)
+        #[arg(long, requires = "http")]
+        allow_remote: bool,
     },
     /// Make a new skill that validates and runs, declaring the least it can
     #[command(
@@ -423,8 +436,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Man { dir } => man(dir.as_deref()),
         Command::Init { name, agent_skill } => Ok(init(&workspace, &name, agent_skill)),
         Command::Audit(cmd) => audit::run(cmd),
-        Command::Mcp { max_concurrent, poll_ms, allow_weaker_isolation } => {
-            mcp(&workspace, max_concurrent, poll_ms, allow_weaker_isolation)
+        Command::Mcp { max_concurrent, poll_ms, allow_weaker_isolation, http, allow_remote } => {
+            let flags = McpFlags { max_concurrent, poll_ms, allow_weaker_isolation };
+            mcp(&workspace, flags, http.map(|addr| (addr, allow_remote)))
         }
         Command::Run { name, params, param, trust, json, raw, allow_weaker_isolation } => {
             let options = RunFlags { trust, json, raw, allow_weaker_isolation };
@@ -433,13 +447,21 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// `skillbox mcp`: serves the workspace's skills on stdin and stdout.
-fn mcp(
-    workspace: &Path,
+/// The flags of `skillbox mcp` both transports share.
+struct McpFlags {
     max_concurrent: usize,
     poll_ms: u64,
     allow_weaker_isolation: bool,
+}
+
+/// `skillbox mcp`: serves the workspace's skills on stdin and stdout, or over HTTP at
+/// `http` (the address, and whether a non-loopback one is allowed).
+fn mcp(
+    workspace: &Path,
+    flags: McpFlags,
+    http: Option<(std::net::SocketAddr, bool)>,
 ) -> anyhow::Result<u8> {
+    let McpFlags { max_concurrent, poll_ms, allow_weaker_isolation } = flags;
     let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
     log.echo_high_risk = true;
     let rt = Runtime::open_with_audit(workspace, log)?;
@@ -457,10 +479,46 @@ fn mcp(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(skillbox_mcp::serve_stdio(rt, options))?;
+    match http {
+        None => runtime.block_on(skillbox_mcp::serve_stdio(rt, options))?,
+        Some((addr, allow_remote)) => {
+            runtime.block_on(mcp_http(rt, options, addr, allow_remote))?
+        }
+    }
     // Runs still in flight are dropped with the runtime, which kills them.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(0)
+}
+
+/// `skillbox mcp --http`: binds, says where (and where the token is, never the token), and
+/// serves until SIGINT or SIGTERM.
+async fn mcp_http(
+    rt: Runtime,
+    options: skillbox_mcp::ServeOptions,
+    addr: std::net::SocketAddr,
+    allow_remote: bool,
+) -> anyhow::Result<()> {
+    use skillbox_mcp::http::{HttpListener, HttpOptions, Token, TokenSource, TOKEN_ENV};
+    let env_token = std::env::var(TOKEN_ENV).ok();
+    let home = skillbox_skills::registry::skillbox_home(|k| std::env::var_os(k));
+    let token = Token::resolve(env_token, home.as_deref())?;
+    let listener = HttpListener::bind(addr, HttpOptions { allow_remote }).await?;
+    let bound = listener.local_addr()?;
+    let host = match bound {
+        std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        std::net::SocketAddr::V4(a) => a.to_string(),
+    };
+    let from = match &token.source {
+        TokenSource::Env => format!("the bearer token is ${TOKEN_ENV}'s value"),
+        TokenSource::File(p) => format!("the bearer token is in {}", p.display()),
+        TokenSource::NewFile(p) => {
+            format!("the bearer token is in {} (made now, mode 0600)", p.display())
+        }
+    };
+    eprintln!("skillbox mcp: serving MCP over HTTP at http://{host}/mcp; {from}");
+    listener.serve(rt, options, token, skillbox_mcp::http::until_signal()).await?;
+    eprintln!("skillbox mcp: stopped");
+    Ok(())
 }
 
 /// `-p KEY=VALUE`: split at the first `=`. A clap value parser: no `=` is a usage error.

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod frame;
+pub mod http;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
