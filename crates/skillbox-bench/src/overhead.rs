@@ -279,9 +279,9 @@ pub(crate) fn overhead(b: &mut Bench) {
     println!(
         "Each iteration runs every variant once, in rotating order. Blocks with and without \
          1 GiB of touched memory in the embedding process alternate ({} rounds). The tokio \
-         runtime is multi-threaded ({} workers), as an agent's usually is. No variant uses a \
-         network namespace: skillbox confines the network with seccomp and Landlock at every \
-         level, so there is no with/without-netns pair to report.",
+         runtime is multi-threaded ({} workers), as an agent's usually is. The skills here \
+         declare no network; a networked run's own network namespace and proxy are measured \
+         in the `egress` section.",
         b.rounds(),
         b.workers
     );
