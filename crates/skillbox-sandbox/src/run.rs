@@ -200,7 +200,17 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     };
     let mut prepared = prepare(spec, policy, &plan, supervisor.as_deref(), &mut census)?;
     let sweep = crate::planted::Sweep::new(&spec.policy, census);
-    let enforcement = plan.report;
+    let mut enforcement = plan.report;
+    if !spec.passed_fds.is_empty() {
+        let last = 2 + spec.passed_fds.len();
+        for m in
+            enforcement.mechanisms.iter_mut().filter(|m| m.name == crate::Guarantee::Descriptors)
+        {
+            m.detail.push_str(&format!(
+                "; and descriptors 3 to {last}, which the caller passed (its protocol pipes)"
+            ));
+        }
+    }
 
     let stdin = cloexec_fd(open_dev_null()?)?;
     let (out_r, out_w) = pipe()?;
@@ -240,6 +250,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         // Nobody serves the door: closing it leaves the run's namespace with none.
         (Some(listener), None) => drop(listener),
         (None, _) => {}
+    }
+    if let Some(sink) = &spec.on_start {
+        sink.take(spawned.pid);
     }
 
     let observed = |stream| spec.observer.clone().map(|o| (o, stream));
@@ -626,6 +639,7 @@ fn prepare(
             ),
             None => None,
         },
+        passed: spec.take_passed()?,
     })
 }
 

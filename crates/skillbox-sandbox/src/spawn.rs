@@ -143,6 +143,9 @@ struct ChildArgs {
     /// `crate::netns`), or -1; and the listener's port in network byte order.
     loopback_pass: c_int,
     loopback_port_be: u16,
+    /// Descriptors to become 3, 4, ... (the first `n_passed`).
+    passed: [c_int; crate::spec::MAX_PASSED_FDS],
+    n_passed: usize,
     /// Result slot, written by the child only when a step fails: the [`Stage`] (0: none)
     /// and the errno. Atomics, because the child writes them through the same shared
     /// reference it reads everything else through.
@@ -194,6 +197,8 @@ pub(crate) struct Prepared {
     /// A network namespace of the run's own too, with loopback and a listener passed back
     /// through this pair (only with `namespaces`: see `crate::netns`).
     pub loopback: Option<crate::netns::Passing>,
+    /// Descriptors the program gets as 3, 4, ... (at most `crate::spec::MAX_PASSED_FDS`).
+    pub passed: Vec<OwnedFd>,
 }
 
 /// A started child.
@@ -257,6 +262,16 @@ pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFai
             error: std::io::Error::from_raw_os_error(libc::EINVAL),
         });
     }
+    if p.passed.len() > crate::spec::MAX_PASSED_FDS {
+        return Err(SpawnFailure {
+            stage: Some(Stage::CloseFds),
+            error: std::io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    }
+    let mut passed = [-1; crate::spec::MAX_PASSED_FDS];
+    for (slot, fd) in passed.iter_mut().zip(&p.passed) {
+        *slot = fd.as_raw_fd();
+    }
     let blocked = BlockedSignals::all();
     let args = ChildArgs {
         program: p.program.as_ptr(),
@@ -280,6 +295,8 @@ pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFai
         supervisor_fd: p.supervisor_fd.unwrap_or(-1),
         loopback_pass: p.loopback.as_ref().map_or(-1, crate::netns::child_end),
         loopback_port_be: p.loopback.as_ref().map_or(0, |l| l.port_be),
+        passed,
+        n_passed: p.passed.len(),
         fail_stage: AtomicI32::new(0),
         fail_errno: AtomicI32::new(0),
     };
@@ -672,10 +689,12 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
         let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, a.landlock_fd, 0) };
         check(r, Stage::Landlock)?;
     }
-    // Nothing of the parent's reaches the program but stdio.
+    pass_fds(a)?;
+    // Nothing of the parent's reaches the program but stdio and the passed descriptors.
+    let first = 3 + a.n_passed as u32;
     // SAFETY: close_range takes plain integers; the descriptors closed are the child's own
     // copies (no CLONE_FILES), so the parent keeps its own.
-    check(unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) }, Stage::CloseFds)?;
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) }, Stage::CloseFds)?;
     // SAFETY: reads the mask saved by the parent, in `a`.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &a.sigmask, std::ptr::null_mut()) };
     if !a.seccomp.is_null() {
@@ -686,6 +705,25 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
             libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, a.seccomp)
         };
         check(r, Stage::Seccomp)?;
+    }
+    Ok(())
+}
+
+/// The passed descriptors become 3, 4, ... without close-on-exec. Each is first copied at
+/// or above `3 + n` (a source may itself be one of the targets), then onto its target; the
+/// copies are closed by the `close_range` that follows.
+fn pass_fds(a: &ChildArgs) -> Result<(), Stage> {
+    let n = a.n_passed.min(a.passed.len());
+    let above = 3 + n as c_int;
+    let mut copies = [-1; crate::spec::MAX_PASSED_FDS];
+    for (copy, &fd) in copies.iter_mut().zip(&a.passed[..n]) {
+        // SAFETY: fcntl F_DUPFD takes plain integers and touches no memory.
+        *copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above) };
+        check(*copy, Stage::CloseFds)?;
+    }
+    for (target, &copy) in copies[..n].iter().enumerate() {
+        // SAFETY: dup2 takes plain integers; the new descriptor has no close-on-exec.
+        check(unsafe { libc::dup2(copy, 3 + target as c_int) }, Stage::CloseFds)?;
     }
     Ok(())
 }
@@ -860,6 +898,7 @@ mod tests {
             stdin_null: false,
             supervisor_fd: None,
             loopback: None,
+            passed: Vec::new(),
         }
     }
 
