@@ -549,6 +549,8 @@ fn run(
         allow_weaker_isolation,
         retry_base_delay,
         on_output: live.as_ref().map(output::LiveOutput::observer),
+        // A `code_session` skill runs its code in a fresh session that ends with the call.
+        sessions: None,
     };
     let mut result = runtime.block_on(rt.run_with(name, &params, &options));
     // A person at a terminal is asked; anyone else (an agent, CI) gets the refusal with the
@@ -601,6 +603,18 @@ fn report_run_shown(result: &SkillResult, json: bool, raw: bool, streamed: bool)
         }
         if !result.stderr.is_empty() && !result.stderr.ends_with('\n') {
             let _ = err.write_all(b"\n");
+        }
+    }
+    // A session's call: the value of its last expression, as a REPL shows it, and its
+    // traceback.
+    if let Some(session) = &result.session {
+        if let Some(value) = &session.value {
+            let shown = if raw { value.clone() } else { terminal_safe(value) };
+            let _ = writeln!(out, "{shown}");
+        }
+        if let Some(e) = &session.error {
+            let shown = if raw { e.traceback.clone() } else { terminal_safe(&e.traceback) };
+            let _ = err.write_all(shown.as_bytes());
         }
     }
     let _ = out.flush();

@@ -559,21 +559,18 @@ fn run_conversation_skill_review_python_attaches_the_sources() {
 }
 
 #[test]
-fn run_code_session_skill_is_a_clear_error() {
+fn run_code_session_skill_runs_one_call_in_a_fresh_session() {
     let w = World::with("workspace");
-    let out = w.run(&["run", "python-repl"]);
-    assert_eq!(out.code, Some(7), "{out:?}");
-    assert_eq!(out.stdout, "");
-    assert!(
-        out.stderr.contains("python-repl: error")
-            && out.stderr.contains("code_session")
-            && out.stderr.contains("cannot run them yet"),
-        "{}",
-        out.stderr
-    );
+    let out = w.run(&["run", "python-repl", "--params", r#"{"code": "print('hi')\n6 * 7"}"#]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "hi\n42\n", "the output, then the value: {out:?}");
+    let out = w.run(&["run", "python-repl", "--params", r#"{"code": "1/0"}"#]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("ZeroDivisionError"), "{}", out.stderr);
+    // No code: invalid, and nothing ran.
     let v = w.run(&["run", "python-repl", "--json"]).json();
-    assert_eq!(v["status"], "error");
-    assert!(v["exit_code"].is_null(), "nothing ran: {v}");
+    assert_eq!(v["status"], "invalid", "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("`code` is required")), "{v}");
 }
 
 // ---------------------------------------------------------------------------------------

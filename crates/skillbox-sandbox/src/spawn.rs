@@ -677,6 +677,7 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
     connect_stdio(a)?;
     // SAFETY: `cwd` is a NUL-terminated path owned by the Prepared, alive until exec.
     check(unsafe { libc::chdir(a.cwd) }, Stage::Chdir)?;
+    let copies = copy_passed(a)?;
     set_rlimits(a)?;
     join_cgroups(a)?;
     if a.drop_caps {
@@ -689,7 +690,7 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
         let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, a.landlock_fd, 0) };
         check(r, Stage::Landlock)?;
     }
-    pass_fds(a)?;
+    pass_fds(a, &copies)?;
     // Nothing of the parent's reaches the program but stdio and the passed descriptors.
     let first = 3 + a.n_passed as u32;
     // SAFETY: close_range takes plain integers; the descriptors closed are the child's own
@@ -709,18 +710,27 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
     Ok(())
 }
 
-/// The passed descriptors become 3, 4, ... without close-on-exec. Each is first copied at
-/// or above `3 + n` (a source may itself be one of the targets), then onto its target; the
-/// copies are closed by the `close_range` that follows.
-fn pass_fds(a: &ChildArgs) -> Result<(), Stage> {
+/// Copies of the passed descriptors at or above `3 + n` (a source may itself be one of the
+/// targets 3, 4, ...), made before the rlimits lower the descriptor limit (the parent's
+/// descriptors may be numbered above it). The copies are close-on-exec; `close_range`
+/// closes them.
+fn copy_passed(a: &ChildArgs) -> Result<[c_int; crate::spec::MAX_PASSED_FDS], Stage> {
     let n = a.n_passed.min(a.passed.len());
     let above = 3 + n as c_int;
     let mut copies = [-1; crate::spec::MAX_PASSED_FDS];
     for (copy, &fd) in copies.iter_mut().zip(&a.passed[..n]) {
-        // SAFETY: fcntl F_DUPFD takes plain integers and touches no memory.
+        // SAFETY: fcntl F_DUPFD_CLOEXEC takes plain integers and touches no memory.
         *copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above) };
         check(*copy, Stage::CloseFds)?;
     }
+    Ok(copies)
+}
+
+/// The copies of [`copy_passed`] become 3, 4, ... without close-on-exec. Done after
+/// Landlock, once no descriptor of the parent's is needed any more (one at 3 or 4 is
+/// replaced).
+fn pass_fds(a: &ChildArgs, copies: &[c_int; crate::spec::MAX_PASSED_FDS]) -> Result<(), Stage> {
+    let n = a.n_passed.min(a.passed.len());
     for (target, &copy) in copies[..n].iter().enumerate() {
         // SAFETY: dup2 takes plain integers; the new descriptor has no close-on-exec.
         check(unsafe { libc::dup2(copy, 3 + target as c_int) }, Stage::CloseFds)?;

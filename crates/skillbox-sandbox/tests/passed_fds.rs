@@ -114,3 +114,29 @@ async fn a_spec_whose_descriptors_were_taken_cannot_start_again() {
         "{again:?}"
     );
 }
+
+/// The parent's descriptors may be numbered far above the run's descriptor limit: the
+/// passed ones still arrive as 3 and 4 (they were copied before the limit was set).
+#[tokio::test]
+async fn passed_descriptors_arrive_under_a_low_descriptor_limit() {
+    let held: Vec<std::fs::File> =
+        (0..200).map(|_| std::fs::File::open("/dev/null").expect("open")).collect();
+    let (mut spec, mut req, mut ans, pid) = session_spec(true);
+    spec.policy.rlimits.open_files = Some(16);
+    let run = tokio::spawn(async move { skillbox_sandbox::run(&spec).await });
+    req.write_all(b"low").expect("write");
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 512];
+        ans.read(&mut buf).map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+    .await
+    .expect("join")
+    .expect("read");
+    assert!(answer.starts_with("LOW 0 1 2 3 4"), "{answer}");
+    let pid = pid.lock().expect("lock").expect("pid");
+    // SAFETY: kill takes plain integers; the pid is the run's unreaped first process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = run.await.expect("join").expect("run");
+    assert_eq!(out.status, ExitStatus::Exited(7), "{out:?}");
+    drop(held);
+}

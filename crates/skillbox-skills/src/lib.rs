@@ -67,6 +67,10 @@ pub use audit::{default_audit_path, params_digest};
 pub use diag::Diagnostic;
 pub use exec::egress::{enforced_here as egress_enforced, PROXY_PORT as EGRESS_PROXY_PORT};
 pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};
+pub use exec::{
+    CallError, SessionReport, Sessions, DEFAULT_IDLE_TIMEOUT, DEFAULT_LIFETIME, INTERRUPT_GRACE,
+    MAX_TRUSTED_LIFETIME,
+};
 pub use format::{parse_skill, SkillDef, SkillType};
 pub use host::{host_report, HostFinding, HostMechanism, HostReport, LevelReport};
 pub use refusals::refused_before_lookup;

@@ -48,6 +48,10 @@ pub struct RunOptions {
     /// Sees the output of the run's processes as it is read, every attempt and fallback
     /// (a CLI at a terminal prints it as it comes); the result holds it all the same.
     pub on_output: Option<skillbox_sandbox::OutputObserver>,
+    /// The caller's sessions, for `code_session` skills: a call with a `session_id` runs in
+    /// that session of this table, one without starts a session kept here. `None`: each
+    /// call runs in a fresh session that ends with it (`skillbox run`).
+    pub sessions: Option<Arc<crate::exec::Sessions>>,
 }
 
 /// Skills for one workspace, and the single execution path used by the CLI, the MCP server
@@ -635,7 +639,12 @@ impl Runtime {
         let retry_base_delay =
             options.retry_base_delay.unwrap_or(std::time::Duration::from_secs(1));
         let Some(log) = &self.audit else {
-            let exec = crate::exec::ExecOptions { retry_base_delay, observer: None };
+            let exec = crate::exec::ExecOptions {
+                retry_base_delay,
+                observer: None,
+                sessions: options.sessions.as_deref(),
+                audit: None,
+            };
             let r = skill.execute_with_security(params, ctx, &exec, execution_id.into()).await;
             return (r, Vec::new());
         };
@@ -661,7 +670,12 @@ impl Runtime {
                 }
             }
         };
-        let exec = crate::exec::ExecOptions { retry_base_delay, observer: Some(&observer) };
+        let exec = crate::exec::ExecOptions {
+            retry_base_delay,
+            observer: Some(&observer),
+            sessions: options.sessions.as_deref(),
+            audit: Some(log),
+        };
         let result = skill.execute_with_security(params, ctx, &exec, execution_id.into()).await;
         cancel_guard.armed = false;
         (result, audit_errors.into_inner().unwrap_or_default())

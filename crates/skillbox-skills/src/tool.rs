@@ -46,6 +46,9 @@ pub struct SkillTool {
     schema: Value,
     trust: Option<TrustLevel>,
     allow_weaker_isolation: bool,
+    /// The sessions of a `code_session` skill's tool: they belong to the tool (and its
+    /// clones), and end when the last of them is dropped.
+    sessions: Arc<crate::exec::Sessions>,
 }
 
 impl SkillTool {
@@ -60,7 +63,15 @@ impl SkillTool {
         };
         let schema = input_schema(&skill.def);
         let name = skill.def.name.clone();
-        Some(Self { runtime, name, description, schema, trust, allow_weaker_isolation: false })
+        Some(Self {
+            runtime,
+            name,
+            description,
+            schema,
+            trust,
+            allow_weaker_isolation: false,
+            sessions: Arc::default(),
+        })
     }
 
     /// Lets this tool's runs go on where the host has no mechanism for a guarantee their
@@ -77,6 +88,7 @@ impl SkillTool {
         let options = crate::RunOptions {
             trust: self.trust,
             allow_weaker_isolation: self.allow_weaker_isolation,
+            sessions: Some(self.sessions.clone()),
             ..crate::RunOptions::default()
         };
         self.runtime.run_with(&self.name, input, &options).await
@@ -154,6 +166,9 @@ pub fn to_tool_result(result: &SkillResult) -> ToolResult {
 /// The JSON Schema of a skill's parameters, as an object schema that forbids undeclared keys
 /// (the same rule the validator applies).
 pub fn input_schema(def: &SkillDef) -> Value {
+    if def.skill_type == crate::format::SkillType::CodeSession {
+        return crate::exec::session::input_schema();
+    }
     let mut props = Map::new();
     let mut required = Vec::new();
     for p in &def.parameters {
