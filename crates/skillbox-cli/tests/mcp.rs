@@ -4,7 +4,9 @@
 //!   scripts/install-test-deps.sh) runs tests/mcp/client_session.py against the server:
 //!   listing, calls, a denial, a confinement failure, a refused connection, a timeout,
 //!   progress, a cancellation, ten concurrent calls and list_changed, on a 2026-07-28 and a
-//!   handshake-era session. This file then checks the effects again from the outside.
+//!   handshake-era session, and a `code_session` skill driven over a connection of its own
+//!   (state kept, sessions apart, confinement, a cancelled call interrupted, nothing left
+//!   once the connection closes). This file then checks the effects again from the outside.
 //! * `garbage_input_gets_protocol_errors_and_the_server_keeps_serving`: lines that are not
 //!   JSON, oversized lines, wrong shapes and unknown methods, then a normal request.
 //! * `killing_the_server_kills_its_runs`: SIGKILL of `skillbox mcp` in the middle of a run.
@@ -98,8 +100,9 @@ impl World {
                                   {"name": "n", "type": "number", "required": true}]}),
             json!({"name": "net-https", "description": "Declares HTTPS", "type": "command",
                    "command": "true", "security": {"permissions": {"network_access": true}}}),
-            json!({"name": "code-session-skill", "description": "Not runnable", "type": "code_session",
-                   "command": "python3", "args": ["-I", "-q", "-i"]}),
+            json!({"name": "code-session-skill", "description": "A Python session", "type": "code_session",
+                   "command": "python3", "args": [m], "timeout": 2,
+                   "security": {"permissions": {"file_read": ["."]}}}),
         ];
         for s in skills {
             let name = s["name"].as_str().unwrap().to_string();
@@ -224,6 +227,8 @@ fn official_python_sdk_session() {
     assert!(has("SkillExecutionCancelled", "beat"), "no cancellation event");
     assert!(has("PermissionDenied", "escape-declared"), "no denial event");
     assert!(has("SkillExecutionTimedOut", "nap-timeout"), "no timeout event");
+    assert!(has("SessionStarted", "code-session-skill"), "no session start event");
+    assert!(has("SessionEnded", "code-session-skill"), "no session end event");
     let slow_done = events
         .iter()
         .filter(|e| e["event_type"] == "SkillExecutionCompleted" && e["skill_name"] == "slow-ok")

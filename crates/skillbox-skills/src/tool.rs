@@ -83,6 +83,14 @@ impl SkillTool {
         self
     }
 
+    /// Runs `code_session` calls in `sessions` instead of this tool's own table. Why: a
+    /// server makes a tool per call, and the sessions must belong to the connection (MCP)
+    /// or the agent, whatever tool object carries the call.
+    pub fn with_sessions(mut self, sessions: Arc<crate::exec::Sessions>) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
     /// Runs the skill and returns the full result.
     pub async fn execute(&self, input: &Value) -> SkillResult {
         let options = crate::RunOptions {
@@ -302,7 +310,13 @@ pub fn output_schema() -> Value {
             "message": {"type": ["string", "null"]},
             "attempts": {"type": "integer", "minimum": 0},
             "unsupported": {"type": "array", "items": {"type": "string"}},
-            "enforcement": {"type": "array", "items": {"type": "object"}}
+            "enforcement": {"type": "array", "items": {"type": "object"}},
+            "session": {
+                "type": "object",
+                "description": "code_session skills: session_id (pass it back to continue), value (repr of the last expression), error (type, message, traceback), interrupted, call_ms, ended",
+                "properties": {"session_id": {"type": "string"}, "value": {"type": ["string", "null"]}},
+                "required": ["session_id"]
+            }
         },
         "required": ["status", "skill", "execution_id", "stdout", "stderr", "duration_ms", "attempts"],
     })

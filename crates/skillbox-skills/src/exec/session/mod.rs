@@ -165,6 +165,20 @@ impl Sessions {
         }
     }
 
+    /// Ends every session (reason `owner-gone`) and waits until their processes are gone.
+    /// Why: an owner that goes away (an MCP connection that closed) should not rely on
+    /// drops happening while an async runtime is still there to run them.
+    pub async fn close_all(&self) {
+        let all: Vec<Arc<Session>> =
+            self.map.lock().map(|mut m| m.drain().map(|(_, s)| s).collect()).unwrap_or_default();
+        for s in &all {
+            s.end(Ended::new("owner-gone", "the session's owner went away".into()));
+        }
+        for s in &all {
+            s.wait_ended(Duration::from_secs(10)).await;
+        }
+    }
+
     /// Forgets the sessions that ended.
     fn prune(&self) {
         if let Ok(mut m) = self.map.lock() {
@@ -436,7 +450,6 @@ async fn start(
     }
     argv.extend(["-I".to_string(), "-c".to_string(), DRIVER.to_string(), id.clone()]);
     argv.extend(def.args.iter().cloned());
-    let enforcement = super::policy::preview(grant, &ctx.workspace, ctx.allow_weaker_isolation)?;
 
     let (req_r, req_w) =
         std::io::pipe().map_err(|e| format!("cannot make the session's pipes: {e}"))?;
@@ -469,6 +482,10 @@ async fn start(
         spec.listener = Some(sink);
         e
     });
+    // What this very spec gets enforced (the run's own report comes only at its end).
+    let enforcement = skillbox_sandbox::preview(&spec)
+        .map(|e| super::policy::enforcement_entries(&e))
+        .map_err(|e| format!("the session could not start: {e}"))?;
 
     if let Some(log) = audit {
         let event = crate::audit::session_started(&def.name, ctx, &id, timing);
