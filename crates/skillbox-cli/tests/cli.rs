@@ -591,6 +591,10 @@ fn run_json_prints_one_object_with_the_status_and_exit_code_of_each_outcome() {
         &json!({"name": "slow", "type": "command", "command": "sleep", "args": ["30"],
                 "timeout": 1, "security": {"permissions": {"process_spawn": "none"}}}),
     );
+    w.add_skill(
+        "no-program.json",
+        &json!({"name": "no-program", "type": "command", "command": "no-such-program-skillbox"}),
+    );
     let url = r#"{"url": "https://example.com"}"#;
     let cases: &[(&[&str], &str, i32)] = &[
         (&["run", "count-lines", "--params", r#"{"path": "src/app.py"}"#], "success", 0),
@@ -598,7 +602,7 @@ fn run_json_prints_one_object_with_the_status_and_exit_code_of_each_outcome() {
         (&["run", "fetch-status", "--trust", "untrusted", "--params", url], "denied", 3),
         (&["run", "count-lines", "--params", "{}"], "invalid", 4),
         (&["run", "slow"], "timeout", 5),
-        (&["run", "python-repl"], "error", 7),
+        (&["run", "no-program"], "error", 7),
     ];
     for (args, status, code) in cases {
         let mut args = args.to_vec();
