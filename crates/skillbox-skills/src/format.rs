@@ -315,7 +315,7 @@ pub struct SessionConfig {
     /// Seconds of inactivity before a session ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_timeout: Option<f64>,
-    /// Sessions at once (kept as written; not enforced).
+    /// Live sessions of this skill at once per owner (at most 4, the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sessions: Option<u32>,
     /// Seconds a session may live at most, idle or not (skillbox's own field; capped by the

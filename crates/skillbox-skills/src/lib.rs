@@ -69,7 +69,7 @@ pub use exec::egress::{enforced_here as egress_enforced, PROXY_PORT as EGRESS_PR
 pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};
 pub use exec::{
     CallError, SessionReport, Sessions, DEFAULT_IDLE_TIMEOUT, DEFAULT_LIFETIME, INTERRUPT_GRACE,
-    MAX_TRUSTED_LIFETIME,
+    MAX_SESSIONS, MAX_TRUSTED_LIFETIME,
 };
 pub use format::{parse_skill, SkillDef, SkillType};
 pub use host::{host_report, HostFinding, HostMechanism, HostReport, LevelReport};

@@ -366,3 +366,21 @@ async fn sigkill_of_the_owner_leaves_no_interpreter() {
     let _ = child.wait();
     assert!(gone(&id).await, "an interpreter outlived the SIGKILLed skillbox");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_gets_at_most_max_sessions_of_a_skill() {
+    let e = env(json!({"session_config": {"max_sessions": 2}}));
+    let sessions = Arc::new(Sessions::new());
+    let a = session_id(&e.call(&sessions, "1", None).await);
+    let _b = session_id(&e.call(&sessions, "2", None).await);
+    let r = e.call(&sessions, "3", None).await;
+    assert_eq!(r.status, Status::Invalid, "{r:#?}");
+    assert!(r.message.as_deref().is_some_and(|m| m.contains("max_sessions")), "{r:#?}");
+    assert_eq!(sessions.ids().len(), 2);
+    // One ends: a new one may start; and another owner has its own count.
+    assert!(sessions.close(&a).await);
+    let r = e.call(&sessions, "4", None).await;
+    assert_eq!(r.status, Status::Success, "{r:#?}");
+    let other = Arc::new(Sessions::new());
+    assert_eq!(e.call(&other, "5", None).await.status, Status::Success);
+}

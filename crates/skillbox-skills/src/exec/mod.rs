@@ -41,7 +41,7 @@ pub(crate) use policy::preview;
 pub use process::OUTPUT_LIMIT;
 pub use session::{
     CallError, SessionReport, Sessions, DEFAULT_IDLE_TIMEOUT, DEFAULT_LIFETIME, INTERRUPT_GRACE,
-    MAX_TRUSTED_LIFETIME,
+    MAX_SESSIONS, MAX_TRUSTED_LIFETIME,
 };
 
 impl LoadedSkill {

@@ -45,6 +45,12 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// The most a `system-trusted` skill may set as its lifetime.
 pub const MAX_TRUSTED_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
+/// Live sessions of one skill in one table when the skill sets no `max_sessions`; also the
+/// most it may set. Why a bound: every session holds memory up to its limit for as long as
+/// it lives, and a model (or a loop) that never passes `session_id` would otherwise start
+/// one per call.
+pub const MAX_SESSIONS: u32 = 4;
+
 /// How long an interrupted call has to answer before its session is killed.
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
@@ -186,6 +192,12 @@ impl Sessions {
         }
     }
 
+    /// Live sessions of `skill` in this table.
+    fn live_of(&self, skill: &str) -> u32 {
+        self.prune();
+        self.map.lock().map_or(0, |m| m.values().filter(|s| s.skill == skill).count() as u32)
+    }
+
     fn get(&self, id: &str) -> Option<Arc<Session>> {
         self.map.lock().ok()?.get(id).cloned()
     }
@@ -292,6 +304,12 @@ impl Timing {
     }
 }
 
+/// The skill's `max_sessions`, at most [`MAX_SESSIONS`] (and at least 1).
+fn max_sessions(def: &SkillDef) -> u32 {
+    let asked = def.session_config.as_ref().and_then(|c| c.max_sessions);
+    asked.unwrap_or(MAX_SESSIONS).clamp(1, MAX_SESSIONS)
+}
+
 /// The input of a call: `code`, and the session to run it in.
 struct CallInput {
     code: String,
@@ -369,6 +387,16 @@ pub(crate) async fn execute(
                 return result;
             }
         },
+        None if sessions.is_some_and(|t| t.live_of(&def.name) >= max_sessions(def)) => {
+            result.status = Status::Invalid;
+            result.message = Some(format!(
+                "skill `{}` has {} live sessions here, its most (max_sessions); pass the \
+                 session_id of one, or let one end",
+                def.name,
+                max_sessions(def)
+            ));
+            return result;
+        }
         None => match start(def, ctx, grant, audit).await {
             Ok(s) => {
                 if let Some(t) = sessions {
