@@ -15,6 +15,7 @@ use skillbox_skills::{
 
 mod audit;
 mod output;
+mod repl;
 mod trust;
 
 use output::{print_problems, terminal_safe};
@@ -156,6 +157,23 @@ enum Command {
         /// Run even if a guarantee the skill's grant needs has no mechanism on this host (no
         /// Landlock, no user namespaces where signals need them, ...); the result lists what
         /// was not enforced and the audit log records it. Without it, such a run is refused
+        #[arg(long)]
+        allow_weaker_isolation: bool,
+    },
+    /// Run a `code_session` skill interactively: each input is one call in the same
+    /// confined Python session
+    #[command(after_help = "A line is one call; a line ending in ':' or '\\' continues until \
+                      an empty line. The output of each call is printed, then the value of its \
+                      last expression; tracebacks go to stderr. The session is confined as \
+                      `skillbox run` would run the skill, and ends at the end of input \
+                      (Ctrl-D). See docs/writing-skills.md, section Sessions.")]
+    Repl {
+        /// A `code_session` skill
+        name: String,
+        /// Run at this trust level (see `skillbox run --help`)
+        #[arg(long, value_name = "LEVEL")]
+        trust: Option<TrustLevel>,
+        /// Run even if a guarantee the skill's grant needs has no mechanism on this host
         #[arg(long)]
         allow_weaker_isolation: bool,
     },
@@ -425,6 +443,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Mcp { max_concurrent, poll_ms, allow_weaker_isolation } => {
             mcp(&workspace, max_concurrent, poll_ms, allow_weaker_isolation)
+        }
+        Command::Repl { name, trust, allow_weaker_isolation } => {
+            repl::repl(&workspace, &name, trust, allow_weaker_isolation)
         }
         Command::Run { name, params, param, trust, json, raw, allow_weaker_isolation } => {
             let options = RunFlags { trust, json, raw, allow_weaker_isolation };

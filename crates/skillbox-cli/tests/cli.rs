@@ -559,6 +559,28 @@ fn run_conversation_skill_review_python_attaches_the_sources() {
 }
 
 #[test]
+fn repl_runs_each_input_in_the_same_session() {
+    let w = World::with("workspace");
+    let mut c = w.command(&["repl", "python-repl"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let input = "x = 20\nx * 2 + 2\ndef f(y):\n    return y + x\n\nf(1)\n1/0\nprint('still', x)\n";
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout, "42\n21\nstill 20\n", "state kept across inputs; stderr: {stderr}");
+    assert!(stderr.contains("ZeroDivisionError"), "{stderr}");
+    let out = w.run(&["repl", "count-lines"]);
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.contains("code_session"), "{}", out.stderr);
+}
+
+#[test]
 fn run_code_session_skill_runs_one_call_in_a_fresh_session() {
     let w = World::with("workspace");
     let out = w.run(&["run", "python-repl", "--params", r#"{"code": "print('hi')\n6 * 7"}"#]);
