@@ -22,6 +22,21 @@
 //! ```
 
 //!
+//! # Sessions
+//!
+//! A `code_session` skill keeps a confined Python interpreter between calls; the sessions
+//! belong to a [`Sessions`] table, and dropping it ends them:
+//!
+//! ```no_run
+//! # async fn demo(runtime: std::sync::Arc<skillbox_skills::Runtime>) {
+//! let sessions = std::sync::Arc::new(skillbox_skills::Sessions::new());
+//! let r = runtime.call_session(&sessions, "python-repl", "x = 41", None, None).await;
+//! let id = r.session.map(|s| s.session_id);
+//! let r = runtime.call_session(&sessions, "python-repl", "x + 1", id.as_deref(), None).await;
+//! assert_eq!(r.session.and_then(|s| s.value).as_deref(), Some("42"));
+//! # }
+//! ```
+//!
 //! # One run path
 //!
 //! Every run goes through [`Runtime::run_with`] (which [`Runtime::run`], [`SkillTool`], the

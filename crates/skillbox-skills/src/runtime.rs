@@ -498,6 +498,31 @@ impl Runtime {
         self.run_with(name, params, &RunOptions { trust, ..RunOptions::default() }).await
     }
 
+    /// Runs `code` in a session of the `code_session` skill `name`: in the session
+    /// `session_id` of `sessions`, or, without one, in a new session kept there (its id is
+    /// the result's `session.session_id`). The same path as [`Runtime::run_with`] with
+    /// `{"code", "session_id"}` as parameters and `sessions` in the options.
+    ///
+    /// Why an embedder needs it: an agent that offers a notebook-like tool keeps one
+    /// [`crate::Sessions`] per conversation; dropping it (or [`crate::Sessions::close`])
+    /// ends the sessions and kills their processes.
+    pub async fn call_session(
+        &self,
+        sessions: &Arc<crate::exec::Sessions>,
+        name: &str,
+        code: &str,
+        session_id: Option<&str>,
+        trust: Option<TrustLevel>,
+    ) -> SkillResult {
+        let mut params = serde_json::json!({ "code": code });
+        if let Some(id) = session_id {
+            params["session_id"] = Value::String(id.to_string());
+        }
+        let options =
+            RunOptions { trust, sessions: Some(sessions.clone()), ..RunOptions::default() };
+        self.run_with(name, &params, &options).await
+    }
+
     /// Runs the skill `name` (or alias) with `params` and per-run `options`. Every run in
     /// skillbox goes through here.
     ///

@@ -30,7 +30,7 @@ impl Env {
     }
 
     async fn call(&self, sessions: &Arc<Sessions>, code: &str, id: Option<&str>) -> SkillResult {
-        self.call_as(sessions, code, id, None).await
+        self.rt.call_session(sessions, "py", code, id, None).await
     }
 
     async fn call_as(
