@@ -404,8 +404,14 @@ pub(crate) async fn execute(
                 }
                 s
             }
-            Err(message) => {
+            Err(StartError::Message(message)) => {
                 result.message = Some(message);
+                return result;
+            }
+            Err(StartError::Sandbox(e)) => {
+                // A refusal of the sandbox (a mechanism missing, a grant it cannot take) is
+                // reported as a run's would be.
+                super::outcome::not_run(&mut result, &e);
                 return result;
             }
         },
@@ -436,6 +442,20 @@ pub(crate) async fn execute(
     r
 }
 
+/// Why a session did not start.
+enum StartError {
+    /// The sandbox refused the spec before anything ran.
+    Sandbox(skillbox_sandbox::SandboxError),
+    /// Anything else, as the message to report.
+    Message(String),
+}
+
+impl From<String> for StartError {
+    fn from(m: String) -> Self {
+        Self::Message(m)
+    }
+}
+
 /// Starts a session of `def` under `grant`: its private directory, environment, policy and
 /// the interpreter with the driver, as one sandbox run supervised by a task of its own.
 async fn start(
@@ -443,7 +463,7 @@ async fn start(
     ctx: &SecurityContext,
     grant: &EffectiveGrant,
     audit: Option<&Arc<AuditLog>>,
-) -> Result<Arc<Session>, String> {
+) -> Result<Arc<Session>, StartError> {
     debug_assert_eq!(def.skill_type, SkillType::CodeSession);
     let timing = Timing::of(def, ctx.trust_level);
     let id = crate::result::new_execution_id();
@@ -470,11 +490,11 @@ async fn start(
     let is_python =
         program.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("python"));
     if !is_python || !argv.is_empty() {
-        return Err(format!(
+        return Err(StartError::Message(format!(
             "skill `{}`: a code_session runs a Python interpreter (`command` such as `python3`, \
              without arguments); `{command}` is not one",
             def.name
-        ));
+        )));
     }
     argv.extend(["-I".to_string(), "-c".to_string(), DRIVER.to_string(), id.clone()]);
     argv.extend(def.args.iter().cloned());
@@ -513,12 +533,14 @@ async fn start(
     // What this very spec gets enforced (the run's own report comes only at its end).
     let enforcement = skillbox_sandbox::preview(&spec)
         .map(|e| super::policy::enforcement_entries(&e))
-        .map_err(|e| format!("the session could not start: {e}"))?;
+        .map_err(StartError::Sandbox)?;
 
     if let Some(log) = audit {
         let event = crate::audit::session_started(&def.name, ctx, &id, timing);
         if let Some(err) = crate::audit::write(log, &[event]) {
-            return Err(format!("refusing to run: cannot write the audit log: {err}"));
+            return Err(StartError::Message(format!(
+                "refusing to run: cannot write the audit log: {err}"
+            )));
         }
     }
     let activity =
@@ -541,7 +563,7 @@ async fn start(
         _ = ended.wait_for(Option::is_some) => {}
     }
     if let Some(e) = ended_rx.borrow().clone() {
-        return Err(format!("the session could not start: {}", e.message));
+        return Err(StartError::Message(format!("the session could not start: {}", e.message)));
     }
     Ok(Arc::new(Session {
         id,
