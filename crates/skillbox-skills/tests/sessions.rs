@@ -384,3 +384,35 @@ async fn an_owner_gets_at_most_max_sessions_of_a_skill() {
     let other = Arc::new(Sessions::new());
     assert_eq!(e.call(&other, "5", None).await.status, Status::Success);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_networked_session_reaches_only_its_proxy() {
+    if !skillbox_skills::egress_enforced() {
+        panic!("this host gives no network namespace to a run: the proxy is not enforced here");
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let e = env(json!({"security": {"permissions": {"file_read": ["."], "network_access": true}}}));
+    let sessions = Arc::new(Sessions::new());
+    let code = format!(
+        "import os, socket\nout = [os.environ.get('HTTPS_PROXY')]\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n    out.append('connected')\nexcept OSError as e:\n    out.append(type(e).__name__)\ntry:\n    socket.create_connection(('127.0.0.1', {proxy}), timeout=2).close()\n    out.append('proxy')\nexcept OSError as e:\n    out.append(type(e).__name__)\nout",
+        proxy = skillbox_skills::EGRESS_PROXY_PORT
+    );
+    let r = e.call(&sessions, &code, None).await;
+    assert_eq!(r.status, Status::Success, "{r:#?}");
+    let v = value(&r).expect("value");
+    let proxy = format!("'http://127.0.0.1:{}'", skillbox_skills::EGRESS_PROXY_PORT);
+    assert!(v.starts_with(&format!("[{proxy}")), "{v}");
+    assert!(!v.contains("connected"), "the host's loopback was reached: {v}");
+    assert!(v.ends_with("'proxy']"), "the session's proxy is there for its whole life: {v}");
+    assert!(listener.accept().is_err(), "the listener got a connection");
+    // A later call still has its proxy.
+    let id = session_id(&r);
+    let again = format!(
+        "import socket\nsocket.create_connection(('127.0.0.1', {}), timeout=2).close()\n'ok'",
+        skillbox_skills::EGRESS_PROXY_PORT
+    );
+    let r = e.call(&sessions, &again, Some(&id)).await;
+    assert_eq!(value(&r).as_deref(), Some("'ok'"), "{r:#?}");
+}
