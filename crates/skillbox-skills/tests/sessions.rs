@@ -415,4 +415,28 @@ async fn a_networked_session_reaches_only_its_proxy() {
     );
     let r = e.call(&sessions, &again, Some(&id)).await;
     assert_eq!(value(&r).as_deref(), Some("'ok'"), "{r:#?}");
+    // The connections asked of the proxy (this one refused: no host is allowed) are
+    // recorded when the session ends, under the session's id.
+    let ask = format!(
+        "import socket\ns = socket.create_connection(('127.0.0.1', {}), timeout=2)\ns.sendall(b'CONNECT example.invalid:443 HTTP/1.1\\r\\nHost: example.invalid:443\\r\\n\\r\\n')\ns.recv(200).split(b' ')[1]",
+        skillbox_skills::EGRESS_PROXY_PORT
+    );
+    let r = e.call(&sessions, &ask, Some(&id)).await;
+    assert!(value(&r).is_some_and(|v| !v.contains("200")), "{r:#?}");
+    assert!(sessions.close(&id).await);
+    let recorded: Vec<(String, Value)> = skillbox_skills::audit_log::read_events(&e.log())
+        .expect("log")
+        .into_iter()
+        .filter_map(|(_, _, ev)| ev.ok())
+        .filter(|ev| {
+            ev.event_type == "NetworkConnection" && ev.execution_id.as_deref() == Some(id.as_str())
+        })
+        .map(|ev| (ev.event_type, ev.details))
+        .collect();
+    // Two bare connections of the earlier calls, and the CONNECT.
+    assert_eq!(recorded.len(), 3, "{recorded:#?}");
+    let asked: Vec<&Value> =
+        recorded.iter().map(|(_, d)| d).filter(|d| d["host"] == "example.invalid").collect();
+    assert_eq!(asked.len(), 1, "{recorded:#?}");
+    assert_eq!(asked[0]["allowed"], json!(false), "{recorded:#?}");
 }

@@ -552,7 +552,7 @@ async fn start(
         reason: None,
         audit: audit.cloned(),
         skill: def.name.clone(),
-        ctx_level: ctx.trust_level,
+        ctx: ctx.clone(),
         id: id.clone(),
     };
     tracing::debug!(session = id.as_str(), "starting a session");
@@ -590,7 +590,7 @@ struct EndGuard {
     reason: Option<Ended>,
     audit: Option<Arc<AuditLog>>,
     skill: String,
-    ctx_level: TrustLevel,
+    ctx: SecurityContext,
     id: String,
 }
 
@@ -610,7 +610,7 @@ impl Drop for EndGuard {
         if let Some(log) = &self.audit {
             let event = crate::audit::session_ended(
                 &self.skill,
-                self.ctx_level,
+                self.ctx.trust_level,
                 &self.id,
                 &ended.reason,
                 &ended.message,
@@ -654,7 +654,22 @@ async fn supervise(
         }
     };
     if let Some(e) = egress {
-        let _ = e.finish().await;
+        // The session's connections through its proxy, recorded at its end under the
+        // session's id as the execution id (one event each, as for a run).
+        let connections = e.finish().await;
+        if let (Some(log), false) = (&guard.audit, connections.is_empty()) {
+            let mut r = SkillResult::new(Status::Success, &guard.skill, guard.id.clone());
+            r.network = connections;
+            let step = super::Step {
+                kind: super::StepKind::Attempt,
+                number: 1,
+                command: guard.skill.clone(),
+                result: &r,
+                retry: None,
+            };
+            let events = crate::audit::network(&step, &guard.skill, &guard.ctx, &guard.id);
+            let _ = crate::audit::write(log, &events);
+        }
     }
     private.finish(contained);
     guard.reason = Some(ended);
