@@ -40,6 +40,14 @@ pub enum EventType {
     /// A connection a run asked skillbox's egress proxy for: allowed (with the address
     /// dialed and the bytes each way) or refused (with the reason).
     NetworkConnection,
+    /// A `code_session` skill's interpreter started, under the run's grant; `session_id`
+    /// names it in the events that follow.
+    SessionStarted,
+    /// One call of code in a session: a digest of the code (never the code), how it ended.
+    SessionCall,
+    /// A session ended, with the reason (`closed`, `idle`, `lifetime`, `killed`,
+    /// `owner-gone`, `exited`, a limit).
+    SessionEnded,
     /// Old vocabulary, kept for readers: a blocked security violation.
     SecurityViolationBlocked,
     /// Old vocabulary: suspicious activity.
@@ -57,7 +65,7 @@ pub enum EventType {
 impl EventType {
     /// Every variant, in declaration order; keep it complete when adding one (a test
     /// checks each listed name against serde's).
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 25] = [
         Self::SkillExecutionStarted,
         Self::SkillExecutionCompleted,
         Self::SkillExecutionFailed,
@@ -74,6 +82,9 @@ impl EventType {
         Self::RetryAttempt,
         Self::FallbackExecuted,
         Self::NetworkConnection,
+        Self::SessionStarted,
+        Self::SessionCall,
+        Self::SessionEnded,
         Self::SecurityViolationBlocked,
         Self::SuspiciousActivity,
         Self::OutputValidationFailed,
@@ -102,6 +113,9 @@ impl EventType {
             Self::RetryAttempt => "RetryAttempt",
             Self::FallbackExecuted => "FallbackExecuted",
             Self::NetworkConnection => "NetworkConnection",
+            Self::SessionStarted => "SessionStarted",
+            Self::SessionCall => "SessionCall",
+            Self::SessionEnded => "SessionEnded",
             Self::SecurityViolationBlocked => "SecurityViolationBlocked",
             Self::SuspiciousActivity => "SuspiciousActivity",
             Self::OutputValidationFailed => "OutputValidationFailed",

@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use skillbox_skills::audit_log::{AuditLog, LogConfig};
 use skillbox_skills::{Locations, Registry, Runtime, SkillTool, TrustLevel};
 
+use crate::sessions;
+
 /// The `python3` every comparison runs: the system's, not a version manager's shim.
 pub(crate) const PYTHON: &str = "/usr/bin/python3";
 
@@ -74,6 +76,14 @@ fn command_skill(name: &str, command: &str, args: &[&str], description: &str) ->
             "resource_limits": {"max_memory_mb": 64, "max_execution_time": 10}
         }
     })
+}
+
+/// A `code_session` skill of `python3` with the limits of [`command_skill`].
+fn session_skill(name: &str) -> Value {
+    let mut s = command_skill(name, PYTHON, &[], "A Python session");
+    s["type"] = json!("code_session");
+    s["args"] = json!([]);
+    s
 }
 
 /// [`command_skill`] declaring `network_access: true` (which `untrusted` does not grant).
@@ -183,6 +193,13 @@ impl Fixture {
             command_skill(TRUE.skill, TRUE.path, TRUE.args, "Run /bin/true"),
             net_skill(TRUE_NET.skill, TRUE_NET.path, "Run /bin/true with network declared"),
             command_skill(PYTHON_PASS.skill, PYTHON, PYTHON_PASS.args, "Start python3 and exit"),
+            session_skill(sessions::SESSION_SKILL),
+            command_skill(
+                sessions::INLINE_SKILL,
+                PYTHON,
+                &["-I", "-c", sessions::CODE],
+                "The session benchmark's code in a fresh interpreter",
+            ),
             command_skill(
                 "bench-flood",
                 "head",

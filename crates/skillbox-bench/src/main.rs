@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Sections: `overhead`, `sporadic`, `alternatives`, `cold`, `registry`, `audit`, `parallel`,
-//! `flood`, `egress`.
+//! `flood`, `egress`, `sessions`.
 //! `scripts/bench.sh` builds in release mode (`skillbox` as a static PIE, and the default
 //! dynamically linked build beside it for the cold section), installs bwrap and firejail,
 //! and runs this.
@@ -27,6 +27,7 @@ mod mem;
 mod overhead;
 mod parallel;
 mod registry;
+mod sessions;
 mod stats;
 
 /// Everything a section needs: the fixture, the async runtime, the options, and the
@@ -63,7 +64,7 @@ impl Bench {
 }
 
 /// Sections in the order they run.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "overhead",
     "sporadic",
     "alternatives",
@@ -73,6 +74,7 @@ const SECTIONS: [&str; 9] = [
     "parallel",
     "flood",
     "egress",
+    "sessions",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -187,6 +189,7 @@ fn main() -> anyhow::Result<()> {
             "parallel" => parallel::parallel(&mut b),
             "flood" => parallel::flood(&mut b),
             "egress" => egress::egress(&mut b),
+            "sessions" => sessions::sessions(&mut b),
             _ => unreachable!("checked above"),
         }
     }

@@ -15,6 +15,7 @@ use skillbox_skills::{
 
 mod audit;
 mod output;
+mod repl;
 mod trust;
 
 use output::{print_problems, terminal_safe};
@@ -156,6 +157,23 @@ enum Command {
         /// Run even if a guarantee the skill's grant needs has no mechanism on this host (no
         /// Landlock, no user namespaces where signals need them, ...); the result lists what
         /// was not enforced and the audit log records it. Without it, such a run is refused
+        #[arg(long)]
+        allow_weaker_isolation: bool,
+    },
+    /// Run a `code_session` skill interactively: each input is one call in the same
+    /// confined Python session
+    #[command(after_help = "A line is one call; a line ending in ':' or '\\' continues until \
+                      an empty line. The output of each call is printed, then the value of its \
+                      last expression; tracebacks go to stderr. The session is confined as \
+                      `skillbox run` would run the skill, and ends at the end of input \
+                      (Ctrl-D). See docs/writing-skills.md, section Sessions.")]
+    Repl {
+        /// A `code_session` skill
+        name: String,
+        /// Run at this trust level (see `skillbox run --help`)
+        #[arg(long, value_name = "LEVEL")]
+        trust: Option<TrustLevel>,
+        /// Run even if a guarantee the skill's grant needs has no mechanism on this host
         #[arg(long)]
         allow_weaker_isolation: bool,
     },
@@ -440,6 +458,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             let flags = McpFlags { max_concurrent, poll_ms, allow_weaker_isolation };
             mcp(&workspace, flags, http.map(|addr| (addr, allow_remote)))
         }
+        Command::Repl { name, trust, allow_weaker_isolation } => {
+            repl::repl(&workspace, &name, trust, allow_weaker_isolation)
+        }
         Command::Run { name, params, param, trust, json, raw, allow_weaker_isolation } => {
             let options = RunFlags { trust, json, raw, allow_weaker_isolation };
             run(&workspace, &name, params.as_deref(), &param, options)
@@ -607,6 +628,8 @@ fn run(
         allow_weaker_isolation,
         retry_base_delay,
         on_output: live.as_ref().map(output::LiveOutput::observer),
+        // A `code_session` skill runs its code in a fresh session that ends with the call.
+        sessions: None,
     };
     let mut result = runtime.block_on(rt.run_with(name, &params, &options));
     // A person at a terminal is asked; anyone else (an agent, CI) gets the refusal with the
@@ -659,6 +682,18 @@ fn report_run_shown(result: &SkillResult, json: bool, raw: bool, streamed: bool)
         }
         if !result.stderr.is_empty() && !result.stderr.ends_with('\n') {
             let _ = err.write_all(b"\n");
+        }
+    }
+    // A session's call: the value of its last expression, as a REPL shows it, and its
+    // traceback.
+    if let Some(session) = &result.session {
+        if let Some(value) = &session.value {
+            let shown = if raw { value.clone() } else { terminal_safe(value) };
+            let _ = writeln!(out, "{shown}");
+        }
+        if let Some(e) = &session.error {
+            let shown = if raw { e.traceback.clone() } else { terminal_safe(&e.traceback) };
+            let _ = err.write_all(shown.as_bytes());
         }
     }
     let _ = out.flush();

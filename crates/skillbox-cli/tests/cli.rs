@@ -559,21 +559,40 @@ fn run_conversation_skill_review_python_attaches_the_sources() {
 }
 
 #[test]
-fn run_code_session_skill_is_a_clear_error() {
+fn repl_runs_each_input_in_the_same_session() {
     let w = World::with("workspace");
-    let out = w.run(&["run", "python-repl"]);
-    assert_eq!(out.code, Some(7), "{out:?}");
-    assert_eq!(out.stdout, "");
-    assert!(
-        out.stderr.contains("python-repl: error")
-            && out.stderr.contains("code_session")
-            && out.stderr.contains("cannot run them yet"),
-        "{}",
-        out.stderr
-    );
+    let mut c = w.command(&["repl", "python-repl"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let input = "x = 20\nx * 2 + 2\ndef f(y):\n    return y + x\n\nf(1)\n1/0\nprint('still', x)\n";
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout, "42\n21\nstill 20\n", "state kept across inputs; stderr: {stderr}");
+    assert!(stderr.contains("ZeroDivisionError"), "{stderr}");
+    let out = w.run(&["repl", "count-lines"]);
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.contains("code_session"), "{}", out.stderr);
+}
+
+#[test]
+fn run_code_session_skill_runs_one_call_in_a_fresh_session() {
+    let w = World::with("workspace");
+    let out = w.run(&["run", "python-repl", "--params", r#"{"code": "print('hi')\n6 * 7"}"#]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "hi\n42\n", "the output, then the value: {out:?}");
+    let out = w.run(&["run", "python-repl", "--params", r#"{"code": "1/0"}"#]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("ZeroDivisionError"), "{}", out.stderr);
+    // No code: invalid, and nothing ran.
     let v = w.run(&["run", "python-repl", "--json"]).json();
-    assert_eq!(v["status"], "error");
-    assert!(v["exit_code"].is_null(), "nothing ran: {v}");
+    assert_eq!(v["status"], "invalid", "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("`code` is required")), "{v}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -594,6 +613,10 @@ fn run_json_prints_one_object_with_the_status_and_exit_code_of_each_outcome() {
         &json!({"name": "slow", "type": "command", "command": "sleep", "args": ["30"],
                 "timeout": 1, "security": {"permissions": {"process_spawn": "none"}}}),
     );
+    w.add_skill(
+        "no-program.json",
+        &json!({"name": "no-program", "type": "command", "command": "no-such-program-skillbox"}),
+    );
     let url = r#"{"url": "https://example.com"}"#;
     let cases: &[(&[&str], &str, i32)] = &[
         (&["run", "count-lines", "--params", r#"{"path": "src/app.py"}"#], "success", 0),
@@ -601,7 +624,7 @@ fn run_json_prints_one_object_with_the_status_and_exit_code_of_each_outcome() {
         (&["run", "fetch-status", "--trust", "untrusted", "--params", url], "denied", 3),
         (&["run", "count-lines", "--params", "{}"], "invalid", 4),
         (&["run", "slow"], "timeout", 5),
-        (&["run", "python-repl"], "error", 7),
+        (&["run", "no-program"], "error", 7),
     ];
     for (args, status, code) in cases {
         let mut args = args.to_vec();

@@ -157,8 +157,14 @@ fn each_example_type_runs() {
         let out = e.cmd(&["--workspace", ws, "run", name, "--params", params]);
         assert_eq!(out.status.code(), Some(0));
     }
+    // A code_session skill: one call in a fresh session, the value of its last expression
+    // in `session.value`; without `code` the input is invalid.
+    let params = r#"{"code": "x = 20\nx * 2 + 2"}"#;
+    let (code, v) = e.run_json(&["run", "python-repl", "--params", params, "--json"]);
+    assert_eq!((code, v["status"].as_str()), (0, Some("success")), "{v}");
+    assert_eq!(v["session"]["value"], "42", "{v}");
     let (code, v) = e.run_json(&["run", "python-repl", "--json"]);
-    assert_eq!((code, v["status"].as_str()), (7, Some("error")), "{v}");
+    assert_eq!((code, v["status"].as_str()), (4, Some("invalid")), "{v}");
 }
 
 #[test]

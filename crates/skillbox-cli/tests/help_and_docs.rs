@@ -66,6 +66,7 @@ fn readme_synopsis_lists_exactly_the_flags_of_each_subcommand() {
             "info",
             "validate",
             "run",
+            "repl",
             "doctor",
             "mcp",
             "trust",
@@ -86,6 +87,7 @@ fn readme_synopsis_lists_exactly_the_flags_of_each_subcommand() {
             "mcp" => Some("--poll-ms"),
             "init" => Some("--agent-skill"),
             "man" => Some("--dir"),
+            "repl" => Some("--trust"),
             "untrust" | "completions" => None,
             _ => Some("--json"),
         };

@@ -4,7 +4,9 @@
 //!   scripts/install-test-deps.sh) runs tests/mcp/client_session.py against the server:
 //!   listing, calls, a denial, a confinement failure, a refused connection, a timeout,
 //!   progress, a cancellation, ten concurrent calls and list_changed, on a 2026-07-28 and a
-//!   handshake-era session. This file then checks the effects again from the outside.
+//!   handshake-era session, and a `code_session` skill driven over a connection of its own
+//!   (state kept, sessions apart, confinement, a cancelled call interrupted, nothing left
+//!   once the connection closes). This file then checks the effects again from the outside.
 //! * `garbage_input_gets_protocol_errors_and_the_server_keeps_serving`: lines that are not
 //!   JSON, oversized lines, wrong shapes and unknown methods, then a normal request.
 //! * `killing_the_server_kills_its_runs`: SIGKILL of `skillbox mcp` in the middle of a run.
@@ -98,8 +100,9 @@ impl World {
                                   {"name": "n", "type": "number", "required": true}]}),
             json!({"name": "net-https", "description": "Declares HTTPS", "type": "command",
                    "command": "true", "security": {"permissions": {"network_access": true}}}),
-            json!({"name": "code-session-skill", "description": "Not runnable", "type": "code_session",
-                   "command": "python3", "args": ["-I", "-q", "-i"]}),
+            json!({"name": "code-session-skill", "description": "A Python session", "type": "code_session",
+                   "command": "python3", "args": [m], "timeout": 2,
+                   "security": {"permissions": {"file_read": ["."]}}}),
         ];
         for s in skills {
             let name = s["name"].as_str().unwrap().to_string();
@@ -224,6 +227,8 @@ fn official_python_sdk_session() {
     assert!(has("SkillExecutionCancelled", "beat"), "no cancellation event");
     assert!(has("PermissionDenied", "escape-declared"), "no denial event");
     assert!(has("SkillExecutionTimedOut", "nap-timeout"), "no timeout event");
+    assert!(has("SessionStarted", "code-session-skill"), "no session start event");
+    assert!(has("SessionEnded", "code-session-skill"), "no session end event");
     let slow_done = events
         .iter()
         .filter(|e| e["event_type"] == "SkillExecutionCompleted" && e["skill_name"] == "slow-ok")
@@ -593,7 +598,7 @@ fn hostsim() -> PathBuf {
 #[test]
 fn a_host_that_cannot_keep_a_guarantee_is_a_tool_error_unless_the_server_opts_in() {
     let w = World::new();
-    let call = |extra: &[&str]| -> (Value, Value) {
+    let call = |extra: &[&str]| -> (Value, Value, Value) {
         let mut cmd = Command::new(hostsim());
         cmd.args(["ubuntu-24.04", "--"]).arg(bin()).args(["mcp", "--poll-ms", "200"]);
         cmd.args(extra)
@@ -607,6 +612,8 @@ fn a_host_that_cannot_keep_a_guarantee_is_a_tool_error_unless_the_server_opts_in
         raw.initialize();
         raw.send(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo-back","arguments":{"text":"hi"}}}"#);
         let called = raw.recv_id(2).0;
+        raw.send(br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"code-session-skill","arguments":{"code":"6 * 7"}}}"#);
+        let session = raw.recv_id(4).0;
         raw.send(br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#);
         let listed = raw.recv_id(3).0;
         let echo = listed["result"]["tools"]
@@ -616,9 +623,14 @@ fn a_host_that_cannot_keep_a_guarantee_is_a_tool_error_unless_the_server_opts_in
             .find(|t| t["name"] == "echo-back")
             .cloned()
             .unwrap();
-        (called, echo["annotations"].clone())
+        (called, echo["annotations"].clone(), session)
     };
-    let (v, hints) = call(&[]);
+    let (v, hints, session) = call(&[]);
+    // A session is refused the same way, before its interpreter starts.
+    let s = &session["result"];
+    assert_eq!(s["isError"], true, "{session}");
+    assert!(!s["structuredContent"]["unsupported"].as_array().unwrap().is_empty(), "{session}");
+    assert!(s["content"][0]["text"].as_str().unwrap().contains("tell the person"), "{session}");
     // Refused there, so a call changes nothing.
     assert_eq!(hints["readOnlyHint"], true, "{hints}");
     let r = &v["result"];
@@ -630,7 +642,10 @@ fn a_host_that_cannot_keep_a_guarantee_is_a_tool_error_unless_the_server_opts_in
     assert!(!missing.is_empty(), "{v}");
     assert!(missing.iter().all(|g| text.contains(g.as_str().unwrap())), "{text}");
 
-    let (v, hints) = call(&["--allow-weaker-isolation"]);
+    let (v, hints, session) = call(&["--allow-weaker-isolation"]);
+    let s = &session["result"];
+    assert_eq!(s["structuredContent"]["session"]["value"], "42", "{session}");
+    assert!(!s["structuredContent"]["enforcement"].as_array().unwrap().is_empty(), "{session}");
     // Run without a mount namespace, it could change the modes of files it may only read.
     assert_eq!(hints["readOnlyHint"], false, "{hints}");
     assert_eq!(hints["destructiveHint"], true, "{hints}");

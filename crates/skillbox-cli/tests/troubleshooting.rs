@@ -84,8 +84,13 @@ fn sources() -> Vec<PathBuf> {
         files.push(crates.join("skillbox-skills/src").join(f));
     }
     // The run of one skill (`exec`), one module per job.
-    for e in std::fs::read_dir(crates.join("skillbox-skills/src/exec")).unwrap() {
-        files.push(e.unwrap().path());
+    for dir in ["skillbox-skills/src/exec", "skillbox-skills/src/exec/session"] {
+        for e in std::fs::read_dir(crates.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
     }
     files.sort();
     files

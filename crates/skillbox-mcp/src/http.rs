@@ -331,7 +331,9 @@ impl HttpListener {
         let handler = server.clone();
         let service: StreamableHttpService<SkillServer, LocalSessionManager> =
             StreamableHttpService::new(
-                move || Ok(handler.clone()),
+                // One server per MCP session: its code_session sessions are its own, and
+                // end when rmcp drops the session.
+                move || Ok(handler.for_connection()),
                 Arc::new(LocalSessionManager::default()),
                 config,
             );

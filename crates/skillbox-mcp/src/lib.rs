@@ -95,6 +95,11 @@ pub enum ServeError {
 #[derive(Clone)]
 pub struct SkillServer {
     shared: Arc<Shared>,
+    /// The `code_session` sessions of this server's connection: they end when it closes
+    /// (see [`serve`]), or when the last clone of this connection's server is dropped. Each
+    /// connection has its own ([`SkillServer::for_connection`]): a session of one client is
+    /// never reachable from another.
+    sessions: Arc<skillbox_skills::Sessions>,
 }
 
 struct Shared {
@@ -122,7 +127,15 @@ impl SkillServer {
                 runs,
                 options,
             }),
+            sessions: Arc::default(),
         }
+    }
+
+    /// The server for another connection: the same skills, runs and options, and a table of
+    /// `code_session` sessions of its own, which ends with it (the HTTP transport makes one
+    /// per MCP session).
+    pub fn for_connection(&self) -> Self {
+        Self { shared: self.shared.clone(), sessions: Arc::default() }
     }
 
     /// The runtime calls run on now.
@@ -134,8 +147,8 @@ impl SkillServer {
         }
     }
 
-    /// The tools clients see: every skill that can run (all types but `code_session`),
-    /// with its description and the JSON Schema of its parameters.
+    /// The tools clients see: every skill, with its description and the JSON Schema of its
+    /// parameters (for a `code_session` skill: `code` and `session_id`).
     pub fn tools(&self) -> Vec<Tool> {
         let rt = self.runtime();
         rt.registry()
@@ -194,13 +207,13 @@ impl SkillServer {
     ) -> Result<CallToolResult, ErrorData> {
         let rt = self.runtime();
         let name = request.name.to_string();
-        let runnable =
-            rt.registry().get(&name).is_ok_and(|s| s.def.skill_type != SkillType::CodeSession);
         let input = Value::Object(request.arguments.unwrap_or_default());
+        // A `code_session` call runs in this connection's sessions: a cancelled call drops
+        // its future, which interrupts its code only; the session goes on.
         let tool = match SkillTool::new(rt.clone(), &name, None) {
-            Some(t) if runnable => {
-                t.allow_weaker_isolation(self.shared.options.allow_weaker_isolation)
-            }
+            Some(t) => t
+                .allow_weaker_isolation(self.shared.options.allow_weaker_isolation)
+                .with_sessions(self.sessions.clone()),
             _ => {
                 let message =
                     format!("unknown tool `{}`: no runnable skill has that name", printable(&name));
@@ -290,15 +303,12 @@ fn prompt_for(skill: &skillbox_skills::LoadedSkill) -> Option<Prompt> {
     Some(Prompt::new(skill.def.name.clone(), description, Some(arguments)))
 }
 
-/// `skill` as an MCP tool, or `None` if it cannot run (`code_session`).
+/// `skill` as an MCP tool.
 fn tool_for(
     rt: &Arc<Runtime>,
     s: &skillbox_skills::LoadedSkill,
     allow_weaker_isolation: bool,
 ) -> Option<Tool> {
-    if s.def.skill_type == SkillType::CodeSession {
-        return None;
-    }
     let tool = SkillTool::new(rt.clone(), &s.def.name, None)?;
     let Value::Object(schema) = skillbox_skills::Tool::input_schema(&tool) else {
         return None;
@@ -317,8 +327,15 @@ fn tool_for(
         ),
         None => String::new(),
     };
+    let session = match s.def.skill_type {
+        SkillType::CodeSession => {
+            "; a Python session: the result's structuredContent.session.session_id, passed \
+             back as `session_id`, runs more code in the same interpreter"
+        }
+        _ => "",
+    };
     let description = format!(
-        "{} (runs confined by skillbox at trust level `{level}`{hosts})",
+        "{} (runs confined by skillbox at trust level `{level}`{hosts}{session})",
         skillbox_skills::Tool::description(&tool)
     );
     let hints = skillbox_skills::tool_hints(rt, s, allow_weaker_isolation);
@@ -510,9 +527,11 @@ where
     let sdk = frame::start(input, output, options.max_message_bytes);
     let running = server.clone().serve(sdk).await.map_err(|e| ServeError::Start(e.to_string()))?;
     tracing::debug!("MCP session started");
-    let watcher = tokio::spawn(server.watch_skills());
+    let watcher = tokio::spawn(server.clone().watch_skills());
     let ended = running.waiting().await;
     watcher.abort();
+    // The connection is gone: so are its sessions, and their processes.
+    server.sessions.close_all().await;
     tracing::debug!(ok = ended.is_ok(), "MCP session ended");
     ended.map(|_| ()).map_err(|e| ServeError::Session(e.to_string()))
 }

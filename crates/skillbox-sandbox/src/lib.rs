@@ -21,7 +21,7 @@
 //! | signals, abstract Unix sockets | Landlock scopes (ABI 6) |
 //! | socket families, io_uring, namespaces, TIOCSTI, keyctl, bpf, ptrace, x32 | seccomp deny-list (`seccomp` module) |
 //! | privileges | `no_new_privs`, all capabilities dropped |
-//! | descriptors | `close_range` in the child |
+//! | descriptors | `close_range` in the child, above stdio and the spec's passed descriptors |
 //! | the whole tree | a new session, `setsid`/`setpgid` denied, the group killed at the end |
 //! | limits | rlimits, hard = soft |
 //! | total disk writes | supervision: the kernel's per-process write counters sampled every 50 ms (`diskio` module) |
@@ -81,7 +81,7 @@ pub use probe::{HostSupport, Refusal};
 pub use remove::{remove_tree, Identity, RemoveError};
 pub use report::{Enforcement, Guarantee, Mechanism, MechanismState, Via};
 pub use run::{host, preview, run, ChildOutcome, ExitStatus, Limit};
-pub use spec::ChildSpec;
+pub use spec::{ChildSpec, PassedFd, StartSink, MAX_PASSED_FDS};
 
 /// Errors from starting or supervising a child.
 ///

@@ -574,6 +574,7 @@ mod tests {
             stdin_null: true,
             supervisor_fd: None,
             loopback: None,
+            passed: Vec::new(),
         };
         let null = std::fs::File::open("/dev/null").unwrap();
         let spawned = spawn(&p, [null.as_raw_fd(), null.as_raw_fd(), null.as_raw_fd()])

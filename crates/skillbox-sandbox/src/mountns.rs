@@ -1025,6 +1025,7 @@ mod tests {
             stdin_null: false,
             supervisor_fd: None,
             loopback: None,
+            passed: Vec::new(),
         }
     }
 

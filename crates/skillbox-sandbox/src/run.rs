@@ -200,7 +200,8 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
     };
     let mut prepared = prepare(spec, policy, &plan, supervisor.as_deref(), &mut census)?;
     let sweep = crate::planted::Sweep::new(&spec.policy, census);
-    let enforcement = plan.report;
+    let mut enforcement = plan.report;
+    say_passed(&mut enforcement, spec);
 
     let stdin = cloexec_fd(open_dev_null()?)?;
     let (out_r, out_w) = pipe()?;
@@ -240,6 +241,9 @@ pub async fn run(spec: &ChildSpec) -> Result<ChildOutcome, SandboxError> {
         // Nobody serves the door: closing it leaves the run's namespace with none.
         (Some(listener), None) => drop(listener),
         (None, _) => {}
+    }
+    if let Some(sink) = &spec.on_start {
+        sink.take(spawned.pid);
     }
 
     let observed = |stream| spec.observer.clone().map(|o| (o, stream));
@@ -526,7 +530,22 @@ pub fn preview(spec: &ChildSpec) -> Result<Enforcement, SandboxError> {
     if let Some(shape) = plan.seccomp {
         crate::seccomp::program(shape).map_err(|e| SandboxError::Policy(e.to_string()))?;
     }
-    Ok(plan.report)
+    let mut report = plan.report;
+    say_passed(&mut report, spec);
+    Ok(report)
+}
+
+/// The report's descriptors line names the descriptors the spec passes, when it does.
+fn say_passed(report: &mut Enforcement, spec: &ChildSpec) {
+    if spec.passed_fds.is_empty() {
+        return;
+    }
+    let last = 2 + spec.passed_fds.len();
+    for m in report.mechanisms.iter_mut().filter(|m| m.name == crate::Guarantee::Descriptors) {
+        m.detail.push_str(&format!(
+            "; and descriptors 3 to {last}, which the caller passed (its protocol pipes)"
+        ));
+    }
 }
 
 /// Makes `plan` real for `spec`: the one step of preparing a run that has effects. Builds
@@ -626,6 +645,7 @@ fn prepare(
             ),
             None => None,
         },
+        passed: spec.take_passed()?,
     })
 }
 

@@ -143,6 +143,9 @@ struct ChildArgs {
     /// `crate::netns`), or -1; and the listener's port in network byte order.
     loopback_pass: c_int,
     loopback_port_be: u16,
+    /// Descriptors to become 3, 4, ... (the first `n_passed`).
+    passed: [c_int; crate::spec::MAX_PASSED_FDS],
+    n_passed: usize,
     /// Result slot, written by the child only when a step fails: the [`Stage`] (0: none)
     /// and the errno. Atomics, because the child writes them through the same shared
     /// reference it reads everything else through.
@@ -194,6 +197,8 @@ pub(crate) struct Prepared {
     /// A network namespace of the run's own too, with loopback and a listener passed back
     /// through this pair (only with `namespaces`: see `crate::netns`).
     pub loopback: Option<crate::netns::Passing>,
+    /// Descriptors the program gets as 3, 4, ... (at most `crate::spec::MAX_PASSED_FDS`).
+    pub passed: Vec<OwnedFd>,
 }
 
 /// A started child.
@@ -257,6 +262,16 @@ pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFai
             error: std::io::Error::from_raw_os_error(libc::EINVAL),
         });
     }
+    if p.passed.len() > crate::spec::MAX_PASSED_FDS {
+        return Err(SpawnFailure {
+            stage: Some(Stage::CloseFds),
+            error: std::io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    }
+    let mut passed = [-1; crate::spec::MAX_PASSED_FDS];
+    for (slot, fd) in passed.iter_mut().zip(&p.passed) {
+        *slot = fd.as_raw_fd();
+    }
     let blocked = BlockedSignals::all();
     let args = ChildArgs {
         program: p.program.as_ptr(),
@@ -280,6 +295,8 @@ pub(crate) fn spawn(p: &Prepared, stdio: [RawFd; 3]) -> Result<Spawned, SpawnFai
         supervisor_fd: p.supervisor_fd.unwrap_or(-1),
         loopback_pass: p.loopback.as_ref().map_or(-1, crate::netns::child_end),
         loopback_port_be: p.loopback.as_ref().map_or(0, |l| l.port_be),
+        passed,
+        n_passed: p.passed.len(),
         fail_stage: AtomicI32::new(0),
         fail_errno: AtomicI32::new(0),
     };
@@ -660,6 +677,7 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
     connect_stdio(a)?;
     // SAFETY: `cwd` is a NUL-terminated path owned by the Prepared, alive until exec.
     check(unsafe { libc::chdir(a.cwd) }, Stage::Chdir)?;
+    let copies = copy_passed(a)?;
     set_rlimits(a)?;
     join_cgroups(a)?;
     if a.drop_caps {
@@ -672,10 +690,12 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
         let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, a.landlock_fd, 0) };
         check(r, Stage::Landlock)?;
     }
-    // Nothing of the parent's reaches the program but stdio.
+    pass_fds(a, &copies)?;
+    // Nothing of the parent's reaches the program but stdio and the passed descriptors.
+    let first = 3 + a.n_passed as u32;
     // SAFETY: close_range takes plain integers; the descriptors closed are the child's own
     // copies (no CLONE_FILES), so the parent keeps its own.
-    check(unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) }, Stage::CloseFds)?;
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) }, Stage::CloseFds)?;
     // SAFETY: reads the mask saved by the parent, in `a`.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &a.sigmask, std::ptr::null_mut()) };
     if !a.seccomp.is_null() {
@@ -686,6 +706,34 @@ fn confine(a: &ChildArgs) -> Result<(), Stage> {
             libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, a.seccomp)
         };
         check(r, Stage::Seccomp)?;
+    }
+    Ok(())
+}
+
+/// Copies of the passed descriptors at or above `3 + n` (a source may itself be one of the
+/// targets 3, 4, ...), made before the rlimits lower the descriptor limit (the parent's
+/// descriptors may be numbered above it). The copies are close-on-exec; `close_range`
+/// closes them.
+fn copy_passed(a: &ChildArgs) -> Result<[c_int; crate::spec::MAX_PASSED_FDS], Stage> {
+    let n = a.n_passed.min(a.passed.len());
+    let above = 3 + n as c_int;
+    let mut copies = [-1; crate::spec::MAX_PASSED_FDS];
+    for (copy, &fd) in copies.iter_mut().zip(&a.passed[..n]) {
+        // SAFETY: fcntl F_DUPFD_CLOEXEC takes plain integers and touches no memory.
+        *copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above) };
+        check(*copy, Stage::CloseFds)?;
+    }
+    Ok(copies)
+}
+
+/// The copies of [`copy_passed`] become 3, 4, ... without close-on-exec. Done after
+/// Landlock, once no descriptor of the parent's is needed any more (one at 3 or 4 is
+/// replaced).
+fn pass_fds(a: &ChildArgs, copies: &[c_int; crate::spec::MAX_PASSED_FDS]) -> Result<(), Stage> {
+    let n = a.n_passed.min(a.passed.len());
+    for (target, &copy) in copies[..n].iter().enumerate() {
+        // SAFETY: dup2 takes plain integers; the new descriptor has no close-on-exec.
+        check(unsafe { libc::dup2(copy, 3 + target as c_int) }, Stage::CloseFds)?;
     }
     Ok(())
 }
@@ -860,6 +908,7 @@ mod tests {
             stdin_null: false,
             supervisor_fd: None,
             loopback: None,
+            passed: Vec::new(),
         }
     }
 

@@ -1,6 +1,61 @@
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Most descriptors a spec may pass to its program (see [`ChildSpec::passed_fds`]).
+pub const MAX_PASSED_FDS: usize = 4;
+
+/// A descriptor to pass to a run's program (see [`ChildSpec::passed_fds`]). The run takes
+/// it when it starts, and closes its copy in this process once the child has exec'd: the
+/// program then holds the only copy of that end, so that its caller sees end-of-file on the
+/// other end when the program is gone. A spec whose descriptors were taken cannot start
+/// again.
+#[derive(Clone)]
+pub struct PassedFd(Arc<std::sync::Mutex<Option<OwnedFd>>>);
+
+impl PassedFd {
+    /// Wraps `fd`, which must not be 0, 1 or 2.
+    pub fn new(fd: OwnedFd) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(fd))))
+    }
+
+    /// The descriptor, taken out; `None` if a run took it already.
+    pub(crate) fn take(&self) -> Option<OwnedFd> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+impl std::fmt::Debug for PassedFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PassedFd")
+    }
+}
+
+/// Receives the pid of a run's first process (see [`ChildSpec::on_start`]). Called once per
+/// run on the task that started it, right after the child exec'd and the run's reaper is
+/// set; it must not block.
+#[derive(Clone)]
+pub struct StartSink(Arc<dyn Fn(i32) + Send + Sync>);
+
+impl StartSink {
+    /// A sink calling `f` with the pid, as this process's PID namespace numbers it.
+    pub fn new(f: impl Fn(i32) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Hands `pid` to the sink.
+    pub(crate) fn take(&self, pid: i32) {
+        (self.0)(pid)
+    }
+}
+
+impl std::fmt::Debug for StartSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartSink")
+    }
+}
 
 /// Everything needed to start one confined child.
 ///
@@ -34,6 +89,18 @@ pub struct ChildSpec {
     /// run's network namespace, once the child has started and before it can connect.
     /// Without one, the listener is closed and the run's namespace has no open door.
     pub listener: Option<crate::ListenerSink>,
+    /// Descriptors the program gets as 3, 4, ... in this order (at most
+    /// [`MAX_PASSED_FDS`]), without close-on-exec; every other descriptor above 2 is still
+    /// closed. Why: a long-lived program (an interpreter session) speaks a protocol with
+    /// its caller on pipes of their own, apart from its stdout and stderr, which whatever
+    /// it runs may write to. The caller keeps its own ends; the run takes these (see
+    /// [`PassedFd`]) and closes them in the parent once the child has exec'd.
+    pub passed_fds: Vec<PassedFd>,
+    /// Receives the pid of the run's first process once it has started. Why: a caller that
+    /// must signal the program while it runs (`SIGINT` to interrupt a call of an
+    /// interpreter session) needs its pid; killing is still the run's own business, and a
+    /// dropped run kills every process whatever the caller does with the pid.
+    pub on_start: Option<StartSink>,
 }
 
 impl ChildSpec {
@@ -51,6 +118,8 @@ impl ChildSpec {
             allow_weaker: false,
             observer: None,
             listener: None,
+            passed_fds: Vec::new(),
+            on_start: None,
         }
     }
 
@@ -78,9 +147,30 @@ impl ChildSpec {
         if !self.cwd.is_absolute() {
             return bad("cwd must be an absolute path");
         }
+        if self.passed_fds.len() > MAX_PASSED_FDS {
+            return bad("more passed descriptors than MAX_PASSED_FDS");
+        }
         if self.timeout.is_zero() {
             return bad("timeout must be positive");
         }
         Ok(())
+    }
+
+    /// The passed descriptors, taken out of the spec for one run.
+    pub(crate) fn take_passed(&self) -> Result<Vec<OwnedFd>, crate::SandboxError> {
+        let bad = |what: &str| Err(crate::SandboxError::InvalidSpec(what.to_string()));
+        let mut out = Vec::with_capacity(self.passed_fds.len());
+        for p in &self.passed_fds {
+            match p.take() {
+                Some(fd) if fd.as_raw_fd() < 3 => {
+                    return bad(
+                        "a passed descriptor is 0, 1 or 2, which the child's stdio replaces",
+                    )
+                }
+                Some(fd) => out.push(fd),
+                None => return bad("a passed descriptor was taken by an earlier run"),
+            }
+        }
+        Ok(out)
     }
 }

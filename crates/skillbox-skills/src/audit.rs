@@ -513,3 +513,80 @@ pub(crate) fn write(log: &AuditLog, events: &[EventDraft]) -> Option<String> {
     }
     failed
 }
+
+/// A session of `skill` started (see `crate::exec::session`).
+pub(crate) fn session_started(
+    skill: &str,
+    ctx: &SecurityContext,
+    session_id: &str,
+    timing: crate::exec::session::Timing,
+) -> EventDraft {
+    draft(
+        EventType::SessionStarted,
+        RiskLevel::Low,
+        ActionTaken::Allowed,
+        skill,
+        Some(ctx),
+        None,
+        json!({
+            "interpreter_id": session_id,
+            "workspace": path_text(&ctx.workspace),
+            "idle_timeout_s": timing.idle.as_secs_f64(),
+            "lifetime_s": timing.lifetime.as_secs_f64(),
+            "allow_weaker_isolation": ctx.allow_weaker_isolation,
+        }),
+    )
+}
+
+/// One call in a session: a digest of its code, never the code.
+pub(crate) fn session_call(
+    skill: &str,
+    level: crate::security::TrustLevel,
+    session_id: &str,
+    execution_id: &str,
+    code_sha256: &str,
+    outcome: &str,
+    call_ms: f64,
+) -> EventDraft {
+    let mut d = draft(
+        EventType::SessionCall,
+        RiskLevel::Low,
+        ActionTaken::Allowed,
+        skill,
+        None,
+        Some(execution_id),
+        json!({
+            "interpreter_id": session_id,
+            "code_sha256": code_sha256,
+            "outcome": outcome,
+            "duration_ms": call_ms,
+        }),
+    );
+    d.skill_trust_level = Some(level.as_str().to_string());
+    d
+}
+
+/// A session ended, and why; its processes are gone.
+pub(crate) fn session_ended(
+    skill: &str,
+    level: crate::security::TrustLevel,
+    session_id: &str,
+    reason: &str,
+    message: &str,
+) -> EventDraft {
+    let risk = match reason {
+        "closed" | "idle" | "owner-gone" | "lifetime" | "exited" => RiskLevel::Low,
+        _ => RiskLevel::Medium,
+    };
+    let mut d = draft(
+        EventType::SessionEnded,
+        risk,
+        ActionTaken::Terminated,
+        skill,
+        None,
+        None,
+        json!({"interpreter_id": session_id, "reason": reason, "message": message}),
+    );
+    d.skill_trust_level = Some(level.as_str().to_string());
+    d
+}

@@ -36,7 +36,8 @@ pub enum SkillType {
     Command,
     /// Runs a short program given inline (an interpreter and its code), like `command`.
     CodeInline,
-    /// A long-lived interpreter session. Loaded and validated; not runnable yet.
+    /// A long-lived interpreter session (Python), kept alive between calls (see
+    /// `docs/writing-skills.md`).
     CodeSession,
     /// Renders a prompt, with context files from the workspace.
     Conversation,
@@ -314,9 +315,13 @@ pub struct SessionConfig {
     /// Seconds of inactivity before a session ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_timeout: Option<f64>,
-    /// Sessions at once.
+    /// Live sessions of this skill at once per owner (at most 4, the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sessions: Option<u32>,
+    /// Seconds a session may live at most, idle or not (skillbox's own field; capped by the
+    /// trust level, see `docs/writing-skills.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<f64>,
     /// Whether to remove session state on exit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup_on_exit: Option<bool>,

@@ -22,6 +22,21 @@
 //! ```
 
 //!
+//! # Sessions
+//!
+//! A `code_session` skill keeps a confined Python interpreter between calls; the sessions
+//! belong to a [`Sessions`] table, and dropping it ends them:
+//!
+//! ```no_run
+//! # async fn demo(runtime: std::sync::Arc<skillbox_skills::Runtime>) {
+//! let sessions = std::sync::Arc::new(skillbox_skills::Sessions::new());
+//! let r = runtime.call_session(&sessions, "python-repl", "x = 41", None, None).await;
+//! let id = r.session.map(|s| s.session_id);
+//! let r = runtime.call_session(&sessions, "python-repl", "x + 1", id.as_deref(), None).await;
+//! assert_eq!(r.session.and_then(|s| s.value).as_deref(), Some("42"));
+//! # }
+//! ```
+//!
 //! # One run path
 //!
 //! Every run goes through [`Runtime::run_with`] (which [`Runtime::run`], [`SkillTool`], the
@@ -67,6 +82,10 @@ pub use audit::{default_audit_path, params_digest};
 pub use diag::Diagnostic;
 pub use exec::egress::{enforced_here as egress_enforced, PROXY_PORT as EGRESS_PROXY_PORT};
 pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};
+pub use exec::{
+    CallError, SessionReport, Sessions, DEFAULT_IDLE_TIMEOUT, DEFAULT_LIFETIME, INTERRUPT_GRACE,
+    MAX_SESSIONS, MAX_TRUSTED_LIFETIME,
+};
 pub use format::{parse_skill, SkillDef, SkillType};
 pub use host::{host_report, HostFinding, HostMechanism, HostReport, LevelReport};
 pub use refusals::refused_before_lookup;

@@ -361,6 +361,10 @@ pub struct SkillResult {
     /// (`SKILLBOX_TEST_LANDLOCK_ABI`): the result is that of a simulated host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub simulated_host: Option<String>,
+    /// For a `code_session` skill: the session the call ran in, the value of its last
+    /// expression, its exception, and whether the session ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<crate::exec::SessionReport>,
 }
 
 impl SkillResult {
@@ -395,6 +399,7 @@ impl SkillResult {
             unsupported: Vec::new(),
             enforcement: Vec::new(),
             simulated_host: skillbox_sandbox::simulated_host(),
+            session: None,
         }
     }
 

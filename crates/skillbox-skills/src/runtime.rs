@@ -48,6 +48,10 @@ pub struct RunOptions {
     /// Sees the output of the run's processes as it is read, every attempt and fallback
     /// (a CLI at a terminal prints it as it comes); the result holds it all the same.
     pub on_output: Option<skillbox_sandbox::OutputObserver>,
+    /// The caller's sessions, for `code_session` skills: a call with a `session_id` runs in
+    /// that session of this table, one without starts a session kept here. `None`: each
+    /// call runs in a fresh session that ends with it (`skillbox run`).
+    pub sessions: Option<Arc<crate::exec::Sessions>>,
 }
 
 /// Skills for one workspace, and the single execution path used by the CLI, the MCP server
@@ -494,6 +498,31 @@ impl Runtime {
         self.run_with(name, params, &RunOptions { trust, ..RunOptions::default() }).await
     }
 
+    /// Runs `code` in a session of the `code_session` skill `name`: in the session
+    /// `session_id` of `sessions`, or, without one, in a new session kept there (its id is
+    /// the result's `session.session_id`). The same path as [`Runtime::run_with`] with
+    /// `{"code", "session_id"}` as parameters and `sessions` in the options.
+    ///
+    /// Why an embedder needs it: an agent that offers a notebook-like tool keeps one
+    /// [`crate::Sessions`] per conversation; dropping it (or [`crate::Sessions::close`])
+    /// ends the sessions and kills their processes.
+    pub async fn call_session(
+        &self,
+        sessions: &Arc<crate::exec::Sessions>,
+        name: &str,
+        code: &str,
+        session_id: Option<&str>,
+        trust: Option<TrustLevel>,
+    ) -> SkillResult {
+        let mut params = serde_json::json!({ "code": code });
+        if let Some(id) = session_id {
+            params["session_id"] = Value::String(id.to_string());
+        }
+        let options =
+            RunOptions { trust, sessions: Some(sessions.clone()), ..RunOptions::default() };
+        self.run_with(name, &params, &options).await
+    }
+
     /// Runs the skill `name` (or alias) with `params` and per-run `options`. Every run in
     /// skillbox goes through here.
     ///
@@ -635,7 +664,12 @@ impl Runtime {
         let retry_base_delay =
             options.retry_base_delay.unwrap_or(std::time::Duration::from_secs(1));
         let Some(log) = &self.audit else {
-            let exec = crate::exec::ExecOptions { retry_base_delay, observer: None };
+            let exec = crate::exec::ExecOptions {
+                retry_base_delay,
+                observer: None,
+                sessions: options.sessions.as_deref(),
+                audit: None,
+            };
             let r = skill.execute_with_security(params, ctx, &exec, execution_id.into()).await;
             return (r, Vec::new());
         };
@@ -661,7 +695,12 @@ impl Runtime {
                 }
             }
         };
-        let exec = crate::exec::ExecOptions { retry_base_delay, observer: Some(&observer) };
+        let exec = crate::exec::ExecOptions {
+            retry_base_delay,
+            observer: Some(&observer),
+            sessions: options.sessions.as_deref(),
+            audit: Some(log),
+        };
         let result = skill.execute_with_security(params, ctx, &exec, execution_id.into()).await;
         cancel_guard.armed = false;
         (result, audit_errors.into_inner().unwrap_or_default())

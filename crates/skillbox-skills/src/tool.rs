@@ -46,6 +46,9 @@ pub struct SkillTool {
     schema: Value,
     trust: Option<TrustLevel>,
     allow_weaker_isolation: bool,
+    /// The sessions of a `code_session` skill's tool: they belong to the tool (and its
+    /// clones), and end when the last of them is dropped.
+    sessions: Arc<crate::exec::Sessions>,
 }
 
 impl SkillTool {
@@ -60,7 +63,15 @@ impl SkillTool {
         };
         let schema = input_schema(&skill.def);
         let name = skill.def.name.clone();
-        Some(Self { runtime, name, description, schema, trust, allow_weaker_isolation: false })
+        Some(Self {
+            runtime,
+            name,
+            description,
+            schema,
+            trust,
+            allow_weaker_isolation: false,
+            sessions: Arc::default(),
+        })
     }
 
     /// Lets this tool's runs go on where the host has no mechanism for a guarantee their
@@ -72,11 +83,20 @@ impl SkillTool {
         self
     }
 
+    /// Runs `code_session` calls in `sessions` instead of this tool's own table. Why: a
+    /// server makes a tool per call, and the sessions must belong to the connection (MCP)
+    /// or the agent, whatever tool object carries the call.
+    pub fn with_sessions(mut self, sessions: Arc<crate::exec::Sessions>) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
     /// Runs the skill and returns the full result.
     pub async fn execute(&self, input: &Value) -> SkillResult {
         let options = crate::RunOptions {
             trust: self.trust,
             allow_weaker_isolation: self.allow_weaker_isolation,
+            sessions: Some(self.sessions.clone()),
             ..crate::RunOptions::default()
         };
         self.runtime.run_with(&self.name, input, &options).await
@@ -154,6 +174,9 @@ pub fn to_tool_result(result: &SkillResult) -> ToolResult {
 /// The JSON Schema of a skill's parameters, as an object schema that forbids undeclared keys
 /// (the same rule the validator applies).
 pub fn input_schema(def: &SkillDef) -> Value {
+    if def.skill_type == crate::format::SkillType::CodeSession {
+        return crate::exec::session::input_schema();
+    }
     let mut props = Map::new();
     let mut required = Vec::new();
     for p in &def.parameters {
@@ -287,7 +310,13 @@ pub fn output_schema() -> Value {
             "message": {"type": ["string", "null"]},
             "attempts": {"type": "integer", "minimum": 0},
             "unsupported": {"type": "array", "items": {"type": "string"}},
-            "enforcement": {"type": "array", "items": {"type": "object"}}
+            "enforcement": {"type": "array", "items": {"type": "object"}},
+            "session": {
+                "type": "object",
+                "description": "code_session skills: session_id (pass it back to continue), value (repr of the last expression), error (type, message, traceback), interrupted, call_ms, ended",
+                "properties": {"session_id": {"type": "string"}, "value": {"type": ["string", "null"]}},
+                "required": ["session_id"]
+            }
         },
         "required": ["status", "skill", "execution_id", "stdout", "stderr", "duration_ms", "attempts"],
     })

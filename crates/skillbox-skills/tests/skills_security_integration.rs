@@ -244,13 +244,16 @@ async fn security_integration_every_example_loads_and_runs() {
         ("workspace-check", json!({"dir": "src"}), Status::Success, "python files: 2"),
         ("commit-message", json!({"kind": "fix", "summary": "s"}), Status::Success, "type `fix`"),
         ("review-python", json!({"focus": "security"}), Status::Success, "--- src/app.py ---"),
-        ("python-repl", json!({}), Status::Error, ""),
+        ("python-repl", json!({"code": "print('repl')"}), Status::Success, "repl"),
     ];
     for (name, params, status, needle) in cases {
         let r = rt.run(name, &params, None).await;
         assert_eq!(r.status, status, "{name}: {r:#?}");
         assert!(r.stdout.contains(needle), "{name}: {}", r.stdout);
     }
+    // A session skill without its code: invalid, nothing ran.
+    let r = rt.run("python-repl", &json!({}), None).await;
+    assert_eq!(r.status, Status::Invalid, "{r:#?}");
     // fetch-status needs the network: refused untrusted, with a clear reason.
     let r = rt
         .run("fetch-status", &json!({"url": "https://example.com"}), Some(TrustLevel::Untrusted))

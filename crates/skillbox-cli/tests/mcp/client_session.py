@@ -95,7 +95,9 @@ async def listing_and_calls(client: Client) -> None:
     check(schema.get("required") == ["text"] and schema["properties"]["text"]["type"] == "string",
           "echo-back's input schema requires the string `text`")
     check(schema.get("additionalProperties") is False, "input schemas forbid undeclared keys")
-    check("code-session-skill" not in tools, "a code_session skill is not offered as a tool")
+    session_schema = tools["code-session-skill"].input_schema
+    check(session_schema.get("required") == ["code"] and "session_id" in session_schema["properties"],
+          "a code_session skill is a tool taking `code` and `session_id`")
 
     # Annotations come from the grant the kernel enforces at the level the call runs at.
     def hints(name):
@@ -296,6 +298,45 @@ async def legacy_session() -> None:
             path.unlink()
 
 
+async def code_sessions() -> None:
+    """A code_session skill over a connection of its own, which then closes."""
+    async with Client(server()) as client:
+        def session(r):
+            return r.structured_content["session"]
+
+        r = await client.call_tool("code-session-skill", {"code": "x = 20\nimport os\nos.getpid()"})
+        check(not r.is_error, f"a session starts: {text_of(r)!r}")
+        sid = session(r)["session_id"]
+        check(marked_processes() != [], "the session's interpreter lives between calls")
+        r = await client.call_tool("code-session-skill", {"code": "x * 2 + 2", "session_id": sid})
+        check(session(r)["value"] == "42", f"state survives between calls: {r.structured_content}")
+        r = await client.call_tool("code-session-skill", {"code": "'x' in globals()"})
+        other = session(r)["session_id"]
+        check(other != sid and session(r)["value"] == "False", "a second session is apart")
+        code = f"open({str(Path(OUTSIDE) / 'from-session')!r}, 'w').write('pwned')"
+        r = await client.call_tool("code-session-skill", {"code": code, "session_id": sid})
+        check(r.is_error and session(r)["error"]["type"] in ("PermissionError", "OSError"),
+              f"a session cannot write outside its grant: {r.structured_content}")
+        check(not (Path(OUTSIDE) / "from-session").exists(), "nothing was written outside")
+
+        # A cancelled call interrupts that call only: the session answers the next one.
+        async def endless():
+            await client.call_tool("code-session-skill", {"code": "while True: pass", "session_id": sid})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(endless)
+            await anyio.sleep(0.5)
+            tg.cancel_scope.cancel()
+        r = await client.call_tool("code-session-skill", {"code": "x + 1", "session_id": sid})
+        check(session(r)["value"] == "21", f"the session survives a cancelled call: {r.structured_content}")
+        # The call timeout interrupts; the session goes on.
+        r = await client.call_tool("code-session-skill", {"code": "while True: pass", "session_id": sid})
+        check(r.is_error and session(r)["interrupted"] and session(r).get("ended") is None,
+              f"a call past its timeout is interrupted: {r.structured_content}")
+    left = await gone_within(5)
+    check(left == [], f"no interpreter outlives the connection ({left})")
+
+
 async def main() -> None:
     async with Client(server()) as client:
         check(client.protocol_version == "2026-07-28", f"modern session at {client.protocol_version}")
@@ -304,6 +345,7 @@ async def main() -> None:
         await concurrency(client)
         await list_changed_modern(client)
     await legacy_session()
+    await code_sessions()
     left = await gone_within(5)
     check(left == [], f"no skill process outlives the sessions ({left})")
     print("ALL OK", flush=True)

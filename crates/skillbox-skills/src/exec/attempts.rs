@@ -41,11 +41,21 @@ pub(crate) struct ExecOptions<'a> {
     pub retry_base_delay: Duration,
     /// Called after each attempt and each fallback.
     pub observer: Option<&'a (dyn Fn(&Step<'_>) + Sync)>,
+    /// The owner's sessions, for `code_session` skills; `None`: a call runs in a new
+    /// session that ends with it.
+    pub sessions: Option<&'a super::session::Sessions>,
+    /// The audit log, for the session events.
+    pub audit: Option<&'a std::sync::Arc<skillbox_audit::AuditLog>>,
 }
 
 impl Default for ExecOptions<'_> {
     fn default() -> Self {
-        Self { retry_base_delay: Duration::from_secs(1), observer: None }
+        Self {
+            retry_base_delay: Duration::from_secs(1),
+            observer: None,
+            sessions: None,
+            audit: None,
+        }
     }
 }
 
@@ -206,8 +216,11 @@ mod tests {
             let seen = (s.kind, s.number, s.command.clone(), s.result.status, s.retry.is_some());
             steps.lock().expect("lock").push(seen);
         };
-        let options =
-            ExecOptions { retry_base_delay: Duration::from_millis(1), observer: Some(&observer) };
+        let options = ExecOptions {
+            retry_base_delay: Duration::from_millis(1),
+            observer: Some(&observer),
+            ..ExecOptions::default()
+        };
         let template = SkillResult::new(Status::Error, &d.name, "id".into());
         let r = run_resilient(d, &params, &ctx, &grant, template, &options).await;
         (r, steps.into_inner().expect("lock"))

@@ -22,6 +22,7 @@ mod lookup;
 mod outcome;
 mod policy;
 mod process;
+pub(crate) mod session;
 
 use std::time::Instant;
 
@@ -38,6 +39,10 @@ pub use environment::DEFAULT_PATH;
 pub use policy::enforcement_entries;
 pub(crate) use policy::preview;
 pub use process::OUTPUT_LIMIT;
+pub use session::{
+    CallError, SessionReport, Sessions, DEFAULT_IDLE_TIMEOUT, DEFAULT_LIFETIME, INTERRUPT_GRACE,
+    MAX_SESSIONS, MAX_TRUSTED_LIFETIME,
+};
 
 impl LoadedSkill {
     /// Runs this skill with `params` under `ctx` (the plan's `execute_with_security`), under
@@ -60,6 +65,23 @@ impl LoadedSkill {
         let mut result = SkillResult::new(Status::Error, &def.name, execution_id);
         result.trust_level = Some(ctx.trust_level);
 
+        if def.skill_type == SkillType::CodeSession {
+            // A session's input is its code (and session id), not declared parameters.
+            let grant = match ctx.validate_execution(def) {
+                Ok(g) => g,
+                Err(denial) => {
+                    result.status = Status::Denied;
+                    result.message = Some(denial.message());
+                    result.denial = Some(denial);
+                    return finish(result, started);
+                }
+            };
+            result =
+                session::execute(def, params, ctx, &grant, options.sessions, options.audit, result)
+                    .await;
+            result.grant = Some(grant);
+            return finish(result, started);
+        }
         let params = match params::validate(def, params) {
             Ok(p) => p,
             Err(problems) => {
@@ -97,14 +119,8 @@ impl LoadedSkill {
             SkillType::Command | SkillType::CodeInline => {
                 result = attempts::run_resilient(def, &params, ctx, &grant, result, options).await;
             }
-            SkillType::CodeSession => {
-                result.status = Status::Error;
-                result.message = Some(format!(
-                    "skill `{}` is a code_session skill; skillbox loads and validates these, but \
-                     cannot run them yet",
-                    def.name
-                ));
-            }
+            // Returned above, before the parameters are validated.
+            SkillType::CodeSession => {}
             SkillType::PromptInline | SkillType::Conversation => {
                 match crate::prompt::render(def, &params, &ctx.workspace, &grant) {
                     Ok(text) => {
