@@ -101,7 +101,11 @@ fuzz_target!(|data: &[u8]| {
         };
         match url_target(&url_text) {
             Some(theirs) => {
-                assert_eq!((host, d.port), (&theirs.0, theirs.1), "url reads {url_text:?} otherwise")
+                assert_eq!(
+                    (host, d.port),
+                    (&theirs.0, theirs.1),
+                    "url reads {url_text:?} otherwise"
+                )
             }
             None => panic!("url refuses {url_text:?}, which the proxy allowed: {d:?}"),
         }
@@ -113,7 +117,11 @@ fuzz_target!(|data: &[u8]| {
                 other => panic!("the forwarded head does not parse: {other:?} {head:?}"),
             }
             assert_eq!(req.method, Some(method));
-            assert!(req.path.is_some_and(|p| p.starts_with('/')), "not origin-form: {:?}", req.path);
+            assert!(
+                req.path.is_some_and(|p| p.starts_with('/')),
+                "not origin-form: {:?}",
+                req.path
+            );
             let hosts: Vec<&[u8]> = req
                 .headers
                 .iter()
