@@ -43,6 +43,26 @@ pub(super) fn proxy_env() -> Vec<(OsString, OsString)> {
     env
 }
 
+/// The proxy of a run of `def` under `policy`, when its network is the run's own namespace,
+/// with the sink for the sandbox: the proxy's variables are added to `env`, last, over the
+/// host's and the skill's. Where the host gives no such namespace (weaker isolation, as the
+/// report says) nothing would serve them: `None`, and `env` is left as it was.
+pub(super) fn route(
+    policy: &skillbox_sandbox::Policy,
+    env: &mut Vec<(OsString, OsString)>,
+    def: &SkillDef,
+    grant: &EffectiveGrant,
+) -> Option<(Egress, ListenerSink)> {
+    let proxied = matches!(policy.network, skillbox_sandbox::NetworkAccess::Loopback { .. })
+        && enforced_here();
+    proxied.then(|| {
+        let vars = proxy_env();
+        env.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
+        env.extend(vars);
+        Egress::for_run(def, grant)
+    })
+}
+
 /// The proxy of one run, once the sandbox has handed over the run's listener.
 pub(super) struct Egress {
     /// Filled by the sink when the child has started; empty when the run never started.

@@ -36,17 +36,7 @@ pub(super) async fn run(
     // What the run plants under a protected name goes to a directory of this execution.
     let quarantine = ctx.quarantine.as_ref().map(|q| q.join(&result.execution_id));
     let policy = super::policy::policy_for(grant, private.path(), &ctx.workspace, quarantine);
-    // A networked run's way out is the proxy in its own namespace: its variables come last,
-    // over the host's and the skill's. Where the host gives no such namespace (weaker
-    // isolation, as the report says) nothing would serve them, so they are not set.
-    let proxied = matches!(policy.network, skillbox_sandbox::NetworkAccess::Loopback { .. })
-        && super::egress::enforced_here();
-    let egress = proxied.then(|| {
-        let vars = super::egress::proxy_env();
-        env.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
-        env.extend(vars);
-        super::egress::Egress::for_run(def, grant)
-    });
+    let egress = super::egress::route(&policy, &mut env, def, grant);
     let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
     let (program, mut argv) =
         match super::lookup::resolve_command(command, &ctx.workspace, path_var.as_deref(), &policy)

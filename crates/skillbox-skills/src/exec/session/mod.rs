@@ -475,14 +475,7 @@ async fn start(
     // The CPU time of the whole session, across calls: at most its lifetime (the CPU share
     // bounds it further).
     policy.rlimits.cpu_seconds = Some(timing.lifetime.as_secs_f64().ceil() as u64);
-    let proxied = matches!(policy.network, skillbox_sandbox::NetworkAccess::Loopback { .. })
-        && super::egress::enforced_here();
-    let egress = proxied.then(|| {
-        let vars = super::egress::proxy_env();
-        env.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
-        env.extend(vars);
-        super::egress::Egress::for_run(def, grant)
-    });
+    let egress = super::egress::route(&policy, &mut env, def, grant);
     let command = def.command.as_deref().unwrap_or_default();
     let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
     let (program, mut argv) =
