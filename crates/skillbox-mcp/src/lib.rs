@@ -33,11 +33,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, ErrorData,
-    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument,
-    PromptMessage, Role, ServerCapabilities, ServerConfig, ServerNotification, SubscriptionFilter,
-    Tool, ToolAnnotations, ToolListChangedNotification,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    CompletionInfo, ContentBlock, ErrorCode, ErrorData, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, Implementation, ListPromptsResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, Reference, Role,
+    ServerCapabilities, ServerConfig, ServerNotification, SubscriptionFilter, Tool,
+    ToolAnnotations, ToolListChangedNotification,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler, ServiceExt};
@@ -282,6 +283,16 @@ fn is_prompt(skill: &skillbox_skills::LoadedSkill) -> bool {
     matches!(skill.def.skill_type, SkillType::PromptInline | SkillType::Conversation)
 }
 
+/// The values `completion/complete` offers for argument `name` of prompt skill `skill`,
+/// given what the person typed so far (`typed`): the declared `enum` values that start with
+/// it, in declaration order. An argument of another type has no finite set of values, so
+/// none are offered (an empty list, as the protocol allows).
+fn completions(skill: &skillbox_skills::LoadedSkill, name: &str, typed: &str) -> Vec<String> {
+    let declared = skill.def.parameters.iter().find(|p| p.spec.name == name);
+    let values = declared.and_then(|p| p.spec.values.as_ref());
+    values.into_iter().flatten().filter(|v| v.starts_with(typed)).cloned().collect()
+}
+
 /// `skill` as an MCP prompt (its parameters as the prompt's arguments), if it renders one.
 fn prompt_for(skill: &skillbox_skills::LoadedSkill) -> Option<Prompt> {
     if !is_prompt(skill) {
@@ -369,6 +380,7 @@ impl ServerHandler for SkillServer {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_prompts()
+                .enable_completions()
                 .build(),
         )
         .with_instructions(
@@ -442,6 +454,39 @@ impl ServerHandler for SkillServer {
             reply = reply.with_description(skill.def.description.clone());
         }
         Ok(reply.into())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let values = match &request.r#ref {
+            Reference::Prompt(prompt) => {
+                let rt = self.runtime();
+                let skill = rt.registry().get(&prompt.name).ok().filter(|s| is_prompt(s));
+                let Some(skill) = skill else {
+                    return Err(ErrorData::invalid_params(
+                        format!(
+                            "unknown prompt `{}`: no prompt skill has that name",
+                            printable(&prompt.name)
+                        ),
+                        None,
+                    ));
+                };
+                completions(skill, &request.argument.name, &request.argument.value)
+            }
+            // No resource template takes arguments a skill declares (nor does any kind of
+            // reference a later protocol adds).
+            _ => Vec::new(),
+        };
+        let total = values.len();
+        let shown: Vec<String> = values.into_iter().take(CompletionInfo::MAX_VALUES).collect();
+        let mut info = CompletionInfo::default();
+        info.has_more = Some(total > shown.len());
+        info.total = u32::try_from(total).ok();
+        info.values = shown;
+        Ok(CompleteResult::new(info))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-from mcp_types import ToolListChangedNotification
+from mcp_types import PromptReference, ToolListChangedNotification
 
 SKILLBOX, WORKSPACE, OUTSIDE, MARKER, AUDIT_LOG = sys.argv[1:6]
 WS = Path(WORKSPACE)
@@ -124,6 +124,22 @@ async def listing_and_calls(client: Client) -> None:
         raise AssertionError("a prompt argument of the wrong type was accepted")
     except MCPError as e:
         check("`n`" in e.error.message, f"a bad prompt argument is refused by name ({e.error.message})")
+    # completion/complete offers a prompt argument's declared enum values that start with
+    # what was typed, and nothing for an argument without a finite set of values.
+    mood = PromptReference(type="ref/prompt", name="mood-prompt")
+    done = (await client.complete(mood, {"name": "mood", "value": "c"})).completion
+    check(done.values == ["calm", "cheerful", "curt"] and done.has_more is False,
+          f"completion of an enum argument: {done!r}")
+    done = (await client.complete(mood, {"name": "mood", "value": "x"})).completion
+    check(done.values == [], f"no completion matches `x`: {done!r}")
+    greet = PromptReference(type="ref/prompt", name="greet-prompt")
+    done = (await client.complete(greet, {"name": "who", "value": "A"})).completion
+    check(done.values == [], f"a free string argument has no completions: {done!r}")
+    try:
+        await client.complete(PromptReference(type="ref/prompt", name="no-such"), {"name": "a", "value": ""})
+        raise AssertionError("completion of an unknown prompt was answered")
+    except MCPError as e:
+        check("unknown prompt" in e.error.message, f"completion of an unknown prompt: {e.error.message}")
     starts = [e for e in audit_events() if e.get("skill_name") == "greet-prompt"]
     check(len(starts) >= 2, "prompts/get calls are in the audit log")
 
