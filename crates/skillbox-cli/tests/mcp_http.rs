@@ -6,8 +6,9 @@
 //!   answers an `initialize`; the token is never printed and its file is mode 0600.
 //! * `official_python_sdk_over_http_in_both_eras`: the official MCP Python SDK's Streamable
 //!   HTTP client (tests/mcp/http_client.py) on a 2026-07-28 session and a handshake-era one.
-//! * `typescript_sdk_over_http`: the MCP TypeScript SDK's client (tests/mcp/ts_client.mjs) on
-//!   the Node 22 that scripts/install-test-deps.sh installs.
+//! * `typescript_sdk_over_http` and `typescript_sdk_over_stdio`: the MCP TypeScript SDK's
+//!   client (tests/mcp/ts_client.mjs) on the Node 22 that scripts/install-test-deps.sh
+//!   installs.
 //! * `a_remote_address_needs_the_flag`, `a_token_from_the_environment`,
 //!   `sigterm_stops_the_server`.
 //!
@@ -413,6 +414,34 @@ fn typescript_sdk_over_http() {
         out.status.success() && stdout.lines().last() == Some("ALL OK"),
         "the TypeScript SDK session failed:\n{stdout}\n{stderr}\nserver:\n{}",
         server.stderr()
+    );
+    let stamp = w.ws.join("run/stamp.ts-stamp");
+    assert_eq!(fs::read_to_string(&stamp).unwrap_or_default(), "stamped\n");
+}
+
+/// The same TypeScript client over stdio: the SDK's `StdioClientTransport` starts
+/// `skillbox mcp` itself, so the second transport is checked by a second implementation too.
+#[test]
+fn typescript_sdk_over_stdio() {
+    let dir = node_dir();
+    let w = World::new();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/ts_client.mjs");
+    let sdk = dir.join("node_modules/@modelcontextprotocol/sdk");
+    let out = Command::new(dir.join("node_modules/.bin/node"))
+        .arg(&script)
+        .args([sdk.to_str().unwrap(), "stdio", bin().as_str(), w.ws.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &w.home)
+        .env("SKILLBOX_HOME", w.home.join("sb"))
+        .env("LANG", "C.UTF-8")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.lines().last() == Some("ALL OK"),
+        "the TypeScript SDK session over stdio failed:\n{stdout}\n{stderr}"
     );
     let stamp = w.ws.join("run/stamp.ts-stamp");
     assert_eq!(fs::read_to_string(&stamp).unwrap_or_default(), "stamped\n");

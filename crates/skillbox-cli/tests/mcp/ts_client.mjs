@@ -1,19 +1,25 @@
-// The MCP TypeScript SDK's client (@modelcontextprotocol/sdk from npm) against
-// `skillbox mcp --http`: tools/list with annotations, a real skill run, prompts/list and
-// prompts/get, and a client without the token refused. Run by
-// crates/skillbox-cli/tests/mcp_http.rs with the Node that scripts/install-test-deps.sh
-// installs. Every check throws on failure; the last line printed on success is `ALL OK`.
+// The MCP TypeScript SDK's client (@modelcontextprotocol/sdk from npm) against skillbox's
+// MCP server over Streamable HTTP (`skillbox mcp --http`) or over stdio (`skillbox mcp`):
+// tools/list with annotations, a real skill run, prompts/list and prompts/get, and over HTTP a
+// client without the token refused. Run by crates/skillbox-cli/tests/mcp_http.rs with the Node
+// that scripts/install-test-deps.sh installs. Every check throws on failure; the last line
+// printed on success is `ALL OK`.
 //
 // usage: node ts_client.mjs SDK_PACKAGE_DIR URL TOKEN_FILE
+//        node ts_client.mjs SDK_PACKAGE_DIR stdio SKILLBOX_BIN WORKSPACE
+//        (stdio: the server is started by the SDK's StdioClientTransport, with this
+//        process's environment)
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [sdkDir, url, tokenFile] = process.argv.slice(2);
+const [sdkDir, url, third, fourth] = process.argv.slice(2);
+const overStdio = url === "stdio";
 const load = (p) => import(pathToFileURL(path.join(sdkDir, "dist/esm", p)).href);
 const { Client } = await load("client/index.js");
 const { StreamableHTTPClientTransport } = await load("client/streamableHttp.js");
-const token = fs.readFileSync(tokenFile, "utf8").trim();
+const { StdioClientTransport } = await load("client/stdio.js");
+const token = overStdio ? undefined : fs.readFileSync(third, "utf8").trim();
 
 function check(cond, what) {
   if (!cond) throw new Error(`FAILED: ${what}`);
@@ -21,6 +27,14 @@ function check(cond, what) {
 }
 
 function transport(tok) {
+  if (overStdio) {
+    return new StdioClientTransport({
+      command: third,
+      args: ["--workspace", fourth, "mcp"],
+      env: { ...process.env },
+      stderr: "inherit",
+    });
+  }
   const headers = tok ? { Authorization: `Bearer ${tok}` } : {};
   return new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
 }
@@ -47,7 +61,7 @@ const got = await client.getPrompt({ name: "greet-prompt", arguments: { who: "Li
 check(got.messages[0].content.text === "Greet Lin 4 times.", `prompts/get: ${JSON.stringify(got.messages)}`);
 await client.close();
 
-for (const tok of [undefined, "f".repeat(64)]) {
+for (const tok of overStdio ? [] : [undefined, "f".repeat(64)]) {
   const other = new Client({ name: "skillbox-ts-test-no-token", version: "1.0.0" });
   let refused = false;
   try {
