@@ -37,8 +37,7 @@ use rmcp::model::{
     CompletionInfo, ContentBlock, ErrorCode, ErrorData, GetPromptRequestParams, GetPromptResponse,
     GetPromptResult, Implementation, ListPromptsResult, ListToolsResult, PaginatedRequestParams,
     ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, Reference, Role,
-    ServerCapabilities, ServerConfig, ServerNotification, SubscriptionFilter, Tool,
-    ToolAnnotations, ToolListChangedNotification,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler, ServiceExt};
@@ -184,8 +183,13 @@ impl SkillServer {
             Err(_) => Vec::new(),
         };
         for peer in peers {
+            // Every reload is announced as a change of each list: a reload is rare (a person
+            // edited a skill file) and a client re-lists cheaply.
             if let Err(e) = peer.notify_tool_list_changed().await {
                 tracing::debug!(error = %e, "a client was not told that the tools changed");
+            }
+            if let Err(e) = peer.notify_prompt_list_changed().await {
+                tracing::debug!(error = %e, "a client was not told that the prompts changed");
             }
         }
         true
@@ -380,6 +384,7 @@ impl ServerHandler for SkillServer {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_prompts()
+                .enable_prompts_list_changed()
                 .enable_completions()
                 .build(),
         )
@@ -530,6 +535,7 @@ impl ServerHandler for SkillServer {
     ) -> Option<SubscriptionFilter> {
         let mut accepted = SubscriptionFilter::new();
         accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.prompts_list_changed = requested.prompts_list_changed;
         Some(accepted)
     }
 
@@ -542,10 +548,18 @@ impl ServerHandler for SkillServer {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let note = ServerNotification::ToolListChangedNotification(
-                        ToolListChangedNotification::default(),
-                    );
-                    if context.sink().send(note).await.is_err() {
+                    // Each list the client asked to hear about (and only those: the SDK
+                    // refuses a notification outside the accepted filter).
+                    let accepted = context.accepted().clone();
+                    let sink = context.sink();
+                    if accepted.tools_list_changed == Some(true)
+                        && sink.notify_tool_list_changed().await.is_err()
+                    {
+                        return Ok(());
+                    }
+                    if accepted.prompts_list_changed == Some(true)
+                        && sink.notify_prompt_list_changed().await.is_err()
+                    {
                         return Ok(());
                     }
                 }

@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-from mcp_types import PromptReference, ToolListChangedNotification
+from mcp_types import PromptListChangedNotification, PromptReference, ToolListChangedNotification
 
 SKILLBOX, WORKSPACE, OUTSIDE, MARKER, AUDIT_LOG = sys.argv[1:6]
 WS = Path(WORKSPACE)
@@ -292,12 +292,41 @@ async def list_changed_modern(client: Client) -> None:
         check(True, "subscriptions/listen: a removed skill file is announced and unlisted")
 
 
+def write_prompt(name: str) -> Path:
+    path = WS / ".skillbox" / "skills" / f"{name}.json"
+    path.write_text(json.dumps({
+        "name": name, "description": "a prompt added while the server runs",
+        "type": "prompt_inline", "prompt_template": "Say hello.",
+    }))
+    return path
+
+
+async def prompts_list_changed_modern(client: Client) -> None:
+    """A listener for prompt changes only hears of an added prompt skill, and stays open."""
+    async with client.listen(prompts_list_changed=True) as sub:
+        path = write_prompt("added-prompt")
+        heard = False
+        try:
+            with anyio.fail_after(15):
+                async for _event in sub:
+                    names = {p.name for p in (await client.list_prompts()).prompts}
+                    if "added-prompt" in names:
+                        heard = True
+                        break
+        finally:
+            path.unlink()
+        check(heard, "subscriptions/listen: an added prompt skill is announced as a prompts change")
+
+
 async def legacy_session() -> None:
     changed = anyio.Event()
+    prompts_changed = anyio.Event()
 
     async def on_message(message):
         if isinstance(message, ToolListChangedNotification):
             changed.set()
+        if isinstance(message, PromptListChangedNotification):
+            prompts_changed.set()
 
     async with Client(server(), mode="legacy", message_handler=on_message) as client:
         check(client.protocol_version == "2025-11-25", f"handshake session at {client.protocol_version}")
@@ -310,6 +339,9 @@ async def legacy_session() -> None:
             with anyio.fail_after(15):
                 await changed.wait()
             check(True, "handshake session: notifications/tools/list_changed on an added file")
+            with anyio.fail_after(15):
+                await prompts_changed.wait()
+            check(True, "handshake session: notifications/prompts/list_changed on an added file")
         finally:
             path.unlink()
 
@@ -360,6 +392,7 @@ async def main() -> None:
         await cancellation(client)
         await concurrency(client)
         await list_changed_modern(client)
+        await prompts_list_changed_modern(client)
     await legacy_session()
     await code_sessions()
     left = await gone_within(5)
