@@ -116,7 +116,8 @@ struct Shared {
     /// Bumped when the resources change without a reload (a referenced file added, removed
     /// or resized); `subscriptions/listen` streams wait on it too.
     resources_generation: watch::Sender<u64>,
-    /// Handshake-era clients, which are sent `notifications/tools/list_changed` directly.
+    /// Handshake-era clients, which are sent `notifications/tools/list_changed` and
+    /// `notifications/resources/list_changed` directly.
     legacy_peers: Mutex<Vec<Peer<RoleServer>>>,
     runs: Arc<Semaphore>,
     options: ServeOptions,
