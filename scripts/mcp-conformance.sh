@@ -3,7 +3,7 @@
 # (@modelcontextprotocol/conformance, on Node 22; both installed by
 # scripts/install-test-deps.sh) against `skillbox mcp --http`, serving the fixtures workspace
 # crates/skillbox-cli/tests/conformance/workspace, whose skills implement the suite's fixture
-# tools and prompts.
+# tools and prompts, and an Agent Skill whose documents are its resources.
 #
 # Fails when a scenario fails that crates/skillbox-cli/tests/conformance/expected-failures.yml
 # does not list, when a listed one passes (a stale entry), when the server dies, or after

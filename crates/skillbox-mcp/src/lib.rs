@@ -18,6 +18,9 @@
 //!   changed or removed the skills are reloaded and clients are told: with
 //!   `notifications/tools/list_changed` on handshake-era sessions, and on their
 //!   `subscriptions/listen` stream on 2026-07-28 sessions.
+//! * **Resources.** Each Agent Skill's `SKILL.md` and the files it references are served
+//!   read-only as `skill://NAME/PATH`, opened confined to the skill's directory by the kernel
+//!   (see `resources.rs`); `notifications/resources/list_changed` announces changes.
 //! * **Progress.** A call whose request carries a progress token gets a progress
 //!   notification every [`ServeOptions::progress_interval`] while its skill runs.
 //! * **Hostile input.** The framing layer (see `frame.rs`) answers lines that are not JSON
@@ -28,6 +31,7 @@
 
 mod frame;
 pub mod http;
+mod resources;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -35,9 +39,11 @@ use std::time::{Duration, Instant};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
     CompletionInfo, ContentBlock, ErrorCode, ErrorData, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, Implementation, ListPromptsResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, Reference, Role,
-    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
+    GetPromptResult, Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument,
+    PromptListChangedNotification, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, ResourceListChangedNotification, Role, ServerCapabilities, ServerConfig,
+    ServerNotification, SubscriptionFilter, Tool, ToolAnnotations, ToolListChangedNotification,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler, ServiceExt};
@@ -108,7 +114,11 @@ struct Shared {
     runtime: RwLock<Arc<Runtime>>,
     /// Bumped on every reload; `subscriptions/listen` streams wait on it.
     generation: watch::Sender<u64>,
-    /// Handshake-era clients, which are sent `notifications/tools/list_changed` directly.
+    /// Bumped when the resources change without a reload (a referenced file added, removed
+    /// or resized); `subscriptions/listen` streams wait on it too.
+    resources_generation: watch::Sender<u64>,
+    /// Handshake-era clients, which are sent `notifications/tools/list_changed` and
+    /// `notifications/resources/list_changed` directly.
     legacy_peers: Mutex<Vec<Peer<RoleServer>>>,
     runs: Arc<Semaphore>,
     options: ServeOptions,
@@ -118,11 +128,13 @@ impl SkillServer {
     /// A server over `runtime`.
     pub fn new(runtime: Runtime, options: ServeOptions) -> Self {
         let (generation, _) = watch::channel(0);
+        let (resources_generation, _) = watch::channel(0);
         let runs = Arc::new(Semaphore::new(options.max_concurrent_runs.max(1)));
         Self {
             shared: Arc::new(Shared {
                 runtime: RwLock::new(Arc::new(runtime)),
                 generation,
+                resources_generation,
                 legacy_peers: Mutex::new(Vec::new()),
                 runs,
                 options,
@@ -191,16 +203,48 @@ impl SkillServer {
             if let Err(e) = peer.notify_prompt_list_changed().await {
                 tracing::debug!(error = %e, "a client was not told that the prompts changed");
             }
+            // The skills' documents are resources: a reload may change them too.
+            if let Err(e) = peer.notify_resource_list_changed().await {
+                tracing::debug!(error = %e, "a client was not told that the resources changed");
+            }
         }
         true
+    }
+
+    /// Tells every client that the resources changed, when the files `SKILL.md` references
+    /// changed without a reload of the skills.
+    async fn resources_changed(&self) {
+        self.shared.resources_generation.send_modify(|g| *g += 1);
+        tracing::info!("files referenced by Agent Skills changed: resources announced");
+        let peers: Vec<Peer<RoleServer>> = match self.shared.legacy_peers.lock() {
+            Ok(mut peers) => {
+                peers.retain(|p| !p.is_transport_closed());
+                peers.clone()
+            }
+            Err(_) => Vec::new(),
+        };
+        for peer in peers {
+            if let Err(e) = peer.notify_resource_list_changed().await {
+                tracing::debug!(error = %e, "a client was not told that the resources changed");
+            }
+        }
     }
 
     /// Polls the skill directories until the session ends.
     async fn watch_skills(self) {
         let mut last = self.runtime().skills_fingerprint();
+        let mut last_resources = resources::fingerprint(&self.runtime());
         loop {
             tokio::time::sleep(self.shared.options.poll_interval).await;
-            self.refresh(&mut last).await;
+            let reloaded = self.refresh(&mut last).await;
+            // Referenced files may change below what the skills' fingerprint looks at.
+            let now = resources::fingerprint(&self.runtime());
+            if now != last_resources {
+                last_resources = now;
+                if !reloaded {
+                    self.resources_changed().await;
+                }
+            }
         }
     }
 
@@ -386,6 +430,8 @@ impl ServerHandler for SkillServer {
                 .enable_prompts()
                 .enable_prompts_list_changed()
                 .enable_completions()
+                .enable_resources()
+                .enable_resources_list_changed()
                 .build(),
         )
         .with_instructions(
@@ -494,6 +540,22 @@ impl ServerHandler for SkillServer {
         Ok(CompleteResult::new(info))
     }
 
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(resources::list(&self.runtime())))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(&self.runtime(), &request.uri).map(Into::into)
+    }
+
     fn get_tool(&self, name: &str) -> Option<Tool> {
         let rt = self.runtime();
         let skill = rt.registry().get(name).ok()?;
@@ -536,32 +598,56 @@ impl ServerHandler for SkillServer {
         let mut accepted = SubscriptionFilter::new();
         accepted.tools_list_changed = requested.tools_list_changed;
         accepted.prompts_list_changed = requested.prompts_list_changed;
+        accepted.resources_list_changed = requested.resources_list_changed;
         Some(accepted)
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
         let mut changes = self.shared.generation.subscribe();
+        let mut resource_changes = self.shared.resources_generation.subscribe();
+        // Only what the stream accepted is sent: the sink refuses the rest with an error,
+        // which must not end the stream.
+        let tools = context.accepted().tools_list_changed == Some(true);
+        let prompts = context.accepted().prompts_list_changed == Some(true);
+        let resources = context.accepted().resources_list_changed == Some(true);
         loop {
+            let mut notes = Vec::new();
             tokio::select! {
                 _ = context.cancelled() => return Ok(()),
                 changed = changes.changed() => {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    // Each list the client asked to hear about (and only those: the SDK
-                    // refuses a notification outside the accepted filter).
-                    let accepted = context.accepted().clone();
-                    let sink = context.sink();
-                    if accepted.tools_list_changed == Some(true)
-                        && sink.notify_tool_list_changed().await.is_err()
-                    {
+                    if tools {
+                        notes.push(ServerNotification::ToolListChangedNotification(
+                            ToolListChangedNotification::default(),
+                        ));
+                    }
+                    if prompts {
+                        notes.push(ServerNotification::PromptListChangedNotification(
+                            PromptListChangedNotification::default(),
+                        ));
+                    }
+                    if resources {
+                        notes.push(ServerNotification::ResourceListChangedNotification(
+                            ResourceListChangedNotification::default(),
+                        ));
+                    }
+                }
+                changed = resource_changes.changed() => {
+                    if changed.is_err() {
                         return Ok(());
                     }
-                    if accepted.prompts_list_changed == Some(true)
-                        && sink.notify_prompt_list_changed().await.is_err()
-                    {
-                        return Ok(());
+                    if resources {
+                        notes.push(ServerNotification::ResourceListChangedNotification(
+                            ResourceListChangedNotification::default(),
+                        ));
                     }
+                }
+            }
+            for note in notes {
+                if context.sink().send(note).await.is_err() {
+                    return Ok(());
                 }
             }
         }
