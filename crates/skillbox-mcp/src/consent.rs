@@ -144,6 +144,15 @@ pub(crate) async fn call(
     let Some(channel) = channel(&context) else { return Ok(reply.into()) };
     let rt = server.runtime();
     let Some(question) = rt.consent_question(&result) else { return Ok(reply.into()) };
+    // The handle a 2026-07-28 retry names the question by; none without randomness, and then
+    // nothing is asked (a guessable handle would let another client answer).
+    let handle = match channel {
+        Channel::InputRequired => match new_handle() {
+            Some(h) => Some(h),
+            None => return Ok(reply.into()),
+        },
+        Channel::Request => None,
+    };
     // Nothing is asked that cannot be recorded.
     if let Err(e) = rt.record_consent_asked(&question, channel.as_str()) {
         tracing::warn!(error = %e, "consent not asked: the audit log cannot record it");
@@ -151,9 +160,8 @@ pub(crate) async fn call(
     }
     tracing::debug!(skill = question.skill.as_str(), via = channel.as_str(), "asking consent");
     let elicit = elicit_request(&question);
-    match channel {
-        Channel::InputRequired => {
-            let handle = new_handle();
+    match handle {
+        Some(handle) => {
             let mut requests = InputRequests::new();
             requests.insert(INPUT_KEY.to_string(), InputRequest::Elicitation(elicit));
             server.shared.consent.insert(
@@ -168,7 +176,7 @@ pub(crate) async fn call(
             );
             Ok(InputRequiredResult::new(Some(requests), Some(handle)).into())
         }
-        Channel::Request => {
+        None => {
             let answer = ask(&context, elicit).await;
             let entry = Entry {
                 question,
@@ -289,14 +297,11 @@ fn arguments_digest(request: &CallToolRequestParams) -> String {
     skillbox_skills::params_digest(&args)
 }
 
-/// 128 random bits, hex: a handle no other client can guess.
-fn new_handle() -> String {
+/// 128 random bits, hex: a handle no other client can guess; `None` without randomness.
+fn new_handle() -> Option<String> {
     let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No randomness: a handle that names nothing, so the retry runs afresh.
-        return String::new();
-    }
-    hex::encode(bytes)
+    getrandom::fill(&mut bytes).ok()?;
+    Some(hex::encode(bytes))
 }
 
 #[cfg(test)]
@@ -325,7 +330,7 @@ mod tests {
     fn handles_are_random_and_unknown_ones_name_nothing() {
         let pending = Pending::default();
         assert!(pending.take("nothing").is_none());
-        assert_eq!(new_handle().len(), 32);
+        assert_eq!(new_handle().map(|h| h.len()), Some(32));
         assert_ne!(new_handle(), new_handle());
     }
 }

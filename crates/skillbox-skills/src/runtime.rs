@@ -1173,6 +1173,63 @@ mod tests {
     }
 
     #[test]
+    fn consent_is_asked_only_for_a_denial_a_level_lifts_and_pins_the_content_shown() {
+        let out = scratch();
+        let target = out.path().to_str().expect("utf-8").to_string();
+        let writer = json!({"name": "w", "type": "command", "command": "true",
+            "security": {"permissions": {"file_write": [target]}}});
+        let ws = workspace(&[writer, json!({"name": "ok", "type": "command", "command": "true"})]);
+        let (home, logs) = (scratch(), scratch());
+        let path = logs.path().join("events.jsonl");
+        let log = Arc::new(AuditLog::open(LogConfig::new(path.clone())).expect("log"));
+        let registry = Registry::load_paths(&[ws.path().join(".q-skills")]);
+        let rt = Runtime::with_registry(registry, ws.path()).expect("runtime");
+        let rt = rt.with_audit(log).with_home(home.path());
+
+        let ran = block_on(rt.run("ok", &json!({}), None));
+        assert!(rt.consent_question(&ran).is_none(), "nothing to allow: {ran:?}");
+        let denied = block_on(rt.run("w", &json!({}), None));
+        assert_eq!(denied.status, Status::Denied, "{denied:?}");
+        let q = rt.consent_question(&denied).expect("a level lifts this denial");
+        assert_eq!((q.level_now, q.level), (TrustLevel::UserVerified, TrustLevel::SystemTrusted));
+        assert!(q.digest.starts_with(crate::seal::DIGEST_PREFIX), "{}", q.digest);
+        assert!(
+            q.message().contains(&q.digest) && q.message().contains(&target),
+            "{}",
+            q.message()
+        );
+
+        let once = RunOptions {
+            consent: Some(crate::consent::Consent::from(&q)),
+            ..RunOptions::default()
+        };
+        let r = block_on(rt.run_with("w", &json!({}), &once));
+        assert_eq!(r.status, Status::Success, "{r:?}");
+        assert_eq!(r.trust_origin, Some(crate::result::TrustOrigin::Consent));
+
+        // The content changes after the question: neither answer runs or grants anything.
+        let file = ws.path().join(".q-skills/w.json");
+        let mut changed: Value =
+            serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+        changed["description"] = json!("changed");
+        std::fs::write(&file, changed.to_string()).expect("write");
+        let r = block_on(rt.run_with("w", &json!({}), &once));
+        assert_eq!(r.status, Status::Error, "{r:?}");
+        assert!(r.message.as_deref().is_some_and(|m| m.contains("changed since")), "{r:?}");
+        assert!(matches!(rt.grant_consented(&q), Err(GrantError::Changed { .. })));
+        assert_eq!(rt.trust_store().expect("store").grants().count(), 0);
+
+        // Asked again about the content now: `always` pins it.
+        let q = rt.consent_question(&block_on(rt.run("w", &json!({}), None))).expect("asked");
+        let (_, grant) = rt.grant_consented(&q).expect("granted");
+        assert_eq!((grant.level, grant.digest.as_str()), (q.level, q.digest.as_str()));
+        let r = block_on(rt.run("w", &json!({}), None));
+        assert_eq!(r.trust_origin, Some(crate::result::TrustOrigin::Grant), "{r:?}");
+        let kinds: Vec<String> = events(&path).into_iter().map(|(k, _)| k).collect();
+        assert!(kinds.contains(&"TrustGranted".to_string()), "{kinds:?}");
+    }
+
+    #[test]
     fn refuse_and_record_writes_only_where_there_is_a_log() {
         let ws = workspace(&[]);
         let rt = Runtime::with_registry(Registry::default(), ws.path()).expect("runtime");
