@@ -10,7 +10,10 @@
 //! client without the capability is never asked. This file then checks from the outside:
 //! the files the runs wrote, `skillbox trust --list`, and `skillbox audit verify`.
 //!
-//! If the SDK is missing the tests fail and say how to install it.
+//! A second client no one here wrote, the MCP TypeScript SDK's (tests/mcp/ts_consent.mjs,
+//! on Node 22), answers `elicitation/create` over HTTP the same way.
+//!
+//! If an SDK is missing its test fails and says how to install it.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -229,4 +232,66 @@ fn consent_over_http_in_both_eras() {
     let out = w.client(&["http", &server.url, token.to_str().unwrap()]);
     assert_all_ok(&out, &server.stderr.lock().unwrap());
     w.check_after();
+}
+
+/// The Node 22 directory with the MCP TypeScript SDK (see mcp_http.rs).
+fn node_dir() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("SKILLBOX_TEST_NODE_DIR") {
+        candidates.push(p.into());
+    }
+    candidates.push("/opt/skillbox-test-node".into());
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(Path::new(&home).join(".cache/skillbox-test-node"));
+    }
+    for c in &candidates {
+        let ok = c.join("node_modules/@modelcontextprotocol/sdk/package.json").is_file()
+            && Command::new(c.join("node_modules/.bin/node"))
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"v22."));
+        if ok {
+            return c.clone();
+        }
+    }
+    panic!(
+        "NODE 22 AND THE MCP TYPESCRIPT SDK ARE NOT INSTALLED, so the TypeScript consent test \
+         cannot run. Run scripts/install-test-deps.sh, or point SKILLBOX_TEST_NODE_DIR at such a \
+         directory. Looked in: {candidates:?}"
+    );
+}
+
+#[test]
+fn consent_with_the_typescript_sdk_over_http() {
+    let dir = node_dir();
+    let w = World::new();
+    let server = Server::start(&w);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/ts_consent.mjs");
+    let sdk = dir.join("node_modules/@modelcontextprotocol/sdk");
+    let token = w.sb_home().join("mcp-token");
+    let out = Command::new(dir.join("node_modules/.bin/node"))
+        .arg(&script)
+        .args([sdk.to_str().unwrap(), &server.url, token.to_str().unwrap()])
+        .arg(&w.outside)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_all_ok(&out, &server.stderr.lock().unwrap());
+    for (file, ran) in [
+        ("once-legacy.1", true),
+        ("always-legacy.1", true),
+        ("always-legacy.2", true),
+        ("deny-legacy.1", false),
+        ("nocap-legacy.1", false),
+    ] {
+        assert_eq!(w.outside.join(file).exists(), ran, "{file}");
+    }
+    let out = w.skillbox(&["trust", "--list", "--json"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("\"always-legacy\"") && !listed.contains("\"once-legacy\""),
+        "{listed}"
+    );
+    let out = w.skillbox(&["audit", "verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }

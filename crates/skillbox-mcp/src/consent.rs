@@ -140,7 +140,6 @@ pub(crate) async fn call(
     }
 
     let (result, reply) = server.call(request.clone(), None, &context).await?;
-    let Some(result) = result else { return Ok(reply.into()) };
     let Some(channel) = channel(&context) else { return Ok(reply.into()) };
     let rt = server.runtime();
     let Some(question) = rt.consent_question(&result) else { return Ok(reply.into()) };

@@ -204,14 +204,13 @@ impl SkillServer {
     }
 
     /// Runs one call to its end, or until the client cancels it; with `consent`, as the
-    /// person allowed it (see `consent.rs`). Returns the run's result (none for a refusal
-    /// before a run) and the reply.
+    /// person allowed it (see `consent.rs`). Returns the run's result and the reply.
     async fn call(
         &self,
         request: CallToolRequestParams,
         consent: Option<skillbox_skills::Consent>,
         context: &RequestContext<RoleServer>,
-    ) -> Result<(Option<skillbox_skills::SkillResult>, CallToolResult), ErrorData> {
+    ) -> Result<(skillbox_skills::SkillResult, CallToolResult), ErrorData> {
         let rt = self.runtime();
         let name = request.name.to_string();
         let input = Value::Object(request.arguments.unwrap_or_default());
@@ -280,7 +279,7 @@ impl SkillServer {
             CallToolResult::success(vec![ContentBlock::text(out.text)])
         };
         reply.structured_content = Some(out.structured);
-        Ok((Some(result), reply))
+        Ok((result, reply))
     }
 }
 
