@@ -22,6 +22,13 @@ pub enum EventType {
     TrustGranted,
     /// A person removed a grant.
     TrustRevoked,
+    /// A run was denied for want of a trust level, and the person was asked, through the
+    /// agent's interface (MCP elicitation), whether to allow it: what was shown (the level,
+    /// what it allows, the content's digest).
+    ConsentRequested,
+    /// The person's answer to a [`EventType::ConsentRequested`] question: `once`, `always`,
+    /// `deny`, or no answer (`declined`, `cancelled`, `unanswered`).
+    ConsentAnswered,
     /// A grant no longer applied because the skill's content changed since; the skill ran
     /// at its default level.
     TrustGrantLapsed,
@@ -65,7 +72,7 @@ pub enum EventType {
 impl EventType {
     /// Every variant, in declaration order; keep it complete when adding one (a test
     /// checks each listed name against serde's).
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 27] = [
         Self::SkillExecutionStarted,
         Self::SkillExecutionCompleted,
         Self::SkillExecutionFailed,
@@ -75,6 +82,8 @@ impl EventType {
         Self::ResourceLimitExceeded,
         Self::TrustGranted,
         Self::TrustRevoked,
+        Self::ConsentRequested,
+        Self::ConsentAnswered,
         Self::TrustGrantLapsed,
         Self::SkillExecutionCancelled,
         Self::SandboxViolation,
@@ -106,6 +115,8 @@ impl EventType {
             Self::ResourceLimitExceeded => "ResourceLimitExceeded",
             Self::TrustGranted => "TrustGranted",
             Self::TrustRevoked => "TrustRevoked",
+            Self::ConsentRequested => "ConsentRequested",
+            Self::ConsentAnswered => "ConsentAnswered",
             Self::TrustGrantLapsed => "TrustGrantLapsed",
             Self::SkillExecutionCancelled => "SkillExecutionCancelled",
             Self::SandboxViolation => "SandboxViolation",

@@ -630,6 +630,7 @@ fn run(
         on_output: live.as_ref().map(output::LiveOutput::observer),
         // A `code_session` skill runs its code in a fresh session that ends with the call.
         sessions: None,
+        consent: None,
     };
     let mut result = runtime.block_on(rt.run_with(name, &params, &options));
     // A person at a terminal is asked; anyone else (an agent, CI) gets the refusal with the

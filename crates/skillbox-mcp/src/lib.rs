@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+mod consent;
 mod frame;
 pub mod http;
 mod resources;
@@ -122,6 +123,8 @@ struct Shared {
     legacy_peers: Mutex<Vec<Peer<RoleServer>>>,
     runs: Arc<Semaphore>,
     options: ServeOptions,
+    /// Consent questions of 2026-07-28 sessions waiting for their answer (see `consent.rs`).
+    consent: consent::Pending,
 }
 
 impl SkillServer {
@@ -138,6 +141,7 @@ impl SkillServer {
                 legacy_peers: Mutex::new(Vec::new()),
                 runs,
                 options,
+                consent: consent::Pending::default(),
             }),
             sessions: Arc::default(),
         }
@@ -248,12 +252,14 @@ impl SkillServer {
         }
     }
 
-    /// Runs one call to its end, or until the client cancels it.
+    /// Runs one call to its end, or until the client cancels it; with `consent`, as the
+    /// person allowed it (see `consent.rs`). Returns the run's result and the reply.
     async fn call(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+        consent: Option<skillbox_skills::Consent>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(skillbox_skills::SkillResult, CallToolResult), ErrorData> {
         let rt = self.runtime();
         let name = request.name.to_string();
         let input = Value::Object(request.arguments.unwrap_or_default());
@@ -262,7 +268,8 @@ impl SkillServer {
         let tool = match SkillTool::new(rt.clone(), &name, None) {
             Some(t) => t
                 .allow_weaker_isolation(self.shared.options.allow_weaker_isolation)
-                .with_sessions(self.sessions.clone()),
+                .with_sessions(self.sessions.clone())
+                .with_consent(consent),
             _ => {
                 let message =
                     format!("unknown tool `{}`: no runnable skill has that name", printable(&name));
@@ -321,7 +328,7 @@ impl SkillServer {
             CallToolResult::success(vec![ContentBlock::text(out.text)])
         };
         reply.structured_content = Some(out.structured);
-        Ok(reply)
+        Ok((result, reply))
     }
 }
 
@@ -571,9 +578,9 @@ impl ServerHandler for SkillServer {
         // A panic while serving one call (a bug) ends that call with an error the client
         // can read, not the task silently; the run's future is dropped with it, which kills
         // its processes, and the server goes on.
-        let call = std::panic::AssertUnwindSafe(self.call(request, context));
+        let call = std::panic::AssertUnwindSafe(consent::call(self, request, context));
         match futures_util::FutureExt::catch_unwind(call).await {
-            Ok(result) => result.map(Into::into),
+            Ok(result) => result,
             Err(_) => {
                 tracing::error!("a tools/call panicked (a bug); its run was stopped");
                 Err(ErrorData::internal_error(

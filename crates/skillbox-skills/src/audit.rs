@@ -590,3 +590,61 @@ pub(crate) fn session_ended(
     d.skill_trust_level = Some(level.as_str().to_string());
     d
 }
+
+/// A person is asked whether to allow a run that was denied for want of a trust level:
+/// what they are shown.
+pub(crate) fn consent_requested(q: &crate::consent::ConsentQuestion, via: &str) -> EventDraft {
+    let mut d = draft(
+        EventType::ConsentRequested,
+        RiskLevel::Medium,
+        ActionTaken::Blocked,
+        &q.skill,
+        None,
+        None,
+        json!({
+            "message": format!(
+                "asked the person whether `{}` may run at trust level {}", q.skill, q.level
+            ),
+            "via": via,
+            "subject": q.subject,
+            "path": path_text(&q.path),
+            "level": q.level,
+            "denied_at": q.level_now,
+            "digest": q.digest,
+            "denial": q.denial,
+            "grant": q.grant,
+        }),
+    );
+    d.skill_trust_level = Some(q.level_now.as_str().to_string());
+    d
+}
+
+/// The person's answer to a consent question.
+pub(crate) fn consent_answered(
+    q: &crate::consent::ConsentQuestion,
+    answer: crate::consent::ConsentAnswer,
+    via: &str,
+) -> EventDraft {
+    let action = if answer.allows() { ActionTaken::Allowed } else { ActionTaken::Blocked };
+    let mut d = draft(
+        EventType::ConsentAnswered,
+        RiskLevel::Medium,
+        action,
+        &q.skill,
+        None,
+        None,
+        json!({
+            "message": format!(
+                "the person answered `{}` to running `{}` at trust level {}",
+                answer.as_str(), q.skill, q.level
+            ),
+            "answer": answer.as_str(),
+            "via": via,
+            "subject": q.subject,
+            "level": q.level,
+            "digest": q.digest,
+        }),
+    );
+    d.skill_trust_level = Some(q.level_now.as_str().to_string());
+    d
+}

@@ -57,6 +57,7 @@
 pub mod agent;
 mod audit;
 pub mod circuit;
+pub mod consent;
 mod diag;
 mod exec;
 pub mod format;
@@ -79,6 +80,7 @@ mod tool;
 pub mod trust;
 
 pub use audit::{default_audit_path, params_digest};
+pub use consent::{Consent, ConsentAnswer, ConsentQuestion};
 pub use diag::Diagnostic;
 pub use exec::egress::{enforced_here as egress_enforced, PROXY_PORT as EGRESS_PROXY_PORT};
 pub use exec::{enforcement_entries, DEFAULT_PATH, OUTPUT_LIMIT};

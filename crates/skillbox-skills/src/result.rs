@@ -85,6 +85,10 @@ pub enum TrustOrigin {
     Flag,
     /// A grant a person made with `skillbox trust`, still matching the content.
     Grant,
+    /// The person's answer, through the agent's interface, to a question asked when this
+    /// call was denied (MCP elicitation; see [`crate::ConsentQuestion`]): for this call,
+    /// pinned to the content they were shown.
+    Consent,
     /// The policy file's default for the skill's source.
     Policy,
     /// The default of the skill's source.
@@ -97,6 +101,7 @@ impl TrustOrigin {
         match self {
             Self::Flag => "flag",
             Self::Grant => "grant",
+            Self::Consent => "consent",
             Self::Policy => "policy",
             Self::Default => "default",
         }

@@ -52,6 +52,11 @@ pub struct RunOptions {
     /// that session of this table, one without starts a session kept here. `None`: each
     /// call runs in a fresh session that ends with it (`skillbox run`).
     pub sessions: Option<Arc<crate::exec::Sessions>>,
+    /// Run at the level a person allowed through a consent question, executing the sealed
+    /// copy of the content they were shown; refused if the skill's content changed since.
+    /// Takes precedence over [`Self::trust`]. Set it only from the person's answer (see
+    /// [`Runtime::consent_question`]), never from a model's tool arguments.
+    pub consent: Option<crate::consent::Consent>,
 }
 
 /// Skills for one workspace, and the single execution path used by the CLI, the MCP server
@@ -94,6 +99,19 @@ pub enum GrantError {
     /// The grant was made but the audit log refused the event.
     #[error("the grant was saved, but the audit log could not record it: {0}")]
     Audit(String),
+    /// The skill's content is no longer the content the person was shown: nothing granted.
+    #[error(
+        "the content of `{subject}` changed since the person was asked (they were shown {shown}, \
+         it is now {now}); nothing was granted"
+    )]
+    Changed {
+        /// The name the grant would be kept under.
+        subject: String,
+        /// The digest shown.
+        shown: String,
+        /// The digest now, or why it cannot be computed.
+        now: String,
+    },
 }
 
 /// The level a run gets, and why.
@@ -396,6 +414,130 @@ impl Runtime {
             .find(|l| self.context(*l).validate_execution(&skill.def).is_ok())
     }
 
+    /// The question to ask the person about `denied`, a run refused for want of a trust
+    /// level: the level that grants what the skill declares, what that level lets it do, and
+    /// the digest of the content that would run. `None` when the result is not such a denial
+    /// (another status, a denial no level lifts, a built-in skill, content that cannot be
+    /// pinned): then there is nothing a person could allow.
+    ///
+    /// Why an embedder needs it: an agent's interface can ask at the moment it matters,
+    /// instead of sending the person to a terminal. Show [`crate::ConsentQuestion::message`],
+    /// record the question ([`Runtime::record_consent_asked`]) before asking and the answer
+    /// ([`Runtime::record_consent_answer`]) after; on `once` run again with
+    /// [`RunOptions::consent`], on `always` call [`Runtime::grant_consented`] first. The
+    /// answer must come from the person, never from the model's tool arguments.
+    pub fn consent_question(
+        &self,
+        denied: &SkillResult,
+    ) -> Option<crate::consent::ConsentQuestion> {
+        if denied.status != Status::Denied {
+            return None;
+        }
+        let denial = denied.denial.as_ref()?;
+        let level = denial.fix?;
+        let skill = self.registry.get(&denied.skill).ok()?;
+        if skill.source == crate::registry::SourceKind::Builtin {
+            return None;
+        }
+        let snapshot = crate::seal::Snapshot::take(skill, &self.workspace).ok()?;
+        // What the level would enforce, for the definition of the bytes that would run.
+        let sealed = self.seal(skill, &snapshot).ok()?;
+        let grant = self.context(level).validate_execution(&sealed.def).ok()?;
+        let (subject, path) = skill.trust_subject();
+        Some(crate::consent::ConsentQuestion {
+            skill: skill.def.name.clone(),
+            subject: subject.to_string(),
+            path: path.to_path_buf(),
+            source: skill.source,
+            level_now: denial.trust_level,
+            level,
+            denial: denial.clone(),
+            grant,
+            digest: snapshot.digest,
+        })
+    }
+
+    /// Records that `question` is being asked, `via` what (`elicitation/create`,
+    /// `input_required`); `Err` with the audit log's error when it cannot be recorded, and
+    /// then the question must not be asked: nothing is granted that is not recorded.
+    pub fn record_consent_asked(
+        &self,
+        question: &crate::consent::ConsentQuestion,
+        via: &str,
+    ) -> Result<(), GrantError> {
+        self.record(&[crate::audit::consent_requested(question, via)])
+    }
+
+    /// Records the person's `answer` to `question`; `Err` when it cannot be recorded, and
+    /// then the answer must not be acted on.
+    pub fn record_consent_answer(
+        &self,
+        question: &crate::consent::ConsentQuestion,
+        answer: crate::consent::ConsentAnswer,
+        via: &str,
+    ) -> Result<(), GrantError> {
+        self.record(&[crate::audit::consent_answered(question, answer, via)])
+    }
+
+    /// The "always" of a consent question: the grant `skillbox trust` writes (recorded as
+    /// `TrustGranted`), at `question.level`, pinned to the digest the person was shown.
+    /// Fails with [`GrantError::Changed`], granting nothing, if the content changed since.
+    pub fn grant_consented(
+        &self,
+        question: &crate::consent::ConsentQuestion,
+    ) -> Result<(String, crate::trust::Grant), GrantError> {
+        let skill = self.registry.get(&question.skill)?;
+        let subject = skill.trust_subject().0.to_string();
+        let changed = |now: String| GrantError::Changed {
+            subject: subject.clone(),
+            shown: question.digest.clone(),
+            now,
+        };
+        let snapshot = crate::seal::Snapshot::take(skill, &self.workspace)
+            .map_err(|e| changed(e.to_string()))?;
+        if snapshot.digest != question.digest {
+            return Err(changed(snapshot.digest));
+        }
+        let mut store = self.trust_store()?;
+        let grant = store.grant_snapshot(skill, question.level, &snapshot)?;
+        self.prune_sealed(&store);
+        self.record(&[crate::audit::trust_changed(&subject, &grant, false)])?;
+        Ok((subject, grant))
+    }
+
+    /// The decision for a run a person allowed through a consent question: its level, and
+    /// the snapshot of the content now, which must be the content they were shown. `Err`:
+    /// the refusal's message.
+    fn consented(
+        &self,
+        skill: &LoadedSkill,
+        consent: &crate::consent::Consent,
+    ) -> Result<TrustDecision, String> {
+        let subject = skill.trust_subject().0;
+        let now = match crate::seal::Snapshot::take(skill, &self.workspace) {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(format!(
+                    "refusing to run: the content of `{subject}` cannot be read as it was when the \
+                     person allowed it: {e}"
+                ))
+            }
+        };
+        if now.digest != consent.digest {
+            return Err(format!(
+                "refusing to run: the content of `{subject}` changed since the person allowed it \
+                 (they were shown {}, it is now {}); ask again",
+                consent.digest, now.digest
+            ));
+        }
+        Ok(TrustDecision {
+            level: consent.level,
+            origin: crate::result::TrustOrigin::Consent,
+            lapsed: None,
+            snapshot: Some(Arc::new(now)),
+        })
+    }
+
     /// Grants the skill `name` (for an Agent Skill: the whole skill, all of its scripts)
     /// `level`, or the lowest level its declaration needs, pinned to its content now; records
     /// a `TrustGranted` event. Returns the name the grant is kept under and the grant.
@@ -561,7 +703,14 @@ impl Runtime {
             }
         };
         span.record("skill", skill.def.name.as_str());
-        let decision = match self.trust_decision(skill, options.trust) {
+        let decision = match &options.consent {
+            Some(consent) => match self.consented(skill, consent) {
+                Ok(d) => Ok(d),
+                Err(message) => return self.refuse_early(span, &skill.def.name, message, params),
+            },
+            None => self.trust_decision(skill, options.trust),
+        };
+        let decision = match decision {
             Ok(d) => d,
             Err(e) => {
                 let message = format!(
@@ -1021,6 +1170,63 @@ mod tests {
         assert_eq!(kind, "SkillExecutionFailed");
         assert_eq!(details["message"], json!(message));
         assert_eq!(details["params_digest"], json!(crate::audit::params_digest(&json!({"x": 1}))));
+    }
+
+    #[test]
+    fn consent_is_asked_only_for_a_denial_a_level_lifts_and_pins_the_content_shown() {
+        let out = scratch();
+        let target = out.path().to_str().expect("utf-8").to_string();
+        let writer = json!({"name": "w", "type": "command", "command": "true",
+            "security": {"permissions": {"file_write": [target]}}});
+        let ws = workspace(&[writer, json!({"name": "ok", "type": "command", "command": "true"})]);
+        let (home, logs) = (scratch(), scratch());
+        let path = logs.path().join("events.jsonl");
+        let log = Arc::new(AuditLog::open(LogConfig::new(path.clone())).expect("log"));
+        let registry = Registry::load_paths(&[ws.path().join(".q-skills")]);
+        let rt = Runtime::with_registry(registry, ws.path()).expect("runtime");
+        let rt = rt.with_audit(log).with_home(home.path());
+
+        let ran = block_on(rt.run("ok", &json!({}), None));
+        assert!(rt.consent_question(&ran).is_none(), "nothing to allow: {ran:?}");
+        let denied = block_on(rt.run("w", &json!({}), None));
+        assert_eq!(denied.status, Status::Denied, "{denied:?}");
+        let q = rt.consent_question(&denied).expect("a level lifts this denial");
+        assert_eq!((q.level_now, q.level), (TrustLevel::UserVerified, TrustLevel::SystemTrusted));
+        assert!(q.digest.starts_with(crate::seal::DIGEST_PREFIX), "{}", q.digest);
+        assert!(
+            q.message().contains(&q.digest) && q.message().contains(&target),
+            "{}",
+            q.message()
+        );
+
+        let once = RunOptions {
+            consent: Some(crate::consent::Consent::from(&q)),
+            ..RunOptions::default()
+        };
+        let r = block_on(rt.run_with("w", &json!({}), &once));
+        assert_eq!(r.status, Status::Success, "{r:?}");
+        assert_eq!(r.trust_origin, Some(crate::result::TrustOrigin::Consent));
+
+        // The content changes after the question: neither answer runs or grants anything.
+        let file = ws.path().join(".q-skills/w.json");
+        let mut changed: Value =
+            serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+        changed["description"] = json!("changed");
+        std::fs::write(&file, changed.to_string()).expect("write");
+        let r = block_on(rt.run_with("w", &json!({}), &once));
+        assert_eq!(r.status, Status::Error, "{r:?}");
+        assert!(r.message.as_deref().is_some_and(|m| m.contains("changed since")), "{r:?}");
+        assert!(matches!(rt.grant_consented(&q), Err(GrantError::Changed { .. })));
+        assert_eq!(rt.trust_store().expect("store").grants().count(), 0);
+
+        // Asked again about the content now: `always` pins it.
+        let q = rt.consent_question(&block_on(rt.run("w", &json!({}), None))).expect("asked");
+        let (_, grant) = rt.grant_consented(&q).expect("granted");
+        assert_eq!((grant.level, grant.digest.as_str()), (q.level, q.digest.as_str()));
+        let r = block_on(rt.run("w", &json!({}), None));
+        assert_eq!(r.trust_origin, Some(crate::result::TrustOrigin::Grant), "{r:?}");
+        let kinds: Vec<String> = events(&path).into_iter().map(|(k, _)| k).collect();
+        assert!(kinds.contains(&"TrustGranted".to_string()), "{kinds:?}");
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct SkillTool {
     /// The sessions of a `code_session` skill's tool: they belong to the tool (and its
     /// clones), and end when the last of them is dropped.
     sessions: Arc<crate::exec::Sessions>,
+    /// A person's consent for this tool's calls, if any (see [`SkillTool::with_consent`]).
+    consent: Option<crate::consent::Consent>,
 }
 
 impl SkillTool {
@@ -71,6 +73,7 @@ impl SkillTool {
             trust,
             allow_weaker_isolation: false,
             sessions: Arc::default(),
+            consent: None,
         })
     }
 
@@ -91,9 +94,18 @@ impl SkillTool {
         self
     }
 
+    /// Runs this tool's calls as a person allowed through a consent question (see
+    /// [`crate::RunOptions::consent`]). Why: a server that asked the person runs the call
+    /// again with their answer; the answer never comes from the tool's input.
+    pub fn with_consent(mut self, consent: Option<crate::consent::Consent>) -> Self {
+        self.consent = consent;
+        self
+    }
+
     /// Runs the skill and returns the full result.
     pub async fn execute(&self, input: &Value) -> SkillResult {
         let options = crate::RunOptions {
+            consent: self.consent.clone(),
             trust: self.trust,
             allow_weaker_isolation: self.allow_weaker_isolation,
             sessions: Some(self.sessions.clone()),

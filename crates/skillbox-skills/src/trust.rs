@@ -208,8 +208,23 @@ impl TrustStore {
         if skill.source == SourceKind::Builtin {
             return Err(TrustError::Builtin(skill.def.name.clone()));
         }
+        let snapshot = Snapshot::take(skill, workspace)?;
+        self.grant_snapshot(skill, level, &snapshot)
+    }
+
+    /// Grants `skill` (or the Agent Skill it belongs to) `level`, pinned to `snapshot`, a
+    /// snapshot of its content the caller took (and showed the person), and saves the store.
+    pub fn grant_snapshot(
+        &mut self,
+        skill: &LoadedSkill,
+        level: TrustLevel,
+        snapshot: &Snapshot,
+    ) -> Result<Grant, TrustError> {
+        if skill.source == SourceKind::Builtin {
+            return Err(TrustError::Builtin(skill.def.name.clone()));
+        }
         let (name, path) = skill.trust_subject();
-        let digest = Snapshot::take(skill, workspace)?.digest;
+        let digest = snapshot.digest.clone();
         let grant = Grant {
             level,
             digest,
