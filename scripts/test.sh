@@ -10,7 +10,11 @@
 #    and as nobody (as the current user alone when not root): scripts/test-hosts.sh, whose
 #    summary table docs/testing.md explains. About 7 minutes on a 2-core machine.
 # After 1: the official MCP conformance suite against `skillbox mcp --http`
-#    (scripts/mcp-conformance.sh, about 15 seconds; docs/mcp.md, "Conformance").
+#    (scripts/mcp-conformance.sh, about 15 seconds; docs/mcp.md, "Conformance"); then the
+#    two-minute soak of `skillbox mcp` (scripts/soak.sh 120: 16 concurrent clients over stdio
+#    and HTTP, then no process, cgroup, private directory or temporary file of any run left,
+#    server descriptors and memory flat, the audit chain whole; docs/testing.md, "The soak"),
+#    as the current user, and when root again as nobody after 3.
 #
 # A clean machine has Rust, Python 3 and apt only (Node 20 and npm are used if present, else
 # apt's); anything else the tests need is installed
@@ -28,6 +32,9 @@ cargo test --workspace --locked
 
 echo "== the official MCP conformance suite against skillbox mcp --http"
 scripts/mcp-conformance.sh
+
+echo "== the soak of skillbox mcp, two minutes (as $(id -un))"
+scripts/soak.sh 120
 
 echo "== the CLI's tests again against the static build (scripts/build-static.sh)"
 static="$repo/$(scripts/build-static.sh)"
@@ -81,6 +88,11 @@ if [ "$status" != 0 ]; then
     echo "== FAILED: some tests failed as nobody"
     exit 1
 fi
+
+echo "== the soak of skillbox mcp, two minutes, as nobody"
+(cd "$src" && setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+    --bounding-set=-all env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 \
+    SKILLBOX_BIN="$CARGO_TARGET_DIR/debug/skillbox" scripts/soak.sh 120)
 
 echo "== the sandbox's tests under each simulated host, as root and as nobody"
 # From the copy nobody can read, with its target directory (built above).
