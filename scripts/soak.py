@@ -47,7 +47,6 @@ GROUPS_AHEAD_MAX = 4 * 3
 WARMUP_CALLS = 800  # the warm-up also lasts until this many calls were made (at most half the run)
 SETTLE = 3.0  # seconds of quiet before a measurement (removals on the blocking pool)
 MIB = 1 << 20
-SSE_EVENT_LIMIT = 16 * MIB  # see http_transport
 
 # Kind of call -> weight in the mix. Each kind's expectation is checked in `call_one`.
 KINDS = {
@@ -388,11 +387,9 @@ async def main() -> int:
     async def http_transport():
         # Closed with the client: the connections it pooled close too.
         async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http_client:
-            # The SDK refuses an SSE event over 1 MiB by default, and the result of a flood
-            # (1 MiB of stdout kept, in both `content` and `structuredContent`) is larger: with
-            # the default, every flood over HTTP fails on the client side (docs/testing.md).
-            async with streamable_http_client(url, http_client=http_client,
-                                              max_sse_event_size=SSE_EVENT_LIMIT) as streams:
+            # The SDK's default limit on an SSE event (1 MiB), as agents use it: the server
+            # shortens a flood's result to fit one message (crates/skillbox-mcp/src/fit.rs).
+            async with streamable_http_client(url, http_client=http_client) as streams:
                 yield streams
 
     def stdio_params(i: int):

@@ -61,6 +61,8 @@ impl World {
             json!({"name": "escape-declared", "description": "Declare a write outside", "type": "command",
                    "command": "sh", "args": ["-c", "echo pwned > \"$1\"/declared", "x", out],
                    "security": {"permissions": {"file_write": [out], "process_spawn": "limited"}}}),
+            json!({"name": "big-output", "description": "Print 2 MiB", "type": "command",
+                   "command": "python3", "args": ["-c", "print('0123456789abcdef' * 131072)"]}),
             json!({"name": "greet-prompt", "description": "A greeting prompt", "type": "prompt_inline",
                    "prompt_template": "Greet {who} {n} times.",
                    "parameters": [{"name": "who", "type": "string", "required": true, "description": "Whom"},

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod consent;
+mod fit;
 mod frame;
 pub mod http;
 mod resources;
@@ -322,6 +323,7 @@ impl SkillServer {
                 " (the person can start this server as `skillbox mcp --allow-weaker-isolation`)",
             );
         }
+        fit::fit(&mut out);
         let mut reply = if out.is_error {
             CallToolResult::error(vec![ContentBlock::text(out.text)])
         } else {
@@ -594,6 +596,9 @@ impl ServerHandler for SkillServer {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         if let Ok(mut peers) = self.shared.legacy_peers.lock() {
+            // Pruned here as well as on a reload: over HTTP every handshake-era session adds
+            // a peer, and a server whose skills never change would otherwise keep them all.
+            peers.retain(|p| !p.is_transport_closed());
             peers.push(context.peer);
         }
     }

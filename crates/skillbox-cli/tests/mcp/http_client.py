@@ -66,6 +66,14 @@ async def session(mode: str, era: str, stamp: str) -> None:
         r = await client.call_tool("escape-declared", {})
         check(r.is_error, f"{mode}: a call outside the grant is a tool error ({text_of(r)[:120]!r})")
 
+        # Two megabytes of output: the run keeps one, and the reply is shortened to fit one
+        # MCP message, which the SDK's default limit on an event (1 MiB) accepts.
+        r = await client.call_tool("big-output", {})
+        s = r.structured_content or {}
+        check(not r.is_error and s.get("stdout_truncated") is True
+              and text_of(r).startswith("0123456789") and "bytes dropped here by skillbox" in text_of(r),
+              f"{mode}: a large output arrives shortened ({len(text_of(r))} chars, error {r.is_error})")
+
         prompts = {p.name: p for p in (await client.list_prompts()).prompts}
         check("greet-prompt" in prompts, f"{mode}: prompts/list {sorted(prompts)}")
         got = await client.get_prompt("greet-prompt", {"who": "Ada", "n": "2"})
