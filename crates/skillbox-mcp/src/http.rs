@@ -60,6 +60,10 @@ pub const TOKEN_ENV: &str = "SKILLBOX_MCP_TOKEN";
 /// flood of idle connections cannot exhaust the server's descriptors.
 pub const MAX_CONNECTIONS: usize = 256;
 
+/// How long a finished request's stream is kept for a client that reconnects to it with
+/// `Last-Event-ID` (rmcp's default is 60 s; see where the session manager is made).
+pub const COMPLETED_STREAM_TTL: Duration = Duration::from_secs(5);
+
 /// Shortest token accepted from the environment: a short token can be guessed.
 const MIN_TOKEN_LEN: usize = 16;
 
@@ -329,12 +333,18 @@ impl HttpListener {
             config = config.disable_allowed_hosts();
         }
         let handler = server.clone();
+        let mut sessions = LocalSessionManager::default();
+        // rmcp keeps each finished request's stream (the result included) for a client that
+        // reconnects with `Last-Event-ID`, 60 s by default: with results of up to 768 KiB and
+        // calls every few milliseconds, that is the server's largest use of memory. A client
+        // on this machine that lost its stream reconnects at once.
+        sessions.session_config.completed_cache_ttl = COMPLETED_STREAM_TTL;
         let service: StreamableHttpService<SkillServer, LocalSessionManager> =
             StreamableHttpService::new(
                 // One server per MCP session: its code_session sessions are its own, and
                 // end when rmcp drops the session.
                 move || Ok(handler.for_connection()),
-                Arc::new(LocalSessionManager::default()),
+                Arc::new(sessions),
                 config,
             );
         let gate = Gate { token, service };
