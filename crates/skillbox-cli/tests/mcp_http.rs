@@ -321,6 +321,33 @@ fn the_gate_refuses_and_the_server_survives_garbage() {
         assert!((400..500).contains(&status), "{what}: expected 4xx, got {status}: {text:.300}");
         assert_serves(&mut server, &token, what);
     }
+    // A JSON body that is not JSON, or not JSON-RPC, is a bad request with the JSON-RPC
+    // error that says which (not rmcp's 415, which blames the media type); a body over the
+    // limit is 413; a body of another media type keeps 415.
+    for (what, body, code) in [
+        ("not JSON", &b"garbage"[..], -32700),
+        ("truncated JSON", &br#"{"jsonrpc":"2.0","id":1,"#[..], -32700),
+        ("an empty object", &b"{}"[..], -32600),
+        ("an empty batch", &b"[]"[..], -32600),
+    ] {
+        let (status, text) = post(port, "/mcp", &with(&[&auth]), body);
+        assert_eq!(status, 400, "{what}: {text:.300}");
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        let answer: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{what}: the answer is not JSON ({e}): {text:.300}"));
+        assert_eq!(answer["error"]["code"], code, "{what}: {answer}");
+        assert!(answer["id"].is_null(), "{what}: {answer}");
+        assert_serves(&mut server, &token, what);
+    }
+    let (status, text) = post(port, "/mcp", &with(&[&auth]), &vec![b' '; 5 * 1024 * 1024]);
+    assert_eq!(status, 413, "5 MiB of spaces: {text:.300}");
+    let plain_text = vec![
+        auth.clone(),
+        "Content-Type: text/plain".into(),
+        "Accept: application/json, text/event-stream".into(),
+    ];
+    let (status, text) = post(port, "/mcp", &plain_text, INIT.as_bytes());
+    assert_eq!(status, 415, "text/plain: {text:.300}");
     for (what, request) in [
         ("bytes that are not HTTP", b"\x00\x01\x02 hello\r\n\r\n".to_vec()),
         ("a truncated body", format!(

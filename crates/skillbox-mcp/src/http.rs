@@ -16,10 +16,13 @@
 //!   `$SKILLBOX_HOME/mcp-token` (created with 32 random bytes, hex, mode 0600, when absent).
 //! * **Loopback by default.** A non-loopback listening address is refused unless the caller
 //!   says [`HttpOptions::allow_remote`].
-//! * **Bounded input.** Bodies over [`ServeOptions::max_message_bytes`] get 413 from rmcp;
-//!   bodies that are not JSON-RPC get 4xx; a request head must arrive within ten seconds;
-//!   at most [`MAX_CONNECTIONS`] connections are served at once. None of them ends the
-//!   server.
+//! * **Bounded input.** A POST body is read whole, up to [`ServeOptions::max_message_bytes`]
+//!   (413 beyond), before rmcp sees it; a JSON body that does not parse gets 400 with a
+//!   JSON-RPC parse error (-32700), one that parses but is no JSON-RPC message 400 with an
+//!   invalid-request error (-32600): rmcp answers both 415, which says the media type was
+//!   wrong when it was not. rmcp is handed the very bytes that were checked. A request head
+//!   must arrive within ten seconds; at most [`MAX_CONNECTIONS`] connections are served at
+//!   once. None of them ends the server.
 //!
 //! Behind the gate, every request reaches the one [`SkillServer`] the stdio transport uses:
 //! the same runtime, trust decisions, confinement and audit log.
@@ -347,7 +350,7 @@ impl HttpListener {
                 Arc::new(sessions),
                 config,
             );
-        let gate = Gate { token, service };
+        let gate = Gate { token, service, max_body: options.max_message_bytes };
         let watcher = tokio::spawn(server.watch_skills());
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         tokio::pin!(shutdown);
@@ -421,6 +424,8 @@ fn transient(e: &std::io::Error) -> bool {
 struct Gate {
     token: Token,
     service: StreamableHttpService<SkillServer, LocalSessionManager>,
+    /// The largest POST body read ([`ServeOptions::max_message_bytes`]).
+    max_body: usize,
 }
 
 impl Gate {
@@ -453,11 +458,70 @@ impl Gate {
                 .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
             return response;
         }
+        if req.method() != http::Method::POST || !json_content(req.headers()) {
+            // GET (the listen stream), DELETE, and a POST rmcp refuses for its media type.
+            return match self.service.call(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        }
+        let (parts, body) = req.into_parts();
+        let bytes = match http_body_util::Limited::new(body, self.max_body).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Payload Too Large: the request body exceeds the server's limit\n",
+                );
+            }
+            Err(_) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: the request body ended early\n",
+                );
+            }
+        };
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            return jsonrpc_error(-32700, &format!("Parse error: the body is not JSON ({e})"));
+        }
+        let req = Request::from_parts(parts, Full::new(bytes));
         match self.service.call(req).await {
+            // With a JSON content type and a body that parses, rmcp's only 415 is a body
+            // that is no JSON-RPC message it knows.
+            Ok(response) if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                jsonrpc_error(-32600, "Invalid Request: the body is not a JSON-RPC message")
+            }
             Ok(response) => response,
             Err(never) => match never {},
         }
     }
+}
+
+/// Whether `headers` say the body is JSON (`application/json`, any parameters), as rmcp
+/// requires of a POST.
+fn json_content(headers: &http::HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(
+        |value| {
+            let essence = value.split_once(';').map_or(value, |(essence, _)| essence);
+            essence.trim().eq_ignore_ascii_case("application/json")
+        },
+    )
+}
+
+/// 400 with a JSON-RPC error response without an id (the request's could not be read), as
+/// the Streamable HTTP transport allows for input the server cannot accept.
+fn jsonrpc_error(code: i64, message: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": code, "message": message },
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
 }
 
 #[cfg(test)]
