@@ -16,17 +16,15 @@
 //! If an SDK is missing its test fails and says how to install it.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 mod support;
-use support::{bin, sdk_python};
+use support::{bin, node_dir, sdk_python, HttpServer};
 
 /// A workspace whose skills write outside it, and skillbox's home.
 struct World {
@@ -176,51 +174,12 @@ fn consent_over_stdio_in_both_eras() {
 }
 
 /// A running `skillbox mcp --http`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
+type Server = HttpServer;
 
 impl Server {
+    /// Starts it on the workspace of `w`, on port 0, polling for changes every 200 ms.
     fn start(w: &World) -> Server {
-        let mut child = w
-            .skillbox(&["mcp", "--http", "127.0.0.1:0", "--poll-ms", "200"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let re = regex::Regex::new(r"http://127\.0\.0\.1:\d+/mcp").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let found = re.find(&stderr.lock().unwrap()).map(|m| m.as_str().to_string());
-            if let Some(url) = found {
-                return Server { child, url, stderr };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("skillbox mcp --http exited ({status}): {}", stderr.lock().unwrap());
-            }
-            assert!(Instant::now() < deadline, "no address printed: {}", stderr.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        HttpServer::spawn(w.skillbox(&["mcp", "--http", "127.0.0.1:0", "--poll-ms", "200"]))
     }
 }
 
@@ -230,35 +189,8 @@ fn consent_over_http_in_both_eras() {
     let server = Server::start(&w);
     let token = w.sb_home().join("mcp-token");
     let out = w.client(&["http", &server.url, token.to_str().unwrap()]);
-    assert_all_ok(&out, &server.stderr.lock().unwrap());
+    assert_all_ok(&out, &server.stderr());
     w.check_after();
-}
-
-/// The Node 22 directory with the MCP TypeScript SDK (see mcp_http.rs).
-fn node_dir() -> PathBuf {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("SKILLBOX_TEST_NODE_DIR") {
-        candidates.push(p.into());
-    }
-    candidates.push("/opt/skillbox-test-node".into());
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(Path::new(&home).join(".cache/skillbox-test-node"));
-    }
-    for c in &candidates {
-        let ok = c.join("node_modules/@modelcontextprotocol/sdk/package.json").is_file()
-            && Command::new(c.join("node_modules/.bin/node"))
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"v22."));
-        if ok {
-            return c.clone();
-        }
-    }
-    panic!(
-        "NODE 22 AND THE MCP TYPESCRIPT SDK ARE NOT INSTALLED, so the TypeScript consent test \
-         cannot run. Run scripts/install-test-deps.sh, or point SKILLBOX_TEST_NODE_DIR at such a \
-         directory. Looked in: {candidates:?}"
-    );
 }
 
 #[test]
@@ -276,7 +208,7 @@ fn consent_with_the_typescript_sdk_over_http() {
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .output()
         .unwrap();
-    assert_all_ok(&out, &server.stderr.lock().unwrap());
+    assert_all_ok(&out, &server.stderr());
     for (file, ran) in [
         ("once-legacy.1", true),
         ("always-legacy.1", true),

@@ -20,14 +20,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 mod support;
-use support::{bin, sdk_python};
+use support::{bin, node_dir, sdk_python, HttpServer};
 
 /// A workspace with the skills the clients use, and skillbox's home.
 struct World {
@@ -101,14 +100,10 @@ impl World {
 }
 
 /// A running `skillbox mcp --http`, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
+type Server = HttpServer;
 
 impl Server {
+    /// Starts it on the workspace of `w`, on port 0, with `extra` arguments and `env`.
     fn start(w: &World, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut args = vec!["--http", "127.0.0.1:0"];
         args.extend_from_slice(extra);
@@ -116,47 +111,7 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let re = regex::Regex::new(r"http://127\.0\.0\.1:(\d+)/mcp").unwrap();
-        loop {
-            let text = stderr.lock().unwrap().clone();
-            if let Some(c) = re.captures(&text) {
-                let port: u16 = c[1].parse().unwrap();
-                let url = c[0].to_string();
-                return Server { child, port, url, stderr };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("skillbox mcp --http exited ({status}): {}", stderr.lock().unwrap());
-            }
-            assert!(Instant::now() < deadline, "no address printed: {}", stderr.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        HttpServer::spawn(cmd)
     }
 }
 
@@ -393,35 +348,6 @@ fn official_python_sdk_over_http_in_both_eras() {
     }
     // The call outside the grant wrote nothing.
     assert!(!w.ws.parent().unwrap().join("outside/declared").exists(), "a denied call wrote");
-}
-
-/// The Node that scripts/install-test-deps.sh installs (with the TypeScript SDK), or a
-/// failure that says how to get it.
-fn node_dir() -> PathBuf {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("SKILLBOX_TEST_NODE_DIR") {
-        candidates.push(p.into());
-    }
-    candidates.push("/opt/skillbox-test-node".into());
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(Path::new(&home).join(".cache/skillbox-test-node"));
-    }
-    for c in &candidates {
-        let ok = c.join("node_modules/@modelcontextprotocol/sdk/package.json").is_file()
-            && Command::new(c.join("node_modules/.bin/node"))
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"v22."));
-        if ok {
-            return c.clone();
-        }
-    }
-    panic!(
-        "NODE 22 AND THE MCP TYPESCRIPT SDK ARE NOT INSTALLED, so the TypeScript client test \
-         cannot run. Run scripts/install-test-deps.sh (it installs them with npm into \
-         /opt/skillbox-test-node as root, or ~/.cache/skillbox-test-node otherwise), or point \
-         SKILLBOX_TEST_NODE_DIR at such a directory. Looked in: {candidates:?}"
-    );
 }
 
 #[test]

@@ -14,14 +14,11 @@
 //! A client that is not installed makes its test fail and say how to install it.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 mod support;
-use support::{bin, sdk_python};
+use support::{bin, node_dir, sdk_python, HttpServer};
 
 const PNG_HEADER: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -107,56 +104,16 @@ impl World {
 }
 
 /// A running `skillbox mcp --http`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
+type Server = HttpServer;
 
 impl Server {
+    /// Starts it on the workspace of `w`, on port 0, polling for changes every 200 ms.
     fn start(w: &World) -> Server {
         let mut cmd = Command::new(bin());
         cmd.args(["--workspace", w.ws.to_str().unwrap(), "mcp", "--poll-ms", "200"])
-            .args(["--http", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .args(["--http", "127.0.0.1:0"]);
         w.env(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let re = regex::Regex::new(r"http://127\.0\.0\.1:(\d+)/mcp").unwrap();
-        loop {
-            let text = stderr.lock().unwrap().clone();
-            if let Some(c) = re.captures(&text) {
-                return Server { child, url: c[0].to_string(), stderr };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("skillbox mcp --http exited ({status}): {text}");
-            }
-            assert!(Instant::now() < deadline, "no address printed: {text}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        HttpServer::spawn(cmd)
     }
 }
 
@@ -201,35 +158,6 @@ fn python_sdk_reads_skill_documents_over_http() {
     assert!(!server.stderr().contains(&w.secret), "the secret reached the server's log");
     drop(server);
     w.check_audit();
-}
-
-/// The Node that scripts/install-test-deps.sh installs (with the TypeScript SDK), or a
-/// failure that says how to get it.
-fn node_dir() -> PathBuf {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("SKILLBOX_TEST_NODE_DIR") {
-        candidates.push(p.into());
-    }
-    candidates.push("/opt/skillbox-test-node".into());
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(Path::new(&home).join(".cache/skillbox-test-node"));
-    }
-    for c in &candidates {
-        let ok = c.join("node_modules/@modelcontextprotocol/sdk/package.json").is_file()
-            && Command::new(c.join("node_modules/.bin/node"))
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"v22."));
-        if ok {
-            return c.clone();
-        }
-    }
-    panic!(
-        "NODE 22 AND THE MCP TYPESCRIPT SDK ARE NOT INSTALLED, so the TypeScript client test \
-         cannot run. Run scripts/install-test-deps.sh (it installs them with npm into \
-         /opt/skillbox-test-node as root, or ~/.cache/skillbox-test-node otherwise), or point \
-         SKILLBOX_TEST_NODE_DIR at such a directory. Looked in: {candidates:?}"
-    );
 }
 
 #[test]
