@@ -192,13 +192,7 @@ impl SkillServer {
             generation = *self.shared.generation.borrow(),
             "skill files changed: skills reloaded"
         );
-        let peers: Vec<Peer<RoleServer>> = match self.shared.legacy_peers.lock() {
-            Ok(mut peers) => {
-                peers.retain(|p| !p.is_transport_closed());
-                peers.clone()
-            }
-            Err(_) => Vec::new(),
-        };
+        let peers = self.live_legacy_peers();
         for peer in peers {
             // Every reload is announced as a change of each list: a reload is rare (a person
             // edited a skill file) and a client re-lists cheaply.
@@ -216,18 +210,24 @@ impl SkillServer {
         true
     }
 
-    /// Tells every client that the resources changed, when the files `SKILL.md` references
-    /// changed without a reload of the skills.
-    async fn resources_changed(&self) {
-        self.shared.resources_generation.send_modify(|g| *g += 1);
-        tracing::info!("files referenced by Agent Skills changed: resources announced");
-        let peers: Vec<Peer<RoleServer>> = match self.shared.legacy_peers.lock() {
+    /// The handshake-era peers whose connection is still open (the closed ones are
+    /// dropped): those told of list changes by notification.
+    fn live_legacy_peers(&self) -> Vec<Peer<RoleServer>> {
+        match self.shared.legacy_peers.lock() {
             Ok(mut peers) => {
                 peers.retain(|p| !p.is_transport_closed());
                 peers.clone()
             }
             Err(_) => Vec::new(),
-        };
+        }
+    }
+
+    /// Tells every client that the resources changed, when the files `SKILL.md` references
+    /// changed without a reload of the skills.
+    async fn resources_changed(&self) {
+        self.shared.resources_generation.send_modify(|g| *g += 1);
+        tracing::info!("files referenced by Agent Skills changed: resources announced");
+        let peers = self.live_legacy_peers();
         for peer in peers {
             if let Err(e) = peer.notify_resource_list_changed().await {
                 tracing::debug!(error = %e, "a client was not told that the resources changed");
