@@ -8,7 +8,9 @@
 //! clients (tests/mcp/resources_client.py, the official Python SDK; tests/mcp/ts_resources.mjs,
 //! the TypeScript SDK) check the list, the reads, the one-line refusals (and `..`,
 //! percent-encoded, absolute, NUL and overlong URIs), that the secret appears in no
-//! response, and resources/list_changed after a referenced file is added. Here, from the
+//! response, resources/list_changed after a referenced file is added, and (Python SDK, both
+//! eras) resources/updated for a subscribed file whose content changed, and none after
+//! unsubscribing. Here, from the
 //! outside: the refusals are in the audit log, the secret is not, and the chain verifies.
 //!
 //! A client that is not installed makes its test fail and say how to install it.

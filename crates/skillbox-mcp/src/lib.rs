@@ -20,7 +20,9 @@
 //!   `subscriptions/listen` stream on 2026-07-28 sessions.
 //! * **Resources.** Each Agent Skill's `SKILL.md` and the files it references are served
 //!   read-only as `skill://NAME/PATH`, opened confined to the skill's directory by the kernel
-//!   (see `resources.rs`); `notifications/resources/list_changed` announces changes.
+//!   (see `resources.rs`); `notifications/resources/list_changed` announces changes, and
+//!   `notifications/resources/updated` a change of a resource a client subscribed to (see
+//!   `subscriptions.rs`).
 //! * **Progress.** A call whose request carries a progress token gets a progress
 //!   notification every [`ServeOptions::progress_interval`] while its skill runs.
 //! * **Hostile input.** The framing layer (see `frame.rs`) answers lines that are not JSON
@@ -34,8 +36,10 @@ mod fit;
 mod frame;
 pub mod http;
 mod resources;
+mod subscriptions;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
@@ -44,14 +48,16 @@ use rmcp::model::{
     GetPromptResult, Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument,
     PromptListChangedNotification, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    Reference, ResourceListChangedNotification, Role, ServerCapabilities, ServerConfig,
-    ServerNotification, SubscriptionFilter, Tool, ToolAnnotations, ToolListChangedNotification,
+    Reference, ResourceListChangedNotification, ResourceUpdatedNotification,
+    ResourceUpdatedNotificationParam, Role, ServerCapabilities, ServerConfig, ServerNotification,
+    SubscribeRequestParams, SubscriptionFilter, Tool, ToolAnnotations, ToolListChangedNotification,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler, ServiceExt};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{broadcast, watch, Semaphore};
 
 use skillbox_skills::{to_tool_result, Runtime, SkillTool, SkillType};
 
@@ -108,6 +114,9 @@ pub struct SkillServer {
     /// connection has its own ([`SkillServer::for_connection`]): a session of one client is
     /// never reachable from another.
     sessions: Arc<skillbox_skills::Sessions>,
+    /// The resources this connection subscribed to with `resources/subscribe` (handshake
+    /// era); its own, like its sessions.
+    subscriptions: Arc<subscriptions::Subscriptions>,
 }
 
 struct Shared {
@@ -119,6 +128,12 @@ struct Shared {
     /// Bumped when the resources change without a reload (a referenced file added, removed
     /// or resized); `subscriptions/listen` streams wait on it too.
     resources_generation: watch::Sender<u64>,
+    /// The URIs of the resources that changed at each poll that saw a change;
+    /// `subscriptions/listen` streams with resource subscriptions receive them.
+    updated: broadcast::Sender<Arc<BTreeSet<String>>>,
+    /// Handshake-era connections that subscribed to resources: their peer, and their
+    /// subscriptions while the connection lives.
+    subscribers: Mutex<Vec<(Peer<RoleServer>, Weak<subscriptions::Subscriptions>)>>,
     /// Handshake-era clients, which are sent `notifications/tools/list_changed` and
     /// `notifications/resources/list_changed` directly.
     legacy_peers: Mutex<Vec<Peer<RoleServer>>>,
@@ -133,18 +148,23 @@ impl SkillServer {
     pub fn new(runtime: Runtime, options: ServeOptions) -> Self {
         let (generation, _) = watch::channel(0);
         let (resources_generation, _) = watch::channel(0);
+        // A stream that falls this many polls behind is sent every URI it watches.
+        let (updated, _) = broadcast::channel(16);
         let runs = Arc::new(Semaphore::new(options.max_concurrent_runs.max(1)));
         Self {
             shared: Arc::new(Shared {
                 runtime: RwLock::new(Arc::new(runtime)),
                 generation,
                 resources_generation,
+                updated,
+                subscribers: Mutex::new(Vec::new()),
                 legacy_peers: Mutex::new(Vec::new()),
                 runs,
                 options,
                 consent: consent::Pending::default(),
             }),
             sessions: Arc::default(),
+            subscriptions: Arc::default(),
         }
     }
 
@@ -152,7 +172,11 @@ impl SkillServer {
     /// `code_session` sessions of its own, which ends with it (the HTTP transport makes one
     /// per MCP session).
     pub fn for_connection(&self) -> Self {
-        Self { shared: self.shared.clone(), sessions: Arc::default() }
+        Self {
+            shared: self.shared.clone(),
+            sessions: Arc::default(),
+            subscriptions: Arc::default(),
+        }
     }
 
     /// The runtime calls run on now.
@@ -235,20 +259,50 @@ impl SkillServer {
         }
     }
 
+    /// Tells the subscribers of each URI in `updated` that its resource changed: the
+    /// handshake-era connections that subscribed to it, and the listen streams.
+    async fn resources_updated(&self, updated: BTreeSet<String>) {
+        tracing::debug!(count = updated.len(), "subscribed resources may have changed");
+        let subscribers: Vec<(Peer<RoleServer>, Arc<subscriptions::Subscriptions>)> =
+            match self.shared.subscribers.lock() {
+                Ok(mut all) => {
+                    all.retain(|(peer, subs)| {
+                        !peer.is_transport_closed() && subs.strong_count() > 0
+                    });
+                    all.iter()
+                        .filter_map(|(peer, subs)| Some((peer.clone(), subs.upgrade()?)))
+                        .collect()
+                }
+                Err(_) => Vec::new(),
+            };
+        for (peer, subs) in subscribers {
+            for uri in subs.among(&updated) {
+                let note = ResourceUpdatedNotificationParam::new(uri);
+                if let Err(e) = peer.notify_resource_updated(note).await {
+                    tracing::debug!(error = %e, "a client was not told that a resource changed");
+                }
+            }
+        }
+        // No listen stream with subscriptions is no error.
+        let _ = self.shared.updated.send(Arc::new(updated));
+    }
+
     /// Polls the skill directories until the session ends.
     async fn watch_skills(self) {
         let mut last = self.runtime().skills_fingerprint();
-        let mut last_resources = resources::fingerprint(&self.runtime());
+        let mut last_resources = resources::versions(&self.runtime());
         loop {
             tokio::time::sleep(self.shared.options.poll_interval).await;
             let reloaded = self.refresh(&mut last).await;
             // Referenced files may change below what the skills' fingerprint looks at.
-            let now = resources::fingerprint(&self.runtime());
-            if now != last_resources {
-                last_resources = now;
-                if !reloaded {
-                    self.resources_changed().await;
-                }
+            let now = resources::versions(&self.runtime());
+            let (listed, updated) = resources::changes(&last_resources, &now);
+            last_resources = now;
+            if listed && !reloaded {
+                self.resources_changed().await;
+            }
+            if !updated.is_empty() {
+                self.resources_updated(updated).await;
             }
         }
     }
@@ -441,6 +495,7 @@ impl ServerHandler for SkillServer {
                 .enable_completions()
                 .enable_resources()
                 .enable_resources_list_changed()
+                .enable_resources_subscribe()
                 .build(),
         )
         .with_instructions(
@@ -611,7 +666,37 @@ impl ServerHandler for SkillServer {
         accepted.tools_list_changed = requested.tools_list_changed;
         accepted.prompts_list_changed = requested.prompts_list_changed;
         accepted.resources_list_changed = requested.resources_list_changed;
+        accepted.resource_subscriptions = requested
+            .resource_subscriptions
+            .as_deref()
+            .map(subscriptions::accepted)
+            .filter(|uris| !uris.is_empty());
         Some(accepted)
+    }
+
+    #[allow(deprecated)] // handshake-era only, as rmcp marks it; served for those clients
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if self.subscriptions.add(&request.uri)? {
+            if let Ok(mut all) = self.shared.subscribers.lock() {
+                all.retain(|(peer, subs)| !peer.is_transport_closed() && subs.strong_count() > 0);
+                all.push((context.peer, Arc::downgrade(&self.subscriptions)));
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)] // as `subscribe`
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.remove(&request.uri);
+        Ok(())
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
@@ -622,6 +707,9 @@ impl ServerHandler for SkillServer {
         let tools = context.accepted().tools_list_changed == Some(true);
         let prompts = context.accepted().prompts_list_changed == Some(true);
         let resources = context.accepted().resources_list_changed == Some(true);
+        let watched: BTreeSet<String> =
+            context.accepted().resource_subscriptions.iter().flatten().cloned().collect();
+        let mut updates = self.shared.updated.subscribe();
         loop {
             let mut notes = Vec::new();
             tokio::select! {
@@ -653,6 +741,21 @@ impl ServerHandler for SkillServer {
                     if resources {
                         notes.push(ServerNotification::ResourceListChangedNotification(
                             ResourceListChangedNotification::default(),
+                        ));
+                    }
+                }
+                update = updates.recv(), if !watched.is_empty() => {
+                    let uris: Vec<&String> = match &update {
+                        Ok(updated) => watched.intersection(updated).collect(),
+                        // Behind by more polls than are kept: any of them may have changed.
+                        Err(broadcast::error::RecvError::Lagged(_)) => watched.iter().collect(),
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    };
+                    for uri in uris {
+                        notes.push(ServerNotification::ResourceUpdatedNotification(
+                            ResourceUpdatedNotification::new(
+                                ResourceUpdatedNotificationParam::new(uri.clone()),
+                            ),
                         ));
                     }
                 }

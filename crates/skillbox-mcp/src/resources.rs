@@ -24,12 +24,17 @@
 //!   empty components, absolute paths, backslashes, control characters (NUL among them) and
 //!   URIs over [`MAX_URI_BYTES`].
 //!
+//! * **Changes seen on the opened file.** The watcher polls [`versions`]: the size, identity
+//!   and times `fstat` gives of each file opened as a read would open it, so a change is
+//!   announced (`list_changed`, and `updated` to subscribers, see `subscriptions.rs`) by the
+//!   same checks that decide what is served.
+//!
 //! A read is not a run: nothing executes and nothing is granted, so a successful read is not
 //! an audit event (it is traced at debug level). Every refused read is recorded like a
 //! refused tool or prompt name, through [`Runtime::refuse`] (an `InputValidationFailed`
 //! event, at a bounded rate), so that a model probing for files leaves a trace.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -146,16 +151,62 @@ pub(crate) fn list(rt: &Runtime) -> Vec<Resource> {
     out
 }
 
-/// A value that changes when the resources change: a referenced file added, removed,
-/// resized, or no longer passing the checks. Polled with the skill directories: the skills'
-/// own fingerprint does not look into every directory `SKILL.md` may reference.
-pub(crate) fn fingerprint(rt: &Runtime) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for r in list(rt) {
-        (r.uri, r.size).hash(&mut h);
+/// What the poll compares of one resource, read from the opened file (not its path): its
+/// size, which file it is (device and inode: a file replaced by a rename is a new one), and
+/// when its content and its inode last changed. Any write moves the modification time (to
+/// the nanosecond on the file systems skills live on); one that also restores it, with
+/// `utimensat`, still moves the status-change time, which no call can set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Version {
+    size: u64,
+    file: (u64, u64),
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+/// Every resource's URI with its [`Version`]: the state the watcher compares between polls.
+/// Polled with the skill directories: the skills' own fingerprint does not look into every
+/// directory `SKILL.md` may reference.
+pub(crate) type Versions = BTreeMap<String, Version>;
+
+/// The resources as they are now (the same files, checked the same way, as [`list`]).
+pub(crate) fn versions(rt: &Runtime) -> Versions {
+    let mut out = Versions::new();
+    for agent in agent_skills(rt) {
+        let Ok(dir) = open_dir(&agent.dir) else { continue };
+        for path in candidates(agent) {
+            if let Ok((_, _, version)) = open_checked_stat(&dir, &path) {
+                out.insert(format!("{SCHEME}{}/{path}", agent.name), version);
+            }
+        }
     }
-    h.finish()
+    out
+}
+
+/// What changed from `before` to `now`: whether the list changed (a resource added,
+/// removed or resized, which `resources/list` shows), and every URI whose resource was
+/// added, removed or changed in any way (for `notifications/resources/updated`).
+pub(crate) fn changes(before: &Versions, now: &Versions) -> (bool, BTreeSet<String>) {
+    let mut updated = BTreeSet::new();
+    let mut listed = false;
+    for (uri, version) in now {
+        match before.get(uri) {
+            Some(old) if old == version => {}
+            Some(old) => {
+                listed |= old.size != version.size;
+                updated.insert(uri.clone());
+            }
+            None => {
+                listed = true;
+                updated.insert(uri.clone());
+            }
+        }
+    }
+    for uri in before.keys().filter(|uri| !now.contains_key(*uri)) {
+        listed = true;
+        updated.insert(uri.clone());
+    }
+    (listed, updated)
 }
 
 /// Reads `uri`, or says why not; every refusal is recorded through [`Runtime::refuse`].
@@ -359,6 +410,11 @@ fn open_dir(dir: &Path) -> Result<OwnedFd, Refusal> {
 /// documentation), and checks the opened file: a regular file, with one link, at most
 /// [`MAX_RESOURCE_BYTES`]. Returns it and its size.
 fn open_checked(dir: &OwnedFd, rel: &str) -> Result<(OwnedFd, u64), Refusal> {
+    open_checked_stat(dir, rel).map(|(fd, size, _)| (fd, size))
+}
+
+/// [`open_checked`], with the version of the opened file (see [`Version`]).
+fn open_checked_stat(dir: &OwnedFd, rel: &str) -> Result<(OwnedFd, u64, Version), Refusal> {
     let fd = open_beneath(dir, rel)?;
     let st = rustix::fs::fstat(&fd).map_err(|e| Refusal::Io(e.to_string()))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
@@ -375,7 +431,14 @@ fn open_checked(dir: &OwnedFd, rel: &str) -> Result<(OwnedFd, u64), Refusal> {
     if size > MAX_RESOURCE_BYTES {
         return Err(Refusal::TooLarge);
     }
-    Ok((fd, size))
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)] // widths differ by target
+    let version = Version {
+        size,
+        file: (st.st_dev as u64, st.st_ino as u64),
+        modified: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+        changed: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+    };
+    Ok((fd, size, version))
 }
 
 /// Flags every open of a resource uses: read only; `O_NONBLOCK` so that a FIFO planted
@@ -491,6 +554,23 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_between_polls() {
+        let v = |size, mtime| Version { size, file: (1, 2), modified: (mtime, 0), changed: (0, 0) };
+        let before = Versions::from([("a".to_string(), v(10, 1)), ("b".to_string(), v(5, 1))]);
+        assert_eq!(changes(&before, &before), (false, BTreeSet::new()));
+        // The content alone: an update, not a change of the list.
+        let now = Versions::from([("a".to_string(), v(10, 2)), ("b".to_string(), v(5, 1))]);
+        assert_eq!(changes(&before, &now), (false, BTreeSet::from(["a".to_string()])));
+        // Resized: both.
+        let now = Versions::from([("a".to_string(), v(11, 1)), ("b".to_string(), v(5, 1))]);
+        assert_eq!(changes(&before, &now), (true, BTreeSet::from(["a".to_string()])));
+        // Removed and added: both, for each.
+        let now = Versions::from([("a".to_string(), v(10, 1)), ("c".to_string(), v(5, 1))]);
+        let both = BTreeSet::from(["b".to_string(), "c".to_string()]);
+        assert_eq!(changes(&before, &now), (true, both));
+    }
 
     #[test]
     fn base64_matches_the_standard() {

@@ -7,7 +7,10 @@ afterwards checks the audit log. On a 2026-07-28 session and on a handshake-era 
 resources/list holds exactly SKILL.md and the referenced files that pass the checks;
 resources/read serves them (text and blob) and refuses everything else with a one-line error;
 the secret's content appears in no response; an added referenced file is announced with
-resources/list_changed (on the listen stream, and as a notification).
+resources/list_changed (on the listen stream, and as a notification); a change of a subscribed
+resource's content (its size unchanged) is announced with resources/updated (to the listen
+stream's resourceSubscriptions, and after resources/subscribe), and no longer after
+resources/unsubscribe.
 
 Every check raises on failure; the last line printed on success is `ALL OK`.
 
@@ -25,7 +28,8 @@ from pathlib import Path
 import anyio
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-from mcp_types import ResourceListChangedNotification
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp_types import ResourceListChangedNotification, ResourceUpdatedNotification
 
 MODE = sys.argv[1]
 if MODE == "stdio":
@@ -127,6 +131,20 @@ async def modern() -> None:
     async with Client(target()) as client:
         check(client.protocol_version == "2026-07-28", f"session at {client.protocol_version}")
         await list_and_read(client)
+        guide, data = P + "references/guide.md", P + "references/data.json"
+        async with client.listen(resource_subscriptions=[guide, data]) as sub:
+            honored = set(sub.honored.resource_subscriptions or ())
+            check(honored == {guide, data}, f"subscriptions/listen accepts resource subscriptions: {honored}")
+            # The same size: only the content (and the file's times) tell the change.
+            (SKILL_DIR / "references/guide.md").write_text("GUIDE-CHANGED\n")
+            with anyio.fail_after(15):
+                async for event in sub:
+                    if isinstance(event, ResourceUpdated):
+                        check(event.uri == guide, f"subscriptions/listen: resources/updated names the changed resource ({event.uri})")
+                        break
+        r = await client.read_resource(guide, cache_mode="bypass")
+        check(r.contents[0].text == "GUIDE-CHANGED\n", "the changed resource is read anew")
+        (SKILL_DIR / "references/guide.md").write_text("GUIDE-CONTENT\n")
         async with client.listen(resources_list_changed=True) as sub:
             check(sub.honored.resources_list_changed is True, "subscriptions/listen accepts resources_list_changed")
             (SKILL_DIR / "references/later.md").write_text("LATER\n")
@@ -141,10 +159,18 @@ async def modern() -> None:
 
 async def legacy() -> None:
     changed = anyio.Event()
+    updated: list[str] = []
 
     async def on_message(message):
         if isinstance(message, ResourceListChangedNotification):
             changed.set()
+        if isinstance(message, ResourceUpdatedNotification):
+            updated.append(message.params.uri)
+
+    async def until_updated(uri: str) -> None:
+        with anyio.fail_after(15):
+            while uri not in updated:
+                await anyio.sleep(0.05)
 
     async with Client(target(), mode="legacy", message_handler=on_message) as client:
         check(client.protocol_version == "2025-11-25", f"handshake session at {client.protocol_version}")
@@ -154,6 +180,21 @@ async def legacy() -> None:
         check(r.contents[0].text == "GUIDE-CONTENT\n", "handshake session: resources/read")
         await refused(client, P + "references/leak.md", -32602, "symlink")
         await refused(client, P + "unreferenced.md", -32002, "unknown resource")
+        # Subscriptions: sizes stay the same, so no list_changed comes of these writes.
+        guide, data = P + "references/guide.md", P + "references/data.json"
+        await client.subscribe_resource(guide)
+        (SKILL_DIR / "references/guide.md").write_text("GUIDE-AGAIN!!\n")
+        await until_updated(guide)
+        check(updated == [guide], f"handshake session: resources/updated for the subscribed resource only: {updated}")
+        await client.unsubscribe_resource(guide)
+        await client.subscribe_resource(data)
+        updated.clear()
+        (SKILL_DIR / "references/guide.md").write_text("GUIDE-LATER!!\n")
+        (SKILL_DIR / "references/data.json").write_text('{"k": 2}\n')
+        await until_updated(data)
+        await anyio.sleep(1)  # the guide changed first: its update would have come by now
+        check(guide not in updated, f"handshake session: no update after resources/unsubscribe: {updated}")
+        check(not changed.is_set(), "a change of content alone is no resources/list_changed")
         # Deeper than the skills' own change detection looks: the resources' poll sees it.
         (SKILL_DIR / "references/deep/later2.md").write_text("LATER2\n")
         with anyio.fail_after(15):
