@@ -287,15 +287,22 @@ impl SkillServer {
         let _ = self.shared.updated.send(Arc::new(updated));
     }
 
+    /// The resources' versions now (see [`resources::versions`]); `None` if the work could
+    /// not run (the poll is then skipped).
+    async fn resource_versions(&self) -> Option<resources::Versions> {
+        let rt = self.runtime();
+        on_blocking_pool(move || resources::versions(&rt)).await.ok()
+    }
+
     /// Polls the skill directories until the session ends.
     async fn watch_skills(self) {
         let mut last = self.runtime().skills_fingerprint();
-        let mut last_resources = resources::versions(&self.runtime());
+        let mut last_resources = self.resource_versions().await.unwrap_or_default();
         loop {
             tokio::time::sleep(self.shared.options.poll_interval).await;
             let reloaded = self.refresh(&mut last).await;
             // Referenced files may change below what the skills' fingerprint looks at.
-            let now = resources::versions(&self.runtime());
+            let Some(now) = self.resource_versions().await else { continue };
             let (listed, updated) = resources::changes(&last_resources, &now);
             last_resources = now;
             if listed && !reloaded {
@@ -484,6 +491,18 @@ fn printable(s: &str) -> String {
     skillbox_skills::audit_log::text::one_line(s, 200)
 }
 
+/// Runs `work` on tokio's blocking pool: opening, checking and reading resource files is
+/// file system work, which on a slow file system (NFS, FUSE) would otherwise hold a worker
+/// thread every other request of every session needs.
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ErrorData> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::warn!(error = %e, "resource work on the blocking pool failed");
+        ErrorData::internal_error("the resources could not be read", None)
+    })
+}
+
 impl ServerHandler for SkillServer {
     fn get_info(&self) -> ServerConfig {
         let mut info = ServerConfig::new(
@@ -609,7 +628,9 @@ impl ServerHandler for SkillServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(resources::list(&self.runtime())))
+        let rt = self.runtime();
+        let list = on_blocking_pool(move || resources::list(&rt)).await?;
+        Ok(ListResourcesResult::with_all_items(list))
     }
 
     async fn read_resource(
@@ -617,7 +638,8 @@ impl ServerHandler for SkillServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        resources::read(&self.runtime(), &request.uri).map(Into::into)
+        let rt = self.runtime();
+        on_blocking_pool(move || resources::read(&rt, &request.uri)).await?.map(Into::into)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -28,6 +28,9 @@
 //!   and times `fstat` gives of each file opened as a read would open it, so a change is
 //!   announced (`list_changed`, and `updated` to subscribers, see `subscriptions.rs`) by the
 //!   same checks that decide what is served.
+//! * **Off the async workers.** The server calls [`list`], [`read`] and [`versions`] on
+//!   tokio's blocking pool: a slow file system (NFS, FUSE) delays that request, not every
+//!   other request of every session.
 //!
 //! A read is not a run: nothing executes and nothing is granted, so a successful read is not
 //! an audit event (it is traced at debug level). Every refused read is recorded like a
