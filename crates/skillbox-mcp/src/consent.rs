@@ -13,7 +13,8 @@
 //!   and an opaque `requestState`; the client asks the person and retries the call with the
 //!   answer in `inputResponses`. The state is a random handle to a question kept here (at
 //!   most [`MAX_PENDING`], for [`ANSWER_TIMEOUT`]), used once, and valid only for a retry of
-//!   the same tool with the same arguments.
+//!   the same tool with the same arguments. A question let go without its answer (timed
+//!   out, dropped for room, or spent by a retry of another call) is recorded `unanswered`.
 //!
 //! A client that did not declare the capability is never asked: the call returns the denial.
 //! The answer is read only from the elicitation response, never from tool arguments (which
@@ -64,24 +65,64 @@ struct Entry {
 }
 
 impl Pending {
-    fn insert(&self, handle: String, entry: Entry) {
-        let Ok(mut map) = self.entries.lock() else { return };
-        map.retain(|_, e| e.asked.elapsed() < ANSWER_TIMEOUT);
+    /// Keeps `entry` under `handle`. Returns the questions it displaced: those whose time ran
+    /// out, and the oldest beyond [`MAX_PENDING`]; the caller records them as unanswered.
+    fn insert(&self, handle: String, entry: Entry) -> Vec<Entry> {
+        let mut dropped = self.expire();
+        let Ok(mut map) = self.entries.lock() else { return dropped };
         while map.len() >= MAX_PENDING {
             let oldest = map.iter().min_by_key(|(_, e)| e.asked).map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => map.remove(&k),
+            match oldest.and_then(|k| map.remove(&k)) {
+                Some(e) => dropped.push(e),
                 None => break,
             };
         }
         map.insert(handle, entry);
+        dropped
     }
 
-    /// The question `handle` names, removed: each is answered at most once.
-    fn take(&self, handle: &str) -> Option<Entry> {
-        let mut map = self.entries.lock().ok()?;
-        map.remove(handle).filter(|e| e.asked.elapsed() < ANSWER_TIMEOUT)
+    /// The questions whose time ran out, removed.
+    fn expire(&self) -> Vec<Entry> {
+        let Ok(mut map) = self.entries.lock() else { return Vec::new() };
+        let expired: Vec<String> = map
+            .iter()
+            .filter(|(_, e)| e.asked.elapsed() >= ANSWER_TIMEOUT)
+            .map(|(k, _)| k.clone())
+            .collect();
+        expired.iter().filter_map(|k| map.remove(k)).collect()
     }
+
+    /// The question `handle` names, removed: each is answered at most once. `Err`: its time
+    /// had run out (the caller records it as unanswered).
+    fn take(&self, handle: &str) -> Option<Result<Entry, Entry>> {
+        let mut map = self.entries.lock().ok()?;
+        let entry = map.remove(handle)?;
+        Some(if entry.asked.elapsed() < ANSWER_TIMEOUT { Ok(entry) } else { Err(entry) })
+    }
+}
+
+/// Records each of `entries`, questions of 2026-07-28 sessions that no retry answered in
+/// time, as `unanswered`: every question in the audit log has its answer event.
+fn record_unanswered(server: &SkillServer, entries: Vec<Entry>) {
+    if entries.is_empty() {
+        return;
+    }
+    let rt = server.runtime();
+    for e in entries {
+        let answer = ConsentAnswer::Unanswered;
+        if let Err(err) =
+            rt.record_consent_answer(&e.question, answer, Channel::InputRequired.as_str())
+        {
+            tracing::warn!(error = %err, "an unanswered consent question could not be recorded");
+        }
+    }
+}
+
+/// Records the questions whose time ran out since the last look (the server's watcher calls
+/// this at every poll), so that a question no retry answers gets its `unanswered` event
+/// within a poll of its timeout.
+pub(crate) fn expire(server: &SkillServer) {
+    record_unanswered(server, server.shared.consent.expire());
 }
 
 /// How the person can be asked in this call's session, if at all.
@@ -128,13 +169,26 @@ pub(crate) async fn call(
     let state = request.request_state.take();
     let responses = request.input_responses.take();
     if let Some(handle) = state {
-        if let Some(entry) = server.shared.consent.take(&handle) {
-            if entry.tool == request.name && entry.arguments == arguments_digest(&request) {
-                let answer = answer_of(responses.as_ref().and_then(|r| r.get(INPUT_KEY)));
-                return answered(server, &request, &context, entry, answer, Channel::InputRequired)
+        match server.shared.consent.take(&handle) {
+            Some(Ok(entry)) => {
+                if entry.tool == request.name && entry.arguments == arguments_digest(&request) {
+                    let answer = answer_of(responses.as_ref().and_then(|r| r.get(INPUT_KEY)));
+                    return answered(
+                        server,
+                        &request,
+                        &context,
+                        entry,
+                        answer,
+                        Channel::InputRequired,
+                    )
                     .await;
+                }
+                // The question stays unanswered: it was asked about another call.
+                tracing::debug!("a consent answer for another call: ignored");
+                record_unanswered(server, vec![entry]);
             }
-            tracing::debug!("a consent answer for another call: ignored");
+            Some(Err(expired)) => record_unanswered(server, vec![expired]),
+            None => {}
         }
         // An unknown, expired or mismatched state answers nothing: the call runs afresh.
     }
@@ -163,7 +217,7 @@ pub(crate) async fn call(
         Some(handle) => {
             let mut requests = InputRequests::new();
             requests.insert(INPUT_KEY.to_string(), InputRequest::Elicitation(elicit));
-            server.shared.consent.insert(
+            let dropped = server.shared.consent.insert(
                 handle.clone(),
                 Entry {
                     question,
@@ -173,6 +227,7 @@ pub(crate) async fn call(
                     asked: Instant::now(),
                 },
             );
+            record_unanswered(server, dropped);
             Ok(InputRequiredResult::new(Some(requests), Some(handle)).into())
         }
         None => {

@@ -294,12 +294,14 @@ impl SkillServer {
         on_blocking_pool(move || resources::versions(&rt)).await.ok()
     }
 
-    /// Polls the skill directories until the session ends.
+    /// Polls the skill directories until the session ends (and, at each poll, records the
+    /// consent questions whose time ran out).
     async fn watch_skills(self) {
         let mut last = self.runtime().skills_fingerprint();
         let mut last_resources = self.resource_versions().await.unwrap_or_default();
         loop {
             tokio::time::sleep(self.shared.options.poll_interval).await;
+            consent::expire(&self);
             let reloaded = self.refresh(&mut last).await;
             // Referenced files may change below what the skills' fingerprint looks at.
             let Some(now) = self.resource_versions().await else { continue };

@@ -132,6 +132,20 @@ async def replays(client: Client, E: str) -> None:
     check(isinstance(r, InputRequiredResult), f"{E}: a request state is used at most once")
     check(not (OUTSIDE / f"{name}.4").exists() and not (OUTSIDE / f"{name}.5").exists()
           and name not in grants(), f"{E}: ... and none of them ran or granted anything")
+    # Every question gets its answer event: the one the mismatched retry spent is
+    # `unanswered`; the three asked since wait for their retry.
+    got = [e["details"]["answer"] for e in audit("ConsentAnswered", name)]
+    check(got == ["once", "deny", "unanswered"] and len(audit("ConsentRequested", name)) == 6,
+          f"{E}: a question spent by a retry of another call is recorded unanswered ({got})")
+    # Questions never retried: the server keeps 256; each one dropped to make room is
+    # recorded unanswered, so that exactly the 256 kept have no answer event.
+    for _ in range(256):
+        r = await client.session.call_tool(name, {"n": "6"}, allow_input_required=True)
+    asked, answered = audit("ConsentRequested", name), audit("ConsentAnswered", name)
+    check(isinstance(r, InputRequiredResult) and len(asked) == 262 and len(answered) == 262 - 256
+          and [e["details"]["answer"] for e in answered[3:]] == ["unanswered"] * 3,
+          f"{E}: questions dropped beyond the 256 kept are recorded unanswered "
+          f"({len(asked)} asked, {len(answered)} answered)")
 
 
 async def era(mode: str, era_name: str) -> None:
