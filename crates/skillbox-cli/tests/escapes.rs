@@ -641,6 +641,73 @@ fn a_grant_cannot_cover_a_link_that_leaves_an_agent_skill() {
     assert!(!stdout.contains("tok3n"), "{stdout}");
 }
 
+/// The pids of processes whose command line contains every one of `words`.
+fn processes_with(words: &[&str]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if words.iter().all(|w| cmdline.contains(w)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn removing_a_grant_during_its_run_leaves_the_run_its_sealed_copy() {
+    let w = World::new();
+    let ws = w.ws();
+    let skill = ws.join(".agents/skills/slow");
+    fs::create_dir_all(skill.join("scripts")).unwrap();
+    fs::write(
+        skill.join("SKILL.md"),
+        "---\nname: slow\ndescription: Test. Use in tests.\n---\nBody.\n",
+    )
+    .unwrap();
+    fs::write(skill.join("scripts/data.txt"), "SEALED-DATA\n").unwrap();
+    // Reads a file of its (sealed) directory only after the grant is gone.
+    fs::write(
+        skill.join("scripts/run.py"),
+        "import os, time\ntime.sleep(2)\n\
+         here = os.path.dirname(os.path.abspath(__file__))\n\
+         print(open(os.path.join(here, 'data.txt')).read().strip())\n",
+    )
+    .unwrap();
+    w.skill(&ws.join(".q-skills"), json!({"name": "other", "type": "command", "command": "true"}));
+    open_up(&w.root);
+    let out = w.cmd(&ws, &["trust", "slow", "--level", "system-trusted"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let sealed = w.sb.join("sealed");
+    let run = w.cmd(&ws, &["run", "slow--run", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
+    // The run executes from the sealed copy: wait until its interpreter is there.
+    let sealed_str = sealed.to_string_lossy().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while processes_with(&[&sealed_str, "run.py"]).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the run never started from its copy");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Removing the grant prunes the copies no grant names; this one is in use.
+    let out = w.cmd(&ws, &["untrust", "slow"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = run.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["trust_level"], "system-trusted", "{v}");
+    assert_eq!(v["status"], "success", "the run lost its sealed copy: {v}");
+    assert_eq!(v["stdout"].as_str().unwrap_or_default().trim(), "SEALED-DATA", "{v}");
+    // Once the run is over, the next prune removes the copy.
+    let out = w.cmd(&ws, &["trust", "other", "--level", "user-verified"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let left: Vec<_> = fs::read_dir(&sealed)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("scripts/run.py").exists())
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "the copy outlived its grant and its run: {left:?}");
+}
+
 /// Runs `name` `runs` times while `swap` flips its content between the reviewed and an
 /// unreviewed version; every run at the granted level must have run the reviewed code.
 fn race(w: &World, ws: &Path, name: &str, runs: usize, swap: impl Fn(bool) + Send + 'static) {

@@ -441,7 +441,7 @@ impl Runtime {
         }
         let snapshot = crate::seal::Snapshot::take(skill, &self.workspace).ok()?;
         // What the level would enforce, for the definition of the bytes that would run.
-        let sealed = self.seal(skill, &snapshot).ok()?;
+        let (sealed, _held) = self.seal(skill, &snapshot).ok()?;
         let grant = self.context(level).validate_execution(&sealed.def).ok()?;
         let (subject, path) = skill.trust_subject();
         Some(crate::consent::ConsentQuestion {
@@ -586,16 +586,16 @@ impl Runtime {
     }
 
     /// `skill` as the sealed copy of `snapshot` defines it, sealed under the home now if it
-    /// was not before.
+    /// was not before; with the hold that keeps the copy from being pruned while it is used.
     fn seal(
         &self,
         skill: &LoadedSkill,
         snapshot: &crate::seal::Snapshot,
-    ) -> Result<LoadedSkill, crate::trust::TrustError> {
+    ) -> Result<(LoadedSkill, crate::seal::InUse), crate::trust::TrustError> {
         // A snapshot comes from a grant, and grants live in the home: there is one.
         let home = self.home.as_deref().unwrap_or(Path::new("/nonexistent"));
-        let dir = snapshot.seal(home)?;
-        snapshot.sealed_skill(skill, &dir)
+        let (dir, held) = snapshot.seal(home)?;
+        Ok((snapshot.sealed_skill(skill, &dir)?, held))
     }
 
     /// Removes the sealed copies no grant of `store` pins any more.
@@ -723,13 +723,14 @@ impl Runtime {
         tracing::debug!(origin = decision.origin.as_str(), "trust level decided");
         // A level a grant gave runs the sealed copy of the very bytes its digest was checked
         // against (see `crate::seal`), never the files as they are now.
-        let sealed;
+        // The hold lives as long as the run: no prune removes the copy under it.
+        let (sealed, _held);
         let skill = match &decision.snapshot {
             None => skill,
             Some(snapshot) => match self.seal(skill, snapshot) {
-                Ok(s) => {
+                Ok((s, held)) => {
                     tracing::debug!("the granted content runs from its sealed copy");
-                    sealed = s;
+                    (sealed, _held) = (s, held);
                     &sealed
                 }
                 Err(e) => {

@@ -206,8 +206,24 @@ impl Snapshot {
 
     /// The sealed copy of this content under skillbox's `home`: written once per content
     /// (by digest) from this snapshot's bytes, then reused. Files are read-only, and no run
-    /// may write skillbox's home.
-    pub fn seal(&self, home: &Path) -> Result<PathBuf, TrustError> {
+    /// may write skillbox's home. Returned held ([`InUse`]): [`prune`] leaves it alone, in
+    /// this process or any other, until the hold is dropped.
+    pub fn seal(&self, home: &Path) -> Result<(PathBuf, InUse), TrustError> {
+        // A prune may remove the copy between its writing (or finding) and the hold: then
+        // it is written again. Twice in a row would take a prune per millisecond.
+        for _ in 0..3 {
+            let dest = self.seal_unheld(home)?;
+            match hold(&dest) {
+                Ok(Some(held)) => return Ok((dest, held)),
+                Ok(None) => continue,
+                Err(source) => return Err(TrustError::Seal { path: dest, source }),
+            }
+        }
+        let path = home.join(SEALED_DIR);
+        Err(TrustError::Seal { path, source: std::io::Error::other("removed while being sealed") })
+    }
+
+    fn seal_unheld(&self, home: &Path) -> Result<PathBuf, TrustError> {
         let store = home.join(SEALED_DIR);
         let hexdigest = self.digest.strip_prefix(DIGEST_PREFIX).unwrap_or(&self.digest);
         let dest = store.join(hexdigest);
@@ -306,8 +322,47 @@ impl Snapshot {
     }
 }
 
-/// Removes the sealed copies under `home` whose digest is not in `keep`, and copies a process
-/// that is gone left half written.
+/// A sealed copy in use: a shared `flock` on its directory, held while a run executes from
+/// it (and dropped with it). [`prune`] removes a copy only under an exclusive lock it gets
+/// without waiting, so revoking a grant (or writing another, which prunes too) in this
+/// process or another while a run uses the copy does not pull the files from under it.
+#[derive(Debug)]
+pub struct InUse {
+    _dir: OwnedFd,
+}
+
+/// Holds the copy at `dest`; `None` if it was removed meanwhile (a directory a prune
+/// removed has no links left once the prune's exclusive lock is released).
+fn hold(dest: &Path) -> std::io::Result<Option<InUse>> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = match rustix::fs::open(dest, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // Waits only while a prune removes this very copy (milliseconds).
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockShared)?;
+    if rustix::fs::fstat(&dir)?.st_nlink == 0 {
+        return Ok(None);
+    }
+    Ok(Some(InUse { _dir: dir }))
+}
+
+/// Removes the copy at `path` unless a run holds it ([`InUse`]); the exclusive lock is held
+/// while the files go, so a run cannot take hold of a half-removed copy.
+fn remove_unless_in_use(path: &Path) {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(dir) = rustix::fs::open(path, flags, Mode::empty()) else { return };
+    let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+    if rustix::fs::flock(&dir, exclusive).is_err() {
+        tracing::debug!(path = %path.display(), "a sealed copy in use is kept");
+        return;
+    }
+    let _ = std::fs::remove_dir_all(path);
+}
+
+/// Removes the sealed copies under `home` whose digest is not in `keep` and that no run
+/// holds, and copies a process that is gone left half written.
 pub fn prune(home: &Path, keep: &[&str]) {
     let Ok(entries) = std::fs::read_dir(home.join(SEALED_DIR)) else { return };
     for e in entries.flatten() {
@@ -321,7 +376,7 @@ pub fn prune(home: &Path, keep: &[&str]) {
             None => !keep.iter().any(|d| d.strip_prefix(DIGEST_PREFIX) == Some(name.as_str())),
         };
         if stale {
-            let _ = std::fs::remove_dir_all(e.path());
+            remove_unless_in_use(&e.path());
         }
     }
 }
