@@ -19,6 +19,7 @@
 //! grants nothing; it only asks to be told.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use rmcp::model::ErrorData;
@@ -32,11 +33,14 @@ pub(crate) const MAX_SUBSCRIPTIONS: usize = 256;
 #[derive(Default)]
 pub(crate) struct Subscriptions {
     uris: Mutex<BTreeSet<String>>,
+    /// Whether the connection's peer was registered with the watcher (once, whatever it
+    /// unsubscribes and subscribes again: twice would send each update twice).
+    registered: AtomicBool,
 }
 
 impl Subscriptions {
     /// Adds `uri`; refuses one that is too long, or one too many. Returns whether this was
-    /// the connection's first subscription (its peer must then be registered).
+    /// the connection's first subscription ever (its peer must then be registered).
     pub(crate) fn add(&self, uri: &str) -> Result<bool, ErrorData> {
         check(uri)?;
         let mut uris = self.uris.lock().map_err(|_| poisoned())?;
@@ -49,9 +53,8 @@ impl Subscriptions {
                 None,
             ));
         }
-        let first = uris.is_empty();
         uris.insert(uri.to_string());
-        Ok(first)
+        Ok(!self.registered.swap(true, Ordering::Relaxed))
     }
 
     /// Removes `uri` (a URI not subscribed to is no error: the end state is the same).
@@ -117,6 +120,10 @@ mod tests {
         assert!(s.add("skill://a/SKILL.md").is_ok(), "one already held is no new one");
         s.remove("skill://a/1.md");
         assert!(s.add("skill://a/one-more.md").is_ok(), "room again after an unsubscribe");
+        let again = Subscriptions::default();
+        assert!(again.add("u").unwrap());
+        again.remove("u");
+        assert!(!again.add("u").unwrap(), "registered once, however often emptied");
         assert!(s.add("").is_err());
         assert!(s.add(&"x".repeat(MAX_URI_BYTES + 1)).is_err());
         let updated = BTreeSet::from(["skill://a/SKILL.md".to_string(), "skill://b/x".into()]);

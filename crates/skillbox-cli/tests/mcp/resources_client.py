@@ -194,6 +194,7 @@ async def legacy() -> None:
         await until_updated(data)
         await anyio.sleep(1)  # the guide changed first: its update would have come by now
         check(guide not in updated, f"handshake session: no update after resources/unsubscribe: {updated}")
+        check(updated.count(data) == 1, f"handshake session: one update per change, after subscribing again: {updated}")
         check(not changed.is_set(), "a change of content alone is no resources/list_changed")
         # Deeper than the skills' own change detection looks: the resources' poll sees it.
         (SKILL_DIR / "references/deep/later2.md").write_text("LATER2\n")
