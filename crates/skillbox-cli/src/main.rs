@@ -200,6 +200,12 @@ enum Command {
         /// How often to look for added, changed or removed skill files, in milliseconds
         #[arg(long, value_name = "MS", default_value_t = 1000)]
         poll_ms: u64,
+        /// How long a consent question (a call denied for want of a trust level, asked of
+        /// the person through the client) waits for the answer, in seconds; then it counts
+        /// as unanswered and the call stays denied
+        #[arg(long, value_name = "SECS", default_value_t = 600,
+              value_parser = clap::value_parser!(u64).range(1..=86400))]
+        consent_timeout: u64,
         /// Run skills even where this host has no mechanism for a guarantee their grant
         /// needs; each such run says what was not enforced and is recorded
         /// (IsolationWeakened). Without it, such a call is a tool error naming what is missing
@@ -454,8 +460,16 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Man { dir } => man(dir.as_deref()),
         Command::Init { name, agent_skill } => Ok(init(&workspace, &name, agent_skill)),
         Command::Audit(cmd) => audit::run(cmd),
-        Command::Mcp { max_concurrent, poll_ms, allow_weaker_isolation, http, allow_remote } => {
-            let flags = McpFlags { max_concurrent, poll_ms, allow_weaker_isolation };
+        Command::Mcp {
+            max_concurrent,
+            poll_ms,
+            consent_timeout,
+            allow_weaker_isolation,
+            http,
+            allow_remote,
+        } => {
+            let flags =
+                McpFlags { max_concurrent, poll_ms, consent_timeout, allow_weaker_isolation };
             mcp(&workspace, flags, http.map(|addr| (addr, allow_remote)))
         }
         Command::Repl { name, trust, allow_weaker_isolation } => {
@@ -472,6 +486,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
 struct McpFlags {
     max_concurrent: usize,
     poll_ms: u64,
+    consent_timeout: u64,
     allow_weaker_isolation: bool,
 }
 
@@ -482,7 +497,7 @@ fn mcp(
     flags: McpFlags,
     http: Option<(std::net::SocketAddr, bool)>,
 ) -> anyhow::Result<u8> {
-    let McpFlags { max_concurrent, poll_ms, allow_weaker_isolation } = flags;
+    let McpFlags { max_concurrent, poll_ms, consent_timeout, allow_weaker_isolation } = flags;
     let mut log = skillbox_skills::audit_log::LogConfig::new(audit::default_path()?);
     log.echo_high_risk = true;
     let rt = Runtime::open_with_audit(workspace, log)?;
@@ -493,6 +508,7 @@ fn mcp(
         max_concurrent_runs: max_concurrent.max(1),
         poll_interval: std::time::Duration::from_millis(poll_ms.max(50)),
         allow_weaker_isolation,
+        consent_timeout: std::time::Duration::from_secs(consent_timeout),
         ..skillbox_mcp::ServeOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

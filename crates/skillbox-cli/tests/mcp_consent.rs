@@ -48,7 +48,7 @@ impl World {
         fs::create_dir_all(&dir).unwrap();
         let out = outside.to_str().unwrap();
         for era in ["modern", "legacy"] {
-            for kind in ["once", "always", "deny", "pin", "pinalways", "nocap"] {
+            for kind in ["once", "always", "deny", "pin", "pinalways", "nocap", "late"] {
                 let name = format!("{kind}-{era}");
                 let skill = json!({
                     "name": name, "description": "Write a file outside the workspace",
@@ -131,6 +131,8 @@ impl World {
                 ("pin-{}.1", false),
                 ("pinalways-{}.1", false),
                 ("nocap-{}.1", false),
+                ("late-{}.1", false),
+                ("late-{}.2", false),
             ] {
                 let path = self.outside.join(file.replace("{}", era));
                 assert_eq!(path.exists(), ran, "{}", path.display());
@@ -141,7 +143,7 @@ impl World {
         let listed = String::from_utf8_lossy(&out.stdout);
         for era in ["modern", "legacy"] {
             assert!(listed.contains(&format!("\"always-{era}\"")), "{listed}");
-            for other in ["once", "deny", "pin", "pinalways", "nocap"] {
+            for other in ["once", "deny", "pin", "pinalways", "nocap", "late"] {
                 assert!(!listed.contains(&format!("\"{other}-{era}\"")), "{other}: {listed}");
             }
         }

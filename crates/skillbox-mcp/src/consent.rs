@@ -6,13 +6,15 @@
 //!
 //! * **handshake-era** sessions (before 2026-07-28), whose client declared the
 //!   `elicitation` capability (form mode) at `initialize`: an `elicitation/create` request,
-//!   while the `tools/call` waits (at most [`ANSWER_TIMEOUT`]; a cancelled call stops
+//!   while the `tools/call` waits (at most [`ServeOptions::consent_timeout`]; a cancelled
+//!   call stops
 //!   waiting);
 //! * **2026-07-28** sessions, whose request declares the capability in its `_meta`: the
 //!   `tools/call` returns an `InputRequiredResult` holding the `elicitation/create` request
 //!   and an opaque `requestState`; the client asks the person and retries the call with the
 //!   answer in `inputResponses`. The state is a random handle to a question kept here (at
-//!   most [`MAX_PENDING`], for [`ANSWER_TIMEOUT`]), used once, and valid only for a retry of
+//!   most [`MAX_PENDING`], for [`ServeOptions::consent_timeout`]), used once, and valid only
+//!   for a retry of
 //!   the same tool with the same arguments. A question let go without its answer (timed
 //!   out, dropped for room, or spent by a retry of another call) is recorded `unanswered`.
 //!
@@ -37,8 +39,6 @@ use skillbox_skills::{Consent, ConsentAnswer, ConsentQuestion};
 
 use crate::SkillServer;
 
-/// How long a question waits for the person's answer.
-pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 /// Most questions of 2026-07-28 sessions kept waiting for their retry at once (the oldest
 /// is dropped beyond): a client cannot grow the server's memory by never answering.
 pub(crate) const MAX_PENDING: usize = 256;
@@ -67,8 +67,8 @@ struct Entry {
 impl Pending {
     /// Keeps `entry` under `handle`. Returns the questions it displaced: those whose time ran
     /// out, and the oldest beyond [`MAX_PENDING`]; the caller records them as unanswered.
-    fn insert(&self, handle: String, entry: Entry) -> Vec<Entry> {
-        let mut dropped = self.expire();
+    fn insert(&self, handle: String, entry: Entry, timeout: Duration) -> Vec<Entry> {
+        let mut dropped = self.expire(timeout);
         let Ok(mut map) = self.entries.lock() else { return dropped };
         while map.len() >= MAX_PENDING {
             let oldest = map.iter().min_by_key(|(_, e)| e.asked).map(|(k, _)| k.clone());
@@ -81,12 +81,12 @@ impl Pending {
         dropped
     }
 
-    /// The questions whose time ran out, removed.
-    fn expire(&self) -> Vec<Entry> {
+    /// The questions whose time (`timeout`) ran out, removed.
+    fn expire(&self, timeout: Duration) -> Vec<Entry> {
         let Ok(mut map) = self.entries.lock() else { return Vec::new() };
         let expired: Vec<String> = map
             .iter()
-            .filter(|(_, e)| e.asked.elapsed() >= ANSWER_TIMEOUT)
+            .filter(|(_, e)| e.asked.elapsed() >= timeout)
             .map(|(k, _)| k.clone())
             .collect();
         expired.iter().filter_map(|k| map.remove(k)).collect()
@@ -94,10 +94,10 @@ impl Pending {
 
     /// The question `handle` names, removed: each is answered at most once. `Err`: its time
     /// had run out (the caller records it as unanswered).
-    fn take(&self, handle: &str) -> Option<Result<Entry, Entry>> {
+    fn take(&self, handle: &str, timeout: Duration) -> Option<Result<Entry, Entry>> {
         let mut map = self.entries.lock().ok()?;
         let entry = map.remove(handle)?;
-        Some(if entry.asked.elapsed() < ANSWER_TIMEOUT { Ok(entry) } else { Err(entry) })
+        Some(if entry.asked.elapsed() < timeout { Ok(entry) } else { Err(entry) })
     }
 }
 
@@ -122,7 +122,7 @@ fn record_unanswered(server: &SkillServer, entries: Vec<Entry>) {
 /// this at every poll), so that a question no retry answers gets its `unanswered` event
 /// within a poll of its timeout.
 pub(crate) fn expire(server: &SkillServer) {
-    record_unanswered(server, server.shared.consent.expire());
+    record_unanswered(server, server.shared.consent.expire(server.shared.options.consent_timeout));
 }
 
 /// How the person can be asked in this call's session, if at all.
@@ -169,7 +169,7 @@ pub(crate) async fn call(
     let state = request.request_state.take();
     let responses = request.input_responses.take();
     if let Some(handle) = state {
-        match server.shared.consent.take(&handle) {
+        match server.shared.consent.take(&handle, server.shared.options.consent_timeout) {
             Some(Ok(entry)) => {
                 if entry.tool == request.name && entry.arguments == arguments_digest(&request) {
                     let answer = answer_of(responses.as_ref().and_then(|r| r.get(INPUT_KEY)));
@@ -226,12 +226,13 @@ pub(crate) async fn call(
                     denied: reply,
                     asked: Instant::now(),
                 },
+                server.shared.options.consent_timeout,
             );
             record_unanswered(server, dropped);
             Ok(InputRequiredResult::new(Some(requests), Some(handle)).into())
         }
         None => {
-            let answer = ask(&context, elicit).await;
+            let answer = ask(&context, elicit, server.shared.options.consent_timeout).await;
             let entry = Entry {
                 question,
                 tool: request.name.to_string(),
@@ -278,9 +279,13 @@ async fn answered(
 }
 
 /// Sends `elicit` and waits for the answer (or the call's cancellation, or the timeout).
-async fn ask(context: &RequestContext<RoleServer>, elicit: ElicitRequest) -> ConsentAnswer {
+async fn ask(
+    context: &RequestContext<RoleServer>,
+    elicit: ElicitRequest,
+    timeout: Duration,
+) -> ConsentAnswer {
     let request = ServerRequest::ElicitRequest(elicit);
-    let options = PeerRequestOptions::with_timeout(ANSWER_TIMEOUT);
+    let options = PeerRequestOptions::with_timeout(timeout);
     let sent = match context.peer.send_request_with_option(request, options).await {
         Ok(handle) => handle,
         Err(e) => {
@@ -383,7 +388,7 @@ mod tests {
     #[test]
     fn handles_are_random_and_unknown_ones_name_nothing() {
         let pending = Pending::default();
-        assert!(pending.take("nothing").is_none());
+        assert!(pending.take("nothing", Duration::from_secs(600)).is_none());
         assert_eq!(new_handle().map(|h| h.len()), Some(32));
         assert_ne!(new_handle(), new_handle());
     }

@@ -77,6 +77,10 @@ pub struct ServeOptions {
     /// (each such run is reported and recorded as weakened); off by default, when such a
     /// call is a tool error naming what is missing.
     pub allow_weaker_isolation: bool,
+    /// How long a consent question waits for the person's answer (see `consent.rs`): an
+    /// `elicitation/create` request's timeout, and how long a 2026-07-28 question stays
+    /// answerable by its retry. A question not answered in time is recorded `unanswered`.
+    pub consent_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -87,6 +91,7 @@ impl Default for ServeOptions {
             max_message_bytes: 4 * 1024 * 1024,
             progress_interval: Duration::from_secs(1),
             allow_weaker_isolation: false,
+            consent_timeout: Duration::from_secs(600),
         }
     }
 }

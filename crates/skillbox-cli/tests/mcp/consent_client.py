@@ -61,10 +61,11 @@ def grants() -> dict:
     return json.loads(TRUST_FILE.read_text())["grants"]
 
 
-def server(mode: str):
+def server(mode: str, extra: tuple[str, ...] = ()):
     if TRANSPORT == "stdio":
         env = {k: os.environ[k] for k in ("PATH", "HOME", "SKILLBOX_HOME", "LANG") if k in os.environ}
-        return StdioServerParameters(command=SKILLBOX, args=["mcp", "--poll-ms", "200"], cwd=WORKSPACE, env=env)
+        args = ["mcp", "--poll-ms", "200", *extra]
+        return StdioServerParameters(command=SKILLBOX, args=args, cwd=WORKSPACE, env=env)
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -247,9 +248,53 @@ async def era(mode: str, era_name: str) -> None:
         check(not audit("ConsentRequested", f"nocap-{E}"), f"{E}: ... and nothing was asked")
 
 
+async def unanswered_in_time(mode: str, E: str) -> None:
+    """A server with --consent-timeout 2: a question nobody answers in time is recorded
+    `unanswered`, and the call stays denied without effect."""
+    from mcp_types import InputRequiredResult
+
+    name = f"late-{E}"
+    kwargs = {"mode": "legacy"} if mode == "legacy" else {}
+
+    async def slow_person(context, params):
+        await anyio.sleep(6)  # past the server's 2 s
+        return ElicitResult(action="accept", content={"decision": "once"})
+
+    async with Client(server(mode, ("--consent-timeout", "2")), elicitation_callback=slow_person, **kwargs) as client:
+        if mode == "legacy":
+            # The server stops waiting after 2 s: the call returns its denial.
+            with anyio.fail_after(5):
+                r = await client.call_tool(name, {"n": "1"})
+            check(r.is_error and r.structured_content["status"] == "denied",
+                  f"{E}: an answer not given within --consent-timeout leaves the call denied ({text_of(r)[:120]!r})")
+        else:
+            first = await client.session.call_tool(name, {"n": "1"}, allow_input_required=True)
+            check(isinstance(first, InputRequiredResult), f"{E}: a denied call asks")
+        # The watcher records the question within a poll of its timeout (no retry needed).
+        with anyio.fail_after(10):
+            while not audit("ConsentAnswered", name):
+                await anyio.sleep(0.1)
+        got = [e["details"]["answer"] for e in audit("ConsentAnswered", name)]
+        check(got == ["unanswered"] and len(audit("ConsentRequested", name)) == 1,
+              f"{E}: a question not answered within --consent-timeout is recorded unanswered ({got})")
+        if mode != "legacy":
+            # Its retry, too late (the same call, with the person's `once`), runs nothing:
+            # the call is asked afresh.
+            r = await client.session.call_tool(
+                name, {"n": "1"}, allow_input_required=True, request_state=first.request_state,
+                input_responses={"skillbox_consent": ElicitResult(action="accept", content={"decision": "once"})})
+            check(isinstance(r, InputRequiredResult), f"{E}: a retry after the timeout runs nothing")
+    check(not (OUTSIDE / f"{name}.1").exists() and not (OUTSIDE / f"{name}.2").exists() and name not in grants(),
+          f"{E}: ... and the late question had no effect")
+
+
 async def main() -> None:
     await era("modern", "modern")
     await era("legacy", "legacy")
+    if TRANSPORT == "stdio":
+        # One transport suffices: the timeout is the server's, whatever carries the question.
+        await unanswered_in_time("modern", "modern")
+        await unanswered_in_time("legacy", "legacy")
     print("ALL OK", flush=True)
 
 
