@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 mod support;
-use support::{bin, node_dir, sdk_python, HttpServer};
+use support::{assert_all_ok, bin, node_dir, sdk_python, HttpServer};
 
 /// A workspace whose skills write outside it, and skillbox's home.
 struct World {
@@ -157,21 +157,11 @@ impl World {
     }
 }
 
-fn assert_all_ok(out: &Output, server: &str) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}");
-    assert!(
-        out.status.success() && stdout.lines().last() == Some("ALL OK"),
-        "the consent session failed:\n{stdout}\n{stderr}\nserver:\n{server}"
-    );
-}
-
 #[test]
 fn consent_over_stdio_in_both_eras() {
     let w = World::new();
     let out = w.client(&["stdio", bin().as_str(), w.ws.to_str().unwrap()]);
-    assert_all_ok(&out, "(stdio: its stderr is the client's)");
+    assert_all_ok(&out, "the consent session over stdio", "(its stderr is the client's)");
     w.check_after();
 }
 
@@ -191,7 +181,7 @@ fn consent_over_http_in_both_eras() {
     let server = Server::start(&w);
     let token = w.sb_home().join("mcp-token");
     let out = w.client(&["http", &server.url, token.to_str().unwrap()]);
-    assert_all_ok(&out, &server.stderr());
+    assert_all_ok(&out, "the consent session", &server.stderr());
     w.check_after();
 }
 
@@ -210,7 +200,7 @@ fn consent_with_the_typescript_sdk_over_http() {
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .output()
         .unwrap();
-    assert_all_ok(&out, &server.stderr());
+    assert_all_ok(&out, "the consent session", &server.stderr());
     for (file, ran) in [
         ("once-legacy.1", true),
         ("always-legacy.1", true),

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 mod support;
-use support::{bin, node_dir, sdk_python, HttpServer};
+use support::{assert_all_ok, bin, node_dir, sdk_python, HttpServer};
 
 /// A workspace with the skills the clients use, and skillbox's home.
 struct World {
@@ -334,13 +334,7 @@ fn official_python_sdk_over_http_in_both_eras() {
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.lines().last() == Some("ALL OK"),
-        "the Python SDK session failed:\n{stdout}\n{stderr}\nserver:\n{}",
-        server.stderr()
-    );
+    assert_all_ok(&out, "the Python SDK session", &server.stderr());
     // The runs happened, seen from outside: each era's call wrote its stamp.
     for word in ["modern-stamp", "legacy-stamp"] {
         let stamp = w.ws.join(format!("run/stamp.{word}"));
@@ -363,13 +357,7 @@ fn typescript_sdk_over_http() {
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.lines().last() == Some("ALL OK"),
-        "the TypeScript SDK session failed:\n{stdout}\n{stderr}\nserver:\n{}",
-        server.stderr()
-    );
+    assert_all_ok(&out, "the TypeScript SDK session", &server.stderr());
     let stamp = w.ws.join("run/stamp.ts-stamp");
     assert_eq!(fs::read_to_string(&stamp).unwrap_or_default(), "stamped\n");
 }
@@ -392,12 +380,7 @@ fn typescript_sdk_over_stdio() {
         .env("LANG", "C.UTF-8")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.lines().last() == Some("ALL OK"),
-        "the TypeScript SDK session over stdio failed:\n{stdout}\n{stderr}"
-    );
+    assert_all_ok(&out, "the TypeScript SDK session over stdio", "");
     let stamp = w.ws.join("run/stamp.ts-stamp");
     assert_eq!(fs::read_to_string(&stamp).unwrap_or_default(), "stamped\n");
 }

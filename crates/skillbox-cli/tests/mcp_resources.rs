@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod support;
-use support::{bin, node_dir, sdk_python, HttpServer};
+use support::{assert_all_ok, bin, node_dir, sdk_python, HttpServer};
 
 const PNG_HEADER: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -121,15 +121,6 @@ impl Server {
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp").join(name)
-}
-
-fn assert_all_ok(out: &std::process::Output, what: &str, server: &str) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.lines().last() == Some("ALL OK"),
-        "{what} failed:\n{stdout}\n{stderr}\nserver:\n{server}"
-    );
 }
 
 #[test]

@@ -140,3 +140,15 @@ impl Drop for HttpServer {
         let _ = self.child.wait();
     }
 }
+
+/// Fails unless a client script (the Python or TypeScript SDK) exited 0 with `ALL OK` as its
+/// last line, showing its output and `server`'s standard error: every check of a script
+/// raises, so anything else is a failed check, a crash, or a script cut short.
+pub(crate) fn assert_all_ok(out: &std::process::Output, what: &str, server: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.lines().last() == Some("ALL OK"),
+        "{what} failed:\n{stdout}\n{stderr}\nserver:\n{server}"
+    );
+}
